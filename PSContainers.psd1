@@ -1,0 +1,24 @@
+@{
+    RootModule           = 'PSContainers.dll'
+    ModuleVersion        = '0.1.0'
+    GUID                 = '5b0c7f3e-3a57-4c1e-9d55-6a3f2d8e4c11'
+    Author               = 'PSContainers contributors'
+    Description          = 'Linux containers from PowerShell: namespaces, cgroups, rootfs templates and a tiny per-container supervisor, as cmdlets that emit typed objects.'
+    PowerShellVersion    = '7.4'
+    CompatiblePSEditions = @('Core')
+    FormatsToProcess     = @('PSContainers.Format.ps1xml')
+    CmdletsToExport      = @(
+        'New-Container', 'Get-Container', 'Start-Container', 'Stop-Container', 'Restart-Container',
+        'Remove-Container', 'Wait-Container', 'Suspend-Container', 'Resume-Container',
+        'Invoke-ContainerCommand', 'Enter-Container', 'Get-ContainerConsoleLog'
+    )
+    FunctionsToExport    = @()
+    AliasesToExport      = @()
+    VariablesToExport    = @()
+    PrivateData          = @{
+        PSData = @{
+            Tags       = @('Linux', 'Containers', 'LXC', 'Namespaces', 'cgroups')
+            ProjectUri = ''
+        }
+    }
+}

@@ -1,0 +1,54 @@
+namespace PSContainers.Runtime.Config;
+
+/// <summary>
+/// A container's config.yaml. Property names map to camelCase YAML keys (initCommand ->
+/// <c>init.command</c> lives in <see cref="InitConfig"/>). Unknown keys are errors, see ConfigLoader.
+/// </summary>
+public sealed class ContainerConfig
+{
+    /// <summary>Template the rootfs was made from (busybox, debootstrap, none); informational.</summary>
+    public string? Template { get; set; }
+    public string? Hostname { get; set; }
+    public InitConfig Init { get; set; } = new();
+    public List<MountConfig> Mounts { get; set; } = new();
+    public StopConfig Stop { get; set; } = new();
+    public LimitsConfig Limits { get; set; } = new();
+    public ConsoleConfig Console { get; set; } = new();
+}
+
+public sealed class InitConfig
+{
+    /// <summary>Program and arguments of the container's pid 1. Empty means /sbin/init.</summary>
+    public List<string> Command { get; set; } = new();
+    public Dictionary<string, string> Environment { get; set; } = new();
+    public string WorkingDirectory { get; set; } = "/";
+}
+
+public sealed class MountConfig
+{
+    /// <summary>Host path (must exist).</summary>
+    public string Source { get; set; } = "";
+    /// <summary>Absolute path inside the container; created if missing, resolved within the rootfs.</summary>
+    public string Target { get; set; } = "";
+    public bool ReadOnly { get; set; }
+}
+
+public sealed class StopConfig
+{
+    /// <summary>Signal sent to init on a graceful stop: a name (SIGTERM, TERM, SIGPWR) or number.</summary>
+    public string Signal { get; set; } = "SIGTERM";
+    /// <summary>Seconds to wait after the stop signal before everything is killed.</summary>
+    public int Timeout { get; set; } = 10;
+}
+
+public sealed class LimitsConfig
+{
+    /// <summary>Memory limit in bytes (YAML accepts 512M, 512MB, 1G, 1GiB, plain bytes). Null = none.</summary>
+    public long? Memory { get; set; }
+}
+
+public sealed class ConsoleConfig
+{
+    /// <summary>Console log cap in bytes; the log restarts (previous kept as .1) past it. 0 = no cap.</summary>
+    public long LogMaxBytes { get; set; } = 1024 * 1024;
+}

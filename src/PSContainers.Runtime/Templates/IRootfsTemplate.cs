@@ -1,0 +1,34 @@
+namespace PSContainers.Runtime.Templates;
+
+/// <summary>Progress a template reports while it builds a rootfs (debootstrap takes minutes).</summary>
+public sealed record TemplateProgress(string Activity, string Status, int PercentComplete);
+
+/// <summary>Options a template understands; each template ignores what it does not need.</summary>
+public sealed class TemplateOptions
+{
+    /// <summary>debootstrap: the Debian release (bookworm, trixie, ...).</summary>
+    public string? Release { get; set; }
+    /// <summary>debootstrap: mirror URL; default http://deb.debian.org/debian.</summary>
+    public string? Mirror { get; set; }
+    /// <summary>debootstrap: variant (minbase by default).</summary>
+    public string? Variant { get; set; }
+    /// <summary>Where templates may cache (e.g. debootstrap's per-release rootfs). The store's .cache.</summary>
+    public string CacheDirectory { get; set; } = "";
+    /// <summary>Container name, written to /etc/hostname.</summary>
+    public string ContainerName { get; set; } = "";
+}
+
+/// <summary>
+/// Builds a container root filesystem into an empty directory. Implementations must leave nothing
+/// half-made: on failure the caller deletes the directory; caches are only ever completed atomically.
+/// </summary>
+public interface IRootfsTemplate
+{
+    string Name { get; }
+    /// <summary>Checks the template's dependencies (busybox binary, debootstrap) up front.</summary>
+    void CheckPrerequisites(TemplateOptions options);
+    void Build(string rootfsDirectory, TemplateOptions options, IProgress<TemplateProgress>? progress, CancellationToken cancellationToken);
+    /// <summary>The init command this template's rootfs expects, and a default stop signal.</summary>
+    IReadOnlyList<string> DefaultInitCommand { get; }
+    string DefaultStopSignal { get; }
+}

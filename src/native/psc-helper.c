@@ -1,0 +1,598 @@
+/*
+ * psc-helper: the only native code in PSContainers.
+ *
+ * A .NET process is multi-threaded, and a multi-threaded process can neither unshare/setns a
+ * user or mount namespace nor safely run code after fork(). So everything that must happen in a
+ * single-threaded process lives here; everything else (what to mount, which cgroups, state) is
+ * decided by the C# runtime and handed over as a spec on stdin.
+ *
+ *   psc-helper start   < spec    daemonize a supervisor, which clones the container init in new
+ *                                namespaces; prints "<supervisor-pid> <init-pid>" once init exec'd.
+ *   psc-helper exec    < spec    join a running container's namespaces (and cgroups) and run a
+ *                                program there; exits with its status (128+signal if killed).
+ *
+ * Spec: a sequence of NUL-terminated strings read as key/value pairs; "mount" takes 5 values
+ * (source, target, fstype, flags, data), "symlink" takes 2 (target, linkpath). See Namespaces/LaunchSpec.cs.
+ *
+ * The supervisor (one per running container) is deliberately tiny: it reaps init, records the
+ * exit status atomically, copies the console pty to the console log and removes the container's
+ * cgroups when init is gone. Its resident memory is what a running container costs beyond itself.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/openat2.h>
+
+#define MAX_ITEMS 256
+
+struct mount_rec { const char *src, *dst, *type, *data; unsigned long flags; };
+struct link_rec { const char *target, *path; };
+
+/* Flags of our own, carried in the high bits of a mount record's flags (never kernel flags). */
+#define PSC_SRC_IN_ROOT (1UL << 40) /* source is a path inside the rootfs, resolved safely */
+#define PSC_CONSOLE     (1UL << 41) /* source is the console pty slave */
+#define PSC_OPTIONAL    (1UL << 42) /* skip if the source does not exist */
+#define PSC_FILE        (1UL << 43) /* target is a file (create it empty), not a directory */
+
+struct spec {
+    unsigned long clone_flags;
+    const char *rootfs, *hostname, *cwd, *console_log, *exit_file, *init_pid;
+    const char *args[MAX_ITEMS]; int nargs;
+    const char *envs[MAX_ITEMS]; int nenvs;
+    const char *cgroups[MAX_ITEMS]; int ncgroups;     /* cgroup.procs files to join */
+    const char *cgdirs[MAX_ITEMS]; int ncgdirs;       /* cgroup dirs to remove when init is gone */
+    const char *nsnames[16]; int nns;                 /* exec: namespaces to join */
+    struct mount_rec mounts[MAX_ITEMS]; int nmounts;
+    struct link_rec links[MAX_ITEMS]; int nlinks;
+    const char *uid_map, *gid_map;
+    int target_pid;                                   /* exec: the container's init */
+    long log_max;                                     /* console log cap in bytes (0 = none) */
+};
+
+static char errbuf[1024];
+
+/* Record the first error: "what: strerror". Reported to the C# side verbatim. */
+static int fail(const char *fmt, ...) {
+    int saved = errno;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    va_end(ap);
+    if (saved && n > 0 && (size_t)n < sizeof errbuf)
+        snprintf(errbuf + n, sizeof errbuf - n, ": %s", strerror(saved));
+    errno = saved;
+    return -1;
+}
+
+static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("psc-helper: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(125);
+}
+
+static int write_all(int fd, const void *buf, size_t len) {
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) { if (errno == EINTR) continue; return -1; }
+        p += w; len -= (size_t)w;
+    }
+    return 0;
+}
+
+static int write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return fail("open %s", path);
+    int rc = write_all(fd, text, strlen(text));
+    if (rc < 0) fail("write %s", path);
+    close(fd);
+    return rc;
+}
+
+/* ---- spec parsing ------------------------------------------------------------------------ */
+
+static char *slurp_stdin(size_t *len) {
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) die("out of memory");
+    for (;;) {
+        if (n == cap) { cap *= 2; buf = realloc(buf, cap); if (!buf) die("out of memory"); }
+        ssize_t r = read(0, buf + n, cap - n);
+        if (r < 0) { if (errno == EINTR) continue; die("read spec: %s", strerror(errno)); }
+        if (r == 0) break;
+        n += (size_t)r;
+    }
+    *len = n;
+    return buf;
+}
+
+static void parse_spec(struct spec *s) {
+    size_t len;
+    char *buf = slurp_stdin(&len);
+    if (len == 0 || buf[len - 1] != '\0') die("spec must be NUL-terminated strings");
+    const char *strs[MAX_ITEMS * 8];
+    int n = 0;
+    for (size_t off = 0; off < len && n < (int)(sizeof strs / sizeof *strs); off += strlen(buf + off) + 1)
+        strs[n++] = buf + off;
+    memset(s, 0, sizeof *s);
+    s->target_pid = -1;
+#define NEED(k) do { if (i + (k) >= n) die("spec: '%s' needs %d value(s)", key, (k)); } while (0)
+#define PUSH(arr, cnt, v) do { if ((cnt) >= MAX_ITEMS) die("spec: too many '%s'", key); (arr)[(cnt)++] = (v); } while (0)
+    for (int i = 0; i < n; i++) {
+        const char *key = strs[i];
+        if (!strcmp(key, "mount")) {
+            NEED(5);
+            if (s->nmounts >= MAX_ITEMS) die("spec: too many mounts");
+            struct mount_rec *m = &s->mounts[s->nmounts++];
+            m->src = strs[i + 1]; m->dst = strs[i + 2]; m->type = strs[i + 3];
+            m->flags = strtoul(strs[i + 4], NULL, 10); m->data = strs[i + 5];
+            i += 5;
+            continue;
+        }
+        if (!strcmp(key, "symlink")) {
+            NEED(2);
+            if (s->nlinks >= MAX_ITEMS) die("spec: too many symlinks");
+            s->links[s->nlinks].target = strs[i + 1];
+            s->links[s->nlinks++].path = strs[i + 2];
+            i += 2;
+            continue;
+        }
+        NEED(1);
+        const char *v = strs[++i];
+        if (!strcmp(key, "flags")) s->clone_flags = strtoul(v, NULL, 10);
+        else if (!strcmp(key, "rootfs")) s->rootfs = v;
+        else if (!strcmp(key, "hostname")) s->hostname = v;
+        else if (!strcmp(key, "cwd")) s->cwd = v;
+        else if (!strcmp(key, "console")) s->console_log = v;
+        else if (!strcmp(key, "exitfile")) s->exit_file = v;
+        else if (!strcmp(key, "logmax")) s->log_max = strtol(v, NULL, 10);
+        else if (!strcmp(key, "arg")) PUSH(s->args, s->nargs, v);
+        else if (!strcmp(key, "env")) PUSH(s->envs, s->nenvs, v);
+        else if (!strcmp(key, "cgroup")) PUSH(s->cgroups, s->ncgroups, v);
+        else if (!strcmp(key, "cgdir")) PUSH(s->cgdirs, s->ncgdirs, v);
+        else if (!strcmp(key, "ns")) { if (s->nns >= 16) die("spec: too many ns"); s->nsnames[s->nns++] = v; }
+        else if (!strcmp(key, "pid")) s->target_pid = atoi(v);
+        else if (!strcmp(key, "uidmap")) s->uid_map = v;
+        else if (!strcmp(key, "gidmap")) s->gid_map = v;
+        else die("spec: unknown key '%s'", key);
+    }
+    if (s->nargs == 0) die("spec: no program to run");
+    s->args[s->nargs] = NULL;
+    s->envs[s->nenvs] = NULL;
+}
+
+/* ---- safe paths inside the rootfs -------------------------------------------------------- */
+
+/* Open `path` as if `rootfd` were "/": symlinks and ".." can never leave the root. */
+static int open_in_root(int rootfd, const char *path, int flags) {
+    struct open_how how = { .flags = (uint64_t)flags | O_CLOEXEC,
+                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+}
+
+/* mkdir -p of `path` inside the root, then open it (O_PATH). With PSC_FILE, the last component
+ * is created as an empty file (a bind-mount target for a device node or the console). */
+static int make_in_root(int rootfd, const char *path, int as_file) {
+    char buf[PATH_MAX];
+    if (strlen(path) >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
+    strcpy(buf, path);
+    for (char *p = buf + 1; ; p++) {
+        int last = (*p == '\0');
+        if (*p == '/' || last) {
+            char saved = *p;
+            *p = '\0';
+            int fd = open_in_root(rootfd, buf, O_PATH);
+            if (fd < 0 && errno == ENOENT) {
+                /* Create the missing component inside its (safely opened) parent. */
+                char *slash = strrchr(buf, '/');
+                int parent = slash == buf || !slash ? dup(rootfd)
+                           : (*slash = '\0', open_in_root(rootfd, buf, O_PATH | O_DIRECTORY));
+                if (slash && slash != buf) *slash = '/';
+                if (parent < 0) return -1;
+                const char *leaf = slash ? slash + 1 : buf;
+                int rc = (last && as_file)
+                    ? (fd = openat(parent, leaf, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0 ? -1 : close(fd)
+                    : mkdirat(parent, leaf, 0755);
+                close(parent);
+                if (rc < 0 && errno != EEXIST) return -1;
+                fd = open_in_root(rootfd, buf, O_PATH);
+            }
+            *p = saved;
+            if (fd < 0) return -1;
+            if (last) return fd;
+            close(fd);
+        }
+    }
+}
+
+static int mount_at_fd(const char *src, int fd, const char *type, unsigned long flags, const char *data) {
+    char target[64];
+    snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
+    return mount(src, target, type, flags, data);
+}
+
+static int do_mounts(const struct spec *s, int rootfd, const char *console_path) {
+    for (int i = 0; i < s->nmounts; i++) {
+        const struct mount_rec *m = &s->mounts[i];
+        unsigned long kflags = m->flags & 0xFFFFFFFFUL;
+        const char *src = m->src;
+        char srcbuf[64];
+        int srcfd = -1;
+        if (m->flags & PSC_CONSOLE) {
+            src = console_path;
+        } else if (m->flags & PSC_SRC_IN_ROOT) {
+            srcfd = open_in_root(rootfd, m->src, O_PATH);
+            if (srcfd < 0) {
+                if (errno == ENOENT && (m->flags & PSC_OPTIONAL)) continue;
+                return fail("mount %s: open source in rootfs", m->dst);
+            }
+            snprintf(srcbuf, sizeof srcbuf, "/proc/self/fd/%d", srcfd);
+            src = srcbuf;
+        } else if ((m->flags & PSC_OPTIONAL) && src[0] == '/' && access(src, F_OK) != 0) {
+            continue;
+        }
+        int tfd = make_in_root(rootfd, m->dst, (m->flags & (PSC_FILE | PSC_CONSOLE)) != 0);
+        if (tfd < 0) { if (srcfd >= 0) close(srcfd); return fail("mount target %s", m->dst); }
+        unsigned long first = (kflags & MS_BIND) ? (kflags & ~(unsigned long)MS_RDONLY) : kflags;
+        int rc = mount_at_fd(src, tfd, m->type[0] ? m->type : NULL, first, m->data[0] ? m->data : NULL);
+        if (rc == 0 && (kflags & MS_BIND) && (kflags & MS_RDONLY)) {
+            /* A bind mount ignores MS_RDONLY: remount it read-only (on the new mount, via a fresh fd). */
+            close(tfd);
+            tfd = open_in_root(rootfd, m->dst, O_PATH);
+            rc = tfd < 0 ? -1 : mount_at_fd(NULL, tfd, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | (kflags & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_REC)), NULL);
+        }
+        int saved = errno;
+        if (tfd >= 0) close(tfd);
+        if (srcfd >= 0) close(srcfd);
+        errno = saved;
+        if (rc < 0) return fail("mount %s on %s (%s)", m->src, m->dst, m->type[0] ? m->type : "bind");
+    }
+    for (int i = 0; i < s->nlinks; i++) {
+        const char *path = s->links[i].path;
+        const char *slash = strrchr(path, '/');
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 0, path);
+        int dfd = dir[0] ? open_in_root(rootfd, dir, O_PATH | O_DIRECTORY) : dup(rootfd);
+        if (dfd < 0) return fail("symlink %s: open parent", path);
+        unlinkat(dfd, slash ? slash + 1 : path, 0);
+        int rc = symlinkat(s->links[i].target, dfd, slash ? slash + 1 : path);
+        close(dfd);
+        if (rc < 0 && errno != EEXIST) return fail("symlink %s -> %s", path, s->links[i].target);
+    }
+    return 0;
+}
+
+/* ---- exec with PATH search in the current root -------------------------------------------- */
+
+static void exec_program(const struct spec *s) {
+    const char *prog = s->args[0];
+    char *const *argv = (char *const *)s->args;
+    char *const *envp = (char *const *)s->envs;
+    if (strchr(prog, '/')) { execve(prog, argv, envp); return; }
+    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (int i = 0; i < s->nenvs; i++)
+        if (!strncmp(s->envs[i], "PATH=", 5)) path = s->envs[i] + 5;
+    int saved = ENOENT;
+    while (*path) {
+        const char *end = strchrnul(path, ':');
+        char full[PATH_MAX];
+        snprintf(full, sizeof full, "%.*s/%s", (int)(end - path), path, prog);
+        execve(full, argv, envp);
+        if (errno != ENOENT && errno != ENOTDIR) saved = errno;
+        path = *end ? end + 1 : end;
+    }
+    errno = saved;
+}
+
+/* ---- start: the container init ------------------------------------------------------------ */
+
+struct child_args { const struct spec *s; int sync_rd; int err_wr; const char *console; };
+
+/* Runs in the new namespaces as the container's pid 1, until execve. Any failure is written to
+ * err_wr (close-on-exec: EOF there means the exec succeeded). */
+static int container_init(void *arg) {
+    struct child_args *c = arg;
+    const struct spec *s = c->s;
+    char go;
+    /* Wait until the supervisor has put us in our cgroups and written the id maps. */
+    if (read(c->sync_rd, &go, 1) != 1) { fail("sync with supervisor"); goto out; }
+    close(c->sync_rd);
+    if (s->clone_flags & CLONE_NEWUSER) {
+        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) { fail("become root in user namespace"); goto out; }
+        setgroups(0, NULL);
+    }
+    /* A cgroup namespace rooted at the container's own cgroup: unshared only now, after joining it. */
+    if ((s->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) { fail("unshare cgroup namespace"); goto out; }
+    if (setsid() < 0) { fail("setsid"); goto out; }
+    if (c->console) {
+        int tty = open(c->console, O_RDWR | O_NOCTTY);
+        if (tty < 0) { fail("open console %s", c->console); goto out; }
+        ioctl(tty, TIOCSCTTY, 0);
+        dup2(tty, 0); dup2(tty, 1); dup2(tty, 2);
+        if (tty > 2) close(tty);
+    }
+    if (s->clone_flags & CLONE_NEWNS) {
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) { fail("make mounts private"); goto out; }
+        if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) { fail("bind rootfs %s", s->rootfs); goto out; }
+        int rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0) { fail("open rootfs %s", s->rootfs); goto out; }
+        if (do_mounts(s, rootfd, c->console) < 0) goto out;
+        close(rootfd);
+        /* pivot_root(".", "."): the old root ends up stacked on the new one; detach it. Never chroot. */
+        if (chdir(s->rootfs) < 0) { fail("chdir rootfs"); goto out; }
+        if (syscall(SYS_pivot_root, ".", ".") < 0) { fail("pivot_root"); goto out; }
+        if (umount2(".", MNT_DETACH) < 0) { fail("detach old root"); goto out; }
+        if (chdir("/") < 0) { fail("chdir /"); goto out; }
+    }
+    if ((s->clone_flags & CLONE_NEWUTS) && s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0) {
+        fail("sethostname %s", s->hostname); goto out;
+    }
+    if (s->cwd && chdir(s->cwd) < 0) { fail("chdir %s", s->cwd); goto out; }
+    /* Signals the supervisor blocked must not stay blocked in init. */
+    sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
+    exec_program(s);
+    fail("exec %s", s->args[0]);
+out:
+    write_all(c->err_wr, errbuf, strlen(errbuf));
+    return 1;
+}
+
+static void write_exit_file(const char *path, int status) {
+    char tmp[PATH_MAX], text[128];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    struct timespec ts; clock_gettime(CLOCK_REALTIME, &ts);
+    if (WIFEXITED(status)) snprintf(text, sizeof text, "exited %d %lld\n", WEXITSTATUS(status), (long long)ts.tv_sec);
+    else snprintf(text, sizeof text, "signaled %d %lld\n", WTERMSIG(status), (long long)ts.tv_sec);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    write_all(fd, text, strlen(text));
+    fsync(fd);
+    close(fd);
+    rename(tmp, path);
+}
+
+/* Copy what the container wrote to its console into the log, capped: when the log reaches the
+ * cap it is restarted (the previous one kept as .1), like logrotate's copytruncate. */
+static void pump_console(int master, int *logfd, const struct spec *s) {
+    char buf[8192];
+    for (;;) {
+        ssize_t r = read(master, buf, sizeof buf);
+        if (r <= 0) return;
+        if (*logfd < 0) continue;
+        if (s->log_max > 0) {
+            struct stat st;
+            if (fstat(*logfd, &st) == 0 && st.st_size + r > s->log_max) {
+                char old[PATH_MAX];
+                snprintf(old, sizeof old, "%s.1", s->console_log);
+                rename(s->console_log, old);
+                close(*logfd);
+                *logfd = open(s->console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+                if (*logfd < 0) return;
+            }
+        }
+        write_all(*logfd, buf, (size_t)r);
+    }
+}
+
+static void remove_cgroups(const struct spec *s) {
+    /* rmdir is EBUSY until the kernel has released every task of the cgroup: retry briefly. */
+    for (int i = s->ncgdirs - 1; i >= 0; i--)
+        for (int attempt = 0; attempt < 200; attempt++) {
+            if (rmdir(s->cgdirs[i]) == 0 || errno == ENOENT) break;
+            usleep(5000);
+        }
+}
+
+/* The supervisor: parent of init. Reports to the launcher through report_fd, then lives as long
+ * as init does. */
+static int supervise(const struct spec *s, int report_fd) {
+    int master = -1, logfd = -1;
+    char console_path[64] = "";
+    if (s->console_log) {
+        master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+        if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) return fail("allocate console pty");
+        if (ptsname_r(master, console_path, sizeof console_path) != 0) return fail("ptsname");
+        /* Hold the slave open ourselves, so the master never sees a hangup while init reopens it. */
+        if (open(console_path, O_RDWR | O_NOCTTY | O_CLOEXEC) < 0) return fail("open console %s", console_path);
+        logfd = open(s->console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (logfd < 0) return fail("open console log %s", s->console_log);
+    }
+    int sync_pipe[2], err_pipe[2];
+    if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) return fail("pipe");
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+
+    struct child_args ca = { s, sync_pipe[0], err_pipe[1], s->console_log ? console_path : NULL };
+    size_t stack_size = 256 * 1024;
+    char *stack = malloc(stack_size);
+    if (!stack) return fail("allocate stack");
+    unsigned long flags = (s->clone_flags & ~(unsigned long)CLONE_NEWCGROUP) | SIGCHLD;
+    pid_t child = clone(container_init, stack + stack_size, (int)flags, &ca);
+    if (child < 0) return fail("clone (namespaces 0x%lx)", s->clone_flags);
+    close(sync_pipe[0]);
+    close(err_pipe[1]);
+
+    char pidtext[32];
+    snprintf(pidtext, sizeof pidtext, "%d\n", child);
+    for (int i = 0; i < s->ncgroups; i++)
+        if (write_file(s->cgroups[i], pidtext) < 0) goto kill_child;
+    if (s->uid_map) {
+        char p[64];
+        snprintf(p, sizeof p, "/proc/%d/setgroups", child);
+        write_file(p, "deny");
+        snprintf(p, sizeof p, "/proc/%d/uid_map", child);
+        if (write_file(p, s->uid_map) < 0) goto kill_child;
+        snprintf(p, sizeof p, "/proc/%d/gid_map", child);
+        if (write_file(p, s->gid_map ? s->gid_map : s->uid_map) < 0) goto kill_child;
+    }
+    if (write(sync_pipe[1], "g", 1) != 1) { fail("release init"); goto kill_child; }
+    close(sync_pipe[1]);
+
+    /* EOF on the error pipe: init exec'd (or died without a word). */
+    char cerr[sizeof errbuf];
+    ssize_t n, got = 0;
+    while ((n = read(err_pipe[0], cerr + got, sizeof cerr - 1 - (size_t)got)) > 0) got += n;
+    close(err_pipe[0]);
+    if (got > 0) {
+        cerr[got] = '\0';
+        snprintf(errbuf, sizeof errbuf, "%s", cerr);
+        waitpid(child, NULL, 0);
+        return -1;
+    }
+    free(stack);
+
+    char ok[64];
+    snprintf(ok, sizeof ok, "ok %d %d\n", getpid(), child);
+    write_all(report_fd, ok, strlen(ok));
+    close(report_fd);
+
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    struct pollfd pfds[2] = { { sfd, POLLIN, 0 }, { master, POLLIN, 0 } };
+    int status = 0;
+    for (;;) {
+        int rc = poll(pfds, master >= 0 ? 2 : 1, -1);
+        if (rc < 0 && errno != EINTR) break;
+        if (master >= 0 && (pfds[1].revents & POLLIN)) pump_console(master, &logfd, s);
+        if (pfds[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) == sizeof si) {}
+            pid_t w = waitpid(child, &status, WNOHANG);
+            if (w == child) break;
+        }
+    }
+    if (master >= 0) pump_console(master, &logfd, s);
+    remove_cgroups(s);
+    if (s->exit_file) write_exit_file(s->exit_file, status);
+    return 0;
+
+kill_child:
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    return -1;
+}
+
+static int cmd_start(void) {
+    struct spec s;
+    parse_spec(&s);
+    if (!s.rootfs && (s.clone_flags & CLONE_NEWNS)) die("spec: rootfs missing");
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* Detach from the caller (the container outlives the pwsh that started it). */
+        close(report[0]);
+        if (setsid() < 0) _exit(1);
+        pid_t again = fork();
+        if (again < 0) _exit(1);
+        if (again > 0) _exit(0);
+        prctl(PR_SET_NAME, "psc-supervise");
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2);
+        if (devnull > 2) close(devnull);
+        /* Close everything the caller may have leaked to us, except the report pipe. */
+        for (int fd = 3; fd < 1024; fd++) if (fd != report[1]) close(fd);
+        if (chdir("/") < 0) _exit(1);
+        if (supervise(&s, report[1]) < 0) {
+            char msg[sizeof errbuf + 8];
+            snprintf(msg, sizeof msg, "err %s\n", errbuf);
+            write_all(report[1], msg, strlen(msg));
+            _exit(1);
+        }
+        _exit(0);
+    }
+    close(report[1]);
+    waitpid(pid, NULL, 0);
+    char buf[sizeof errbuf + 64];
+    ssize_t n, got = 0;
+    while ((n = read(report[0], buf + got, sizeof buf - 1 - (size_t)got)) > 0) got += n;
+    buf[got] = '\0';
+    if (!strncmp(buf, "ok ", 3)) { fputs(buf + 3, stdout); return 0; }
+    if (!strncmp(buf, "err ", 4)) { fputs(buf + 4, stderr); return 1; }
+    fputs("supervisor died before the container started\n", stderr);
+    return 1;
+}
+
+/* ---- exec: join a running container ------------------------------------------------------ */
+
+static int cmd_exec(void) {
+    struct spec s;
+    parse_spec(&s);
+    if (s.target_pid <= 0) die("spec: pid missing");
+    /* Open every namespace first: once we are in the mount namespace, /proc is the container's. */
+    int fds[16];
+    for (int i = 0; i < s.nns; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "/proc/%d/ns/%s", s.target_pid, s.nsnames[i]);
+        fds[i] = open(p, O_RDONLY | O_CLOEXEC);
+        if (fds[i] < 0) die("open %s: %s", p, strerror(errno));
+    }
+    /* Join the container's cgroups so the command is limited, frozen and killed with it. */
+    char pidtext[32];
+    snprintf(pidtext, sizeof pidtext, "%d\n", getpid());
+    for (int i = 0; i < s.ncgroups; i++)
+        if (write_file(s.cgroups[i], pidtext) < 0) die("%s", errbuf);
+    /* The user namespace first: it grants the rights needed for the others. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < s.nns; i++) {
+            int is_user = !strcmp(s.nsnames[i], "user");
+            if ((pass == 0) != is_user) continue;
+            if (setns(fds[i], 0) < 0) die("join %s namespace of pid %d: %s", s.nsnames[i], s.target_pid, strerror(errno));
+            close(fds[i]);
+        }
+    /* A pid namespace applies to children only: fork, and relay the child's status. */
+    pid_t child = fork();
+    if (child < 0) die("fork: %s", strerror(errno));
+    if (child == 0) {
+        if (s.cwd && chdir(s.cwd) < 0 && chdir("/") < 0) die("chdir %s: %s", s.cwd, strerror(errno));
+        exec_program(&s);
+        fprintf(stderr, "psc-helper: exec %s: %s\n", s.args[0], strerror(errno));
+        _exit(errno == ENOENT ? 127 : 126);
+    }
+    /* Ignore terminal signals in the relay: the child (same process group) gets them. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    int status;
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR) die("waitpid: %s", strerror(errno));
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) die("usage: psc-helper start|exec < spec");
+    if (!strcmp(argv[1], "start")) return cmd_start();
+    if (!strcmp(argv[1], "exec")) return cmd_exec();
+    if (!strcmp(argv[1], "--version")) { puts("psc-helper 1"); return 0; }
+    die("unknown command '%s'", argv[1]);
+    return 125;
+}
