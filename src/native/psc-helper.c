@@ -117,24 +117,33 @@ static int write_file(const char *path, const char *text) {
 
 /* ---- spec parsing ------------------------------------------------------------------------ */
 
-static char *slurp_stdin(size_t *len) {
+/* The spec comes on stdin, or from a file named on the command line (deleted once read) when
+ * stdin must stay the caller's terminal (interactive attach). */
+static char *slurp_spec(const char *file, size_t *len) {
+    int fd = 0;
+    if (file) {
+        fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) die("open spec %s: %s", file, strerror(errno));
+        unlink(file);
+    }
     size_t cap = 65536, n = 0;
     char *buf = malloc(cap);
     if (!buf) die("out of memory");
     for (;;) {
         if (n == cap) { cap *= 2; buf = realloc(buf, cap); if (!buf) die("out of memory"); }
-        ssize_t r = read(0, buf + n, cap - n);
+        ssize_t r = read(fd, buf + n, cap - n);
         if (r < 0) { if (errno == EINTR) continue; die("read spec: %s", strerror(errno)); }
         if (r == 0) break;
         n += (size_t)r;
     }
+    if (file) close(fd);
     *len = n;
     return buf;
 }
 
-static void parse_spec(struct spec *s) {
+static void parse_spec(struct spec *s, const char *file) {
     size_t len;
-    char *buf = slurp_stdin(&len);
+    char *buf = slurp_spec(file, &len);
     if (len == 0 || buf[len - 1] != '\0') die("spec must be NUL-terminated strings");
     const char *strs[MAX_ITEMS * 8];
     int n = 0;
@@ -500,9 +509,9 @@ kill_child:
     return -1;
 }
 
-static int cmd_start(void) {
+static int cmd_start(const char *file) {
     struct spec s;
-    parse_spec(&s);
+    parse_spec(&s, file);
     if (!s.rootfs && (s.clone_flags & CLONE_NEWNS)) die("spec: rootfs missing");
     int report[2];
     if (pipe2(report, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
@@ -544,9 +553,9 @@ static int cmd_start(void) {
 
 /* ---- exec: join a running container ------------------------------------------------------ */
 
-static int cmd_exec(void) {
+static int cmd_exec(const char *file) {
     struct spec s;
-    parse_spec(&s);
+    parse_spec(&s, file);
     if (s.target_pid <= 0) die("spec: pid missing");
     /* Open every namespace first: once we are in the mount namespace, /proc is the container's. */
     int fds[16];
@@ -589,9 +598,9 @@ static int cmd_exec(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) die("usage: psc-helper start|exec < spec");
-    if (!strcmp(argv[1], "start")) return cmd_start();
-    if (!strcmp(argv[1], "exec")) return cmd_exec();
+    if (argc < 2) die("usage: psc-helper start|exec [spec-file] (spec on stdin without a file)");
+    if (!strcmp(argv[1], "start")) return cmd_start(argc > 2 ? argv[2] : NULL);
+    if (!strcmp(argv[1], "exec")) return cmd_exec(argc > 2 ? argv[2] : NULL);
     if (!strcmp(argv[1], "--version")) { puts("psc-helper 1"); return 0; }
     die("unknown command '%s'", argv[1]);
     return 125;

@@ -1,0 +1,69 @@
+namespace PSContainers.Runtime.Cgroups;
+
+public enum CgroupLayoutKind
+{
+    /// <summary>Pure cgroup v2 at /sys/fs/cgroup: what current distributions run.</summary>
+    Unified,
+    /// <summary>v1 controllers under /sys/fs/cgroup/&lt;controller&gt; plus a cgroup2 tree (usually /sys/fs/cgroup/unified).</summary>
+    Hybrid,
+    /// <summary>Only v1 hierarchies.</summary>
+    Legacy,
+}
+
+/// <summary>Which cgroup hierarchies this host has mounted, read from /proc/self/mountinfo.</summary>
+public sealed class CgroupLayout
+{
+    private static readonly HashSet<string> KnownV1Controllers = new()
+    {
+        "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio",
+        "blkio", "perf_event", "hugetlb", "pids", "rdma", "misc",
+    };
+
+    public CgroupLayoutKind Kind { get; }
+    public string? UnifiedMount { get; }
+    public IReadOnlyDictionary<string, string> V1Mounts { get; }
+
+    public CgroupLayout(CgroupLayoutKind kind, string? unifiedMount, IReadOnlyDictionary<string, string> v1Mounts)
+    {
+        Kind = kind;
+        UnifiedMount = unifiedMount;
+        V1Mounts = v1Mounts;
+    }
+
+    public static CgroupLayout Detect(string mountinfoPath = "/proc/self/mountinfo") =>
+        Parse(File.ReadAllLines(mountinfoPath));
+
+    public static CgroupLayout Parse(IEnumerable<string> mountinfoLines)
+    {
+        string? unified = null;
+        var v1 = new Dictionary<string, string>();
+        foreach (var line in mountinfoLines)
+        {
+            // id parent maj:min root mountpoint opts [optional...] - fstype source superopts
+            var sep = line.IndexOf(" - ", StringComparison.Ordinal);
+            if (sep < 0) continue;
+            var left = line[..sep].Split(' ');
+            var right = line[(sep + 3)..].Split(' ');
+            if (left.Length < 5 || right.Length < 3) continue;
+            var mountPoint = Unescape(left[4]);
+            // Only hierarchies mounted at their root: a bind of a sub-cgroup is not where we create ours.
+            if (left[3] != "/") continue;
+            if (right[0] == "cgroup2")
+                unified ??= mountPoint;
+            else if (right[0] == "cgroup")
+                foreach (var opt in right[2].Split(','))
+                    if (KnownV1Controllers.Contains(opt))
+                        v1.TryAdd(opt, mountPoint);
+        }
+        var kind = v1.Count == 0 ? CgroupLayoutKind.Unified : unified is null ? CgroupLayoutKind.Legacy : CgroupLayoutKind.Hybrid;
+        if (kind == CgroupLayoutKind.Unified && unified is null)
+            throw new ContainerException("NoCgroupFilesystem", ContainerErrorKind.NotInstalled,
+                "No cgroup filesystem is mounted (neither cgroup2 nor any cgroup v1 controller). " +
+                "Mount one, e.g. 'mount -t cgroup2 none /sys/fs/cgroup'.");
+        return new CgroupLayout(kind, unified, v1);
+    }
+
+    // mountinfo escapes space, tab, newline and backslash as octal.
+    private static string Unescape(string s) =>
+        s.Replace("\\040", " ").Replace("\\011", "\t").Replace("\\012", "\n").Replace("\\134", "\\");
+}

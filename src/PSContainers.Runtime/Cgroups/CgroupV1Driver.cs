@@ -1,0 +1,124 @@
+using PSContainers.Runtime.Native;
+
+namespace PSContainers.Runtime.Cgroups;
+
+/// <summary>
+/// Legacy cgroup v1: one hierarchy per controller (or per co-mounted group, like cpu,cpuacct).
+/// A container's cgroup is created in every hierarchy so that each controller sees it.
+/// </summary>
+public sealed class CgroupV1Driver : ICgroupDriver
+{
+    /// <summary>controller name -> mount point of its hierarchy.</summary>
+    public IReadOnlyDictionary<string, string> Mounts { get; }
+    public string Version => "v1";
+    public IReadOnlySet<string> Controllers { get; }
+    public bool CanFreeze => Mounts.ContainsKey("freezer");
+    public bool CanKill => true;
+
+    public CgroupV1Driver(IReadOnlyDictionary<string, string> mounts)
+    {
+        Mounts = mounts;
+        Controllers = mounts.Keys.ToHashSet();
+    }
+
+    private IEnumerable<string> Hierarchies => Mounts.Values.Distinct();
+
+    private string Dir(string controller, string path) => Path.Combine(Mounts[controller], path);
+
+    public void Create(string path, IReadOnlyCollection<string> controllers)
+    {
+        var missing = controllers.Where(c => !Mounts.ContainsKey(c)).ToArray();
+        if (missing.Length > 0)
+            throw new ContainerException("CgroupControllerUnavailable", ContainerErrorKind.NotInstalled,
+                $"The cgroup v1 controller(s) {string.Join(", ", missing)} are not mounted on this host " +
+                $"(mounted: {string.Join(", ", Mounts.Keys.Order())}).", path);
+        foreach (var root in Hierarchies)
+        {
+            var current = root;
+            var isCpuset = Mounts.TryGetValue("cpuset", out var cpusetRoot) && cpusetRoot == root;
+            foreach (var part in path.Split('/', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var parent = current;
+                current = Path.Combine(current, part);
+                Directory.CreateDirectory(current);
+                // A new v1 cpuset has no cpus or mems and refuses tasks: inherit the parent's.
+                if (isCpuset)
+                    foreach (var file in new[] { "cpuset.cpus", "cpuset.mems" })
+                        if (string.IsNullOrEmpty(CgroupFiles.TryRead(Path.Combine(current, file))))
+                            CgroupFiles.Write(Path.Combine(current, file), CgroupFiles.Read(Path.Combine(parent, file)));
+            }
+        }
+    }
+
+    public bool Remove(string path)
+    {
+        var ok = true;
+        foreach (var root in Hierarchies)
+            ok &= CgroupFiles.RemoveDirectory(Path.Combine(root, path), TimeSpan.FromSeconds(2));
+        return ok;
+    }
+
+    public bool Exists(string path) => Hierarchies.Any(root => Directory.Exists(Path.Combine(root, path)));
+    public IReadOnlyList<string> Directories(string path) => Hierarchies.Select(root => Path.Combine(root, path)).ToArray();
+    public IReadOnlyList<string> ProcsFiles(string path) => Hierarchies.Select(root => Path.Combine(root, path, "cgroup.procs")).ToArray();
+
+    public IReadOnlyList<int> Pids(string path)
+    {
+        var root = Mounts.TryGetValue("freezer", out var f) ? f : Hierarchies.First();
+        return CgroupFiles.ReadPids(Path.Combine(root, path, "cgroup.procs"));
+    }
+
+    public void Freeze(string path, TimeSpan timeout)
+    {
+        var state = Path.Combine(Dir("freezer", path), "freezer.state");
+        CgroupFiles.Write(state, "FROZEN");
+        // FREEZING means some task has not stopped yet; rewriting FROZEN retries the freeze.
+        if (!CgroupFiles.WaitUntil(() => { var s = CgroupFiles.TryRead(state); if (s == "FREEZING") CgroupFiles.Write(state, "FROZEN"); return s == "FROZEN"; }, timeout))
+        {
+            CgroupFiles.Write(state, "THAWED");
+            throw new ContainerException("FreezeTimeout", ContainerErrorKind.OperationTimeout,
+                $"{state} stayed FREEZING for {timeout.TotalSeconds:0.#} s; the container was thawed again. " +
+                "A process may be stuck in uninterruptible sleep (D state); try again later.", path);
+        }
+    }
+
+    public void Thaw(string path)
+    {
+        var state = Path.Combine(Dir("freezer", path), "freezer.state");
+        CgroupFiles.Write(state, "THAWED");
+        CgroupFiles.WaitUntil(() => CgroupFiles.TryRead(state) == "THAWED", TimeSpan.FromSeconds(5));
+    }
+
+    public bool IsFrozen(string path) =>
+        CanFreeze && CgroupFiles.TryRead(Path.Combine(Dir("freezer", path), "freezer.state")) == "FROZEN";
+
+    public void KillAll(string path)
+    {
+        // v1 has no cgroup.kill: freeze so nothing can fork, SIGKILL everyone, thaw so the kills land.
+        var frozen = false;
+        if (CanFreeze)
+        {
+            try { Freeze(path, TimeSpan.FromSeconds(2)); frozen = true; }
+            catch (ContainerException) { }
+        }
+        foreach (var pid in Pids(path)) Sys.Kill(pid, 9);
+        if (frozen) Thaw(path);
+        CgroupFiles.WaitUntil(() => { foreach (var pid in Pids(path)) Sys.Kill(pid, 9); return Pids(path).Count == 0; }, TimeSpan.FromSeconds(5));
+    }
+
+    public void SetMemoryMax(string path, long? bytes)
+    {
+        if (!Mounts.ContainsKey("memory"))
+            throw new ContainerException("CgroupControllerUnavailable", ContainerErrorKind.NotInstalled,
+                "The memory controller is not mounted on this host, so a memory limit cannot be applied.", path);
+        CgroupFiles.Write(Path.Combine(Dir("memory", path), "memory.limit_in_bytes"), bytes?.ToString() ?? "-1");
+    }
+
+    public long? GetMemoryMax(string path)
+    {
+        if (!Mounts.ContainsKey("memory")) return null;
+        var text = CgroupFiles.TryRead(Path.Combine(Dir("memory", path), "memory.limit_in_bytes"));
+        // v1 reports "no limit" as the largest page-aligned long.
+        return text is null || long.Parse(text) >= 0x7FFFFFFFFFFFF000 ? null : long.Parse(text);
+    }
+}

@@ -1,0 +1,46 @@
+using PSContainers.Runtime.State;
+
+namespace PSContainers.Runtime.Containers;
+
+/// <summary>A container as Get-Container shows it: a snapshot taken when the object was made.</summary>
+public sealed class ContainerInfo
+{
+    public string Name { get; init; } = "";
+    public ContainerStatus State { get; init; }
+    /// <summary>Host pid of the container's init while it runs.</summary>
+    public int? Pid { get; init; }
+    public string Path { get; init; } = "";
+    public string? Template { get; init; }
+    public string Hostname { get; init; } = "";
+    public DateTimeOffset Created { get; init; }
+    public DateTimeOffset? StartedAt { get; init; }
+    public DateTimeOffset? StoppedAt { get; init; }
+    /// <summary>Exit code of init's last run (128+signal when a signal ended it, like a shell).</summary>
+    public int? ExitCode { get; init; }
+    public string? ExitSignal { get; init; }
+    public string[] IPv4 { get; init; } = Array.Empty<string>();
+    public string[] IPv6 { get; init; } = Array.Empty<string>();
+    public long? MemoryLimit { get; init; }
+    public string RootfsPath { get; init; } = "";
+    public string ConfigPath { get; init; } = "";
+    public string ConsoleLogPath { get; init; } = "";
+    public string? CgroupPath { get; init; }
+    public int? SupervisorPid { get; init; }
+    public string StorePath { get; init; } = "";
+    public string[] Command { get; init; } = Array.Empty<string>();
+
+    public override string ToString() => Name;
+}
+
+/// <summary>What a command run inside a container returned (Invoke-ContainerCommand).</summary>
+public sealed class ContainerCommandResult
+{
+    public string Name { get; init; } = "";
+    public string[] Command { get; init; } = Array.Empty<string>();
+    public int ExitCode { get; init; }
+    /// <summary>The lines the command wrote to stdout.</summary>
+    public string[] Output { get; init; } = Array.Empty<string>();
+    /// <summary>The lines the command wrote to stderr.</summary>
+    public string[] Error { get; init; } = Array.Empty<string>();
+    public bool Succeeded => ExitCode == 0;
+}

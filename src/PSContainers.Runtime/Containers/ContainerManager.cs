@@ -1,0 +1,599 @@
+using System.Globalization;
+using PSContainers.Runtime.Cgroups;
+using PSContainers.Runtime.Config;
+using PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.Native;
+using PSContainers.Runtime.State;
+using PSContainers.Runtime.Templates;
+
+namespace PSContainers.Runtime.Containers;
+
+/// <summary>How to make a new container (New-Container).</summary>
+public sealed class CreateOptions
+{
+    /// <summary>busybox, debootstrap; null with <see cref="RootfsPath"/>.</summary>
+    public string? Template { get; set; }
+    public TemplateOptions TemplateOptions { get; set; } = new();
+    /// <summary>Use this existing root directory instead of building one (it is never deleted by us).</summary>
+    public string? RootfsPath { get; set; }
+    /// <summary>A config.yaml to start from.</summary>
+    public string? ConfigPath { get; set; }
+    public IReadOnlyList<string>? Command { get; set; }
+    public IDictionary<string, string>? Environment { get; set; }
+    public string? Hostname { get; set; }
+    public long? MemoryLimit { get; set; }
+}
+
+/// <summary>
+/// The container lifecycle: create, start, stop, freeze, exec, remove. Every mutation holds the
+/// container's lock; every multi-step operation completes or rolls back; the status is derived
+/// from the kernel (pids, cgroups) and the supervisor's exit record, never from memory.
+/// </summary>
+public sealed class ContainerManager
+{
+    public ContainerStore Store { get; }
+    private readonly Lazy<CgroupManager> _cgroups;
+    public CgroupManager Cgroups => _cgroups.Value;
+
+    public ContainerManager(ContainerStore store, CgroupManager? cgroups = null)
+    {
+        Store = store;
+        _cgroups = cgroups is null ? new Lazy<CgroupManager>(CgroupManager.ForHost) : new Lazy<CgroupManager>(cgroups);
+    }
+
+    public ContainerManager(string? storePath = null) : this(new ContainerStore(storePath)) { }
+
+    // ---- queries ------------------------------------------------------------------------------
+
+    public IEnumerable<string> Names() => Store.ListNames();
+
+    public bool Exists(string name) => ContainerNames.IsValid(name, out _) && Store.Exists(name);
+
+    public ContainerInfo Get(string name)
+    {
+        ContainerNames.Validate(name);
+        if (!Store.Exists(name)) throw NotFound(name);
+        return Describe(name);
+    }
+
+    public IEnumerable<ContainerInfo> List()
+    {
+        foreach (var name in Store.ListNames())
+        {
+            ContainerInfo info;
+            try { info = Describe(name); }
+            catch (ContainerException) { continue; } // removed meanwhile
+            yield return info;
+        }
+    }
+
+    private ContainerInfo Describe(string name)
+    {
+        ContainerConfig? config = null;
+        try { config = ConfigLoader.Load(Store.ConfigPath(name)); }
+        catch (ContainerException ex) when (ex.ErrorId == "InvalidConfig") { /* still listable */ }
+        catch (FileNotFoundException) { throw NotFound(name); }
+        catch (DirectoryNotFoundException) { throw NotFound(name); }
+        var state = LoadState(name);
+        var live = Observe(name, state);
+        return new ContainerInfo
+        {
+            Name = name,
+            State = live.Status,
+            Pid = live.Status is ContainerStatus.Running or ContainerStatus.Frozen ? state.InitPid : null,
+            SupervisorPid = live.SupervisorAlive ? state.SupervisorPid : null,
+            Path = Store.ContainerDirectory(name),
+            Template = config?.Template,
+            Hostname = config?.Hostname ?? name,
+            Created = state.Created,
+            StartedAt = state.StartedAt,
+            StoppedAt = live.Exit?.Time ?? state.StoppedAt,
+            ExitCode = live.Exit?.Code ?? state.ExitCode,
+            ExitSignal = (live.Exit?.Signal ?? state.ExitSignal) is { } sig ? Signals.Name(sig) : null,
+            MemoryLimit = config?.Limits.Memory,
+            RootfsPath = RootfsOf(name, config),
+            ConfigPath = Store.ConfigPath(name),
+            ConsoleLogPath = Store.ConsoleLogPath(name),
+            CgroupPath = live.Status is ContainerStatus.Running or ContainerStatus.Frozen ? state.CgroupPath : null,
+            StorePath = Store.Root,
+            Command = config is null ? Array.Empty<string>() : InitCommand(config).ToArray(),
+        };
+    }
+
+    private PersistedState LoadState(string name)
+    {
+        try { return PersistedState.Load(Store.StatePath(name)); }
+        catch (FileNotFoundException) { return new PersistedState { Created = Directory.GetCreationTime(Store.ContainerDirectory(name)) }; }
+        catch (DirectoryNotFoundException) { throw NotFound(name); }
+    }
+
+    private sealed record ExitRecord(int Code, int? Signal, DateTimeOffset Time);
+    private sealed record Observation(ContainerStatus Status, bool SupervisorAlive, bool InitAlive, ExitRecord? Exit);
+
+    /// <summary>Derives the live status from the persisted pids, the kernel and the exit record.</summary>
+    private Observation Observe(string name, PersistedState state)
+    {
+        if (state.SupervisorPid is null) return new Observation(ContainerStatus.Stopped, false, false, null);
+        var exit = ReadExitRecord(name);
+        var supervisorAlive = Sys.IsAlive(state.SupervisorPid, state.SupervisorStartTime);
+        var initAlive = Sys.IsAlive(state.InitPid, state.InitStartTime);
+        if (exit is not null && !initAlive) return new Observation(ContainerStatus.Stopped, supervisorAlive, false, exit);
+        if (!initAlive) return new Observation(supervisorAlive ? ContainerStatus.Running : ContainerStatus.Stopped, supervisorAlive, false, exit);
+        var frozen = state.CgroupPath is not null && SafeIsFrozen(state.CgroupPath);
+        return new Observation(frozen ? ContainerStatus.Frozen : ContainerStatus.Running, supervisorAlive, true, exit);
+    }
+
+    private bool SafeIsFrozen(string cgroupPath)
+    {
+        try { return Cgroups.IsFrozen(cgroupPath); }
+        catch (ContainerException) { return false; }
+    }
+
+    /// <summary>The supervisor's record of how init ended: "exited CODE TIME" or "signaled SIG TIME".</summary>
+    private ExitRecord? ReadExitRecord(string name)
+    {
+        string text;
+        try { text = File.ReadAllText(Store.ExitRecordPath(name)).Trim(); }
+        catch (FileNotFoundException) { return null; }
+        catch (DirectoryNotFoundException) { return null; }
+        var parts = text.Split(' ');
+        if (parts.Length < 3 || !int.TryParse(parts[1], out var value) || !long.TryParse(parts[2], out var time)) return null;
+        var when = DateTimeOffset.FromUnixTimeSeconds(time);
+        return parts[0] == "signaled" ? new ExitRecord(128 + value, value, when) : new ExitRecord(value, null, when);
+    }
+
+    // ---- create -------------------------------------------------------------------------------
+
+    public ContainerInfo Create(string name, CreateOptions options, IProgress<TemplateProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ContainerNames.Validate(name);
+        var config = options.ConfigPath is null ? new ContainerConfig() : ConfigLoader.Load(options.ConfigPath);
+        IRootfsTemplate? template = null;
+        string? externalRootfs = null;
+        if (options.RootfsPath is not null)
+        {
+            externalRootfs = System.IO.Path.GetFullPath(options.RootfsPath);
+            if (!Directory.Exists(externalRootfs))
+                throw new ContainerException("RootfsNotFound", ContainerErrorKind.ObjectNotFound,
+                    $"The root directory '{externalRootfs}' does not exist. Give -RootfsPath an existing directory holding a Linux root filesystem.", externalRootfs);
+            config.Rootfs = externalRootfs;
+            config.Template ??= "none";
+        }
+        else
+        {
+            template = TemplateRegistry.Get(options.Template ?? config.Template ?? "busybox");
+            config.Template = template.Name;
+        }
+
+        if (options.Command is { Count: > 0 }) config.Init.Command = options.Command.ToList();
+        if (options.Environment is not null)
+            foreach (var (k, v) in options.Environment) config.Init.Environment[k] = v;
+        if (options.Hostname is not null) config.Hostname = options.Hostname;
+        if (options.MemoryLimit is not null) config.Limits.Memory = options.MemoryLimit;
+        if (config.Init.Command.Count == 0 && template is not null) config.Init.Command = template.DefaultInitCommand.ToList();
+        if (config.Stop.Signal is null && template is not null) config.Stop.Signal = template.DefaultStopSignal;
+        ConfigLoader.Validate(config, "parameters");
+
+        var templateOptions = options.TemplateOptions;
+        templateOptions.ContainerName = name;
+        if (string.IsNullOrEmpty(templateOptions.CacheDirectory)) templateOptions.CacheDirectory = Store.CacheDirectory;
+        template?.CheckPrerequisites(templateOptions);
+
+        Directory.CreateDirectory(Store.Root);
+        using var _ = Store.Lock(name);
+        if (Store.Exists(name) || Directory.Exists(Store.ContainerDirectory(name)))
+            throw new ContainerException("ContainerExists", ContainerErrorKind.ResourceExists,
+                $"A container named '{name}' already exists in {Store.Root}. Choose another name, or remove it first with Remove-Container.", name);
+
+        // Build everything in .tmp and rename it into place: a failure or a killed pwsh leaves no
+        // half-made container under the store, only a .tmp entry that is cleaned on the next create.
+        Directory.CreateDirectory(Store.TempDirectory);
+        CleanStaleTemp();
+        var temp = System.IO.Path.Combine(Store.TempDirectory, $"{name}.{Environment.ProcessId}.{Guid.NewGuid():N}");
+        Directory.CreateDirectory(temp);
+        try
+        {
+            if (template is not null)
+            {
+                var rootfs = System.IO.Path.Combine(temp, "rootfs");
+                Directory.CreateDirectory(rootfs);
+                template.Build(rootfs, templateOptions, progress, cancellationToken);
+            }
+            File.WriteAllText(System.IO.Path.Combine(temp, "config.yaml"), ConfigLoader.Serialize(config));
+            new PersistedState { Created = DateTimeOffset.Now }.Save(System.IO.Path.Combine(temp, "state.json"));
+            cancellationToken.ThrowIfCancellationRequested();
+            Directory.Move(temp, Store.ContainerDirectory(name));
+        }
+        catch
+        {
+            DeleteTree(temp);
+            throw;
+        }
+        return Describe(name);
+    }
+
+    /// <summary>Removes .tmp entries of creations whose process is gone (a killed pwsh).</summary>
+    private void CleanStaleTemp()
+    {
+        foreach (var dir in Directory.EnumerateDirectories(Store.TempDirectory))
+        {
+            var parts = System.IO.Path.GetFileName(dir).Split('.');
+            if (parts.Length >= 3 && int.TryParse(parts[^2], out var pid) && !Directory.Exists($"/proc/{pid}"))
+                DeleteTree(dir);
+        }
+    }
+
+    // ---- start --------------------------------------------------------------------------------
+
+    public ContainerInfo Start(string name)
+    {
+        ContainerNames.Validate(name);
+        using var _ = Store.Lock(name);
+        StartLocked(name);
+        return Describe(name);
+    }
+
+    private void StartLocked(string name)
+    {
+        if (!Store.Exists(name)) throw NotFound(name);
+        var config = ConfigLoader.Load(Store.ConfigPath(name));
+        var state = LoadState(name);
+        var live = Observe(name, state);
+        if (live.Status is ContainerStatus.Running or ContainerStatus.Frozen)
+            throw new ContainerException("ContainerAlreadyRunning", ContainerErrorKind.InvalidOperation,
+                $"Container '{name}' is already {live.Status.ToString().ToLowerInvariant()} (init pid {state.InitPid}). Stop it first, or use Restart-Container.", name);
+        RequireRoot("start a container");
+        var rootfs = RootfsOf(name, config);
+        if (!Directory.Exists(rootfs))
+            throw new ContainerException("RootfsNotFound", ContainerErrorKind.ObjectNotFound,
+                $"The root filesystem of container '{name}' is missing: {rootfs}.", name);
+
+        var cgroupPath = $"{Store.CgroupParent}/{name}";
+        PrepareCgroup(name, cgroupPath, config);
+        try
+        {
+            File.Delete(Store.ExitRecordPath(name));
+            var spec = new LaunchSpec
+            {
+                Namespaces = NamespaceKind.ContainerDefault,
+                Rootfs = rootfs,
+                Hostname = config.Hostname ?? name,
+                WorkingDirectory = config.Init.WorkingDirectory,
+                ConsoleLog = Store.ConsoleLogPath(name),
+                ConsoleLogMaxBytes = config.Console.LogMaxBytes,
+                ExitRecord = Store.ExitRecordPath(name),
+            };
+            spec.Command.AddRange(InitCommand(config));
+            spec.Environment.AddRange(Environment(config));
+            spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(cgroupPath));
+            spec.CgroupDirectories.AddRange(Cgroups.Directories(cgroupPath));
+            MountPlan.AddDefaults(spec, config);
+
+            var result = Helper.Run("start", spec);
+            if (result.ExitCode != 0 || result.Output.Length == 0)
+                throw new ContainerException("StartFailed", ContainerErrorKind.InvalidOperation,
+                    $"Container '{name}' failed to start: {string.Join(" ", result.Error).Trim()}. " +
+                    $"Check the init command ({string.Join(' ', InitCommand(config))}) exists in {rootfs}; the console log is {Store.ConsoleLogPath(name)}.", name);
+            var pids = result.Output[0].Split(' ');
+            int supervisor = int.Parse(pids[0], CultureInfo.InvariantCulture), init = int.Parse(pids[1], CultureInfo.InvariantCulture);
+            state.SupervisorPid = supervisor;
+            state.SupervisorStartTime = Sys.ProcessStartTime(supervisor);
+            state.InitPid = init;
+            state.InitStartTime = Sys.ProcessStartTime(init);
+            state.StartedAt = DateTimeOffset.Now;
+            state.StoppedAt = null;
+            state.ExitCode = null;
+            state.ExitSignal = null;
+            state.CgroupPath = cgroupPath;
+            state.Save(Store.StatePath(name));
+        }
+        catch
+        {
+            Cgroups.Remove(cgroupPath);
+            throw;
+        }
+    }
+
+    /// <summary>Creates the container's cgroup in every hierarchy and applies the config's limits.</summary>
+    private void PrepareCgroup(string name, string cgroupPath, ContainerConfig config)
+    {
+        if (Cgroups.Exists(cgroupPath))
+        {
+            // Left over from a run whose supervisor was killed: reuse only if it is empty.
+            if (Cgroups.Pids(cgroupPath).Count > 0)
+                throw new ContainerException("CgroupBusy", ContainerErrorKind.ResourceBusy,
+                    $"The cgroup of container '{name}' ({cgroupPath}) still holds processes {string.Join(", ", Cgroups.Pids(cgroupPath))} from an earlier run. " +
+                    "Stop them with Stop-Container -Kill, then start again.", name);
+            Cgroups.Remove(cgroupPath);
+        }
+        var controllers = config.Limits.Memory is null ? Array.Empty<string>() : new[] { "memory" };
+        Cgroups.Create(cgroupPath, controllers);
+        try
+        {
+            if (config.Limits.Memory is { } memory) Cgroups.SetMemoryMax(cgroupPath, memory);
+        }
+        catch
+        {
+            Cgroups.Remove(cgroupPath);
+            throw;
+        }
+    }
+
+    // ---- stop ---------------------------------------------------------------------------------
+
+    public ContainerInfo Stop(string name, TimeSpan? timeout = null, bool kill = false)
+    {
+        ContainerNames.Validate(name);
+        using var _ = Store.Lock(name);
+        StopLocked(name, timeout, kill);
+        return Describe(name);
+    }
+
+    private void StopLocked(string name, TimeSpan? timeout, bool kill)
+    {
+        if (!Store.Exists(name)) throw NotFound(name);
+        var config = ConfigLoader.Load(Store.ConfigPath(name));
+        var state = LoadState(name);
+        var live = Observe(name, state);
+        if (live.Status == ContainerStatus.Stopped)
+            throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
+                $"Container '{name}' is not running.", name);
+        RequireRoot("stop a container");
+        var cgroup = state.CgroupPath;
+        // A frozen container cannot act on a signal: thaw it so it can shut down (or die).
+        if (live.Status == ContainerStatus.Frozen && cgroup is not null) Cgroups.Thaw(cgroup);
+
+        var stopped = false;
+        if (!kill && live.InitAlive)
+        {
+            var signal = Signals.Parse(config.Stop.Signal ?? "SIGTERM");
+            Sys.Kill(state.InitPid!.Value, signal);
+            stopped = WaitStopped(state, timeout ?? TimeSpan.FromSeconds(config.Stop.Timeout));
+        }
+        if (!stopped)
+        {
+            // Killing init ends the pid namespace (the kernel kills the rest); the cgroup catches
+            // anything that joined it from outside the namespace.
+            if (cgroup is not null && Cgroups.Exists(cgroup)) Cgroups.KillAll(cgroup);
+            if (Sys.IsAlive(state.InitPid, state.InitStartTime)) Sys.Kill(state.InitPid!.Value, 9);
+            if (!WaitStopped(state, TimeSpan.FromSeconds(10)))
+                throw new ContainerException("StopTimeout", ContainerErrorKind.OperationTimeout,
+                    $"Container '{name}' did not stop within 10 s of SIGKILL (init pid {state.InitPid}). A process may be stuck in the kernel (D state).", name);
+        }
+        if (cgroup is not null && !Cgroups.Remove(cgroup))
+            throw new ContainerException("CgroupBusy", ContainerErrorKind.ResourceBusy,
+                $"Container '{name}' stopped, but its cgroup {cgroup} could not be removed (processes still exiting?). Run Stop-Container -Kill again.", name);
+        var exit = ReadExitRecord(name);
+        state.SupervisorPid = null;
+        state.SupervisorStartTime = null;
+        state.InitPid = null;
+        state.InitStartTime = null;
+        state.CgroupPath = null;
+        state.StoppedAt = exit?.Time ?? DateTimeOffset.Now;
+        state.ExitCode = exit?.Code ?? 128 + 9;
+        state.ExitSignal = exit is null ? 9 : exit.Signal;
+        state.Save(Store.StatePath(name));
+    }
+
+    /// <summary>Waits for init and its supervisor to be gone (the supervisor records the exit last).</summary>
+    private static bool WaitStopped(PersistedState state, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        if (state.SupervisorPid is { } sup && state.SupervisorStartTime is { } supStart && Sys.IsAlive(sup, supStart))
+            return Sys.WaitForExit(sup, supStart, timeout);
+        if (state.InitPid is { } init && state.InitStartTime is { } initStart && Sys.IsAlive(init, initStart))
+            return Sys.WaitForExit(init, initStart, deadline - DateTime.UtcNow);
+        return true;
+    }
+
+    public ContainerInfo Restart(string name, TimeSpan? timeout = null, bool kill = false)
+    {
+        ContainerNames.Validate(name);
+        using var _ = Store.Lock(name);
+        var status = Observe(name, LoadState(name)).Status;
+        if (status != ContainerStatus.Stopped) StopLocked(name, timeout, kill);
+        StartLocked(name);
+        return Describe(name);
+    }
+
+    // ---- remove -------------------------------------------------------------------------------
+
+    public void Remove(string name, bool force = false)
+    {
+        ContainerNames.Validate(name);
+        using var _ = Store.Lock(name);
+        if (!Store.Exists(name)) throw NotFound(name);
+        var state = LoadState(name);
+        var live = Observe(name, state);
+        if (live.Status != ContainerStatus.Stopped)
+        {
+            if (!force)
+                throw new ContainerException("ContainerRunning", ContainerErrorKind.InvalidOperation,
+                    $"Container '{name}' is {live.Status.ToString().ToLowerInvariant()}. Stop it first, or use -Force to kill and remove it.", name);
+            StopLocked(name, TimeSpan.Zero, kill: true);
+        }
+        // Leftover cgroup of a run whose supervisor died.
+        var cgroupPath = $"{Store.CgroupParent}/{name}";
+        if (Cgroups.Exists(cgroupPath))
+        {
+            if (Cgroups.Pids(cgroupPath).Count > 0) Cgroups.KillAll(cgroupPath);
+            Cgroups.Remove(cgroupPath);
+        }
+        // Rename out of the store first: the container disappears at once and entirely, and a
+        // removal interrupted half-way leaves only a .trash entry.
+        Directory.CreateDirectory(Store.TrashDirectory);
+        var trash = System.IO.Path.Combine(Store.TrashDirectory, $"{name}.{Guid.NewGuid():N}");
+        Directory.Move(Store.ContainerDirectory(name), trash);
+        DeleteTree(trash);
+    }
+
+    // ---- freeze -------------------------------------------------------------------------------
+
+    public ContainerInfo Freeze(string name, TimeSpan? timeout = null)
+    {
+        ContainerNames.Validate(name);
+        using var _ = Store.Lock(name);
+        var (state, status) = Running(name, "freeze");
+        if (status == ContainerStatus.Frozen)
+            throw new ContainerException("ContainerAlreadyFrozen", ContainerErrorKind.InvalidOperation, $"Container '{name}' is already frozen.", name);
+        Cgroups.Freeze(state.CgroupPath!, timeout ?? TimeSpan.FromSeconds(10));
+        return Describe(name);
+    }
+
+    public ContainerInfo Thaw(string name)
+    {
+        ContainerNames.Validate(name);
+        using var _ = Store.Lock(name);
+        var (state, status) = Running(name, "thaw");
+        if (status != ContainerStatus.Frozen)
+            throw new ContainerException("ContainerNotFrozen", ContainerErrorKind.InvalidOperation, $"Container '{name}' is not frozen.", name);
+        Cgroups.Thaw(state.CgroupPath!);
+        return Describe(name);
+    }
+
+    private (PersistedState State, ContainerStatus Status) Running(string name, string verb)
+    {
+        if (!Store.Exists(name)) throw NotFound(name);
+        var state = LoadState(name);
+        var live = Observe(name, state);
+        if (live.Status == ContainerStatus.Stopped || !live.InitAlive || state.CgroupPath is null)
+            throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
+                $"Cannot {verb} container '{name}': it is not running.", name);
+        RequireRoot($"{verb} a container");
+        return (state, live.Status);
+    }
+
+    // ---- wait ---------------------------------------------------------------------------------
+
+    public ContainerInfo Wait(string name, ContainerStatus desired, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ContainerNames.Validate(name);
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            if (!Store.Exists(name)) throw NotFound(name);
+            var state = LoadState(name);
+            var live = Observe(name, state);
+            if (live.Status == desired) return Describe(name);
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero)
+                throw new ContainerException("WaitTimeout", ContainerErrorKind.OperationTimeout,
+                    $"Container '{name}' did not reach state {desired} within {timeout.TotalSeconds:0.#} s (it is {live.Status}).", name);
+            cancellationToken.ThrowIfCancellationRequested();
+            // Waiting for a stop: sleep on the supervisor's pidfd instead of polling.
+            if (desired == ContainerStatus.Stopped && live.SupervisorAlive)
+                Sys.WaitForExit(state.SupervisorPid!.Value, state.SupervisorStartTime!.Value, left < TimeSpan.FromMilliseconds(200) ? left : TimeSpan.FromMilliseconds(200));
+            else
+                Thread.Sleep(10);
+        }
+    }
+
+    // ---- exec ---------------------------------------------------------------------------------
+
+    /// <summary>Builds the spec that runs a program inside a running container (lxc-attach).</summary>
+    private LaunchSpec AttachSpec(string name, IReadOnlyList<string> command, NamespaceKind namespaces, string? workingDirectory, IDictionary<string, string>? environment)
+    {
+        if (command.Count == 0 || string.IsNullOrEmpty(command[0]))
+            throw new ContainerException("NoCommand", ContainerErrorKind.InvalidArgument, "Give the program to run, e.g. -Command hostname or -Command ls,-l,/.", name);
+        var (state, status) = Running(name, "run a command in");
+        if (status == ContainerStatus.Frozen)
+            throw new ContainerException("ContainerFrozen", ContainerErrorKind.InvalidOperation,
+                $"Container '{name}' is frozen; a command would hang. Resume it first with Resume-Container.", name);
+        var config = ConfigLoader.Load(Store.ConfigPath(name));
+        var spec = new LaunchSpec
+        {
+            TargetPid = state.InitPid,
+            Namespaces = namespaces == NamespaceKind.None ? NamespaceKind.ContainerDefault : namespaces,
+            WorkingDirectory = workingDirectory ?? config.Init.WorkingDirectory,
+        };
+        spec.Command.AddRange(command);
+        spec.Environment.AddRange(Environment(config, environment));
+        if (Cgroups.Exists(state.CgroupPath!)) spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(state.CgroupPath!));
+        return spec;
+    }
+
+    public ContainerCommandResult Exec(string name, IReadOnlyList<string> command, NamespaceKind namespaces = NamespaceKind.None,
+        string? workingDirectory = null, IDictionary<string, string>? environment = null, CancellationToken cancellationToken = default)
+    {
+        ContainerNames.Validate(name);
+        LaunchSpec spec;
+        // The lock covers only the checks: a long-running command must not block Stop-Container.
+        using (Store.Lock(name)) spec = AttachSpec(name, command, namespaces, workingDirectory, environment);
+        var result = Helper.Run("exec", spec, cancellationToken);
+        if (result.ExitCode == 125 && result.Error.Any(l => l.StartsWith("psc-helper:", StringComparison.Ordinal)))
+            throw new ContainerException("AttachFailed", ContainerErrorKind.InvalidOperation,
+                $"Could not enter container '{name}': {string.Join(" ", result.Error).Replace("psc-helper: ", "")}", name);
+        return new ContainerCommandResult
+        {
+            Name = name,
+            Command = command.ToArray(),
+            ExitCode = result.ExitCode,
+            Output = result.Output,
+            Error = result.Error,
+        };
+    }
+
+    /// <summary>Starts an interactive program in the container on the caller's terminal (Enter-Container).</summary>
+    public System.Diagnostics.Process StartInteractive(string name, IReadOnlyList<string> command, NamespaceKind namespaces = NamespaceKind.None, string? workingDirectory = null)
+    {
+        ContainerNames.Validate(name);
+        LaunchSpec spec;
+        using (Store.Lock(name)) spec = AttachSpec(name, command, namespaces, workingDirectory, null);
+        spec.Environment.Add("TERM=" + (System.Environment.GetEnvironmentVariable("TERM") ?? "xterm"));
+        return Helper.StartInteractive("exec", spec, Store.TempDirectory);
+    }
+
+    // ---- console ------------------------------------------------------------------------------
+
+    public string[] ReadConsoleLog(string name, int? tail = null)
+    {
+        ContainerNames.Validate(name);
+        if (!Store.Exists(name)) throw NotFound(name);
+        var path = Store.ConsoleLogPath(name);
+        if (!File.Exists(path)) return Array.Empty<string>();
+        // The supervisor keeps appending: open shared, and drop the pty's carriage returns.
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var reader = new StreamReader(stream);
+        var lines = reader.ReadToEnd().Replace("\r", "").Split('\n');
+        if (lines.Length > 0 && lines[^1].Length == 0) lines = lines[..^1];
+        return tail is { } n && n < lines.Length ? lines[^n..] : lines;
+    }
+
+    // ---- helpers ------------------------------------------------------------------------------
+
+    private string RootfsOf(string name, ContainerConfig? config) => config?.Rootfs ?? Store.RootfsPath(name);
+
+    private static IEnumerable<string> InitCommand(ContainerConfig config) =>
+        config.Init.Command.Count > 0 ? config.Init.Command : new List<string> { "/sbin/init" };
+
+    private static IEnumerable<string> Environment(ContainerConfig config, IDictionary<string, string>? extra = null)
+    {
+        // Like LXC: a sane PATH, and container=... so init systems know where they run.
+        var env = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            ["container"] = "pscontainers",
+            ["HOME"] = "/root",
+        };
+        foreach (var (k, v) in config.Init.Environment) env[k] = v;
+        if (extra is not null) foreach (var (k, v) in extra) env[k] = v;
+        return env.Select(kv => $"{kv.Key}={kv.Value}");
+    }
+
+    private static void RequireRoot(string what)
+    {
+        if (!Sys.IsRoot)
+            throw new ContainerException("RootRequired", ContainerErrorKind.PermissionDenied,
+                $"You need to be root to {what} (namespaces, pivot_root and cgroups need CAP_SYS_ADMIN). Run pwsh with sudo.");
+    }
+
+    private static ContainerException NotFound(string name) =>
+        new("ContainerNotFound", ContainerErrorKind.ObjectNotFound, $"No container named '{name}' exists. Get-Container lists the containers of this store.", name);
+
+    /// <summary>Deletes a tree without following symlinks out of it (.NET deletes links, never their targets).</summary>
+    private static void DeleteTree(string path)
+    {
+        try { if (Directory.Exists(path)) Directory.Delete(path, recursive: true); }
+        catch (DirectoryNotFoundException) { }
+    }
+}

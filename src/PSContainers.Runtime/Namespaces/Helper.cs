@@ -1,0 +1,87 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace PSContainers.Runtime.Namespaces;
+
+/// <summary>Output of a program run through the helper.</summary>
+public sealed record HelperResult(int ExitCode, string[] Output, string[] Error);
+
+/// <summary>
+/// Locates and runs psc-helper, the small single-threaded native program that does what a
+/// multi-threaded .NET process cannot: clone into new namespaces, pivot_root, setns, exec.
+/// </summary>
+public static class Helper
+{
+    public const string EnvironmentVariable = "PSCONTAINERS_HELPER";
+    public const string FileName = "psc-helper";
+
+    /// <summary>Set by the PowerShell module to the helper beside its assembly.</summary>
+    public static string? ConfiguredPath { get; set; }
+
+    public static string Path
+    {
+        get
+        {
+            var candidates = new[]
+            {
+                Environment.GetEnvironmentVariable(EnvironmentVariable),
+                ConfiguredPath,
+                System.IO.Path.Combine(AppContext.BaseDirectory, FileName),
+                System.IO.Path.Combine(System.IO.Path.GetDirectoryName(typeof(Helper).Assembly.Location) ?? "", FileName),
+            };
+            foreach (var c in candidates)
+                if (!string.IsNullOrEmpty(c) && File.Exists(c)) return c;
+            throw new ContainerException("HelperNotFound", ContainerErrorKind.NotInstalled,
+                $"The native helper '{FileName}' was not found (looked in: {string.Join(", ", candidates.Where(c => !string.IsNullOrEmpty(c)))}). " +
+                $"Rebuild the module with 'dotnet build -c Release', or point ${EnvironmentVariable} at it.");
+        }
+    }
+
+    /// <summary>Runs the helper with the spec on stdin, capturing stdout and stderr as lines.</summary>
+    public static HelperResult Run(string command, LaunchSpec spec, CancellationToken cancellationToken = default)
+    {
+        var psi = new ProcessStartInfo(Path)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            StandardOutputEncoding = Encoding.UTF8,
+            StandardErrorEncoding = Encoding.UTF8,
+        };
+        psi.ArgumentList.Add(command);
+        using var process = Process.Start(psi)!;
+        var output = new List<string>();
+        var error = new List<string>();
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.Add(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (error) error.Add(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            var bytes = spec.Serialize();
+            process.StandardInput.BaseStream.Write(bytes, 0, bytes.Length);
+            process.StandardInput.Close();
+        }
+        catch (IOException) { /* the helper died early; its stderr says why */ }
+        using (cancellationToken.Register(() => { try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } }))
+            process.WaitForExit();
+        return new HelperResult(process.ExitCode, output.ToArray(), error.ToArray());
+    }
+
+    /// <summary>
+    /// Starts the helper attached to the caller's terminal (interactive attach). The spec goes
+    /// through a private file the helper deletes once read, since stdin stays the terminal.
+    /// </summary>
+    public static Process StartInteractive(string command, LaunchSpec spec, string tempDirectory)
+    {
+        Directory.CreateDirectory(tempDirectory);
+        var file = System.IO.Path.Combine(tempDirectory, $"spec.{Guid.NewGuid():N}");
+        using (var fs = new FileStream(file, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }))
+            fs.Write(spec.Serialize());
+        var psi = new ProcessStartInfo(Path) { UseShellExecute = false };
+        psi.ArgumentList.Add(command);
+        psi.ArgumentList.Add(file);
+        return Process.Start(psi)!;
+    }
+}

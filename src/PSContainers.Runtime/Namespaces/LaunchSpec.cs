@@ -1,0 +1,84 @@
+using System.Text;
+
+namespace PSContainers.Runtime.Namespaces;
+
+/// <summary>Mount flags (sys/mount.h) plus the helper's own flags in the high bits.</summary>
+[Flags]
+public enum MountFlags : ulong
+{
+    None = 0,
+    ReadOnly = 1,
+    NoSuid = 2,
+    NoDev = 4,
+    NoExec = 8,
+    Bind = 4096,
+    Recursive = 16384,
+    /// <summary>Source is a path inside the rootfs, opened without leaving it.</summary>
+    SourceInRoot = 1UL << 40,
+    /// <summary>Source is the console pty the supervisor allocated.</summary>
+    Console = 1UL << 41,
+    /// <summary>Skip the mount when the source does not exist.</summary>
+    Optional = 1UL << 42,
+    /// <summary>The target is a file (bind target for a device node), not a directory.</summary>
+    FileTarget = 1UL << 43,
+}
+
+public sealed record MountEntry(string Source, string Target, string FsType, MountFlags Flags, string Data = "");
+
+/// <summary>
+/// What psc-helper is asked to do, serialized as NUL-terminated key/value strings on its stdin (the
+/// format parse_spec() in psc-helper.c reads). Everything policy-like is decided here, in C#.
+/// </summary>
+public sealed class LaunchSpec
+{
+    public NamespaceKind Namespaces { get; set; }
+    public string? Rootfs { get; set; }
+    public string? Hostname { get; set; }
+    public string? WorkingDirectory { get; set; }
+    public List<string> Command { get; } = new();
+    public List<string> Environment { get; } = new();
+    public List<string> CgroupProcsFiles { get; } = new();
+    public List<string> CgroupDirectories { get; } = new();
+    public List<MountEntry> Mounts { get; } = new();
+    public List<(string Target, string LinkPath)> Symlinks { get; } = new();
+    public string? ConsoleLog { get; set; }
+    public long ConsoleLogMaxBytes { get; set; }
+    public string? ExitRecord { get; set; }
+    /// <summary>exec: the container's init pid whose namespaces are joined.</summary>
+    public int? TargetPid { get; set; }
+    public string? UidMap { get; set; }
+    public string? GidMap { get; set; }
+
+    public byte[] Serialize()
+    {
+        var sb = new StringBuilder();
+        void Put(params string[] values)
+        {
+            foreach (var v in values)
+            {
+                if (v.Contains('\0')) throw new ContainerException("InvalidArgument", ContainerErrorKind.InvalidArgument, $"A value contains a NUL character: '{v.Replace("\0", "\\0")}'.");
+                sb.Append(v).Append('\0');
+            }
+        }
+        if (TargetPid is { } pid)
+        {
+            Put("pid", pid.ToString());
+            foreach (var ns in NamespaceKinds.Each(Namespaces)) Put("ns", NamespaceKinds.ProcName(ns));
+        }
+        else Put("flags", ((ulong)(uint)Namespaces).ToString());
+        if (Rootfs is not null) Put("rootfs", Rootfs);
+        if (Hostname is not null) Put("hostname", Hostname);
+        if (WorkingDirectory is not null) Put("cwd", WorkingDirectory);
+        if (ConsoleLog is not null) Put("console", ConsoleLog, "logmax", ConsoleLogMaxBytes.ToString());
+        if (ExitRecord is not null) Put("exitfile", ExitRecord);
+        if (UidMap is not null) Put("uidmap", UidMap);
+        if (GidMap is not null) Put("gidmap", GidMap);
+        foreach (var f in CgroupProcsFiles) Put("cgroup", f);
+        foreach (var d in CgroupDirectories) Put("cgdir", d);
+        foreach (var m in Mounts) Put("mount", m.Source, m.Target, m.FsType, ((ulong)m.Flags).ToString(), m.Data);
+        foreach (var (target, link) in Symlinks) Put("symlink", target, link);
+        foreach (var e in Environment) Put("env", e);
+        foreach (var a in Command) Put("arg", a);
+        return Encoding.UTF8.GetBytes(sb.ToString());
+    }
+}

@@ -1,0 +1,47 @@
+using PSContainers.Runtime.Config;
+
+namespace PSContainers.Runtime.Namespaces;
+
+/// <summary>
+/// The mounts every container gets, in order: /proc (with the host-wide knobs under it read-only,
+/// LXC's proc:mixed), /sys read-only, a tmpfs /dev holding only the device nodes a container needs
+/// (bind-mounted from the host, which also works inside a user namespace), its own devpts, /dev/shm,
+/// the console; then the user's bind mounts from config.yaml.
+/// </summary>
+public static class MountPlan
+{
+    private static readonly string[] Devices = { "null", "zero", "full", "random", "urandom", "tty" };
+
+    /// <summary>Paths under /proc that reach the whole host: read-only inside the container.</summary>
+    private static readonly string[] ProcReadOnly = { "/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus" };
+
+    public static void AddDefaults(LaunchSpec spec, ContainerConfig config)
+    {
+        const MountFlags safe = MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec;
+        spec.Mounts.Add(new MountEntry("proc", "/proc", "proc", safe));
+        foreach (var p in ProcReadOnly)
+            spec.Mounts.Add(new MountEntry(p, p, "", MountFlags.Bind | MountFlags.ReadOnly | MountFlags.SourceInRoot | MountFlags.Optional | safe));
+        spec.Mounts.Add(new MountEntry("sysfs", "/sys", "sysfs", safe | MountFlags.ReadOnly));
+        spec.Mounts.Add(new MountEntry("tmpfs", "/dev", "tmpfs", MountFlags.NoSuid | MountFlags.NoExec, "mode=755,size=65536k"));
+        foreach (var d in Devices)
+            spec.Mounts.Add(new MountEntry("/dev/" + d, "/dev/" + d, "", MountFlags.Bind | MountFlags.FileTarget));
+        spec.Mounts.Add(new MountEntry("devpts", "/dev/pts", "devpts", MountFlags.NoSuid | MountFlags.NoExec, "newinstance,ptmxmode=0666,mode=0620"));
+        spec.Mounts.Add(new MountEntry("tmpfs", "/dev/shm", "tmpfs", safe, "mode=1777,size=65536k"));
+        spec.Mounts.Add(new MountEntry("", "/dev/console", "", MountFlags.Bind | MountFlags.Console));
+        spec.Symlinks.Add(("pts/ptmx", "/dev/ptmx"));
+        spec.Symlinks.Add(("/proc/self/fd", "/dev/fd"));
+        spec.Symlinks.Add(("/proc/self/fd/0", "/dev/stdin"));
+        spec.Symlinks.Add(("/proc/self/fd/1", "/dev/stdout"));
+        spec.Symlinks.Add(("/proc/self/fd/2", "/dev/stderr"));
+
+        foreach (var m in config.Mounts)
+        {
+            if (!Path.Exists(m.Source))
+                throw new ContainerException("MountSourceNotFound", ContainerErrorKind.ObjectNotFound,
+                    $"The bind mount source '{m.Source}' (for '{m.Target}') does not exist on the host. Create it or remove the mount from config.yaml.", m.Source);
+            var flags = MountFlags.Bind | MountFlags.Recursive | (m.ReadOnly ? MountFlags.ReadOnly : MountFlags.None);
+            if (!Directory.Exists(m.Source)) flags |= MountFlags.FileTarget;
+            spec.Mounts.Add(new MountEntry(m.Source, m.Target, "", flags));
+        }
+    }
+}

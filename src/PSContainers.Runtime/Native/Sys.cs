@@ -1,0 +1,78 @@
+using System.Runtime.InteropServices;
+using Tmds.Linux;
+
+namespace PSContainers.Runtime.Native;
+
+/// <summary>The few system calls the runtime makes directly (everything else is files or the helper).</summary>
+public static unsafe class Sys
+{
+    public static bool IsRoot => LibC.geteuid() == 0;
+
+    public static int Errno => Marshal.GetLastPInvokeError();
+
+    public static string ErrnoMessage(int errno) => Marshal.GetPInvokeErrorMessage(errno);
+
+    /// <summary>kill(2); false when the process does not exist (ESRCH).</summary>
+    public static bool Kill(int pid, int signal)
+    {
+        if (LibC.kill(pid, signal) == 0) return true;
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno == LibC.ESRCH) return false;
+        throw new ContainerException("SignalFailed", ContainerErrorKind.PermissionDenied,
+            $"Cannot send signal {signal} to pid {pid}: {ErrnoMessage(errno)}.", pid);
+    }
+
+    /// <summary>The start time (clock ticks since boot) of a process, field 22 of /proc/pid/stat; null if gone.</summary>
+    public static ulong? ProcessStartTime(int pid)
+    {
+        string stat;
+        try { stat = File.ReadAllText($"/proc/{pid}/stat"); }
+        catch (IOException) { return null; }
+        catch (UnauthorizedAccessException) { return null; }
+        // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
+        var rest = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        // rest[0] is field 3 (state); field 22 is rest[19]. A zombie is as good as gone.
+        if (rest[0] == "Z" || rest[0] == "X") return null;
+        return ulong.Parse(rest[19]);
+    }
+
+    /// <summary>Is this exactly the process we started (same pid and same start time)?</summary>
+    public static bool IsAlive(int? pid, ulong? startTime) =>
+        pid is > 0 && startTime is not null && ProcessStartTime(pid.Value) == startTime;
+
+    private const int SYS_pidfd_open = 434;
+
+    /// <summary>
+    /// Waits until a process exits, using a pidfd (woken by the kernel at exit, no polling); falls
+    /// back to polling /proc where pidfds are unavailable. Returns false on timeout.
+    /// </summary>
+    public static bool WaitForExit(int pid, ulong startTime, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        int fd = (int)LibC.syscall(SYS_pidfd_open, pid, 0);
+        if (fd >= 0)
+        {
+            try
+            {
+                // The pid could have been recycled between our check and pidfd_open: verify after.
+                if (ProcessStartTime(pid) != startTime) return true;
+                var pfd = new pollfd { fd = fd, events = LibC.POLLIN };
+                while (true)
+                {
+                    var left = deadline - DateTime.UtcNow;
+                    if (left <= TimeSpan.Zero) return ProcessStartTime(pid) != startTime;
+                    int rc = LibC.poll(&pfd, 1, (int)Math.Min(left.TotalMilliseconds + 1, int.MaxValue));
+                    if (rc > 0) return true;
+                    if (rc < 0 && Marshal.GetLastPInvokeError() != LibC.EINTR) break;
+                }
+            }
+            finally { LibC.close(fd); }
+        }
+        while (ProcessStartTime(pid) == startTime)
+        {
+            if (DateTime.UtcNow >= deadline) return false;
+            Thread.Sleep(2);
+        }
+        return true;
+    }
+}

@@ -1,0 +1,47 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace PSContainers.Runtime.State;
+
+/// <summary>The state of a container as users see it (lxc-info's State).</summary>
+public enum ContainerStatus
+{
+    Stopped,
+    Running,
+    Frozen,
+    /// <summary>Recorded as running, but its supervisor is gone without recording an exit (killed host-side).</summary>
+    Aborting,
+}
+
+/// <summary>
+/// What the runtime persists in &lt;store&gt;/&lt;name&gt;/state.json. The live status is never trusted from
+/// here alone: it is derived from these pids (checked against their start times, so a recycled pid
+/// is never mistaken for ours), the supervisor's exit record, and the freezer.
+/// </summary>
+public sealed class PersistedState
+{
+    public DateTimeOffset Created { get; set; }
+    public DateTimeOffset? StartedAt { get; set; }
+    public DateTimeOffset? StoppedAt { get; set; }
+    public int? SupervisorPid { get; set; }
+    public ulong? SupervisorStartTime { get; set; }
+    public int? InitPid { get; set; }
+    public ulong? InitStartTime { get; set; }
+    public int? ExitCode { get; set; }
+    /// <summary>Signal that ended init, if it was killed by one.</summary>
+    public int? ExitSignal { get; set; }
+    /// <summary>Cgroup path (relative to each hierarchy's root) of the running container.</summary>
+    public string? CgroupPath { get; set; }
+
+    private static readonly JsonSerializerOptions Options = new()
+    {
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public static PersistedState Load(string path) =>
+        JsonSerializer.Deserialize<PersistedState>(File.ReadAllText(path), Options)
+        ?? throw new InvalidDataException($"{path} is empty");
+
+    public void Save(string path) => AtomicFile.WriteAllText(path, JsonSerializer.Serialize(this, Options));
+}

@@ -1,0 +1,32 @@
+using System.Management.Automation;
+using PSContainers.Infrastructure;
+using PSContainers.Runtime.Containers;
+using PSContainers.Runtime.State;
+
+namespace PSContainers.Cmdlets;
+
+/// <summary>lxc-ls / lxc-info: containers of the store, with their live state.</summary>
+[Cmdlet(VerbsCommon.Get, "Container")]
+[OutputType(typeof(ContainerInfo))]
+public sealed class GetContainerCommand : ContainerCmdlet
+{
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[] Name { get; set; } = { "*" };
+
+    /// <summary>Only containers in one of these states.</summary>
+    [Parameter]
+    public ContainerStatus[]? State { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var name in ResolveNames(Name))
+            Try(() =>
+            {
+                var info = Manager.Get(name);
+                if (State is null || State.Contains(info.State)) WriteObject(info);
+            });
+    }
+}

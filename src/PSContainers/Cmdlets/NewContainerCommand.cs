@@ -1,0 +1,108 @@
+using System.Collections;
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using PSContainers.Infrastructure;
+using PSContainers.Runtime;
+using PSContainers.Runtime.Containers;
+using PSContainers.Runtime.Templates;
+
+namespace PSContainers.Cmdlets;
+
+/// <summary>lxc-create: makes a container from a template, an existing root directory, or a config file.</summary>
+[Cmdlet(VerbsCommon.New, "Container", SupportsShouldProcess = true, DefaultParameterSetName = "Template")]
+[OutputType(typeof(ContainerInfo))]
+public sealed class NewContainerCommand : ContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string[] Name { get; set; } = Array.Empty<string>();
+
+    [Parameter(ParameterSetName = "Template", Position = 1)]
+    [ArgumentCompleter(typeof(TemplateNameCompleter))]
+    public string? Template { get; set; }
+
+    /// <summary>debootstrap: Debian release (bookworm by default).</summary>
+    [Parameter(ParameterSetName = "Template")]
+    public string? Release { get; set; }
+
+    /// <summary>debootstrap: Debian mirror URL.</summary>
+    [Parameter(ParameterSetName = "Template")]
+    public string? Mirror { get; set; }
+
+    [Parameter(ParameterSetName = "Rootfs", Mandatory = true)]
+    [ValidateNotNullOrEmpty]
+    public string? RootfsPath { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? ConfigPath { get; set; }
+
+    /// <summary>The init program and its arguments (pid 1 of the container).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[]? Command { get; set; }
+
+    [Parameter]
+    public Hashtable? Environment { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Hostname { get; set; }
+
+    [Parameter]
+    [SizeTransformation]
+    [ValidateRange(1L << 20, long.MaxValue)]
+    public long? MemoryLimit { get; set; }
+
+    private readonly CancellationTokenSource _cancel = new();
+
+    protected override void ProcessRecord()
+    {
+        foreach (var name in Name)
+        {
+            if (!ShouldProcess(name, "Create container")) continue;
+            Try(() => WriteObject(Create(name)));
+        }
+    }
+
+    private ContainerInfo Create(string name)
+    {
+        var options = new CreateOptions
+        {
+            Template = Template,
+            RootfsPath = RootfsPath is null ? null : GetUnresolvedProviderPathFromPSPath(RootfsPath),
+            ConfigPath = ConfigPath is null ? null : GetUnresolvedProviderPathFromPSPath(ConfigPath),
+            Command = Command,
+            Hostname = Hostname,
+            MemoryLimit = MemoryLimit,
+            Environment = Environment?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? ""),
+            TemplateOptions = new TemplateOptions { Release = Release, Mirror = Mirror },
+        };
+        // Templates report progress from their own threads, and only the pipeline thread may
+        // write: build on a worker and relay its progress here.
+        var queue = new BlockingCollection<TemplateProgress>();
+        var progress = new QueueProgress(queue);
+        var task = Task.Run(() =>
+        {
+            try { return Manager.Create(name, options, progress, _cancel.Token); }
+            finally { queue.CompleteAdding(); }
+        });
+        var activityId = Math.Abs(name.GetHashCode() % 10000) + 1;
+        foreach (var p in queue.GetConsumingEnumerable())
+            WriteProgress(new ProgressRecord(activityId, $"{p.Activity} ({name})", string.IsNullOrEmpty(p.Status) ? "..." : p.Status)
+            { PercentComplete = Math.Clamp(p.PercentComplete, -1, 100) });
+        WriteProgress(new ProgressRecord(activityId, $"Creating {name}", "Done") { RecordType = ProgressRecordType.Completed });
+        try { return task.GetAwaiter().GetResult(); }
+        catch (OperationCanceledException) { throw new PipelineStoppedException(); }
+    }
+
+    protected override void StopProcessing() => _cancel.Cancel();
+
+    private sealed class QueueProgress(BlockingCollection<TemplateProgress> queue) : IProgress<TemplateProgress>
+    {
+        public void Report(TemplateProgress value)
+        {
+            try { queue.Add(value); } catch (InvalidOperationException) { }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+using System.Management.Automation;
+using PSContainers.Runtime;
+using PSContainers.Runtime.Containers;
+
+namespace PSContainers.Infrastructure;
+
+/// <summary>
+/// What every container cmdlet shares: the store (-StorePath, else $env:PSCONTAINERS_PATH, else
+/// the default), mapping runtime failures to ErrorRecords, and resolving -Name with wildcards.
+/// </summary>
+public abstract class ContainerCmdlet : PSCmdlet
+{
+    /// <summary>The store directory (LXC's lxcpath).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string? StorePath { get; set; }
+
+    private ContainerManager? _manager;
+    private string? _managerStore;
+
+    protected ContainerManager Manager
+    {
+        get
+        {
+            // -StorePath can be bound per pipeline object (by property name): follow it.
+            var path = StorePath is null ? null : GetUnresolvedProviderPathFromPSPath(StorePath);
+            if (_manager is null || _managerStore != path)
+            {
+                _manager = new ContainerManager(path);
+                _managerStore = path;
+            }
+            return _manager;
+        }
+    }
+
+    protected static ErrorRecord ToErrorRecord(ContainerException ex) =>
+        new(ex, ex.ErrorId, Enum.TryParse<ErrorCategory>(ex.Kind.ToString(), out var c) ? c : ErrorCategory.NotSpecified, ex.Target);
+
+    /// <summary>Runs one step for one target; a runtime failure becomes a non-terminating error.</summary>
+    protected bool Try(Action action)
+    {
+        try
+        {
+            action();
+            return true;
+        }
+        catch (ContainerException ex)
+        {
+            WriteError(ToErrorRecord(ex));
+            return false;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            WriteError(new ErrorRecord(ex, "ContainerIOError", ErrorCategory.WriteError, null));
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Expands -Name values: a wildcard matches existing containers (none is fine, as with Get-Process);
+    /// a literal name that does not exist is an ObjectNotFound error.
+    /// </summary>
+    protected IEnumerable<string> ResolveNames(IEnumerable<string> names, bool literalMustExist = true)
+    {
+        foreach (var name in names)
+        {
+            if (WildcardPattern.ContainsWildcardCharacters(name))
+            {
+                var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
+                foreach (var match in Manager.Names().Where(pattern.IsMatch)) yield return match;
+            }
+            else if (!literalMustExist || Manager.Exists(name)) yield return name;
+            else WriteError(ToErrorRecord(new ContainerException("ContainerNotFound", ContainerErrorKind.ObjectNotFound,
+                $"No container named '{name}' exists in {Manager.Store.Root}. Get-Container lists the containers of this store.", name)));
+        }
+    }
+}
