@@ -1,0 +1,572 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
+
+namespace PSContainers.Runtime.Config;
+
+/// <summary>
+/// Reads and writes config.yaml. The YAML is read into a small node tree straight from YamlDotNet's
+/// parser events (rather than deserialized into objects) so that every error — unknown key, duplicate
+/// key, wrong type, bad value — can point at the exact line and column of the offending node.
+/// A key with an empty value (<c>hostname:</c>) or an empty section means "use the default".
+/// </summary>
+public static class ConfigLoader
+{
+    public const string ErrorId = "InvalidConfig";
+
+    public static ContainerConfig Load(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new ContainerException("ConfigNotFound", ContainerErrorKind.ObjectNotFound,
+                $"Config file '{path}' does not exist.", path, ex);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            throw new ContainerException("ConfigAccessDenied", ContainerErrorKind.PermissionDenied,
+                $"Cannot read config file '{path}': {ex.Message}", path, ex);
+        }
+        catch (IOException ex)
+        {
+            throw new ContainerException("ConfigReadFailed", ContainerErrorKind.DeviceError,
+                $"Cannot read config file '{path}': {ex.Message}", path, ex);
+        }
+        return Parse(text, path);
+    }
+
+    public static ContainerConfig Parse(string yaml, string sourceName)
+    {
+        ArgumentNullException.ThrowIfNull(yaml);
+        var reader = new Reader(sourceName);
+        Node? root = reader.ReadDocument(yaml);
+        return new Binder(sourceName).Bind(root);
+    }
+
+    /// <summary>
+    /// Writes the config as YAML that <see cref="Parse"/> reads back to an equal config. Sizes are
+    /// written with the largest exact unit (256M); null values are left out.
+    /// </summary>
+    public static string Serialize(ContainerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var sw = new StringWriter(CultureInfo.InvariantCulture) { NewLine = "\n" };
+        var e = new Emitter(sw);
+        e.Emit(new StreamStart());
+        e.Emit(new DocumentStart(null, null, isImplicit: true));
+        e.Emit(new MappingStart(null, null, true, MappingStyle.Block));
+
+        if (config.Template is not null)
+            Pair(e, "template", config.Template);
+        if (config.Hostname is not null)
+            Pair(e, "hostname", config.Hostname);
+
+        var init = config.Init ?? new InitConfig();
+        Key(e, "init");
+        e.Emit(new MappingStart(null, null, true, MappingStyle.Block));
+        Key(e, "command");
+        e.Emit(new SequenceStart(null, null, true, SequenceStyle.Flow));
+        foreach (var arg in init.Command ?? new List<string>())
+            Str(e, arg);
+        e.Emit(new SequenceEnd());
+        Key(e, "environment");
+        e.Emit(new MappingStart(null, null, true, (init.Environment?.Count ?? 0) == 0 ? MappingStyle.Flow : MappingStyle.Block));
+        foreach (var kv in init.Environment ?? new Dictionary<string, string>())
+            Pair(e, kv.Key, kv.Value);
+        e.Emit(new MappingEnd());
+        Pair(e, "workingDirectory", init.WorkingDirectory);
+        e.Emit(new MappingEnd());
+
+        var mounts = config.Mounts ?? new List<MountConfig>();
+        Key(e, "mounts");
+        e.Emit(new SequenceStart(null, null, true, mounts.Count == 0 ? SequenceStyle.Flow : SequenceStyle.Block));
+        foreach (var m in mounts)
+        {
+            e.Emit(new MappingStart(null, null, true, MappingStyle.Block));
+            Pair(e, "source", m.Source);
+            Pair(e, "target", m.Target);
+            Key(e, "readOnly");
+            Plain(e, m.ReadOnly ? "true" : "false");
+            e.Emit(new MappingEnd());
+        }
+        e.Emit(new SequenceEnd());
+
+        var stop = config.Stop ?? new StopConfig();
+        Key(e, "stop");
+        e.Emit(new MappingStart(null, null, true, MappingStyle.Block));
+        Pair(e, "signal", stop.Signal);
+        Key(e, "timeout");
+        Plain(e, stop.Timeout.ToString(CultureInfo.InvariantCulture));
+        e.Emit(new MappingEnd());
+
+        var limits = config.Limits ?? new LimitsConfig();
+        Key(e, "limits");
+        e.Emit(new MappingStart(null, null, true, limits.Memory is null ? MappingStyle.Flow : MappingStyle.Block));
+        if (limits.Memory is long memory)
+        {
+            Key(e, "memory");
+            Plain(e, Sizes.Format(memory));
+        }
+        e.Emit(new MappingEnd());
+
+        var console = config.Console ?? new ConsoleConfig();
+        Key(e, "console");
+        e.Emit(new MappingStart(null, null, true, MappingStyle.Block));
+        Key(e, "logMaxBytes");
+        Plain(e, Sizes.Format(console.LogMaxBytes));
+        e.Emit(new MappingEnd());
+
+        e.Emit(new MappingEnd());
+        e.Emit(new DocumentEnd(isImplicit: true));
+        e.Emit(new StreamEnd());
+        return sw.ToString();
+    }
+
+    private static void Key(IEmitter e, string key) => Plain(e, key);
+
+    private static void Pair(IEmitter e, string key, string? value)
+    {
+        Str(e, key);
+        Str(e, value ?? "");
+    }
+
+    private static void Plain(IEmitter e, string value) =>
+        e.Emit(new Scalar(null, null, value, ScalarStyle.Plain, true, false));
+
+    // Strings that a reader would take for null, a boolean or a number are quoted so that they stay
+    // strings for any YAML tool, not just for this loader (which reads string fields as text anyway).
+    private static void Str(IEmitter e, string value)
+    {
+        var style = LooksTyped(value) ? ScalarStyle.DoubleQuoted : ScalarStyle.Any;
+        e.Emit(new Scalar(null, null, value, style, true, true));
+    }
+
+    private static readonly Regex TypedLooking = new(
+        @"^(|~|null|true|false|yes|no|on|off|y|n|[-+]?(\.?[0-9].*|\.inf|\.nan))$",
+        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
+
+    private static bool LooksTyped(string value) => TypedLooking.IsMatch(value);
+
+    // ---- node tree --------------------------------------------------------------------------------
+
+    private abstract class Node
+    {
+        public Mark Start;
+        public abstract string Kind { get; }
+    }
+
+    private sealed class ScalarNode : Node
+    {
+        public string Value = "";
+        public ScalarStyle Style;
+        public bool HasTag;
+        // YAML 1.2 core schema nulls; only unquoted, untagged scalars can be null.
+        public bool IsNull => Style == ScalarStyle.Plain && !HasTag && Value is "" or "~" or "null" or "Null" or "NULL";
+        public override string Kind => IsNull ? "null" : "a scalar";
+    }
+
+    private sealed class SequenceNode : Node
+    {
+        public readonly List<Node> Items = new();
+        public override string Kind => "a list";
+    }
+
+    private sealed class MappingNode : Node
+    {
+        public readonly List<(ScalarNode Key, Node Value)> Entries = new();
+        public override string Kind => "a mapping";
+    }
+
+    private static ContainerException Error(string sourceName, Mark at, string message) =>
+        new(ErrorId, ContainerErrorKind.ParserError,
+            $"{sourceName}:{at.Line}:{at.Column}: {message}", sourceName);
+
+    /// <summary>Builds the node tree, rejecting duplicate keys, non-scalar keys and extra documents.</summary>
+    private sealed class Reader
+    {
+        private readonly string _source;
+        private readonly Dictionary<string, Node> _anchors = new(StringComparer.Ordinal);
+
+        public Reader(string source) => _source = source;
+
+        public Node? ReadDocument(string yaml)
+        {
+            var parser = new Parser(new StringReader(yaml));
+            try
+            {
+                parser.Consume<StreamStart>();
+                if (parser.TryConsume<StreamEnd>(out _))
+                    return null;
+                parser.Consume<DocumentStart>();
+                Node root = ReadNode(parser);
+                parser.Consume<DocumentEnd>();
+                if (parser.Accept<DocumentStart>(out var second))
+                    throw Error(_source, second.Start, "a config file holds a single YAML document; remove the second '---'");
+                parser.Consume<StreamEnd>();
+                return root;
+            }
+            catch (YamlException ex)
+            {
+                throw Error(_source, ex.Start, "YAML syntax error: " + StripMarks(ex.Message));
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or IndexOutOfRangeException)
+            {
+                // YamlDotNet's scanner occasionally fails this way instead of with a YamlException (for
+                // example on an unclosed '[' followed by a block mapping); the last good node is the best position.
+                throw new ContainerException(ErrorId, ContainerErrorKind.ParserError,
+                    $"{_source}:{_last.Line}:{_last.Column}: YAML syntax error after this point (check for an unclosed bracket, brace or quote)",
+                    _source, ex);
+            }
+        }
+
+        private Mark _last = new(0, 1, 1);
+
+        private T Track<T>(T ev) where T : ParsingEvent
+        {
+            _last = ev.End;
+            return ev;
+        }
+
+        private Node ReadNode(IParser parser)
+        {
+            if (parser.TryConsume<AnchorAlias>(out var alias))
+            {
+                Track(alias);
+                if (!_anchors.TryGetValue(alias.Value.Value, out var target))
+                    throw Error(_source, alias.Start, $"alias '*{alias.Value.Value}' refers to no earlier anchor");
+                return target;
+            }
+
+            Node node;
+            if (parser.TryConsume<Scalar>(out var scalar))
+            {
+                Track(scalar);
+                node = new ScalarNode { Start = scalar.Start, Value = scalar.Value, Style = scalar.Style, HasTag = !scalar.Tag.IsEmpty };
+            }
+            else if (parser.TryConsume<SequenceStart>(out var seqStart))
+            {
+                var seq = new SequenceNode { Start = Track(seqStart).Start };
+                while (!parser.TryConsume<SequenceEnd>(out _))
+                    seq.Items.Add(ReadNode(parser));
+                node = seq;
+                Remember(seqStart.Anchor, node);
+                return node;
+            }
+            else if (parser.TryConsume<MappingStart>(out var mapStart))
+            {
+                var map = new MappingNode { Start = Track(mapStart).Start };
+                var seen = new Dictionary<string, ScalarNode>(StringComparer.Ordinal);
+                while (!parser.TryConsume<MappingEnd>(out _))
+                {
+                    Node key = ReadNode(parser);
+                    if (key is not ScalarNode keyScalar)
+                        throw Error(_source, key.Start, $"a key must be a plain name, not {key.Kind}");
+                    if (seen.TryGetValue(keyScalar.Value, out var first))
+                        throw Error(_source, key.Start, $"duplicate key '{keyScalar.Value}' (first defined at line {first.Start.Line})");
+                    seen.Add(keyScalar.Value, keyScalar);
+                    map.Entries.Add((keyScalar, ReadNode(parser)));
+                }
+                node = map;
+                Remember(mapStart.Anchor, node);
+                return node;
+            }
+            else
+            {
+                var ev = parser.Current;
+                throw Error(_source, ev?.Start ?? Mark.Empty, $"unexpected YAML element {ev?.GetType().Name}");
+            }
+            Remember(scalar.Anchor, node);
+            return node;
+        }
+
+        private void Remember(AnchorName anchor, Node node)
+        {
+            if (!anchor.IsEmpty)
+                _anchors[anchor.Value] = node;
+        }
+
+        // YamlException messages start with "(Line: 1, Col: 2, Idx: 1) - (Line: ...): "; we print our own.
+        private static string StripMarks(string message) =>
+            Regex.Replace(message, @"^\(Line: \d+, Col: \d+, Idx: \d+\) - \(Line: \d+, Col: \d+, Idx: \d+\): ", "");
+    }
+
+    /// <summary>Maps the node tree onto <see cref="ContainerConfig"/>, validating as it goes.</summary>
+    private sealed class Binder
+    {
+        private readonly string _source;
+
+        public Binder(string source) => _source = source;
+
+        private ContainerException Fail(Node at, string message) => Error(_source, at.Start, message);
+
+        public ContainerConfig Bind(Node? root)
+        {
+            var config = new ContainerConfig();
+            if (root is null || root is ScalarNode { IsNull: true })
+                return config;
+            if (root is not MappingNode)
+                throw Fail(root, $"expected a mapping of settings (template, hostname, init, ...) at the top level, got {root.Kind}");
+
+            Section(root, "", new()
+            {
+                ["template"] = v => config.Template = String(v, "template"),
+                ["hostname"] = v => config.Hostname = Hostname(v),
+                ["init"] = v => Section(v, "init", new()
+                {
+                    ["command"] = c => config.Init.Command = Command(c),
+                    ["environment"] = c => config.Init.Environment = Environment(c),
+                    ["workingDirectory"] = c => config.Init.WorkingDirectory =
+                        AbsolutePath(c, "init.workingDirectory", allowDotDot: true) ?? "/",
+                }),
+                ["mounts"] = v => config.Mounts = Mounts(v),
+                ["stop"] = v => Section(v, "stop", new()
+                {
+                    ["signal"] = s => config.Stop.Signal = Signal(s) ?? "SIGTERM",
+                    ["timeout"] = s => config.Stop.Timeout = Integer(s, "stop.timeout", 0, 86400, "whole seconds from 0 to 86400") ?? 10,
+                }),
+                ["limits"] = v => Section(v, "limits", new()
+                {
+                    ["memory"] = s => config.Limits.Memory = Size(s, "limits.memory", MinMemory, MaxMemory),
+                }),
+                ["console"] = v => Section(v, "console", new()
+                {
+                    ["logMaxBytes"] = s => config.Console.LogMaxBytes = Size(s, "console.logMaxBytes", 0, long.MaxValue) ?? 1024 * 1024,
+                }),
+            });
+            return config;
+        }
+
+        // The kernel refuses (or immediately OOM-kills) anything much smaller; 1 EiB is "unlimited" in practice.
+        private const long MinMemory = 1L << 20;
+        private const long MaxMemory = 1L << 60;
+
+        /// <summary>Dispatches each key of a mapping to its handler; null means "all defaults".</summary>
+        private void Section(Node node, string path, OrderedHandlers handlers)
+        {
+            if (node is ScalarNode { IsNull: true })
+                return;
+            if (node is not MappingNode map)
+                throw Fail(node, $"expected a mapping for {path}, got {node.Kind}");
+            foreach (var (key, value) in map.Entries)
+            {
+                if (!handlers.TryGetValue(key.Value, out var handler))
+                {
+                    string where = path.Length == 0 ? "" : $" under '{path}'";
+                    throw Fail(key, $"unknown key '{key.Value}'{where} (expected one of: {string.Join(", ", handlers.Keys)})");
+                }
+                handler(value);
+            }
+        }
+
+        private string? String(Node node, string path)
+        {
+            if (node is ScalarNode s)
+                return s.IsNull ? null : s.Value;
+            throw Fail(node, $"expected a string for {path}, got {node.Kind}");
+        }
+
+        private string? Hostname(Node node)
+        {
+            string? name = String(node, "hostname");
+            if (name is null)
+                return null;
+            string? problem = HostnameProblem(name);
+            if (problem is not null)
+                throw Fail(node, $"invalid hostname '{name}': {problem}");
+            return name;
+        }
+
+        internal static string? HostnameProblem(string name)
+        {
+            // sethostname(2) takes at most 64 bytes (HOST_NAME_MAX), tighter than DNS's 253.
+            if (name.Length is 0 or > 64)
+                return "it must be 1 to 64 characters long";
+            foreach (string label in name.Split('.'))
+            {
+                if (label.Length is 0 or > 63)
+                    return "each dot-separated label must be 1 to 63 characters long";
+                foreach (char c in label)
+                {
+                    if (!char.IsAsciiLetterOrDigit(c) && c != '-')
+                        return "only letters, digits, '-' and '.' are allowed";
+                }
+                if (label[0] == '-' || label[^1] == '-')
+                    return "a label must not start or end with '-'";
+            }
+            return null;
+        }
+
+        private List<string> Command(Node node)
+        {
+            if (node is ScalarNode { IsNull: true })
+                return new List<string>();
+            if (node is not SequenceNode seq)
+                throw Fail(node, $"expected a list for init.command (e.g. [/bin/sh, -c, \"echo hi\"]), got {node.Kind}");
+            var result = new List<string>(seq.Items.Count);
+            for (int i = 0; i < seq.Items.Count; i++)
+            {
+                Node item = seq.Items[i];
+                string path = $"init.command[{i}]";
+                string? arg = String(item, path);
+                if (string.IsNullOrEmpty(arg))
+                    throw Fail(item, $"{path} must be a non-empty string");
+                if (arg.Contains('\0'))
+                    throw Fail(item, $"{path} must not contain a NUL character");
+                if (i == 0 && !arg.StartsWith('/') && arg.Contains('/'))
+                    throw Fail(item, $"invalid program '{arg}' for init.command: use an absolute path (/bin/sh) or a bare program name looked up in PATH (sh)");
+                result.Add(arg);
+            }
+            return result;
+        }
+
+        private Dictionary<string, string> Environment(Node node)
+        {
+            var result = new Dictionary<string, string>(StringComparer.Ordinal);
+            if (node is ScalarNode { IsNull: true })
+                return result;
+            if (node is not MappingNode map)
+                throw Fail(node, $"expected a mapping of NAME: value for init.environment, got {node.Kind}");
+            foreach (var (key, value) in map.Entries)
+            {
+                string name = key.Value;
+                if (name.Length == 0)
+                    throw Fail(key, "an environment variable name must not be empty");
+                if (name.Contains('=') || name.Contains('\0'))
+                    throw Fail(key, $"invalid environment variable name '{name}': it must not contain '=' or NUL");
+                // "FOO:" sets FOO to the empty string, which is what a shell's FOO= does.
+                string text = String(value, $"init.environment.{name}") ?? "";
+                if (text.Contains('\0'))
+                    throw Fail(value, $"init.environment.{name} must not contain a NUL character");
+                result[name] = text;
+            }
+            return result;
+        }
+
+        private List<MountConfig> Mounts(Node node)
+        {
+            var result = new List<MountConfig>();
+            if (node is ScalarNode { IsNull: true })
+                return result;
+            if (node is not SequenceNode seq)
+                throw Fail(node, $"expected a list for mounts (e.g. - {{ source: /srv/data, target: /data }}), got {node.Kind}");
+            for (int i = 0; i < seq.Items.Count; i++)
+            {
+                Node item = seq.Items[i];
+                string path = $"mounts[{i}]";
+                if (item is not MappingNode)
+                    throw Fail(item, $"expected a mapping with source and target for {path}, got {item.Kind}");
+                var mount = new MountConfig();
+                bool hasSource = false, hasTarget = false;
+                Section(item, path, new()
+                {
+                    ["source"] = v => { mount.Source = AbsolutePath(v, path + ".source", allowDotDot: true) ?? ""; hasSource = mount.Source.Length > 0; },
+                    ["target"] = v => { mount.Target = AbsolutePath(v, path + ".target", allowDotDot: false) ?? ""; hasTarget = mount.Target.Length > 0; },
+                    ["readOnly"] = v => mount.ReadOnly = Boolean(v, path + ".readOnly") ?? false,
+                });
+                if (!hasSource)
+                    throw Fail(item, $"{path} needs a source (an absolute host path)");
+                if (!hasTarget)
+                    throw Fail(item, $"{path} needs a target (an absolute path inside the container)");
+                result.Add(mount);
+            }
+            return result;
+        }
+
+        private string? AbsolutePath(Node node, string path, bool allowDotDot)
+        {
+            string? value = String(node, path);
+            if (value is null)
+                return null;
+            if (!value.StartsWith('/'))
+                throw Fail(node, $"invalid path '{value}' for {path}: it must be absolute (start with '/')");
+            if (value.Contains('\0'))
+                throw Fail(node, $"invalid path for {path}: it must not contain a NUL character");
+            // A target is resolved inside the rootfs; '..' would be a way to name a host path instead.
+            if (!allowDotDot && value.Split('/').Contains(".."))
+                throw Fail(node, $"invalid path '{value}' for {path}: '..' components are not allowed");
+            return value;
+        }
+
+        private string? Signal(Node node)
+        {
+            string? text = String(node, "stop.signal");
+            if (text is null)
+                return null;
+            if (!Signals.TryParse(text, out _))
+                throw Fail(node, $"invalid signal '{text}' for stop.signal ({Signals.SyntaxHelp})");
+            return text;
+        }
+
+        private int? Integer(Node node, string path, int min, int max, string expected)
+        {
+            string? text = String(node, path);
+            if (text is null)
+                return null;
+            if (!long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long value)
+                || value < min || value > max)
+                throw Fail(node, $"invalid value '{text}' for {path} (expected {expected})");
+            return (int)value;
+        }
+
+        private bool? Boolean(Node node, string path)
+        {
+            string? text = String(node, path);
+            if (text is null)
+                return null;
+            if (string.Equals(text, "true", StringComparison.OrdinalIgnoreCase))
+                return true;
+            if (string.Equals(text, "false", StringComparison.OrdinalIgnoreCase))
+                return false;
+            throw Fail(node, $"invalid value '{text}' for {path} (expected true or false)");
+        }
+
+        private long? Size(Node node, string path, long min, long max)
+        {
+            string? text = String(node, path);
+            if (text is null)
+                return null;
+            if (!Sizes.TryParse(text, out long bytes))
+                throw Fail(node, $"invalid size '{text}' for {path} ({Sizes.SyntaxHelp})");
+            if (bytes < min || bytes > max)
+            {
+                string range = max == long.MaxValue
+                    ? $"at least {Sizes.Format(min)}"
+                    : $"between {Sizes.Format(min)} and {Sizes.Format(max)}";
+                throw Fail(node, $"size '{text}' for {path} is out of range (it must be {range})");
+            }
+            return bytes;
+        }
+    }
+
+    /// <summary>Key -> handler, enumerated in declaration order so "expected one of" reads like the docs.</summary>
+    private sealed class OrderedHandlers
+    {
+        private readonly List<(string Key, Action<Node> Handler)> _items = new();
+
+        public Action<Node> this[string key]
+        {
+            set => _items.Add((key, value));
+        }
+
+        public IEnumerable<string> Keys => _items.Select(i => i.Key);
+
+        public bool TryGetValue(string key, out Action<Node> handler)
+        {
+            foreach (var item in _items)
+            {
+                if (item.Key == key)
+                {
+                    handler = item.Handler;
+                    return true;
+                }
+            }
+            handler = null!;
+            return false;
+        }
+    }
+}
