@@ -52,6 +52,20 @@ public static class ConfigLoader
     /// Writes the config as YAML that <see cref="Parse"/> reads back to an equal config. Sizes are
     /// written with the largest exact unit (256M); null values are left out.
     /// </summary>
+    /// <summary>
+    /// Validates a config assembled in code (cmdlet parameters) by the same rules as a file, so a
+    /// bad -Hostname or -Command is rejected before anything is created.
+    /// </summary>
+    public static void Validate(ContainerConfig config)
+    {
+        try { Parse(Serialize(config), "parameters"); }
+        catch (ContainerException ex) when (ex.ErrorId == ErrorId)
+        {
+            var message = Regex.Replace(ex.Message, @"^parameters:\d+:\d+: ", "");
+            throw new ContainerException("InvalidArgument", ContainerErrorKind.InvalidArgument, message, null, ex);
+        }
+    }
+
     public static string Serialize(ContainerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -65,6 +79,8 @@ public static class ConfigLoader
             Pair(e, "template", config.Template);
         if (config.Hostname is not null)
             Pair(e, "hostname", config.Hostname);
+        if (config.Rootfs is not null)
+            Pair(e, "rootfs", config.Rootfs);
 
         var init = config.Init ?? new InitConfig();
         Key(e, "init");
@@ -99,7 +115,8 @@ public static class ConfigLoader
         var stop = config.Stop ?? new StopConfig();
         Key(e, "stop");
         e.Emit(new MappingStart(null, null, true, MappingStyle.Block));
-        Pair(e, "signal", stop.Signal);
+        if (stop.Signal is not null)
+            Pair(e, "signal", stop.Signal);
         Key(e, "timeout");
         Plain(e, stop.Timeout.ToString(CultureInfo.InvariantCulture));
         e.Emit(new MappingEnd());
@@ -316,6 +333,7 @@ public static class ConfigLoader
             {
                 ["template"] = v => config.Template = String(v, "template"),
                 ["hostname"] = v => config.Hostname = Hostname(v),
+                ["rootfs"] = v => config.Rootfs = AbsolutePath(v, "rootfs", allowDotDot: false),
                 ["init"] = v => Section(v, "init", new()
                 {
                     ["command"] = c => config.Init.Command = Command(c),
@@ -326,7 +344,7 @@ public static class ConfigLoader
                 ["mounts"] = v => config.Mounts = Mounts(v),
                 ["stop"] = v => Section(v, "stop", new()
                 {
-                    ["signal"] = s => config.Stop.Signal = Signal(s) ?? "SIGTERM",
+                    ["signal"] = s => config.Stop.Signal = Signal(s),
                     ["timeout"] = s => config.Stop.Timeout = Integer(s, "stop.timeout", 0, 86400, "whole seconds from 0 to 86400") ?? 10,
                 }),
                 ["limits"] = v => Section(v, "limits", new()

@@ -9,6 +9,8 @@ public sealed class ContainerConfig
     /// <summary>Template the rootfs was made from (busybox, debootstrap, none); informational.</summary>
     public string? Template { get; set; }
     public string? Hostname { get; set; }
+    /// <summary>An existing root directory used in place of the store's rootfs/ (never deleted with the container).</summary>
+    public string? Rootfs { get; set; }
     public InitConfig Init { get; set; } = new();
     public List<MountConfig> Mounts { get; set; } = new();
     public StopConfig Stop { get; set; } = new();
@@ -35,8 +37,9 @@ public sealed class MountConfig
 
 public sealed class StopConfig
 {
-    /// <summary>Signal sent to init on a graceful stop: a name (SIGTERM, TERM, SIGPWR) or number.</summary>
-    public string Signal { get; set; } = "SIGTERM";
+    /// <summary>Signal sent to init on a graceful stop: a name (SIGTERM, TERM, SIGPWR) or number. Null: the
+    /// template's choice (busybox init powers off on SIGUSR2), else SIGTERM.</summary>
+    public string? Signal { get; set; }
     /// <summary>Seconds to wait after the stop signal before everything is killed.</summary>
     public int Timeout { get; set; } = 10;
 }

@@ -172,7 +172,7 @@ public sealed class ContainerManager
         if (options.MemoryLimit is not null) config.Limits.Memory = options.MemoryLimit;
         if (config.Init.Command.Count == 0 && template is not null) config.Init.Command = template.DefaultInitCommand.ToList();
         if (config.Stop.Signal is null && template is not null) config.Stop.Signal = template.DefaultStopSignal;
-        ConfigLoader.Validate(config, "parameters");
+        ConfigLoader.Validate(config);
 
         var templateOptions = options.TemplateOptions;
         templateOptions.ContainerName = name;

@@ -1,0 +1,111 @@
+using System.Collections;
+using System.Management.Automation;
+using PSContainers.Infrastructure;
+using PSContainers.Runtime.Containers;
+using PSContainers.Runtime.Namespaces;
+
+namespace PSContainers.Cmdlets;
+
+/// <summary>Namespaces a user can choose to enter (lxc-attach -s): the names of /proc/PID/ns.</summary>
+public enum ContainerNamespace { Mount, Pid, Uts, Ipc, Network, Cgroup, User }
+
+internal static class NamespaceSelection
+{
+    public static NamespaceKind ToKind(ContainerNamespace[]? selection) =>
+        selection is null ? NamespaceKind.None : selection.Aggregate(NamespaceKind.None, (acc, ns) => acc | ns switch
+        {
+            ContainerNamespace.Mount => NamespaceKind.Mount,
+            ContainerNamespace.Pid => NamespaceKind.Pid,
+            ContainerNamespace.Uts => NamespaceKind.Uts,
+            ContainerNamespace.Ipc => NamespaceKind.Ipc,
+            ContainerNamespace.Network => NamespaceKind.Network,
+            ContainerNamespace.Cgroup => NamespaceKind.Cgroup,
+            _ => NamespaceKind.User,
+        });
+}
+
+/// <summary>
+/// lxc-attach -- prog args: runs a program (no shell) inside a running container, in all of its
+/// namespaces or the chosen ones, and returns its exit code and output lines.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Invoke, "ContainerCommand", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
+[OutputType(typeof(ContainerCommandResult))]
+public sealed class InvokeContainerCommandCommand : NameCmdlet
+{
+    /// <summary>Program and arguments, e.g. -Command ls,-l,/ (no shell is involved).</summary>
+    [Parameter(Mandatory = true, Position = 1)]
+    [ValidateNotNullOrEmpty]
+    public string[] Command { get; set; } = Array.Empty<string>();
+
+    /// <summary>Enter only these namespaces (default: all of the container's).</summary>
+    [Parameter]
+    public ContainerNamespace[]? Namespace { get; set; }
+
+    [Parameter]
+    public string? WorkingDirectory { get; set; }
+
+    /// <summary>Extra environment variables for the command.</summary>
+    [Parameter]
+    public Hashtable? Environment { get; set; }
+
+    private readonly CancellationTokenSource _cancel = new();
+
+    protected override void ProcessRecord()
+    {
+        var env = Environment?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? "");
+        ForEachContainer($"Run '{string.Join(' ', Command)}'", name =>
+            WriteObject(Manager.Exec(name, Command, NamespaceSelection.ToKind(Namespace), WorkingDirectory, env, _cancel.Token)));
+    }
+
+    protected override void StopProcessing() => _cancel.Cancel();
+}
+
+/// <summary>lxc-attach with a terminal: an interactive shell inside the container on this console.</summary>
+[Cmdlet(VerbsCommon.Enter, "Container", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
+[OutputType(typeof(void))]
+public sealed class EnterContainerCommand : ContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string Name { get; set; } = "";
+
+    /// <summary>What to run (default /bin/sh -l).</summary>
+    [Parameter(Position = 1)]
+    [ValidateNotNullOrEmpty]
+    public string[] Command { get; set; } = { "/bin/sh", "-l" };
+
+    [Parameter]
+    public ContainerNamespace[]? Namespace { get; set; }
+
+    [Parameter]
+    public string? WorkingDirectory { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        if (!ShouldProcess(Name, "Enter container")) return;
+        Try(() =>
+        {
+            using var process = Manager.StartInteractive(Name, Command, NamespaceSelection.ToKind(Namespace), WorkingDirectory);
+            process.WaitForExit();
+            SessionState.PSVariable.Set("LASTEXITCODE", process.ExitCode);
+        });
+    }
+}
+
+/// <summary>The container's console output (what its init wrote to /dev/console), like lxc-console's log.</summary>
+[Cmdlet(VerbsCommon.Get, "ContainerConsoleLog")]
+[OutputType(typeof(string))]
+public sealed class GetContainerConsoleLogCommand : NameCmdlet
+{
+    /// <summary>Only the last N lines.</summary>
+    [Parameter]
+    [ValidateRange(0, int.MaxValue)]
+    public int? Tail { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var name in ResolveNames(Name))
+            Try(() => { foreach (var line in Manager.ReadConsoleLog(name, Tail)) WriteObject(line); });
+    }
+}

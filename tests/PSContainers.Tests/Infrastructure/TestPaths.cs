@@ -1,0 +1,27 @@
+namespace PSContainers.Tests.Infrastructure;
+
+public static class TestPaths
+{
+    /// <summary>The repository root: the first parent of the test binaries holding PSContainers.psd1.</summary>
+    public static string RepoRoot
+    {
+        get
+        {
+            var dir = new DirectoryInfo(AppContext.BaseDirectory);
+            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "PSContainers.psd1"))) dir = dir.Parent;
+            return dir?.FullName ?? throw new InvalidOperationException("PSContainers.psd1 not found above " + AppContext.BaseDirectory);
+        }
+    }
+
+    /// <summary>The built, importable module folder (dotnet build produces it).</summary>
+    public static string ModuleFolder
+    {
+        get
+        {
+            var path = Path.Combine(RepoRoot, "out", "PSContainers");
+            if (!File.Exists(Path.Combine(path, "PSContainers.psd1")))
+                throw new InvalidOperationException($"{path} has no module: run 'dotnet build -c Release' first.");
+            return path;
+        }
+    }
+}
