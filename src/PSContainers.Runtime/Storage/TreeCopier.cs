@@ -20,6 +20,7 @@ public static unsafe class TreeCopier
     const int EPERM = 1;
     const int EACCES = 13;
     const int BufferSize = 1 << 20;
+    // Modes are binary literals (C# has no octal): 0b110_000_000 is 0600.
 
     [DllImport("libc", SetLastError = true)]
     static extern nint llistxattr(byte* path, byte* list, nuint size);
@@ -135,7 +136,7 @@ public static unsafe class TreeCopier
         else if (type == S_IFCHR || type == S_IFBLK || type == S_IFIFO)
         {
             fixed (byte* d = Z(dst))
-                Check(mknod(d, type | (mode_t)0600, st.st_rdev), "mknod", dst);
+                Check(mknod(d, type | (mode_t)0b110_000_000, st.st_rdev), "mknod", dst);
         }
         else
             throw new ContainerException("CopyUnknownFileType", ContainerErrorKind.InvalidData,
@@ -153,7 +154,7 @@ public static unsafe class TreeCopier
         try
         {
             fixed (byte* d = Z(dst))
-                dfd = open(d, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)0600);
+                dfd = open(d, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)0b110_000_000);
             Check(dfd, "create", dst);
             try
             {
@@ -396,7 +397,7 @@ public static unsafe class TreeCopier
     {
         // 0700 while we fill it; the real mode comes with the metadata afterwards.
         fixed (byte* p = Z(path))
-            Check(mkdir(p, (mode_t)0700), "mkdir", path);
+            Check(mkdir(p, (mode_t)0b111_000_000), "mkdir", path);
     }
 
     static stat Lstat(string path)
