@@ -228,8 +228,24 @@ static int make_in_root(int rootfd, const char *path, int as_file) {
                 int rc = (last && as_file)
                     ? (fd = openat(parent, leaf, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0 ? -1 : close(fd)
                     : mkdirat(parent, leaf, 0755);
+                if (rc < 0 && errno == EEXIST) {
+                    /* It exists but does not resolve: a symlink leading nowhere inside the root.
+                     * We never create through it (its target may name a host path). */
+                    char link[PATH_MAX];
+                    ssize_t n = readlinkat(parent, leaf, link, sizeof link - 1);
+                    close(parent);
+                    if (n >= 0) {
+                        link[n] = '\0';
+                        errno = 0;
+                        fail("%s is a symlink to %s, which does not exist inside the container", buf, link);
+                        errno = ENOENT;
+                        return -2;
+                    }
+                    errno = ENOENT;
+                    return -1;
+                }
                 close(parent);
-                if (rc < 0 && errno != EEXIST) return -1;
+                if (rc < 0) return -1;
                 fd = open_in_root(rootfd, buf, O_PATH);
             }
             *p = saved;
@@ -267,7 +283,11 @@ static int do_mounts(const struct spec *s, int rootfd, const char *console_path)
             continue;
         }
         int tfd = make_in_root(rootfd, m->dst, (m->flags & (PSC_FILE | PSC_CONSOLE)) != 0);
-        if (tfd < 0) { if (srcfd >= 0) close(srcfd); return fail("mount target %s", m->dst); }
+        if (tfd < 0) {
+            if (srcfd >= 0) close(srcfd);
+            if (tfd == -2) { char why[sizeof errbuf]; snprintf(why, sizeof why, "%s", errbuf); errno = 0; return fail("mount target %s: %s", m->dst, why); }
+            return fail("mount target %s", m->dst);
+        }
         unsigned long first = (kflags & MS_BIND) ? (kflags & ~(unsigned long)MS_RDONLY) : kflags;
         int rc = mount_at_fd(src, tfd, m->type[0] ? m->type : NULL, first, m->data[0] ? m->data : NULL);
         if (rc == 0 && (kflags & MS_BIND) && (kflags & MS_RDONLY)) {

@@ -28,9 +28,6 @@ public sealed class ContainerLifecycleTests : IDisposable
     private ContainerInfo NewBusybox(string name, string extra = "") =>
         (ContainerInfo)Assert.Single(_ps.Run($"New-Container -Name $args[0] -Template busybox {extra}", name)).BaseObject;
 
-    private static string[] HostMountsUnder(string path) =>
-        File.ReadAllLines("/proc/self/mountinfo").Where(l => l.Contains(path)).ToArray();
-
     [Fact]
     public void FullLifecycle_IsolatesAndCleansUp()
     {
@@ -59,7 +56,10 @@ public sealed class ContainerLifecycleTests : IDisposable
         // pid 1 is its init, the hostname is its own, / is its rootfs, and the namespaces differ from ours.
         var ps = _ps.Run("Invoke-ContainerCommand $args[0] -Command cat,/proc/1/cmdline", name).Single().BaseObject as ContainerCommandResult;
         Assert.Equal(0, ps!.ExitCode);
-        Assert.StartsWith("/sbin/init", ps.Output[0].Replace('\0', ' '));
+        // busybox init renames itself "init"; its executable is the rootfs's busybox.
+        Assert.StartsWith("init", ps.Output[0]);
+        var exe = (ContainerCommandResult)_ps.Run("Invoke-ContainerCommand $args[0] -Command readlink,/proc/1/exe", name).Single().BaseObject;
+        Assert.Equal("/bin/busybox", exe.Output.Single());
         var hostname = (ContainerCommandResult)_ps.Run("Invoke-ContainerCommand $args[0] -Command hostname", name).Single().BaseObject;
         Assert.Equal(new[] { name }, hostname.Output);
         var marker = (ContainerCommandResult)_ps.Run("Invoke-ContainerCommand $args[0] -Command cat,/marker-of-rootfs", name).Single().BaseObject;
@@ -93,7 +93,7 @@ public sealed class ContainerLifecycleTests : IDisposable
         Assert.Null(stopped.Pid);
         Assert.Null(Sys.ProcessStartTime(initPid));
         Assert.False(CgroupManager.ForHost().Exists(cgroupPath));
-        Assert.Empty(HostMountsUnder(created.RootfsPath));
+        Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), l => l.Contains(created.RootfsPath));
 
         _ps.Run("Remove-Container $args[0]", name);
         Assert.False(Directory.Exists(created.Path));
@@ -113,7 +113,7 @@ public sealed class ContainerLifecycleTests : IDisposable
         var r = _ps.Invoke("New-Container -Name $args[0] -Template busybox", name);
         Assert.StartsWith("InvalidContainerName", r.SingleError.FullyQualifiedErrorId);
         Assert.Equal(ErrorCategory.InvalidArgument, r.SingleError.CategoryInfo.Category);
-        Assert.Empty(Directory.EnumerateDirectories(_store.StorePath).Where(d => !Path.GetFileName(d).StartsWith('.')));
+        Assert.DoesNotContain(Directory.EnumerateDirectories(_store.StorePath), d => !Path.GetFileName(d).StartsWith('.'));
         Assert.False(Directory.Exists(Path.Combine(_store.Root, "escape")));
     }
 
@@ -175,7 +175,7 @@ public sealed class ContainerLifecycleTests : IDisposable
         Assert.Contains("/no/such/init", r.SingleError.Exception.Message);
         Assert.False(CgroupManager.ForHost().Exists($"{_store.CgroupParent}/{name}"));
         Assert.Equal(ContainerStatus.Stopped, _store.Manager.Get(name).State);
-        Assert.Empty(HostMountsUnder(_store.StorePath));
+        Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), l => l.Contains(_store.StorePath));
     }
 
     [Fact]
@@ -240,8 +240,9 @@ public sealed class ContainerLifecycleTests : IDisposable
     [Fact]
     public void BindMountTarget_ThroughSymlink_StaysInsideRootfs()
     {
-        // A rootfs whose /mnt is a symlink to a host directory: the mount must land inside the
-        // rootfs (resolved as if the rootfs were /), never on the host path.
+        // The rootfs's /mnt is an absolute symlink naming a directory that exists on the host (and,
+        // in the second part, inside the rootfs too). Targets resolve as if the rootfs were /: the
+        // mount lands inside the rootfs, never on the host path.
         var outside = Path.Combine(_store.Root, "outside");
         Directory.CreateDirectory(outside);
         var source = Path.Combine(_store.Root, "src");
@@ -253,11 +254,22 @@ public sealed class ContainerLifecycleTests : IDisposable
         File.CreateSymbolicLink(Path.Combine(info.RootfsPath, "mnt"), outside);
         var config = File.ReadAllText(info.ConfigPath).Replace("mounts: []", $"mounts:\n- source: {source}\n  target: /mnt/evil\n  readOnly: false");
         File.WriteAllText(info.ConfigPath, config);
+
+        // Dangling inside the rootfs: refused with a precise error, nothing made on the host.
+        var refused = _ps.Invoke("Start-Container $args[0]", name);
+        Assert.StartsWith("StartFailed", refused.SingleError.FullyQualifiedErrorId);
+        Assert.Contains($"/mnt is a symlink to {outside}, which does not exist inside the container", refused.SingleError.Exception.Message);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(outside));
+
+        // Present inside the rootfs: the mount goes there.
+        var inRoot = Path.Combine(info.RootfsPath, outside.TrimStart('/'));
+        Directory.CreateDirectory(inRoot);
         _ps.Run("Start-Container $args[0]", name);
-        Assert.False(Directory.Exists(Path.Combine(outside, "evil")), "nothing was created through the symlink on the host");
+        Assert.Empty(Directory.EnumerateFileSystemEntries(outside));
+        Assert.True(Directory.Exists(Path.Combine(inRoot, "evil")));
         var seen = (ContainerCommandResult)_ps.Run("Invoke-ContainerCommand $args[0] cat,/mnt/evil/secret", name).Single().BaseObject;
         Assert.Equal("x", seen.Output.Single());
-        Assert.Empty(HostMountsUnder(outside));
+        Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), l => l.Contains(outside));
     }
 
     [Fact]

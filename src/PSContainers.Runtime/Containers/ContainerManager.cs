@@ -189,7 +189,7 @@ public sealed class ContainerManager
         // half-made container under the store, only a .tmp entry that is cleaned on the next create.
         Directory.CreateDirectory(Store.TempDirectory);
         CleanStaleTemp();
-        var temp = System.IO.Path.Combine(Store.TempDirectory, $"{name}.{Environment.ProcessId}.{Guid.NewGuid():N}");
+        var temp = System.IO.Path.Combine(Store.TempDirectory, $"{name}.{System.Environment.ProcessId}.{Guid.NewGuid():N}");
         Directory.CreateDirectory(temp);
         try
         {
