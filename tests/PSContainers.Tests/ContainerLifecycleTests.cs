@@ -17,7 +17,12 @@ public sealed class ContainerLifecycleTests : IDisposable
     private readonly TestStore _store = new();
     private readonly ModuleSession _ps;
 
-    public ContainerLifecycleTests() => _ps = _store.OpenSession();
+    public ContainerLifecycleTests()
+    {
+        // xunit does not call Dispose when the constructor throws: clean the store ourselves.
+        try { _ps = _store.OpenSession(); }
+        catch { _store.Dispose(); throw; }
+    }
 
     public void Dispose()
     {
