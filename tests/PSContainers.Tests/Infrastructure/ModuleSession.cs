@@ -22,7 +22,7 @@ public sealed class ModuleSession : IDisposable
         if (result.Errors.Count > 0) throw new InvalidOperationException("Import-Module failed: " + result.Errors[0]);
     }
 
-    public sealed record Result(Collection<PSObject> Output, IReadOnlyList<ErrorRecord> Errors)
+    public sealed record Result(Collection<PSObject> Output, IReadOnlyList<ErrorRecord> Errors, IReadOnlyList<ProgressRecord> Progress)
     {
         public T Single<T>() => (T)Assert.Single(Output).BaseObject;
         public ErrorRecord SingleError => Assert.Single(Errors);
@@ -44,7 +44,7 @@ public sealed class ModuleSession : IDisposable
             errors.Add(ex.ErrorRecord);
         }
         errors.InsertRange(0, ps.Streams.Error);
-        return new Result(output, errors);
+        return new Result(output, errors, ps.Streams.Progress.ToList());
     }
 
     /// <summary>Runs a script that must not fail; returns its output.</summary>
