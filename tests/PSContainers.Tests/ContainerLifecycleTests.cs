@@ -417,4 +417,38 @@ public sealed class ContainerLifecycleTests : IDisposable
         var completion = (CommandCompletion)_ps.Run("TabExpansion2 -inputScript $args[0] -cursorColumn $args[0].Length", line).Single().BaseObject;
         Assert.Contains(completion.CompletionMatches, m => m.CompletionText == name);
     }
+
+    [Fact]
+    public void EnterContainer_RunsOnTheCallersTerminal_AndSetsLastExitCode()
+    {
+        var name = TestStore.NewName("enter");
+        var info = NewBusybox(name);
+        _ps.Run("Start-Container $args[0]", name);
+        // Non-interactive here (the test host has no terminal), but the same path: the spec goes
+        // through a private file, stdio stays the caller's.
+        var r = _ps.Run("Enter-Container $args[0] -Command /bin/sh,-c,'hostname > /tmp/entered; exit 5'; $LASTEXITCODE", name);
+        Assert.Equal(5, (int)r.Single().BaseObject);
+        Assert.Equal(name, File.ReadAllText(Path.Combine(info.RootfsPath, "tmp", "entered")).Trim());
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_store.StorePath, ".tmp")));
+    }
+
+    [Fact]
+    public void KilledSupervisor_ContainerStaysManageable()
+    {
+        var name = TestStore.NewName("orphan");
+        NewBusybox(name);
+        var info = (ContainerInfo)_ps.Run("Start-Container $args[0] -PassThru", name).Single().BaseObject;
+        var supervisor = info.SupervisorPid!.Value;
+        Sys.Kill(supervisor, 9);
+        Assert.True(SpinWait.SpinUntil(() => Sys.ProcessStartTime(supervisor) is null, 5000));
+        // init lives on (re-parented): still running, still reachable, and stoppable.
+        Assert.Equal(ContainerStatus.Running, _store.Manager.Get(name).State);
+        var r = (ContainerCommandResult)_ps.Run("Invoke-ContainerCommand $args[0] -Command true", name).Single().BaseObject;
+        Assert.Equal(0, r.ExitCode);
+        var stopped = (ContainerInfo)_ps.Run("Stop-Container $args[0] -Timeout 5 -PassThru", name).Single().BaseObject;
+        Assert.Equal(ContainerStatus.Stopped, stopped.State);
+        Assert.Null(Sys.ProcessStartTime(info.Pid!.Value));
+        Assert.False(CgroupManager.ForHost().Exists(info.CgroupPath!));
+        _ps.Run("Start-Container $args[0]; Remove-Container $args[0] -Force", name);
+    }
 }
