@@ -133,6 +133,30 @@ public sealed class DebootstrapTemplateTests : IDisposable
     }
 
     [Fact]
+    public void FailedBuildUnmountsBeforeDeletingAndSparesBindMountedFiles()
+    {
+        // An interrupted debootstrap can leave the host's /dev bind-mounted in the target: a plain
+        // recursive delete would remove the host's files. Here a sentinel directory stands in for /dev.
+        var sentinel = Path.Combine(_root, "host-dev");
+        Directory.CreateDirectory(sentinel);
+        File.WriteAllText(Path.Combine(sentinel, "keep"), "keep");
+        var template = new DebootstrapTemplate(FakeDebootstrap($"""
+            mkdir -p "$4/dev" "$4/proc"
+            mount --bind '{sentinel}' "$4/dev"
+            mount -t tmpfs none "$4/proc"
+            exit 1
+            """), () => true);
+
+        var ex = Assert.Throws<ContainerException>(() =>
+            template.Build(Path.Combine(_root, "c1"), Options(), null, CancellationToken.None));
+
+        Assert.Equal("DebootstrapFailed", ex.ErrorId);
+        Assert.Equal("keep", File.ReadAllText(Path.Combine(sentinel, "keep")));
+        Assert.Empty(BuildDirectories(Cache));
+        Assert.DoesNotContain(_root, File.ReadAllText("/proc/self/mountinfo"));
+    }
+
+    [Fact]
     public void ConcurrentBuildersRunDebootstrapOnce()
     {
         var template = new DebootstrapTemplate(FakeDebootstrap("sleep 1\n" + SuccessBody), () => true);

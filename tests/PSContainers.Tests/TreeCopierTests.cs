@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using PSContainers.Runtime;
 using PSContainers.Runtime.Storage;
 using Xunit;
@@ -73,6 +74,54 @@ public sealed class TreeCopierTests : IDisposable
 
         var getcap = Path.Combine(Path.GetDirectoryName(setcap)!, "getcap");
         Assert.Contains("cap_net_raw=ep", Run(getcap, Path.Combine(Dst, "ping")));
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    static extern int lsetxattr(string path, string name, byte[] value, nuint size, int flags);
+    [DllImport("libc", SetLastError = true)]
+    static extern nint lgetxattr(string path, string name, byte[] value, nuint size);
+
+    static byte[] GetXattr(string path, string name)
+    {
+        var buf = new byte[4096];
+        var n = lgetxattr(path, name, buf, (nuint)buf.Length);
+        Assert.True(n >= 0, $"lgetxattr {name} on {path}: errno {Marshal.GetLastPInvokeError()}");
+        return buf[..(int)n];
+    }
+
+    /// <summary>A POSIX ACL in the kernel's xattr format: version 2, then (tag, perm, id) entries.</summary>
+    static byte[] Acl(params (ushort Tag, ushort Perm, uint Id)[] entries)
+    {
+        var blob = new List<byte>(BitConverter.GetBytes(2u));
+        foreach (var (tag, perm, id) in entries)
+            blob.AddRange(BitConverter.GetBytes(tag).Concat(BitConverter.GetBytes(perm)).Concat(BitConverter.GetBytes(id)));
+        return blob.ToArray();
+    }
+
+    [Fact]
+    public void CopiesAclsAndUserXattrs()
+    {
+        const uint Undefined = uint.MaxValue;
+        var file = Path.Combine(Src, "shared.txt");
+        File.WriteAllText(file, "acl");
+        var dir = Path.Combine(Src, "shared");
+        Directory.CreateDirectory(dir);
+        // user::rw- user:1000:rw- group::r-- mask::rw- other::---
+        var access = Acl((1, 6, Undefined), (2, 6, 1000), (4, 4, Undefined), (0x10, 6, Undefined), (0x20, 0, Undefined));
+        // default: user::rwx user:1000:rwx group::r-x mask::rwx other::r-x
+        var dflt = Acl((1, 7, Undefined), (2, 7, 1000), (4, 5, Undefined), (0x10, 7, Undefined), (0x20, 5, Undefined));
+        Assert.Equal(0, lsetxattr(file, "system.posix_acl_access", access, (nuint)access.Length, 0));
+        Assert.Equal(0, lsetxattr(dir, "system.posix_acl_default", dflt, (nuint)dflt.Length, 0));
+        var note = "hello"u8.ToArray();
+        Assert.Equal(0, lsetxattr(file, "user.note", note, (nuint)note.Length, 0));
+        var mode = Stat(file, "%a");
+
+        TreeCopier.Copy(Src, Dst);
+
+        Assert.Equal(access, GetXattr(Path.Combine(Dst, "shared.txt"), "system.posix_acl_access"));
+        Assert.Equal(dflt, GetXattr(Path.Combine(Dst, "shared"), "system.posix_acl_default"));
+        Assert.Equal(note, GetXattr(Path.Combine(Dst, "shared.txt"), "user.note"));
+        Assert.Equal(mode, Stat(Path.Combine(Dst, "shared.txt"), "%a"));
     }
 
     [Fact]

@@ -61,7 +61,7 @@ public static unsafe class TreeCopier
 
         if (TryLstat(destination, out var dstSt))
         {
-            if ((dstSt.st_mode & S_IFMT) != S_IFDIR || Directory.EnumerateFileSystemEntries(destination).Any())
+            if ((dstSt.st_mode & S_IFMT) != S_IFDIR || Directory.EnumerateFileSystemEntries(destination, "*", ListOptions).Any())
                 throw new ContainerException("CopyDestinationNotEmpty", ContainerErrorKind.ResourceExists,
                     $"Cannot copy into '{destination}': it exists and is not an empty directory. Remove it or choose another destination.", destination);
         }

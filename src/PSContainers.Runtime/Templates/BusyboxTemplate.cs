@@ -240,8 +240,7 @@ internal static unsafe class RootfsFile
         fixed (byte* p = Encoding.UTF8.GetBytes(path + "\0"))
             fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)0b110_000_000);
         if (fd < 0)
-            throw new ContainerException("RootfsWriteFailed", ContainerErrorKind.InvalidOperation,
-                $"Cannot create '{path}': {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)}. Check that the rootfs directory is writable by this user.", path);
+            throw Failure("RootfsWriteFailed", "create", path, errno);
         using (var fs = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.Write))
             fs.Write(Encoding.UTF8.GetBytes(content));
         SetMode(path, mode);
@@ -258,12 +257,17 @@ internal static unsafe class RootfsFile
     /// <summary>chmod with all 12 bits; unlike the mode given at creation, umask does not apply.</summary>
     public static void SetMode(string path, int mode)
     {
-        var bytes = Encoding.UTF8.GetBytes(path + "\0");
-        fixed (byte* p = bytes)
-            if (fchmodat(AT_FDCWD, p, (mode_t)(ushort)mode, 0) != 0)
-                throw new ContainerException("RootfsChmodFailed", ContainerErrorKind.InvalidOperation,
-                    $"Cannot chmod '{path}': {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)}. Check that the rootfs directory is writable by this user.", path);
+        int rc;
+        fixed (byte* p = Encoding.UTF8.GetBytes(path + "\0"))
+            rc = fchmodat(AT_FDCWD, p, (mode_t)(ushort)mode, 0);
+        if (rc != 0)
+            throw Failure("RootfsChmodFailed", "chmod", path, errno);
     }
+
+    // errno is passed in, read right after the call: any later P/Invoke may overwrite it.
+    static ContainerException Failure(string errorId, string op, string path, int err) =>
+        new(errorId, ContainerErrorKind.InvalidOperation,
+            $"Cannot {op} '{path}': {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(err)}. Check that the rootfs directory is writable by this user.", path);
 
     public static bool Exists(string path) => EntryType(path) != default;
 

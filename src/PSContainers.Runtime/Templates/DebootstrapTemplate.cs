@@ -252,19 +252,23 @@ public sealed partial class DebootstrapTemplate : IRootfsTemplate
         }
     }
 
-    /// <summary>SIGTERM first so debootstrap's exit trap unmounts /proc and /sys in the target; then kill.</summary>
+    /// <summary>
+    /// Kills debootstrap with all its children (wget, dpkg in the chroot), so no child keeps the output
+    /// pipes open; mounts it leaves in the target are undone by <see cref="RemoveBuildDirectory"/>.
+    /// </summary>
     static void Terminate(Process process)
     {
         try
         {
-            if (process.HasExited) return;
-            Tmds.Linux.LibC.kill(process.Id, Tmds.Linux.LibC.SIGTERM);
-            if (!process.WaitForExit(5000))
-                process.Kill(entireProcessTree: true);
+            process.Kill(entireProcessTree: true);
         }
         catch (InvalidOperationException)
         {
-            // exited meanwhile
+            // already exited
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            // a child exited while the tree was walked; the rest were killed
         }
     }
 
