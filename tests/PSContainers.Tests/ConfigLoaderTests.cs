@@ -74,7 +74,7 @@ public class ConfigLoaderTests
     public void UnknownTopLevelKey()
     {
         var ex = Fails("hostname: web1\nhostnmae: web2\n");
-        Assert.Equal("config.yaml:2:1: unknown key 'hostnmae' (expected one of: template, hostname, init, mounts, stop, limits, console)", ex.Message);
+        Assert.Equal("config.yaml:2:1: unknown key 'hostnmae' (expected one of: template, hostname, rootfs, init, mounts, stop, limits, console)", ex.Message);
     }
 
     [Fact]
@@ -380,8 +380,12 @@ public class ConfigLoaderTests
         Assert.Contains("hostname: web1\n", yaml);
         Assert.Contains("  memory: 256M\n", yaml);
         Assert.Contains("  logMaxBytes: 1M\n", yaml);
-        Assert.Contains("  signal: SIGTERM\n", yaml);
+        // No stop signal given: none written, so the template's choice applies at start.
+        Assert.DoesNotContain("signal:", yaml);
+        Assert.Contains("  signal: SIGPWR\n", ConfigLoader.Serialize(new ContainerConfig { Stop = { Signal = "SIGPWR" } }));
         Assert.DoesNotContain("template", yaml);
+        Assert.DoesNotContain("rootfs", yaml);
+        Assert.Contains("rootfs: /srv/root\n", ConfigLoader.Serialize(new ContainerConfig { Rootfs = "/srv/root" }));
         Assert.DoesNotContain("...", yaml);
 
         var back = ConfigLoader.Parse(ConfigLoader.Serialize(new ContainerConfig()), "c");
