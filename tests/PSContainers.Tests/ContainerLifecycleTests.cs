@@ -451,4 +451,24 @@ public sealed class ContainerLifecycleTests : IDisposable
         Assert.False(CgroupManager.ForHost().Exists(info.CgroupPath!));
         _ps.Run("Start-Container $args[0]; Remove-Container $args[0] -Force", name);
     }
+
+    [Fact]
+    public void ExistingRootDirectory_IsUsedInPlace_AndNeverDeleted()
+    {
+        var donor = NewBusybox(TestStore.NewName("donor"));
+        var external = Path.Combine(_store.Root, "external-rootfs");
+        PSContainers.Runtime.Storage.TreeCopier.Copy(donor.RootfsPath, external);
+        var name = TestStore.NewName("ext");
+        var info = (ContainerInfo)_ps.Run("New-Container $args[0] -RootfsPath $args[1] -Command /bin/sleep,1000", name, external).Single().BaseObject;
+        Assert.Equal(external, info.RootfsPath);
+        Assert.Equal("none", info.Template);
+        _ps.Run("Start-Container $args[0]", name);
+        File.WriteAllText(Path.Combine(external, "from-host"), "seen");
+        var r = (ContainerCommandResult)_ps.Run("Invoke-ContainerCommand $args[0] cat,/from-host", name).Single().BaseObject;
+        Assert.Equal("seen", r.Output.Single());
+        _ps.Run("Remove-Container $args[0] -Force", name);
+        Assert.True(File.Exists(Path.Combine(external, "bin", "busybox")), "an external rootfs is not ours to delete");
+        var missing = _ps.Invoke("New-Container $args[0] -RootfsPath /nonexistent/psc-root", TestStore.NewName("ext"));
+        Assert.StartsWith("RootfsNotFound", missing.SingleError.FullyQualifiedErrorId);
+    }
 }

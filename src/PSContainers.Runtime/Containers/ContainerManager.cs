@@ -105,6 +105,13 @@ public sealed class ContainerManager
         try { return PersistedState.Load(Store.StatePath(name)); }
         catch (FileNotFoundException) { return new PersistedState { Created = Directory.GetCreationTime(Store.ContainerDirectory(name)) }; }
         catch (DirectoryNotFoundException) { throw NotFound(name); }
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidDataException)
+        {
+            // Only a hand edit can do this (writes are atomic). Say where, and how to recover.
+            throw new ContainerException("CorruptState", ContainerErrorKind.InvalidData,
+                $"The state file {Store.StatePath(name)} of container '{name}' is not valid ({ex.Message}). " +
+                "If the container is not running, delete that file to reset its state.", name, ex);
+        }
     }
 
     private sealed record ExitRecord(int Code, int? Signal, DateTimeOffset Time);
