@@ -47,4 +47,21 @@ public sealed class DebootstrapContainerTests : IDisposable
         ps.Run("Remove-Container $args[0], $args[1]", first, second);
         Assert.Empty(ps.Run("Get-Container"));
     }
+
+    [Fact]
+    public void FailureHalfWay_LeavesNothingBehind()
+    {
+        using var ps = _store.OpenSession();
+        // debootstrap really runs, and fails fetching from a closed loopback port.
+        var r = ps.Invoke("New-Container $args[0] -Template debootstrap -Release bookworm -Mirror http://127.0.0.1:9/debian", TestStore.NewName("debfail"));
+        var error = r.SingleError;
+        Assert.Contains("debootstrap", error.Exception.Message);
+        Assert.Empty(ps.Run("Get-Container"));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(_store.StorePath, ".tmp")));
+        var cache = Path.Combine(_store.StorePath, ".cache", "debootstrap");
+        Assert.Empty(Directory.Exists(cache)
+            ? Directory.EnumerateDirectories(cache, "rootfs*", SearchOption.AllDirectories)
+            : Array.Empty<string>()); // neither a cache nor a half-made build
+        Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), l => l.Contains(_store.StorePath));
+    }
 }
