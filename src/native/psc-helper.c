@@ -8,11 +8,14 @@
  *
  *   psc-helper start   < spec    daemonize a supervisor, which clones the container init in new
  *                                namespaces; prints "<supervisor-pid> <init-pid>" once init exec'd.
+ *                                With "pause", it first prints "paused <sup> <init>" and waits for
+ *                                a "go" line on stdin (the caller sets up the network meanwhile).
  *   psc-helper exec    < spec    join a running container's namespaces (and cgroups) and run a
  *                                program there; exits with its status (128+signal if killed).
  *
- * Spec: a sequence of NUL-terminated strings read as key/value pairs; "mount" takes 5 values
- * (source, target, fstype, flags, data), "symlink" takes 2 (target, linkpath). See Namespaces/LaunchSpec.cs.
+ * Spec: "<length>\n" then NUL-terminated strings read as key/value pairs; "mount" takes 5 values
+ * (source, target, fstype, flags, data), "rootmount" 4 (source, fstype, flags, data), "symlink"
+ * 2 (target, linkpath). See Namespaces/LaunchSpec.cs.
  *
  * The supervisor (one per running container) is deliberately tiny: it reaps init, records the
  * exit status atomically, copies the console pty to the console log and removes the container's
@@ -65,6 +68,8 @@ struct spec {
     const char *cgdirs[MAX_ITEMS]; int ncgdirs;       /* cgroup dirs to remove when init is gone */
     const char *nsnames[16]; int nns;                 /* exec: namespaces to join */
     struct mount_rec mounts[MAX_ITEMS]; int nmounts;
+    struct mount_rec rootmounts[8]; int nrootmounts;  /* mounted on the rootfs path itself (overlay) */
+    int pause;                                        /* start: wait for "go" before init proceeds */
     struct link_rec links[MAX_ITEMS]; int nlinks;
     const char *uid_map, *gid_map;
     int target_pid;                                   /* exec: the container's init */
@@ -117,26 +122,48 @@ static int write_file(const char *path, const char *text) {
 
 /* ---- spec parsing ------------------------------------------------------------------------ */
 
-/* The spec comes on stdin, or from a file named on the command line (deleted once read) when
- * stdin must stay the caller's terminal (interactive attach). */
+/* The spec comes on stdin as "<length>\n<bytes>", so that stdin stays open afterwards (the start
+ * handshake, or the input of an exec'd program); or from a file named on the command line
+ * (deleted once read) when stdin must stay the caller's terminal (interactive attach). */
 static char *slurp_spec(const char *file, size_t *len) {
-    int fd = 0;
     if (file) {
-        fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) die("open spec %s: %s", file, strerror(errno));
         unlink(file);
+        struct stat st;
+        if (fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size > (1 << 24)) die("spec file %s: bad size", file);
+        char *buf = malloc((size_t)st.st_size);
+        if (!buf) die("out of memory");
+        size_t n = 0;
+        while (n < (size_t)st.st_size) {
+            ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
+            if (r <= 0) { if (r < 0 && errno == EINTR) continue; die("read spec %s: %s", file, r ? strerror(errno) : "short"); }
+            n += (size_t)r;
+        }
+        close(fd);
+        *len = n;
+        return buf;
     }
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
+    /* Byte by byte up to the newline: nothing beyond the spec may be consumed from stdin. */
+    size_t want = 0;
+    for (int digits = 0;; digits++) {
+        char c;
+        ssize_t r = read(0, &c, 1);
+        if (r < 0 && errno == EINTR) { digits--; continue; }
+        if (r != 1) die("read spec length: %s", r ? strerror(errno) : "end of input");
+        if (c == '\n' && digits > 0) break;
+        if (c < '0' || c > '9' || digits > 8) die("spec must start with its length and a newline");
+        want = want * 10 + (size_t)(c - '0');
+    }
+    char *buf = malloc(want ? want : 1);
     if (!buf) die("out of memory");
-    for (;;) {
-        if (n == cap) { cap *= 2; buf = realloc(buf, cap); if (!buf) die("out of memory"); }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0) { if (errno == EINTR) continue; die("read spec: %s", strerror(errno)); }
-        if (r == 0) break;
+    size_t n = 0;
+    while (n < want) {
+        ssize_t r = read(0, buf + n, want - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) die("read spec: %s", r ? strerror(errno) : "end of input");
         n += (size_t)r;
     }
-    if (file) close(fd);
     *len = n;
     return buf;
 }
@@ -164,6 +191,15 @@ static void parse_spec(struct spec *s, const char *file) {
             i += 5;
             continue;
         }
+        if (!strcmp(key, "rootmount")) {
+            NEED(4);
+            if (s->nrootmounts >= 8) die("spec: too many rootmounts");
+            struct mount_rec *m = &s->rootmounts[s->nrootmounts++];
+            m->src = strs[i + 1]; m->type = strs[i + 2];
+            m->flags = strtoul(strs[i + 3], NULL, 10); m->data = strs[i + 4]; m->dst = "";
+            i += 4;
+            continue;
+        }
         if (!strcmp(key, "symlink")) {
             NEED(2);
             if (s->nlinks >= MAX_ITEMS) die("spec: too many symlinks");
@@ -181,6 +217,7 @@ static void parse_spec(struct spec *s, const char *file) {
         else if (!strcmp(key, "console")) s->console_log = v;
         else if (!strcmp(key, "exitfile")) s->exit_file = v;
         else if (!strcmp(key, "logmax")) s->log_max = strtol(v, NULL, 10);
+        else if (!strcmp(key, "pause")) s->pause = !strcmp(v, "1");
         else if (!strcmp(key, "arg")) PUSH(s->args, s->nargs, v);
         else if (!strcmp(key, "env")) PUSH(s->envs, s->nenvs, v);
         else if (!strcmp(key, "cgroup")) PUSH(s->cgroups, s->ncgroups, v);
@@ -270,6 +307,7 @@ static int do_mounts(const struct spec *s, int rootfd, const char *console_path)
         char srcbuf[64];
         int srcfd = -1;
         if (m->flags & PSC_CONSOLE) {
+            if (!console_path) continue; /* no console was asked for: /dev/console stays absent */
             src = console_path;
         } else if (m->flags & PSC_SRC_IN_ROOT) {
             srcfd = open_in_root(rootfd, m->src, O_PATH);
@@ -368,6 +406,13 @@ static int container_init(void *arg) {
     }
     if (s->clone_flags & CLONE_NEWNS) {
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) { fail("make mounts private"); goto out; }
+        /* Root mounts (an overlay rootfs) live only in this mount namespace: the host never sees them. */
+        for (int i = 0; i < s->nrootmounts; i++) {
+            const struct mount_rec *m = &s->rootmounts[i];
+            if (mount(m->src, s->rootfs, m->type, m->flags, m->data[0] ? m->data : NULL) < 0) {
+                fail("mount %s (%s) on %s", m->src, m->type, s->rootfs); goto out;
+            }
+        }
         if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) { fail("bind rootfs %s", s->rootfs); goto out; }
         int rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (rootfd < 0) { fail("open rootfs %s", s->rootfs); goto out; }
@@ -440,7 +485,7 @@ static void remove_cgroups(const struct spec *s) {
 
 /* The supervisor: parent of init. Reports to the launcher through report_fd, then lives as long
  * as init does. */
-static int supervise(const struct spec *s, int report_fd) {
+static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
     int master = -1, logfd = -1;
     char console_path[64] = "";
     if (s->console_log) {
@@ -483,6 +528,17 @@ static int supervise(const struct spec *s, int report_fd) {
         snprintf(p, sizeof p, "/proc/%d/gid_map", child);
         if (write_file(p, s->gid_map ? s->gid_map : s->uid_map) < 0) goto kill_child;
     }
+    if (s->pause) {
+        /* The caller configures what needs the new namespaces (network) before init goes on. */
+        char msg[64], answer[16] = "";
+        snprintf(msg, sizeof msg, "paused %d %d\n", getpid(), child);
+        write_all(report_fd, msg, strlen(msg));
+        ssize_t n = 0, got = 0;
+        while (got < (ssize_t)sizeof answer - 1 && (n = read(ctl_fd, answer + got, 1)) == 1 && answer[got] != '\n') got++;
+        answer[got] = '\0';
+        if (strcmp(answer, "go")) { errno = 0; fail("start aborted by the caller"); goto kill_child; }
+    }
+    close(ctl_fd);
     if (write(sync_pipe[1], "g", 1) != 1) { fail("release init"); goto kill_child; }
     close(sync_pipe[1]);
 
@@ -533,13 +589,14 @@ static int cmd_start(const char *file) {
     struct spec s;
     parse_spec(&s, file);
     if (!s.rootfs && (s.clone_flags & CLONE_NEWNS)) die("spec: rootfs missing");
-    int report[2];
-    if (pipe2(report, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
+    int report[2], ctl[2];
+    if (pipe2(report, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
     pid_t pid = fork();
     if (pid < 0) die("fork: %s", strerror(errno));
     if (pid == 0) {
         /* Detach from the caller (the container outlives the pwsh that started it). */
         close(report[0]);
+        close(ctl[1]);
         if (setsid() < 0) _exit(1);
         pid_t again = fork();
         if (again < 0) _exit(1);
@@ -548,10 +605,10 @@ static int cmd_start(const char *file) {
         int devnull = open("/dev/null", O_RDWR);
         dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2);
         if (devnull > 2) close(devnull);
-        /* Close everything the caller may have leaked to us, except the report pipe. */
-        for (int fd = 3; fd < 1024; fd++) if (fd != report[1]) close(fd);
+        /* Close everything the caller may have leaked to us, except our two pipes. */
+        for (int fd = 3; fd < 1024; fd++) if (fd != report[1] && fd != ctl[0]) close(fd);
         if (chdir("/") < 0) _exit(1);
-        if (supervise(&s, report[1]) < 0) {
+        if (supervise(&s, report[1], ctl[0]) < 0) {
             char msg[sizeof errbuf + 8];
             snprintf(msg, sizeof msg, "err %s\n", errbuf);
             write_all(report[1], msg, strlen(msg));
@@ -560,13 +617,31 @@ static int cmd_start(const char *file) {
         _exit(0);
     }
     close(report[1]);
+    close(ctl[0]);
     waitpid(pid, NULL, 0);
-    char buf[sizeof errbuf + 64];
-    ssize_t n, got = 0;
-    while ((n = read(report[0], buf + got, sizeof buf - 1 - (size_t)got)) > 0) got += n;
-    buf[got] = '\0';
-    if (!strncmp(buf, "ok ", 3)) { fputs(buf + 3, stdout); return 0; }
-    if (!strncmp(buf, "err ", 4)) { fputs(buf + 4, stderr); return 1; }
+    /* Relay the supervisor's report line by line: "paused ..." (answered from our stdin), then
+     * "ok <supervisor> <init>" or "err <message>". */
+    char line[sizeof errbuf + 64];
+    size_t got = 0;
+    for (;;) {
+        char c;
+        ssize_t r = read(report[0], &c, 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r != 1) break;
+        if (c != '\n' && got < sizeof line - 1) { line[got++] = c; continue; }
+        line[got] = '\0';
+        got = 0;
+        if (!strncmp(line, "paused ", 7)) {
+            printf("%s\n", line);
+            fflush(stdout);
+            char answer[16];
+            if (!fgets(answer, sizeof answer, stdin)) strcpy(answer, "abort\n");
+            write_all(ctl[1], answer, strlen(answer));
+            continue;
+        }
+        if (!strncmp(line, "ok ", 3)) { printf("%s\n", line + 3); return 0; }
+        if (!strncmp(line, "err ", 4)) { fprintf(stderr, "%s\n", line + 4); return 1; }
+    }
     fputs("supervisor died before the container started\n", stderr);
     return 1;
 }

@@ -32,6 +32,8 @@ public sealed class CreateOptions
 public sealed class ContainerManager
 {
     public ContainerStore Store { get; }
+    /// <summary>Set-up done while a new init waits in its namespaces (see <see cref="IContainerHook"/>).</summary>
+    public List<IContainerHook> Hooks { get; } = new();
     private readonly Lazy<CgroupManager> _cgroups;
     public CgroupManager Cgroups => _cgroups.Value;
 
@@ -276,7 +278,27 @@ public sealed class ContainerManager
             spec.CgroupDirectories.AddRange(Cgroups.Directories(cgroupPath));
             MountPlan.AddDefaults(spec, config);
 
-            var result = Helper.Run("start", spec);
+            var hooked = new List<IContainerHook>();
+            HelperResult result;
+            try
+            {
+                result = Helper.Start(spec, Hooks.Count == 0 ? null : (supervisorPid, initPid) =>
+                {
+                    var context = new ContainerStartContext(name, config, this, supervisorPid, initPid);
+                    foreach (var hook in Hooks)
+                    {
+                        // Added first: a hook that fails half-way gets its (idempotent) Stopped too.
+                        hooked.Add(hook);
+                        hook.Starting(context);
+                    }
+                });
+                if (result.ExitCode != 0 || result.Output.Length == 0) RunStoppedHooks(hooked, name, config);
+            }
+            catch
+            {
+                RunStoppedHooks(hooked, name, config);
+                throw;
+            }
             if (result.ExitCode != 0 || result.Output.Length == 0)
                 throw new ContainerException("StartFailed", ContainerErrorKind.InvalidOperation,
                     $"Container '{name}' failed to start: {string.Join(" ", result.Error).Trim()}. " +
@@ -370,6 +392,7 @@ public sealed class ContainerManager
         if (cgroup is not null && !Cgroups.Remove(cgroup))
             throw new ContainerException("CgroupBusy", ContainerErrorKind.ResourceBusy,
                 $"Container '{name}' stopped, but its cgroup {cgroup} could not be removed (processes still exiting?). Run Stop-Container -Kill again.", name);
+        RunStoppedHooks(Hooks, name, config);
         var exit = ReadExitRecord(name);
         state.SupervisorPid = null;
         state.SupervisorStartTime = null;
@@ -567,6 +590,19 @@ public sealed class ContainerManager
     }
 
     // ---- helpers ------------------------------------------------------------------------------
+
+    /// <summary>Undoes host-side set-up in reverse order; one hook failing does not skip the others.</summary>
+    private static void RunStoppedHooks(IReadOnlyList<IContainerHook> hooks, string name, ContainerConfig config)
+    {
+        List<Exception>? errors = null;
+        for (var i = hooks.Count - 1; i >= 0; i--)
+        {
+            try { hooks[i].Stopped(name, config); }
+            catch (Exception ex) { (errors ??= new()).Add(ex); }
+        }
+        if (errors is { Count: 1 }) throw errors[0];
+        if (errors is not null) throw new AggregateException(errors);
+    }
 
     private string RootfsOf(string name, ContainerConfig? config) => config?.Rootfs ?? Store.RootfsPath(name);
 

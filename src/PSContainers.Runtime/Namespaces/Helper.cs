@@ -40,6 +40,65 @@ public static class Helper
     /// <summary>Runs the helper with the spec on stdin, capturing stdout and stderr as lines.</summary>
     public static HelperResult Run(string command, LaunchSpec spec, CancellationToken cancellationToken = default)
     {
+        using var process = Launch(command, out var error);
+        var output = new List<string>();
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.Add(e.Data); };
+        process.BeginOutputReadLine();
+        SendSpec(process, spec, closeAfter: true);
+        using (cancellationToken.Register(() => { try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } }))
+            process.WaitForExit();
+        return new HelperResult(process.ExitCode, output.ToArray(), Snapshot(error));
+    }
+
+    /// <summary>
+    /// psc-helper start. With <paramref name="whilePaused"/>, the new init waits in its namespaces
+    /// (before its mounts and exec) while the callback runs with (supervisor pid, init pid): that
+    /// is where host-side set-up that needs the namespaces, like network interfaces, happens. If
+    /// the callback throws, the start is aborted (init killed) and the exception rethrown.
+    /// </summary>
+    public static HelperResult Start(LaunchSpec spec, Action<int, int>? whilePaused)
+    {
+        spec.PauseBeforeExec = whilePaused is not null;
+        using var process = Launch("start", out var error);
+        SendSpec(process, spec, closeAfter: whilePaused is null);
+        var output = new List<string>();
+        string? line;
+        while ((line = process.StandardOutput.ReadLine()) is not null)
+        {
+            if (!line.StartsWith("paused ", StringComparison.Ordinal) || whilePaused is null)
+            {
+                output.Add(line);
+                continue;
+            }
+            var pids = line.Split(' ');
+            try
+            {
+                whilePaused(int.Parse(pids[1], System.Globalization.CultureInfo.InvariantCulture), int.Parse(pids[2], System.Globalization.CultureInfo.InvariantCulture));
+            }
+            catch
+            {
+                Answer(process, "abort");
+                process.WaitForExit();
+                throw;
+            }
+            Answer(process, "go");
+        }
+        process.WaitForExit();
+        return new HelperResult(process.ExitCode, output.ToArray(), Snapshot(error));
+    }
+
+    private static void Answer(Process process, string word)
+    {
+        try
+        {
+            process.StandardInput.Write(word + "\n");
+            process.StandardInput.Close();
+        }
+        catch (IOException) { /* the helper is gone; its exit status says why */ }
+    }
+
+    private static Process Launch(string command, out List<string> error)
+    {
         var psi = new ProcessStartInfo(Path)
         {
             RedirectStandardInput = true,
@@ -50,23 +109,29 @@ public static class Helper
             StandardErrorEncoding = Encoding.UTF8,
         };
         psi.ArgumentList.Add(command);
-        using var process = Process.Start(psi)!;
-        var output = new List<string>();
-        var error = new List<string>();
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.Add(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (error) error.Add(e.Data); };
-        process.BeginOutputReadLine();
+        var process = Process.Start(psi)!;
+        var lines = new List<string>();
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add(e.Data); };
         process.BeginErrorReadLine();
+        error = lines;
+        return process;
+    }
+
+    private static void SendSpec(Process process, LaunchSpec spec, bool closeAfter)
+    {
         try
         {
-            var bytes = spec.Serialize();
+            var bytes = spec.SerializeFramed();
             process.StandardInput.BaseStream.Write(bytes, 0, bytes.Length);
-            process.StandardInput.Close();
+            process.StandardInput.BaseStream.Flush();
+            if (closeAfter) process.StandardInput.Close();
         }
         catch (IOException) { /* the helper died early; its stderr says why */ }
-        using (cancellationToken.Register(() => { try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } }))
-            process.WaitForExit();
-        return new HelperResult(process.ExitCode, output.ToArray(), error.ToArray());
+    }
+
+    private static string[] Snapshot(List<string> lines)
+    {
+        lock (lines) return lines.ToArray();
     }
 
     /// <summary>

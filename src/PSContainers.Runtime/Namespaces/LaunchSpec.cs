@@ -26,8 +26,9 @@ public enum MountFlags : ulong
 public sealed record MountEntry(string Source, string Target, string FsType, MountFlags Flags, string Data = "");
 
 /// <summary>
-/// What psc-helper is asked to do, serialized as NUL-terminated key/value strings on its stdin (the
-/// format parse_spec() in psc-helper.c reads). Everything policy-like is decided here, in C#.
+/// What psc-helper is asked to do, serialized as NUL-terminated key/value strings (the format
+/// parse_spec() in psc-helper.c reads), sent on stdin after a "&lt;length&gt;\n" header so stdin stays
+/// usable afterwards. Everything policy-like is decided here, in C#.
 /// </summary>
 public sealed class LaunchSpec
 {
@@ -40,6 +41,10 @@ public sealed class LaunchSpec
     public List<string> CgroupProcsFiles { get; } = new();
     public List<string> CgroupDirectories { get; } = new();
     public List<MountEntry> Mounts { get; } = new();
+    /// <summary>Mounted on the rootfs path itself inside the new mount namespace, before anything else (an overlay rootfs).</summary>
+    public List<MountEntry> RootMounts { get; } = new();
+    /// <summary>start: stop before init proceeds and wait for the caller's "go" (see Helper.Start).</summary>
+    public bool PauseBeforeExec { get; set; }
     public List<(string Target, string LinkPath)> Symlinks { get; } = new();
     public string? ConsoleLog { get; set; }
     public long ConsoleLogMaxBytes { get; set; }
@@ -70,6 +75,8 @@ public sealed class LaunchSpec
         if (Hostname is not null) Put("hostname", Hostname);
         if (WorkingDirectory is not null) Put("cwd", WorkingDirectory);
         if (ConsoleLog is not null) Put("console", ConsoleLog, "logmax", ConsoleLogMaxBytes.ToString());
+        if (PauseBeforeExec) Put("pause", "1");
+        foreach (var m in RootMounts) Put("rootmount", m.Source, m.FsType, ((ulong)m.Flags).ToString(), m.Data);
         if (ExitRecord is not null) Put("exitfile", ExitRecord);
         if (UidMap is not null) Put("uidmap", UidMap);
         if (GidMap is not null) Put("gidmap", GidMap);
@@ -80,5 +87,13 @@ public sealed class LaunchSpec
         foreach (var e in Environment) Put("env", e);
         foreach (var a in Command) Put("arg", a);
         return Encoding.UTF8.GetBytes(sb.ToString());
+    }
+
+    /// <summary>The spec as sent on stdin: its length, a newline, the spec.</summary>
+    public byte[] SerializeFramed()
+    {
+        var body = Serialize();
+        var header = Encoding.ASCII.GetBytes(body.Length.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n");
+        return header.Concat(body).ToArray();
     }
 }
