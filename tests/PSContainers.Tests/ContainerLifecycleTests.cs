@@ -468,6 +468,13 @@ public sealed class ContainerLifecycleTests : IDisposable
         Assert.Equal("seen", r.Output.Single());
         _ps.Run("Remove-Container $args[0] -Force", name);
         Assert.True(File.Exists(Path.Combine(external, "bin", "busybox")), "an external rootfs is not ours to delete");
+        // The same through a config file's rootfs: key.
+        var yaml = Path.Combine(_store.Root, "ext.yaml");
+        File.WriteAllText(yaml, $"rootfs: {external}\ninit: {{ command: [/bin/sleep, '1000'] }}\n");
+        var fromConfig = (ContainerInfo)_ps.Run("New-Container $args[0] -ConfigPath $args[1]", TestStore.NewName("extcfg"), yaml).Single().BaseObject;
+        Assert.Equal(external, fromConfig.RootfsPath);
+        Assert.Equal("none", fromConfig.Template);
+        Assert.False(Directory.Exists(Path.Combine(fromConfig.Path, "rootfs")));
         var missing = _ps.Invoke("New-Container $args[0] -RootfsPath /nonexistent/psc-root", TestStore.NewName("ext"));
         Assert.StartsWith("RootfsNotFound", missing.SingleError.FullyQualifiedErrorId);
     }

@@ -159,9 +159,10 @@ public sealed class ContainerManager
         var config = options.ConfigPath is null ? new ContainerConfig() : ConfigLoader.Load(options.ConfigPath);
         IRootfsTemplate? template = null;
         string? externalRootfs = null;
-        if (options.RootfsPath is not null)
+        // -RootfsPath, or a config file's rootfs: key, means an existing root directory: no template.
+        if ((options.RootfsPath ?? (options.Template is null ? config.Rootfs : null)) is { } rootfsPath)
         {
-            externalRootfs = System.IO.Path.GetFullPath(options.RootfsPath);
+            externalRootfs = System.IO.Path.GetFullPath(rootfsPath);
             if (!Directory.Exists(externalRootfs))
                 throw new ContainerException("RootfsNotFound", ContainerErrorKind.ObjectNotFound,
                     $"The root directory '{externalRootfs}' does not exist. Give -RootfsPath an existing directory holding a Linux root filesystem.", externalRootfs);
