@@ -27,6 +27,9 @@ internal static class CgroupFiles
             using var fs = new FileStream(file, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1, FileOptions.None);
             var bytes = System.Text.Encoding.ASCII.GetBytes(value);
             fs.Write(bytes, 0, bytes.Length);
+            // Control files report size 0 and take each write whole, but a regular file (a fake tree)
+            // would keep the tail of a longer old value ("max" over "268435456" -> "max435456").
+            if (fs.CanSeek && fs.Length > bytes.Length) fs.SetLength(bytes.Length);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

@@ -23,7 +23,9 @@ public sealed class ContainerStore
 
     public ContainerStore(string? path = null)
     {
-        Root = Path.GetFullPath(string.IsNullOrWhiteSpace(path) ? DefaultPath() : path);
+        // Normalized without a trailing slash: "/srv/psc/" and "/srv/psc" are one store, with one
+        // cgroup parent (CgroupParent hashes Root), and "/var/lib/pscontainers/" is the system store.
+        Root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(string.IsNullOrWhiteSpace(path) ? DefaultPath() : path));
     }
 
     /// <summary>$PSCONTAINERS_PATH, else /var/lib/pscontainers for root, else ~/.local/share/pscontainers.</summary>
