@@ -317,6 +317,20 @@ public sealed class ContainerLifecycleTests : IDisposable
     }
 
     [Fact]
+    public void StopRightAfterStart_WaitsForInitsHandler_InsteadOfLosingTheSignal()
+    {
+        // This init installs its TERM handler only after a second. pid 1 of a namespace ignores
+        // uncaught signals, so a TERM sent at once would be lost and the stop would end in SIGKILL.
+        var name = TestStore.NewName("slowinit");
+        NewBusybox(name, "-Command /bin/sh,-c,'sleep 1; trap \"exit 0\" TERM; while :; do sleep 1 & wait; done'");
+        var config = File.ReadAllText(_store.Manager.Store.ConfigPath(name)).Replace("  signal: SIGUSR2", "  signal: SIGTERM");
+        File.WriteAllText(_store.Manager.Store.ConfigPath(name), config);
+        var stopped = (ContainerInfo)_ps.Run("Start-Container $args[0]; Stop-Container $args[0] -Timeout 8 -PassThru", name).Single().BaseObject;
+        Assert.Equal(0, stopped.ExitCode);
+        Assert.Null(stopped.ExitSignal);
+    }
+
+    [Fact]
     public void MemoryLimit_IsAppliedToTheContainersCgroup()
     {
         var name = TestStore.NewName("mem");

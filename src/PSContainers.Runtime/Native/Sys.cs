@@ -40,6 +40,16 @@ public static unsafe class Sys
     public static bool IsAlive(int? pid, ulong? startTime) =>
         pid is > 0 && startTime is not null && ProcessStartTime(pid.Value) == startTime;
 
+    /// <summary>Does the process have a handler for <paramref name="signal"/> (SigCgt in /proc/PID/status)?</summary>
+    public static bool CatchesSignal(int pid, int signal)
+    {
+        string[] lines;
+        try { lines = File.ReadAllLines($"/proc/{pid}/status"); }
+        catch (IOException) { return false; }
+        var line = lines.FirstOrDefault(l => l.StartsWith("SigCgt:", StringComparison.Ordinal));
+        return line is not null && (Convert.ToUInt64(line[7..].Trim(), 16) & (1UL << (signal - 1))) != 0;
+    }
+
     private const int SYS_pidfd_open = 434;
 
     /// <summary>
