@@ -1,3 +1,4 @@
+using PSContainers.Tests.Infrastructure;
 using System.Diagnostics;
 using PSContainers.Runtime;
 using PSContainers.Runtime.Templates;
@@ -11,17 +12,7 @@ public sealed class BusyboxTemplateTests : IDisposable
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
-    static string Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEnd();
-        var stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, $"{file} {string.Join(' ', args)} failed ({p.ExitCode}): {stderr}");
-        return stdout.Trim();
-    }
+    static string Run(string file, params string[] args) => HostCommand.Run(file, args);
 
     sealed class ListProgress : IProgress<TemplateProgress>
     {

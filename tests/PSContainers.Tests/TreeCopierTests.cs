@@ -1,3 +1,4 @@
+using PSContainers.Tests.Infrastructure;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using PSContainers.Runtime;
@@ -16,17 +17,7 @@ public sealed class TreeCopierTests : IDisposable
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
-    static string Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEnd();
-        var stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, $"{file} {string.Join(' ', args)} failed: {stderr}");
-        return stdout.Trim();
-    }
+    static string Run(string file, params string[] args) => HostCommand.Run(file, args);
 
     /// <summary>stat(1) does not follow symlinks, so this sees exactly what lstat sees.</summary>
     static string Stat(string path, string format) => Run("stat", "-c", format, path);

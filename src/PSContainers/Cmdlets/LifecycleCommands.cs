@@ -11,10 +11,8 @@ public sealed class StartContainerCommand : PassThruCmdlet
     protected override void ProcessRecord() => ForEachContainer("Start container", name => Emit(Manager.Start(name)));
 }
 
-/// <summary>lxc-stop: the stop signal, then after -Timeout seconds SIGKILL to everything; -Kill at once.</summary>
-[Cmdlet(VerbsLifecycle.Stop, "Container", SupportsShouldProcess = true)]
-[OutputType(typeof(ContainerInfo))]
-public sealed class StopContainerCommand : PassThruCmdlet
+/// <summary>Stop-Container and Restart-Container: how a running container is ended.</summary>
+public abstract class StopCmdlet : PassThruCmdlet
 {
     /// <summary>Seconds to wait for a clean shutdown before killing (default: the config's stop.timeout).</summary>
     [Parameter]
@@ -25,25 +23,25 @@ public sealed class StopContainerCommand : PassThruCmdlet
     [Parameter]
     public SwitchParameter Kill { get; set; }
 
+    protected TimeSpan? Grace => Timeout is { } t ? TimeSpan.FromSeconds(t) : null;
+}
+
+/// <summary>lxc-stop: the stop signal, then after -Timeout seconds SIGKILL to everything; -Kill at once.</summary>
+[Cmdlet(VerbsLifecycle.Stop, "Container", SupportsShouldProcess = true)]
+[OutputType(typeof(ContainerInfo))]
+public sealed class StopContainerCommand : StopCmdlet
+{
     protected override void ProcessRecord() =>
-        ForEachContainer(Kill ? "Kill container" : "Stop container",
-            name => Emit(Manager.Stop(name, Timeout is { } t ? TimeSpan.FromSeconds(t) : null, Kill)));
+        ForEachContainer(Kill ? "Kill container" : "Stop container", name => Emit(Manager.Stop(name, Grace, Kill)));
 }
 
 /// <summary>lxc-stop -r: stop (if running) and start again.</summary>
 [Cmdlet(VerbsLifecycle.Restart, "Container", SupportsShouldProcess = true)]
 [OutputType(typeof(ContainerInfo))]
-public sealed class RestartContainerCommand : PassThruCmdlet
+public sealed class RestartContainerCommand : StopCmdlet
 {
-    [Parameter]
-    [ValidateRange(0, 86400)]
-    public int? Timeout { get; set; }
-
-    [Parameter]
-    public SwitchParameter Kill { get; set; }
-
     protected override void ProcessRecord() =>
-        ForEachContainer("Restart container", name => Emit(Manager.Restart(name, Timeout is { } t ? TimeSpan.FromSeconds(t) : null, Kill)));
+        ForEachContainer("Restart container", name => Emit(Manager.Restart(name, Grace, Kill)));
 }
 
 /// <summary>lxc-destroy: removes the container, its rootfs and cgroups; -Force stops it first.</summary>
