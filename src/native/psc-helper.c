@@ -72,6 +72,7 @@ struct spec {
     int pause;                                        /* start: wait for "go" before init proceeds */
     struct link_rec links[MAX_ITEMS]; int nlinks;
     const char *uid_map, *gid_map;
+    const char *cgroup_v2;                            /* cgroup2 directory to be born into (clone3) */
     int target_pid;                                   /* exec: the container's init */
     long log_max;                                     /* console log cap in bytes (0 = none) */
 };
@@ -225,6 +226,7 @@ static void parse_spec(struct spec *s, const char *file) {
         else if (!strcmp(key, "ns")) { if (s->nns >= 16) die("spec: too many ns"); s->nsnames[s->nns++] = v; }
         else if (!strcmp(key, "pid")) s->target_pid = atoi(v);
         else if (!strcmp(key, "uidmap")) s->uid_map = v;
+        else if (!strcmp(key, "cgroupv2")) s->cgroup_v2 = v;
         else if (!strcmp(key, "gidmap")) s->gid_map = v;
         else die("spec: unknown key '%s'", key);
     }
@@ -377,6 +379,44 @@ static void exec_program(const struct spec *s) {
     errno = saved;
 }
 
+/* ---- processes born in their cgroup ----------------------------------------------------------- */
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+struct clone_args_v2 {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+/* Set in parent and child alike: did fork_into() place the child in the cgroup? */
+static int born_in_cgroup;
+
+/* fork() with namespace flags, the child born directly in the cgroup2 directory cgfd when given:
+ * clone3(CLONE_INTO_CGROUP) needs no migration, so it never waits for the kernel's global cgroup
+ * lock the way a cgroup.procs write does. Falls back to a plain clone on older kernels. */
+static pid_t fork_into(int cgfd, unsigned long flags) {
+    if (cgfd >= 0) {
+        struct clone_args_v2 a;
+        memset(&a, 0, sizeof a);
+        a.flags = flags | CLONE_INTO_CGROUP;
+        a.exit_signal = SIGCHLD;
+        a.cgroup = (uint64_t)cgfd;
+        born_in_cgroup = 1;
+        pid_t pid = (pid_t)syscall(SYS_clone3, &a, sizeof a);
+        if (pid >= 0) return pid;
+        born_in_cgroup = 0;
+        if (errno != ENOSYS && errno != E2BIG && errno != EINVAL) return -1;
+    }
+    return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
+/* Is `file` the cgroup.procs of the cgroup2 directory we were born into? Then it needs no write. */
+static int is_v2_procs(const char *cgroup_v2, const char *file) {
+    size_t n = cgroup_v2 ? strlen(cgroup_v2) : 0;
+    return born_in_cgroup && n && !strncmp(file, cgroup_v2, n) && !strcmp(file + n, "/cgroup.procs");
+}
+
 /* ---- start: the container init ------------------------------------------------------------ */
 
 struct child_args { const struct spec *s; int sync_rd; int err_wr; const char *console; };
@@ -445,8 +485,8 @@ static void write_exit_file(const char *path, int status) {
     else snprintf(text, sizeof text, "signaled %d %lld\n", WTERMSIG(status), (long long)ts.tv_sec);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return;
+    /* Atomic (rename) but not fsync'ed: after a power loss the container is stopped anyway. */
     write_all(fd, text, strlen(text));
-    fsync(fd);
     close(fd);
     rename(tmp, path);
 }
@@ -506,19 +546,19 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
     sigprocmask(SIG_BLOCK, &mask, NULL);
 
     struct child_args ca = { s, sync_pipe[0], err_pipe[1], s->console_log ? console_path : NULL };
-    size_t stack_size = 256 * 1024;
-    char *stack = malloc(stack_size);
-    if (!stack) return fail("allocate stack");
-    unsigned long flags = (s->clone_flags & ~(unsigned long)CLONE_NEWCGROUP) | SIGCHLD;
-    pid_t child = clone(container_init, stack + stack_size, (int)flags, &ca);
+    int cgfd = s->cgroup_v2 ? open(s->cgroup_v2, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (s->cgroup_v2 && cgfd < 0) return fail("open cgroup %s", s->cgroup_v2);
+    pid_t child = fork_into(cgfd, s->clone_flags & ~(unsigned long)CLONE_NEWCGROUP);
+    if (child == 0) _exit(container_init(&ca));
     if (child < 0) return fail("clone (namespaces 0x%lx)", s->clone_flags);
+    if (cgfd >= 0) close(cgfd);
     close(sync_pipe[0]);
     close(err_pipe[1]);
 
     char pidtext[32];
     snprintf(pidtext, sizeof pidtext, "%d\n", child);
     for (int i = 0; i < s->ncgroups; i++)
-        if (write_file(s->cgroups[i], pidtext) < 0) goto kill_child;
+        if (!is_v2_procs(s->cgroup_v2, s->cgroups[i]) && write_file(s->cgroups[i], pidtext) < 0) goto kill_child;
     if (s->uid_map) {
         char p[64];
         snprintf(p, sizeof p, "/proc/%d/setgroups", child);
@@ -553,7 +593,6 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
         waitpid(child, NULL, 0);
         return -1;
     }
-    free(stack);
 
     char ok[64];
     snprintf(ok, sizeof ok, "ok %d %d\n", getpid(), child);
@@ -660,11 +699,15 @@ static int cmd_exec(const char *file) {
         fds[i] = open(p, O_RDONLY | O_CLOEXEC);
         if (fds[i] < 0) die("open %s: %s", p, strerror(errno));
     }
-    /* Join the container's cgroups so the command is limited, frozen and killed with it. */
+    /* Join the container's cgroups so the command is limited, frozen and killed with it. The
+     * cgroup2 one the command is born into below (no migration); v1 ones by writing our pid. */
+    int cgfd = s.cgroup_v2 ? open(s.cgroup_v2, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (s.cgroup_v2 && cgfd < 0) die("open cgroup %s: %s", s.cgroup_v2, strerror(errno));
     char pidtext[32];
     snprintf(pidtext, sizeof pidtext, "%d\n", getpid());
+    born_in_cgroup = cgfd >= 0;
     for (int i = 0; i < s.ncgroups; i++)
-        if (write_file(s.cgroups[i], pidtext) < 0) die("%s", errbuf);
+        if (!is_v2_procs(s.cgroup_v2, s.cgroups[i]) && write_file(s.cgroups[i], pidtext) < 0) die("%s", errbuf);
     /* The user namespace first: it grants the rights needed for the others. */
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < s.nns; i++) {
@@ -674,9 +717,16 @@ static int cmd_exec(const char *file) {
             close(fds[i]);
         }
     /* A pid namespace applies to children only: fork, and relay the child's status. */
-    pid_t child = fork();
+    pid_t child = fork_into(cgfd, 0);
     if (child < 0) die("fork: %s", strerror(errno));
     if (child == 0) {
+        /* clone3 was unavailable: join the cgroup2 directory the classic way. */
+        if (cgfd >= 0 && !born_in_cgroup) {
+            char procs[PATH_MAX];
+            snprintf(procs, sizeof procs, "%s/cgroup.procs", s.cgroup_v2);
+            snprintf(pidtext, sizeof pidtext, "%d\n", getpid());
+            if (write_file(procs, pidtext) < 0) die("%s", errbuf);
+        }
         if (s.cwd && chdir(s.cwd) < 0 && chdir("/") < 0) die("chdir %s: %s", s.cwd, strerror(errno));
         exec_program(&s);
         fprintf(stderr, "psc-helper: exec %s: %s\n", s.args[0], strerror(errno));

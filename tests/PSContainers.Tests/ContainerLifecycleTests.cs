@@ -61,14 +61,18 @@ public sealed class ContainerLifecycleTests : IDisposable
         // pid 1 is its init, the hostname is its own, / is its rootfs, and the namespaces differ from ours.
         var ps = _ps.Run("Invoke-ContainerCommand $args[0] -Command cat,/proc/1/cmdline", name).Single().BaseObject as ContainerCommandResult;
         Assert.Equal(0, ps!.ExitCode);
-        // busybox init renames itself "init"; its executable is the rootfs's busybox.
+        // busybox init renames itself "init"; its executable is the rootfs's /sbin/init.
         Assert.StartsWith("init", ps.Output[0]);
         var exe = (ContainerCommandResult)_ps.Run("Invoke-ContainerCommand $args[0] -Command readlink,/proc/1/exe", name).Single().BaseObject;
-        Assert.Equal("/bin/busybox", exe.Output.Single());
+        Assert.Equal("/sbin/init", exe.Output.Single());
         var hostname = (ContainerCommandResult)_ps.Run("Invoke-ContainerCommand $args[0] -Command hostname", name).Single().BaseObject;
         Assert.Equal(new[] { name }, hostname.Output);
         var marker = (ContainerCommandResult)_ps.Run("Invoke-ContainerCommand $args[0] -Command cat,/marker-of-rootfs", name).Single().BaseObject;
         Assert.Equal(new[] { name }, marker.Output);
+        // A command run inside is in the container's cgroups: at the root of its cgroup namespace.
+        var cg = (ContainerCommandResult)_ps.Run("Invoke-ContainerCommand $args[0] -Command cat,/proc/self/cgroup", name).Single().BaseObject;
+        foreach (var hierarchy in new[] { "0::", ":memory:", ":pids:", ":freezer:" })
+            Assert.Contains(cg.Output, l => (l.StartsWith(hierarchy) || l.Contains(hierarchy)) && l.EndsWith(":/"));
         var selfPid = (ContainerCommandResult)_ps.Run("Invoke-ContainerCommand $args[0] -Command sh,-c,'echo $$'", name).Single().BaseObject;
         Assert.True(int.Parse(selfPid.Output[0]) < 100, "a command inside sees small pids of its own pid namespace");
         foreach (var ns in new[] { "mnt", "pid", "uts", "ipc", "net", "cgroup" })

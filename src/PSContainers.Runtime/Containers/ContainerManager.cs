@@ -69,14 +69,17 @@ public sealed class ContainerManager
         }
     }
 
-    private ContainerInfo Describe(string name)
+    /// <summary>The container object; an operation that already loaded config and state passes them in.</summary>
+    private ContainerInfo Describe(string name, ContainerConfig? config = null, PersistedState? state = null)
     {
-        ContainerConfig? config = null;
-        try { config = ConfigLoader.Load(Store.ConfigPath(name)); }
-        catch (ContainerException ex) when (ex.ErrorId == "InvalidConfig") { /* still listable */ }
-        catch (FileNotFoundException) { throw NotFound(name); }
-        catch (DirectoryNotFoundException) { throw NotFound(name); }
-        var state = LoadState(name);
+        if (config is null)
+        {
+            try { config = ConfigLoader.Load(Store.ConfigPath(name)); }
+            catch (ContainerException ex) when (ex.ErrorId == "InvalidConfig") { /* still listable */ }
+            catch (FileNotFoundException) { throw NotFound(name); }
+            catch (DirectoryNotFoundException) { throw NotFound(name); }
+        }
+        state ??= LoadState(name);
         var live = Observe(name, state);
         return new ContainerInfo
         {
@@ -239,11 +242,11 @@ public sealed class ContainerManager
     {
         ContainerNames.Validate(name);
         using var _ = Store.Lock(name);
-        StartLocked(name);
-        return Describe(name);
+        var (config, state) = StartLocked(name);
+        return Describe(name, config, state);
     }
 
-    private void StartLocked(string name)
+    private (ContainerConfig, PersistedState) StartLocked(string name)
     {
         if (!Store.Exists(name)) throw NotFound(name);
         var config = ConfigLoader.Load(Store.ConfigPath(name));
@@ -277,6 +280,7 @@ public sealed class ContainerManager
             spec.Environment.AddRange(Environment(config));
             spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(cgroupPath));
             spec.CgroupDirectories.AddRange(Cgroups.Directories(cgroupPath));
+            spec.CgroupV2Directory = Cgroups.V2?.Directories(cgroupPath)[0];
             MountPlan.AddDefaults(spec, config);
 
             var hooked = new List<IContainerHook>();
@@ -316,6 +320,7 @@ public sealed class ContainerManager
             state.ExitSignal = null;
             state.CgroupPath = cgroupPath;
             state.Save(Store.StatePath(name));
+            return (config, state);
         }
         catch
         {
@@ -355,11 +360,11 @@ public sealed class ContainerManager
     {
         ContainerNames.Validate(name);
         using var _ = Store.Lock(name);
-        StopLocked(name, timeout, kill);
-        return Describe(name);
+        var (config, state) = StopLocked(name, timeout, kill);
+        return Describe(name, config, state);
     }
 
-    private void StopLocked(string name, TimeSpan? timeout, bool kill)
+    private (ContainerConfig, PersistedState) StopLocked(string name, TimeSpan? timeout, bool kill)
     {
         if (!Store.Exists(name)) throw NotFound(name);
         var config = ConfigLoader.Load(Store.ConfigPath(name));
@@ -411,6 +416,7 @@ public sealed class ContainerManager
         state.ExitCode = exit?.Code ?? 128 + 9;
         state.ExitSignal = exit is null ? 9 : exit.Signal;
         state.Save(Store.StatePath(name));
+        return (config, state);
     }
 
     /// <summary>Waits for init and its supervisor to be gone (the supervisor records the exit last).</summary>
@@ -430,8 +436,8 @@ public sealed class ContainerManager
         using var _ = Store.Lock(name);
         var status = Observe(name, LoadState(name)).Status;
         if (status != ContainerStatus.Stopped) StopLocked(name, timeout, kill);
-        StartLocked(name);
-        return Describe(name);
+        var (config, state) = StartLocked(name);
+        return Describe(name, config, state);
     }
 
     // ---- remove -------------------------------------------------------------------------------
@@ -546,7 +552,11 @@ public sealed class ContainerManager
         };
         spec.Command.AddRange(command);
         spec.Environment.AddRange(Environment(config, environment));
-        if (Cgroups.Exists(state.CgroupPath!)) spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(state.CgroupPath!));
+        if (Cgroups.Exists(state.CgroupPath!))
+        {
+            spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(state.CgroupPath!));
+            spec.CgroupV2Directory = Cgroups.V2?.Directories(state.CgroupPath!)[0];
+        }
         return spec;
     }
 

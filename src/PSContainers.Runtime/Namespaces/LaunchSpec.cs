@@ -40,6 +40,9 @@ public sealed class LaunchSpec
     public List<string> Environment { get; } = new();
     public List<string> CgroupProcsFiles { get; } = new();
     public List<string> CgroupDirectories { get; } = new();
+    /// <summary>The container's cgroup2 directory: init (or an exec'd command) is born in it with
+    /// clone3(CLONE_INTO_CGROUP) instead of being migrated by a cgroup.procs write.</summary>
+    public string? CgroupV2Directory { get; set; }
     public List<MountEntry> Mounts { get; } = new();
     /// <summary>Mounted on the rootfs path itself inside the new mount namespace, before anything else (an overlay rootfs).</summary>
     public List<MountEntry> RootMounts { get; } = new();
@@ -79,6 +82,7 @@ public sealed class LaunchSpec
         foreach (var m in RootMounts) Put("rootmount", m.Source, m.FsType, ((ulong)m.Flags).ToString(), m.Data);
         if (ExitRecord is not null) Put("exitfile", ExitRecord);
         if (UidMap is not null) Put("uidmap", UidMap);
+        if (CgroupV2Directory is not null) Put("cgroupv2", CgroupV2Directory);
         if (GidMap is not null) Put("gidmap", GidMap);
         foreach (var f in CgroupProcsFiles) Put("cgroup", f);
         foreach (var d in CgroupDirectories) Put("cgdir", d);

@@ -12,6 +12,13 @@ public static unsafe class Sys
 
     public static string ErrnoMessage(int errno) => Marshal.GetPInvokeErrorMessage(errno);
 
+    [DllImport("libc", EntryPoint = "link", SetLastError = true)]
+    private static extern int link(string oldPath, string newPath);
+
+    /// <summary>link(2): 0, or the errno.</summary>
+    public static int HardLink(string existing, string newPath) =>
+        link(existing, newPath) == 0 ? 0 : Marshal.GetLastPInvokeError();
+
     /// <summary>kill(2); false when the process does not exist (ESRCH).</summary>
     public static bool Kill(int pid, int signal)
     {

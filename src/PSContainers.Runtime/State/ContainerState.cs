@@ -43,5 +43,9 @@ public sealed class PersistedState
         JsonSerializer.Deserialize<PersistedState>(File.ReadAllText(path), Options)
         ?? throw new InvalidDataException($"{path} is empty");
 
-    public void Save(string path) => AtomicFile.WriteAllText(path, JsonSerializer.Serialize(this, Options));
+    /// <summary>
+    /// Not fsync'ed: atomic against a killed process is what matters. After a power loss every pid
+    /// here is dead anyway and the status derived from them is Stopped, whatever was last written.
+    /// </summary>
+    public void Save(string path) => AtomicFile.WriteAllText(path, JsonSerializer.Serialize(this, Options), durable: false);
 }
