@@ -384,10 +384,10 @@ public sealed class ContainerManager
             var signal = Signals.Parse(config.Stop.Signal ?? "SIGTERM");
             var grace = timeout ?? TimeSpan.FromSeconds(config.Stop.Timeout);
             var deadline = DateTime.UtcNow + grace;
-            // pid 1 of a namespace ignores every signal it has no handler for: a stop right after
-            // a start could reach init before it installed one and be lost. Give it a moment.
+            // pid 1 of a namespace drops every signal it neither catches nor blocks: a stop right
+            // after a start could reach init before it set that up and be lost. Give it a moment.
             if (signal is not 9 and not 19)
-                SpinWait.SpinUntil(() => Sys.CatchesSignal(state.InitPid!.Value, signal), grace < TimeSpan.FromSeconds(2) ? grace : TimeSpan.FromSeconds(2));
+                SpinWait.SpinUntil(() => Sys.AcceptsSignal(state.InitPid!.Value, signal), grace < TimeSpan.FromSeconds(2) ? grace : TimeSpan.FromSeconds(2));
             Sys.Kill(state.InitPid!.Value, signal);
             var left = deadline - DateTime.UtcNow;
             stopped = WaitStopped(state, left > TimeSpan.Zero ? left : TimeSpan.Zero);

@@ -47,14 +47,20 @@ public static unsafe class Sys
     public static bool IsAlive(int? pid, ulong? startTime) =>
         pid is > 0 && startTime is not null && ProcessStartTime(pid.Value) == startTime;
 
-    /// <summary>Does the process have a handler for <paramref name="signal"/> (SigCgt in /proc/PID/status)?</summary>
-    public static bool CatchesSignal(int pid, int signal)
+    /// <summary>
+    /// Will the process act on <paramref name="signal"/>: does it catch it (SigCgt), or block it to
+    /// take it with sigwait/signalfd (SigBlk; busybox init does)? A namespace's pid 1 drops
+    /// every other signal from outside.
+    /// </summary>
+    public static bool AcceptsSignal(int pid, int signal)
     {
         string[] lines;
         try { lines = File.ReadAllLines($"/proc/{pid}/status"); }
         catch (IOException) { return false; }
-        var line = lines.FirstOrDefault(l => l.StartsWith("SigCgt:", StringComparison.Ordinal));
-        return line is not null && (Convert.ToUInt64(line[7..].Trim(), 16) & (1UL << (signal - 1))) != 0;
+        var bit = 1UL << (signal - 1);
+        ulong Mask(string key) =>
+            lines.FirstOrDefault(l => l.StartsWith(key, StringComparison.Ordinal)) is { } line ? Convert.ToUInt64(line[key.Length..].Trim(), 16) : 0;
+        return ((Mask("SigCgt:") | Mask("SigBlk:")) & bit) != 0;
     }
 
     private const int SYS_pidfd_open = 434;
