@@ -184,7 +184,7 @@ public class CgroupLimits
         return n;
     }
 
-    public static bool IsMax(string text) => text.Trim().ToLowerInvariant() is "max" or "unlimited" or "-1" or "none";
+    public static bool IsMax(string text) => text.Trim().ToLowerInvariant() is "max" or "unlimited" or "none";
 
     public static string FormatSize(long v) => v == Unlimited ? "max" : Sizes.Format(v);
 }

@@ -28,7 +28,7 @@ public sealed partial class CgroupV1Driver
 
     private static long? ParseV1(string? text)
     {
-        if (text is null) return null;
+        if (string.IsNullOrEmpty(text)) return null;
         var v = long.Parse(text, CultureInfo.InvariantCulture);
         // v1 reports "no limit" as -1 or the largest page-aligned long.
         return v < 0 || v >= 0x7FFFFFFFFFFFF000 ? CgroupLimits.Unlimited : v;

@@ -47,7 +47,8 @@ public sealed partial class CgroupV2Driver
         if (l.CpuQuota is not null || l.CpuPeriod is not null)
         {
             // cpu.max is "QUOTA PERIOD": keep the half that is not being changed.
-            var current = (CgroupFiles.TryRead(Path.Combine(dir, "cpu.max")) ?? "max 100000").Split(' ');
+            var currentText = CgroupFiles.TryRead(Path.Combine(dir, "cpu.max"));
+            var current = (string.IsNullOrEmpty(currentText) ? "max 100000" : currentText).Split(' ');
             var quota = l.CpuQuota is { } q ? Num(q) : current[0];
             var period = l.CpuPeriod ?? (current.Length > 1 ? long.Parse(current[1], CultureInfo.InvariantCulture) : CgroupLimits.DefaultCpuPeriod);
             Add("cpu", "cpu.max", $"{quota} {period}");
@@ -116,7 +117,7 @@ public sealed partial class CgroupV2Driver
     {
         var dir = Dir(path);
         string? Read(string f) => CgroupFiles.TryRead(Path.Combine(dir, f));
-        long? Value(string f) => Read(f) is { } t ? (t == "max" ? CgroupLimits.Unlimited : long.Parse(t, CultureInfo.InvariantCulture)) : null;
+        long? Value(string f) => Read(f) is { Length: > 0 } t ? (t == "max" ? CgroupLimits.Unlimited : long.Parse(t, CultureInfo.InvariantCulture)) : null;
         var versions = (Dictionary<string, string>)r.ControllerVersions;
         if (controllers.Contains("memory") && Read("memory.max") is not null)
         {
@@ -126,10 +127,10 @@ public sealed partial class CgroupV2Driver
             r.MemorySwapMax = Value("memory.swap.max");
             r.MemoryLow = Value("memory.low");
         }
-        if (controllers.Contains("cpu") && Read("cpu.max") is { } cpuMax)
+        if (controllers.Contains("cpu") && Read("cpu.max") is { Length: > 0 } cpuMax)
         {
             versions["cpu"] = Version;
-            r.CpuWeight = Read("cpu.weight") is { } w ? int.Parse(w, CultureInfo.InvariantCulture) : null;
+            r.CpuWeight = Read("cpu.weight") is { Length: > 0 } w ? int.Parse(w, CultureInfo.InvariantCulture) : null;
             var parts = cpuMax.Split(' ');
             r.CpuQuota = parts[0] == "max" ? CgroupLimits.Unlimited : long.Parse(parts[0], CultureInfo.InvariantCulture);
             r.CpuPeriod = long.Parse(parts[1], CultureInfo.InvariantCulture);
@@ -190,7 +191,7 @@ public sealed partial class CgroupV2Driver
     {
         var dir = Dir(path);
         string? Read(string f) => CgroupFiles.TryRead(Path.Combine(dir, f));
-        long? Value(string f) => Read(f) is { } t ? (t == "max" ? CgroupLimits.Unlimited : long.Parse(t, CultureInfo.InvariantCulture)) : null;
+        long? Value(string f) => Read(f) is { Length: > 0 } t ? (t == "max" ? CgroupLimits.Unlimited : long.Parse(t, CultureInfo.InvariantCulture)) : null;
         if (controllers.Contains("memory"))
         {
             u.MemoryCurrent = Value("memory.current");
