@@ -47,9 +47,12 @@ public static unsafe class CgroupDeviceProgram
             new(LdxMemW, 4, 1, 4, 0), // r4 = major
             new(LdxMemW, 5, 1, 8, 0), // r5 = minor
         };
-        // Last rule first: the first block that matches decides.
+        // Last rule first: the first block that matches decides. The verifier rejects unreachable
+        // code, so nothing is emitted after a rule that matches everything.
+        var total = false;
         foreach (var rule in rules.Reverse())
         {
+            total = rule.Type == 'a' && rule.Major is null && rule.Minor is null && rule.Access == DeviceAccess.All;
             var block = new List<Insn>();
             if (rule.Type != 'a') block.Add(new(JneK, 2, 0, 0, rule.Type == 'b' ? DEV_BLOCK : DEV_CHAR));
             if (rule.Major is { } major) block.Add(new(JneK, 4, 0, 0, major));
@@ -67,9 +70,13 @@ public static unsafe class CgroupDeviceProgram
             for (var i = 0; i < block.Count; i++)
                 if (block[i].Code is JneK or JneX or JeqK) block[i] = block[i] with { Off = (short)(block.Count - i - 1) };
             insns.AddRange(block);
+            if (total) break;
         }
-        insns.Add(new(Mov64K, 0, 0, 0, 1));
-        insns.Add(new(Exit, 0, 0, 0, 0));
+        if (!total)
+        {
+            insns.Add(new(Mov64K, 0, 0, 0, 1));
+            insns.Add(new(Exit, 0, 0, 0, 0));
+        }
         var bytes = new byte[insns.Count * 8];
         for (var i = 0; i < insns.Count; i++)
         {

@@ -12,10 +12,12 @@ public sealed class ProcessNamespace
     public ulong Inode { get; init; }
     /// <summary>The link text, e.g. net:[4026531840].</summary>
     public string Link { get; init; } = "";
-    /// <summary>The inode pid 1 (the host's init) has for the same type; null if unreadable.</summary>
-    public ulong? InitInode { get; init; }
-    /// <summary>True when the process is in a different namespace than pid 1 (it is isolated in this respect).</summary>
-    public bool DiffersFromInit => InitInode is { } i && i != Inode;
+    /// <summary>The process compared with: pid 1 (the host's init) unless told otherwise.</summary>
+    public int ReferenceProcessId { get; init; } = 1;
+    /// <summary>The reference process's inode for the same type; null if it cannot be read (e.g. inside a sandbox).</summary>
+    public ulong? ReferenceInode { get; init; }
+    /// <summary>True when the process is in a different namespace than the reference (isolated in this respect); null if unknown.</summary>
+    public bool? Isolated => ReferenceInode is { } i ? i != Inode : null;
 }
 
 /// <summary>One line of /proc/PID/cgroup: a hierarchy and the process's cgroup in it.</summary>
@@ -37,8 +39,8 @@ public static class ProcessNamespaces
     private static ContainerException NoProcess(int pid) =>
         new("ProcessNotFound", ContainerErrorKind.ObjectNotFound, $"No process with id {pid} exists (or its /proc entry cannot be read).", pid);
 
-    /// <summary>Each namespace of <paramref name="pid"/>, compared with pid 1's.</summary>
-    public static IReadOnlyList<ProcessNamespace> Read(int pid)
+    /// <summary>Each namespace of <paramref name="pid"/>, compared with <paramref name="referencePid"/>'s (pid 1: the host).</summary>
+    public static IReadOnlyList<ProcessNamespace> Read(int pid, int referencePid = 1)
     {
         var dir = $"/proc/{pid}/ns";
         if (!Directory.Exists(dir)) throw NoProcess(pid);
@@ -52,7 +54,7 @@ public static class ProcessNamespaces
             if (link is null) continue;
             var m = LinkPattern.Match(link);
             if (!m.Success) continue;
-            var init = ReadLink($"/proc/1/ns/{System.IO.Path.GetFileName(entry)}");
+            var init = ReadLink($"/proc/{referencePid}/ns/{System.IO.Path.GetFileName(entry)}");
             var im = init is null ? null : LinkPattern.Match(init);
             result.Add(new ProcessNamespace
             {
@@ -60,7 +62,8 @@ public static class ProcessNamespaces
                 Type = System.IO.Path.GetFileName(entry),
                 Inode = ulong.Parse(m.Groups["inode"].Value, CultureInfo.InvariantCulture),
                 Link = link,
-                InitInode = im is { Success: true } ? ulong.Parse(im.Groups["inode"].Value, CultureInfo.InvariantCulture) : null,
+                ReferenceProcessId = referencePid,
+                ReferenceInode = im is { Success: true } ? ulong.Parse(im.Groups["inode"].Value, CultureInfo.InvariantCulture) : null,
             });
         }
         return result;

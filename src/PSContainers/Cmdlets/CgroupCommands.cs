@@ -235,6 +235,11 @@ public sealed class GetProcessNamespaceCommand : CgroupCmdlet
     [SupportsWildcards]
     public string[]? Type { get; set; }
 
+    /// <summary>The process to compare with (default 1, the host's init).</summary>
+    [Parameter]
+    [ValidateRange(1, int.MaxValue)]
+    public int ReferenceId { get; set; } = 1;
+
     /// <summary>Output the process's cgroup membership instead of its namespaces.</summary>
     [Parameter]
     public SwitchParameter Cgroup { get; set; }
@@ -250,7 +255,7 @@ public sealed class GetProcessNamespaceCommand : CgroupCmdlet
                     return;
                 }
                 var patterns = Type?.Select(t => new WildcardPattern(t, WildcardOptions.IgnoreCase)).ToArray();
-                foreach (var ns in ProcessNamespaces.Read(pid))
+                foreach (var ns in ProcessNamespaces.Read(pid, ReferenceId))
                     if (patterns is null || patterns.Any(p => p.IsMatch(ns.Type))) WriteObject(ns);
             });
     }
