@@ -14,6 +14,8 @@ public sealed class SizeOrMaxTransformationAttribute : ArgumentTransformationAtt
     {
         var value = inputData is PSObject pso ? pso.BaseObject : inputData;
         if (value is string s && CgroupLimits.IsMax(s)) return CgroupLimits.Unlimited;
+        if (value is string n && n.TrimStart().StartsWith('-'))
+            throw new ArgumentTransformationMetadataException($"'{value}' is negative: give a size of 0 or more, or 'max' for no limit.");
         var result = Size.Transform(engineIntrinsics, inputData);
         if (result is long l && l < 0)
             throw new ArgumentTransformationMetadataException($"'{value}' is negative: give a size of 0 or more, or 'max' for no limit.");
