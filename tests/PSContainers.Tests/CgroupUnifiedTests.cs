@@ -138,6 +138,10 @@ public sealed class CgroupUnifiedTests : IDisposable
         Assert.Equal(new[] { sleeper.Id }, frozen.Pids);
         ps.Run("Resume-Cgroup $args[0]", _name);
         Assert.False(((CgroupInfo)ps.Run("Get-Cgroup $args[0]", _name).Single().BaseObject).Frozen);
+        // Tab completion offers it.
+        var completions = ps.Run("(TabExpansion2 -inputScript $args[0] -cursorColumn $args[0].Length).CompletionMatches | ForEach-Object CompletionText",
+            "Suspend-Cgroup " + _name[..^3]).Select(o => o.ToString());
+        Assert.Contains(_name, completions);
         // lscgroup-like listing with a wildcard finds it.
         Assert.Contains(ps.Run("Get-Cgroup 'psc-test-cg-*'").Select(o => ((CgroupInfo)o.BaseObject).Path), p => p == "/" + _name);
 
