@@ -5,7 +5,7 @@ namespace PSContainers.Runtime.Cgroups;
 /// host it combines both: resource controllers through v1, freeze and kill through the v2 core
 /// files (cgroup.freeze/cgroup.kill need no controller and never leave a task FREEZING).
 /// </summary>
-public sealed class CgroupManager
+public sealed partial class CgroupManager
 {
     private static readonly Lazy<CgroupManager> HostManager = new(() => new CgroupManager(CgroupLayout.Detect()));
 
@@ -35,7 +35,7 @@ public sealed class CgroupManager
     private ICgroupDriver DriverFor(string controller)
     {
         if (V1 is not null && V1.Controllers.Contains(controller)) return V1;
-        if (V2 is not null && (Layout == CgroupLayoutKind.Unified || V2.Controllers.Contains(controller))) return V2;
+        if (V2 is not null && (Layout == CgroupLayoutKind.Unified || V2.Controllers.Contains(controller) || controller == "devices")) return V2;
         throw new ContainerException("CgroupControllerUnavailable", ContainerErrorKind.NotInstalled,
             $"The '{controller}' cgroup controller is not available on this host ({Layout} layout), so its limits cannot be applied.", controller);
     }

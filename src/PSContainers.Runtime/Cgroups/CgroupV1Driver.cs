@@ -6,7 +6,7 @@ namespace PSContainers.Runtime.Cgroups;
 /// Legacy cgroup v1: one hierarchy per controller (or per co-mounted group, like cpu,cpuacct).
 /// A container's cgroup is created in every hierarchy so that each controller sees it.
 /// </summary>
-public sealed class CgroupV1Driver : ICgroupDriver
+public sealed partial class CgroupV1Driver : ICgroupDriver
 {
     /// <summary>controller name -> mount point of its hierarchy.</summary>
     public IReadOnlyDictionary<string, string> Mounts { get; }
@@ -18,7 +18,8 @@ public sealed class CgroupV1Driver : ICgroupDriver
     public CgroupV1Driver(IReadOnlyDictionary<string, string> mounts)
     {
         Mounts = mounts;
-        Controllers = mounts.Keys.ToHashSet();
+        // Logical (v2) names too: limits say "io" for what v1 calls blkio.
+        Controllers = mounts.Keys.Concat(mounts.ContainsKey("blkio") ? new[] { "io" } : Array.Empty<string>()).ToHashSet();
     }
 
     private IEnumerable<string> Hierarchies => Mounts.Values.Distinct();
@@ -27,7 +28,7 @@ public sealed class CgroupV1Driver : ICgroupDriver
 
     public void Create(string path, IReadOnlyCollection<string> controllers)
     {
-        var missing = controllers.Where(c => !Mounts.ContainsKey(c)).ToArray();
+        var missing = controllers.Where(c => !Owns(c)).ToArray();
         if (missing.Length > 0)
             throw new ContainerException("CgroupControllerUnavailable", ContainerErrorKind.NotInstalled,
                 $"The cgroup v1 controller(s) {string.Join(", ", missing)} are not mounted on this host " +

@@ -7,7 +7,7 @@ namespace PSContainers.Runtime.Cgroups;
 /// cgroup.subtree_control, core files cgroup.freeze/cgroup.events/cgroup.kill. Works on a real
 /// cgroup2 mount or on a plain directory tree that mimics one (tests).
 /// </summary>
-public sealed class CgroupV2Driver : ICgroupDriver
+public sealed partial class CgroupV2Driver : ICgroupDriver
 {
     public string MountPoint { get; }
     public string Version => "v2";
@@ -27,6 +27,8 @@ public sealed class CgroupV2Driver : ICgroupDriver
     public void Create(string path, IReadOnlyCollection<string> controllers)
     {
         var current = MountPoint;
+        // Devices are an eBPF program on v2, not a controller to enable.
+        controllers = controllers.Where(c => c != "devices").ToArray();
         foreach (var part in path.Split('/', StringSplitOptions.RemoveEmptyEntries))
         {
             if (controllers.Count > 0) EnableControllers(current, controllers);

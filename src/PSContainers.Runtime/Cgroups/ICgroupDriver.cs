@@ -33,4 +33,11 @@ public interface ICgroupDriver
 
     void SetMemoryMax(string path, long? bytes);
     long? GetMemoryMax(string path);
+
+    /// <summary>The exact writes that apply <paramref name="limits"/> (only controllers this driver owns).</summary>
+    IReadOnlyList<CgroupWrite> PlanLimits(string path, CgroupLimits limits);
+    /// <summary>Reads the limits in force for <paramref name="controllers"/> into <paramref name="report"/>.</summary>
+    void ReadLimits(string path, CgroupLimitReport report, IReadOnlyCollection<string> controllers);
+    /// <summary>Reads usage counters for <paramref name="controllers"/> into <paramref name="usage"/>.</summary>
+    void Measure(string path, CgroupUsage usage, IReadOnlyCollection<string> controllers);
 }

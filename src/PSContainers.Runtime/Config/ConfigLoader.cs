@@ -11,7 +11,7 @@ namespace PSContainers.Runtime.Config;
 /// key, wrong type, bad value — can point at the exact line and column of the offending node.
 /// A key with an empty value (<c>hostname:</c>) or an empty section means "use the default".
 /// </summary>
-public static class ConfigLoader
+public static partial class ConfigLoader
 {
     public const string ErrorId = "InvalidConfig";
 
@@ -121,15 +121,7 @@ public static class ConfigLoader
         Plain(e, stop.Timeout.ToString(CultureInfo.InvariantCulture));
         e.Emit(new MappingEnd());
 
-        var limits = config.Limits ?? new LimitsConfig();
-        Key(e, "limits");
-        e.Emit(new MappingStart(null, null, true, limits.Memory is null ? MappingStyle.Flow : MappingStyle.Block));
-        if (limits.Memory is long memory)
-        {
-            Key(e, "memory");
-            Plain(e, Sizes.Format(memory));
-        }
-        e.Emit(new MappingEnd());
+        SerializeLimits(e, config.Limits ?? new LimitsConfig());
 
         var console = config.Console ?? new ConsoleConfig();
         Key(e, "console");
@@ -313,7 +305,7 @@ public static class ConfigLoader
     }
 
     /// <summary>Maps the node tree onto <see cref="ContainerConfig"/>, validating as it goes.</summary>
-    private sealed class Binder
+    private sealed partial class Binder
     {
         private readonly string _source;
 
@@ -347,10 +339,7 @@ public static class ConfigLoader
                     ["signal"] = s => config.Stop.Signal = Signal(s),
                     ["timeout"] = s => config.Stop.Timeout = Integer(s, "stop.timeout", 0, 86400, "whole seconds from 0 to 86400") ?? 10,
                 }),
-                ["limits"] = v => Section(v, "limits", new()
-                {
-                    ["memory"] = s => config.Limits.Memory = Size(s, "limits.memory", MinMemory, MaxMemory),
-                }),
+                ["limits"] = v => Limits(v, config.Limits),
                 ["console"] = v => Section(v, "console", new()
                 {
                     ["logMaxBytes"] = s => config.Console.LogMaxBytes = Size(s, "console.logMaxBytes", 0, long.MaxValue) ?? 1024 * 1024,

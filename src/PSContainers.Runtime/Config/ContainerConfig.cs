@@ -44,10 +44,11 @@ public sealed class StopConfig
     public int Timeout { get; set; } = 10;
 }
 
-public sealed class LimitsConfig
+/// <summary>The cgroup limits (see <see cref="Cgroups.CgroupLimits"/>); YAML keys in ConfigLoader.Limits.cs.</summary>
+public sealed class LimitsConfig : Cgroups.CgroupLimits
 {
     /// <summary>Memory limit in bytes (YAML accepts 512M, 512MB, 1G, 1GiB, plain bytes). Null = none.</summary>
-    public long? Memory { get; set; }
+    public long? Memory { get => MemoryMax; set => MemoryMax = value; }
 }
 
 public sealed class ConsoleConfig

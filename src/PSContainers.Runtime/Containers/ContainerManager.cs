@@ -341,11 +341,10 @@ public sealed class ContainerManager
                     "Stop them with Stop-Container -Kill, then start again.", name);
             Cgroups.Remove(cgroupPath);
         }
-        var controllers = config.Limits.Memory is null ? Array.Empty<string>() : new[] { "memory" };
-        Cgroups.Create(cgroupPath, controllers);
+        Cgroups.Create(cgroupPath, config.Limits.Controllers());
         try
         {
-            if (config.Limits.Memory is { } memory) Cgroups.SetMemoryMax(cgroupPath, memory);
+            if (!config.Limits.IsEmpty) Cgroups.ApplyLimits(cgroupPath, config.Limits);
         }
         catch
         {

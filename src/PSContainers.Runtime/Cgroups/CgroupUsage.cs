@@ -1,0 +1,54 @@
+namespace PSContainers.Runtime.Cgroups;
+
+/// <summary>
+/// One write a driver makes to apply a limit: <see cref="Value"/> into <see cref="File"/> (absolute
+/// path). A v2 device-rule write is an eBPF program attached to the cgroup directory <see cref="File"/>
+/// instead (<see cref="DeviceProgram"/> holds the complete rule list it enforces).
+/// <see cref="Undo"/> restores what was there before (read when the write was planned).
+/// </summary>
+public sealed record CgroupWrite(string Controller, string File, string Value)
+{
+    public IReadOnlyList<DeviceRule>? DeviceProgram { get; init; }
+    public IReadOnlyList<(string File, string Value)> Undo { get; init; } = Array.Empty<(string, string)>();
+
+    public override string ToString() => DeviceProgram is null ? $"{File} <- {Value}" : $"{File} <- bpf(cgroup_device: {Value})";
+}
+
+/// <summary>Limits in force for a cgroup, read back from the kernel's files.</summary>
+public sealed class CgroupLimitReport : CgroupLimits
+{
+    /// <summary>Container name, or null for a plain cgroup.</summary>
+    public string? Name { get; set; }
+    public string CgroupPath { get; set; } = "";
+    /// <summary>Which hierarchy each controller was read from ("memory=v1", "hugetlb=v2").</summary>
+    public IReadOnlyDictionary<string, string> ControllerVersions { get; set; } = new Dictionary<string, string>();
+}
+
+public sealed record IoDeviceUsage(string Device, long ReadBytes, long WriteBytes, long ReadOperations, long WriteOperations);
+
+/// <summary>Resource usage of a cgroup (like Hyper-V's Measure-VM); null where this host does not account it.</summary>
+public sealed class CgroupUsage
+{
+    public string? Name { get; set; }
+    public string CgroupPath { get; set; } = "";
+    public DateTimeOffset Time { get; set; } = DateTimeOffset.Now;
+    public long? MemoryCurrent { get; set; }
+    public long? MemoryPeak { get; set; }
+    public long? MemoryMax { get; set; }
+    public long? SwapCurrent { get; set; }
+    /// <summary>Times the memory limit was hit (v1 memory.failcnt, v2 memory.events max).</summary>
+    public long? MemoryLimitHits { get; set; }
+    /// <summary>Processes killed by the OOM killer in this cgroup.</summary>
+    public long? OomKills { get; set; }
+    public TimeSpan? CpuUsage { get; set; }
+    public TimeSpan? CpuUser { get; set; }
+    public TimeSpan? CpuSystem { get; set; }
+    public long? CpuPeriods { get; set; }
+    public long? CpuThrottledPeriods { get; set; }
+    public TimeSpan? CpuThrottledTime { get; set; }
+    public long? PidsCurrent { get; set; }
+    public long? PidsMax { get; set; }
+    /// <summary>Fork attempts refused by pids.max.</summary>
+    public long? PidsLimitHits { get; set; }
+    public List<IoDeviceUsage> Io { get; set; } = new();
+}

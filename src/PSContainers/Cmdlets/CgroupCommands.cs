@@ -1,0 +1,262 @@
+using System.Management.Automation;
+using PSContainers.Infrastructure;
+using PSContainers.Runtime;
+using PSContainers.Runtime.Cgroups;
+using PSContainers.Runtime.Namespaces;
+
+namespace PSContainers.Cmdlets;
+
+/// <summary>Base of the plain cgroup cmdlets: -Path in the host's hierarchies, errors as records.</summary>
+public abstract class CgroupCmdlet : PSCmdlet
+{
+    protected static CgroupManager Cgroups => CgroupManager.ForHost();
+
+    protected bool Try(Action action)
+    {
+        try { action(); return true; }
+        catch (ContainerException ex)
+        {
+            WriteError(new ErrorRecord(ex, ex.ErrorId, Enum.TryParse<ErrorCategory>(ex.Kind.ToString(), out var c) ? c : ErrorCategory.NotSpecified, ex.Target));
+            return false;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            WriteError(new ErrorRecord(ex, "CgroupIOError", ErrorCategory.WriteError, null));
+            return false;
+        }
+    }
+
+    protected CgroupInfo Info(string path) => Cgroups.List(path, recurse: false).Single();
+}
+
+/// <summary>cgcreate: a cgroup in every hierarchy; on v2 the given controllers are enabled down to it.</summary>
+[Cmdlet(VerbsCommon.New, "Cgroup", SupportsShouldProcess = true)]
+[OutputType(typeof(CgroupInfo))]
+public sealed class NewCgroupCommand : CgroupCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string[] Path { get; set; } = Array.Empty<string>();
+
+    [Parameter]
+    [ValidateSet("memory", "cpu", "cpuset", "pids", "io", "hugetlb", "devices", "net_cls", "net_prio")]
+    public string[] Controller { get; set; } = Array.Empty<string>();
+
+    protected override void ProcessRecord()
+    {
+        foreach (var raw in Path)
+            Try(() =>
+            {
+                var path = CgroupManager.NormalizePath(raw);
+                if (Cgroups.Exists(path))
+                    throw new ContainerException("CgroupExists", ContainerErrorKind.ResourceExists, $"The cgroup '{path}' already exists.", path);
+                if (!ShouldProcess(path, "Create cgroup")) return;
+                Cgroups.Create(path, Controller);
+                WriteObject(Info(path));
+            });
+    }
+}
+
+/// <summary>lscgroup: cgroups of every hierarchy, merged by path, with their processes.</summary>
+[Cmdlet(VerbsCommon.Get, "Cgroup")]
+[OutputType(typeof(CgroupInfo))]
+public sealed class GetCgroupCommand : CgroupCmdlet
+{
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(CgroupPathCompleter))]
+    [SupportsWildcards]
+    public string[]? Path { get; set; }
+
+    /// <summary>Also the cgroups below each -Path.</summary>
+    [Parameter]
+    public SwitchParameter Recurse { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        if (Path is null)
+        {
+            Try(() => WriteObject(Cgroups.List(), enumerateCollection: true));
+            return;
+        }
+        foreach (var raw in Path)
+            Try(() =>
+            {
+                if (WildcardPattern.ContainsWildcardCharacters(raw))
+                {
+                    var pattern = new WildcardPattern("/" + raw.TrimStart('/'), WildcardOptions.IgnoreCase);
+                    WriteObject(Cgroups.List().Where(c => pattern.IsMatch(c.Path)), enumerateCollection: true);
+                    return;
+                }
+                var path = CgroupManager.NormalizePath(raw);
+                if (!Cgroups.Exists(path))
+                    throw new ContainerException("CgroupNotFound", ContainerErrorKind.ObjectNotFound, $"The cgroup '{path}' does not exist.", path);
+                WriteObject(Cgroups.List(path, Recurse), enumerateCollection: true);
+            });
+    }
+}
+
+/// <summary>cgclassify: moves processes into a cgroup (in every hierarchy).</summary>
+[Cmdlet(VerbsCommon.Add, "CgroupProcess", SupportsShouldProcess = true)]
+[OutputType(typeof(CgroupInfo))]
+public sealed class AddCgroupProcessCommand : CgroupCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0)]
+    [ArgumentCompleter(typeof(CgroupPathCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    /// <summary>Process ids; Get-Process output binds by its Id property.</summary>
+    [Parameter(Mandatory = true, Position = 1, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ValidateRange(1, int.MaxValue)]
+    public int[] Id { get; set; } = Array.Empty<int>();
+
+    [Parameter] public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var pid in Id)
+            Try(() =>
+            {
+                var path = CgroupManager.NormalizePath(Path);
+                if (!ShouldProcess($"process {pid}", $"Move to cgroup {path}")) return;
+                Cgroups.AddProcess(path, pid);
+                if (PassThru) WriteObject(Info(path));
+            });
+    }
+}
+
+/// <summary>cgdelete: removes a cgroup (and the ones below it) from every hierarchy.</summary>
+[Cmdlet(VerbsCommon.Remove, "Cgroup", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(void))]
+public sealed class RemoveCgroupCommand : CgroupCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(CgroupPathCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[] Path { get; set; } = Array.Empty<string>();
+
+    /// <summary>Kill the processes in it first (otherwise a cgroup with processes is an error).</summary>
+    [Parameter] public SwitchParameter Force { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var raw in Path)
+            Try(() =>
+            {
+                var path = CgroupManager.NormalizePath(raw);
+                if (!Cgroups.Exists(path))
+                    throw new ContainerException("CgroupNotFound", ContainerErrorKind.ObjectNotFound, $"The cgroup '{path}' does not exist.", path);
+                if (!ShouldProcess(path, Force ? "Kill processes and remove cgroup" : "Remove cgroup")) return;
+                // Deepest first: a cgroup with children cannot be removed.
+                foreach (var c in Cgroups.List(path).OrderByDescending(c => c.Path.Length))
+                {
+                    var rel = c.Path.TrimStart('/');
+                    var pids = Cgroups.Pids(rel);
+                    if (pids.Count > 0 && !Force)
+                        throw new ContainerException("CgroupBusy", ContainerErrorKind.ResourceBusy,
+                            $"The cgroup '{rel}' still holds processes {string.Join(", ", pids)}. Move them out with Add-CgroupProcess, or use -Force to kill them.", rel);
+                    if (pids.Count > 0) Cgroups.KillAll(rel);
+                    foreach (var d in Cgroups.Drivers) d.Remove(rel);
+                    if (Cgroups.Exists(rel))
+                        throw new ContainerException("CgroupBusy", ContainerErrorKind.ResourceBusy, $"The cgroup '{rel}' could not be removed (processes still exiting?); try again.", rel);
+                }
+            });
+    }
+}
+
+/// <summary>Freezes every process of any cgroup (cgroup.freeze on v2, the freezer controller on v1).</summary>
+[Cmdlet(VerbsLifecycle.Suspend, "Cgroup", SupportsShouldProcess = true)]
+[OutputType(typeof(CgroupInfo))]
+public sealed class SuspendCgroupCommand : CgroupCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(CgroupPathCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[] Path { get; set; } = Array.Empty<string>();
+
+    [Parameter, ValidateRange(1, 3600)] public int Timeout { get; set; } = 10;
+    [Parameter] public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var raw in Path)
+            Try(() =>
+            {
+                var path = CgroupManager.NormalizePath(raw);
+                if (!Cgroups.Exists(path))
+                    throw new ContainerException("CgroupNotFound", ContainerErrorKind.ObjectNotFound, $"The cgroup '{path}' does not exist.", path);
+                if (!ShouldProcess(path, "Freeze cgroup")) return;
+                Cgroups.Freeze(path, TimeSpan.FromSeconds(Timeout));
+                if (PassThru) WriteObject(Info(path));
+            });
+    }
+}
+
+/// <summary>Thaws a frozen cgroup.</summary>
+[Cmdlet(VerbsLifecycle.Resume, "Cgroup", SupportsShouldProcess = true)]
+[OutputType(typeof(CgroupInfo))]
+public sealed class ResumeCgroupCommand : CgroupCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(CgroupPathCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[] Path { get; set; } = Array.Empty<string>();
+
+    [Parameter] public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var raw in Path)
+            Try(() =>
+            {
+                var path = CgroupManager.NormalizePath(raw);
+                if (!Cgroups.Exists(path))
+                    throw new ContainerException("CgroupNotFound", ContainerErrorKind.ObjectNotFound, $"The cgroup '{path}' does not exist.", path);
+                if (!ShouldProcess(path, "Thaw cgroup")) return;
+                Cgroups.Thaw(path);
+                if (PassThru) WriteObject(Info(path));
+            });
+    }
+}
+
+/// <summary>ls -l /proc/PID/ns: each namespace of a process, and whether it differs from pid 1's; -Cgroup: /proc/PID/cgroup.</summary>
+[Cmdlet(VerbsCommon.Get, "ProcessNamespace")]
+[OutputType(typeof(ProcessNamespace), typeof(ProcessCgroup))]
+public sealed class GetProcessNamespaceCommand : CgroupCmdlet
+{
+    /// <summary>Process ids (default: this process). A container's Pid property binds too.</summary>
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Pid")]
+    [ValidateRange(1, int.MaxValue)]
+    public int[]? Id { get; set; }
+
+    /// <summary>Only these namespace types (mnt, pid, net, uts, ipc, user, cgroup, time).</summary>
+    [Parameter]
+    [SupportsWildcards]
+    public string[]? Type { get; set; }
+
+    /// <summary>The process to compare with (default 1, the host's init).</summary>
+    [Parameter]
+    [ValidateRange(1, int.MaxValue)]
+    public int ReferenceId { get; set; } = 1;
+
+    /// <summary>Output the process's cgroup membership instead of its namespaces.</summary>
+    [Parameter]
+    public SwitchParameter Cgroup { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var pid in Id ?? new[] { Environment.ProcessId })
+            Try(() =>
+            {
+                if (Cgroup)
+                {
+                    WriteObject(ProcessNamespaces.ReadCgroups(pid), enumerateCollection: true);
+                    return;
+                }
+                var patterns = Type?.Select(t => new WildcardPattern(t, WildcardOptions.IgnoreCase)).ToArray();
+                foreach (var ns in ProcessNamespaces.Read(pid, ReferenceId))
+                    if (patterns is null || patterns.Any(p => p.IsMatch(ns.Type))) WriteObject(ns);
+            });
+    }
+}
