@@ -6,11 +6,16 @@
     Description          = 'Linux containers from PowerShell: namespaces, cgroups, rootfs templates and a tiny per-container supervisor, as cmdlets that emit typed objects.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
-    FormatsToProcess     = @('Formats/Containers.Format.ps1xml')
+    FormatsToProcess     = @('Formats/Containers.Format.ps1xml', 'Formats/Network.Format.ps1xml')
     CmdletsToExport      = @(
         'New-Container', 'Get-Container', 'Start-Container', 'Stop-Container', 'Restart-Container',
         'Remove-Container', 'Wait-Container', 'Suspend-Container', 'Resume-Container',
-        'Invoke-ContainerCommand', 'Enter-Container', 'Get-ContainerConsoleLog'
+        'Invoke-ContainerCommand', 'Enter-Container', 'Get-ContainerConsoleLog',
+        'New-NetNamespace', 'Get-NetNamespace', 'Remove-NetNamespace', 'Invoke-NetNamespaceCommand',
+        'New-VethPair', 'New-NetworkBridge', 'New-MacvlanLink', 'New-VlanLink', 'New-IpvlanLink',
+        'Get-NetworkLink', 'Set-NetworkLink', 'Remove-NetworkLink',
+        'Add-NetworkAddress', 'Get-NetworkAddress', 'Remove-NetworkAddress',
+        'Add-NetworkRoute', 'Get-NetworkRoute', 'Remove-NetworkRoute'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()
