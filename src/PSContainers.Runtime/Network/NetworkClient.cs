@@ -515,8 +515,10 @@ public sealed class NetworkClient : IDisposable
         if (gw is not null && Family(gw) != family)
             throw new ContainerException("InvalidRoute", ContainerErrorKind.InvalidArgument, $"Gateway {gateway} and destination {destination} are of different address families.", destination);
         var oif = device is null ? 0 : GetLinkIndex(device);
-        var m = new NetlinkMessage(type, flags).RtMsg(family, (byte)prefix, Rtnl.RT_TABLE_MAIN, Rtnl.RTPROT_BOOT,
-            gw is null && type == Rtnl.RTM_NEWROUTE ? Rtnl.RT_SCOPE_LINK : Rtnl.RT_SCOPE_UNIVERSE, Rtnl.RTN_UNICAST);
+        // As iproute2: a deletion leaves protocol, type and scope as wildcards (scope "nowhere").
+        var add = type == Rtnl.RTM_NEWROUTE;
+        var m = new NetlinkMessage(type, flags).RtMsg(family, (byte)prefix, Rtnl.RT_TABLE_MAIN, add ? Rtnl.RTPROT_BOOT : (byte)0,
+            !add ? (byte)255 : gw is null ? Rtnl.RT_SCOPE_LINK : Rtnl.RT_SCOPE_UNIVERSE, add ? Rtnl.RTN_UNICAST : (byte)0);
         if (dst is not null) m.Attr(Rtnl.RTA_DST, Network(dst, prefix).GetAddressBytes());
         if (gw is not null) m.Attr(Rtnl.RTA_GATEWAY, gw.GetAddressBytes());
         if (oif != 0) m.U32(Rtnl.RTA_OIF, (uint)oif);
