@@ -11,7 +11,7 @@ namespace PSContainers.Runtime.Config;
 /// key, wrong type, bad value — can point at the exact line and column of the offending node.
 /// A key with an empty value (<c>hostname:</c>) or an empty section means "use the default".
 /// </summary>
-public static class ConfigLoader
+public static partial class ConfigLoader
 {
     public const string ErrorId = "InvalidConfig";
 
@@ -137,6 +137,7 @@ public static class ConfigLoader
         Key(e, "logMaxBytes");
         Plain(e, Sizes.Format(console.LogMaxBytes));
         e.Emit(new MappingEnd());
+        SerializeNetwork(e, config.Network);
 
         e.Emit(new MappingEnd());
         e.Emit(new DocumentEnd(isImplicit: true));
@@ -313,7 +314,7 @@ public static class ConfigLoader
     }
 
     /// <summary>Maps the node tree onto <see cref="ContainerConfig"/>, validating as it goes.</summary>
-    private sealed class Binder
+    private sealed partial class Binder
     {
         private readonly string _source;
 
@@ -355,6 +356,7 @@ public static class ConfigLoader
                 {
                     ["logMaxBytes"] = s => config.Console.LogMaxBytes = Size(s, "console.logMaxBytes", 0, long.MaxValue) ?? 1024 * 1024,
                 }),
+                ["network"] = v => config.Network = Network(v),
             });
             return config;
         }

@@ -248,29 +248,39 @@ public sealed class NetworkClient : IDisposable
     }
 
     /// <summary>The request iproute2 sends for "ip link add link PARENT name NAME type KIND ..." (same attribute order).</summary>
-    public static NetlinkMessage LowerLinkRequest(int parentIndex, string name, string kind, Action<NetlinkMessage> data)
+    /// <summary>With <paramref name="nsFd"/>, the new link is created directly in that namespace (ip link add ... netns NS).</summary>
+    public static NetlinkMessage LowerLinkRequest(int parentIndex, string name, string kind, Action<NetlinkMessage> data, int? nsFd = null)
     {
         var m = new NetlinkMessage(Rtnl.RTM_NEWLINK, Rtnl.F_REQUEST | Rtnl.F_ACK | Rtnl.F_EXCL | Rtnl.F_CREATE).IfInfo()
             .U32(Rtnl.IFLA_LINK, (uint)parentIndex).Str(Rtnl.IFLA_IFNAME, name)
             .Begin(Rtnl.IFLA_LINKINFO).StrNoNul(Rtnl.IFLA_INFO_KIND, kind).Begin(Rtnl.IFLA_INFO_DATA);
         data(m);
-        return m.End().End();
+        m.End().End();
+        if (nsFd is { } fd) m.U32(Rtnl.IFLA_NET_NS_FD, (uint)fd);
+        return m;
     }
 
-    public static NetlinkMessage VlanRequest(int parentIndex, string name, int id) =>
-        LowerLinkRequest(parentIndex, name, "vlan", m => m.U16(Rtnl.IFLA_VLAN_ID, (ushort)id));
+    public static NetlinkMessage VlanRequest(int parentIndex, string name, int id, int? nsFd = null) =>
+        LowerLinkRequest(parentIndex, name, "vlan", m => m.U16(Rtnl.IFLA_VLAN_ID, (ushort)id), nsFd);
 
-    public static NetlinkMessage IpvlanRequest(int parentIndex, string name, IpvlanMode mode) =>
-        LowerLinkRequest(parentIndex, name, "ipvlan", m => m.U16(Rtnl.IFLA_IPVLAN_MODE, (ushort)mode).U16(Rtnl.IFLA_IPVLAN_FLAGS, 0));
+    public static NetlinkMessage IpvlanRequest(int parentIndex, string name, IpvlanMode mode, int? nsFd = null) =>
+        LowerLinkRequest(parentIndex, name, "ipvlan", m => m.U16(Rtnl.IFLA_IPVLAN_MODE, (ushort)mode).U16(Rtnl.IFLA_IPVLAN_FLAGS, 0), nsFd);
 
-    public static NetlinkMessage MacvlanRequest(int parentIndex, string name, MacvlanMode mode) =>
-        LowerLinkRequest(parentIndex, name, "macvlan", m => m.U32(Rtnl.IFLA_MACVLAN_MODE, (uint)mode));
+    public static NetlinkMessage MacvlanRequest(int parentIndex, string name, MacvlanMode mode, int? nsFd = null) =>
+        LowerLinkRequest(parentIndex, name, "macvlan", m => m.U32(Rtnl.IFLA_MACVLAN_MODE, (uint)mode), nsFd);
 
-    private void CreateLower(string name, string parent, string kind, Func<int, NetlinkMessage> request)
+    private void CreateLower(string name, string parent, string kind, NetworkLocation? into, Func<int, int?, NetlinkMessage> request)
     {
         ValidateLinkName(name);
         var parentIndex = ParentIndex(parent, name, kind);
-        Do(request(parentIndex), $"create {kind} link {name} on {parent}", name, kind);
+        using var ns = NamespaceFd(into);
+        try { Socket.Request(request(parentIndex, ns?.Fd)); }
+        catch (NetlinkError e) when (e.Errno == 17 && into is not null)
+        {
+            throw new ContainerException("LinkExists", ContainerErrorKind.ResourceExists,
+                $"Cannot create {kind} link {name} on {parent}: link {name} already exists in {into.Label}.", name, e);
+        }
+        catch (NetlinkError e) { throw Map(e, $"create {kind} link {name} on {parent}", name, kind); }
     }
 
     private int ParentIndex(string parent, string name, string kind)
@@ -283,18 +293,19 @@ public sealed class NetworkClient : IDisposable
         return index;
     }
 
-    public void CreateMacvlan(string name, string parent, MacvlanMode mode = MacvlanMode.Bridge) =>
-        CreateLower(name, parent, "macvlan", i => MacvlanRequest(i, name, mode));
+    /// <summary>ip link add link PARENT name NAME [netns ...] type macvlan mode MODE (<paramref name="into"/>: created directly there).</summary>
+    public void CreateMacvlan(string name, string parent, MacvlanMode mode = MacvlanMode.Bridge, NetworkLocation? into = null) =>
+        CreateLower(name, parent, "macvlan", into, (i, fd) => MacvlanRequest(i, name, mode, fd));
 
-    public void CreateVlan(string name, string parent, int id)
+    public void CreateVlan(string name, string parent, int id, NetworkLocation? into = null)
     {
         if (id < 0 || id > 4094)
             throw new ContainerException("InvalidVlanId", ContainerErrorKind.InvalidArgument, $"VLAN id {id} is out of range: use 0-4094.", id);
-        CreateLower(name, parent, "vlan", i => VlanRequest(i, name, id));
+        CreateLower(name, parent, "vlan", into, (i, fd) => VlanRequest(i, name, id, fd));
     }
 
-    public void CreateIpvlan(string name, string parent, IpvlanMode mode = IpvlanMode.L2) =>
-        CreateLower(name, parent, "ipvlan", i => IpvlanRequest(i, name, mode));
+    public void CreateIpvlan(string name, string parent, IpvlanMode mode = IpvlanMode.L2, NetworkLocation? into = null) =>
+        CreateLower(name, parent, "ipvlan", into, (i, fd) => IpvlanRequest(i, name, mode, fd));
 
     /// <summary>ip link set: up/down, rename, master/nomaster, move to another namespace, MTU, MAC, hairpin.</summary>
     public void SetLink(string name, LinkChanges c)
