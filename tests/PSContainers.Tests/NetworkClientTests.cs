@@ -159,7 +159,13 @@ public sealed class NetworkClientTests : IDisposable
         var a = _lab.NewNamespace("d");
         using var c = In(a);
         for (var i = 0; i < 20; i++) c.CreateVeth($"b{i}", $"p{i}");
-        c.DeleteLinks(Enumerable.Range(0, 20).Select(i => $"b{i}").Append("never0"));
+        c.CreateVeth("keep0", "keep1");
+        c.CreateBridge("keepbr");
+        var missing = c.DeleteLinks(Enumerable.Range(0, 20).Select(i => $"b{i}").Append("never0"));
+        Assert.Equal(new[] { "never0" }, missing);
+        // Only the named links (and their veth peers) went: the group delete touches nothing else.
+        Assert.Equal(new[] { "keep0", "keep1", "keepbr", "lo" }, c.GetLinks().Select(l => l.Name).Order());
+        Assert.Empty(c.DeleteLinks(new[] { "keep0", "keepbr" }));
         Assert.Equal(new[] { "lo" }, c.GetLinks().Select(l => l.Name));
     }
 }

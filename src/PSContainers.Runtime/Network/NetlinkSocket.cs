@@ -219,8 +219,59 @@ public static class NetNsThread
             throw new ContainerException("NetNamespaceNotFound", ContainerErrorKind.ObjectNotFound,
                 $"Cannot open the network namespace {nsPath}: {Message(e)}. Get-NetNamespace lists the named ones.", nsPath);
         }
-        try { return OnThread(() => Enter(target, action)); }
+        try { return OnWorker(() => Enter(target, action)); }
         finally { close(target); }
+    }
+
+    private sealed class WorkerThread
+    {
+        public readonly System.Collections.Concurrent.BlockingCollection<Action> Work = new();
+        public readonly Thread Thread;
+        public volatile bool Poisoned;
+        public WorkerThread()
+        {
+            Thread = new Thread(() =>
+            {
+                foreach (var item in Work.GetConsumingEnumerable())
+                {
+                    item();
+                    if (Poisoned) break; // stuck in a foreign namespace: this thread ends, the next call makes a new one
+                }
+            }, 256 * 1024) { IsBackground = true, Name = "psc-netns-worker" };
+            Thread.Start();
+        }
+    }
+
+    private static readonly object WorkerLock = new();
+    private static WorkerThread? _worker;
+    [ThreadStatic] private static WorkerThread? _current;
+
+    /// <summary>
+    /// Runs on one long-lived worker thread reserved for namespace switches (cheaper than a thread
+    /// per call); it is always back in its original namespace between items.
+    /// </summary>
+    private static T OnWorker<T>(Func<T> action)
+    {
+        if (_current is not null) return action();
+        WorkerThread worker;
+        lock (WorkerLock)
+        {
+            if (_worker is null || _worker.Poisoned) _worker = new WorkerThread();
+            worker = _worker;
+        }
+        T result = default!;
+        Exception? error = null;
+        using var done = new ManualResetEventSlim();
+        worker.Work.Add(() =>
+        {
+            _current = worker;
+            try { result = action(); }
+            catch (Exception ex) { error = ex; }
+            finally { _current = null; done.Set(); }
+        });
+        done.Wait();
+        if (error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
+        return result;
     }
 
     /// <summary>Runs on a fresh thread (its namespace changes never touch a pool thread), rethrowing its exception.</summary>
@@ -252,7 +303,11 @@ public static class NetNsThread
                     $"Cannot enter the network namespace: {Message(e)} (is the path a network namespace file?).");
             }
             try { return action(); }
-            finally { setns(original, CLONE_NEWNET); }
+            finally
+            {
+                // A thread that cannot return to its namespace must not serve another request.
+                if (setns(original, CLONE_NEWNET) < 0 && _current is { } w) w.Poisoned = true;
+            }
         }
         finally { close(original); }
     }

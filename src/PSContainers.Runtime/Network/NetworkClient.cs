@@ -114,47 +114,63 @@ public sealed class NetworkClient : IDisposable
 
     public List<NetworkLink> GetLinks(string? name = null)
     {
-        var replies = Socket.Dump(new NetlinkMessage(Rtnl.RTM_GETLINK, Rtnl.F_REQUEST | Rtnl.F_DUMP).IfInfo());
-        var raw = replies.Where(r => r.Type == Rtnl.RTM_NEWLINK).Select(r =>
-        {
-            var p = r.Payload.Span;
-            return (Index: BinaryPrimitives.ReadInt32LittleEndian(p[4..]), Flags: BinaryPrimitives.ReadUInt32LittleEndian(p[8..]), Attrs: r.Attributes(16));
-        }).ToList();
+        if (name is not null) return new List<NetworkLink> { GetLink(name) };
+        var raw = Socket.Dump(new NetlinkMessage(Rtnl.RTM_GETLINK, Rtnl.F_REQUEST | Rtnl.F_DUMP).IfInfo())
+            .Where(r => r.Type == Rtnl.RTM_NEWLINK).Select(RawLink.From).ToList();
         var names = raw.ToDictionary(l => l.Index, l => l.Attrs.Str(Rtnl.IFLA_IFNAME) ?? "");
         var addresses = GetAddresses().GroupBy(a => a.Index).ToDictionary(g => g.Key, g => g.Select(a => a.Cidr).ToArray());
-        var links = new List<NetworkLink>();
-        foreach (var (index, flags, attrs) in raw)
-        {
-            var linkName = names[index];
-            if (name is not null && linkName != name) continue;
-            var info = attrs.Nested(Rtnl.IFLA_LINKINFO);
-            var mac = attrs.Get(Rtnl.IFLA_ADDRESS) is { Length: 6 } m ? string.Join(":", m.ToArray().Select(b => b.ToString("x2"))) : null;
-            string? parent = null;
-            if (attrs.U32(Rtnl.IFLA_LINK) is { } li && li != 0 && li != index)
-                parent = !attrs.Has(Rtnl.IFLA_LINK_NETNSID) && names.TryGetValue((int)li, out var pn) ? pn : $"if{li}";
-            links.Add(new NetworkLink
-            {
-                Index = index,
-                Name = linkName,
-                Kind = info?.Str(Rtnl.IFLA_INFO_KIND),
-                State = OperState(attrs.U8(Rtnl.IFLA_OPERSTATE) ?? 0),
-                IsUp = (flags & Rtnl.IFF_UP) != 0,
-                Flags = FlagNames(flags),
-                MacAddress = mac,
-                Mtu = (int)(attrs.U32(Rtnl.IFLA_MTU) ?? 0),
-                Master = attrs.U32(Rtnl.IFLA_MASTER) is { } mi && names.TryGetValue((int)mi, out var mn) ? mn : null,
-                Parent = parent,
-                Namespace = Location.Label,
-                Addresses = addresses.TryGetValue(index, out var a) ? a : Array.Empty<string>(),
-            });
-        }
-        if (name is not null && links.Count == 0)
-            throw new ContainerException("LinkNotFound", ContainerErrorKind.ObjectNotFound,
-                $"No link named {name} exists {Where}. Get-NetworkLink lists the links.", name);
-        return links;
+        return raw.Select(l => ToLink(l, i => names.GetValueOrDefault(i), addresses.GetValueOrDefault(l.Index))).ToList();
     }
 
-    public NetworkLink GetLink(string name) => GetLinks(name)[0];
+    private sealed record RawLink(int Index, uint Flags, NetlinkAttributes Attrs)
+    {
+        public static RawLink From(NetlinkReply r) =>
+            new(BinaryPrimitives.ReadInt32LittleEndian(r.Payload.Span[4..]), BinaryPrimitives.ReadUInt32LittleEndian(r.Payload.Span[8..]), r.Attributes(16));
+    }
+
+    private NetworkLink ToLink(RawLink l, Func<int, string?> nameOf, string[]? addresses)
+    {
+        var attrs = l.Attrs;
+        var info = attrs.Nested(Rtnl.IFLA_LINKINFO);
+        var mac = attrs.Get(Rtnl.IFLA_ADDRESS) is { Length: 6 } m ? string.Join(":", m.ToArray().Select(b => b.ToString("x2"))) : null;
+        string? parent = null;
+        if (attrs.U32(Rtnl.IFLA_LINK) is { } li && li != 0 && li != l.Index)
+            parent = !attrs.Has(Rtnl.IFLA_LINK_NETNSID) && nameOf((int)li) is { } pn ? pn : $"if{li}";
+        return new NetworkLink
+        {
+            Index = l.Index,
+            Name = attrs.Str(Rtnl.IFLA_IFNAME) ?? "",
+            Kind = info?.Str(Rtnl.IFLA_INFO_KIND),
+            State = OperState(attrs.U8(Rtnl.IFLA_OPERSTATE) ?? 0),
+            IsUp = (l.Flags & Rtnl.IFF_UP) != 0,
+            Flags = FlagNames(l.Flags),
+            MacAddress = mac,
+            Mtu = (int)(attrs.U32(Rtnl.IFLA_MTU) ?? 0),
+            Master = attrs.U32(Rtnl.IFLA_MASTER) is { } mi ? nameOf((int)mi) : null,
+            Parent = parent,
+            Namespace = Location.Label,
+            Addresses = addresses ?? Array.Empty<string>(),
+        };
+    }
+
+    /// <summary>One link by name: a single RTM_GETLINK (no dump), plus the lookups its master and parent need.</summary>
+    /// <param name="withAddresses">false skips the address dump (a link just created has none).</param>
+    public NetworkLink GetLink(string name, bool withAddresses = true)
+    {
+        var raw = QueryLink(Rtnl.IFLA_IFNAME, name) ?? throw new ContainerException("LinkNotFound", ContainerErrorKind.ObjectNotFound,
+            $"No link named {name} exists {Where}. Get-NetworkLink lists the links.", name);
+        string? NameOf(int index) => index == raw.Index ? name : QueryLink(0, null, index)?.Attrs.Str(Rtnl.IFLA_IFNAME);
+        var addresses = withAddresses ? GetAddresses(raw.Index, name).Select(a => a.Cidr).ToArray() : Array.Empty<string>();
+        return ToLink(raw, NameOf, addresses);
+    }
+
+    private RawLink? QueryLink(ushort attr, string? name, int index = 0)
+    {
+        var m = new NetlinkMessage(Rtnl.RTM_GETLINK, Rtnl.F_REQUEST).IfInfo(index);
+        if (name is not null) { ValidateLinkName(name); m.Str(attr, name); }
+        try { return Socket.Dump(m).Where(r => r.Type == Rtnl.RTM_NEWLINK).Select(RawLink.From).FirstOrDefault(); }
+        catch (NetlinkError e) when (e.Errno == 19) { return null; }
+    }
 
     public bool LinkExists(string name) => GetLinkIndex(name, throwIfMissing: false) > 0;
 
@@ -368,14 +384,48 @@ public sealed class NetworkClient : IDisposable
 
     public static NetlinkMessage DeleteRequest(int index) => new NetlinkMessage(Rtnl.RTM_DELLINK, Rtnl.F_REQUEST | Rtnl.F_ACK).IfInfo(index);
 
-    /// <summary>Deletes many links in one batch (all requests sent before the acks are read); missing ones are skipped.</summary>
-    public void DeleteLinks(IEnumerable<string> names)
+    /// <summary>
+    /// Deletes many links at the cost of about one: each is first put in a fresh random link group
+    /// (one batch of requests, all sent before any ack is read), then the group is deleted with one
+    /// RTM_DELLINK, which the kernel unregisters together — a single RCU grace period (~20 ms)
+    /// instead of one per link. Returns the names that did not exist.
+    /// </summary>
+    public List<string> DeleteLinks(IEnumerable<string> names)
     {
         var list = names.Distinct().ToList();
-        var requests = list.Select(n => new NetlinkMessage(Rtnl.RTM_DELLINK, Rtnl.F_REQUEST | Rtnl.F_ACK).IfInfo().Str(Rtnl.IFLA_IFNAME, n)).ToList();
-        var errors = Socket.Batch(requests);
+        foreach (var n in list) ValidateLinkName(n);
+        var missing = new List<string>();
+        if (list.Count == 0) return missing;
+        if (list.Count == 1)
+        {
+            try { Socket.Request(new NetlinkMessage(Rtnl.RTM_DELLINK, Rtnl.F_REQUEST | Rtnl.F_ACK).IfInfo().Str(Rtnl.IFLA_IFNAME, list[0])); }
+            catch (NetlinkError e) when (e.Errno == 19) { missing.Add(list[0]); }
+            catch (NetlinkError e) { throw Map(e, $"delete link {list[0]}", list[0]); }
+            return missing;
+        }
+        // Never 0 (the default group of every link; the kernel refuses to delete it anyway).
+        var group = (uint)Random.Shared.Next(0x10000000, int.MaxValue);
+        var errors = Socket.Batch(list.Select(n => new NetlinkMessage(Rtnl.RTM_NEWLINK, Rtnl.F_REQUEST | Rtnl.F_ACK).IfInfo()
+            .Str(Rtnl.IFLA_IFNAME, n).U32(Rtnl.IFLA_GROUP, group)).ToList());
         for (var i = 0; i < errors.Length; i++)
-            if (errors[i] is { } e && e.Errno != 19) throw Map(e, $"delete link {list[i]}", list[i]);
+        {
+            if (errors[i] is null) continue;
+            if (errors[i]!.Errno == 19) missing.Add(list[i]);
+            else throw Map(errors[i]!, $"delete link {list[i]}", list[i]);
+        }
+        if (missing.Count == list.Count) return missing;
+        try { Socket.Request(new NetlinkMessage(Rtnl.RTM_DELLINK, Rtnl.F_REQUEST | Rtnl.F_ACK).IfInfo().U32(Rtnl.IFLA_GROUP, group)); }
+        catch (NetlinkError e) when (e.Errno == 19) { /* deleted meanwhile (a veth peer of an earlier entry) */ }
+        catch (NetlinkError e) when (e.Errno == 95)
+        {
+            // A device without rtnl link ops (a physical NIC) cannot be deleted by group: one by one, then.
+            foreach (var n in list.Except(missing))
+                try { Socket.Request(new NetlinkMessage(Rtnl.RTM_DELLINK, Rtnl.F_REQUEST | Rtnl.F_ACK).IfInfo().Str(Rtnl.IFLA_IFNAME, n)); }
+                catch (NetlinkError e1) when (e1.Errno == 19) { }
+                catch (NetlinkError e1) { throw Map(e1, $"delete link {n}", n); }
+        }
+        catch (NetlinkError e) { throw Map(e, $"delete links {string.Join(", ", list.Except(missing))}", list[0]); }
+        return missing;
     }
 
     private sealed class NsFd : IDisposable
@@ -399,9 +449,10 @@ public sealed class NetworkClient : IDisposable
 
     // ---- addresses ------------------------------------------------------------------------------
 
-    public List<NetworkAddress> GetAddresses(string? name = null)
+    public List<NetworkAddress> GetAddresses(string? name = null) => GetAddresses(name is null ? 0 : GetLinkIndex(name), name);
+
+    private List<NetworkAddress> GetAddresses(int index, string? name)
     {
-        var index = name is null ? 0 : GetLinkIndex(name);
         var linkNames = name is null ? null : new Dictionary<int, string> { [index] = name };
         var list = new List<NetworkAddress>();
         foreach (var r in Socket.Dump(new NetlinkMessage(Rtnl.RTM_GETADDR, Rtnl.F_REQUEST | Rtnl.F_DUMP).IfAddr(Rtnl.AF_UNSPEC, 0, 0)))

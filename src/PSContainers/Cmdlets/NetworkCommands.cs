@@ -182,7 +182,7 @@ public sealed class NewVethPairCommand : NetworkCmdlet
             NetworkLocation? peer = PeerNamespace is null && PeerContainer is null ? null
                 : ResolveLocation(PeerNamespace, PeerContainer, "PeerNamespace", "PeerContainer");
             client.CreateVeth(Name, PeerName, peer, Mtu, MacAddress);
-            WriteObject(client.GetLink(Name));
+            WriteObject(client.GetLink(Name, withAddresses: false));
         });
     }
 }
@@ -204,7 +204,7 @@ public sealed class NewNetworkBridgeCommand : NetworkCmdlet
     {
         foreach (var name in Name)
             if (ShouldProcess(Target(name), "Create bridge"))
-                WithClient(client => { client.CreateBridge(name, Mtu); WriteObject(client.GetLink(name)); });
+                WithClient(client => { client.CreateBridge(name, Mtu); WriteObject(client.GetLink(name, withAddresses: false)); });
     }
 }
 
@@ -227,7 +227,7 @@ public sealed class NewMacvlanLinkCommand : NetworkCmdlet
     protected override void ProcessRecord()
     {
         if (ShouldProcess(Target(Name), $"Create macvlan link on {Parent}"))
-            WithClient(client => { client.CreateMacvlan(Name, Parent, Mode); WriteObject(client.GetLink(Name)); });
+            WithClient(client => { client.CreateMacvlan(Name, Parent, Mode); WriteObject(client.GetLink(Name, withAddresses: false)); });
     }
 }
 
@@ -251,7 +251,7 @@ public sealed class NewVlanLinkCommand : NetworkCmdlet
     protected override void ProcessRecord()
     {
         if (ShouldProcess(Target(Name), $"Create VLAN {Id} link on {Parent}"))
-            WithClient(client => { client.CreateVlan(Name, Parent, Id); WriteObject(client.GetLink(Name)); });
+            WithClient(client => { client.CreateVlan(Name, Parent, Id); WriteObject(client.GetLink(Name, withAddresses: false)); });
     }
 }
 
@@ -274,7 +274,7 @@ public sealed class NewIpvlanLinkCommand : NetworkCmdlet
     protected override void ProcessRecord()
     {
         if (ShouldProcess(Target(Name), $"Create ipvlan link on {Parent}"))
-            WithClient(client => { client.CreateIpvlan(Name, Parent, Mode); WriteObject(client.GetLink(Name)); });
+            WithClient(client => { client.CreateIpvlan(Name, Parent, Mode); WriteObject(client.GetLink(Name, withAddresses: false)); });
     }
 }
 
@@ -403,10 +403,24 @@ public sealed class RemoveNetworkLinkCommand : NetworkCmdlet
     [ValidateNotNullOrEmpty]
     public string[] Name { get; set; } = Array.Empty<string>();
 
+    private readonly List<string> _names = new();
+
+    // Collected and deleted together at the end: the kernel then pays one RCU grace period for all.
     protected override void ProcessRecord()
     {
         foreach (var name in Name)
-            if (ShouldProcess(Target(name), "Remove link")) WithClient(client => client.DeleteLink(name));
+            if (ShouldProcess(Target(name), "Remove link")) _names.Add(name);
+    }
+
+    protected override void EndProcessing()
+    {
+        if (_names.Count == 0) return;
+        WithClient(client =>
+        {
+            foreach (var missing in client.DeleteLinks(_names))
+                WriteError(ToErrorRecord(new ContainerException("LinkNotFound", ContainerErrorKind.ObjectNotFound,
+                    $"No link named {missing} exists in {client.Location.Label}. Get-NetworkLink lists the links.", missing)));
+        });
     }
 }
 
