@@ -15,7 +15,7 @@
         'New-VethPair', 'New-NetworkBridge', 'New-MacvlanLink', 'New-VlanLink', 'New-IpvlanLink',
         'Get-NetworkLink', 'Set-NetworkLink', 'Remove-NetworkLink',
         'Add-NetworkAddress', 'Get-NetworkAddress', 'Remove-NetworkAddress',
-        'Add-NetworkRoute', 'Get-NetworkRoute', 'Remove-NetworkRoute'
+        'Add-NetworkRoute', 'Get-NetworkRoute', 'Remove-NetworkRoute', 'Get-NetworkNeighbor'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -124,6 +124,11 @@ C = [
    ("Device", "string", "The route's outgoing interface.")] + LOC + SP,
   [("Remove-NetworkRoute -Namespace red -Destination default", "Removes the default route of namespace red."),
    ("Get-NetworkRoute -Namespace red | Where-Object Protocol -eq boot | Remove-NetworkRoute -Namespace red", "Removes every route added by hand in namespace red.")]),
+ ("Get", "NetworkNeighbor", "Lists the neighbour (ARP/NDP) cache, like ip neigh.",
+  "Returns one object per IPv4 ARP or IPv6 neighbour-discovery entry: interface, address, MAC address and state (REACHABLE, STALE, FAILED, PERMANENT...).",
+  [("Name", "string", "Only the entries of this interface."), ("Family", "string", "Only IPv4 or only IPv6 entries.")] + LOC,
+  [("Get-NetworkNeighbor -Namespace red", "Shows the neighbours namespace red has resolved."),
+   ("Get-NetworkNeighbor -Container web -Name eth0 -Family IPv4", "Shows the ARP entries of eth0 inside container web.")]),
 ]
 
 out = ['<?xml version="1.0" encoding="utf-8"?>',

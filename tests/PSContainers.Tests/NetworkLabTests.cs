@@ -63,6 +63,12 @@ public sealed class NetworkLabTests : IDisposable
                 Assert.Contains(r.Output, l => l.Contains("1 packets received"));
             }
 
+        // After the pings, each namespace has resolved the others' MAC addresses (ip neigh).
+        var neighbors = s.Run("Get-NetworkNeighbor -Namespace $args[0] -Name eth0 -Family IPv4", names[1]).Select(o => (NetworkNeighbor)o.BaseObject).ToList();
+        Assert.Equal(new[] { "10.0.0.1", "10.0.0.3", "10.0.0.4" }, neighbors.Select(n => n.Address).Order());
+        Assert.All(neighbors, n => Assert.Matches("^([0-9a-f]{2}:){5}[0-9a-f]{2}$", n.MacAddress!));
+        Assert.All(neighbors, n => Assert.Contains(n.State, new[] { "REACHABLE", "STALE", "DELAY", "PROBE" }));
+
         // Get-NetNamespace reports the pids inside (none here) and identifies a process's namespace.
         var info = (NetNamespaceInfo)s.Run("Get-NetNamespace -Name $args[0]", hub).Single().BaseObject;
         Assert.Empty(info.Pids);

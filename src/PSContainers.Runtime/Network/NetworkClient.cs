@@ -535,6 +535,44 @@ public sealed class NetworkClient : IDisposable
         catch (NetlinkError e) { throw Map(e, $"remove address {cidr} from {name}", name); }
     }
 
+    // ---- neighbours -----------------------------------------------------------------------------
+
+    /// <summary>The neighbour (ARP/NDP) cache, like ip neigh show.</summary>
+    public List<NetworkNeighbor> GetNeighbors(string? name = null)
+    {
+        var only = name is null ? 0 : GetLinkIndex(name);
+        var names = IndexNames();
+        var list = new List<NetworkNeighbor>();
+        foreach (var r in Socket.Dump(new NetlinkMessage(Rtnl.RTM_GETNEIGH, Rtnl.F_REQUEST | Rtnl.F_DUMP).NdMsg(Rtnl.AF_UNSPEC)))
+        {
+            if (r.Type != Rtnl.RTM_NEWNEIGH) continue;
+            var p = r.Payload.Span;
+            var family = p[0];
+            if (family is not (Rtnl.AF_INET or Rtnl.AF_INET6)) continue;
+            var index = BinaryPrimitives.ReadInt32LittleEndian(p[4..]);
+            if (only != 0 && index != only) continue;
+            var state = BinaryPrimitives.ReadUInt16LittleEndian(p[8..]);
+            var attrs = r.Attributes(12);
+            if (attrs.Get(Rtnl.NDA_DST) is not { } dst) continue;
+            list.Add(new NetworkNeighbor
+            {
+                Name = names.GetValueOrDefault(index, $"if{index}"),
+                Family = family == Rtnl.AF_INET ? "IPv4" : "IPv6",
+                Address = new IPAddress(dst.Span).ToString(),
+                MacAddress = attrs.Get(Rtnl.NDA_LLADDR) is { Length: 6 } mac ? string.Join(":", mac.ToArray().Select(b => b.ToString("x2"))) : null,
+                State = NeighborState(state),
+                Namespace = Location.Label,
+            });
+        }
+        return list;
+    }
+
+    private static string NeighborState(ushort s) => s switch
+    {
+        0x01 => "INCOMPLETE", 0x02 => "REACHABLE", 0x04 => "STALE", 0x08 => "DELAY", 0x10 => "PROBE",
+        0x20 => "FAILED", 0x40 => "NOARP", 0x80 => "PERMANENT", 0 => "NONE", _ => $"0x{s:x}",
+    };
+
     // ---- routes ---------------------------------------------------------------------------------
 
     public List<NetworkRoute> GetRoutes()

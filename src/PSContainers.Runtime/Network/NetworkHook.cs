@@ -123,7 +123,7 @@ public sealed class NetworkHook : IContainerHook
         {
             // Undo exactly what this call made; the Stopped that follows must not touch links that
             // were not ours (a host-side name that already existed, for example).
-            _abandoned.Add(context.Name);
+            lock (_abandoned) _abandoned.Add(context.Name);
             foreach (var (nic, name) in movedIn)
                 try { inside.SetLink(name, new LinkChanges { Up = false, NewName = name == nic.Link ? null : nic.Link, MoveTo = LinkLocation(nic) }); } catch (ContainerException) { }
             foreach (var group in hostEnds.GroupBy(h => h.Where))
@@ -135,7 +135,8 @@ public sealed class NetworkHook : IContainerHook
 
     public void Stopped(string name, ContainerConfig config)
     {
-        if (_abandoned.Remove(name) || SharesHostNetwork(config)) return;
+        lock (_abandoned) if (_abandoned.Remove(name)) return;
+        if (SharesHostNetwork(config)) return;
         var pin = PinPath(name);
         if (File.Exists(pin))
         {

@@ -87,3 +87,16 @@ public sealed class LinkChanges
     public string? MacAddress { get; set; }
     public bool? Hairpin { get; set; }
 }
+
+/// <summary>One neighbour (ARP / NDP) cache entry (ip neigh).</summary>
+public sealed class NetworkNeighbor
+{
+    public string Name { get; init; } = "";
+    public string Family { get; init; } = "";
+    public string Address { get; init; } = "";
+    public string? MacAddress { get; init; }
+    /// <summary>REACHABLE, STALE, DELAY, PROBE, FAILED, INCOMPLETE, NOARP, PERMANENT.</summary>
+    public string State { get; init; } = "";
+    public string Namespace { get; init; } = "host";
+    public override string ToString() => Address;
+}

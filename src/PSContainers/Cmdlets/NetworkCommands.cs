@@ -574,3 +574,22 @@ public sealed class RemoveNetworkRouteCommand : NetworkCmdlet
         if (ShouldProcess(Target(Destination), "Remove route")) WithClient(client => client.RemoveRoute(Destination, Gateway, Device));
     }
 }
+
+// ---- neighbours -----------------------------------------------------------------------------------
+
+/// <summary>ip neigh show: the ARP/NDP cache.</summary>
+[Cmdlet(VerbsCommon.Get, "NetworkNeighbor")]
+[OutputType(typeof(NetworkNeighbor))]
+public sealed class GetNetworkNeighborCommand : NetworkCmdlet
+{
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string? Name { get; set; }
+
+    [Parameter]
+    [ValidateSet("IPv4", "IPv6")]
+    public string? Family { get; set; }
+
+    protected override void ProcessRecord() => WithClient(client =>
+        WriteObject(client.GetNeighbors(Name).Where(n => Family is null || n.Family.Equals(Family, StringComparison.OrdinalIgnoreCase)), enumerateCollection: true));
+}
