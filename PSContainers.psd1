@@ -6,13 +6,18 @@
     Description          = 'Linux containers from PowerShell: namespaces, cgroups, rootfs templates and a tiny per-container supervisor, as cmdlets that emit typed objects.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
-    FormatsToProcess     = @('Formats/Containers.Format.ps1xml', 'Formats/Cgroups.Format.ps1xml')
+    FormatsToProcess     = @('Formats/Containers.Format.ps1xml', 'Formats/Cgroups.Format.ps1xml', 'Formats/Network.Format.ps1xml')
     CmdletsToExport      = @(
         'New-Container', 'Get-Container', 'Start-Container', 'Stop-Container', 'Restart-Container',
         'Remove-Container', 'Wait-Container', 'Suspend-Container', 'Resume-Container',
         'Invoke-ContainerCommand', 'Enter-Container', 'Get-ContainerConsoleLog',
         'Set-CgroupLimit', 'Get-CgroupLimit', 'Measure-Container', 'New-Cgroup', 'Get-Cgroup', 'Add-CgroupProcess',
-        'Remove-Cgroup', 'Suspend-Cgroup', 'Resume-Cgroup', 'Get-ProcessNamespace'
+        'Remove-Cgroup', 'Suspend-Cgroup', 'Resume-Cgroup', 'Get-ProcessNamespace',
+        'New-NetNamespace', 'Get-NetNamespace', 'Remove-NetNamespace', 'Invoke-NetNamespaceCommand',
+        'New-VethPair', 'New-NetworkBridge', 'New-MacvlanLink', 'New-VlanLink', 'New-IpvlanLink',
+        'Get-NetworkLink', 'Set-NetworkLink', 'Remove-NetworkLink',
+        'Add-NetworkAddress', 'Get-NetworkAddress', 'Remove-NetworkAddress',
+        'Add-NetworkRoute', 'Get-NetworkRoute', 'Remove-NetworkRoute', 'Get-NetworkNeighbor'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -12,6 +12,8 @@
  *                                a "go" line on stdin (the caller sets up the network meanwhile).
  *   psc-helper exec    < spec    join a running container's namespaces (and cgroups) and run a
  *                                program there; exits with its status (128+signal if killed).
+ *   psc-helper netns-exec < spec ip netns exec: a program in a network namespace ("netns" file)
+ *                                with the files of /etc/netns/NAME ("etcdir") bound over /etc.
  *
  * Spec: "<length>\n" then NUL-terminated strings read as key/value pairs; "mount" takes 5 values
  * (source, target, fstype, flags, data), "rootmount" 4 (source, fstype, flags, data), "symlink"
@@ -23,6 +25,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
@@ -75,6 +78,7 @@ struct spec {
     const char *cgroup_v2;                            /* cgroup2 directory to be born into (clone3) */
     int target_pid;                                   /* exec: the container's init */
     long log_max;                                     /* console log cap in bytes (0 = none) */
+    const char *netns, *etcdir;                       /* netns-exec: namespace file, /etc/netns/<name> */
 };
 
 static char errbuf[1024];
@@ -228,6 +232,8 @@ static void parse_spec(struct spec *s, const char *file) {
         else if (!strcmp(key, "uidmap")) s->uid_map = v;
         else if (!strcmp(key, "cgroupv2")) s->cgroup_v2 = v;
         else if (!strcmp(key, "gidmap")) s->gid_map = v;
+        else if (!strcmp(key, "netns")) s->netns = v;
+        else if (!strcmp(key, "etcdir")) s->etcdir = v;
         else die("spec: unknown key '%s'", key);
     }
     if (s->nargs == 0) die("spec: no program to run");
@@ -742,10 +748,45 @@ static int cmd_exec(const char *file) {
     return 128 + WTERMSIG(status);
 }
 
+/* ---- netns-exec: ip netns exec ---------------------------------------------------------- */
+
+/* Enters a network namespace, then a private mount namespace (needs a single-threaded process)
+ * where /sys shows that namespace's devices and the files of /etc/netns/NAME cover those of /etc. */
+static int cmd_netns_exec(const char *file) {
+    struct spec s;
+    parse_spec(&s, file);
+    if (!s.netns) die("spec: netns missing");
+    int fd = open(s.netns, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("open %s: %s", s.netns, strerror(errno));
+    if (setns(fd, CLONE_NEWNET) < 0) die("enter network namespace %s: %s", s.netns, strerror(errno));
+    close(fd);
+    if (unshare(CLONE_NEWNS) < 0) die("unshare mount namespace: %s", strerror(errno));
+    if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) < 0) die("make mounts slave: %s", strerror(errno));
+    umount2("/sys", MNT_DETACH);
+    if (mount("sysfs", "/sys", "sysfs", 0, NULL) < 0) die("mount /sys: %s", strerror(errno));
+    if (s.etcdir) {
+        DIR *d = opendir(s.etcdir);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char src[PATH_MAX], dst[PATH_MAX];
+            snprintf(src, sizeof src, "%s/%s", s.etcdir, e->d_name);
+            snprintf(dst, sizeof dst, "/etc/%s", e->d_name);
+            if (mount(src, dst, "none", MS_BIND, NULL) < 0)
+                fprintf(stderr, "warning: bind %s -> %s: %s\n", src, dst, strerror(errno));
+        }
+        if (d) closedir(d);
+    }
+    exec_program(&s);
+    fprintf(stderr, "psc-helper: exec %s: %s\n", s.args[0], strerror(errno));
+    return errno == ENOENT ? 127 : 126;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) die("usage: psc-helper start|exec [spec-file] (spec on stdin without a file)");
     if (!strcmp(argv[1], "start")) return cmd_start(argc > 2 ? argv[2] : NULL);
     if (!strcmp(argv[1], "exec")) return cmd_exec(argc > 2 ? argv[2] : NULL);
+    if (!strcmp(argv[1], "netns-exec")) return cmd_netns_exec(argc > 2 ? argv[2] : NULL);
     if (!strcmp(argv[1], "--version")) { puts("psc-helper 1"); return 0; }
     die("unknown command '%s'", argv[1]);
     return 125;

@@ -129,6 +129,7 @@ public static partial class ConfigLoader
         Key(e, "logMaxBytes");
         Plain(e, Sizes.Format(console.LogMaxBytes));
         e.Emit(new MappingEnd());
+        SerializeNetwork(e, config.Network);
 
         e.Emit(new MappingEnd());
         e.Emit(new DocumentEnd(isImplicit: true));
@@ -344,6 +345,7 @@ public static partial class ConfigLoader
                 {
                     ["logMaxBytes"] = s => config.Console.LogMaxBytes = Size(s, "console.logMaxBytes", 0, long.MaxValue) ?? 1024 * 1024,
                 }),
+                ["network"] = v => config.Network = Network(v),
             });
             return config;
         }

@@ -16,6 +16,8 @@ public sealed class ContainerConfig
     public StopConfig Stop { get; set; } = new();
     public LimitsConfig Limits { get; set; } = new();
     public ConsoleConfig Console { get; set; } = new();
+    /// <summary>Network interfaces (see NicConfig); empty = a network namespace with loopback only.</summary>
+    public List<NicConfig> Network { get; set; } = new();
 }
 
 public sealed class InitConfig

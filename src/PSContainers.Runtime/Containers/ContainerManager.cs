@@ -22,6 +22,8 @@ public sealed class CreateOptions
     public IDictionary<string, string>? Environment { get; set; }
     public string? Hostname { get; set; }
     public long? MemoryLimit { get; set; }
+    /// <summary>Network interfaces (replaces the config file's network list).</summary>
+    public IReadOnlyList<NicConfig>? Network { get; set; }
 }
 
 /// <summary>
@@ -41,6 +43,7 @@ public sealed class ContainerManager
     {
         Store = store;
         _cgroups = cgroups is null ? new Lazy<CgroupManager>(CgroupManager.ForHost) : new Lazy<CgroupManager>(cgroups);
+        Hooks.Add(new Network.NetworkHook(this));
     }
 
     public ContainerManager(string? storePath = null) : this(new ContainerStore(storePath)) { }
@@ -81,8 +84,13 @@ public sealed class ContainerManager
         }
         state ??= LoadState(name);
         var live = Observe(name, state);
+        var running = live.Status is ContainerStatus.Running or ContainerStatus.Frozen && state.InitPid is not null;
+        var (ipv4, ipv6) = running && config is not null && !Network.NetworkHook.SharesHostNetwork(config)
+            ? Network.NetworkHook.Addresses(state.InitPid!.Value) : (Array.Empty<string>(), Array.Empty<string>());
         return new ContainerInfo
         {
+            IPv4 = ipv4,
+            IPv6 = ipv6,
             Name = name,
             State = live.Status,
             Pid = live.Status is ContainerStatus.Running or ContainerStatus.Frozen ? state.InitPid : null,
@@ -183,6 +191,7 @@ public sealed class ContainerManager
             foreach (var (k, v) in options.Environment) config.Init.Environment[k] = v;
         if (options.Hostname is not null) config.Hostname = options.Hostname;
         if (options.MemoryLimit is not null) config.Limits.Memory = options.MemoryLimit;
+        if (options.Network is not null) config.Network = options.Network.ToList();
         if (config.Init.Command.Count == 0 && template is not null) config.Init.Command = template.DefaultInitCommand.ToList();
         if (config.Stop.Signal is null && template is not null) config.Stop.Signal = template.DefaultStopSignal;
         ConfigLoader.Validate(config);
@@ -268,7 +277,7 @@ public sealed class ContainerManager
             File.Delete(Store.ExitRecordPath(name));
             var spec = new LaunchSpec
             {
-                Namespaces = NamespaceKind.ContainerDefault,
+                Namespaces = Network.NetworkHook.SharesHostNetwork(config) ? NamespaceKind.ContainerDefault & ~NamespaceKind.Network : NamespaceKind.ContainerDefault,
                 Rootfs = rootfs,
                 Hostname = config.Hostname ?? name,
                 WorkingDirectory = config.Init.WorkingDirectory,

@@ -56,6 +56,10 @@ public sealed class LaunchSpec
     public int? TargetPid { get; set; }
     public string? UidMap { get; set; }
     public string? GidMap { get; set; }
+    /// <summary>netns-exec: the network namespace file to enter.</summary>
+    public string? NetNsPath { get; set; }
+    /// <summary>netns-exec: /etc/netns/&lt;name&gt;, whose files are bind-mounted over /etc.</summary>
+    public string? EtcDirectory { get; set; }
 
     public byte[] Serialize()
     {
@@ -84,6 +88,8 @@ public sealed class LaunchSpec
         if (UidMap is not null) Put("uidmap", UidMap);
         if (CgroupV2Directory is not null) Put("cgroupv2", CgroupV2Directory);
         if (GidMap is not null) Put("gidmap", GidMap);
+        if (NetNsPath is not null) Put("netns", NetNsPath);
+        if (EtcDirectory is not null) Put("etcdir", EtcDirectory);
         foreach (var f in CgroupProcsFiles) Put("cgroup", f);
         foreach (var d in CgroupDirectories) Put("cgdir", d);
         foreach (var m in Mounts) Put("mount", m.Source, m.Target, m.FsType, ((ulong)m.Flags).ToString(), m.Data);

@@ -54,6 +54,10 @@ public sealed class NewContainerCommand : ContainerCmdlet
     [ValidateRange(1L << 20, long.MaxValue)]
     public long? MemoryLimit { get; set; }
 
+    /// <summary>Network interfaces, one hashtable each with the keys of config.yaml's network list, e.g. @{type='veth'; link='default'}.</summary>
+    [Parameter]
+    public Hashtable[]? Network { get; set; }
+
     private readonly CancellationTokenSource _cancel = new();
 
     protected override void ProcessRecord()
@@ -75,6 +79,8 @@ public sealed class NewContainerCommand : ContainerCmdlet
             Command = Command,
             Hostname = Hostname,
             MemoryLimit = MemoryLimit,
+            Network = Network is null ? null : PSContainers.Runtime.Config.ConfigLoader.ParseNetwork(Network.Select(h =>
+                (IReadOnlyDictionary<string, object?>)h.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value is PSObject p ? p.BaseObject : e.Value))),
             Environment = Environment?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? ""),
             TemplateOptions = new TemplateOptions { Release = Release, Mirror = Mirror },
         };

@@ -1,0 +1,217 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.RegularExpressions;
+using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
+
+namespace PSContainers.Runtime.Config;
+
+/// <summary>The <c>network:</c> list of config.yaml (one mapping per NIC, like LXC's lxc.net.N.* keys).</summary>
+public static partial class ConfigLoader
+{
+    public static readonly string[] NicTypes = { "none", "empty", "veth", "macvlan", "vlan", "phys", "ipvlan" };
+
+    private static void SerializeNetwork(IEmitter e, List<NicConfig>? network)
+    {
+        network ??= new List<NicConfig>();
+        Key(e, "network");
+        e.Emit(new SequenceStart(null, null, true, network.Count == 0 ? SequenceStyle.Flow : SequenceStyle.Block));
+        foreach (var n in network)
+        {
+            e.Emit(new MappingStart(null, null, true, MappingStyle.Block));
+            Pair(e, "type", n.Type);
+            void Opt(string key, string? value) { if (value is not null) Pair(e, key, value); }
+            void List(string key, List<string>? values)
+            {
+                if (values is null || values.Count == 0) return;
+                Key(e, key);
+                e.Emit(new SequenceStart(null, null, true, SequenceStyle.Flow));
+                foreach (var v in values) Str(e, v);
+                e.Emit(new SequenceEnd());
+            }
+            Opt("name", n.Name);
+            Opt("link", n.Link);
+            Opt("linkNamespace", n.LinkNamespace);
+            Opt("hostName", n.HostName);
+            Opt("hwAddress", n.HwAddress);
+            if (n.Mtu is { } mtu) { Key(e, "mtu"); Plain(e, mtu.ToString(CultureInfo.InvariantCulture)); }
+            if (!n.Up) { Key(e, "up"); Plain(e, "false"); }
+            List("ipv4", n.IPv4);
+            List("ipv6", n.IPv6);
+            Opt("ipv4Gateway", n.IPv4Gateway);
+            Opt("ipv6Gateway", n.IPv6Gateway);
+            Opt("macvlanMode", n.MacvlanMode);
+            if (n.VlanId is { } id) { Key(e, "vlanId"); Plain(e, id.ToString(CultureInfo.InvariantCulture)); }
+            Opt("ipvlanMode", n.IpvlanMode);
+            e.Emit(new MappingEnd());
+        }
+        e.Emit(new SequenceEnd());
+    }
+
+    /// <summary>NICs given as key/value dictionaries (New-Container -Network @{type='veth'; link='br0'}), read with the file's rules.</summary>
+    public static List<NicConfig> ParseNetwork(IEnumerable<IReadOnlyDictionary<string, object?>> nics)
+    {
+        var sb = new StringBuilder("network:\n");
+        foreach (var nic in nics)
+        {
+            var first = true;
+            foreach (var (key, value) in nic)
+            {
+                sb.Append(first ? "- " : "  ").Append(Quote(key)).Append(": ");
+                sb.Append(value switch
+                {
+                    null => "",
+                    string s => Quote(s),
+                    bool b => b ? "true" : "false",
+                    System.Collections.IEnumerable list => "[" + string.Join(", ", list.Cast<object?>().Select(o => Quote(Convert.ToString(o, CultureInfo.InvariantCulture) ?? ""))) + "]",
+                    _ => Quote(Convert.ToString(value, CultureInfo.InvariantCulture) ?? ""),
+                }).Append('\n');
+                first = false;
+            }
+            if (first) sb.Append("- {}\n");
+        }
+        try { return Parse(sb.ToString(), "-Network").Network; }
+        catch (ContainerException ex) when (ex.ErrorId == ErrorId)
+        {
+            throw new ContainerException("InvalidArgument", ContainerErrorKind.InvalidArgument,
+                Regex.Replace(ex.Message, @"^-Network:\d+:\d+: ", "-Network: "), null, ex);
+        }
+    }
+
+    private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+
+    private sealed partial class Binder
+    {
+        private List<NicConfig> Network(Node node)
+        {
+            var result = new List<NicConfig>();
+            if (node is ScalarNode { IsNull: true }) return result;
+            if (node is not SequenceNode seq)
+                throw Fail(node, $"expected a list for network (e.g. - {{ type: veth, link: br0, ipv4: [10.0.0.2/24] }}), got {node.Kind}");
+            var names = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (var i = 0; i < seq.Items.Count; i++)
+            {
+                var item = seq.Items[i];
+                var path = $"network[{i}]";
+                if (item is not MappingNode map) throw Fail(item, $"expected a mapping for {path} (type, name, link, ...), got {item.Kind}");
+                var nic = new NicConfig();
+                var given = new Dictionary<string, Node>(StringComparer.Ordinal);
+                Section(item, path, new()
+                {
+                    ["type"] = v => { given["type"] = v; nic.Type = OneOf(v, $"{path}.type", NicTypes) ?? "veth"; },
+                    ["name"] = v => { given["name"] = v; nic.Name = LinkName(v, $"{path}.name"); },
+                    ["link"] = v => { given["link"] = v; nic.Link = LinkName(v, $"{path}.link"); },
+                    ["linkNamespace"] = v => { given["linkNamespace"] = v; nic.LinkNamespace = NamespaceName(v, $"{path}.linkNamespace"); },
+                    ["hostName"] = v => { given["hostName"] = v; nic.HostName = LinkName(v, $"{path}.hostName"); },
+                    ["hwAddress"] = v => { given["hwAddress"] = v; nic.HwAddress = Mac(v, $"{path}.hwAddress"); },
+                    ["mtu"] = v => { given["mtu"] = v; nic.Mtu = Integer(v, $"{path}.mtu", 68, 65535, "an MTU from 68 to 65535"); },
+                    ["up"] = v => { given["up"] = v; nic.Up = Boolean(v, $"{path}.up") ?? true; },
+                    ["ipv4"] = v => { given["ipv4"] = v; nic.IPv4 = Addresses(v, $"{path}.ipv4", AddressFamily.InterNetwork); },
+                    ["ipv6"] = v => { given["ipv6"] = v; nic.IPv6 = Addresses(v, $"{path}.ipv6", AddressFamily.InterNetworkV6); },
+                    ["ipv4Gateway"] = v => { given["ipv4Gateway"] = v; nic.IPv4Gateway = Gateway(v, $"{path}.ipv4Gateway", AddressFamily.InterNetwork); },
+                    ["ipv6Gateway"] = v => { given["ipv6Gateway"] = v; nic.IPv6Gateway = Gateway(v, $"{path}.ipv6Gateway", AddressFamily.InterNetworkV6); },
+                    ["macvlanMode"] = v => { given["macvlanMode"] = v; nic.MacvlanMode = OneOf(v, $"{path}.macvlanMode", new[] { "private", "vepa", "bridge", "passthru" }); },
+                    ["vlanId"] = v => { given["vlanId"] = v; nic.VlanId = Integer(v, $"{path}.vlanId", 0, 4094, "a VLAN id from 0 to 4094"); },
+                    ["ipvlanMode"] = v => { given["ipvlanMode"] = v; nic.IpvlanMode = OneOf(v, $"{path}.ipvlanMode", new[] { "l2", "l3", "l3s" }); },
+                });
+                // Keys that mean nothing for this type are mistakes worth reporting.
+                var allowed = nic.Type switch
+                {
+                    "none" or "empty" => new[] { "type" },
+                    "veth" => new[] { "type", "name", "link", "linkNamespace", "hostName", "hwAddress", "mtu", "up", "ipv4", "ipv6", "ipv4Gateway", "ipv6Gateway" },
+                    "phys" => new[] { "type", "name", "link", "linkNamespace", "hwAddress", "mtu", "up", "ipv4", "ipv6", "ipv4Gateway", "ipv6Gateway" },
+                    var t => new[] { "type", "name", "link", "linkNamespace", "hwAddress", "mtu", "up", "ipv4", "ipv6", "ipv4Gateway", "ipv6Gateway", t + "Mode", t == "vlan" ? "vlanId" : "" },
+                };
+                foreach (var (key, at) in given)
+                    if (!allowed.Contains(key))
+                        throw Fail(at, $"'{key}' does not apply to a {nic.Type} interface ({path}); it takes: {string.Join(", ", allowed.Where(a => a.Length > 0))}");
+                if (nic.Type is "macvlan" or "vlan" or "ipvlan" or "phys" && nic.Link is null)
+                    throw Fail(item, $"{path}: a {nic.Type} interface needs 'link' ({(nic.Type == "phys" ? "the interface to move in" : "its parent interface")})");
+                if (nic.Type == "vlan" && nic.VlanId is null) throw Fail(item, $"{path}: a vlan interface needs 'vlanId'");
+                if (nic.Type == "none" && seq.Items.Count > 1)
+                    throw Fail(item, $"{path}: type none shares the host's network, so it must be the only entry of network");
+                if (nic.Type is "veth" or "macvlan" or "vlan" or "ipvlan" or "phys")
+                {
+                    var name = nic.Name ?? $"eth{result.Count(n => n.Type is not ("none" or "empty"))}";
+                    if (names.TryGetValue(name, out var other))
+                        throw Fail(item, $"{path}: interface name '{name}' is already used by network[{other}]; give it another 'name'");
+                    names[name] = i;
+                }
+                result.Add(nic);
+            }
+            return result;
+        }
+
+        private string? OneOf(Node node, string path, string[] values)
+        {
+            var text = String(node, path);
+            if (text is null) return null;
+            var match = values.FirstOrDefault(v => v.Equals(text, StringComparison.OrdinalIgnoreCase));
+            return match ?? throw Fail(node, $"invalid value '{text}' for {path} (expected one of: {string.Join(", ", values)})");
+        }
+
+        private string? LinkName(Node node, string path)
+        {
+            var name = String(node, path);
+            if (name is null) return null;
+            var bytes = Encoding.UTF8.GetByteCount(name);
+            if (bytes is 0 or > 15 || name.Any(c => c is '/' or ':' or '\0' || char.IsWhiteSpace(c)) || name is "." or "..")
+                throw Fail(node, $"invalid interface name '{name}' for {path}: the kernel allows 1-15 bytes without '/', ':' or spaces{(bytes > 15 ? $" (it has {bytes})" : "")}");
+            return name;
+        }
+
+        private string? NamespaceName(Node node, string path)
+        {
+            var name = String(node, path);
+            if (name is null) return null;
+            if (name.Contains('/') || name is "." or "..")
+                throw Fail(node, $"invalid network namespace name '{name}' for {path} (a name under /run/netns, without '/')");
+            return name;
+        }
+
+        private string? Mac(Node node, string path)
+        {
+            var text = String(node, path);
+            if (text is null) return null;
+            if (!Regex.IsMatch(text, "^([0-9a-fA-Fx]{2}:){5}[0-9a-fA-Fx]{2}$") || text.StartsWith('x') || (Convert.ToInt32(text[..2], 16) & 1) != 0)
+                throw Fail(node, $"invalid MAC address '{text}' for {path} (six unicast hex bytes; 'x' digits are filled in, e.g. 00:16:3e:xx:xx:xx)");
+            return text.ToLowerInvariant();
+        }
+
+        private List<string> Addresses(Node node, string path, AddressFamily family)
+        {
+            var items = node switch
+            {
+                ScalarNode { IsNull: true } => new List<Node>(),
+                ScalarNode s => new List<Node> { s },
+                SequenceNode seq => seq.Items,
+                _ => throw Fail(node, $"expected an address or a list of addresses for {path}, got {node.Kind}"),
+            };
+            var result = new List<string>();
+            foreach (var item in items)
+            {
+                var text = String(item, path)!;
+                var slash = text.IndexOf('/');
+                if (slash < 0)
+                    throw Fail(item, $"address '{text}' for {path} has no prefix length (write it as address/prefix, e.g. {text}/{(family == AddressFamily.InterNetwork ? 24 : 64)})");
+                var max = family == AddressFamily.InterNetwork ? 32 : 128;
+                if (!IPAddress.TryParse(text[..slash], out var ip) || ip.AddressFamily != family || (family == AddressFamily.InterNetwork && text[..slash].Count(c => c == '.') != 3)
+                    || !int.TryParse(text[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var prefix) || prefix > max)
+                    throw Fail(item, $"invalid {(family == AddressFamily.InterNetwork ? "IPv4" : "IPv6")} address '{text}' for {path} (expected address/prefix with a prefix of 0-{max})");
+                result.Add($"{ip}/{prefix}");
+            }
+            return result;
+        }
+
+        private string? Gateway(Node node, string path, AddressFamily family)
+        {
+            var text = String(node, path);
+            if (text is null) return null;
+            if (!IPAddress.TryParse(text, out var ip) || ip.AddressFamily != family || (family == AddressFamily.InterNetwork && text.Count(c => c == '.') != 3))
+                throw Fail(node, $"invalid gateway '{text}' for {path} (expected an {(family == AddressFamily.InterNetwork ? "IPv4" : "IPv6")} address without prefix)");
+            return ip.ToString();
+        }
+    }
+}
