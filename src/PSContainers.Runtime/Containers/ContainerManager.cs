@@ -22,6 +22,8 @@ public sealed class CreateOptions
     public IDictionary<string, string>? Environment { get; set; }
     public string? Hostname { get; set; }
     public long? MemoryLimit { get; set; }
+    /// <summary>Storage backend: dir, overlay, btrfs; null: the config's, else btrfs on a btrfs store, else dir.</summary>
+    public string? Backend { get; set; }
 }
 
 /// <summary>
@@ -54,7 +56,7 @@ public sealed class ContainerManager
     public ContainerInfo Get(string name)
     {
         ContainerNames.Validate(name);
-        if (!Store.Exists(name)) throw NotFound(name);
+        if (!Store.Exists(name) || Storage.StorageManager.ReapEphemeral(this, name)) throw NotFound(name);
         return Describe(name);
     }
 
@@ -63,6 +65,7 @@ public sealed class ContainerManager
         foreach (var name in Store.ListNames())
         {
             ContainerInfo info;
+            if (Storage.StorageManager.ReapEphemeral(this, name)) continue;
             try { info = Describe(name); }
             catch (ContainerException) { continue; } // removed meanwhile
             yield return info;
@@ -182,6 +185,17 @@ public sealed class ContainerManager
         if (config.Init.Command.Count == 0 && template is not null) config.Init.Command = template.DefaultInitCommand.ToList();
         if (config.Stop.Signal is null && template is not null) config.Stop.Signal = template.DefaultStopSignal;
         ConfigLoader.Validate(config);
+        var backend = Storage.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null ? Storage.StorageBackends.DefaultFor(Store.Root) : "dir"));
+        if (externalRootfs is not null && backend.Name != "dir")
+        {
+            // An existing root directory can be the read-only lower layer of an overlay; nothing else.
+            if (backend.Name != "overlay")
+                throw new ContainerException("BackendUnavailable", ContainerErrorKind.InvalidArgument,
+                    $"-RootfsPath uses the directory in place; only -Backend overlay (that directory as the read-only lower layer) can be combined with it.", name);
+            config.Storage.Lower = externalRootfs;
+            config.Rootfs = null;
+        }
+        if (template is not null || backend.Name != "dir") config.Storage.Backend = backend.Name;
 
         var templateOptions = options.TemplateOptions;
         templateOptions.ContainerName = name;
@@ -189,6 +203,7 @@ public sealed class ContainerManager
         template?.CheckPrerequisites(templateOptions);
 
         Directory.CreateDirectory(Store.Root);
+        Storage.StorageBackends.CheckUsable(backend.Name, Store.Root);
         using var _ = Store.Lock(name);
         if (Store.Exists(name) || Directory.Exists(Store.ContainerDirectory(name)))
             throw new ContainerException("ContainerExists", ContainerErrorKind.ResourceExists,
@@ -204,10 +219,10 @@ public sealed class ContainerManager
         {
             if (template is not null)
             {
-                var rootfs = System.IO.Path.Combine(temp, "rootfs");
-                Directory.CreateDirectory(rootfs);
+                var rootfs = backend.CreateRootfs(temp, Store.ContainerDirectory(name), config.Storage);
                 template.Build(rootfs, templateOptions, progress, cancellationToken);
             }
+            else if (backend.Name == "overlay") Storage.OverlayBackend.CreateLayers(temp);
             File.WriteAllText(System.IO.Path.Combine(temp, "config.yaml"), ConfigLoader.Serialize(config));
             new PersistedState { Created = DateTimeOffset.Now }.Save(System.IO.Path.Combine(temp, "state.json"));
             cancellationToken.ThrowIfCancellationRequested();
@@ -277,6 +292,7 @@ public sealed class ContainerManager
             spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(cgroupPath));
             spec.CgroupDirectories.AddRange(Cgroups.Directories(cgroupPath));
             MountPlan.AddDefaults(spec, config);
+            spec.RootMounts.AddRange(Storage.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage));
 
             var hooked = new List<IContainerHook>();
             HelperResult result;
@@ -353,9 +369,14 @@ public sealed class ContainerManager
     public ContainerInfo Stop(string name, TimeSpan? timeout = null, bool kill = false)
     {
         ContainerNames.Validate(name);
-        using var _ = Store.Lock(name);
-        StopLocked(name, timeout, kill);
-        return Describe(name);
+        ContainerInfo info;
+        using (Store.Lock(name))
+        {
+            StopLocked(name, timeout, kill);
+            info = Describe(name);
+        }
+        Storage.StorageManager.ReapEphemeral(this, name);
+        return info;
     }
 
     private void StopLocked(string name, TimeSpan? timeout, bool kill)
@@ -433,6 +454,7 @@ public sealed class ContainerManager
         ContainerNames.Validate(name);
         using var _ = Store.Lock(name);
         if (!Store.Exists(name)) throw NotFound(name);
+        Storage.StorageManager.CheckNoDependentClones(Store, name, force);
         var state = LoadState(name);
         var live = Observe(name, state);
         if (live.Status != ContainerStatus.Stopped)
@@ -636,7 +658,6 @@ public sealed class ContainerManager
     /// <summary>Deletes a tree without following symlinks out of it (.NET deletes links, never their targets).</summary>
     private static void DeleteTree(string path)
     {
-        try { if (Directory.Exists(path)) Directory.Delete(path, recursive: true); }
-        catch (DirectoryNotFoundException) { }
+        Storage.FsNative.DeleteTree(path);
     }
 }
