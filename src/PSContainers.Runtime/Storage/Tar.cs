@@ -1,0 +1,455 @@
+using System.Buffers;
+using System.Globalization;
+using System.IO.Compression;
+using System.Text;
+
+namespace PSContainers.Runtime.Storage;
+
+/// <summary>Entry types of the ustar format (the typeflag byte).</summary>
+public enum TarEntryType : byte
+{
+    Regular = (byte)'0',
+    HardLink = (byte)'1',
+    SymbolicLink = (byte)'2',
+    CharacterDevice = (byte)'3',
+    BlockDevice = (byte)'4',
+    Directory = (byte)'5',
+    Fifo = (byte)'6',
+}
+
+/// <summary>One archive member: what a header (plus its PAX records) says.</summary>
+public sealed class TarEntry
+{
+    public string Path { get; set; } = "";
+    public TarEntryType Type { get; set; }
+    public string LinkPath { get; set; } = "";
+    public int Mode { get; set; }
+    public long Uid { get; set; }
+    public long Gid { get; set; }
+    public long Size { get; set; }
+    public long MTimeSeconds { get; set; }
+    public long MTimeNanoseconds { get; set; }
+    public int DevMajor { get; set; }
+    public int DevMinor { get; set; }
+    /// <summary>Extended attributes with their raw values (PAX SCHILY.xattr.NAME, as GNU tar --xattrs writes them).</summary>
+    public SortedDictionary<string, byte[]> Xattrs { get; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>
+/// A POSIX.1-2001 (PAX) tar writer. System.Formats.Tar keeps PAX values as .NET strings and writes
+/// them as UTF-8, which corrupts binary xattr values such as security.capability; this writer puts
+/// the raw bytes in SCHILY.xattr.* records exactly as GNU tar and bsdtar do, so either can read it.
+/// </summary>
+public sealed class PaxTarWriter : IDisposable
+{
+    private readonly Stream _out;
+    private readonly byte[] _header = new byte[512];
+    private long _paxCounter;
+
+    public PaxTarWriter(Stream output) => _out = output;
+
+    public void WriteEntry(TarEntry entry, Stream? data)
+    {
+        var pax = new MemoryStream();
+        var path = entry.Type == TarEntryType.Directory && !entry.Path.EndsWith('/') ? entry.Path + "/" : entry.Path;
+        var pathBytes = Encoding.UTF8.GetBytes(path);
+        var linkBytes = Encoding.UTF8.GetBytes(entry.LinkPath);
+        if (pathBytes.Length > 100 || !IsAscii(pathBytes)) Record(pax, "path", pathBytes);
+        if (linkBytes.Length > 100 || !IsAscii(linkBytes)) Record(pax, "linkpath", linkBytes);
+        if (entry.Uid > 0x1FFFFF) Record(pax, "uid", Ascii(entry.Uid.ToString(CultureInfo.InvariantCulture)));
+        if (entry.Gid > 0x1FFFFF) Record(pax, "gid", Ascii(entry.Gid.ToString(CultureInfo.InvariantCulture)));
+        if (entry.Size > 0x1FFFFFFFF) Record(pax, "size", Ascii(entry.Size.ToString(CultureInfo.InvariantCulture)));
+        if (entry.MTimeNanoseconds != 0)
+            Record(pax, "mtime", Ascii($"{entry.MTimeSeconds}.{entry.MTimeNanoseconds:D9}"));
+        foreach (var (name, value) in entry.Xattrs) Record(pax, "SCHILY.xattr." + name, value);
+        if (pax.Length > 0)
+        {
+            var name = $"PaxHeaders.{++_paxCounter}/{System.IO.Path.GetFileName(path.TrimEnd('/'))}";
+            WriteHeader(Truncate(name, 100), (byte)'x', 0x1A4, 0, 0, pax.Length, entry.MTimeSeconds, "", 0, 0);
+            pax.Position = 0;
+            pax.CopyTo(_out);
+            Pad(pax.Length);
+        }
+        var size = entry.Type == TarEntryType.Regular ? entry.Size : 0;
+        WriteHeader(Truncate(path, 100), (byte)entry.Type, entry.Mode, entry.Uid, entry.Gid, size, entry.MTimeSeconds,
+            Truncate(entry.LinkPath, 100), entry.DevMajor, entry.DevMinor);
+        if (size > 0)
+        {
+            if (data is null) throw new ArgumentNullException(nameof(data));
+            var buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
+            try
+            {
+                long left = size;
+                while (left > 0)
+                {
+                    int n = data.Read(buffer, 0, (int)Math.Min(buffer.Length, left));
+                    if (n <= 0)
+                    {
+                        // The file shrank while we read it: pad with zeros so the archive stays valid.
+                        Array.Clear(buffer);
+                        while (left > 0) { int z = (int)Math.Min(buffer.Length, left); _out.Write(buffer, 0, z); left -= z; }
+                        break;
+                    }
+                    _out.Write(buffer, 0, n);
+                    left -= n;
+                }
+            }
+            finally { ArrayPool<byte>.Shared.Return(buffer); }
+            Pad(size);
+        }
+    }
+
+    static bool IsAscii(byte[] b) => b.All(x => x is > 0 and < 0x80);
+    static byte[] Ascii(string s) => Encoding.ASCII.GetBytes(s);
+    static string Truncate(string s, int max)
+    {
+        var b = Encoding.UTF8.GetBytes(s);
+        if (b.Length <= max && IsAscii(b)) return s;
+        var ascii = new string(s.Select(c => c < 0x80 ? c : '_').ToArray());
+        return ascii.Length <= max ? ascii : ascii[..max];
+    }
+
+    /// <summary>"LEN key=value\n", LEN counting its own digits.</summary>
+    static void Record(Stream pax, string key, byte[] value)
+    {
+        var keyBytes = Encoding.UTF8.GetBytes(key);
+        int body = 1 + keyBytes.Length + 1 + value.Length + 1;
+        int len = body + 1;
+        while (len != body + len.ToString(CultureInfo.InvariantCulture).Length) len = body + len.ToString(CultureInfo.InvariantCulture).Length;
+        pax.Write(Ascii(len.ToString(CultureInfo.InvariantCulture) + " "));
+        pax.Write(keyBytes);
+        pax.WriteByte((byte)'=');
+        pax.Write(value);
+        pax.WriteByte((byte)'\n');
+    }
+
+    void WriteHeader(string name, byte type, int mode, long uid, long gid, long size, long mtime, string link, int major, int minor)
+    {
+        var h = _header;
+        Array.Clear(h);
+        Encoding.ASCII.GetBytes(name).CopyTo(h, 0);
+        Octal(h, 100, 8, mode & 0xFFF);
+        Octal(h, 108, 8, Math.Min(uid, 0x1FFFFF));
+        Octal(h, 116, 8, Math.Min(gid, 0x1FFFFF));
+        Octal(h, 124, 12, Math.Min(size, 0x1FFFFFFFF));
+        Octal(h, 136, 12, Math.Clamp(mtime, 0, 0x1FFFFFFFF));
+        h[156] = type;
+        Encoding.ASCII.GetBytes(link).CopyTo(h, 157);
+        Encoding.ASCII.GetBytes("ustar\0" + "00").CopyTo(h, 257);
+        Octal(h, 329, 8, major);
+        Octal(h, 337, 8, minor);
+        for (int i = 148; i < 156; i++) h[i] = (byte)' ';
+        int sum = 0;
+        foreach (var b in h) sum += b;
+        Octal(h, 148, 7, sum);
+        _out.Write(h);
+    }
+
+    static void Octal(byte[] h, int offset, int width, long value)
+    {
+        var text = Convert.ToString(value, 8).PadLeft(width - 1, '0');
+        Encoding.ASCII.GetBytes(text).CopyTo(h, offset);
+        h[offset + width - 1] = 0;
+    }
+
+    void Pad(long size)
+    {
+        int rest = (int)(size % 512);
+        if (rest != 0) _out.Write(new byte[512 - rest]);
+    }
+
+    /// <summary>Ends the archive (two zero blocks).</summary>
+    public void Finish() => _out.Write(new byte[1024]);
+
+    public void Dispose() { }
+}
+
+/// <summary>
+/// Reads ustar, PAX (x/g, with SCHILY.xattr.* kept as raw bytes) and GNU (././@LongLink 'L'/'K',
+/// base-256 numbers) archives: what GNU tar, bsdtar and <see cref="PaxTarWriter"/> write.
+/// </summary>
+public sealed class PaxTarReader
+{
+    private readonly Stream _in;
+    private readonly byte[] _header = new byte[512];
+    private long _pendingSkip;
+    private BoundedStream? _current;
+
+    public PaxTarReader(Stream input) => _in = input;
+
+    static ContainerException Corrupt(string why) =>
+        new("ArchiveCorrupt", ContainerErrorKind.InvalidData, $"The archive is not a valid tar archive: {why}.");
+
+    /// <summary>The next entry and a stream over its data (valid until the next call); null at the end.</summary>
+    public (TarEntry Entry, Stream Data)? Next()
+    {
+        _current?.Drain();
+        Skip(_pendingSkip);
+        _pendingSkip = 0;
+        Dictionary<string, byte[]>? pax = null;
+        string? longName = null, longLink = null;
+        while (true)
+        {
+            if (!ReadBlock(_header)) return null;
+            if (_header.All(b => b == 0)) return null;
+            if (!ChecksumOk(_header)) throw Corrupt("a header checksum does not match (damaged or not a tar file)");
+            var type = _header[156];
+            var size = Number(_header, 124, 12);
+            if (size < 0) throw Corrupt("negative entry size");
+            if (type is (byte)'x' or (byte)'g' or (byte)'L' or (byte)'K')
+            {
+                if (size > 16 << 20) throw Corrupt("an extended header is larger than 16 MiB");
+                var data = new byte[size];
+                ReadExactly(data);
+                Skip(PadOf(size));
+                if (type == (byte)'x') pax = ParsePax(data);
+                else if (type == (byte)'L') longName = CString(data, 0, data.Length);
+                else if (type == (byte)'K') longLink = CString(data, 0, data.Length);
+                continue;
+            }
+            var entry = new TarEntry
+            {
+                Mode = (int)Number(_header, 100, 8),
+                Uid = Number(_header, 108, 8),
+                Gid = Number(_header, 116, 8),
+                Size = size,
+                MTimeSeconds = Number(_header, 136, 12),
+                LinkPath = CString(_header, 157, 100),
+                DevMajor = (int)Number(_header, 329, 8),
+                DevMinor = (int)Number(_header, 337, 8),
+            };
+            var name = CString(_header, 0, 100);
+            if (Encoding.ASCII.GetString(_header, 257, 5) == "ustar" && _header[345] != 0)
+                name = CString(_header, 345, 155) + "/" + name;
+            entry.Path = longName ?? name;
+            if (longLink is not null) entry.LinkPath = longLink;
+            entry.Type = type switch
+            {
+                (byte)'0' or 0 or (byte)'7' => TarEntryType.Regular,
+                (byte)'1' => TarEntryType.HardLink,
+                (byte)'2' => TarEntryType.SymbolicLink,
+                (byte)'3' => TarEntryType.CharacterDevice,
+                (byte)'4' => TarEntryType.BlockDevice,
+                (byte)'5' => TarEntryType.Directory,
+                (byte)'6' => TarEntryType.Fifo,
+                (byte)'S' => throw new ContainerException("ArchiveUnsupported", ContainerErrorKind.InvalidData,
+                    $"Entry '{entry.Path}' is a GNU sparse file (tar -S), which is not supported. Make the archive without -S/--sparse."),
+                _ => throw new ContainerException("ArchiveUnsupported", ContainerErrorKind.InvalidData,
+                    $"Entry '{entry.Path}' has the unknown tar type '{(char)type}'."),
+            };
+            if (type == 0 && entry.Path.EndsWith('/')) entry.Type = TarEntryType.Directory;
+            if (pax is not null) ApplyPax(entry, pax);
+            // Links carry no data whatever their size field says; anything else is followed by Size bytes.
+            long archived = entry.Type is TarEntryType.HardLink or TarEntryType.SymbolicLink ? 0 : entry.Size;
+            if (archived < 0) throw Corrupt("negative entry size");
+            bool regular = entry.Type == TarEntryType.Regular;
+            if (!regular) entry.Size = 0;
+            _current = new BoundedStream(_in, regular ? archived : 0);
+            _pendingSkip = PadOf(archived) + (regular ? 0 : archived);
+            return (entry, _current);
+        }
+    }
+
+    static void ApplyPax(TarEntry entry, Dictionary<string, byte[]> pax)
+    {
+        foreach (var (key, value) in pax)
+        {
+            string Text() => Encoding.UTF8.GetString(value);
+            switch (key)
+            {
+                case "path": entry.Path = Text(); break;
+                case "linkpath": entry.LinkPath = Text(); break;
+                case "uid": entry.Uid = long.Parse(Text(), CultureInfo.InvariantCulture); break;
+                case "gid": entry.Gid = long.Parse(Text(), CultureInfo.InvariantCulture); break;
+                case "size": entry.Size = long.Parse(Text(), CultureInfo.InvariantCulture); break;
+                case "mtime":
+                    var parts = Text().Split('.');
+                    entry.MTimeSeconds = long.Parse(parts[0], CultureInfo.InvariantCulture);
+                    entry.MTimeNanoseconds = parts.Length > 1 ? long.Parse(parts[1].PadRight(9, '0')[..9], CultureInfo.InvariantCulture) : 0;
+                    break;
+                default:
+                    if (key.StartsWith("SCHILY.xattr.", StringComparison.Ordinal)) entry.Xattrs[key["SCHILY.xattr.".Length..]] = value;
+                    break;
+            }
+        }
+    }
+
+    static Dictionary<string, byte[]> ParsePax(byte[] data)
+    {
+        var result = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        int pos = 0;
+        while (pos < data.Length)
+        {
+            int space = Array.IndexOf(data, (byte)' ', pos);
+            if (space < 0) break;
+            if (!int.TryParse(Encoding.ASCII.GetString(data, pos, space - pos), NumberStyles.None, CultureInfo.InvariantCulture, out var len)
+                || len <= space - pos || pos + len > data.Length || data[pos + len - 1] != (byte)'\n')
+                throw Corrupt("a PAX extended header record is malformed");
+            int eq = Array.IndexOf(data, (byte)'=', space + 1, pos + len - space - 1);
+            if (eq < 0) throw Corrupt("a PAX extended header record has no '='");
+            var key = Encoding.UTF8.GetString(data, space + 1, eq - space - 1);
+            result[key] = data[(eq + 1)..(pos + len - 1)];
+            pos += len;
+        }
+        return result;
+    }
+
+    static string CString(byte[] b, int offset, int max)
+    {
+        int end = Array.IndexOf(b, (byte)0, offset, max);
+        return Encoding.UTF8.GetString(b, offset, (end < 0 ? offset + max : end) - offset);
+    }
+
+    static long Number(byte[] h, int offset, int width)
+    {
+        if ((h[offset] & 0x80) != 0)
+        {
+            // GNU base-256: big-endian two's complement in the remaining bits.
+            long v = h[offset] & 0x3F;
+            if ((h[offset] & 0x40) != 0) v -= 0x40;
+            for (int i = 1; i < width; i++) v = (v << 8) | h[offset + i];
+            return v;
+        }
+        long value = 0;
+        for (int i = offset; i < offset + width; i++)
+        {
+            var c = h[i];
+            if (c == 0 || (c == ' ' && value > 0)) break;
+            if (c == ' ') continue;
+            if (c < '0' || c > '7') throw Corrupt("a numeric header field is not octal");
+            value = value * 8 + (c - '0');
+        }
+        return value;
+    }
+
+    static bool ChecksumOk(byte[] h)
+    {
+        long stored = Number(h, 148, 8);
+        long sum = 0;
+        for (int i = 0; i < 512; i++) sum += i is >= 148 and < 156 ? ' ' : h[i];
+        return sum == stored;
+    }
+
+    static long PadOf(long size) => (512 - size % 512) % 512;
+
+    bool ReadBlock(byte[] block)
+    {
+        int got = 0;
+        while (got < block.Length)
+        {
+            int n = _in.Read(block, got, block.Length - got);
+            if (n <= 0)
+            {
+                if (got == 0) return false;
+                throw Corrupt("it ends in the middle of a header");
+            }
+            got += n;
+        }
+        return true;
+    }
+
+    void ReadExactly(byte[] data)
+    {
+        try { _in.ReadExactly(data); }
+        catch (EndOfStreamException) { throw Corrupt("it ends in the middle of an entry"); }
+    }
+
+    void Skip(long count)
+    {
+        var buffer = new byte[Math.Min(count, 1 << 16)];
+        while (count > 0)
+        {
+            int n = _in.Read(buffer, 0, (int)Math.Min(buffer.Length, count));
+            if (n <= 0) throw Corrupt("it ends in the middle of an entry");
+            count -= n;
+        }
+    }
+
+    private sealed class BoundedStream(Stream inner, long length) : Stream
+    {
+        private long _left = length;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => length;
+        public override long Position { get => length - _left; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            if (_left <= 0) return 0;
+            int n = inner.Read(buffer, offset, (int)Math.Min(count, _left));
+            if (n <= 0) throw Corrupt("it ends in the middle of a file's data");
+            _left -= n;
+            return n;
+        }
+        public void Drain()
+        {
+            var buffer = new byte[65536];
+            while (_left > 0) Read(buffer, 0, buffer.Length);
+        }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
+
+/// <summary>Compression by file name (writing) or by magic bytes (reading): none, gzip, zstd.</summary>
+public static class TarCompression
+{
+    public static string ForPath(string path)
+    {
+        var p = path.ToLowerInvariant();
+        if (p.EndsWith(".tar.gz") || p.EndsWith(".tgz")) return "gzip";
+        if (p.EndsWith(".tar.zst") || p.EndsWith(".tzst") || p.EndsWith(".tar.zstd")) return "zstd";
+        if (p.EndsWith(".tar")) return "none";
+        throw new ContainerException("UnknownArchiveType", ContainerErrorKind.InvalidArgument,
+            $"Cannot tell the archive type of '{path}': name it .tar, .tar.gz (.tgz) or .tar.zst.", path);
+    }
+
+    public static Stream Compress(Stream output, string kind) => kind switch
+    {
+        "gzip" => new GZipStream(output, CompressionLevel.Fastest, leaveOpen: false),
+        "zstd" => new ZstdSharp.CompressionStream(output, 3, leaveOpen: false),
+        _ => output,
+    };
+
+    /// <summary>Wraps <paramref name="input"/> in a decompressor chosen by its first bytes.</summary>
+    public static Stream Decompress(Stream input)
+    {
+        var buffered = new BufferedStream(input, 1 << 20);
+        int n = 0;
+        // BufferedStream cannot unread: read the magic through a small peek buffer instead.
+        var head = new byte[4];
+        while (n < 4) { int r = buffered.Read(head, n, 4 - n); if (r <= 0) break; n += r; }
+        var rest = new PrefixStream(head[..n], buffered);
+        if (n >= 2 && head[0] == 0x1F && head[1] == 0x8B) return new GZipStream(rest, CompressionMode.Decompress);
+        if (n >= 4 && head[0] == 0x28 && head[1] == 0xB5 && head[2] == 0x2F && head[3] == 0xFD) return new ZstdSharp.DecompressionStream(rest);
+        return rest;
+    }
+
+    private sealed class PrefixStream(byte[] prefix, Stream inner) : Stream
+    {
+        private int _pos;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            if (_pos < prefix.Length)
+            {
+                int n = Math.Min(count, prefix.Length - _pos);
+                Array.Copy(prefix, _pos, buffer, offset, n);
+                _pos += n;
+                return n;
+            }
+            return inner.Read(buffer, offset, count);
+        }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        protected override void Dispose(bool disposing) { if (disposing) inner.Dispose(); base.Dispose(disposing); }
+    }
+}
