@@ -6,11 +6,13 @@
     Description          = 'Linux containers from PowerShell: namespaces, cgroups, rootfs templates and a tiny per-container supervisor, as cmdlets that emit typed objects.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
-    FormatsToProcess     = @('Formats/Containers.Format.ps1xml')
+    FormatsToProcess     = @('Formats/Containers.Format.ps1xml', 'Formats/Storage.Format.ps1xml')
     CmdletsToExport      = @(
         'New-Container', 'Get-Container', 'Start-Container', 'Stop-Container', 'Restart-Container',
         'Remove-Container', 'Wait-Container', 'Suspend-Container', 'Resume-Container',
-        'Invoke-ContainerCommand', 'Enter-Container', 'Get-ContainerConsoleLog'
+        'Invoke-ContainerCommand', 'Enter-Container', 'Get-ContainerConsoleLog',
+        'Copy-Container', 'New-ContainerSnapshot', 'Get-ContainerSnapshot', 'Restore-ContainerSnapshot',
+        'Remove-ContainerSnapshot', 'Get-ContainerDiff', 'Export-Container', 'Import-Container'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

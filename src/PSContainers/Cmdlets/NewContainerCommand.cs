@@ -54,6 +54,11 @@ public sealed class NewContainerCommand : ContainerCmdlet
     [ValidateRange(1L << 20, long.MaxValue)]
     public long? MemoryLimit { get; set; }
 
+    /// <summary>Storage backend: dir, overlay or btrfs (default: btrfs on a btrfs store, else dir).</summary>
+    [Parameter]
+    [ValidateSet("dir", "overlay", "btrfs")]
+    public string? Backend { get; set; }
+
     private readonly CancellationTokenSource _cancel = new();
 
     protected override void ProcessRecord()
@@ -75,6 +80,7 @@ public sealed class NewContainerCommand : ContainerCmdlet
             Command = Command,
             Hostname = Hostname,
             MemoryLimit = MemoryLimit,
+            Backend = Backend,
             Environment = Environment?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? ""),
             TemplateOptions = new TemplateOptions { Release = Release, Mirror = Mirror },
         };
