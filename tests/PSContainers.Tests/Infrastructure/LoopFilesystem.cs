@@ -38,11 +38,12 @@ public sealed class LoopFilesystem : IDisposable
         }
     }
 
-    /// <summary>Bytes in use on the filesystem (statvfs).</summary>
+    /// <summary>Bytes in use on the filesystem (statvfs, after syncfs).</summary>
     public long UsedBytes
     {
         get
         {
+            Run("sync", "-f", MountPoint); // count data still in the page cache too
             var d = new DriveInfo(MountPoint);
             return d.TotalSize - d.TotalFreeSpace;
         }

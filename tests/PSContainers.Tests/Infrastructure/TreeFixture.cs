@@ -127,10 +127,12 @@ public static unsafe class TreeFixture
         return result;
     }
 
-    public static void AssertSameTree(string expectedRoot, string actualRoot)
+    /// <param name="ignore">Paths (like "/etc/hostname") that are expected to differ.</param>
+    public static void AssertSameTree(string expectedRoot, string actualRoot, params string[] ignore)
     {
         var expected = Fingerprint(expectedRoot);
         var actual = Fingerprint(actualRoot);
+        foreach (var path in ignore) { expected.Remove(path); actual.Remove(path); }
         var missing = expected.Keys.Except(actual.Keys).ToList();
         var extra = actual.Keys.Except(expected.Keys).ToList();
         var differ = expected.Keys.Intersect(actual.Keys).Where(k => expected[k] != actual[k]).Select(k => $"{k}\n  expected {expected[k]}\n  actual   {actual[k]}").ToList();
