@@ -69,8 +69,9 @@ public static unsafe class ContainerArchive
                     var now = DateTimeOffset.Now.ToUnixTimeSeconds();
                     writer.WriteEntry(new TarEntry { Path = "config.yaml", Type = TarEntryType.Regular, Mode = 0x1A4, Size = configBytes.Length, MTimeSeconds = now }, new MemoryStream(configBytes));
                     long? total = progress is null ? null : TotalSize(view.Path);
-                    var walker = new ExportWalker(writer, progress, total, ct);
-                    walker.Entry(view.Path, "rootfs");
+                    var walker = new ExportWalker(writer, progress, total, ct, MountPoints(view.Path));
+                    // "/." so that /proc/PID/root (a link to the container's root) is read as the directory it leads to.
+                    walker.Entry(view.Path.TrimEnd('/') + "/.", "rootfs");
                     writer.Finish();
                 }
                 File.Move(temp, full, overwrite: true);
@@ -87,6 +88,22 @@ public static unsafe class ContainerArchive
         }
     }
 
+    /// <summary>
+    /// For a running container read through /proc/PID/root: the mount points inside it (/proc, /sys,
+    /// /dev, bind mounts) as archive paths. Their directories are archived, never their contents.
+    /// </summary>
+    static HashSet<string> MountPoints(string view)
+    {
+        var result = new HashSet<string>(StringComparer.Ordinal);
+        if (!view.StartsWith("/proc/", StringComparison.Ordinal)) return result;
+        foreach (var line in File.ReadLines(view[..^"/root".Length] + "/mountinfo"))
+        {
+            var mountPoint = line.Split(' ')[4].Replace("\\040", " ");
+            if (mountPoint != "/") result.Add("rootfs" + mountPoint);
+        }
+        return result;
+    }
+
     static long TotalSize(string root)
     {
         long total = 0;
@@ -95,7 +112,7 @@ public static unsafe class ContainerArchive
         return total;
     }
 
-    private sealed class ExportWalker(PaxTarWriter writer, IProgress<ArchiveProgress>? progress, long? total, CancellationToken ct)
+    private sealed class ExportWalker(PaxTarWriter writer, IProgress<ArchiveProgress>? progress, long? total, CancellationToken ct, HashSet<string> mountPoints)
     {
         readonly Dictionary<(ulong, ulong), string> _links = new();
         long _entries, _bytes;
@@ -108,6 +125,8 @@ public static unsafe class ContainerArchive
             if (!TreeDiff.TryLstat(host, out var st)) return; // deleted meanwhile
             var type = st.st_mode & S_IFMT;
             if (type == S_IFSOCK) return;
+            var mounted = mountPoints.Contains(archivePath);
+            if (mounted && type != S_IFDIR) return; // a bind-mounted file (a device node from the host)
             var entry = new TarEntry
             {
                 Path = archivePath,
@@ -119,7 +138,14 @@ public static unsafe class ContainerArchive
             };
             if (type != S_IFLNK)
                 foreach (var (k, v) in FsNative.ReadXattrs(host))
-                    if (!k.StartsWith("security.selinux", StringComparison.Ordinal)) entry.Xattrs[k] = v;
+                {
+                    if (k.StartsWith("security.selinux", StringComparison.Ordinal)) continue;
+                    // ACLs the way GNU tar --acls stores them, so GNU tar restores them too.
+                    var text = k is "system.posix_acl_access" or "system.posix_acl_default" ? PosixAcl.ToText(v) : null;
+                    if (text is not null && k == "system.posix_acl_access") entry.AclAccess = text;
+                    else if (text is not null) entry.AclDefault = text;
+                    else entry.Xattrs[k] = v;
+                }
             if (type != S_IFDIR && (ulong)st.st_nlink > 1)
             {
                 var key = ((ulong)st.st_dev, (ulong)st.st_ino);
@@ -128,6 +154,7 @@ public static unsafe class ContainerArchive
                     entry.Type = TarEntryType.HardLink;
                     entry.LinkPath = first;
                     entry.Xattrs.Clear();
+                    entry.AclAccess = entry.AclDefault = null;
                     writer.WriteEntry(entry, null);
                     Report(archivePath);
                     return;
@@ -139,6 +166,7 @@ public static unsafe class ContainerArchive
                 entry.Type = TarEntryType.Directory;
                 writer.WriteEntry(entry, null);
                 Report(archivePath);
+                if (mounted) return;
                 foreach (var child in Directory.EnumerateFileSystemEntries(host, "*", List).Order(StringComparer.Ordinal))
                     Entry(child, archivePath + "/" + Path.GetFileName(child));
                 return;
@@ -465,7 +493,13 @@ public static unsafe class ContainerArchive
                     }
                 }
                 output.SetLength(pos);
+                output.Flush();
+                Metadata(fd, entry);
             }
+        }
+
+        void Metadata(int fd, TarEntry entry)
+        {
             if (fchown(fd, (uid_t)(uint)entry.Uid, (gid_t)(uint)entry.Gid) != 0 && (_isRoot || FsNative.Errno != EPERM)) throw FsNative.Error("chown", entry.Path, FsNative.Errno);
             foreach (var (k, v) in entry.Xattrs) FsNative.SetXattr(fd, entry.Path, k, v);
             if (fchmod(fd, (mode_t)(entry.Mode & 0xFFF)) != 0) throw FsNative.Error("chmod", entry.Path, FsNative.Errno);

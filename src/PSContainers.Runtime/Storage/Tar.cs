@@ -31,6 +31,9 @@ public sealed class TarEntry
     public long MTimeNanoseconds { get; set; }
     public int DevMajor { get; set; }
     public int DevMinor { get; set; }
+    /// <summary>POSIX ACLs in acl_to_text form (PAX SCHILY.acl.access / .default, as GNU tar --acls writes them).</summary>
+    public string? AclAccess { get; set; }
+    public string? AclDefault { get; set; }
     /// <summary>Extended attributes with their raw values (PAX SCHILY.xattr.NAME, as GNU tar --xattrs writes them).</summary>
     public SortedDictionary<string, byte[]> Xattrs { get; } = new(StringComparer.Ordinal);
 }
@@ -61,6 +64,8 @@ public sealed class PaxTarWriter : IDisposable
         if (entry.Size > 0x1FFFFFFFF) Record(pax, "size", Ascii(entry.Size.ToString(CultureInfo.InvariantCulture)));
         if (entry.MTimeNanoseconds != 0)
             Record(pax, "mtime", Ascii($"{entry.MTimeSeconds}.{entry.MTimeNanoseconds:D9}"));
+        if (entry.AclAccess is not null) Record(pax, "SCHILY.acl.access", Encoding.UTF8.GetBytes(entry.AclAccess));
+        if (entry.AclDefault is not null) Record(pax, "SCHILY.acl.default", Encoding.UTF8.GetBytes(entry.AclDefault));
         foreach (var (name, value) in entry.Xattrs) Record(pax, "SCHILY.xattr." + name, value);
         if (pax.Length > 0)
         {
@@ -267,6 +272,12 @@ public sealed class PaxTarReader
                     entry.MTimeSeconds = long.Parse(parts[0], CultureInfo.InvariantCulture);
                     entry.MTimeNanoseconds = parts.Length > 1 ? long.Parse(parts[1].PadRight(9, '0')[..9], CultureInfo.InvariantCulture) : 0;
                     break;
+                case "SCHILY.acl.access":
+                    if (value.Length > 0) entry.Xattrs["system.posix_acl_access"] = PosixAcl.FromText(Text(), entry.Path);
+                    break;
+                case "SCHILY.acl.default":
+                    if (value.Length > 0) entry.Xattrs["system.posix_acl_default"] = PosixAcl.FromText(Text(), entry.Path);
+                    break;
                 default:
                     if (key.StartsWith("SCHILY.xattr.", StringComparison.Ordinal)) entry.Xattrs[key["SCHILY.xattr.".Length..]] = value;
                     break;
@@ -452,4 +463,87 @@ public static class TarCompression
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         protected override void Dispose(bool disposing) { if (disposing) inner.Dispose(); base.Dispose(disposing); }
     }
+}
+
+/// <summary>
+/// POSIX ACLs as GNU tar --acls stores them (SCHILY.acl.access: acl_to_text, "user::rw-,user:1000:r--,...")
+/// turned into the kernel's system.posix_acl_* xattr value (version 2, entries sorted by tag and id).
+/// </summary>
+public static class PosixAcl
+{
+    public static byte[] FromText(string text, string entryPath)
+    {
+        var entries = new List<(ushort Tag, uint Id, ushort Perm)>();
+        foreach (var raw in text.Split(new[] { ',', '\n' }, StringSplitOptions.RemoveEmptyEntries))
+        {
+            var item = raw.Split('#')[0].Trim();
+            if (item.Length == 0) continue;
+            var parts = item.Split(':');
+            if (parts.Length < 3) throw Bad(entryPath, item);
+            ushort tag;
+            var qualifier = parts[1];
+            switch (parts[0])
+            {
+                case "user" or "u": tag = qualifier.Length == 0 ? (ushort)1 : (ushort)2; break;
+                case "group" or "g": tag = qualifier.Length == 0 ? (ushort)4 : (ushort)8; break;
+                case "mask" or "m": tag = 0x10; break;
+                case "other" or "o": tag = 0x20; break;
+                default: throw Bad(entryPath, item);
+            }
+            uint id = uint.MaxValue;
+            // GNU tar writes user and group names even with --numeric-owner; like GNU tar, resolve them on this host.
+            if (tag is 2 or 8 && !uint.TryParse(qualifier, NumberStyles.None, CultureInfo.InvariantCulture, out id)
+                && !HostId(tag == 2 ? "/etc/passwd" : "/etc/group", qualifier, out id))
+                throw new ContainerException("ArchiveUnsupported", ContainerErrorKind.InvalidData,
+                    $"Entry '{entryPath}' has an ACL naming the {(tag == 2 ? "user" : "group")} '{qualifier}', which does not exist on this host. Create it, or make the archive with numeric ACL ids.", entryPath);
+            ushort perm = 0;
+            foreach (var c in parts[^1])
+                perm |= c switch { 'r' => (ushort)4, 'w' => (ushort)2, 'x' => (ushort)1, '-' => (ushort)0, _ => throw Bad(entryPath, item) };
+            entries.Add((tag, id, perm));
+        }
+        var ms = new MemoryStream();
+        ms.Write(BitConverter.GetBytes(2u));
+        foreach (var e in entries.OrderBy(e => e.Tag).ThenBy(e => e.Id))
+        {
+            ms.Write(BitConverter.GetBytes(e.Tag));
+            ms.Write(BitConverter.GetBytes(e.Perm));
+            ms.Write(BitConverter.GetBytes(e.Id));
+        }
+        return ms.ToArray();
+    }
+
+    /// <summary>The kernel's xattr value as acl_to_text with numeric ids ("user::rw-,user:1000:r--,..."); null if unreadable.</summary>
+    public static string? ToText(byte[] value)
+    {
+        if (value.Length < 4 || (value.Length - 4) % 8 != 0 || BitConverter.ToUInt32(value, 0) != 2) return null;
+        var parts = new List<string>();
+        for (int i = 4; i < value.Length; i += 8)
+        {
+            ushort tag = BitConverter.ToUInt16(value, i), perm = BitConverter.ToUInt16(value, i + 2);
+            uint id = BitConverter.ToUInt32(value, i + 4);
+            string kind = tag switch { 1 or 2 => "user", 4 or 8 => "group", 0x10 => "mask", 0x20 => "other", _ => "" };
+            if (kind.Length == 0) return null;
+            string q = tag is 2 or 8 ? id.ToString(CultureInfo.InvariantCulture) : "";
+            parts.Add($"{kind}:{q}:{((perm & 4) != 0 ? 'r' : '-')}{((perm & 2) != 0 ? 'w' : '-')}{((perm & 1) != 0 ? 'x' : '-')}");
+        }
+        return string.Join(',', parts);
+    }
+
+    static bool HostId(string file, string name, out uint id)
+    {
+        id = 0;
+        try
+        {
+            foreach (var line in File.ReadLines(file))
+            {
+                var f = line.Split(':');
+                if (f.Length > 2 && f[0] == name && uint.TryParse(f[2], NumberStyles.None, CultureInfo.InvariantCulture, out id)) return true;
+            }
+        }
+        catch (IOException) { }
+        return false;
+    }
+
+    static ContainerException Bad(string entryPath, string item) =>
+        new("ArchiveCorrupt", ContainerErrorKind.InvalidData, $"Entry '{entryPath}' has an ACL entry that cannot be read: '{item}'.", entryPath);
 }
