@@ -42,6 +42,30 @@ public sealed class StorageTests : IDisposable
         return r.Output;
     }
 
+    [Theory]
+    [InlineData("Copy-Container")]
+    [InlineData("New-ContainerSnapshot")]
+    [InlineData("Get-ContainerSnapshot")]
+    [InlineData("Restore-ContainerSnapshot")]
+    [InlineData("Remove-ContainerSnapshot")]
+    [InlineData("Get-ContainerDiff")]
+    [InlineData("Export-Container")]
+    [InlineData("Import-Container")]
+    public void StorageCmdlets_HaveHelp(string cmdlet)
+    {
+        var undocumented = _ps.Run(@"
+            $help = Get-Help $args[0] -Full
+            if (-not $help.Synopsis -or $help.Synopsis.StartsWith($args[0])) { 'synopsis' }
+            if (@($help.examples.example).Count -lt 2) { 'examples' }
+            $common = [System.Management.Automation.Cmdlet]::CommonParameters + [System.Management.Automation.Cmdlet]::OptionalCommonParameters
+            foreach ($p in (Get-Command $args[0]).Parameters.Keys) {
+                if ($p -in $common) { continue }
+                $d = @($help.parameters.parameter) | Where-Object { $_.name -eq $p }
+                if (-not $d -or -not ($d.description | ForEach-Object Text)) { ""parameter $p"" }
+            }", cmdlet).Select(o => o.ToString()).ToList();
+        Assert.Empty(undocumented);
+    }
+
     [Fact]
     public void DirIsTheDefault_AndTheBackendIsRecordedInConfig()
     {
