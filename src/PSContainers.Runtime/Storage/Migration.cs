@@ -457,7 +457,8 @@ public static unsafe class ContainerArchive
                             if (entry.Type != TarEntryType.Fifo && !_isRoot)
                                 throw Unsafe(entry.Path, "it is a device node, and only root may create device nodes (import as root, or remove it from the archive)");
                             var type = entry.Type switch { TarEntryType.CharacterDevice => S_IFCHR, TarEntryType.BlockDevice => S_IFBLK, _ => S_IFIFO };
-                            var dev = (dev_t)(((ulong)(entry.DevMajor & 0xFFF) << 8) | ((ulong)(entry.DevMajor & ~0xFFF) << 32) | (ulong)(entry.DevMinor & 0xFF) | ((ulong)(entry.DevMinor & ~0xFF) << 12));
+                            ulong major = (uint)entry.DevMajor, minor = (uint)entry.DevMinor;
+                            var dev = (dev_t)(((major & 0xFFF) << 8) | ((major & ~0xFFFUL) << 32) | (minor & 0xFF) | ((minor & ~0xFFUL) << 12));
                             if (mknodat(parent, leaf, type | (mode_t)0b110_000_000, dev) != 0) throw FsNative.Error("create device node", entry.Path, FsNative.Errno);
                             Owner(parent, leaf, entry, AT_SYMLINK_NOFOLLOW);
                             XattrsByPath(parent, inner[^1], entry);

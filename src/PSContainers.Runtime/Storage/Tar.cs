@@ -81,6 +81,11 @@ public sealed class PaxTarWriter : IDisposable
         if (size > 0)
         {
             if (data is null) throw new ArgumentNullException(nameof(data));
+            if (data is FileStream source && _out is FileStream target && CopyInKernel(source, target, size))
+            {
+                Pad(size);
+                return;
+            }
             var buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
             try
             {
@@ -102,6 +107,44 @@ public sealed class PaxTarWriter : IDisposable
             finally { ArrayPool<byte>.Shared.Return(buffer); }
             Pad(size);
         }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    static extern unsafe nint copy_file_range(int fdIn, long* offIn, int fdOut, long* offOut, nuint len, uint flags);
+
+    /// <summary>
+    /// An uncompressed archive written to a file: the data goes file to file in the kernel
+    /// (copy_file_range; no copy through user space, and block-aligned extents may even be shared).
+    /// False when the kernel cannot (then nothing was written and the caller copies).
+    /// </summary>
+    static unsafe bool CopyInKernel(FileStream source, FileStream target, long size)
+    {
+        target.Flush();
+        long inOff = source.Position, outOff = target.Position, start = outOff;
+        bool release = false, releaseOut = false;
+        source.SafeFileHandle.DangerousAddRef(ref release);
+        target.SafeFileHandle.DangerousAddRef(ref releaseOut);
+        try
+        {
+            int sfd = (int)source.SafeFileHandle.DangerousGetHandle(), tfd = (int)target.SafeFileHandle.DangerousGetHandle();
+            while (outOff - start < size)
+            {
+                nint n = copy_file_range(sfd, &inOff, tfd, &outOff, (nuint)Math.Min(size - (outOff - start), 1L << 30), 0);
+                if (n > 0) continue;
+                if (n == 0) break; // the file shrank: pad below
+                if (outOff == start) return false; // EXDEV, EINVAL, ENOSYS...: the caller copies through a buffer
+                throw new IOException($"copy_file_range failed: {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(System.Runtime.InteropServices.Marshal.GetLastPInvokeError())}");
+            }
+        }
+        finally
+        {
+            if (release) source.SafeFileHandle.DangerousRelease();
+            if (releaseOut) target.SafeFileHandle.DangerousRelease();
+        }
+        target.Position = outOff;
+        source.Position = inOff;
+        if (outOff - start < size) target.Write(new byte[size - (outOff - start)]);
+        return true;
     }
 
     static bool IsAscii(byte[] b) => b.All(x => x is > 0 and < 0x80);
@@ -382,8 +425,9 @@ public sealed class PaxTarReader
         public override bool CanRead => true;
         public override bool CanSeek => false;
         public override bool CanWrite => false;
-        public override long Length => length;
-        public override long Position { get => length - _left; set => throw new NotSupportedException(); }
+        private readonly long _length = length;
+        public override long Length => _length;
+        public override long Position { get => _length - _left; set => throw new NotSupportedException(); }
         public override void Flush() { }
         public override int Read(byte[] buffer, int offset, int count)
         {
@@ -420,9 +464,17 @@ public static class TarCompression
     public static Stream Compress(Stream output, string kind) => kind switch
     {
         "gzip" => new GZipStream(output, CompressionLevel.Fastest, leaveOpen: false),
-        "zstd" => new ZstdSharp.CompressionStream(output, 3, leaveOpen: false),
+        "zstd" => Zstd(output),
         _ => output,
     };
+
+    static Stream Zstd(Stream output)
+    {
+        var stream = new ZstdSharp.CompressionStream(output, 3, leaveOpen: false);
+        // Compress on every core while this thread reads files (the zstd CLI's -T0).
+        stream.SetParameter(ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_nbWorkers, Environment.ProcessorCount);
+        return stream;
+    }
 
     /// <summary>Wraps <paramref name="input"/> in a decompressor chosen by its first bytes.</summary>
     public static Stream Decompress(Stream input)
