@@ -46,7 +46,10 @@ public sealed class MigrationTests : IDisposable
     {
         var src = Populated("exp");
         var archive = Archive(file);
-        var exported = (FileInfo)_ps.Run("Export-Container $args[0] -Path $args[1] -PassThru", src.Name, archive).Single().BaseObject;
+        var export = _ps.Invoke("Export-Container $args[0] -Path $args[1] -PassThru", src.Name, archive);
+        Assert.Empty(export.Errors);
+        var exported = (FileInfo)export.Output.Single().BaseObject;
+        Assert.Contains(export.Progress, p => p.Activity == $"Exporting {src.Name}" && p.StatusDescription.Contains("entries"));
         Assert.True(exported.Length > 0);
         Assert.Empty(Directory.EnumerateFiles(_store.Root, "*.partial"));
         var name = TestStore.NewName("imp");

@@ -233,6 +233,8 @@ public sealed class StorageTests : IDisposable
         Assert.True(File.Exists(Path.Combine(made.RootfsPath, "new-file")));
         Assert.False(File.Exists(Path.Combine(made.RootfsPath, "bin", "busybox")));
 
+        var completions = _ps.Run("(TabExpansion2 -inputScript ($s = \"Restore-ContainerSnapshot -StorePath $($args[1]) -Name $($args[0]) -SnapshotName sn\") -cursorColumn $s.Length).CompletionMatches.CompletionText", c.Name, _store.StorePath);
+        Assert.Equal(new[] { "snap0", "snap1" }, completions.Select(o => o.ToString()));
         _ps.Run("Remove-ContainerSnapshot $args[0] snap0 -Confirm:$false", c.Name);
         Assert.Equal(new[] { "snap1" }, S.GetSnapshots(c.Name).Select(s => s.Name));
         r = _ps.Invoke("Remove-ContainerSnapshot $args[0] snap7 -Confirm:$false", c.Name);

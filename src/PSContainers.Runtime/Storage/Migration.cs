@@ -72,6 +72,7 @@ public static unsafe class ContainerArchive
                     var walker = new ExportWalker(writer, progress, total, ct, MountPoints(view.Path));
                     // "/." so that /proc/PID/root (a link to the container's root) is read as the directory it leads to.
                     walker.Entry(view.Path.TrimEnd('/') + "/.", "rootfs");
+                    walker.Done();
                     writer.Finish();
                 }
                 File.Move(temp, full, overwrite: true);
@@ -198,6 +199,8 @@ public static unsafe class ContainerArchive
             Report(archivePath);
         }
 
+        public void Done() => progress?.Report(new ArchiveProgress(_entries, _bytes, total, ""));
+
         void Report(string path)
         {
             _entries++;
@@ -300,6 +303,7 @@ public static unsafe class ContainerArchive
                         progress.Report(new ArchiveProgress(_entries, position(), total, entry.Path));
                     }
                 }
+                progress?.Report(new ArchiveProgress(_entries, total, total, ""));
                 if (_prefix is null)
                     throw new ContainerException("NotAContainerArchive", ContainerErrorKind.InvalidData,
                         "The archive holds no rootfs/ directory: it is neither an Export-Container archive nor an LXC container archive.");

@@ -7,6 +7,28 @@ using PSContainers.Runtime.Storage;
 
 namespace PSContainers.Cmdlets;
 
+/// <summary>Tab completion of snapshot names of the container named by -Name (all containers when none is).</summary>
+public sealed class SnapshotNameCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+        System.Management.Automation.Language.CommandAst commandAst, System.Collections.IDictionary fakeBoundParameters)
+    {
+        var store = fakeBoundParameters.Contains("StorePath") ? fakeBoundParameters["StorePath"]?.ToString() : null;
+        var container = fakeBoundParameters.Contains("Name") ? fakeBoundParameters["Name"] switch { string n => n, string[] a when a.Length == 1 => a[0], _ => null } : null;
+        var pattern = new WildcardPattern(wordToComplete.Trim('\'', '"') + "*", WildcardOptions.IgnoreCase);
+        List<ContainerSnapshot> snapshots;
+        try
+        {
+            var manager = new ContainerManager(store);
+            var storage = new StorageManager(manager);
+            snapshots = (container is null ? manager.Names() : new[] { container }).SelectMany(storage.GetSnapshots).ToList();
+        }
+        catch (Exception) { yield break; } // completion must never throw at the prompt
+        foreach (var name in snapshots.Select(s => s.Name).Distinct().Where(pattern.IsMatch))
+            yield return new CompletionResult(name, name, CompletionResultType.ParameterValue, name);
+    }
+}
+
 /// <summary>lxc-copy: a full copy of a stopped container, or (-Snapshot) a copy-on-write clone; -Ephemeral starts it and destroys it when it stops.</summary>
 [Cmdlet(VerbsCommon.Copy, "Container", SupportsShouldProcess = true)]
 [OutputType(typeof(ContainerInfo))]
@@ -64,6 +86,7 @@ public sealed class GetContainerSnapshotCommand : ContainerCmdlet
     public string[] Name { get; set; } = { "*" };
 
     [Parameter(Position = 1)]
+    [ArgumentCompleter(typeof(SnapshotNameCompleter))]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string SnapshotName { get; set; } = "*";
@@ -92,6 +115,7 @@ public abstract class SnapshotCmdlet : ContainerCmdlet
     public string Name { get; set; } = "";
 
     [Parameter(Mandatory = true, Position = 1, ParameterSetName = "Name")]
+    [ArgumentCompleter(typeof(SnapshotNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string SnapshotName { get; set; } = "";
 
@@ -148,6 +172,7 @@ public sealed class GetContainerDiffCommand : NameCmdlet
 {
     /// <summary>Compare with this snapshot (default: the newest; overlay containers without one: the lower layer).</summary>
     [Parameter]
+    [ArgumentCompleter(typeof(SnapshotNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string? SnapshotName { get; set; }
 
