@@ -67,6 +67,13 @@ public sealed class LoopBackendTests
             Assert.Equal(ContainerStatus.Running, m.Start(c.Name).State);
             m.Stop(c.Name, kill: true);
 
+            // Import into a btrfs store makes a subvolume too.
+            var archive = Path.Combine(fs.Directory, "c.tar.zst");
+            ContainerArchive.Export(m, c.Name, archive, force: false);
+            var imported = ContainerArchive.Import(m, archive, TestStore.NewName("imp")).Container;
+            Assert.True(FsNative.IsBtrfsSubvolume(imported.RootfsPath));
+            TreeFixture.AssertSameTree(c.RootfsPath, imported.RootfsPath);
+
             // Removing destroys the subvolumes (also the read-only snapshot).
             m.Remove(c.Name);
             Assert.False(Directory.Exists(m.Store.ContainerDirectory(c.Name)));

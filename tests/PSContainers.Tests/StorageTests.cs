@@ -264,12 +264,40 @@ public sealed class StorageTests : IDisposable
         Assert.Contains("D /etc/passwd", vsLower);
         Assert.Contains("A /etc/motd", vsLower);
         Assert.Contains("D /bin/ls", vsLower);
+        var fromSnap = S.RestoreSnapshot(c.Name, "snap0", TestStore.NewName("ofrom"));
+        Assert.Equal(c.Name, Config(fromSnap.Name).Storage.Origin);
+        Assert.Equal(Config(c.Name).Storage.Lower, Config(fromSnap.Name).Storage.Lower);
+        M.Start(fromSnap.Name);
+        Assert.Equal("one", Exec(fromSnap.Name, "cat /one").Single());
         S.RestoreSnapshot(c.Name, "snap0");
         M.Start(c.Name);
         Assert.Equal("one", Exec(c.Name, "cat /one").Single());
         Assert.Equal("1", Exec(c.Name, "test -e /two; echo $?").Single());
         Assert.Equal("1", Exec(c.Name, "test -e /bin/ls; echo $?").Single());
         Assert.True(Exec(c.Name, "cat /etc/passwd").Length > 0);
+    }
+
+    [Fact]
+    public void AViewLeftMountedByAKilledProcess_IsCleanedByTheNextCreate()
+    {
+        var c = Busybox("view", "overlay");
+        // What a pwsh killed during Export-Container or Get-ContainerDiff leaves: a mounted view in .tmp named after a dead pid.
+        var view = StorageBackends.Overlay.View(c.Path, Config(c.Name).Storage, M.Store.TempDirectory);
+        var stale = Path.Combine(M.Store.TempDirectory, $"view.{int.MaxValue - 1}.{Guid.NewGuid():N}");
+        Directory.CreateDirectory(stale);
+        try
+        {
+            FsNative.Mount(view.Path, stale, "", 4096 /* MS_BIND */, "");
+            Busybox("after");
+            Assert.False(Directory.Exists(stale));
+            Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), l => l.Contains(stale));
+        }
+        finally
+        {
+            FsNative.Unmount(stale);
+            view.Dispose();
+        }
+        Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), l => l.Contains(M.Store.Root));
     }
 
     [Fact]

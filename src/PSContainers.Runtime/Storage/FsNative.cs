@@ -145,6 +145,14 @@ public static unsafe class FsNative
         fixed (byte* p = Z(path))
             if (lstat(p, &st) != 0) return;
         if ((st.st_mode & S_IFMT) != S_IFDIR) { File.Delete(path); return; }
+        // A read-only view left mounted by a killed process (see OverlayBackend.MountView): detach it first.
+        stat parent;
+        fixed (byte* p = Z(Path.GetDirectoryName(path.TrimEnd('/')) ?? "/"))
+            if (lstat(p, &parent) == 0 && parent.st_dev != st.st_dev && FilesystemType(path) == OverlayMagic)
+            {
+                Unmount(path);
+                fixed (byte* q = Z(path)) lstat(q, &st);
+            }
         if ((ulong)st.st_ino == 256 && FilesystemType(path) == BtrfsMagic)
         {
             // Nested subvolumes first (a container dir can hold rootfs/ and snapshots/*/rootfs).
