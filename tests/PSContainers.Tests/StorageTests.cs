@@ -99,6 +99,15 @@ public sealed class StorageTests : IDisposable
         Assert.Equal("hi\n", File.ReadAllText(Path.Combine(upper, "written")));
         Assert.True(File.Exists(Path.Combine(lower, "bin", "true")), "the lower layer is never written");
         var changes = S.Diff(name).Select(c => c.ToString()).ToList();
+
+        // An existing root directory as the read-only lower layer (New-Container -RootfsPath -Backend overlay).
+        var onTop = (ContainerInfo)_ps.Run("New-Container $args[0] -RootfsPath $args[1] -Backend overlay -Command /bin/sleep,1000", TestStore.NewName("ontop"), lower).Single().BaseObject;
+        Assert.Equal(lower, Config(onTop.Name).Storage.Lower);
+        Assert.Null(Config(onTop.Name).Rootfs);
+        M.Start(onTop.Name);
+        Exec(onTop.Name, "echo mine > /mine");
+        Assert.False(File.Exists(Path.Combine(lower, "mine")));
+        Assert.True(File.Exists(Path.Combine(onTop.Path, "overlay", "upper", "mine")));
         // /bin was copied up, but a directory only counts as changed when its own mode, owner or xattrs did.
         Assert.Equal(new[] { "D /bin/true", "A /written" }, changes);
     }

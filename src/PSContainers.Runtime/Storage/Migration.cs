@@ -463,7 +463,14 @@ public static unsafe class ContainerArchive
                             var type = entry.Type switch { TarEntryType.CharacterDevice => S_IFCHR, TarEntryType.BlockDevice => S_IFBLK, _ => S_IFIFO };
                             ulong major = (uint)entry.DevMajor, minor = (uint)entry.DevMinor;
                             var dev = (dev_t)(((major & 0xFFF) << 8) | ((major & ~0xFFFUL) << 32) | (minor & 0xFF) | ((minor & ~0xFFUL) << 12));
-                            if (mknodat(parent, leaf, type | (mode_t)0b110_000_000, dev) != 0) throw FsNative.Error("create device node", entry.Path, FsNative.Errno);
+                            if (mknodat(parent, leaf, type | (mode_t)0b110_000_000, dev) != 0)
+                            {
+                                int err = FsNative.Errno;
+                                // uid 0 without CAP_MKNOD (a user namespace): the same refusal as for non-root.
+                                if (err == EPERM && type != S_IFIFO)
+                                    throw Unsafe(entry.Path, "it is a device node, and this process may not create device nodes (no CAP_MKNOD)");
+                                throw FsNative.Error("create device node", entry.Path, err);
+                            }
                             Owner(parent, leaf, entry, AT_SYMLINK_NOFOLLOW);
                             XattrsByPath(parent, inner[^1], entry);
                             if (fchmodat(parent, leaf, (mode_t)(entry.Mode & 0xFFF), 0) != 0) throw FsNative.Error("chmod", entry.Path, FsNative.Errno);
