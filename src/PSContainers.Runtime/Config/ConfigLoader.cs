@@ -131,6 +131,18 @@ public static partial class ConfigLoader
         e.Emit(new MappingEnd());
         SerializeNetwork(e, config.Network);
 
+        var storage = config.Storage ?? new StorageConfig();
+        if (storage.Backend is not null || storage.Lower is not null || storage.Origin is not null || storage.Ephemeral)
+        {
+            Key(e, "storage");
+            e.Emit(new MappingStart(null, null, true, MappingStyle.Block));
+            if (storage.Backend is not null) Pair(e, "backend", storage.Backend);
+            if (storage.Lower is not null) Pair(e, "lower", storage.Lower);
+            if (storage.Origin is not null) Pair(e, "origin", storage.Origin);
+            if (storage.Ephemeral) { Key(e, "ephemeral"); Plain(e, "true"); }
+            e.Emit(new MappingEnd());
+        }
+
         e.Emit(new MappingEnd());
         e.Emit(new DocumentEnd(isImplicit: true));
         e.Emit(new StreamEnd());
@@ -346,6 +358,13 @@ public static partial class ConfigLoader
                     ["logMaxBytes"] = s => config.Console.LogMaxBytes = Size(s, "console.logMaxBytes", 0, long.MaxValue) ?? 1024 * 1024,
                 }),
                 ["network"] = v => config.Network = Network(v),
+                ["storage"] = v => Section(v, "storage", new()
+                {
+                    ["backend"] = s => config.Storage.Backend = Backend(s),
+                    ["lower"] = s => config.Storage.Lower = AbsolutePath(s, "storage.lower", allowDotDot: false),
+                    ["origin"] = s => config.Storage.Origin = String(s, "storage.origin"),
+                    ["ephemeral"] = s => config.Storage.Ephemeral = Boolean(s, "storage.ephemeral") ?? false,
+                }),
             });
             return config;
         }
@@ -508,6 +527,16 @@ public static partial class ConfigLoader
                 return null;
             if (!Signals.TryParse(text, out _))
                 throw Fail(node, $"invalid signal '{text}' for stop.signal ({Signals.SyntaxHelp})");
+            return text;
+        }
+
+        private string? Backend(Node node)
+        {
+            string? text = String(node, "storage.backend");
+            if (text is null)
+                return null;
+            if (text is not ("dir" or "overlay" or "btrfs"))
+                throw Fail(node, $"unknown storage backend '{text}' for storage.backend (expected one of: dir, overlay, btrfs)");
             return text;
         }
 

@@ -18,6 +18,7 @@ public sealed class ContainerConfig
     public ConsoleConfig Console { get; set; } = new();
     /// <summary>Network interfaces (see NicConfig); empty = a network namespace with loopback only.</summary>
     public List<NicConfig> Network { get; set; } = new();
+    public StorageConfig Storage { get; set; } = new();
 }
 
 public sealed class InitConfig
@@ -57,4 +58,16 @@ public sealed class ConsoleConfig
 {
     /// <summary>Console log cap in bytes; the log restarts (previous kept as .1) past it. 0 = no cap.</summary>
     public long LogMaxBytes { get; set; } = 1024 * 1024;
+}
+
+public sealed class StorageConfig
+{
+    /// <summary>dir (default), overlay or btrfs: how the rootfs is stored (see Storage/StorageBackends.cs).</summary>
+    public string? Backend { get; set; }
+    /// <summary>overlay: the read-only lower layer (absolute path).</summary>
+    public string? Lower { get; set; }
+    /// <summary>The container whose rootfs this one's lower layer is (a snapshot clone depends on it).</summary>
+    public string? Origin { get; set; }
+    /// <summary>Destroyed when it stops (Copy-Container -Ephemeral).</summary>
+    public bool Ephemeral { get; set; }
 }

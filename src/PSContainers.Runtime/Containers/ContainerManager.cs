@@ -24,6 +24,8 @@ public sealed class CreateOptions
     public long? MemoryLimit { get; set; }
     /// <summary>Network interfaces (replaces the config file's network list).</summary>
     public IReadOnlyList<NicConfig>? Network { get; set; }
+    /// <summary>Storage backend: dir, overlay, btrfs; null: the config's, else btrfs on a btrfs store, else dir.</summary>
+    public string? Backend { get; set; }
 }
 
 /// <summary>
@@ -57,7 +59,7 @@ public sealed class ContainerManager
     public ContainerInfo Get(string name)
     {
         ContainerNames.Validate(name);
-        if (!Store.Exists(name)) throw NotFound(name);
+        if (!Store.Exists(name) || Storage.StorageManager.ReapEphemeral(this, name)) throw NotFound(name);
         return Describe(name);
     }
 
@@ -66,6 +68,7 @@ public sealed class ContainerManager
         foreach (var name in Store.ListNames())
         {
             ContainerInfo info;
+            if (Storage.StorageManager.ReapEphemeral(this, name)) continue;
             try { info = Describe(name); }
             catch (ContainerException) { continue; } // removed meanwhile
             yield return info;
@@ -195,6 +198,17 @@ public sealed class ContainerManager
         if (config.Init.Command.Count == 0 && template is not null) config.Init.Command = template.DefaultInitCommand.ToList();
         if (config.Stop.Signal is null && template is not null) config.Stop.Signal = template.DefaultStopSignal;
         ConfigLoader.Validate(config);
+        var backend = Storage.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null ? Storage.StorageBackends.DefaultFor(Store.Root) : "dir"));
+        if (externalRootfs is not null && backend.Name != "dir")
+        {
+            // An existing root directory can be the read-only lower layer of an overlay; nothing else.
+            if (backend.Name != "overlay")
+                throw new ContainerException("BackendUnavailable", ContainerErrorKind.InvalidArgument,
+                    $"-RootfsPath uses the directory in place; only -Backend overlay (that directory as the read-only lower layer) can be combined with it.", name);
+            config.Storage.Lower = externalRootfs;
+            config.Rootfs = null;
+        }
+        if (template is not null || backend.Name != "dir") config.Storage.Backend = backend.Name;
 
         var templateOptions = options.TemplateOptions;
         templateOptions.ContainerName = name;
@@ -202,6 +216,7 @@ public sealed class ContainerManager
         template?.CheckPrerequisites(templateOptions);
 
         Directory.CreateDirectory(Store.Root);
+        Storage.StorageBackends.CheckUsable(backend.Name, Store.Root);
         using var _ = Store.Lock(name);
         if (Store.Exists(name) || Directory.Exists(Store.ContainerDirectory(name)))
             throw new ContainerException("ContainerExists", ContainerErrorKind.ResourceExists,
@@ -217,10 +232,10 @@ public sealed class ContainerManager
         {
             if (template is not null)
             {
-                var rootfs = System.IO.Path.Combine(temp, "rootfs");
-                Directory.CreateDirectory(rootfs);
+                var rootfs = backend.CreateRootfs(temp, Store.ContainerDirectory(name), config.Storage);
                 template.Build(rootfs, templateOptions, progress, cancellationToken);
             }
+            else if (backend.Name == "overlay") Storage.OverlayBackend.CreateLayers(temp);
             File.WriteAllText(System.IO.Path.Combine(temp, "config.yaml"), ConfigLoader.Serialize(config));
             new PersistedState { Created = DateTimeOffset.Now }.Save(System.IO.Path.Combine(temp, "state.json"));
             cancellationToken.ThrowIfCancellationRequested();
@@ -291,6 +306,7 @@ public sealed class ContainerManager
             spec.CgroupDirectories.AddRange(Cgroups.Directories(cgroupPath));
             spec.CgroupV2Directory = Cgroups.V2?.Directories(cgroupPath)[0];
             MountPlan.AddDefaults(spec, config);
+            spec.RootMounts.AddRange(Storage.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage));
 
             var hooked = new List<IContainerHook>();
             HelperResult result;
@@ -367,9 +383,14 @@ public sealed class ContainerManager
     public ContainerInfo Stop(string name, TimeSpan? timeout = null, bool kill = false)
     {
         ContainerNames.Validate(name);
-        using var _ = Store.Lock(name);
-        var (config, state) = StopLocked(name, timeout, kill);
-        return Describe(name, config, state);
+        ContainerInfo info;
+        using (Store.Lock(name))
+        {
+            var (config, state) = StopLocked(name, timeout, kill);
+            info = Describe(name, config, state);
+        }
+        Storage.StorageManager.ReapEphemeral(this, name);
+        return info;
     }
 
     private (ContainerConfig, PersistedState) StopLocked(string name, TimeSpan? timeout, bool kill)
@@ -455,6 +476,7 @@ public sealed class ContainerManager
         ContainerNames.Validate(name);
         using var _ = Store.Lock(name);
         if (!Store.Exists(name)) throw NotFound(name);
+        Storage.StorageManager.CheckNoDependentClones(Store, name, force);
         var state = LoadState(name);
         var live = Observe(name, state);
         if (live.Status != ContainerStatus.Stopped)
@@ -662,7 +684,6 @@ public sealed class ContainerManager
     /// <summary>Deletes a tree without following symlinks out of it (.NET deletes links, never their targets).</summary>
     private static void DeleteTree(string path)
     {
-        try { if (Directory.Exists(path)) Directory.Delete(path, recursive: true); }
-        catch (DirectoryNotFoundException) { }
+        Storage.FsNative.DeleteTree(path);
     }
 }

@@ -53,7 +53,12 @@ public sealed class RemoveContainerCommand : NameCmdlet
     [Parameter]
     public SwitchParameter Force { get; set; }
 
-    protected override void ProcessRecord() => ForEachContainer("Remove container", name => Manager.Remove(name, Force));
+    protected override void ProcessRecord() => ForEachContainer("Remove container", name =>
+    {
+        var clones = Force ? PSContainers.Runtime.Storage.StorageManager.DependentClones(Manager.Store, name) : Array.Empty<string>();
+        Manager.Remove(name, Force);
+        if (clones.Count > 0) WriteWarning($"Removed '{name}', the base of the snapshot clones {string.Join(", ", clones)}: they no longer start.");
+    });
 }
 
 /// <summary>lxc-freeze: freezes every process of the container through its cgroup.</summary>

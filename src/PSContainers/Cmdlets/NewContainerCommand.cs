@@ -57,6 +57,10 @@ public sealed class NewContainerCommand : ContainerCmdlet
     /// <summary>Network interfaces, one hashtable each with the keys of config.yaml's network list, e.g. @{type='veth'; link='default'}.</summary>
     [Parameter]
     public Hashtable[]? Network { get; set; }
+    /// <summary>Storage backend: dir, overlay or btrfs (default: btrfs on a btrfs store, else dir).</summary>
+    [Parameter]
+    [ValidateSet("dir", "overlay", "btrfs")]
+    public string? Backend { get; set; }
 
     private readonly CancellationTokenSource _cancel = new();
 
@@ -81,6 +85,7 @@ public sealed class NewContainerCommand : ContainerCmdlet
             MemoryLimit = MemoryLimit,
             Network = Network is null ? null : PSContainers.Runtime.Config.ConfigLoader.ParseNetwork(Network.Select(h =>
                 (IReadOnlyDictionary<string, object?>)h.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value is PSObject p ? p.BaseObject : e.Value))),
+            Backend = Backend,
             Environment = Environment?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? ""),
             TemplateOptions = new TemplateOptions { Release = Release, Mirror = Mirror },
         };

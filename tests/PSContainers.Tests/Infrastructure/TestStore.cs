@@ -15,9 +15,10 @@ public sealed class TestStore : IDisposable
     public string StorePath => Path.Combine(Root, "store");
     public ContainerManager Manager { get; }
 
-    public TestStore()
+    /// <param name="root">Where to make the store (a loop-mounted filesystem); default: a new /tmp/psc-test-* directory.</param>
+    public TestStore(string? root = null)
     {
-        Root = Path.Combine(Path.GetTempPath(), "psc-test-" + Guid.NewGuid().ToString("N")[..12]);
+        Root = root ?? Path.Combine(Path.GetTempPath(), "psc-test-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(StorePath);
         Manager = new ContainerManager(StorePath);
     }

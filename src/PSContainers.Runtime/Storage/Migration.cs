@@ -1,0 +1,642 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+using PSContainers.Runtime.Config;
+using PSContainers.Runtime.Containers;
+using PSContainers.Runtime.Native;
+using PSContainers.Runtime.State;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
+
+namespace PSContainers.Runtime.Storage;
+
+/// <summary>Progress of an export or import: entries and bytes done, and the total bytes when known.</summary>
+public readonly record struct ArchiveProgress(long Entries, long Bytes, long? TotalBytes, string CurrentPath);
+
+/// <summary>What Import-Container made, and what of the archive it could not carry over.</summary>
+public sealed class ImportResult
+{
+    public ContainerInfo Container { get; init; } = null!;
+    public IReadOnlyList<string> Warnings { get; init; } = Array.Empty<string>();
+}
+
+/// <summary>
+/// Tar migration (seed 004): a container's config and rootfs as one archive (config.yaml + rootfs/),
+/// numeric owners, modes, xattrs (file capabilities, ACLs) as PAX SCHILY.xattr records, hard links,
+/// devices and symlinks as they are; streamed straight from the tree into the (compressed) file.
+/// </summary>
+public static unsafe class ContainerArchive
+{
+    // ---- export -----------------------------------------------------------------------------------
+
+    public static void Export(ContainerManager manager, string name, string path, bool force, IProgress<ArchiveProgress>? progress = null, CancellationToken ct = default)
+    {
+        ContainerNames.Validate(name);
+        var kind = TarCompression.ForPath(path);
+        var info = manager.Get(name);
+        var froze = false;
+        if (info.State != ContainerStatus.Stopped)
+        {
+            if (!force)
+                throw new ContainerException("ContainerNotStopped", ContainerErrorKind.InvalidOperation,
+                    $"Container '{name}' is {info.State.ToString().ToLowerInvariant()}; its files may change while they are archived. " +
+                    "Stop it first, or use -Force to freeze it for the duration of the export.", name);
+            if (info.State == ContainerStatus.Running) { manager.Freeze(name); froze = true; }
+            info = manager.Get(name);
+        }
+        try
+        {
+            using var _ = manager.Store.Lock(name);
+            var config = ConfigLoader.Load(manager.Store.ConfigPath(name));
+            var storage = new StorageManager(manager);
+            // A running overlay container's merged tree exists only in its mount namespace: read it there.
+            using var view = info.State != ContainerStatus.Stopped && info.Pid is { } pid && config.Storage.Backend == "overlay"
+                ? new RootfsView($"/proc/{pid}/root")
+                : storage.View(name, config);
+            var full = Path.GetFullPath(path);
+            var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.partial");
+            try
+            {
+                using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+                using (var output = TarCompression.Compress(file, kind))
+                {
+                    var writer = new PaxTarWriter(output);
+                    var exportConfig = ConfigLoader.Parse(ConfigLoader.Serialize(config), "config");
+                    exportConfig.Storage = new StorageConfig();
+                    exportConfig.Rootfs = null;
+                    var configBytes = Encoding.UTF8.GetBytes(ConfigLoader.Serialize(exportConfig));
+                    var now = DateTimeOffset.Now.ToUnixTimeSeconds();
+                    writer.WriteEntry(new TarEntry { Path = "config.yaml", Type = TarEntryType.Regular, Mode = 0x1A4, Size = configBytes.Length, MTimeSeconds = now }, new MemoryStream(configBytes));
+                    long? total = progress is null ? null : TotalSize(view.Path);
+                    var walker = new ExportWalker(writer, progress, total, ct, MountPoints(view.Path));
+                    // "/." so that /proc/PID/root (a link to the container's root) is read as the directory it leads to.
+                    walker.Entry(view.Path.TrimEnd('/') + "/.", "rootfs");
+                    walker.Done();
+                    writer.Finish();
+                }
+                File.Move(temp, full, overwrite: true);
+            }
+            catch
+            {
+                File.Delete(temp);
+                throw;
+            }
+        }
+        finally
+        {
+            if (froze) manager.Thaw(name);
+        }
+    }
+
+    /// <summary>
+    /// For a running container read through /proc/PID/root: the mount points inside it (/proc, /sys,
+    /// /dev, bind mounts) as archive paths. Their directories are archived, never their contents.
+    /// </summary>
+    static HashSet<string> MountPoints(string view)
+    {
+        var result = new HashSet<string>(StringComparer.Ordinal);
+        if (!view.StartsWith("/proc/", StringComparison.Ordinal)) return result;
+        foreach (var line in File.ReadLines(view[..^"/root".Length] + "/mountinfo"))
+        {
+            var mountPoint = line.Split(' ')[4].Replace("\\040", " ");
+            if (mountPoint != "/") result.Add("rootfs" + mountPoint);
+        }
+        return result;
+    }
+
+    static long TotalSize(string root)
+    {
+        long total = 0;
+        var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = true };
+        foreach (var f in new DirectoryInfo(root).EnumerateFiles("*", options)) total += f.Length;
+        return total;
+    }
+
+    private sealed class ExportWalker(PaxTarWriter writer, IProgress<ArchiveProgress>? progress, long? total, CancellationToken ct, HashSet<string> mountPoints)
+    {
+        readonly Dictionary<(ulong, ulong), string> _links = new();
+        long _entries, _bytes;
+        DateTime _lastReport;
+        static readonly EnumerationOptions List = new() { AttributesToSkip = 0, RecurseSubdirectories = false, IgnoreInaccessible = false };
+
+        public void Entry(string host, string archivePath)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (!TreeDiff.TryLstat(host, out var st)) return; // deleted meanwhile
+            var type = st.st_mode & S_IFMT;
+            if (type == S_IFSOCK) return;
+            var mounted = mountPoints.Contains(archivePath);
+            if (mounted && type != S_IFDIR) return; // a bind-mounted file (a device node from the host)
+            var entry = new TarEntry
+            {
+                Path = archivePath,
+                Mode = (int)(st.st_mode & (mode_t)0xFFF),
+                Uid = st.st_uid,
+                Gid = st.st_gid,
+                MTimeSeconds = st.st_mtim.tv_sec,
+                MTimeNanoseconds = st.st_mtim.tv_nsec,
+            };
+            if (type != S_IFLNK)
+                foreach (var (k, v) in FsNative.ReadXattrs(host))
+                {
+                    if (k.StartsWith("security.selinux", StringComparison.Ordinal)) continue;
+                    // ACLs the way GNU tar --acls stores them, so GNU tar restores them too.
+                    var text = k is "system.posix_acl_access" or "system.posix_acl_default" ? PosixAcl.ToText(v) : null;
+                    if (text is not null && k == "system.posix_acl_access") entry.AclAccess = text;
+                    else if (text is not null) entry.AclDefault = text;
+                    else entry.Xattrs[k] = v;
+                }
+            if (type != S_IFDIR && (ulong)st.st_nlink > 1)
+            {
+                var key = ((ulong)st.st_dev, (ulong)st.st_ino);
+                if (_links.TryGetValue(key, out var first))
+                {
+                    entry.Type = TarEntryType.HardLink;
+                    entry.LinkPath = first;
+                    entry.Xattrs.Clear();
+                    entry.AclAccess = entry.AclDefault = null;
+                    writer.WriteEntry(entry, null);
+                    Report(archivePath);
+                    return;
+                }
+                _links[key] = archivePath;
+            }
+            if (type == S_IFDIR)
+            {
+                entry.Type = TarEntryType.Directory;
+                writer.WriteEntry(entry, null);
+                Report(archivePath);
+                if (mounted) return;
+                foreach (var child in Directory.EnumerateFileSystemEntries(host, "*", List).Order(StringComparer.Ordinal))
+                    Entry(child, archivePath + "/" + Path.GetFileName(child));
+                return;
+            }
+            if (type == S_IFREG)
+            {
+                int fd;
+                fixed (byte* p = FsNative.Z(host)) fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+                if (fd < 0) throw FsNative.Error("read", host, FsNative.Errno);
+                using var stream = new FileStream(new SafeFileHandle(fd, true), FileAccess.Read, 1);
+                entry.Type = TarEntryType.Regular;
+                entry.Size = st.st_size;
+                writer.WriteEntry(entry, stream);
+                _bytes += st.st_size;
+            }
+            else if (type == S_IFLNK)
+            {
+                entry.Type = TarEntryType.SymbolicLink;
+                entry.LinkPath = new FileInfo(host).LinkTarget ?? "";
+                writer.WriteEntry(entry, null);
+            }
+            else
+            {
+                entry.Type = type == S_IFCHR ? TarEntryType.CharacterDevice : type == S_IFBLK ? TarEntryType.BlockDevice : TarEntryType.Fifo;
+                entry.DevMajor = (int)(((ulong)st.st_rdev >> 8) & 0xFFF | ((ulong)st.st_rdev >> 32) & ~0xFFFUL);
+                entry.DevMinor = (int)(((ulong)st.st_rdev & 0xFF) | (((ulong)st.st_rdev >> 12) & ~0xFFUL & 0xFFFFFFFF));
+                writer.WriteEntry(entry, null);
+            }
+            Report(archivePath);
+        }
+
+        public void Done() => progress?.Report(new ArchiveProgress(_entries, _bytes, total, ""));
+
+        void Report(string path)
+        {
+            _entries++;
+            if (progress is null || (DateTime.UtcNow - _lastReport).TotalMilliseconds < 200) return;
+            _lastReport = DateTime.UtcNow;
+            progress.Report(new ArchiveProgress(_entries, _bytes, total, path));
+        }
+    }
+
+    // ---- import -----------------------------------------------------------------------------------
+
+    const ulong RESOLVE_NO_MAGICLINKS_ = 0x02;
+    const ulong RESOLVE_NO_SYMLINKS_ = 0x04;
+    const ulong RESOLVE_BENEATH_ = 0x08;
+
+    static ContainerException Unsafe(string entry, string why) =>
+        new("ArchiveEntryUnsafe", ContainerErrorKind.InvalidData,
+            $"Refusing archive entry '{entry}': {why}. The archive may be hostile; nothing was imported.", entry);
+
+    /// <summary>
+    /// Recreates a container from an archive of <see cref="Export"/> or from an LXC archive
+    /// (tar --numeric-owner -czf x.tgz /var/lib/lxc/NAME). Every entry is created relative to the
+    /// new rootfs's directory fd, its parent resolved with openat2 RESOLVE_BENEATH (no '..', no
+    /// absolute or escaping symlinks, no magic links) and the entry itself made with O_EXCL /
+    /// O_NOFOLLOW: an archive cannot write outside the new rootfs. A refused entry aborts the whole
+    /// import and the half-made container is deleted.
+    /// </summary>
+    public static ImportResult Import(ContainerManager manager, string path, string name, IProgress<ArchiveProgress>? progress = null, CancellationToken ct = default)
+    {
+        ContainerNames.Validate(name);
+        var store = manager.Store;
+        if (!File.Exists(path))
+            throw new ContainerException("ArchiveNotFound", ContainerErrorKind.ObjectNotFound, $"The archive '{path}' does not exist.", path);
+        Directory.CreateDirectory(store.Root);
+        var backend = StorageBackends.DefaultFor(store.Root);
+        using var _ = store.Lock(name);
+        if (store.Exists(name) || Directory.Exists(store.ContainerDirectory(name)))
+            throw new ContainerException("ContainerExists", ContainerErrorKind.ResourceExists,
+                $"A container named '{name}' already exists in {store.Root}. Choose another -Name, or remove it first.", name);
+        Directory.CreateDirectory(store.TempDirectory);
+        var temp = Path.Combine(store.TempDirectory, $"{name}.{Environment.ProcessId}.{Guid.NewGuid():N}");
+        Directory.CreateDirectory(temp);
+        var warnings = new List<string>();
+        try
+        {
+            var storage = new StorageConfig { Backend = backend };
+            var rootfs = StorageBackends.Get(backend).CreateRootfs(temp, store.ContainerDirectory(name), storage);
+            var fileSize = new FileInfo(path).Length;
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+            using var input = TarCompression.Decompress(file);
+            var (configText, lxcConfig) = new Extractor(rootfs, warnings, progress, () => file.Position, fileSize, ct).Run(new PaxTarReader(input));
+            ContainerConfig config;
+            if (configText is not null) config = ConfigLoader.Parse(configText, $"{Path.GetFileName(path)}:config.yaml");
+            else if (lxcConfig is not null) config = LxcConfig.Translate(lxcConfig, warnings);
+            else
+            {
+                warnings.Add("The archive holds no config.yaml or LXC config: the container gets the default config (init /sbin/init).");
+                config = new ContainerConfig();
+            }
+            config.Storage = storage;
+            config.Rootfs = null;
+            File.WriteAllText(Path.Combine(temp, "config.yaml"), ConfigLoader.Serialize(config));
+            new PersistedState { Created = DateTimeOffset.Now }.Save(Path.Combine(temp, "state.json"));
+            ct.ThrowIfCancellationRequested();
+            Directory.Move(temp, store.ContainerDirectory(name));
+        }
+        catch
+        {
+            FsNative.DeleteTree(temp);
+            throw;
+        }
+        return new ImportResult { Container = manager.Get(name), Warnings = warnings };
+    }
+
+    private sealed class Extractor(string rootfs, List<string> warnings, IProgress<ArchiveProgress>? progress, Func<long> position, long total, CancellationToken ct)
+    {
+        int _root = -1;
+        string[]? _prefix;
+        string? _configText, _lxcConfig;
+        readonly Dictionary<string, string> _pendingConfigs = new();
+        readonly List<(string Rel, TarEntry Entry)> _directories = new();
+        TarEntry? _rootEntry;
+        long _entries;
+        DateTime _lastReport;
+        readonly bool _isRoot = Sys.IsRoot;
+
+        public (string? Config, string? Lxc) Run(PaxTarReader reader)
+        {
+            fixed (byte* p = FsNative.Z(rootfs)) _root = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+            if (_root < 0) throw FsNative.Error("open", rootfs, FsNative.Errno);
+            try
+            {
+                while (reader.Next() is var (entry, data))
+                {
+                    ct.ThrowIfCancellationRequested();
+                    Handle(entry, data);
+                    if (progress is not null && (DateTime.UtcNow - _lastReport).TotalMilliseconds >= 200)
+                    {
+                        _lastReport = DateTime.UtcNow;
+                        progress.Report(new ArchiveProgress(_entries, position(), total, entry.Path));
+                    }
+                }
+                progress?.Report(new ArchiveProgress(_entries, total, total, ""));
+                if (_prefix is null)
+                    throw new ContainerException("NotAContainerArchive", ContainerErrorKind.InvalidData,
+                        "The archive holds no rootfs/ directory: it is neither an Export-Container archive nor an LXC container archive.");
+                // Directories last, deepest first: creating their entries would change their times.
+                for (int i = _directories.Count - 1; i >= 0; i--) ApplyDirectory(_directories[i].Rel, _directories[i].Entry);
+                if (_rootEntry is not null) ApplyDirectory("", _rootEntry);
+                return (_configText, _lxcConfig);
+            }
+            finally { close(_root); }
+        }
+
+        static string[] Components(string path, string what)
+        {
+            if (path.Contains('\0')) throw Unsafe(path, "it contains a NUL character");
+            if (path.StartsWith('/')) throw Unsafe(path, $"its {what} is absolute");
+            var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(c => c != ".").ToArray();
+            if (parts.Contains("..")) throw Unsafe(path, $"its {what} contains '..'");
+            return parts;
+        }
+
+        /// <summary>Maps an archive path to a rootfs-relative one; null for config and entries outside the rootfs.</summary>
+        string[]? Map(string[] parts, TarEntry entry, bool isLink)
+        {
+            if (_prefix is null)
+            {
+                int i = Array.IndexOf(parts, "rootfs");
+                if (i < 0)
+                {
+                    if (entry.Type == TarEntryType.Regular && parts.Length > 0 && parts[^1] is "config.yaml" or "config") return parts;
+                    return null;
+                }
+                _prefix = parts[..i];
+            }
+            if (parts.Length <= _prefix.Length || !parts.AsSpan(0, _prefix.Length).SequenceEqual(_prefix)) return null;
+            return parts[_prefix.Length..];
+        }
+
+        void Handle(TarEntry entry, Stream data)
+        {
+            _entries++;
+            var parts = Components(entry.Path, "path");
+            var rel = Map(parts, entry, false);
+            if (rel is null)
+            {
+                if (entry.Type != TarEntryType.Directory) warnings.Add($"Skipped '{entry.Path}': it is outside the container's rootfs/.");
+                return;
+            }
+            if (_prefix is null || rel.Length == 0 || rel[0] != "rootfs")
+            {
+                // config.yaml (ours) or config (LXC) next to rootfs/; read in memory, at most 1 MiB.
+                var leaf = rel.Length > 0 ? rel[^1] : "";
+                if (entry.Type == TarEntryType.Regular && leaf is "config.yaml" or "config" && (_prefix is null ? rel.Length >= 1 : rel.Length == 1))
+                {
+                    if (entry.Size > 1 << 20) throw Unsafe(entry.Path, "a config file larger than 1 MiB");
+                    var text = new StreamReader(data, Encoding.UTF8).ReadToEnd();
+                    var dirKey = string.Join('/', rel[..^1]);
+                    if (_prefix is null) { _pendingConfigs[dirKey + "|" + leaf] = text; return; }
+                    if (leaf == "config.yaml") _configText = text; else _lxcConfig = text;
+                }
+                else if (entry.Type != TarEntryType.Directory)
+                    warnings.Add($"Skipped '{entry.Path}': not part of a container (only config.yaml / config and rootfs/ are imported).");
+                return;
+            }
+            if (_pendingConfigs.Count > 0)
+            {
+                var key = string.Join('/', _prefix);
+                if (_pendingConfigs.TryGetValue(key + "|config.yaml", out var c)) _configText = c;
+                if (_pendingConfigs.TryGetValue(key + "|config", out var l)) _lxcConfig = l;
+                _pendingConfigs.Clear();
+            }
+            var inner = rel[1..];
+            if (inner.Length == 0)
+            {
+                if (entry.Type != TarEntryType.Directory) throw Unsafe(entry.Path, "the rootfs itself is not a directory");
+                _rootEntry = entry;
+                return;
+            }
+            Create(inner, entry, data);
+        }
+
+        /// <summary>openat2 below the rootfs: no '..', no absolute or escaping symlinks, no /proc magic links.</summary>
+        int OpenBeneath(string relative, int flags, ulong resolve, string entryPath)
+        {
+            if (relative.Length == 0) return dup(_root);
+            var how = new open_how { flags = (ulong)(flags | O_CLOEXEC), resolve = RESOLVE_BENEATH_ | RESOLVE_NO_MAGICLINKS_ | resolve };
+            int fd;
+            fixed (byte* p = FsNative.Z(relative)) fd = openat2(_root, p, &how, (size_t)sizeof(open_how));
+            if (fd >= 0) return fd;
+            int err = FsNative.Errno;
+            if (err == EXDEV || err == ELOOP) throw Unsafe(entryPath, $"'{relative}' goes through a symbolic link that leads outside the new rootfs");
+            if (err == ENOENT) return -1;
+            if (err == ENOTDIR) throw Unsafe(entryPath, $"'{relative}' is not a directory");
+            throw FsNative.Error("open", Path.Combine(rootfs, relative), err);
+        }
+
+        /// <summary>The parent directory of an entry, created (0755, like tar) where the archive did not list it.</summary>
+        int Parent(string[] inner, string entryPath)
+        {
+            var parent = string.Join('/', inner[..^1]);
+            int fd = OpenBeneath(parent, O_PATH | O_DIRECTORY, 0, entryPath);
+            if (fd >= 0) return fd;
+            int dir = dup(_root);
+            for (int i = 0; i < inner.Length - 1; i++)
+            {
+                int next;
+                fixed (byte* c = FsNative.Z(inner[i]))
+                {
+                    if (mkdirat(dir, c, (mode_t)0b111_101_101) != 0 && FsNative.Errno != EEXIST) { var e = FsNative.Errno; close(dir); throw FsNative.Error("create directory", entryPath, e); }
+                }
+                next = OpenBeneath(string.Join('/', inner[..(i + 1)]), O_PATH | O_DIRECTORY, 0, entryPath);
+                close(dir);
+                if (next < 0) throw Unsafe(entryPath, "its parent directory vanished");
+                dir = next;
+            }
+            return dir;
+        }
+
+        void Create(string[] inner, TarEntry entry, Stream data)
+        {
+            int parent = Parent(inner, entry.Path);
+            try
+            {
+                var leafBytes = FsNative.Z(inner[^1]);
+                fixed (byte* leaf = leafBytes)
+                {
+                    stat existing;
+                    if (fstatat(parent, leaf, &existing, AT_SYMLINK_NOFOLLOW) == 0)
+                    {
+                        // A later member replaces an earlier one (tar semantics); a directory stays a directory.
+                        bool isDir = (existing.st_mode & S_IFMT) == S_IFDIR;
+                        if (isDir && entry.Type == TarEntryType.Directory) { _directories.Add((string.Join('/', inner), entry)); return; }
+                        if (isDir) throw Unsafe(entry.Path, "it would replace a directory");
+                        if (unlinkat(parent, leaf, 0) != 0) throw FsNative.Error("replace", entry.Path, FsNative.Errno);
+                    }
+                    switch (entry.Type)
+                    {
+                        case TarEntryType.Directory:
+                            if (mkdirat(parent, leaf, (mode_t)0b111_000_000) != 0) throw FsNative.Error("create directory", entry.Path, FsNative.Errno);
+                            _directories.Add((string.Join('/', inner), entry));
+                            return;
+                        case TarEntryType.Regular:
+                            WriteFile(parent, leaf, entry, data);
+                            return;
+                        case TarEntryType.SymbolicLink:
+                            // Stored as it is: it is resolved inside the container, and never followed here.
+                            fixed (byte* target = FsNative.Z(entry.LinkPath))
+                                if (symlinkat(target, parent, leaf) != 0) throw FsNative.Error("create symlink", entry.Path, FsNative.Errno);
+                            Owner(parent, leaf, entry, AT_SYMLINK_NOFOLLOW);
+                            Times(parent, leaf, entry);
+                            return;
+                        case TarEntryType.HardLink:
+                            Link(parent, leaf, entry);
+                            return;
+                        default:
+                            if (entry.Type != TarEntryType.Fifo && !_isRoot)
+                                throw Unsafe(entry.Path, "it is a device node, and only root may create device nodes (import as root, or remove it from the archive)");
+                            var type = entry.Type switch { TarEntryType.CharacterDevice => S_IFCHR, TarEntryType.BlockDevice => S_IFBLK, _ => S_IFIFO };
+                            ulong major = (uint)entry.DevMajor, minor = (uint)entry.DevMinor;
+                            var dev = (dev_t)(((major & 0xFFF) << 8) | ((major & ~0xFFFUL) << 32) | (minor & 0xFF) | ((minor & ~0xFFUL) << 12));
+                            if (mknodat(parent, leaf, type | (mode_t)0b110_000_000, dev) != 0)
+                            {
+                                int err = FsNative.Errno;
+                                // uid 0 without CAP_MKNOD (a user namespace): the same refusal as for non-root.
+                                if (err == EPERM && type != S_IFIFO)
+                                    throw Unsafe(entry.Path, "it is a device node, and this process may not create device nodes (no CAP_MKNOD)");
+                                throw FsNative.Error("create device node", entry.Path, err);
+                            }
+                            Owner(parent, leaf, entry, AT_SYMLINK_NOFOLLOW);
+                            XattrsByPath(parent, inner[^1], entry);
+                            if (fchmodat(parent, leaf, (mode_t)(entry.Mode & 0xFFF), 0) != 0) throw FsNative.Error("chmod", entry.Path, FsNative.Errno);
+                            Times(parent, leaf, entry);
+                            return;
+                    }
+                }
+            }
+            finally { close(parent); }
+        }
+
+        void WriteFile(int parent, byte* leaf, TarEntry entry, Stream data)
+        {
+            int fd = openat(parent, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)0b110_000_000);
+            if (fd < 0) throw FsNative.Error("create", entry.Path, FsNative.Errno);
+            using var handle = new SafeFileHandle(fd, true);
+            using (var output = new FileStream(handle, FileAccess.Write, 1))
+            {
+                // Blocks of zeros are skipped, not written: sparse files stay sparse.
+                var buffer = new byte[1 << 20];
+                long pos = 0;
+                int n;
+                while ((n = data.Read(buffer, 0, buffer.Length)) > 0)
+                {
+                    int off = 0;
+                    while (off < n)
+                    {
+                        int chunk = Math.Min(65536, n - off);
+                        if (buffer.AsSpan(off, chunk).ContainsAnyExcept((byte)0)) { output.Position = pos; output.Write(buffer, off, chunk); }
+                        pos += chunk;
+                        off += chunk;
+                    }
+                }
+                output.SetLength(pos);
+                output.Flush();
+                Metadata(fd, entry);
+            }
+        }
+
+        void Metadata(int fd, TarEntry entry)
+        {
+            if (fchown(fd, (uid_t)(uint)entry.Uid, (gid_t)(uint)entry.Gid) != 0 && (_isRoot || FsNative.Errno != EPERM)) throw FsNative.Error("chown", entry.Path, FsNative.Errno);
+            foreach (var (k, v) in entry.Xattrs) FsNative.SetXattr(fd, entry.Path, k, v);
+            if (fchmod(fd, (mode_t)(entry.Mode & 0xFFF)) != 0) throw FsNative.Error("chmod", entry.Path, FsNative.Errno);
+            var times = stackalloc timespec[2];
+            times[0] = new timespec { tv_sec = entry.MTimeSeconds, tv_nsec = (long_t)entry.MTimeNanoseconds };
+            times[1] = times[0];
+            futimens(fd, times);
+        }
+
+        void Link(int parent, byte* leaf, TarEntry entry)
+        {
+            var targetParts = Components(entry.LinkPath, "hard link target");
+            var rel = _prefix is not null && targetParts.Length > _prefix.Length && targetParts.AsSpan(0, _prefix.Length).SequenceEqual(_prefix)
+                ? targetParts[_prefix.Length..] : null;
+            if (rel is null || rel.Length < 2 || rel[0] != "rootfs")
+                throw Unsafe(entry.Path, $"it is a hard link to '{entry.LinkPath}', outside the container's rootfs");
+            var inner = rel[1..];
+            int tparent = OpenBeneath(string.Join('/', inner[..^1]), O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS_, entry.Path);
+            if (tparent < 0) throw Unsafe(entry.Path, $"its hard link target '{entry.LinkPath}' was not extracted before it");
+            try
+            {
+                fixed (byte* t = FsNative.Z(inner[^1]))
+                {
+                    stat st;
+                    if (fstatat(tparent, t, &st, AT_SYMLINK_NOFOLLOW) != 0)
+                        throw Unsafe(entry.Path, $"its hard link target '{entry.LinkPath}' was not extracted before it");
+                    if ((st.st_mode & S_IFMT) == S_IFDIR) throw Unsafe(entry.Path, "it is a hard link to a directory");
+                    if (linkat(tparent, t, parent, leaf, 0) != 0) throw FsNative.Error("create hard link", entry.Path, FsNative.Errno);
+                }
+            }
+            finally { close(tparent); }
+        }
+
+        void Owner(int parent, byte* leaf, TarEntry entry, int flags)
+        {
+            if (fchownat(parent, leaf, (uid_t)(uint)entry.Uid, (gid_t)(uint)entry.Gid, flags) != 0 && (_isRoot || FsNative.Errno != EPERM))
+                throw FsNative.Error("chown", entry.Path, FsNative.Errno);
+        }
+
+        static void Times(int parent, byte* leaf, TarEntry entry)
+        {
+            var times = stackalloc timespec[2];
+            times[0] = new timespec { tv_sec = entry.MTimeSeconds, tv_nsec = (long_t)entry.MTimeNanoseconds };
+            times[1] = times[0];
+            utimensat(parent, leaf, times, AT_SYMLINK_NOFOLLOW);
+        }
+
+        static void XattrsByPath(int parent, string leaf, TarEntry entry)
+        {
+            // Device nodes cannot be opened for fsetxattr; name them through our own directory fd.
+            foreach (var (k, v) in entry.Xattrs) FsNative.SetXattr(-1, $"/proc/self/fd/{parent}/{leaf}", k, v);
+        }
+
+        void ApplyDirectory(string rel, TarEntry entry)
+        {
+            int fd = OpenBeneath(rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, RESOLVE_NO_SYMLINKS_, entry.Path);
+            if (fd < 0) return;
+            try
+            {
+                if (fchown(fd, (uid_t)(uint)entry.Uid, (gid_t)(uint)entry.Gid) != 0 && (_isRoot || FsNative.Errno != EPERM)) throw FsNative.Error("chown", entry.Path, FsNative.Errno);
+                foreach (var (k, v) in entry.Xattrs) FsNative.SetXattr(fd, entry.Path, k, v);
+                if (fchmod(fd, (mode_t)(entry.Mode & 0xFFF)) != 0) throw FsNative.Error("chmod", entry.Path, FsNative.Errno);
+                var times = stackalloc timespec[2];
+                times[0] = new timespec { tv_sec = entry.MTimeSeconds, tv_nsec = (long_t)entry.MTimeNanoseconds };
+                times[1] = times[0];
+                futimens(fd, times);
+            }
+            finally { close(fd); }
+        }
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    static extern int futimens(int fd, timespec* times);
+}
+
+/// <summary>Translates an LXC container config (lxc.* keys) into ours; what has no equivalent is reported.</summary>
+public static class LxcConfig
+{
+    public static ContainerConfig Translate(string text, List<string> warnings)
+    {
+        var config = new ContainerConfig();
+        int lineNo = 0;
+        foreach (var raw in text.Split('\n'))
+        {
+            lineNo++;
+            var line = raw.Trim();
+            if (line.Length == 0 || line.StartsWith('#')) continue;
+            int eq = line.IndexOf('=');
+            if (eq < 0) { warnings.Add($"LXC config line {lineNo} is not 'key = value': {line}"); continue; }
+            var key = line[..eq].Trim();
+            var value = line[(eq + 1)..].Trim();
+            switch (key)
+            {
+                case "lxc.uts.name" or "lxc.utsname":
+                    config.Hostname = value; break;
+                case "lxc.init.cmd" or "lxc.init_cmd":
+                    config.Init.Command = value.Split(' ', StringSplitOptions.RemoveEmptyEntries).ToList(); break;
+                case "lxc.init.cwd":
+                    config.Init.WorkingDirectory = value; break;
+                case "lxc.environment":
+                    var kv = value.Split('=', 2);
+                    if (kv.Length == 2) config.Init.Environment[kv[0].Trim()] = kv[1].Trim();
+                    else warnings.Add($"LXC config line {lineNo}: lxc.environment '{value}' passes a host variable through, which has no equivalent; skipped.");
+                    break;
+                case "lxc.cgroup.memory.limit_in_bytes" or "lxc.cgroup2.memory.max":
+                    if (Sizes.TryParse(value, out var bytes)) config.Limits.Memory = bytes;
+                    else warnings.Add($"LXC config line {lineNo}: memory limit '{value}' is not a size; skipped.");
+                    break;
+                case "lxc.signal.halt" or "lxc.haltsignal":
+                    if (Signals.TryParse(value, out _)) config.Stop.Signal = value;
+                    else warnings.Add($"LXC config line {lineNo}: unknown signal '{value}'; skipped.");
+                    break;
+                case "lxc.rootfs.path" or "lxc.rootfs" or "lxc.rootfs.backend":
+                    break; // the rootfs is the archive's rootfs/, stored by this store's backend
+                default:
+                    warnings.Add($"LXC config line {lineNo}: '{key}' has no equivalent here and was not carried over.");
+                    break;
+            }
+        }
+        try { ConfigLoader.Validate(config); }
+        catch (ContainerException ex)
+        {
+            warnings.Add($"The translated LXC config was not valid ({ex.Message}); the defaults are used instead.");
+            return new ContainerConfig();
+        }
+        return config;
+    }
+}

@@ -1,0 +1,224 @@
+using PSContainers.Runtime.Config;
+using PSContainers.Runtime.Namespaces;
+
+namespace PSContainers.Runtime.Storage;
+
+/// <summary>A read-only view of a root filesystem as a host path; disposing it undoes what made it visible.</summary>
+public sealed class RootfsView : IDisposable
+{
+    private readonly Action? _dispose;
+    public string Path { get; }
+    public RootfsView(string path, Action? dispose = null) { Path = path; _dispose = dispose; }
+    public void Dispose() => _dispose?.Invoke();
+}
+
+/// <summary>
+/// How a container's root filesystem is stored. Every method works on a container directory laid
+/// out as the backend wants (always with a rootfs/ that the container sees as /); callers build in
+/// the store's .tmp and rename into place, so a backend never has to undo a half-made container
+/// beyond deleting its directory (<see cref="FsNative.DeleteTree"/> also removes btrfs subvolumes).
+/// </summary>
+public interface IStorageBackend
+{
+    string Name { get; }
+    /// <summary>Makes an empty rootfs for a new container being built in <paramref name="containerDir"/>
+    /// (which is renamed to <paramref name="finalDir"/> when complete); returns the directory to fill.</summary>
+    string CreateRootfs(string containerDir, string finalDir, StorageConfig storage);
+    /// <summary>Saves the current state of the (stopped) container's rootfs in <paramref name="snapshotDir"/>.</summary>
+    void Snapshot(string containerDir, StorageConfig storage, string snapshotDir, CancellationToken ct);
+    /// <summary>Makes <paramref name="stagingDir"/> (inside the container directory) hold the rootfs state
+    /// saved in <paramref name="snapshotDir"/>, as the parts <see cref="SwapIn"/> puts in place.</summary>
+    void StageRestore(string snapshotDir, StorageConfig storage, string stagingDir, CancellationToken ct);
+    /// <summary>The parts of the container directory a restore replaces (rootfs, or overlay/upper).</summary>
+    IReadOnlyList<string> RestoredParts { get; }
+    /// <summary>A read-only host view of the stopped container's root filesystem.</summary>
+    RootfsView View(string containerDir, StorageConfig storage, string scratchDirectory);
+    /// <summary>A read-only host view of a snapshot's root filesystem.</summary>
+    RootfsView SnapshotView(string snapshotDir, StorageConfig storage, string scratchDirectory);
+    /// <summary>What the helper mounts on the rootfs inside the new mount namespace at start.</summary>
+    IEnumerable<MountEntry> RootMounts(string containerDir, StorageConfig storage);
+}
+
+public static class StorageBackends
+{
+    public static readonly IStorageBackend Dir = new DirBackend();
+    public static readonly IStorageBackend Overlay = new OverlayBackend();
+    public static readonly IStorageBackend Btrfs = new BtrfsBackend();
+
+    public static IReadOnlyList<string> Names { get; } = new[] { "dir", "overlay", "btrfs" };
+
+    public static IStorageBackend Get(string? name) => name switch
+    {
+        null or "dir" => Dir,
+        "overlay" => Overlay,
+        "btrfs" => Btrfs,
+        _ => throw new ContainerException("UnknownBackend", ContainerErrorKind.InvalidArgument,
+            $"Unknown storage backend '{name}'. Use one of: {string.Join(", ", Names)}.", name),
+    };
+
+    /// <summary>The backend for a new container when none is asked for: btrfs on a btrfs store, else dir.</summary>
+    public static string DefaultFor(string storeRoot)
+    {
+        try { return FsNative.FilesystemType(storeRoot) == FsNative.BtrfsMagic ? "btrfs" : "dir"; }
+        catch (ContainerException) { return "dir"; }
+    }
+
+    /// <summary>Refuses a backend the store's filesystem cannot hold, before anything is made.</summary>
+    public static void CheckUsable(string name, string storeRoot)
+    {
+        if (name == "btrfs" && FsNative.FilesystemType(storeRoot) != FsNative.BtrfsMagic)
+            throw new ContainerException("BackendUnavailable", ContainerErrorKind.InvalidOperation,
+                $"The btrfs backend needs the store on a btrfs filesystem, but {storeRoot} is not on btrfs. " +
+                "Use -Backend dir or overlay, or a store (-StorePath) on btrfs.", name);
+        if (name == "overlay" && !File.ReadAllText("/proc/filesystems").Contains("\toverlay\n"))
+            throw new ContainerException("BackendUnavailable", ContainerErrorKind.NotInstalled,
+                "The overlay backend needs the kernel's overlay filesystem (modprobe overlay).", name);
+    }
+
+    internal static string Rootfs(string containerDir) => Path.Combine(containerDir, "rootfs");
+}
+
+/// <summary>dir: the rootfs is a plain directory; copies share extents where the filesystem can (FICLONE).</summary>
+internal sealed class DirBackend : IStorageBackend
+{
+    public string Name => "dir";
+    public IReadOnlyList<string> RestoredParts { get; } = new[] { "rootfs" };
+
+    public string CreateRootfs(string containerDir, string finalDir, StorageConfig storage)
+    {
+        var rootfs = StorageBackends.Rootfs(containerDir);
+        Directory.CreateDirectory(rootfs);
+        return rootfs;
+    }
+
+    public void Snapshot(string containerDir, StorageConfig storage, string snapshotDir, CancellationToken ct) =>
+        TreeCopier.Copy(StorageBackends.Rootfs(containerDir), Path.Combine(snapshotDir, "rootfs"), ct);
+
+    public void StageRestore(string snapshotDir, StorageConfig storage, string stagingDir, CancellationToken ct) =>
+        TreeCopier.Copy(Path.Combine(snapshotDir, "rootfs"), Path.Combine(stagingDir, "rootfs"), ct);
+
+    public RootfsView View(string containerDir, StorageConfig storage, string scratchDirectory) => new(StorageBackends.Rootfs(containerDir));
+
+    public RootfsView SnapshotView(string snapshotDir, StorageConfig storage, string scratchDirectory) => new(Path.Combine(snapshotDir, "rootfs"));
+
+    public IEnumerable<MountEntry> RootMounts(string containerDir, StorageConfig storage) => Array.Empty<MountEntry>();
+}
+
+/// <summary>btrfs: the rootfs is a subvolume; snapshots and snapshot clones are btrfs snapshots.</summary>
+internal sealed class BtrfsBackend : IStorageBackend
+{
+    public string Name => "btrfs";
+    public IReadOnlyList<string> RestoredParts { get; } = new[] { "rootfs" };
+
+    public string CreateRootfs(string containerDir, string finalDir, StorageConfig storage)
+    {
+        var rootfs = StorageBackends.Rootfs(containerDir);
+        FsNative.BtrfsCreateSubvolume(rootfs);
+        return rootfs;
+    }
+
+    public void Snapshot(string containerDir, StorageConfig storage, string snapshotDir, CancellationToken ct) =>
+        FsNative.BtrfsSnapshot(StorageBackends.Rootfs(containerDir), Path.Combine(snapshotDir, "rootfs"), readOnly: true);
+
+    public void StageRestore(string snapshotDir, StorageConfig storage, string stagingDir, CancellationToken ct) =>
+        FsNative.BtrfsSnapshot(Path.Combine(snapshotDir, "rootfs"), Path.Combine(stagingDir, "rootfs"), readOnly: false);
+
+    public RootfsView View(string containerDir, StorageConfig storage, string scratchDirectory) => new(StorageBackends.Rootfs(containerDir));
+
+    public RootfsView SnapshotView(string snapshotDir, StorageConfig storage, string scratchDirectory) => new(Path.Combine(snapshotDir, "rootfs"));
+
+    public IEnumerable<MountEntry> RootMounts(string containerDir, StorageConfig storage) => Array.Empty<MountEntry>();
+}
+
+/// <summary>
+/// overlay: a read-only lower layer (storage.lower: the container's own overlay/lower, or another
+/// container's rootfs for a snapshot clone) and overlay/upper + overlay/work in the container
+/// directory. The overlay is mounted on rootfs/ only inside the container's mount namespace (the
+/// helper's root mounts), so the host never holds it; host-side views are short read-only mounts.
+/// </summary>
+internal sealed class OverlayBackend : IStorageBackend
+{
+    public string Name => "overlay";
+    public IReadOnlyList<string> RestoredParts { get; } = new[] { "overlay/upper", "overlay/work" };
+
+    internal static string Upper(string containerDir) => Path.Combine(containerDir, "overlay", "upper");
+    internal static string Work(string containerDir) => Path.Combine(containerDir, "overlay", "work");
+    internal static string OwnLower(string containerDir) => Path.Combine(containerDir, "overlay", "lower");
+
+    /// <summary>Makes rootfs/ (the mount point), overlay/upper and overlay/work.</summary>
+    internal static void CreateLayers(string containerDir)
+    {
+        Directory.CreateDirectory(StorageBackends.Rootfs(containerDir));
+        Directory.CreateDirectory(Upper(containerDir));
+        Directory.CreateDirectory(Work(containerDir));
+        File.SetUnixFileMode(Upper(containerDir), (UnixFileMode)0b111_101_101);
+    }
+
+    public string CreateRootfs(string containerDir, string finalDir, StorageConfig storage)
+    {
+        CreateLayers(containerDir);
+        var lower = OwnLower(containerDir);
+        Directory.CreateDirectory(lower);
+        storage.Lower = OwnLower(finalDir);
+        return lower;
+    }
+
+    static string LowerOf(StorageConfig storage, string containerDir) =>
+        storage.Lower ?? throw new ContainerException("OverlayLowerMissing", ContainerErrorKind.InvalidData,
+            $"The overlay container in {containerDir} has no storage.lower in its config. Add the lower layer's path to config.yaml.", containerDir);
+
+    public void Snapshot(string containerDir, StorageConfig storage, string snapshotDir, CancellationToken ct) =>
+        TreeCopier.Copy(Upper(containerDir), Path.Combine(snapshotDir, "upper"), ct);
+
+    public void StageRestore(string snapshotDir, StorageConfig storage, string stagingDir, CancellationToken ct)
+    {
+        TreeCopier.Copy(Path.Combine(snapshotDir, "upper"), Path.Combine(stagingDir, "overlay", "upper"), ct);
+        Directory.CreateDirectory(Path.Combine(stagingDir, "overlay", "work"));
+    }
+
+    public RootfsView View(string containerDir, StorageConfig storage, string scratchDirectory) =>
+        MountView(Upper(containerDir), LowerOf(storage, containerDir), scratchDirectory);
+
+    public RootfsView SnapshotView(string snapshotDir, StorageConfig storage, string scratchDirectory) =>
+        MountView(Path.Combine(snapshotDir, "upper"), LowerOf(storage, snapshotDir), scratchDirectory);
+
+    /// <summary>
+    /// The merged tree as a read-only overlay of two lower layers (upper above lower, no upper dir of
+    /// its own): whiteouts and opaque directories are honoured by the kernel, nothing can be written,
+    /// and the work dir of a running container is never touched. Unmounted on dispose.
+    /// </summary>
+    static RootfsView MountView(string upper, string lower, string scratchDirectory)
+    {
+        Directory.CreateDirectory(scratchDirectory);
+        var target = Path.Combine(scratchDirectory, $"view.{Environment.ProcessId}.{Guid.NewGuid():N}");
+        Directory.CreateDirectory(target);
+        try
+        {
+            FsNative.Mount("overlay", target, "overlay", 1 /* MS_RDONLY */, $"lowerdir={Escape(upper)}:{Escape(lower)}");
+        }
+        catch
+        {
+            Directory.Delete(target);
+            throw;
+        }
+        return new RootfsView(target, () =>
+        {
+            FsNative.Unmount(target);
+            try { Directory.Delete(target); } catch (IOException) { }
+        });
+    }
+
+    // overlay's option parser splits on ',' and ':' unless escaped with a backslash.
+    internal static string Escape(string path) => path.Replace("\\", "\\\\").Replace(",", "\\,").Replace(":", "\\:");
+
+    public IEnumerable<MountEntry> RootMounts(string containerDir, StorageConfig storage)
+    {
+        var lower = LowerOf(storage, containerDir);
+        if (!Directory.Exists(lower))
+            throw new ContainerException("OverlayLowerMissing", ContainerErrorKind.ObjectNotFound,
+                $"The lower layer {lower} of this overlay container is gone (was the container it was cloned from removed with -Force?). " +
+                "The container cannot start; remove it.", containerDir);
+        yield return new MountEntry("overlay", "", "overlay", MountFlags.None,
+            $"lowerdir={Escape(lower)},upperdir={Escape(Upper(containerDir))},workdir={Escape(Work(containerDir))}");
+    }
+}

@@ -1,0 +1,285 @@
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using PSContainers.Infrastructure;
+using PSContainers.Runtime;
+using PSContainers.Runtime.Containers;
+using PSContainers.Runtime.Storage;
+
+namespace PSContainers.Cmdlets;
+
+/// <summary>Tab completion of snapshot names of the container named by -Name (all containers when none is).</summary>
+public sealed class SnapshotNameCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+        System.Management.Automation.Language.CommandAst commandAst, System.Collections.IDictionary fakeBoundParameters)
+    {
+        var store = fakeBoundParameters.Contains("StorePath") ? fakeBoundParameters["StorePath"]?.ToString() : null;
+        var container = fakeBoundParameters.Contains("Name") ? fakeBoundParameters["Name"] switch { string n => n, string[] a when a.Length == 1 => a[0], _ => null } : null;
+        var pattern = new WildcardPattern(wordToComplete.Trim('\'', '"') + "*", WildcardOptions.IgnoreCase);
+        List<ContainerSnapshot> snapshots;
+        try
+        {
+            var manager = new ContainerManager(store);
+            var storage = new StorageManager(manager);
+            snapshots = (container is null ? manager.Names() : new[] { container }).SelectMany(storage.GetSnapshots).ToList();
+        }
+        catch (Exception) { yield break; } // completion must never throw at the prompt
+        foreach (var name in snapshots.Select(s => s.Name).Distinct().Where(pattern.IsMatch))
+            yield return new CompletionResult(name, name, CompletionResultType.ParameterValue, name);
+    }
+}
+
+/// <summary>lxc-copy: a full copy of a stopped container, or (-Snapshot) a copy-on-write clone; -Ephemeral starts it and destroys it when it stops.</summary>
+[Cmdlet(VerbsCommon.Copy, "Container", SupportsShouldProcess = true)]
+[OutputType(typeof(ContainerInfo))]
+public sealed class CopyContainerCommand : ContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string Name { get; set; } = "";
+
+    [Parameter(Mandatory = true, Position = 1)]
+    [ValidateNotNullOrEmpty]
+    public string NewName { get; set; } = "";
+
+    /// <summary>Copy-on-write clone: overlay over the source (dir, overlay sources) or a btrfs snapshot.</summary>
+    [Parameter]
+    public SwitchParameter Snapshot { get; set; }
+
+    /// <summary>Start the clone now and destroy it when it stops.</summary>
+    [Parameter]
+    public SwitchParameter Ephemeral { get; set; }
+
+    private readonly CancellationTokenSource _cancel = new();
+
+    protected override void ProcessRecord()
+    {
+        if (!ShouldProcess(Name, $"Copy container to '{NewName}'{(Snapshot ? " (snapshot clone)" : "")}")) return;
+        Try(() => WriteObject(new StorageManager(Manager).Copy(Name, NewName, new CopyOptions { Snapshot = Snapshot, Ephemeral = Ephemeral }, _cancel.Token)));
+    }
+
+    protected override void StopProcessing() => _cancel.Cancel();
+}
+
+/// <summary>lxc-snapshot: saves the stopped container's root filesystem and config as snapN.</summary>
+[Cmdlet(VerbsCommon.New, "ContainerSnapshot", SupportsShouldProcess = true)]
+[OutputType(typeof(ContainerSnapshot))]
+public sealed class NewContainerSnapshotCommand : NameCmdlet
+{
+    [Parameter]
+    public string? Comment { get; set; }
+
+    protected override void ProcessRecord() =>
+        ForEachContainer("Snapshot container", name => WriteObject(new StorageManager(Manager).NewSnapshot(name, Comment)));
+}
+
+/// <summary>lxc-snapshot -L: the snapshots of containers.</summary>
+[Cmdlet(VerbsCommon.Get, "ContainerSnapshot")]
+[OutputType(typeof(ContainerSnapshot))]
+public sealed class GetContainerSnapshotCommand : ContainerCmdlet
+{
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[] Name { get; set; } = { "*" };
+
+    [Parameter(Position = 1)]
+    [ArgumentCompleter(typeof(SnapshotNameCompleter))]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string SnapshotName { get; set; } = "*";
+
+    protected override void ProcessRecord()
+    {
+        var pattern = new WildcardPattern(SnapshotName, WildcardOptions.IgnoreCase);
+        foreach (var name in ResolveNames(Name))
+            Try(() =>
+            {
+                var found = new StorageManager(Manager).GetSnapshots(name).Where(s => pattern.IsMatch(s.Name)).ToList();
+                if (found.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(SnapshotName))
+                    throw new ContainerException("SnapshotNotFound", ContainerErrorKind.ObjectNotFound,
+                        $"Container '{name}' has no snapshot named '{SnapshotName}'.", SnapshotName);
+                foreach (var s in found) WriteObject(s);
+            });
+    }
+}
+
+/// <summary>A cmdlet acting on one snapshot: -Name and -SnapshotName, or snapshot objects from the pipeline.</summary>
+public abstract class SnapshotCmdlet : ContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = "Name")]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string Name { get; set; } = "";
+
+    [Parameter(Mandatory = true, Position = 1, ParameterSetName = "Name")]
+    [ArgumentCompleter(typeof(SnapshotNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string SnapshotName { get; set; } = "";
+
+    /// <summary>A snapshot from Get-ContainerSnapshot.</summary>
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = "InputObject")]
+    public ContainerSnapshot? InputObject { get; set; }
+
+    protected (string Container, string Snapshot) Target =>
+        InputObject is { } s ? (s.ContainerName, s.Name) : (Name, SnapshotName);
+}
+
+/// <summary>lxc-snapshot -r: puts a snapshot back into the stopped container, or makes a new container from it (-NewName).</summary>
+[Cmdlet(VerbsData.Restore, "ContainerSnapshot", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "Name")]
+[OutputType(typeof(ContainerInfo))]
+public sealed class RestoreContainerSnapshotCommand : SnapshotCmdlet
+{
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? NewName { get; set; }
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var (container, snapshot) = Target;
+        var what = NewName is null ? $"Restore snapshot '{snapshot}' (the current root filesystem is replaced)" : $"Make container '{NewName}' from snapshot '{snapshot}'";
+        if (!ShouldProcess(container, what)) return;
+        Try(() =>
+        {
+            var info = new StorageManager(Manager).RestoreSnapshot(container, snapshot, NewName);
+            if (PassThru || NewName is not null) WriteObject(info);
+        });
+    }
+}
+
+/// <summary>lxc-snapshot -d.</summary>
+[Cmdlet(VerbsCommon.Remove, "ContainerSnapshot", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "Name")]
+[OutputType(typeof(void))]
+public sealed class RemoveContainerSnapshotCommand : SnapshotCmdlet
+{
+    protected override void ProcessRecord()
+    {
+        var (container, snapshot) = Target;
+        if (ShouldProcess($"{container}/{snapshot}", "Remove container snapshot"))
+            Try(() => new StorageManager(Manager).RemoveSnapshot(container, snapshot));
+    }
+}
+
+/// <summary>docker diff: files added, changed and deleted relative to a snapshot (or an overlay's lower layer).</summary>
+[Cmdlet(VerbsCommon.Get, "ContainerDiff")]
+[OutputType(typeof(ContainerChange))]
+public sealed class GetContainerDiffCommand : NameCmdlet
+{
+    /// <summary>Compare with this snapshot (default: the newest; overlay containers without one: the lower layer).</summary>
+    [Parameter]
+    [ArgumentCompleter(typeof(SnapshotNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string? SnapshotName { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var name in ResolveNames(Name))
+            Try(() => { foreach (var c in new StorageManager(Manager).Diff(name, SnapshotName)) WriteObject(c); });
+    }
+}
+
+/// <summary>Runs an archive operation on a worker thread and relays its progress to the pipeline thread.</summary>
+internal static class ArchiveRunner
+{
+    public static T Run<T>(PSCmdlet cmdlet, string activity, Func<IProgress<ArchiveProgress>, CancellationToken, T> work, CancellationToken ct)
+    {
+        var queue = new BlockingCollection<ArchiveProgress>();
+        var progress = new QueueProgress(queue);
+        var task = Task.Run(() =>
+        {
+            try { return work(progress, ct); }
+            finally { queue.CompleteAdding(); }
+        });
+        var id = Math.Abs(activity.GetHashCode() % 10000) + 1;
+        foreach (var p in queue.GetConsumingEnumerable())
+        {
+            var status = $"{p.Entries} entries, {p.Bytes / (1024 * 1024)} MiB: {p.CurrentPath}";
+            var percent = p.TotalBytes is > 0 ? (int)Math.Clamp(p.Bytes * 100 / p.TotalBytes.Value, 0, 100) : -1;
+            cmdlet.WriteProgress(new ProgressRecord(id, activity, status) { PercentComplete = percent });
+        }
+        cmdlet.WriteProgress(new ProgressRecord(id, activity, "Done") { RecordType = ProgressRecordType.Completed });
+        try { return task.GetAwaiter().GetResult(); }
+        catch (OperationCanceledException) { throw new PipelineStoppedException(); }
+    }
+
+    private sealed class QueueProgress(BlockingCollection<ArchiveProgress> queue) : IProgress<ArchiveProgress>
+    {
+        public void Report(ArchiveProgress value)
+        {
+            try { queue.Add(value); } catch (InvalidOperationException) { }
+        }
+    }
+}
+
+/// <summary>Seed 004 migration: the container's config and rootfs as one tar archive (.tar, .tar.gz, .tar.zst).</summary>
+[Cmdlet(VerbsData.Export, "Container", SupportsShouldProcess = true)]
+[OutputType(typeof(FileInfo))]
+public sealed class ExportContainerCommand : ContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string Name { get; set; } = "";
+
+    [Parameter(Mandatory = true, Position = 1)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    /// <summary>Export a running container by freezing it for the duration.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    private readonly CancellationTokenSource _cancel = new();
+
+    protected override void ProcessRecord()
+    {
+        var path = GetUnresolvedProviderPathFromPSPath(Path);
+        if (!ShouldProcess(Name, $"Export container to {path}")) return;
+        Try(() =>
+        {
+            ArchiveRunner.Run(this, $"Exporting {Name}", (p, ct) => { ContainerArchive.Export(Manager, Name, path, Force, p, ct); return 0; }, _cancel.Token);
+            if (PassThru) WriteObject(new FileInfo(path));
+        });
+    }
+
+    protected override void StopProcessing() => _cancel.Cancel();
+}
+
+/// <summary>Recreates a container from an Export-Container archive or an LXC container archive; hostile archives are refused.</summary>
+[Cmdlet(VerbsData.Import, "Container", SupportsShouldProcess = true)]
+[OutputType(typeof(ContainerInfo))]
+public sealed class ImportContainerCommand : ContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("FullName")]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    [Parameter(Mandatory = true, Position = 1)]
+    [ValidateNotNullOrEmpty]
+    public string Name { get; set; } = "";
+
+    private readonly CancellationTokenSource _cancel = new();
+
+    protected override void ProcessRecord()
+    {
+        var path = GetUnresolvedProviderPathFromPSPath(Path);
+        if (!ShouldProcess(Name, $"Import container from {path}")) return;
+        Try(() =>
+        {
+            var result = ArchiveRunner.Run(this, $"Importing {Name}", (p, ct) => ContainerArchive.Import(Manager, path, Name, p, ct), _cancel.Token);
+            foreach (var w in result.Warnings) WriteWarning(w);
+            WriteObject(result.Container);
+        });
+    }
+
+    protected override void StopProcessing() => _cancel.Cancel();
+}
