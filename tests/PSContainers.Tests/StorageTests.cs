@@ -134,6 +134,24 @@ public sealed class StorageTests : IDisposable
     }
 
     [Fact]
+    public void Copy_GetsItsOwnMacAndHostEndName()
+    {
+        var src = Busybox("mac");
+        var path = M.Store.ConfigPath(src.Name);
+        var config = ConfigLoader.Load(path);
+        config.Network.Add(new NicConfig { Type = "veth", Link = "pstbr0", HostName = "vethsrc0", HwAddress = "00:16:3e:12:34:56" });
+        config.Network.Add(new NicConfig { Type = "veth", Link = "pstbr0", HwAddress = "00:16:3e:xx:xx:xx" });
+        File.WriteAllText(path, ConfigLoader.Serialize(config));
+        var copyName = TestStore.NewName("maccopy");
+        _ps.Run("Copy-Container $args[0] $args[1]", src.Name, copyName);
+        var copied = Config(copyName).Network;
+        Assert.Equal("00:16:3e:xx:xx:xx", copied[0].HwAddress);   // same vendor prefix, filled per container
+        Assert.Null(copied[0].HostName);
+        Assert.Equal("00:16:3e:xx:xx:xx", copied[1].HwAddress);
+        Assert.Equal("00:16:3e:12:34:56", Config(src.Name).Network[0].HwAddress); // the source keeps its own
+    }
+
+    [Fact]
     public void Copy_RefusesARunningSourceAndAnExistingName_LeavingNothing()
     {
         var a = Busybox("a");

@@ -171,7 +171,22 @@ public sealed class StorageManager
 
     // ---- copy -------------------------------------------------------------------------------------
 
-    /// <summary>lxc-copy: a full copy, or (Snapshot) a copy-on-write clone; fixes up the hostname.</summary>
+    /// <summary>
+    /// A copy must not share its original's link-layer identity (lxc-copy does the same): a fixed MAC
+    /// becomes a template with the same vendor prefix, filled per container at start, and an explicit
+    /// veth host-end name is dropped so a per-container one is generated.
+    /// </summary>
+    internal static void NewNetworkIdentity(ContainerConfig clone)
+    {
+        foreach (var nic in clone.Network)
+        {
+            if (nic.HwAddress is { } mac && !mac.Contains('x', StringComparison.OrdinalIgnoreCase) && mac.Length == 17)
+                nic.HwAddress = mac[..9] + "xx:xx:xx";
+            nic.HostName = null;
+        }
+    }
+
+    /// <summary>lxc-copy: a full copy, or (Snapshot) a copy-on-write clone; fixes up the hostname and MACs.</summary>
     public ContainerInfo Copy(string source, string newName, CopyOptions options, CancellationToken ct = default)
     {
         RequireExists(source);
@@ -190,6 +205,7 @@ public sealed class StorageManager
             clone.Rootfs = null;
             clone.Storage = new StorageConfig { Ephemeral = options.Ephemeral };
             if (clone.Hostname == source) clone.Hostname = null;
+            NewNetworkIdentity(clone);
             var temp = NewTemp(newName);
             try
             {
@@ -415,6 +431,7 @@ public sealed class StorageManager
         var clone = ConfigLoader.Load(Path.Combine(snapshot.Path, "config.yaml"));
         clone.Rootfs = null;
         if (clone.Hostname == name) clone.Hostname = null;
+        NewNetworkIdentity(clone);
         clone.Storage = new StorageConfig { Backend = snapshot.Backend };
         var temp = NewTemp(newName);
         try
