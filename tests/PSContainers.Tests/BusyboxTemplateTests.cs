@@ -51,6 +51,7 @@ public sealed class BusyboxTemplateTests : IDisposable
         var inittab = File.ReadAllText(Path.Combine(rootfs, "etc", "inittab"));
         Assert.Contains("::sysinit:/etc/init.d/rcS", inittab);
         Assert.DoesNotContain("respawn", inittab);
+        Assert.DoesNotContain("umount", inittab); // a stop must not wait for a pointless remount
         Assert.DoesNotContain("askfirst", inittab);
         foreach (var dir in new[] { "dev", "proc", "sys", "var/log", "run", "lib", "mnt", "home", "usr/sbin" })
             Assert.True(Directory.Exists(Path.Combine(rootfs, dir)), dir);

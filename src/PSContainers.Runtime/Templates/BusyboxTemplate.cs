@@ -72,9 +72,11 @@ public sealed class BusyboxTemplate : IRootfsTemplate
         RootfsFile.Write(root, "etc/group", "root:x:0:\nnogroup:x:65534:\n", 0b110_100_100);
         RootfsFile.Write(root, "etc/shadow", "root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n", 0b110_000_000);
         RootfsFile.WriteHostFiles(root, name);
-        // No getty lines: init must just keep running; consoles are attached by the runtime.
+        // No getty lines: init must just keep running; consoles are attached by the runtime. No
+        // "umount -a" at shutdown: the container's mounts end with its mount namespace, and trying
+        // to remount the rootfs read-only only costs the stop seconds.
         RootfsFile.Write(root, "etc/inittab",
-            "::sysinit:/etc/init.d/rcS\n::shutdown:/bin/umount -a -r\n::ctrlaltdel:/sbin/reboot\n", 0b110_100_100);
+            "::sysinit:/etc/init.d/rcS\n::ctrlaltdel:/sbin/reboot\n", 0b110_100_100);
         RootfsFile.Write(root, "etc/init.d/rcS", "#!/bin/sh\n/bin/mkdir -p /run /var/log\n", 0b111_101_101);
         RootfsFile.Write(root, "etc/profile",
             "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nexport PS1='\\u@\\h:\\w\\$ '\n", 0b110_100_100);

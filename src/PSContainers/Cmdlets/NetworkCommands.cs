@@ -208,10 +208,8 @@ public sealed class NewNetworkBridgeCommand : NetworkCmdlet
     }
 }
 
-/// <summary>ip link add link PARENT name NAME type macvlan mode MODE.</summary>
-[Cmdlet(VerbsCommon.New, "MacvlanLink", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
-[OutputType(typeof(NetworkLink))]
-public sealed class NewMacvlanLinkCommand : NetworkCmdlet
+/// <summary>A link stacked on a parent interface (macvlan, vlan, ipvlan): NAME on PARENT.</summary>
+public abstract class NewChildLinkCmdlet : NetworkCmdlet
 {
     [Parameter(Mandatory = true, Position = 0)]
     [ValidateNotNullOrEmpty]
@@ -221,61 +219,52 @@ public sealed class NewMacvlanLinkCommand : NetworkCmdlet
     [ValidateNotNullOrEmpty]
     public string Parent { get; set; } = "";
 
-    [Parameter]
-    public MacvlanMode Mode { get; set; } = MacvlanMode.Bridge;
+    /// <summary>What ShouldProcess shows, e.g. "Create VLAN 5 link on eth0".</summary>
+    protected abstract string Action { get; }
+    protected abstract void Create(NetworkClient client);
 
     protected override void ProcessRecord()
     {
-        if (ShouldProcess(Target(Name), $"Create macvlan link on {Parent}"))
-            WithClient(client => { client.CreateMacvlan(Name, Parent, Mode); WriteObject(client.GetLink(Name, withAddresses: false)); });
+        if (ShouldProcess(Target(Name), Action))
+            WithClient(client => { Create(client); WriteObject(client.GetLink(Name, withAddresses: false)); });
     }
+}
+
+/// <summary>ip link add link PARENT name NAME type macvlan mode MODE.</summary>
+[Cmdlet(VerbsCommon.New, "MacvlanLink", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
+[OutputType(typeof(NetworkLink))]
+public sealed class NewMacvlanLinkCommand : NewChildLinkCmdlet
+{
+    [Parameter]
+    public MacvlanMode Mode { get; set; } = MacvlanMode.Bridge;
+
+    protected override string Action => $"Create macvlan link on {Parent}";
+    protected override void Create(NetworkClient client) => client.CreateMacvlan(Name, Parent, Mode);
 }
 
 /// <summary>ip link add link PARENT name NAME type vlan id ID.</summary>
 [Cmdlet(VerbsCommon.New, "VlanLink", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(NetworkLink))]
-public sealed class NewVlanLinkCommand : NetworkCmdlet
+public sealed class NewVlanLinkCommand : NewChildLinkCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0)]
-    [ValidateNotNullOrEmpty]
-    public string Name { get; set; } = "";
-
-    [Parameter(Mandatory = true, Position = 1)]
-    [ValidateNotNullOrEmpty]
-    public string Parent { get; set; } = "";
-
     [Parameter(Mandatory = true)]
     [ValidateRange(0, 4094)]
     public int Id { get; set; }
 
-    protected override void ProcessRecord()
-    {
-        if (ShouldProcess(Target(Name), $"Create VLAN {Id} link on {Parent}"))
-            WithClient(client => { client.CreateVlan(Name, Parent, Id); WriteObject(client.GetLink(Name, withAddresses: false)); });
-    }
+    protected override string Action => $"Create VLAN {Id} link on {Parent}";
+    protected override void Create(NetworkClient client) => client.CreateVlan(Name, Parent, Id);
 }
 
 /// <summary>ip link add link PARENT name NAME type ipvlan mode MODE.</summary>
 [Cmdlet(VerbsCommon.New, "IpvlanLink", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(NetworkLink))]
-public sealed class NewIpvlanLinkCommand : NetworkCmdlet
+public sealed class NewIpvlanLinkCommand : NewChildLinkCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0)]
-    [ValidateNotNullOrEmpty]
-    public string Name { get; set; } = "";
-
-    [Parameter(Mandatory = true, Position = 1)]
-    [ValidateNotNullOrEmpty]
-    public string Parent { get; set; } = "";
-
     [Parameter]
     public IpvlanMode Mode { get; set; } = IpvlanMode.L2;
 
-    protected override void ProcessRecord()
-    {
-        if (ShouldProcess(Target(Name), $"Create ipvlan link on {Parent}"))
-            WithClient(client => { client.CreateIpvlan(Name, Parent, Mode); WriteObject(client.GetLink(Name, withAddresses: false)); });
-    }
+    protected override string Action => $"Create ipvlan link on {Parent}";
+    protected override void Create(NetworkClient client) => client.CreateIpvlan(Name, Parent, Mode);
 }
 
 /// <summary>ip link show.</summary>
