@@ -87,7 +87,8 @@ public sealed class ContainerNetworkTests : IDisposable
         Assert.Equal(new[] { prefix + ".2", prefix + ".3" }, _bridge.Leases().Select(l => l.Address).Order());
 
         s.Run("Remove-Container -Name $args[0],$args[1] -Force", a, b);
-        _bridge.Remove();
+        // Removing the bridge removes its NAT table too.
+        s.Run("Remove-NetworkLink $args[0]", bridgeName);
         Assert.False(_bridge.NatTableExists());
         using (var host = NetworkClient.Host()) Assert.False(host.LinkExists(bridgeName));
     }

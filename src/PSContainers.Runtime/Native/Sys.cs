@@ -49,7 +49,7 @@ public static unsafe class Sys
 
     /// <summary>
     /// Will the process act on <paramref name="signal"/>: does it catch it (SigCgt), or block it to
-    /// take it with sigwait/signalfd (SigBlk; busybox init does)? A namespace's pid 1 drops
+    /// take it with sigwait/signalfd (SigBlk), or wait for it in sigtimedwait? A namespace's pid 1 drops
     /// every other signal from outside.
     /// </summary>
     public static bool AcceptsSignal(int pid, int signal)
@@ -60,7 +60,21 @@ public static unsafe class Sys
         var bit = 1UL << (signal - 1);
         ulong Mask(string key) =>
             lines.FirstOrDefault(l => l.StartsWith(key, StringComparison.Ordinal)) is { } line ? Convert.ToUInt64(line[key.Length..].Trim(), 16) : 0;
-        return ((Mask("SigCgt:") | Mask("SigBlk:")) & bit) != 0;
+        if (((Mask("SigCgt:") | Mask("SigBlk:")) & bit) != 0) return true;
+        // Inside sigtimedwait the waited signals show in neither mask (the kernel keeps them in
+        // real_blocked): busybox init spends its idle time there.
+        return InSigTimedWait(pid);
+    }
+
+    private static bool InSigTimedWait(int pid)
+    {
+        string text;
+        try { text = File.ReadAllText($"/proc/{pid}/syscall"); }
+        catch (IOException) { return false; }
+        catch (UnauthorizedAccessException) { return false; }
+        var nr = text.Split(' ')[0];
+        var rtSigtimedwait = RuntimeInformation.OSArchitecture == Architecture.Arm64 ? "137" : "128";
+        return nr == rtSigtimedwait;
     }
 
     private const int SYS_pidfd_open = 434;

@@ -118,6 +118,12 @@ public sealed class DefaultBridge
     {
         using var _ = Lock();
         using (var host = NetworkClient.Host()) host.DeleteLinks(new[] { Settings.Name });
+        RemoveNatTable();
+    }
+
+    /// <summary>Drops the bridge's NAT table (idempotent): it goes with the bridge, however that is deleted.</summary>
+    public void RemoveNatTable()
+    {
         if (Settings.Nat) Nft($"add table ip {TableName}\ndelete table ip {TableName}\n");
     }
 

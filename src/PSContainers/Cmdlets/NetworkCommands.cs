@@ -410,6 +410,13 @@ public sealed class RemoveNetworkLinkCommand : NetworkCmdlet
                 WriteError(ToErrorRecord(new ContainerException("LinkNotFound", ContainerErrorKind.ObjectNotFound,
                     $"No link named {missing} exists in {client.Location.Label}. Get-NetworkLink lists the links.", missing)));
         });
+        // The store's default bridge takes its NAT table with it.
+        if (Namespace is null && Container is null)
+            Try(() =>
+            {
+                var bridge = DefaultBridge.For(Manager.Store);
+                if (_names.Contains(bridge.Settings.Name)) bridge.RemoveNatTable();
+            });
     }
 }
 
