@@ -130,10 +130,11 @@ public sealed class SetCgroupLimitCommand : ContainerCmdlet
     }
 }
 
-/// <summary>The limits in force for containers (or cgroups), read back from the kernel.</summary>
-[Cmdlet(VerbsCommon.Get, "CgroupLimit", DefaultParameterSetName = "Name")]
-[OutputType(typeof(CgroupLimitReport))]
-public sealed class GetCgroupLimitCommand : ContainerCmdlet
+/// <summary>
+/// Reads something from the cgroups of running containers (-Name, wildcards skip stopped ones
+/// quietly) or of any cgroup (-Path).
+/// </summary>
+public abstract class CgroupReadCmdlet : ContainerCmdlet
 {
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = "Name")]
     [ArgumentCompleter(typeof(ContainerNameCompleter))]
@@ -146,11 +147,14 @@ public sealed class GetCgroupLimitCommand : ContainerCmdlet
     [ValidateNotNullOrEmpty]
     public string[] Path { get; set; } = Array.Empty<string>();
 
+    protected abstract object ReadPath(string cgroupPath);
+    protected abstract object ReadContainer(string name);
+
     protected override void ProcessRecord()
     {
         if (ParameterSetName == "Path")
         {
-            foreach (var raw in Path) Try(() => WriteObject(CgroupManager.ForHost().ReadLimits(CgroupManager.NormalizePath(raw))));
+            foreach (var raw in Path) Try(() => WriteObject(ReadPath(CgroupManager.NormalizePath(raw))));
             return;
         }
         foreach (var pattern in Name)
@@ -161,44 +165,26 @@ public sealed class GetCgroupLimitCommand : ContainerCmdlet
                 {
                     // A wildcard quietly skips stopped containers (nothing is in force for them).
                     if (wildcard && Manager.Get(name).CgroupPath is null) return;
-                    WriteObject(Manager.GetLimits(name));
+                    WriteObject(ReadContainer(name));
                 });
         }
     }
 }
 
+/// <summary>The limits in force for containers (or cgroups), read back from the kernel.</summary>
+[Cmdlet(VerbsCommon.Get, "CgroupLimit", DefaultParameterSetName = "Name")]
+[OutputType(typeof(CgroupLimitReport))]
+public sealed class GetCgroupLimitCommand : CgroupReadCmdlet
+{
+    protected override object ReadPath(string cgroupPath) => CgroupManager.ForHost().ReadLimits(cgroupPath);
+    protected override object ReadContainer(string name) => Manager.GetLimits(name);
+}
+
 /// <summary>Measure-VM for containers: memory, CPU, pids, I/O and OOM kills from the cgroup counters.</summary>
 [Cmdlet(VerbsDiagnostic.Measure, "Container", DefaultParameterSetName = "Name")]
 [OutputType(typeof(CgroupUsage))]
-public sealed class MeasureContainerCommand : ContainerCmdlet
+public sealed class MeasureContainerCommand : CgroupReadCmdlet
 {
-    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = "Name")]
-    [ArgumentCompleter(typeof(ContainerNameCompleter))]
-    [SupportsWildcards]
-    [ValidateNotNullOrEmpty]
-    public string[] Name { get; set; } = { "*" };
-
-    [Parameter(Mandatory = true, ParameterSetName = "Path")]
-    [ArgumentCompleter(typeof(CgroupPathCompleter))]
-    [ValidateNotNullOrEmpty]
-    public string[] Path { get; set; } = Array.Empty<string>();
-
-    protected override void ProcessRecord()
-    {
-        if (ParameterSetName == "Path")
-        {
-            foreach (var raw in Path) Try(() => WriteObject(CgroupManager.ForHost().Measure(CgroupManager.NormalizePath(raw))));
-            return;
-        }
-        foreach (var pattern in Name)
-        {
-            var wildcard = WildcardPattern.ContainsWildcardCharacters(pattern);
-            foreach (var name in ResolveNames(new[] { pattern }))
-                Try(() =>
-                {
-                    if (wildcard && Manager.Get(name).CgroupPath is null) return;
-                    WriteObject(Manager.Measure(name));
-                });
-        }
-    }
+    protected override object ReadPath(string cgroupPath) => CgroupManager.ForHost().Measure(cgroupPath);
+    protected override object ReadContainer(string name) => Manager.Measure(name);
 }
