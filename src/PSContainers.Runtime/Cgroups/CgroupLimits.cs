@@ -288,6 +288,24 @@ public static class HugePageSizes
     public static string Name(long bytes) =>
         bytes >= 1L << 30 ? $"{bytes >> 30}GB" : bytes >= 1L << 20 ? $"{bytes >> 20}MB" : $"{bytes >> 10}KB";
 
+    /// <summary>
+    /// The limits of <paramref name="limits"/> with normalized page sizes, each checked against the
+    /// sizes this kernel has (both drivers name the control file after the size).
+    /// </summary>
+    public static IEnumerable<(string Size, long Bytes)> Resolve(IReadOnlyDictionary<string, long> limits)
+    {
+        if (limits.Count == 0) yield break;
+        var available = Available();
+        foreach (var (text, bytes) in limits)
+        {
+            var size = Parse(text);
+            if (!available.Contains(size))
+                throw new ContainerException("HugePageSizeUnavailable", ContainerErrorKind.InvalidArgument,
+                    $"This kernel has no {size} huge pages (available: {(available.Count == 0 ? "none" : string.Join(", ", available))}).", text);
+            yield return (size, bytes);
+        }
+    }
+
     /// <summary>The page sizes this kernel supports (from /sys/kernel/mm/hugepages).</summary>
     public static IReadOnlyList<string> Available(string root = "/sys/kernel/mm/hugepages")
     {

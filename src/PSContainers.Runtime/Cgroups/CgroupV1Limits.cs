@@ -120,18 +120,8 @@ public sealed partial class CgroupV1Driver
             }
         }
 
-        if (l.HugetlbMax.Count > 0)
-        {
-            var available = HugePageSizes.Available();
-            foreach (var kv in l.HugetlbMax)
-            {
-                var size = HugePageSizes.Parse(kv.Key);
-                if (!available.Contains(size))
-                    throw new ContainerException("HugePageSizeUnavailable", ContainerErrorKind.InvalidArgument,
-                        $"This kernel has no {size} huge pages (available: {(available.Count == 0 ? "none" : string.Join(", ", available))}).", kv.Key);
-                Add("hugetlb", $"hugetlb.{size}.limit_in_bytes", Num(kv.Value));
-            }
-        }
+        foreach (var (size, bytes) in HugePageSizes.Resolve(l.HugetlbMax))
+            Add("hugetlb", $"hugetlb.{size}.limit_in_bytes", Num(bytes));
 
         if (l.NetClassId is { } classId) Add("net_cls", "net_cls.classid", classId.ToString(CultureInfo.InvariantCulture));
         foreach (var kv in l.NetPrioIfPrioMap) Add("net_prio", "net_prio.ifpriomap", $"{kv.Key} {kv.Value}");

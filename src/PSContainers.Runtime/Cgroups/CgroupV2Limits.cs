@@ -85,18 +85,8 @@ public sealed partial class CgroupV2Driver
             }
         }
 
-        if (l.HugetlbMax.Count > 0)
-        {
-            var available = HugePageSizes.Available();
-            foreach (var kv in l.HugetlbMax)
-            {
-                var size = HugePageSizes.Parse(kv.Key);
-                if (!available.Contains(size))
-                    throw new ContainerException("HugePageSizeUnavailable", ContainerErrorKind.InvalidArgument,
-                        $"This kernel has no {size} huge pages (available: {(available.Count == 0 ? "none" : string.Join(", ", available))}).", kv.Key);
-                Add("hugetlb", $"hugetlb.{size}.max", Num(kv.Value));
-            }
-        }
+        foreach (var (size, bytes) in HugePageSizes.Resolve(l.HugetlbMax))
+            Add("hugetlb", $"hugetlb.{size}.max", Num(bytes));
 
         if (l.NetClassId is not null || l.NetPrioIfPrioMap.Count > 0)
             throw new ContainerException("CgroupControllerUnavailable", ContainerErrorKind.NotInstalled,

@@ -11,19 +11,27 @@ public abstract class CgroupCmdlet : PSCmdlet
 {
     protected static CgroupManager Cgroups => CgroupManager.ForHost();
 
-    protected bool Try(Action action)
+    protected bool Try(Action action) => CmdletErrors.Try(this, action, "CgroupIOError");
+
+    /// <summary>A -Path value as a cgroup that exists in the host's hierarchies.</summary>
+    protected static string ExistingPath(string raw)
     {
-        try { action(); return true; }
-        catch (ContainerException ex)
-        {
-            WriteError(new ErrorRecord(ex, ex.ErrorId, Enum.TryParse<ErrorCategory>(ex.Kind.ToString(), out var c) ? c : ErrorCategory.NotSpecified, ex.Target));
-            return false;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            WriteError(new ErrorRecord(ex, "CgroupIOError", ErrorCategory.WriteError, null));
-            return false;
-        }
+        var path = CgroupManager.NormalizePath(raw);
+        if (!Cgroups.Exists(path))
+            throw new ContainerException("CgroupNotFound", ContainerErrorKind.ObjectNotFound,
+                $"The cgroup '{path}' does not exist. Get-Cgroup lists the cgroups.", path);
+        return path;
+    }
+
+    /// <summary>For each existing cgroup of <paramref name="paths"/> that ShouldProcess approves.</summary>
+    protected void ForEachCgroup(IEnumerable<string> paths, string action, Action<string> step)
+    {
+        foreach (var raw in paths)
+            Try(() =>
+            {
+                var path = ExistingPath(raw);
+                if (ShouldProcess(path, action)) step(path);
+            });
     }
 
     protected CgroupInfo Info(string path) => Cgroups.List(path, recurse: false).Single();
@@ -87,10 +95,7 @@ public sealed class GetCgroupCommand : CgroupCmdlet
                     WriteObject(Cgroups.List().Where(c => pattern.IsMatch(c.Path)), enumerateCollection: true);
                     return;
                 }
-                var path = CgroupManager.NormalizePath(raw);
-                if (!Cgroups.Exists(path))
-                    throw new ContainerException("CgroupNotFound", ContainerErrorKind.ObjectNotFound, $"The cgroup '{path}' does not exist.", path);
-                WriteObject(Cgroups.List(path, Recurse), enumerateCollection: true);
+                WriteObject(Cgroups.List(ExistingPath(raw), Recurse), enumerateCollection: true);
             });
     }
 }
@@ -140,27 +145,22 @@ public sealed class RemoveCgroupCommand : CgroupCmdlet
 
     protected override void ProcessRecord()
     {
-        foreach (var raw in Path)
-            Try(() =>
+        ForEachCgroup(Path, Force ? "Kill processes and remove cgroup" : "Remove cgroup", path =>
+        {
+            // Deepest first: a cgroup with children cannot be removed.
+            foreach (var c in Cgroups.List(path).OrderByDescending(c => c.Path.Length))
             {
-                var path = CgroupManager.NormalizePath(raw);
-                if (!Cgroups.Exists(path))
-                    throw new ContainerException("CgroupNotFound", ContainerErrorKind.ObjectNotFound, $"The cgroup '{path}' does not exist.", path);
-                if (!ShouldProcess(path, Force ? "Kill processes and remove cgroup" : "Remove cgroup")) return;
-                // Deepest first: a cgroup with children cannot be removed.
-                foreach (var c in Cgroups.List(path).OrderByDescending(c => c.Path.Length))
-                {
-                    var rel = c.Path.TrimStart('/');
-                    var pids = Cgroups.Pids(rel);
-                    if (pids.Count > 0 && !Force)
-                        throw new ContainerException("CgroupBusy", ContainerErrorKind.ResourceBusy,
-                            $"The cgroup '{rel}' still holds processes {string.Join(", ", pids)}. Move them out with Add-CgroupProcess, or use -Force to kill them.", rel);
-                    if (pids.Count > 0) Cgroups.KillAll(rel);
-                    foreach (var d in Cgroups.Drivers) d.Remove(rel);
-                    if (Cgroups.Exists(rel))
-                        throw new ContainerException("CgroupBusy", ContainerErrorKind.ResourceBusy, $"The cgroup '{rel}' could not be removed (processes still exiting?); try again.", rel);
-                }
-            });
+                var rel = c.Path.TrimStart('/');
+                var pids = Cgroups.Pids(rel);
+                if (pids.Count > 0 && !Force)
+                    throw new ContainerException("CgroupBusy", ContainerErrorKind.ResourceBusy,
+                        $"The cgroup '{rel}' still holds processes {string.Join(", ", pids)}. Move them out with Add-CgroupProcess, or use -Force to kill them.", rel);
+                if (pids.Count > 0) Cgroups.KillAll(rel);
+                foreach (var d in Cgroups.Drivers) d.Remove(rel);
+                if (Cgroups.Exists(rel))
+                    throw new ContainerException("CgroupBusy", ContainerErrorKind.ResourceBusy, $"The cgroup '{rel}' could not be removed (processes still exiting?); try again.", rel);
+            }
+        });
     }
 }
 
@@ -179,16 +179,11 @@ public sealed class SuspendCgroupCommand : CgroupCmdlet
 
     protected override void ProcessRecord()
     {
-        foreach (var raw in Path)
-            Try(() =>
-            {
-                var path = CgroupManager.NormalizePath(raw);
-                if (!Cgroups.Exists(path))
-                    throw new ContainerException("CgroupNotFound", ContainerErrorKind.ObjectNotFound, $"The cgroup '{path}' does not exist.", path);
-                if (!ShouldProcess(path, "Freeze cgroup")) return;
-                Cgroups.Freeze(path, TimeSpan.FromSeconds(Timeout));
-                if (PassThru) WriteObject(Info(path));
-            });
+        ForEachCgroup(Path, "Freeze cgroup", path =>
+        {
+            Cgroups.Freeze(path, TimeSpan.FromSeconds(Timeout));
+            if (PassThru) WriteObject(Info(path));
+        });
     }
 }
 
@@ -206,16 +201,11 @@ public sealed class ResumeCgroupCommand : CgroupCmdlet
 
     protected override void ProcessRecord()
     {
-        foreach (var raw in Path)
-            Try(() =>
-            {
-                var path = CgroupManager.NormalizePath(raw);
-                if (!Cgroups.Exists(path))
-                    throw new ContainerException("CgroupNotFound", ContainerErrorKind.ObjectNotFound, $"The cgroup '{path}' does not exist.", path);
-                if (!ShouldProcess(path, "Thaw cgroup")) return;
-                Cgroups.Thaw(path);
-                if (PassThru) WriteObject(Info(path));
-            });
+        ForEachCgroup(Path, "Thaw cgroup", path =>
+        {
+            Cgroups.Thaw(path);
+            if (PassThru) WriteObject(Info(path));
+        });
     }
 }
 

@@ -42,6 +42,17 @@ public abstract class NetworkCmdlet : ContainerCmdlet
     protected string Target(string what) => Namespace is not null ? $"{what} (netns {Namespace})" : Container is not null ? $"{what} (container {Container})" : what;
 }
 
+/// <summary>A listing cmdlet (addresses, routes, neighbours) that can keep one address family.</summary>
+public abstract class NetworkListCmdlet : NetworkCmdlet
+{
+    [Parameter]
+    [ValidateSet("IPv4", "IPv6")]
+    public string? Family { get; set; }
+
+    protected void WriteFamily<T>(IEnumerable<T> items, Func<T, string> family) =>
+        WriteObject(items.Where(i => Family is null || family(i).Equals(Family, StringComparison.OrdinalIgnoreCase)), enumerateCollection: true);
+}
+
 // ---- namespaces -----------------------------------------------------------------------------------
 
 /// <summary>ip netns add: creates named network namespaces under /run/netns.</summary>
@@ -456,18 +467,13 @@ public sealed class AddNetworkAddressCommand : NetworkCmdlet
 /// <summary>ip addr show.</summary>
 [Cmdlet(VerbsCommon.Get, "NetworkAddress")]
 [OutputType(typeof(NetworkAddress))]
-public sealed class GetNetworkAddressCommand : NetworkCmdlet
+public sealed class GetNetworkAddressCommand : NetworkListCmdlet
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string? Name { get; set; }
 
-    [Parameter]
-    [ValidateSet("IPv4", "IPv6")]
-    public string? Family { get; set; }
-
-    protected override void ProcessRecord() => WithClient(client =>
-        WriteObject(client.GetAddresses(Name).Where(a => Family is null || a.Family.Equals(Family, StringComparison.OrdinalIgnoreCase)), enumerateCollection: true));
+    protected override void ProcessRecord() => WithClient(client => WriteFamily(client.GetAddresses(Name), a => a.Family));
 }
 
 /// <summary>ip addr del ADDRESS/PREFIX dev NAME.</summary>
@@ -540,14 +546,9 @@ public sealed class AddNetworkRouteCommand : NetworkCmdlet
 /// <summary>ip route show (the main table).</summary>
 [Cmdlet(VerbsCommon.Get, "NetworkRoute")]
 [OutputType(typeof(NetworkRoute))]
-public sealed class GetNetworkRouteCommand : NetworkCmdlet
+public sealed class GetNetworkRouteCommand : NetworkListCmdlet
 {
-    [Parameter]
-    [ValidateSet("IPv4", "IPv6")]
-    public string? Family { get; set; }
-
-    protected override void ProcessRecord() => WithClient(client =>
-        WriteObject(client.GetRoutes().Where(r => Family is null || r.Family.Equals(Family, StringComparison.OrdinalIgnoreCase)), enumerateCollection: true));
+    protected override void ProcessRecord() => WithClient(client => WriteFamily(client.GetRoutes(), r => r.Family));
 }
 
 /// <summary>ip route del.</summary>
@@ -576,16 +577,11 @@ public sealed class RemoveNetworkRouteCommand : NetworkCmdlet
 /// <summary>ip neigh show: the ARP/NDP cache.</summary>
 [Cmdlet(VerbsCommon.Get, "NetworkNeighbor")]
 [OutputType(typeof(NetworkNeighbor))]
-public sealed class GetNetworkNeighborCommand : NetworkCmdlet
+public sealed class GetNetworkNeighborCommand : NetworkListCmdlet
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string? Name { get; set; }
 
-    [Parameter]
-    [ValidateSet("IPv4", "IPv6")]
-    public string? Family { get; set; }
-
-    protected override void ProcessRecord() => WithClient(client =>
-        WriteObject(client.GetNeighbors(Name).Where(n => Family is null || n.Family.Equals(Family, StringComparison.OrdinalIgnoreCase)), enumerateCollection: true));
+    protected override void ProcessRecord() => WithClient(client => WriteFamily(client.GetNeighbors(Name), n => n.Family));
 }

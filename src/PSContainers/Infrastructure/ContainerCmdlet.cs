@@ -33,28 +33,10 @@ public abstract class ContainerCmdlet : PSCmdlet
         }
     }
 
-    protected static ErrorRecord ToErrorRecord(ContainerException ex) =>
-        new(ex, ex.ErrorId, Enum.TryParse<ErrorCategory>(ex.Kind.ToString(), out var c) ? c : ErrorCategory.NotSpecified, ex.Target);
+    protected static ErrorRecord ToErrorRecord(ContainerException ex) => CmdletErrors.ToRecord(ex);
 
     /// <summary>Runs one step for one target; a runtime failure becomes a non-terminating error.</summary>
-    protected bool Try(Action action)
-    {
-        try
-        {
-            action();
-            return true;
-        }
-        catch (ContainerException ex)
-        {
-            WriteError(ToErrorRecord(ex));
-            return false;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            WriteError(new ErrorRecord(ex, "ContainerIOError", ErrorCategory.WriteError, null));
-            return false;
-        }
-    }
+    protected bool Try(Action action) => CmdletErrors.Try(this, action, "ContainerIOError");
 
     /// <summary>
     /// Expands -Name values: a wildcard matches existing containers (none is fine, as with Get-Process);

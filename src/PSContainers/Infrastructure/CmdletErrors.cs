@@ -1,0 +1,31 @@
+using System.Management.Automation;
+using PSContainers.Runtime;
+
+namespace PSContainers.Infrastructure;
+
+/// <summary>How every cmdlet of the module turns a runtime failure into a non-terminating ErrorRecord.</summary>
+internal static class CmdletErrors
+{
+    public static ErrorRecord ToRecord(ContainerException ex) =>
+        new(ex, ex.ErrorId, Enum.TryParse<ErrorCategory>(ex.Kind.ToString(), out var c) ? c : ErrorCategory.NotSpecified, ex.Target);
+
+    /// <summary>Runs one step for one target; a failure is written as an error and the pipeline goes on.</summary>
+    public static bool Try(Cmdlet cmdlet, Action action, string ioErrorId)
+    {
+        try
+        {
+            action();
+            return true;
+        }
+        catch (ContainerException ex)
+        {
+            cmdlet.WriteError(ToRecord(ex));
+            return false;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            cmdlet.WriteError(new ErrorRecord(ex, ioErrorId, ErrorCategory.WriteError, null));
+            return false;
+        }
+    }
+}
