@@ -24,4 +24,18 @@ public static class TestPaths
             return path;
         }
     }
+
+    /// <summary>The pwsh stand-in (tests/PSContainers.ScriptHost), built beside the tests in the same configuration.</summary>
+    public static string ScriptHostFolder
+    {
+        get
+        {
+            // tests/PSContainers.Tests/bin/<Configuration>/net10.0/ -> tests/PSContainers.ScriptHost/bin/<Configuration>/net10.0/
+            var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
+            var path = Path.Combine(RepoRoot, "tests", "PSContainers.ScriptHost", "bin", testBin.Parent!.Name, testBin.Name);
+            if (!File.Exists(Path.Combine(path, "psc-scripthost.dll")))
+                throw new InvalidOperationException($"{path} has no psc-scripthost.dll: build the solution first.");
+            return path;
+        }
+    }
 }
