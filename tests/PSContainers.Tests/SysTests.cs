@@ -55,10 +55,11 @@ public sealed class SysTests
     [Fact]
     public void ProcessStartTime_OfAZombie_IsNull()
     {
-        // bash forks true, then becomes sleep without reaping it: the true stays a zombie.
+        // bash forks a short sleep, then becomes a long sleep that never reaps it: the short one stays a
+        // zombie. (A child that exits at once can be reaped by bash before its exec.)
         var psi = new ProcessStartInfo("/bin/bash") { RedirectStandardOutput = true, UseShellExecute = false };
         psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add("/bin/true & echo $!; exec /bin/sleep 30");
+        psi.ArgumentList.Add("/bin/sleep 0.3 & echo $!; exec /bin/sleep 30");
         using var parent = Process.Start(psi)!;
         try
         {
