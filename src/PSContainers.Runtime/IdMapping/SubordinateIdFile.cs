@@ -44,7 +44,7 @@ internal sealed class SubordinateIdFile
         var text = Bytes.GetString(content);
         var lines = text.Split('\n');
         // A final newline ends the last line rather than starting an empty one.
-        var count = text.EndsWith('\n') ? lines.Length - 1 : lines.Length;
+        var count = text.Length == 0 ? 0 : text.EndsWith('\n') ? lines.Length - 1 : lines.Length;
         for (int i = 0; i < count; i++)
             file._lines.Add(file.ParseLine(lines[i], i + 1));
         return file;
