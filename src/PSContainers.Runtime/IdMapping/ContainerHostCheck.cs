@@ -61,7 +61,7 @@ public sealed unsafe class ContainerHostCheck
         foreach (var (name, config, required) in NamespaceKinds)
         {
             var file = Path.Combine(ProcRoot, "self", "ns", name);
-            if (File.Exists(file) || File.ResolveLinkTarget(file, false) is not null)
+            if (Path.Exists(file))
                 yield return new($"{name} namespace", Kernel, HostCheckStatus.Pass, $"{file} exists", null);
             else
                 yield return new($"{name} namespace", Kernel, required ? HostCheckStatus.Fail : HostCheckStatus.Warn,
