@@ -16,6 +16,7 @@ var repo = FindRepo();
 Helper.ConfiguredPath = Path.Combine(repo, "out", "PSContainers", Helper.FileName);
 var work = Path.Combine("/tmp", "psc-bench-sec-" + Guid.NewGuid().ToString("N")[..8]);
 var manager = new ContainerManager(Path.Combine(work, "store"));
+var loadBefore = File.ReadAllText("/proc/loadavg").Split(' ')[..3];
 var variants = new (string Key, string Label, string Yaml)[]
 {
     ("default", "defaults (caps, seccomp, masks, device rules)", ""),
@@ -53,14 +54,16 @@ finally
     try { Directory.Delete(work, recursive: true); } catch (Exception) { }
 }
 
+var loadAfter = File.ReadAllText("/proc/loadavg").Split(' ')[..3];
 static double Median(List<double> xs) { var s = xs.Order().ToList(); return s[s.Count / 2]; }
 static double P90(List<double> xs) { var s = xs.Order().ToList(); return s[Math.Min(s.Count - 1, (int)Math.Ceiling(s.Count * 0.9) - 1)]; }
 var b = samples["before"];
 var sb = new StringBuilder();
 sb.AppendLine("## Security set-up overhead");
 sb.AppendLine();
-sb.AppendLine($"`dotnet run -c Release --project bench/SecurityBench {rounds}` ({DateTime.Now:yyyy-MM-dd HH:mm}, {rounds} interleaved rounds after 3 warm-up, runtime API, busybox, ms median / p90; ratio = median vs \"as before\"). " +
-    "Start includes the capability drop, compiling and installing the seccomp program, the masks and the default device rules; exec includes the helper's re-execution from a sealed memfd copy.");
+sb.AppendLine($"`dotnet run -c Release --project bench/SecurityBench {rounds}` ({DateTime.Now:yyyy-MM-dd HH:mm}, {rounds} interleaved rounds after 3 warm-up, runtime API, busybox, ms median / p90; ratio = median vs \"as before\"; " +
+    $"load average {string.Join(' ', loadBefore)} before, {string.Join(' ', loadAfter)} after). " +
+    "Start includes the capability drop, compiling and installing the seccomp program, the masks and the default device rules. Exec includes, in every row, the helper's re-execution from a sealed memfd copy (not configurable).");
 sb.AppendLine();
 sb.AppendLine("| Settings | start | exec `true` | stop -Kill | start ratio | exec ratio |");
 sb.AppendLine("|---|---:|---:|---:|---:|---:|");
