@@ -447,17 +447,17 @@ Describe 'PSContainers' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
             $c.DroppedCapabilities | Should -Contain 'sys_module'
             $c.DroppedCapabilities | Should -Not -Contain 'sys_admin'
             $c.SeccompProfile | Should -Be 'default'
-            (Invoke-InContainer $name cat, /proc/1/status).Output -match '^Seccomp:\s+2$' | Should -Not -BeNullOrEmpty
-            $self = (Invoke-InContainer $name cat, /proc/self/status).Output
+            (Invoke-InContainer $name 'cat', '/proc/1/status').Output -match '^Seccomp:\s+2$' | Should -Not -BeNullOrEmpty
+            $self = (Invoke-InContainer $name 'cat', '/proc/self/status').Output
             $self -match '^NoNewPrivs:\s+1$' | Should -Not -BeNullOrEmpty
             $self -match '^Seccomp:\s+2$' | Should -Not -BeNullOrEmpty
         }
 
         It 'keeps /proc/sys read-only and starts attached commands in the container root' {
-            $r = Invoke-InContainer $name sh, -c, 'echo x > /proc/sys/kernel/hostname'
+            $r = Invoke-InContainer $name 'sh', '-c', 'echo x > /proc/sys/kernel/hostname'
             $r.ExitCode | Should -Not -Be 0
             ($r.Error -join ' ') | Should -Match 'Read-only file system'
-            (Invoke-InContainer $name readlink, /proc/self/cwd).Output | Should -Be '/'
+            (Invoke-InContainer $name 'readlink', '/proc/self/cwd').Output | Should -Be '/'
         }
 
         It 'names the line and column of an unknown capability in config.yaml' {
