@@ -15,6 +15,9 @@
  *   psc-helper netns-exec < spec ip netns exec: a program in a network namespace ("netns" file)
  *                                with the files of /etc/netns/NAME ("etcdir") bound over /etc.
  *
+ * Security (decided in C#, applied here as the last steps before execve, see apply_security):
+ * "capdrop" (mask), "nonewprivs", "seccomp" (hex BPF); exec re-executes from a sealed memfd first.
+ *
  * Spec: "<length>\n" then NUL-terminated strings read as key/value pairs; "mount" takes 5 values
  * (source, target, fstype, flags, data), "rootmount" 4 (source, fstype, flags, data), "symlink"
  * 2 (target, linkpath). See Namespaces/LaunchSpec.cs.
@@ -50,6 +53,12 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/openat2.h>
+#include <linux/capability.h>
+#include <linux/close_range.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 
 #define MAX_ITEMS 256
 
@@ -61,6 +70,7 @@ struct link_rec { const char *target, *path; };
 #define PSC_CONSOLE     (1UL << 41) /* source is the console pty slave */
 #define PSC_OPTIONAL    (1UL << 42) /* skip if the source does not exist */
 #define PSC_FILE        (1UL << 43) /* target is a file (create it empty), not a directory */
+#define PSC_MASK        (1UL << 44) /* hide the target if it exists (masked paths, see mask_path) */
 
 struct spec {
     unsigned long clone_flags;
@@ -79,6 +89,9 @@ struct spec {
     int target_pid;                                   /* exec: the container's init */
     long log_max;                                     /* console log cap in bytes (0 = none) */
     const char *netns, *etcdir;                       /* netns-exec: namespace file, /etc/netns/<name> */
+    int has_cap_drop; uint64_t cap_drop;              /* capabilities to drop (bit n = capability n) */
+    int no_new_privs;                                 /* PR_SET_NO_NEW_PRIVS before exec */
+    struct sock_filter *filter; unsigned short filter_len; /* seccomp program installed last */
 };
 
 static char errbuf[1024];
@@ -173,6 +186,23 @@ static char *slurp_spec(const char *file, size_t *len) {
     return buf;
 }
 
+/* The seccomp program comes as hex of struct sock_filter[] in little-endian byte order (what the
+ * C# compiler emits; x86_64 and aarch64 are both little-endian, so the bytes are the structs). */
+static void parse_seccomp_hex(struct spec *s, const char *hex) {
+    size_t n = strlen(hex);
+    if (n == 0 || n % (2 * sizeof(struct sock_filter)) || n / (2 * sizeof(struct sock_filter)) > BPF_MAXINSNS)
+        die("spec: seccomp program must be 1..%d instructions of %zu bytes", BPF_MAXINSNS, sizeof(struct sock_filter));
+    unsigned char *bytes = malloc(n / 2);
+    if (!bytes) die("out of memory");
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned int b;
+        if (sscanf(hex + 2 * i, "%2x", &b) != 1) die("spec: seccomp program is not hex");
+        bytes[i] = (unsigned char)b;
+    }
+    s->filter = (struct sock_filter *)bytes;
+    s->filter_len = (unsigned short)(n / (2 * sizeof(struct sock_filter)));
+}
+
 static void parse_spec(struct spec *s, const char *file) {
     size_t len;
     char *buf = slurp_spec(file, &len);
@@ -234,6 +264,9 @@ static void parse_spec(struct spec *s, const char *file) {
         else if (!strcmp(key, "gidmap")) s->gid_map = v;
         else if (!strcmp(key, "netns")) s->netns = v;
         else if (!strcmp(key, "etcdir")) s->etcdir = v;
+        else if (!strcmp(key, "capdrop")) { s->cap_drop = strtoull(v, NULL, 10); s->has_cap_drop = 1; }
+        else if (!strcmp(key, "nonewprivs")) s->no_new_privs = !strcmp(v, "1");
+        else if (!strcmp(key, "seccomp")) parse_seccomp_hex(s, v);
         else die("spec: unknown key '%s'", key);
     }
     if (s->nargs == 0) die("spec: no program to run");
@@ -307,9 +340,30 @@ static int mount_at_fd(const char *src, int fd, const char *type, unsigned long 
     return mount(src, target, type, flags, data);
 }
 
+/* Masked paths (/proc/kcore, /sys/firmware, ...): a file is covered by /dev/null, a directory by an
+ * empty read-only tmpfs. A path this kernel does not have needs no mask. */
+static int mask_path(int rootfd, const char *path) {
+    int fd = open_in_root(rootfd, path, O_PATH);
+    if (fd < 0) return errno == ENOENT ? 0 : fail("mask %s", path);
+    struct stat st;
+    int rc = fstat(fd, &st);
+    if (rc == 0)
+        rc = S_ISDIR(st.st_mode)
+            ? mount_at_fd("tmpfs", fd, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0555")
+            : mount_at_fd("/dev/null", fd, NULL, MS_BIND, NULL);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc < 0 ? fail("mask %s", path) : 0;
+}
+
 static int do_mounts(const struct spec *s, int rootfd, const char *console_path) {
     for (int i = 0; i < s->nmounts; i++) {
         const struct mount_rec *m = &s->mounts[i];
+        if (m->flags & PSC_MASK) {
+            if (mask_path(rootfd, m->dst) < 0) return -1;
+            continue;
+        }
         unsigned long kflags = m->flags & 0xFFFFFFFFUL;
         const char *src = m->src;
         char srcbuf[64];
@@ -361,6 +415,104 @@ static int do_mounts(const struct spec *s, int rootfd, const char *console_path)
         if (rc < 0 && errno != EEXIST) return fail("symlink %s -> %s", path, s->links[i].target);
     }
     return 0;
+}
+
+/* ---- security: applied last, right before execve (init and exec alike) -------------------- */
+
+/* No descriptor of ours may reach the container (the runc CVE-2024-21626 class): everything above
+ * stdio becomes close-on-exec. Not closed outright: init still reports errors on its pipe. */
+static int cloexec_inherited_fds(void) {
+    if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return 0;
+    long max = sysconf(_SC_OPEN_MAX);
+    for (int fd = 3; fd < (max > 0 ? max : 1024); fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+/* Removes the capabilities in `mask` from the bounding set (so no later execve, setuid binary or
+ * file capability can regain them), the ambient and inheritable sets, and the permitted and
+ * effective sets. keep_admin: CAP_SYS_ADMIN stays effective until the seccomp filter is in
+ * (installing one needs it without no_new_privs); execve drops it anyway, because it is gone
+ * from the bounding and inheritable sets. */
+static int drop_capabilities(uint64_t mask, int keep_admin) {
+    for (int cap = 0; cap < 64; cap++) {
+        int in_bounding = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+        if (in_bounding < 0) break; /* EINVAL: past this kernel's last capability */
+        if ((mask >> cap & 1) && in_bounding && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+            return fail("drop capability %d from the bounding set", cap);
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return fail("clear ambient capabilities");
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &hdr, data) < 0) return fail("capget");
+    uint64_t admin = keep_admin ? 1ULL << CAP_SYS_ADMIN : 0;
+    for (int i = 0; i < 2; i++) {
+        uint32_t drop = (uint32_t)(mask >> (32 * i)), keep = (uint32_t)(admin >> (32 * i));
+        data[i].inheritable &= ~drop;
+        data[i].permitted &= ~drop | keep;
+        data[i].effective &= ~drop | keep;
+    }
+    if (syscall(SYS_capset, &hdr, data) < 0) return fail("capset");
+    return 0;
+}
+
+static int install_seccomp(const struct spec *s) {
+    struct sock_fprog prog = { s->filter_len, s->filter };
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) return fail("install seccomp filter (%u instructions)", s->filter_len);
+    return 0;
+}
+
+/* Order matters: descriptors, no_new_privs, capabilities, then the filter as the very last step
+ * (the filter applies to everything after it, and the helper's own calls are not the policy's business). */
+static int apply_security(const struct spec *s) {
+    cloexec_inherited_fds();
+    if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return fail("set no_new_privs");
+    int keep_admin = s->filter_len > 0 && !s->no_new_privs && (s->cap_drop >> CAP_SYS_ADMIN & 1);
+    if (s->has_cap_drop && drop_capabilities(s->cap_drop, keep_admin) < 0) return -1;
+    if (s->filter_len && install_seccomp(s) < 0) return -1;
+    /* Best effort: a profile may deny capset; execve clears CAP_SYS_ADMIN regardless (see above). */
+    if (keep_admin) drop_capabilities(s->cap_drop, 0);
+    return 0;
+}
+
+/* ---- exec: never run from a file the container could rewrite (CVE-2019-5736) -------------- */
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+#define PSC_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+/* Is /proc/self/exe a sealed memory file (we already re-executed)? */
+static int running_from_sealed_copy(void) {
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    int seals = fcntl(fd, F_GET_SEALS);
+    close(fd);
+    return seals >= 0 && (seals & PSC_SEALS) == PSC_SEALS;
+}
+
+/* exec joins a running container: its processes could see us in /proc and open /proc/PID/exe,
+ * and a container whose program is a link to /proc/self/exe even makes us run inside it. So
+ * before joining anything we re-execute from a sealed, anonymous copy of ourselves: whatever
+ * /proc/PID/exe reaches is that copy, which no one can write, never the helper file on the host. */
+static void reexec_from_sealed_copy(char **argv) {
+    extern char **environ;
+    if (running_from_sealed_copy()) return;
+    int self = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (self < 0) die("open /proc/self/exe: %s", strerror(errno));
+    int copy = memfd_create("psc-helper", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+    if (copy < 0 && errno == EINVAL) copy = memfd_create("psc-helper", MFD_CLOEXEC | MFD_ALLOW_SEALING); /* before 6.3 */
+    if (copy < 0) die("memfd_create: %s (is vm.memfd_noexec 2?)", strerror(errno));
+    struct stat st;
+    if (fstat(self, &st) < 0) die("stat /proc/self/exe: %s", strerror(errno));
+    for (off_t done = 0; done < st.st_size;) {
+        ssize_t n = sendfile(copy, self, NULL, (size_t)(st.st_size - done));
+        if (n <= 0) die("copy the helper into memory: %s", n ? strerror(errno) : "short read");
+        done += n;
+    }
+    close(self);
+    if (fcntl(copy, F_ADD_SEALS, PSC_SEALS) < 0) die("seal the helper copy: %s", strerror(errno));
+    fexecve(copy, argv, environ);
+    die("re-execute the sealed helper copy: %s", strerror(errno));
 }
 
 /* ---- exec with PATH search in the current root -------------------------------------------- */
@@ -476,6 +628,7 @@ static int container_init(void *arg) {
     if (s->cwd && chdir(s->cwd) < 0) { fail("chdir %s", s->cwd); goto out; }
     /* Signals the supervisor blocked must not stay blocked in init. */
     sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
+    if (apply_security(s) < 0) goto out;
     exec_program(s);
     fail("exec %s", s->args[0]);
 out:
@@ -721,6 +874,9 @@ static int cmd_exec(const char *file) {
             if ((pass == 0) != is_user) continue;
             if (setns(fds[i], 0) < 0) die("join %s namespace of pid %d: %s", s.nsnames[i], s.target_pid, strerror(errno));
             close(fds[i]);
+            /* Start at the container's root, never in a host directory (the kernel does this on a
+             * mount namespace switch; said explicitly since the command's cwd is resolved from it). */
+            if (!strcmp(s.nsnames[i], "mnt") && chdir("/") < 0) die("chdir / in the container: %s", strerror(errno));
         }
     /* A pid namespace applies to children only: fork, and relay the child's status. */
     pid_t child = fork_into(cgfd, 0);
@@ -734,6 +890,7 @@ static int cmd_exec(const char *file) {
             if (write_file(procs, pidtext) < 0) die("%s", errbuf);
         }
         if (s.cwd && chdir(s.cwd) < 0 && chdir("/") < 0) die("chdir %s: %s", s.cwd, strerror(errno));
+        if (apply_security(&s) < 0) die("%s", errbuf);
         exec_program(&s);
         fprintf(stderr, "psc-helper: exec %s: %s\n", s.args[0], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
@@ -785,7 +942,7 @@ static int cmd_netns_exec(const char *file) {
 int main(int argc, char **argv) {
     if (argc < 2) die("usage: psc-helper start|exec [spec-file] (spec on stdin without a file)");
     if (!strcmp(argv[1], "start")) return cmd_start(argc > 2 ? argv[2] : NULL);
-    if (!strcmp(argv[1], "exec")) return cmd_exec(argc > 2 ? argv[2] : NULL);
+    if (!strcmp(argv[1], "exec")) { reexec_from_sealed_copy(argv); return cmd_exec(argc > 2 ? argv[2] : NULL); }
     if (!strcmp(argv[1], "netns-exec")) return cmd_netns_exec(argc > 2 ? argv[2] : NULL);
     if (!strcmp(argv[1], "--version")) { puts("psc-helper 1"); return 0; }
     die("unknown command '%s'", argv[1]);

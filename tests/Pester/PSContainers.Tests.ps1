@@ -431,4 +431,42 @@ Describe 'PSContainers' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
             (Get-TestContainer $name).State | Should -Be 'Running'
         }
     }
+    Context 'Safe by default' {
+        BeforeAll {
+            $name = New-TestName 'sec'
+            $null = New-Container -Name $name -Template busybox -StorePath $store -ErrorAction Stop
+            Start-Container -Name $name -StorePath $store -ErrorAction Stop
+        }
+
+        AfterAll {
+            Remove-Container -Name $name -StorePath $store -Force -Confirm:$false -ErrorAction SilentlyContinue
+        }
+
+        It 'drops the default capabilities and installs the seccomp filter in init and attached commands' {
+            $c = Get-TestContainer $name
+            $c.DroppedCapabilities | Should -Contain 'sys_module'
+            $c.DroppedCapabilities | Should -Not -Contain 'sys_admin'
+            $c.SeccompProfile | Should -Be 'default'
+            (Invoke-InContainer $name 'cat', '/proc/1/status').Output -match '^Seccomp:\s+2$' | Should -Not -BeNullOrEmpty
+            $self = (Invoke-InContainer $name 'cat', '/proc/self/status').Output
+            $self -match '^NoNewPrivs:\s+1$' | Should -Not -BeNullOrEmpty
+            $self -match '^Seccomp:\s+2$' | Should -Not -BeNullOrEmpty
+        }
+
+        It 'keeps /proc/sys read-only and starts attached commands in the container root' {
+            $r = Invoke-InContainer $name 'sh', '-c', 'echo x > /proc/sys/kernel/hostname'
+            $r.ExitCode | Should -Not -Be 0
+            ($r.Error -join ' ') | Should -Match 'Read-only file system'
+            (Invoke-InContainer $name 'readlink', '/proc/self/cwd').Output | Should -Be '/'
+        }
+
+        It 'names the line and column of an unknown capability in config.yaml' {
+            $config = Join-Path $store 'bad-security.yaml'
+            Set-Content -Path $config -Value "security:`n  capabilities: { drop: [sys_modul] }"
+            $err = $null
+            $null = New-Container -Name (New-TestName 'badsec') -ConfigPath $config -StorePath $store -ErrorAction SilentlyContinue -ErrorVariable err
+            $err[0].FullyQualifiedErrorId | Should -BeLike 'InvalidConfig*'
+            $err[0].Exception.Message | Should -Match ':2:26: unknown capability'
+        }
+    }
 }

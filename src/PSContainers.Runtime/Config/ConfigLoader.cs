@@ -142,6 +142,7 @@ public static partial class ConfigLoader
             if (storage.Ephemeral) { Key(e, "ephemeral"); Plain(e, "true"); }
             e.Emit(new MappingEnd());
         }
+        SerializeSecurity(e, config.Security ?? new SecurityConfig());
 
         e.Emit(new MappingEnd());
         e.Emit(new DocumentEnd(isImplicit: true));
@@ -365,6 +366,7 @@ public static partial class ConfigLoader
                     ["origin"] = s => config.Storage.Origin = String(s, "storage.origin"),
                     ["ephemeral"] = s => config.Storage.Ephemeral = Boolean(s, "storage.ephemeral") ?? false,
                 }),
+                ["security"] = v => Security(v, config.Security),
             });
             return config;
         }

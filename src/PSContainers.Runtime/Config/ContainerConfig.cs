@@ -19,6 +19,7 @@ public sealed class ContainerConfig
     /// <summary>Network interfaces (see NicConfig); empty = a network namespace with loopback only.</summary>
     public List<NicConfig> Network { get; set; } = new();
     public StorageConfig Storage { get; set; } = new();
+    public SecurityConfig Security { get; set; } = new();
 }
 
 public sealed class InitConfig

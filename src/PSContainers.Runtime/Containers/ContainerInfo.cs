@@ -28,6 +28,10 @@ public sealed class ContainerInfo
     public int? SupervisorPid { get; init; }
     public string StorePath { get; init; } = "";
     public string[] Command { get; init; } = Array.Empty<string>();
+    /// <summary>security.seccomp.profile: default, unconfined or a profile file.</summary>
+    public string? SeccompProfile { get; init; }
+    /// <summary>Capabilities removed from init and attached commands (security.capabilities).</summary>
+    public string[] DroppedCapabilities { get; init; } = Array.Empty<string>();
 
     public override string ToString() => Name;
 }

@@ -113,6 +113,8 @@ public sealed class ContainerManager
             CgroupPath = live.Status is ContainerStatus.Running or ContainerStatus.Frozen ? state.CgroupPath : null,
             StorePath = Store.Root,
             Command = config is null ? Array.Empty<string>() : InitCommand(config).ToArray(),
+            SeccompProfile = config?.Security.SeccompProfile,
+            DroppedCapabilities = config is null ? Array.Empty<string>() : Security.Capabilities.NamesOf(Security.Capabilities.DropMask(config.Security.CapabilitiesDrop, config.Security.CapabilitiesKeep)),
         };
     }
 
@@ -306,6 +308,7 @@ public sealed class ContainerManager
             spec.CgroupDirectories.AddRange(Cgroups.Directories(cgroupPath));
             spec.CgroupV2Directory = Cgroups.V2?.Directories(cgroupPath)[0];
             MountPlan.AddDefaults(spec, config);
+            Security.SecurityPlan.Apply(spec, config.Security, attach: false);
             spec.RootMounts.AddRange(Storage.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage));
 
             var hooked = new List<IContainerHook>();
@@ -366,10 +369,11 @@ public sealed class ContainerManager
                     "Stop them with Stop-Container -Kill, then start again.", name);
             Cgroups.Remove(cgroupPath);
         }
-        Cgroups.Create(cgroupPath, config.Limits.Controllers());
+        var limits = Security.SecurityPlan.EffectiveLimits(config);
+        Cgroups.Create(cgroupPath, limits.Controllers());
         try
         {
-            if (!config.Limits.IsEmpty) Cgroups.ApplyLimits(cgroupPath, config.Limits);
+            if (!limits.IsEmpty) Cgroups.ApplyLimits(cgroupPath, limits);
         }
         catch
         {
@@ -582,6 +586,7 @@ public sealed class ContainerManager
         };
         spec.Command.AddRange(command);
         spec.Environment.AddRange(Environment(config, environment));
+        Security.SecurityPlan.Apply(spec, config.Security, attach: true);
         if (Cgroups.Exists(state.CgroupPath!))
         {
             spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(state.CgroupPath!));

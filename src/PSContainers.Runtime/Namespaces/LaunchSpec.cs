@@ -21,6 +21,8 @@ public enum MountFlags : ulong
     Optional = 1UL << 42,
     /// <summary>The target is a file (bind target for a device node), not a directory.</summary>
     FileTarget = 1UL << 43,
+    /// <summary>Mask the target if it exists: /dev/null over a file, an empty read-only tmpfs over a directory.</summary>
+    Mask = 1UL << 44,
 }
 
 public sealed record MountEntry(string Source, string Target, string FsType, MountFlags Flags, string Data = "");
@@ -60,6 +62,12 @@ public sealed class LaunchSpec
     public string? NetNsPath { get; set; }
     /// <summary>netns-exec: /etc/netns/&lt;name&gt;, whose files are bind-mounted over /etc.</summary>
     public string? EtcDirectory { get; set; }
+    /// <summary>Capabilities (bit n = capability n) removed from every set before exec; null = none.</summary>
+    public ulong? CapabilityDropMask { get; set; }
+    /// <summary>A classic BPF program (struct sock_filter[]) installed with seccomp() as the last step before exec; sent as hex.</summary>
+    public byte[]? SeccompFilter { get; set; }
+    /// <summary>prctl(PR_SET_NO_NEW_PRIVS) before exec.</summary>
+    public bool NoNewPrivileges { get; set; }
 
     public byte[] Serialize()
     {
@@ -94,6 +102,9 @@ public sealed class LaunchSpec
         foreach (var d in CgroupDirectories) Put("cgdir", d);
         foreach (var m in Mounts) Put("mount", m.Source, m.Target, m.FsType, ((ulong)m.Flags).ToString(), m.Data);
         foreach (var (target, link) in Symlinks) Put("symlink", target, link);
+        if (CapabilityDropMask is { } drop) Put("capdrop", drop.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        if (NoNewPrivileges) Put("nonewprivs", "1");
+        if (SeccompFilter is { } filter) Put("seccomp", Convert.ToHexString(filter));
         foreach (var e in Environment) Put("env", e);
         foreach (var a in Command) Put("arg", a);
         return Encoding.UTF8.GetBytes(sb.ToString());

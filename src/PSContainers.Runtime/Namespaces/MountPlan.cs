@@ -4,7 +4,8 @@ namespace PSContainers.Runtime.Namespaces;
 
 /// <summary>
 /// The mounts every container gets, in order: /proc (with the host-wide knobs under it read-only,
-/// LXC's proc:mixed), /sys read-only, a tmpfs /dev holding only the device nodes a container needs
+/// LXC's proc:mixed), /sys read-only, masked paths (all per the security section, see
+/// Security/SecurityPlan.cs), a tmpfs /dev holding only the device nodes a container needs
 /// (bind-mounted from the host, which also works inside a user namespace), its own devpts, /dev/shm,
 /// the console; then the user's bind mounts from config.yaml.
 /// </summary>
@@ -12,16 +13,10 @@ public static class MountPlan
 {
     private static readonly string[] Devices = { "null", "zero", "full", "random", "urandom", "tty" };
 
-    /// <summary>Paths under /proc that reach the whole host: read-only inside the container.</summary>
-    private static readonly string[] ProcReadOnly = { "/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus" };
-
     public static void AddDefaults(LaunchSpec spec, ContainerConfig config)
     {
         const MountFlags safe = MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec;
-        spec.Mounts.Add(new MountEntry("proc", "/proc", "proc", safe));
-        foreach (var p in ProcReadOnly)
-            spec.Mounts.Add(new MountEntry(p, p, "", MountFlags.Bind | MountFlags.ReadOnly | MountFlags.SourceInRoot | MountFlags.Optional | safe));
-        spec.Mounts.Add(new MountEntry("sysfs", "/sys", "sysfs", safe | MountFlags.ReadOnly));
+        Security.SecurityPlan.AddKernelFilesystems(spec, config.Security);
         spec.Mounts.Add(new MountEntry("tmpfs", "/dev", "tmpfs", MountFlags.NoSuid | MountFlags.NoExec, "mode=755,size=65536k"));
         foreach (var d in Devices)
             spec.Mounts.Add(new MountEntry("/dev/" + d, "/dev/" + d, "", MountFlags.Bind | MountFlags.FileTarget));

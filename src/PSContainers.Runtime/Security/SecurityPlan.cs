@@ -1,0 +1,94 @@
+using PSContainers.Runtime.Cgroups;
+using PSContainers.Runtime.Config;
+using PSContainers.Runtime.Namespaces;
+
+namespace PSContainers.Runtime.Security;
+
+/// <summary>What a container's security section resolves to: the numbers and bytes the helper applies.</summary>
+public sealed record SecuritySettings(ulong CapabilityDropMask, SeccompProfile? Seccomp, string SeccompSource, byte[]? SeccompFilter)
+{
+    public string[] DroppedCapabilities => Capabilities.NamesOf(CapabilityDropMask);
+}
+
+/// <summary>
+/// Managed code decides, the helper applies: resolves config.yaml's <c>security:</c> section into
+/// the capability mask, the compiled seccomp program, the /proc and /sys mounts with masked paths,
+/// and the default device rules, for init (start) and for attached commands (exec) alike.
+/// </summary>
+public static class SecurityPlan
+{
+    /// <summary>
+    /// Hidden behind /dev/null or an empty read-only tmpfs (Docker's list): kernel memory
+    /// (kcore), the host's keys, timers and scheduler internals that leak host activity and
+    /// addresses, and firmware/hardware interfaces that are host-wide.
+    /// </summary>
+    public static readonly string[] DefaultMaskedPaths =
+    {
+        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+        "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+    };
+
+    /// <summary>Read-only under proc: mixed (LXC's proc:mixed plus Docker's read-only paths): the host-wide knobs under /proc.</summary>
+    public static readonly string[] ProcReadOnlyPaths = { "/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs" };
+
+    /// <summary>
+    /// LXC's default device policy: nothing may be read or written except the pseudo devices a
+    /// container has in /dev (null, zero, full, random, urandom, tty, console, ptmx, pts) and fuse
+    /// and tun; device nodes may be created (mknod, "m"), never opened. User rules in
+    /// limits.devices come after these (the last matching rule wins).
+    /// </summary>
+    public static readonly DeviceRule[] DefaultDeviceRules =
+        new[] { "deny a", "allow c *:* m", "allow b *:* m", "allow c 1:3 rwm", "allow c 1:5 rwm", "allow c 1:7 rwm",
+                "allow c 1:8 rwm", "allow c 1:9 rwm", "allow c 5:0 rwm", "allow c 5:1 rwm", "allow c 5:2 rwm",
+                "allow c 136:* rwm", "allow c 10:229 rwm", "allow c 10:200 rwm" }
+        .Select(r => DeviceRule.Parse(r, allow: true)).ToArray();
+
+    public static SecuritySettings Resolve(SecurityConfig security)
+    {
+        var mask = Capabilities.DropMask(security.CapabilitiesDrop, security.CapabilitiesKeep);
+        var errno = 1;
+        if (security.SeccompErrno is { } e && !SyscallTable.TryParseErrno(e, out errno))
+            throw new ContainerException("InvalidConfig", ContainerErrorKind.InvalidArgument, $"Invalid security.seccomp.errno '{e}' ({SyscallTable.ErrnoHelp}).");
+        var baseProfile = security.SeccompProfile switch
+        {
+            "default" => SeccompProfile.Default,
+            "unconfined" => new SeccompProfile(),
+            var path => ConfigLoader.LoadSeccompProfile(path),
+        };
+        var profile = baseProfile.With(security.SeccompAllow, security.SeccompDeny, errno);
+        var filter = profile.IsUnconfined ? null : SeccompCompiler.Compile(profile, SyscallTable.HostArch);
+        return new SecuritySettings(mask, profile.IsUnconfined ? null : profile, security.SeccompProfile, filter);
+    }
+
+    /// <summary>Puts the capability mask, the seccomp program and no_new_privs into a start or exec spec.</summary>
+    public static SecuritySettings Apply(LaunchSpec spec, SecurityConfig security, bool attach)
+    {
+        var settings = Resolve(security);
+        spec.CapabilityDropMask = settings.CapabilityDropMask;
+        spec.SeccompFilter = settings.SeccompFilter;
+        spec.NoNewPrivileges = attach || security.NoNewPrivileges;
+        return settings;
+    }
+
+    /// <summary>The /proc and /sys mounts and the masks, in mount order (MountPlan calls this first).</summary>
+    public static void AddKernelFilesystems(LaunchSpec spec, SecurityConfig security)
+    {
+        const MountFlags safe = MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec;
+        spec.Mounts.Add(new MountEntry("proc", "/proc", "proc", safe));
+        if (security.Proc == "mixed")
+            foreach (var p in ProcReadOnlyPaths)
+                spec.Mounts.Add(new MountEntry(p, p, "", MountFlags.Bind | MountFlags.ReadOnly | MountFlags.SourceInRoot | MountFlags.Optional | safe));
+        spec.Mounts.Add(new MountEntry("sysfs", "/sys", "sysfs", safe | (security.Sys == "ro" ? MountFlags.ReadOnly : MountFlags.None)));
+        foreach (var p in security.MaskedPaths ?? (IEnumerable<string>)DefaultMaskedPaths)
+            spec.Mounts.Add(new MountEntry("", p, "", MountFlags.Mask));
+    }
+
+    /// <summary>The cgroup limits a start applies: the default device rules (unless unconfined), then the config's limits.</summary>
+    public static CgroupLimits EffectiveLimits(ContainerConfig config)
+    {
+        var limits = new CgroupLimits();
+        if (config.Security.Devices == "default") limits.Devices.AddRange(DefaultDeviceRules);
+        limits.MergeFrom(config.Limits);
+        return limits;
+    }
+}

@@ -1,0 +1,351 @@
+using System.Security.Cryptography;
+using PSContainers.Runtime.Containers;
+using PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.Security;
+using PSContainers.Tests.Infrastructure;
+
+namespace PSContainers.Tests;
+
+/// <summary>
+/// The escape suite, as root in privileged busybox containers on the real kernel: every attempt
+/// fails under the defaults, and gets past the control being tested where the config allows it.
+/// Probes/escape-probe.c makes each attempt and prints the kernel's answer. Nothing dangerous is
+/// ever done with what is reached: sysrq-trigger is only opened, modules are junk files, devices
+/// read are the test's own loop device (the host disk only where the read must be refused).
+/// </summary>
+[Collection("Containers")]
+public sealed class ContainerSecurityTests : IDisposable
+{
+    private const int EPERM = 1, ENOENT = 2, EACCES = 13, EFAULT = 14, EINVAL = 22, EROFS = 30, ENOSYS = 38;
+    private readonly TestStore _store = new();
+    private readonly ModuleSession _ps;
+
+    public ContainerSecurityTests()
+    {
+        try { _ps = _store.OpenSession(); }
+        catch { _store.Dispose(); throw; }
+    }
+
+    public void Dispose()
+    {
+        _ps.Dispose();
+        _store.Dispose();
+    }
+
+    /// <summary>The rules everything is allowed by: what the escape suite's second half runs under.</summary>
+    private const string AllowEverything = """
+        security:
+          capabilities: { drop: [] }
+          seccomp: { profile: unconfined }
+          proc: rw
+          sys: rw
+          maskedPaths: []
+          devices: unconfined
+        """;
+
+    private ContainerInfo Running(string hint, string? yaml = null, string command = "")
+    {
+        var name = TestStore.NewName(hint);
+        var config = Path.Combine(_store.Root, name + ".yaml");
+        File.WriteAllText(config, yaml ?? "");
+        var info = (ContainerInfo)_ps.Run($"New-Container -Name $args[0] -Template busybox -ConfigPath $args[1] {command}", name, config).Single().BaseObject;
+        EscapeProbe.InstallInto(info.RootfsPath);
+        return (ContainerInfo)_ps.Run("Start-Container $args[0] -PassThru", name).Single().BaseObject;
+    }
+
+    private ContainerCommandResult Exec(string name, params string[] command) =>
+        (ContainerCommandResult)_ps.Run("Invoke-ContainerCommand $args[0] -Command $args[1]", name, command).Single().BaseObject;
+
+    /// <summary>Runs escape-probe inside; returns the errno of its answer (0 = it worked).</summary>
+    private int Probe(string name, params string[] args) => EscapeProbe.Errno(ProbeLine(name, args));
+
+    private string ProbeLine(string name, params string[] args)
+    {
+        var r = Exec(name, new[] { "escape-probe" }.Concat(args).ToArray());
+        Assert.True(r.Output.Length == 1, $"escape-probe {string.Join(' ', args)}: {string.Join("\n", r.Output.Concat(r.Error))}");
+        return r.Output[0];
+    }
+
+    private static string Sys(string name) => SyscallTable.Number(name, SyscallTable.HostArch)!.Value.ToString();
+
+    private static Dictionary<string, string> Status(IEnumerable<string> lines) =>
+        lines.Select(l => l.Split(':', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1].Trim());
+
+    /// <summary>The bounding set of this test process: what a container can have at most.</summary>
+    private static ulong AllCapabilities => Convert.ToUInt64(Status(File.ReadLines("/proc/self/status"))["CapBnd"], 16);
+
+    /// <summary>sysrq-trigger where the kernel has one (this one has no CONFIG_MAGIC_SYSRQ), and a /proc/sys knob.</summary>
+    private static readonly string[] ProcWritables = new[] { "/proc/sysrq-trigger", "/proc/sys/kernel/sysrq", "/proc/sys/kernel/hostname" }.Where(File.Exists).ToArray();
+
+    [Fact]
+    public void Defaults_DropCapabilities_InstallTheFilter_InInitAndAttachedCommands()
+    {
+        var c = Running("caps");
+        Assert.Equal("default", c.SeccompProfile);
+        Assert.Equal(Capabilities.DefaultDrop.OrderBy(Capabilities.Number), c.DroppedCapabilities);
+        var expected = AllCapabilities & ~Capabilities.DropMask(null, null);
+        var init = Status(Exec(c.Name, "cat", "/proc/1/status").Output);
+        var attached = Status(Exec(c.Name, "cat", "/proc/self/status").Output);
+        foreach (var (who, status) in new[] { ("init", init), ("attached", attached) })
+        {
+            foreach (var set in new[] { "CapBnd", "CapPrm", "CapEff" })
+                Assert.True(Convert.ToUInt64(status[set], 16) == expected, $"{who} {set} {status[set]}, expected {expected:x16}");
+            Assert.Equal("0000000000000000", status["CapAmb"]);
+            Assert.Equal("2", status["Seccomp"]); // SECCOMP_MODE_FILTER
+            Assert.Equal("1", status["Seccomp_filters"]);
+        }
+        Assert.Equal("0", init["NoNewPrivs"]);
+        Assert.Equal("1", attached["NoNewPrivs"]);
+        // busybox init still runs its inittab under all of it.
+        Assert.Contains(Exec(c.Name, "ls", "/").Output, l => l == "run");
+    }
+
+    [Fact]
+    public void EscapeSuite_EveryAttemptFails_UnderTheDefaults()
+    {
+        using var loop = new LoopFilesystem("btrfs", 256L << 20);
+        var (major, minor) = DeviceNumbers(loop.LoopDevice!);
+        var c = Running("escape");
+        var n = c.Name;
+
+        // sysrq and the host's sysctls: read-only binds (proc: mixed).
+        Assert.NotEmpty(ProcWritables);
+        foreach (var path in ProcWritables)
+            Assert.Equal(EROFS, Probe(n, "openw", path));
+        // Load a module: refused before the kernel looks at the file (seccomp; sys_module is dropped too).
+        Assert.Equal(EPERM, Probe(n, "finit", "/bin/busybox"));
+        Assert.Equal(EPERM, Probe(n, "syscall", Sys("init_module"), "0", "0", "0"));
+        // Kernel memory and host internals: masked (kcore only exists on kernels built with it).
+        var kcore = Probe(n, "read", "/proc/kcore", "4");
+        Assert.True(kcore == ENOENT || ProbeLine(n, "read", "/proc/kcore", "4") == "ok 0 ", "kcore is absent or /dev/null");
+        foreach (var masked in new[] { "/proc/keys", "/proc/timer_list" }.Where(p => File.Exists(p)))
+            Assert.Equal("ok 0 ", ProbeLine(n, "read", masked, "4"));
+        if (Directory.Exists("/sys/firmware"))
+            Assert.Empty(Exec(n, "ls", "-A", "/sys/firmware").Output);
+        // A host block device: the node can be made (mknod "m" is allowed, as in LXC), never opened or mounted.
+        Assert.Equal(0, Probe(n, "mknod", "/tmp/loopdev", "b", major, minor));
+        Assert.Equal(EPERM, Probe(n, "read", "/tmp/loopdev", "4"));
+        Exec(n, "mkdir", "-p", "/mnt/host");
+        Assert.NotEqual(0, Probe(n, "mount", "/tmp/loopdev", "/mnt/host", "btrfs"));
+        // The host's disk itself: only ever opened here, where the devices cgroup must refuse it.
+        var disk = HostDisk();
+        if (disk is not null)
+        {
+            Assert.Equal(0, Probe(n, "mknod", "/tmp/disk", "b", disk.Value.Major, disk.Value.Minor));
+            Assert.Equal(EPERM, Probe(n, "read", "/tmp/disk", "4"));
+        }
+        // Keyring and clone3: ENOSYS, so programs fall back (glibc uses clone).
+        Assert.Equal(ENOSYS, Probe(n, "syscall", Sys("keyctl"), "0", "-1"));
+        Assert.Equal(ENOSYS, Probe(n, "syscall", Sys("clone3"), "0", "0"));
+        // A forced umount (LXC's reject_force_umount): EACCES from the filter; without MNT_FORCE it reaches the kernel.
+        Assert.Equal(EACCES, Probe(n, "syscall", Sys("umount2"), "0", "1"));
+        Assert.Equal(EFAULT, Probe(n, "syscall", Sys("umount2"), "0", "0"));
+        // The host clock (sys_time dropped and filtered): settimeofday(NULL, NULL) would be a no-op if it got through.
+        Assert.Equal(EPERM, Probe(n, "syscall", Sys("settimeofday"), "0", "0"));
+    }
+
+    [Fact]
+    public void EscapeSuite_TheSameAttemptsGetPastTheControls_WhereTheConfigAllowsThem()
+    {
+        using var loop = new LoopFilesystem("btrfs", 256L << 20);
+        var (major, minor) = DeviceNumbers(loop.LoopDevice!);
+        var c = Running("allowed", AllowEverything);
+        var n = c.Name;
+        Assert.Empty(c.DroppedCapabilities);
+        Assert.Equal("unconfined", c.SeccompProfile);
+        var status = Status(Exec(n, "cat", "/proc/1/status").Output);
+        Assert.Equal(AllCapabilities, Convert.ToUInt64(status["CapBnd"], 16));
+        Assert.Equal("0", status["Seccomp"]);
+
+        // Opened for writing (and closed: nothing is ever written to them).
+        foreach (var path in ProcWritables)
+            Assert.Equal(0, Probe(n, "openw", path));
+        // finit_module reaches the kernel: this one has no module support (ENOSYS), others reject
+        // the non-module file (ENOEXEC) or its missing signature; never EPERM.
+        var module = Probe(n, "finit", "/bin/busybox");
+        Assert.Contains(module, new[] { ENOSYS, 8 /* ENOEXEC */, 61 /* ENODATA */, 74 /* EBADMSG */, 126 /* ENOKEY */, 129 /* EKEYREJECTED */ });
+        foreach (var unmasked in new[] { "/proc/keys", "/proc/timer_list" }.Where(p => File.Exists(p)))
+            Assert.NotEqual("ok 0 ", ProbeLine(n, "read", unmasked, "4"));
+        // The test's own loop device: readable and mountable once the devices cgroup allows it.
+        Assert.Equal(0, Probe(n, "mknod", "/tmp/loopdev", "b", major, minor));
+        Assert.StartsWith("ok 4 ", ProbeLine(n, "read", "/tmp/loopdev", "4"));
+        Exec(n, "mkdir", "-p", "/mnt/host");
+        Assert.Equal(0, Probe(n, "mount", "/tmp/loopdev", "/mnt/host", "btrfs"));
+        Assert.NotEqual(ENOSYS, Probe(n, "syscall", Sys("clone3"), "0", "0"));
+        Assert.NotEqual(ENOSYS, Probe(n, "syscall", Sys("keyctl"), "0", "-1"));
+    }
+
+    [Fact]
+    public void NoHostDescriptor_AndTheWorkingDirectory_IsInsideTheContainer()
+    {
+        var c = Running("fds", command: "-Command /bin/sleep,1000");
+        var attached = Exec(c.Name, "escape-probe", "fds").Output;
+        Assert.Equal(new[] { "0", "1", "2" }, attached.Where(l => l.StartsWith("fd ")).Select(l => l.Split(' ')[1]));
+        Assert.Contains("cwd /", attached);
+        Assert.Contains("root /", attached);
+        // init (sleep, which opens nothing itself): only the console on 0, 1, 2.
+        var initFds = Exec(c.Name, "ls", "/proc/1/fd").Output.SelectMany(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(new[] { "0", "1", "2" }, initFds.OrderBy(x => x));
+        Assert.Equal(new[] { "/" }, Exec(c.Name, "readlink", "/proc/1/cwd").Output);
+        Assert.Equal(new[] { "/" }, Exec(c.Name, "readlink", "/proc/1/root").Output);
+        // A working directory asked for is resolved inside the container, not on the host.
+        Directory.CreateDirectory(Path.Combine(c.RootfsPath, "srv", "app"));
+        var cwd = (ContainerCommandResult)_ps.Run("Invoke-ContainerCommand $args[0] -WorkingDirectory /srv/app -Command readlink,/proc/self/cwd", c.Name).Single().BaseObject;
+        Assert.Equal(new[] { "/srv/app" }, cwd.Output);
+    }
+
+    [Fact]
+    public void TheHelper_CannotBeRewrittenFromInside()
+    {
+        // A private copy of the helper, so that even a broken protection could never damage the build.
+        using var dir = new TempDir();
+        var helper = Path.Combine(dir.Path, "psc-helper");
+        File.Copy(Helper.Path, helper);
+        File.SetUnixFileMode(helper, (UnixFileMode)0b111_101_101);
+        var before = SHA256.HashData(File.ReadAllBytes(helper));
+        var previous = Environment.GetEnvironmentVariable(Helper.EnvironmentVariable);
+        Environment.SetEnvironmentVariable(Helper.EnvironmentVariable, helper);
+        try
+        {
+            var c = Running("cve5736");
+            var m = _store.Manager;
+            // The CVE-2019-5736 set-up: a program that is a link to /proc/self/exe makes the entering
+            // helper run itself inside the container. Here it blocks opening a FIFO, while a process
+            // of the container holds /proc/PID/exe, lets it die and then writes through what it held.
+            m.Exec(c.Name, new[] { "sh", "-c", "ln -s /proc/self/exe /tmp/evil && mkfifo /tmp/fifo && (escape-probe hijack /tmp/fifo >/tmp/hijack.out 2>&1 </dev/null &)" });
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            // The released helper reads an empty spec and fails: that failure is the expected end.
+            var evil = Assert.Throws<PSContainers.Runtime.ContainerException>(() => m.Exec(c.Name, new[] { "/tmp/evil", "exec", "/tmp/fifo" }, cancellationToken: timeout.Token));
+            Assert.Contains("/tmp/fifo", evil.Message);
+            var report = new List<string>();
+            for (var i = 0; i < 100 && !report.Any(l => l.StartsWith("openw-after-exit") || l.StartsWith("no helper")); i++, Thread.Sleep(50))
+                report = m.Exec(c.Name, new[] { "cat", "/tmp/hijack.out" }).Output.ToList();
+            var text = string.Join("\n", report);
+            // What /proc/PID/exe reached was the sealed in-memory copy, never the helper file...
+            Assert.Contains(report, l => l.StartsWith("exe /memfd:psc-helper"));
+            // ...and every write through it failed.
+            Assert.DoesNotContain(report, l => l is "write-while-running 0" or "write-after-exit 0");
+            Assert.True(report.Any(l => l.StartsWith("openw-after-exit")), text);
+            Assert.Equal(before, SHA256.HashData(File.ReadAllBytes(helper)));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(Helper.EnvironmentVariable, previous);
+        }
+    }
+
+    [Fact]
+    public void ProfileFromYaml_TheKernelAgreesWithTheGeneratedProgram()
+    {
+        using var dir = new TempDir();
+        var profile = dir.Write("strict.yaml", """
+            defaultAction: allow
+            syscalls:
+              - names: [getpriority]
+                action: errno
+                errno: EACCES
+              - names: [personality]
+                action: errno
+                errno: EOPNOTSUPP
+                args: [{ index: 0, op: eq, value: 8 }]
+            """);
+        var c = Running("profile", $"security:\n  seccomp: {{ profile: {profile}, deny: [getppid, kexec_load], errno: EXDEV }}\n");
+        var settings = SecurityPlan.Resolve(PSContainers.Runtime.Config.ConfigLoader.Load(Path.Combine(_store.StorePath, c.Name, "config.yaml")).Security);
+        var arch = SyscallTable.HostArch == SeccompArch.X86_64 ? SeccompCompiler.AuditArchX86_64 : SeccompCompiler.AuditArchAarch64;
+        // (syscall, args): what the interpreter says the program answers, and what the kernel answered.
+        var cases = new (string Name, ulong[] Args)[]
+        {
+            ("getpriority", new ulong[] { 0, 0 }), ("personality", new ulong[] { 8 }), ("personality", new ulong[] { 0xffffffff }),
+            ("getppid", Array.Empty<ulong>()), ("kexec_load", new ulong[] { 0, 0, 0, 0 }), ("getpid", Array.Empty<ulong>()),
+            ("keyctl", new ulong[] { 0, ulong.MaxValue }), // the default profile is replaced by the file: keyctl reaches the kernel
+        };
+        foreach (var (name, args) in cases)
+        {
+            var verdict = SeccompInterpreter.Run(settings.SeccompFilter!, arch, int.Parse(Sys(name)), args);
+            var errno = Probe(c.Name, new[] { "syscall", Sys(name) }.Concat(args.Select(a => ((long)a).ToString())).ToArray());
+            if (verdict == SeccompCompiler.RetAllow)
+                Assert.True(errno is not (18 or 13 or 95), $"{name}: allowed by the program, but the kernel answered errno {errno}");
+            else
+                Assert.True((verdict & 0xFFFF) == errno, $"{name}: the program says errno {verdict & 0xFFFF}, the kernel answered {errno}");
+        }
+        Assert.Equal(13, Probe(c.Name, "syscall", Sys("getpriority"), "0", "0"));
+        Assert.Equal(95, Probe(c.Name, "syscall", Sys("personality"), "8"));
+        Assert.Equal(18, Probe(c.Name, "syscall", Sys("getppid")));
+    }
+
+    [Fact]
+    public void DefaultProfile_EveryDeniedCall_IsRefusedByTheKernel_AsGenerated()
+    {
+        var c = Running("verdicts");
+        var settings = SecurityPlan.Resolve(new PSContainers.Runtime.Config.SecurityConfig());
+        var arch = SyscallTable.HostArch == SeccompArch.X86_64 ? SeccompCompiler.AuditArchX86_64 : SeccompCompiler.AuditArchAarch64;
+        // All arguments -1: an invalid fd, pointer or flag for each of these, should one ever get through.
+        // vhangup takes no arguments and would act at once: it is checked by the interpreter only.
+        var names = SeccompProfile.Default.Rules.Where(r => r.Args is null or { Count: 0 }).SelectMany(r => r.Names)
+            .Where(n => n != "vhangup" && SyscallTable.Number(n, SyscallTable.HostArch) is not null).ToList();
+        var script = string.Join("; ", names.Select(n => $"echo {n} $(escape-probe syscall {Sys(n)} -1 -1 -1 -1 -1 -1)"));
+        var lines = Exec(c.Name, "sh", "-c", script).Output;
+        Assert.Equal(names.Count, lines.Length);
+        foreach (var line in lines)
+        {
+            var parts = line.Split(' ');
+            var verdict = SeccompInterpreter.Run(settings.SeccompFilter!, arch, int.Parse(Sys(parts[0])), Enumerable.Repeat(ulong.MaxValue, 6).ToArray());
+            Assert.True(parts[1] == "err" && int.Parse(parts[2]) == (verdict & 0xFFFF), $"{line}: expected errno {verdict & 0xFFFF}");
+        }
+    }
+
+    [Fact]
+    public void DroppingSysAdmin_KeepsTheReadOnlyMountsReadOnly_AndKeepModeKeepsOnlyTheList()
+    {
+        // With sys_admin (kept by default, as in LXC, for system containers) root could remount
+        // /proc/sys read-write or unmount a mask; dropping it closes that.
+        var strict = Running("noadmin", "security:\n  capabilities: { drop: [default, sys_admin] }\n");
+        Assert.Contains("sys_admin", strict.DroppedCapabilities);
+        var remount = Exec(strict.Name, "mount", "-o", "remount,rw", "/proc/sys");
+        Assert.NotEqual(0, remount.ExitCode);
+        Assert.Contains(remount.Error, l => l.Contains("permission denied", StringComparison.OrdinalIgnoreCase));
+        var unmask = Exec(strict.Name, "umount", "/proc/sys");
+        Assert.NotEqual(0, unmask.ExitCode);
+        Assert.Contains(unmask.Error, l => l.Contains("Operation not permitted"));
+        foreach (var path in ProcWritables)
+            Assert.Equal(EROFS, Probe(strict.Name, "openw", path));
+
+        var keep = Running("keep", "security:\n  capabilities: { keep: [chown, dac_override, fowner, kill, setgid, setuid, net_bind_service, sys_chroot] }\n");
+        var status = Status(Exec(keep.Name, "cat", "/proc/1/status").Output);
+        var kept = new[] { "chown", "dac_override", "fowner", "kill", "setgid", "setuid", "net_bind_service", "sys_chroot" }
+            .Aggregate(0UL, (m, n) => m | 1UL << Capabilities.Number(n));
+        Assert.Equal(kept, Convert.ToUInt64(status["CapBnd"], 16));
+        Assert.Equal(kept, Convert.ToUInt64(Status(Exec(keep.Name, "cat", "/proc/self/status").Output)["CapEff"], 16));
+    }
+
+    [Fact]
+    public void ABadProfile_FailsTheStart_NamingTheFileAndLine()
+    {
+        using var dir = new TempDir();
+        var profile = dir.Write("bad.yaml", "syscalls:\n  - { names: [read], action: maybe }\n");
+        var name = TestStore.NewName("badprof");
+        var config = dir.Write("c.yaml", $"security:\n  seccomp: {{ profile: {profile} }}\n");
+        _ps.Run("New-Container -Name $args[0] -Template busybox -ConfigPath $args[1]", name, config);
+        var err = _ps.Invoke("Start-Container $args[0]", name).SingleError;
+        Assert.True(err.ToString().Contains($"{profile}:2:"), err.ToString());
+        Assert.Equal("Stopped", _ps.Run("(Get-Container $args[0]).State", name).Single().ToString());
+        // And a missing one says so.
+        File.Delete(profile);
+        Assert.StartsWith("SeccompProfileNotFound", _ps.Invoke("Start-Container $args[0]", name).SingleError.FullyQualifiedErrorId);
+    }
+
+    private static (string Major, string Minor) DeviceNumbers(string device)
+    {
+        var parts = HostCommand.Run("stat", "-L", "-c", "%t %T", device).Split(' ');
+        return (Convert.ToInt32(parts[0], 16).ToString(), Convert.ToInt32(parts[1], 16).ToString());
+    }
+
+    /// <summary>The disk holding / (major:minor from mountinfo's device of the root mount).</summary>
+    private static (string Major, string Minor)? HostDisk()
+    {
+        var root = File.ReadLines("/proc/self/mountinfo").Select(l => l.Split(' ')).FirstOrDefault(f => f[4] == "/");
+        if (root is null) return null;
+        var mm = root[2].Split(':');
+        return mm[0] == "0" ? null : (mm[0], mm[1]);
+    }
+}

