@@ -28,6 +28,8 @@ public sealed class SshServer : IDisposable
     public string KnownHostsFile => Path.Combine(Directory, "known_hosts");
     public string LogFile => Path.Combine(Directory, "sshd.log");
 
+    // StrictModes no: the keys live under /tmp, which (world-writable) sshd would otherwise refuse to trust.
+
     /// <summary>The destination URI of a store path "on" this server.</summary>
     public string Uri(string storePath, string user = "root") => $"ssh://{user}@{Address}:{Port}{storePath}";
 
@@ -72,6 +74,7 @@ public sealed class SshServer : IDisposable
                 PasswordAuthentication no
                 KbdInteractiveAuthentication no
                 UsePAM no
+                StrictModes no
                 AllowTcpForwarding no
                 X11Forwarding no
                 MaxSessions 20
