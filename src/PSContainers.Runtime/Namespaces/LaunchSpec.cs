@@ -60,6 +60,8 @@ public sealed class LaunchSpec
     public string? NetNsPath { get; set; }
     /// <summary>netns-exec: /etc/netns/&lt;name&gt;, whose files are bind-mounted over /etc.</summary>
     public string? EtcDirectory { get; set; }
+    /// <summary>restore: the inherited end of the socket on which the caller speaks CRIU's RPC (see Checkpoint/CriuService).</summary>
+    public int? CriuSocketFd { get; set; }
 
     public byte[] Serialize()
     {
@@ -90,6 +92,7 @@ public sealed class LaunchSpec
         if (GidMap is not null) Put("gidmap", GidMap);
         if (NetNsPath is not null) Put("netns", NetNsPath);
         if (EtcDirectory is not null) Put("etcdir", EtcDirectory);
+        if (CriuSocketFd is { } criuFd) Put("criufd", criuFd.ToString(System.Globalization.CultureInfo.InvariantCulture));
         foreach (var f in CgroupProcsFiles) Put("cgroup", f);
         foreach (var d in CgroupDirectories) Put("cgdir", d);
         foreach (var m in Mounts) Put("mount", m.Source, m.Target, m.FsType, ((ulong)m.Flags).ToString(), m.Data);
