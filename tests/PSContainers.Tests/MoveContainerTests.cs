@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using PSContainers.Runtime;
+using PSContainers.Runtime.Checkpoint;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Migration;
@@ -170,6 +171,108 @@ public sealed class MoveContainerTests : IDisposable
         Assert.Equal("ContainerNotFound,PSContainers.Cmdlets.MoveContainerCommand",
             _ps.Invoke("Move-Container psct-none-00000000 $args[0]", _other.StorePath).SingleError.FullyQualifiedErrorId);
         Assert.True(_store.Manager.Exists(c.Name));
+    }
+
+    // ---- warm (CRIU) ------------------------------------------------------------------------------
+
+    /// <summary>pid 1 counts, in /tmp/count and as "tick N" on the console, every 0.1 s.</summary>
+    internal const string Counter = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done";
+
+    internal static string StartCounter(TestStore store, string hint)
+    {
+        var c = store.Manager.Create(TestStore.NewName(hint), new CreateOptions { Template = "busybox", Command = new[] { "/bin/sh", "-c", Counter } });
+        store.Manager.Start(c.Name);
+        WaitCount(store, c.Name, 10);
+        return c.Name;
+    }
+
+    internal static int Count(TestStore store, string name)
+    {
+        var file = Path.Combine(store.Manager.Get(name).RootfsPath, "tmp", "count");
+        for (var i = 0; i < 100; i++)
+        {
+            try { if (int.TryParse(File.ReadAllText(file).Trim(), out var n)) return n; }
+            catch (IOException) { }
+            Thread.Sleep(20);
+        }
+        throw new InvalidOperationException($"{file} holds no number");
+    }
+
+    internal static void WaitCount(TestStore store, string name, int atLeast)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (Count(store, name) < atLeast)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"{name} did not count to {atLeast} (at {Count(store, name)})");
+            Thread.Sleep(50);
+        }
+    }
+
+    /// <summary>The "tick N" numbers of the console log, in order.</summary>
+    internal static int[] Ticks(TestStore store, string name) => store.Manager.ReadConsoleLog(name)
+        .Where(l => l.StartsWith("tick ", StringComparison.Ordinal))
+        .Select(l => int.TryParse(l[5..].Trim(), out var n) ? n : -1).Where(n => n > 0).ToArray();
+
+    [Fact]
+    public void Warm_ACounterKeepsCounting_AtTheDestination()
+    {
+        var name = StartCounter(_store, "warm");
+        var beforeMove = Count(_store, name);
+        var r = _ps.Invoke("Move-Container $args[0] $args[1] -Warm -PassThru", name, _other.StorePath);
+        Assert.Empty(r.Errors);
+        var result = r.Single<MigrationResult>();
+        Assert.Equal(MigrationMode.Warm, result.Mode);
+        Assert.Equal(ContainerStatus.Running, result.State);
+        Assert.True(result.Downtime > TimeSpan.Zero);
+        foreach (var phase in new[] { "Checkpoint", "Export", "Transfer", "Restore" })
+            Assert.Contains(r.Progress, p => p.StatusDescription.StartsWith(phase + ":", StringComparison.Ordinal));
+        Assert.False(_store.Manager.Exists(name));
+
+        // The restored shell goes on from its own i: the first tick at the destination continues the count.
+        WaitCount(_other, name, beforeMove + 10);
+        var ticks = Ticks(_other, name);
+        Assert.NotEmpty(ticks);
+        Assert.True(ticks[0] > beforeMove, $"the first tick after the move ({ticks[0]}) continues the count ({beforeMove} before the move), it did not start over");
+        Assert.Equal(ticks.OrderBy(t => t), ticks);
+        // Supervised like a started container: it stops, and leaves nothing.
+        Assert.Equal(ContainerStatus.Stopped, _other.Manager.Stop(name, TimeSpan.Zero, kill: true).State);
+    }
+
+    [Fact]
+    public void Warm_Interrupted_AfterTheCheckpoint_RestoresTheSource_WhichKeepsCounting()
+    {
+        var name = StartCounter(_store, "warmrb");
+        using var cancel = new CancellationTokenSource();
+        var phases = new List<string>();
+        var progress = new Inline(p => { phases.Add(p.Phase); if (p.Phase == "Export") cancel.Cancel(); });
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            ContainerMigrator.Move(_store.Manager, name, MigrationDestination.Local(_other.StorePath), new MoveOptions { Mode = MigrationMode.Warm }, progress, cancel.Token));
+        Assert.Contains("Checkpoint", phases);
+        Assert.Contains("Rollback", phases);
+
+        Assert.Empty(_other.Manager.Names());
+        Assert.Equal(ContainerStatus.Running, _store.Manager.Get(name).State);
+        var afterRollback = Count(_store, name);
+        WaitCount(_store, name, afterRollback + 5);
+        // Restored, not restarted: the console never shows the count starting over.
+        var ticks = Ticks(_store, name);
+        Assert.Equal(ticks.OrderBy(t => t), ticks);
+        Assert.Single(ticks, 1);
+        Assert.False(Directory.Exists(Path.Combine(_other.StorePath, ".migrate")));
+    }
+
+    [Fact]
+    public void Warm_StoppedContainer_IsRefused()
+    {
+        var c = Container(_store, "wst");
+        var error = _ps.Invoke("Move-Container $args[0] $args[1] -Warm", c.Name, _other.StorePath).SingleError;
+        Assert.Equal("ContainerNotRunning,PSContainers.Cmdlets.MoveContainerCommand", error.FullyQualifiedErrorId);
+        Assert.True(_store.Manager.Exists(c.Name));
+    }
+
+    private sealed class Inline(Action<MigrationProgress> report) : IProgress<MigrationProgress>
+    {
+        public void Report(MigrationProgress value) => report(value);
     }
 
     [Theory]

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using PSContainers.Runtime.Checkpoint;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.State;
@@ -79,42 +80,62 @@ public static class ContainerMigrator
         if (!destination.IsRemote && destination.StorePath == Path.TrimEndingDirectorySeparator(Path.GetFullPath(source.Store.Root)))
             throw new ContainerException("SameStore", ContainerErrorKind.InvalidArgument,
                 $"Container '{name}' is already in {source.Store.Root}. Give another store as -Destination (Copy-Container makes a copy in the same store).", name);
+        if (info.State is ContainerStatus.Saved)
+            throw new ContainerException("ContainerSaved", ContainerErrorKind.InvalidOperation,
+                $"Container '{name}' is saved (checkpointed by Save-Container). Start-Container resumes it; then move it, with -Warm to keep its processes' state.", name);
         if (!options.Keep) StorageManager.CheckNoDependentClones(source.Store, name, options.Force);
         var wasRunning = info.State is ContainerStatus.Running or ContainerStatus.Frozen;
-        if (options.Mode == MigrationMode.Warm)
-            throw new ContainerException("WarmMigrationUnavailable", ContainerErrorKind.NotImplemented,
-                "Warm migration needs the CRIU checkpoint runtime, which this build does not have. Move the container cold (without -Warm).", name);
+        var warm = options.Mode == MigrationMode.Warm;
+        if (warm && !wasRunning)
+            throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
+                $"Container '{name}' is {info.State.ToString().ToLowerInvariant()}: a warm move carries running processes. Move it without -Warm.", name);
+        if (warm) new CheckpointManager(source).Criu(); // a missing or failing CRIU stops here, before anything changed
 
         var clock = Stopwatch.StartNew();
         void Report(string phase, string status, int percent) => progress?.Report(new MigrationProgress(phase, status, percent));
 
         Report("Connect", destination.ToString(), 0);
         using var target = OpenTarget(source, destination, options, ct);
-        Report("Prepare", $"Checking that '{newName}' is free at the destination", 3);
-        target.Prepare(newName, ct);
+        Report("Prepare", $"Checking that '{newName}' can be made at the destination", 3);
+        target.Prepare(newName, warm, ct);
 
         var stopped = false;
+        string? images = null;
         var downtime = Stopwatch.StartNew();
         long bytes = 0;
         ContainerStatus state;
         try
         {
-            if (wasRunning)
+            if (warm)
+            {
+                Report("Checkpoint", $"Checkpointing '{name}'", 5);
+                stopped = true; // CRIU ends the processes once they are dumped
+                downtime.Restart();
+                var dir = Path.Combine(target.LocalStaging, "checkpoint");
+                new CheckpointManager(source).Checkpoint(name, dir, new CheckpointOptions { TcpEstablished = options.TcpEstablished },
+                    new InlineProgress<string>(s => Report("Checkpoint", s, 5)));
+                images = dir;
+            }
+            else if (wasRunning)
             {
                 Report("Stop", $"Stopping '{name}'", 5);
-                source.Stop(name, options.StopTimeout);
                 stopped = true;
                 downtime.Restart();
+                source.Stop(name, options.StopTimeout);
             }
             var archive = Path.Combine(target.LocalStaging, "container.tar.zst");
             Report("Export", "Archiving config and root filesystem", 10);
             ContainerArchive.Export(source, name, archive, force: false,
                 new InlineProgress<ArchiveProgress>(p => Report("Export", $"{p.Entries} entries, {p.Bytes / (1024 * 1024)} MiB", 10 + Fraction(p.Bytes, p.TotalBytes, 40))), ct);
-            var size = new FileInfo(archive).Length;
+            if (images is not null) Retarget(images, newName);
+            var size = new FileInfo(archive).Length + (images is null ? 0 : MigrationTarget.SizeOf(images));
             Report("Transfer", $"{size / (1024 * 1024)} MiB to {destination}", 50);
-            bytes = target.Send(archive, sent => Report("Transfer", $"{sent / (1024 * 1024)} of {size / (1024 * 1024)} MiB", 50 + Fraction(sent, size, 30)), ct);
-            Report(wasRunning ? "Start" : "Import", $"Importing '{newName}'{(wasRunning ? " and starting it" : "")}", 80);
-            state = target.Receive(new ReceiveRequest(newName, archive, null, wasRunning), ct);
+            void Sent(long sent) => Report("Transfer", $"{(bytes + sent) / (1024 * 1024)} of {size / (1024 * 1024)} MiB", 50 + Fraction(bytes + sent, size, 30));
+            bytes += target.Send(archive, Sent, ct);
+            if (images is not null) bytes += target.Send(images, Sent, ct);
+            Report(warm ? "Restore" : wasRunning ? "Start" : "Import",
+                $"Importing '{newName}'{(warm ? " and restoring its processes" : wasRunning ? " and starting it" : "")}", 80);
+            state = target.Receive(new ReceiveRequest(newName, archive, images, wasRunning), ct);
             var expected = wasRunning ? ContainerStatus.Running : ContainerStatus.Stopped;
             if (state != expected)
                 throw new ContainerException("MigrationVerifyFailed", ContainerErrorKind.InvalidOperation,
@@ -123,7 +144,7 @@ public static class ContainerMigrator
         catch (Exception ex)
         {
             Report("Rollback", $"Undoing the move of '{name}'", 100);
-            var problems = Rollback(target, newName, source, name, stopped);
+            var problems = Rollback(target, newName, source, name, stopped, images ?? Path.Combine(target.LocalStaging, "checkpoint"));
             if (problems.Count == 0) throw;
             var original = ex as ContainerException;
             throw new ContainerException(original?.ErrorId ?? "MigrationFailed", original?.Kind ?? ContainerErrorKind.InvalidOperation,
@@ -164,7 +185,7 @@ public static class ContainerMigrator
 
     static MigrationTarget OpenTarget(ContainerManager source, MigrationDestination destination, MoveOptions options, CancellationToken ct)
     {
-        if (!destination.IsRemote) return new LocalTarget(new ContainerManager(destination.StorePath), null);
+        if (!destination.IsRemote) return new LocalTarget(new ContainerManager(destination.StorePath));
         var ssh = SshConnection.Open(destination.Ssh!, options.Ssh, ct);
         try { return new SshTarget(ssh, destination, options.Ssh, source.Store.Root); }
         catch
@@ -174,8 +195,20 @@ public static class ContainerMigrator
         }
     }
 
-    /// <summary>Removes the destination copy and brings the source back; what could not be undone, as sentences.</summary>
-    static List<string> Rollback(MigrationTarget target, string newName, ContainerManager source, string name, bool restart)
+    /// <summary>Makes a checkpoint restore into <paramref name="name"/> (Restore takes the container from the manifest).</summary>
+    static void Retarget(string images, string name)
+    {
+        var manifest = CheckpointManifest.Load(images);
+        if (manifest.Container == name) return;
+        manifest.Container = name;
+        manifest.Save(images);
+    }
+
+    /// <summary>
+    /// Removes the destination copy and brings a source that was running back: from its checkpoint
+    /// (warm; its processes go on), else by starting it. What could not be undone, as sentences.
+    /// </summary>
+    static List<string> Rollback(MigrationTarget target, string newName, ContainerManager source, string name, bool wasStopped, string images)
     {
         var problems = new List<string>();
         try { target.RemoveImported(newName); }
@@ -183,13 +216,29 @@ public static class ContainerMigrator
         {
             problems.Add($"The destination copy '{newName}' could not be removed ({ex.Message}); remove it by hand.");
         }
-        if (restart)
+        if (!wasStopped) return problems;
+        try
         {
-            try { source.Start(name); }
-            catch (Exception ex) when (ex is ContainerException or IOException or UnauthorizedAccessException)
+            // A checkpoint that failed half-way may have left the container running.
+            if (source.Get(name).State is ContainerStatus.Running or ContainerStatus.Frozen) return problems;
+            if (File.Exists(Path.Combine(images, CheckpointManifest.FileName)))
             {
-                problems.Add($"The source '{name}' could not be started again ({ex.Message}); it is stopped, with its files intact.");
+                try
+                {
+                    Retarget(images, name);
+                    new CheckpointManager(source).Restore(images, null, new RestoreOptions());
+                    return problems;
+                }
+                catch (ContainerException ex)
+                {
+                    problems.Add($"The source '{name}' could not be restored from its checkpoint ({ex.Message}); it was started afresh.");
+                }
             }
+            source.Start(name);
+        }
+        catch (Exception ex) when (ex is ContainerException or IOException or UnauthorizedAccessException)
+        {
+            problems.Add($"The source '{name}' could not be started again ({ex.Message}); it is stopped, with its files intact.");
         }
         return problems;
     }

@@ -1,4 +1,5 @@
 using System.Text;
+using PSContainers.Runtime.Checkpoint;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.State;
 using PSContainers.Runtime.Storage;
@@ -19,8 +20,8 @@ internal abstract class MigrationTarget : IDisposable
     /// <summary>True once the destination container exists because of this migration (rollback removes it).</summary>
     public bool Imported { get; protected set; }
 
-    /// <summary>Checks the destination can take <paramref name="name"/> before the source is touched.</summary>
-    public abstract void Prepare(string name, CancellationToken ct);
+    /// <summary>Checks the destination can take <paramref name="name"/> (and, warm, restore it) before the source is touched.</summary>
+    public abstract void Prepare(string name, bool warm, CancellationToken ct);
     /// <summary>Makes a file or directory of <see cref="LocalStaging"/> available at the destination; the bytes moved.</summary>
     public abstract long Send(string localPath, Action<long>? progress, CancellationToken ct);
     /// <summary>Imports, then starts or restores; the destination container's state.</summary>
@@ -46,20 +47,19 @@ internal abstract class MigrationTarget : IDisposable
 internal sealed class LocalTarget : MigrationTarget
 {
     readonly ContainerManager _manager;
-    readonly Func<ContainerManager, string, string?, ContainerInfo>? _restore;
 
     public override string LocalStaging { get; }
 
-    public LocalTarget(ContainerManager manager, Func<ContainerManager, string, string?, ContainerInfo>? restore)
+    public LocalTarget(ContainerManager manager)
     {
         _manager = manager;
-        _restore = restore;
         LocalStaging = StagingUnder(manager.Store.Root);
     }
 
-    public override void Prepare(string name, CancellationToken ct)
+    public override void Prepare(string name, bool warm, CancellationToken ct)
     {
         if (_manager.Exists(name)) throw Exists(name, _manager.Store.Root);
+        // (warm: the same CRIU as the source's, already checked there)
         Directory.CreateDirectory(LocalStaging, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
     }
 
@@ -74,7 +74,7 @@ internal sealed class LocalTarget : MigrationTarget
     {
         ContainerArchive.Import(_manager, request.Archive, request.Name, null, ct);
         Imported = true;
-        if (request.Images is not null) return _restore!(_manager, request.Images, request.Name).State;
+        if (request.Images is not null) return new CheckpointManager(_manager).Restore(request.Images, null, new RestoreOptions()).State;
         return request.Start ? _manager.Start(request.Name).State : _manager.Get(request.Name).State;
     }
 
@@ -118,13 +118,20 @@ internal sealed class SshTarget : MigrationTarget
 
     string Where => $"{_destination.StorePath} on {_destination.Ssh!.Host}";
 
-    public override void Prepare(string name, CancellationToken ct)
+    public override void Prepare(string name, bool warm, CancellationToken ct)
     {
+        // Warm: the remote module must have Restore-Container, and its CRIU must pass its checks,
+        // before the source is checkpointed.
+        var criu = warm ? """
+            $null = Get-Command Restore-Container
+            $null = [PSContainers.Runtime.Checkpoint.CriuService]::Require($null)
+            """ : "";
         var result = RunScript($$"""
             if (Get-Container -Name {{Quote(name)}} -StorePath $store -ErrorAction Ignore) {
                 Emit 'ERROR' ("ContainerExists`tResourceExists`t" + {{Quote($"A container named '{name}' already exists in {Where}. Choose another -NewName, or remove that container first.")}})
                 exit 1
             }
+            {{criu}}
             $dir = [IO.Path]::Combine($store, '.migrate', [guid]::NewGuid().ToString('N'))
             $null = [IO.Directory]::CreateDirectory($dir)
             Emit 'OK' $dir
@@ -156,7 +163,7 @@ internal sealed class SshTarget : MigrationTarget
     {
         var name = Quote(request.Name);
         var then = request.Images is not null
-            ? $"$c = Restore-Container -Path {Quote(Remote(request.Images))} -Name {name} -StorePath $store -Confirm:$false"
+            ? $"$c = Restore-Container -Path {Quote(Remote(request.Images))} -StorePath $store -Confirm:$false"
             : request.Start ? $"$c = Start-Container -Name {name} -StorePath $store -PassThru -Confirm:$false" : $"$c = Get-Container -Name {name} -StorePath $store";
         try
         {
@@ -222,7 +229,13 @@ internal sealed class SshTarget : MigrationTarget
             $ErrorActionPreference = 'Stop'
             $ProgressPreference = 'SilentlyContinue'
             function Emit([string]$kind, [string]$text) { '{{Marker}}' + $kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($text)) }
-            trap { Emit 'ERROR' ((($_.FullyQualifiedErrorId -split ',')[0]) + "`t" + $_.CategoryInfo.Category + "`t" + $_.Exception.Message); exit 1 }
+            trap {
+                $e = $_.Exception
+                while ($e -is [Management.Automation.MethodInvocationException] -and $e.InnerException) { $e = $e.InnerException }
+                if ($e.GetType().FullName -eq 'PSContainers.Runtime.ContainerException') { Emit 'ERROR' ($e.ErrorId + "`t" + $e.Kind + "`t" + $e.Message) }
+                else { Emit 'ERROR' ((($_.FullyQualifiedErrorId -split ',')[0]) + "`t" + $_.CategoryInfo.Category + "`t" + $e.Message) }
+                exit 1
+            }
             Import-Module {{Quote(_options.RemoteModule)}}
             $store = {{Quote(_destination.StorePath)}}
             {{body}}

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Management.Automation;
 using PSContainers.Infrastructure;
 using PSContainers.Runtime;
@@ -187,13 +188,31 @@ internal static class ArchiveRunner
 {
     public static T Run<T>(PSCmdlet cmdlet, string activity, Func<IProgress<ArchiveProgress>, CancellationToken, T> work, CancellationToken ct)
     {
+        var queue = new BlockingCollection<ArchiveProgress>();
+        var progress = new QueueProgress(queue);
+        var task = Task.Run(() =>
+        {
+            try { return work(progress, ct); }
+            finally { queue.CompleteAdding(); }
+        });
         var id = Math.Abs(activity.GetHashCode() % 10000) + 1;
-        return BackgroundRunner.Run(cmdlet, work, p =>
+        foreach (var p in queue.GetConsumingEnumerable())
         {
             var status = $"{p.Entries} entries, {p.Bytes / (1024 * 1024)} MiB: {p.CurrentPath}";
             var percent = p.TotalBytes is > 0 ? (int)Math.Clamp(p.Bytes * 100 / p.TotalBytes.Value, 0, 100) : -1;
-            return new ProgressRecord(id, activity, status) { PercentComplete = percent };
-        }, new ProgressRecord(id, activity, "Done") { RecordType = ProgressRecordType.Completed }, ct);
+            cmdlet.WriteProgress(new ProgressRecord(id, activity, status) { PercentComplete = percent });
+        }
+        cmdlet.WriteProgress(new ProgressRecord(id, activity, "Done") { RecordType = ProgressRecordType.Completed });
+        try { return task.GetAwaiter().GetResult(); }
+        catch (OperationCanceledException) { throw new PipelineStoppedException(); }
+    }
+
+    private sealed class QueueProgress(BlockingCollection<ArchiveProgress> queue) : IProgress<ArchiveProgress>
+    {
+        public void Report(ArchiveProgress value)
+        {
+            try { queue.Add(value); } catch (InvalidOperationException) { }
+        }
     }
 }
 
