@@ -1,6 +1,5 @@
 using System.Management.Automation;
 using PSContainers.Runtime;
-using PSContainers.Runtime.Checkpoint;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Migration;
@@ -107,6 +106,19 @@ public sealed class MoveContainerTests : IDisposable
     }
 
     [Fact]
+    public void TheFormatView_SelectsTheResultType_AndNamesOnlyItsProperties()
+    {
+        var xml = System.Xml.Linq.XDocument.Load(Path.Combine(TestPaths.ModuleFolder, "Formats", "Migration.Format.ps1xml"));
+        Assert.Equal(typeof(MigrationResult).FullName, xml.Descendants("TypeName").Single().Value);
+        var properties = typeof(MigrationResult).GetProperties().Select(p => p.Name).ToHashSet();
+        foreach (var name in xml.Descendants("PropertyName").Select(e => e.Value))
+            Assert.Contains(name, properties);
+        foreach (var script in xml.Descendants("ScriptBlock").Select(e => e.Value))
+            foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(script, @"\$_\.(\w+)"))
+                Assert.Contains(m.Groups[1].Value, properties);
+    }
+
+    [Fact]
     public void NameTakenAtTheDestination_IsAnError_BeforeTheSourceIsTouched()
     {
         var c = Container(_store, "col");
@@ -175,49 +187,11 @@ public sealed class MoveContainerTests : IDisposable
 
     // ---- warm (CRIU) ------------------------------------------------------------------------------
 
-    /// <summary>pid 1 counts, in /tmp/count and as "tick N" on the console, every 0.1 s.</summary>
-    internal const string Counter = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done";
-
-    internal static string StartCounter(TestStore store, string hint)
-    {
-        var c = store.Manager.Create(TestStore.NewName(hint), new CreateOptions { Template = "busybox", Command = new[] { "/bin/sh", "-c", Counter } });
-        store.Manager.Start(c.Name);
-        WaitCount(store, c.Name, 10);
-        return c.Name;
-    }
-
-    internal static int Count(TestStore store, string name)
-    {
-        var file = Path.Combine(store.Manager.Get(name).RootfsPath, "tmp", "count");
-        for (var i = 0; i < 100; i++)
-        {
-            try { if (int.TryParse(File.ReadAllText(file).Trim(), out var n)) return n; }
-            catch (IOException) { }
-            Thread.Sleep(20);
-        }
-        throw new InvalidOperationException($"{file} holds no number");
-    }
-
-    internal static void WaitCount(TestStore store, string name, int atLeast)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (Count(store, name) < atLeast)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"{name} did not count to {atLeast} (at {Count(store, name)})");
-            Thread.Sleep(50);
-        }
-    }
-
-    /// <summary>The "tick N" numbers of the console log, in order.</summary>
-    internal static int[] Ticks(TestStore store, string name) => store.Manager.ReadConsoleLog(name)
-        .Where(l => l.StartsWith("tick ", StringComparison.Ordinal))
-        .Select(l => int.TryParse(l[5..].Trim(), out var n) ? n : -1).Where(n => n > 0).ToArray();
-
     [Fact]
     public void Warm_ACounterKeepsCounting_AtTheDestination()
     {
-        var name = StartCounter(_store, "warm");
-        var beforeMove = Count(_store, name);
+        var name = CounterContainer.Start(_store, "warm");
+        var beforeMove = CounterContainer.Count(_store, name);
         var r = _ps.Invoke("Move-Container $args[0] $args[1] -Warm -PassThru", name, _other.StorePath);
         Assert.Empty(r.Errors);
         var result = r.Single<MigrationResult>();
@@ -229,8 +203,8 @@ public sealed class MoveContainerTests : IDisposable
         Assert.False(_store.Manager.Exists(name));
 
         // The restored shell goes on from its own i: the first tick at the destination continues the count.
-        WaitCount(_other, name, beforeMove + 10);
-        var ticks = Ticks(_other, name);
+        CounterContainer.WaitCount(_other, name, beforeMove + 10);
+        var ticks = CounterContainer.Ticks(_other, name);
         Assert.NotEmpty(ticks);
         Assert.True(ticks[0] > beforeMove, $"the first tick after the move ({ticks[0]}) continues the count ({beforeMove} before the move), it did not start over");
         Assert.Equal(ticks.OrderBy(t => t), ticks);
@@ -241,7 +215,7 @@ public sealed class MoveContainerTests : IDisposable
     [Fact]
     public void Warm_Interrupted_AfterTheCheckpoint_RestoresTheSource_WhichKeepsCounting()
     {
-        var name = StartCounter(_store, "warmrb");
+        var name = CounterContainer.Start(_store, "warmrb");
         using var cancel = new CancellationTokenSource();
         var phases = new List<string>();
         var progress = new Inline(p => { phases.Add(p.Phase); if (p.Phase == "Export") cancel.Cancel(); });
@@ -252,10 +226,10 @@ public sealed class MoveContainerTests : IDisposable
 
         Assert.Empty(_other.Manager.Names());
         Assert.Equal(ContainerStatus.Running, _store.Manager.Get(name).State);
-        var afterRollback = Count(_store, name);
-        WaitCount(_store, name, afterRollback + 5);
+        var afterRollback = CounterContainer.Count(_store, name);
+        CounterContainer.WaitCount(_store, name, afterRollback + 5);
         // Restored, not restarted: the console never shows the count starting over.
-        var ticks = Ticks(_store, name);
+        var ticks = CounterContainer.Ticks(_store, name);
         Assert.Equal(ticks.OrderBy(t => t), ticks);
         Assert.Single(ticks, 1);
         Assert.False(Directory.Exists(Path.Combine(_other.StorePath, ".migrate")));
