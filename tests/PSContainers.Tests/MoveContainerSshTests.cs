@@ -86,6 +86,27 @@ public sealed class MoveContainerSshTests : IDisposable
     }
 
     [Fact]
+    public void Warm_OverSsh_ACounterKeepsCountingOnTheRemoteStore()
+    {
+        var name = CounterContainer.Start(_store, "sshw");
+        var beforeMove = CounterContainer.Count(_store, name);
+
+        var r = Move(name, "-Warm -PassThru");
+        Assert.Empty(r.Errors);
+        var result = r.Single<MigrationResult>();
+        Assert.Equal(MigrationMode.Warm, result.Mode);
+        Assert.Equal(ContainerStatus.Running, result.State);
+        Assert.False(_store.Manager.Exists(name));
+        Assert.Equal(ContainerStatus.Running, _remote.Manager.Get(name).State);
+        CounterContainer.WaitCount(_remote, name, beforeMove + 10);
+        var ticks = CounterContainer.Ticks(_remote, name);
+        Assert.NotEmpty(ticks);
+        Assert.True(ticks[0] > beforeMove, $"the first tick on the remote ({ticks[0]}) continues the count ({beforeMove} before the move)");
+        Assert.False(Directory.Exists(Path.Combine(_remote.StorePath, ".migrate")));
+        Assert.Empty(SshServer.MigrationSshProcesses());
+    }
+
+    [Fact]
     public void NameTakenOnTheRemote_IsTheRemoteError_AndTheSourceKeepsRunning()
     {
         var c = MoveContainerTests.Container(_store, "sshc");

@@ -228,8 +228,7 @@ public sealed class CheckpointManager
 
     private static void Call(CriuInstallation criu, criu_req_type type, criu_opts opts, string logPath, string errorId, string what, string target)
     {
-        var resp = CriuService.CallOnce(criu.Path, new criu_req { Type = type, Opts = opts }, logPath, CriuTimeout);
-        if (!resp.Success) throw CriuService.Failure(errorId, what, resp, logPath, target);
+        CriuService.CallOnce(criu.Path, new criu_req { Type = type, Opts = opts }, logPath, CriuTimeout, errorId, what, target);
     }
 
     // ---- restore ------------------------------------------------------------------------------
@@ -344,10 +343,10 @@ public sealed class CheckpointManager
                     var criuStart = Native.Sys.ProcessStartTime(criuPid);
                     var opts = RestoreOptionsFor(directory, rootfs, cgroupPath, manifest, config, name, fields[3]);
                     networkTouched = true;
+                    var what = $"CRIU could not restore container '{name}' from '{directory}'";
                     var resp = channel.Call(new criu_req { Type = criu_req_type.Restore, Opts = opts },
-                        () => Native.Sys.ProcessStartTime(criuPid) is { } t && t == criuStart, CriuTimeout, name, logPath);
-                    if (!resp.Success || resp.Restore is null)
-                        throw CriuService.Failure("RestoreFailed", $"CRIU could not restore container '{name}' from '{directory}'", resp, logPath, name);
+                        () => Native.Sys.ProcessStartTime(criuPid) is { } t && t == criuStart, CriuTimeout, "RestoreFailed", what, name, logPath);
+                    if (resp.Restore is null) throw CriuService.Failure("RestoreFailed", what, resp, logPath, name);
                     channel.Dispose(); // criu exits once its socket closes
                     progress?.Report("Connecting the host ends of the network");
                     ConnectHostEnds(name, config);

@@ -35,8 +35,8 @@ public static class CriuService
         lock (Checked)
             if (Checked.TryGetValue(path, out var hit) && hit.Stamp == stamp) return hit.Installation;
 
-        var versionResp = CallOnce(path, new criu_req { Type = criu_req_type.Version }, null, TimeSpan.FromSeconds(30));
-        if (!versionResp.Success || versionResp.Version is null)
+        var versionResp = CallOnce(path, new criu_req { Type = criu_req_type.Version }, null, TimeSpan.FromSeconds(30), "CriuUnusable", $"{path} did not answer CRIU's VERSION request. " + InstallHint, path);
+        if (versionResp.Version is null)
             throw Failure("CriuUnusable", $"{path} did not answer CRIU's VERSION request", versionResp, null, path);
         var v = versionResp.Version;
         var version = new Version(v.MajorNumber, v.MinorNumber, v.HasSublevel ? v.Sublevel : 0);
@@ -44,11 +44,12 @@ public static class CriuService
             throw new ContainerException("CriuTooOld", ContainerErrorKind.NotInstalled,
                 $"{path} is CRIU {version}; checkpoint/restore needs CRIU {MinimumVersion} or later (older versions cannot dump " +
                 "inet sockets on Linux 6.16+, and Debian 12's 3.17 fails on this kernel's vDSO). " + InstallHint, path);
-        var check = CallOnce(path, new criu_req { Type = criu_req_type.Check }, null, TimeSpan.FromSeconds(60));
-        if (!check.Success)
-            throw Failure("CriuCheckFailed", $"'criu check' ({path}) reports that this kernel cannot checkpoint", check, null, path);
-        var features = CallOnce(path, new criu_req { Type = criu_req_type.FeatureCheck, Features = new criu_features { MemTrack = true } }, null, TimeSpan.FromSeconds(30));
-        var installation = new CriuInstallation(path, version, features.Success && features.Features is { MemTrack: true });
+        CallOnce(path, new criu_req { Type = criu_req_type.Check }, null, TimeSpan.FromSeconds(60), "CriuCheckFailed", $"'criu check' ({path}) reports that this kernel cannot checkpoint", path);
+        // Soft-dirty tracking (pre-dump): CRIU answers a FEATURE_CHECK with what is there, or fails it.
+        bool memTrack;
+        try { memTrack = CallOnce(path, new criu_req { Type = criu_req_type.FeatureCheck, Features = new criu_features { MemTrack = true } }, null, TimeSpan.FromSeconds(30), "CriuCheckFailed", "feature check", path).Features is { MemTrack: true }; }
+        catch (ContainerException) { memTrack = false; }
+        var installation = new CriuInstallation(path, version, memTrack);
         lock (Checked) Checked[path] = (stamp, installation);
         return installation;
     }
@@ -79,7 +80,7 @@ public static class CriuService
     // ---- one swrk session -------------------------------------------------------------------
 
     /// <summary>Runs one request on a fresh `criu swrk` child of this process.</summary>
-    internal static criu_resp CallOnce(string criuPath, criu_req request, string? logPath, TimeSpan timeout)
+    internal static criu_resp CallOnce(string criuPath, criu_req request, string? logPath, TimeSpan timeout, string errorId, string what, object? target)
     {
         using var channel = CriuChannel.Create();
         Process process;
@@ -104,7 +105,7 @@ public static class CriuService
             process.BeginOutputReadLine();
             try
             {
-                return channel.Call(request, () => !process.HasExited, timeout, criuPath, logPath);
+                return channel.Call(request, () => !process.HasExited, timeout, errorId, what, target, logPath);
             }
             finally
             {
@@ -118,32 +119,31 @@ public static class CriuService
     internal static ContainerException Failure(string errorId, string what, criu_resp? response, string? logPath, object? target)
     {
         var reasons = new List<string>();
-        if (response is { HasCrErrmsg: true } && !string.IsNullOrWhiteSpace(response.CrErrmsg)) reasons.Add(response.CrErrmsg.Trim());
-        reasons.AddRange(LogErrors(logPath).Where(e => !reasons.Contains(e)));
+        foreach (var line in new[] { response is { HasCrErrmsg: true } ? response.CrErrmsg : null }.Concat(LogErrorLines(logPath)))
+            if (Reason(line) is { } reason && !reasons.Contains(reason)) reasons.Add(reason);
+        if (reasons.Count > 3) reasons = reasons.GetRange(reasons.Count - 3, 3);
         if (reasons.Count == 0 && response is { HasCrErrno: true } && response.CrErrno != 0) reasons.Add(Marshal.GetPInvokeErrorMessage(response.CrErrno));
-        var message = what + (reasons.Count > 0 ? ": " + string.Join(" | ", reasons) : ".");
+        var message = what + (reasons.Count > 0 ? ": " + string.Join(" | ", reasons) : "") + ".";
         if (logPath is not null) message += $" CRIU's log: {logPath}";
-        return new ContainerException(errorId, ContainerErrorKind.InvalidOperation, message.TrimEnd('.') + ".", target);
+        return new ContainerException(errorId, ContainerErrorKind.InvalidOperation, message, target);
     }
 
-    /// <summary>The last errors of a criu log (its own "Error (file:line): ..." lines), the summary lines left out.</summary>
-    internal static IReadOnlyList<string> LogErrors(string? logPath, int max = 3)
+    private static IEnumerable<string> LogErrorLines(string? logPath) =>
+        logPath is null || !File.Exists(logPath) ? Array.Empty<string>() : File.ReadLines(logPath).Where(l => l.Contains("Error (", StringComparison.Ordinal));
+
+    /// <summary>The message of one of criu's "Error (file:line): ..." lines; null for the noise every run here prints.</summary>
+    internal static string? Reason(string? line)
     {
-        if (logPath is null || !File.Exists(logPath)) return Array.Empty<string>();
-        var errors = new List<string>();
-        foreach (var line in File.ReadLines(logPath))
-        {
-            var at = line.IndexOf("Error (", StringComparison.Ordinal);
-            if (at < 0) continue;
-            var text = line[at..];
-            var close = text.IndexOf("): ", StringComparison.Ordinal);
-            var message = close > 0 ? text[(close + 3)..].Trim() : text.Trim();
-            // Noise every run prints here: no CAP_SYS_RESOURCE in this sandbox, no iptables on the host.
-            if (message.StartsWith("rlimit:", StringComparison.Ordinal) || message.Contains("iptables", StringComparison.Ordinal)) continue;
-            if (message.EndsWith("FAILED.", StringComparison.Ordinal)) continue;
-            errors.Add(message);
-        }
-        return errors.Count <= max ? errors : errors.GetRange(errors.Count - max, max);
+        if (string.IsNullOrWhiteSpace(line)) return null;
+        var at = line.IndexOf("Error (", StringComparison.Ordinal);
+        var text = at >= 0 ? line[at..] : line;
+        var close = text.IndexOf("): ", StringComparison.Ordinal);
+        var message = (at >= 0 && close > 0 ? text[(close + 3)..] : text).Trim().TrimEnd('.');
+        // No CAP_SYS_RESOURCE in this sandbox, no iptables on the host (nftables locks the network),
+        // and the summary lines that only say that something failed.
+        if (message.StartsWith("rlimit:", StringComparison.Ordinal) || message.Contains("iptables", StringComparison.Ordinal)) return null;
+        if (message.EndsWith("FAILED", StringComparison.Ordinal)) return null;
+        return message;
     }
 }
 
@@ -174,11 +174,14 @@ internal sealed class CriuChannel : IDisposable
         PeerFd = -1;
     }
 
-    /// <summary>Sends a request and waits for its answer while <paramref name="peerAlive"/> holds.</summary>
-    public criu_resp Call(criu_req request, Func<bool> peerAlive, TimeSpan timeout, object? target, string? logPath)
+    /// <summary>Sends a request and waits for its answer while <paramref name="peerAlive"/> holds.
+    /// A failed request, or criu ending without an answer, is <paramref name="errorId"/>: "<paramref name="what"/>: criu's words".</summary>
+    public criu_resp Call(criu_req request, Func<bool> peerAlive, TimeSpan timeout, string errorId, string what, object? target, string? logPath)
     {
         Send(request);
-        return Receive(peerAlive, timeout, target, logPath);
+        var resp = Receive(peerAlive, timeout, errorId, what, target, logPath);
+        if (!resp.Success) throw CriuService.Failure(errorId, what, resp, logPath, target);
+        return resp;
     }
 
     public unsafe void Send(criu_req request)
@@ -190,7 +193,7 @@ internal sealed class CriuChannel : IDisposable
                     $"CRIU went away before it took the {request.Type} request ({Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}).");
     }
 
-    public unsafe criu_resp Receive(Func<bool> peerAlive, TimeSpan timeout, object? target, string? logPath)
+    private unsafe criu_resp Receive(Func<bool> peerAlive, TimeSpan timeout, string errorId, string what, object? target, string? logPath)
     {
         var deadline = DateTime.UtcNow + timeout;
         var buffer = new byte[1 << 20];
@@ -203,9 +206,9 @@ internal sealed class CriuChannel : IDisposable
                 nint n;
                 fixed (byte* p = buffer) n = Native.recv(_fd, p, buffer.Length, 0);
                 if (n > 0) return criu_resp.Parser.ParseFrom(buffer, 0, (int)n);
-                if (n == 0) throw CriuService.Failure("CriuFailed", "CRIU exited without answering", null, logPath, target);
+                if (n == 0) throw CriuService.Failure(errorId, what + " (CRIU exited without answering)", null, logPath, target);
             }
-            if (!peerAlive()) throw CriuService.Failure("CriuFailed", "CRIU exited without answering", null, logPath, target);
+            if (!peerAlive()) throw CriuService.Failure(errorId, what + " (CRIU exited without answering)", null, logPath, target);
             if (DateTime.UtcNow > deadline)
                 throw new ContainerException("CriuTimeout", ContainerErrorKind.OperationTimeout,
                     $"CRIU did not answer within {timeout.TotalSeconds:0} s." + (logPath is null ? "" : $" Its log: {logPath}."), target);

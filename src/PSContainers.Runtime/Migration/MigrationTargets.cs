@@ -163,7 +163,7 @@ internal sealed class SshTarget : MigrationTarget
     {
         var name = Quote(request.Name);
         var then = request.Images is not null
-            ? $"$c = Restore-Container -Path {Quote(Remote(request.Images))} -StorePath $store -Confirm:$false"
+            ? $"$c = Restore-Container -Path {Quote(Remote(request.Images))} -StorePath $store -PassThru -Confirm:$false"
             : request.Start ? $"$c = Start-Container -Name {name} -StorePath $store -PassThru -Confirm:$false" : $"$c = Get-Container -Name {name} -StorePath $store";
         try
         {

@@ -100,12 +100,9 @@ public sealed class MoveContainerCommand : ContainerCmdlet
                     RemoteModule = RemoteModulePath,
                 },
             };
-            var activity = $"Moving {Name} to {destination}";
-            var id = Math.Abs(activity.GetHashCode() % 10000) + 1;
-            var result = BackgroundRunner.Run<MigrationProgress, MigrationResult>(this,
-                (p, ct) => ContainerMigrator.Move(Manager, Name, destination, options, p, ct),
-                p => new ProgressRecord(id, activity, $"{p.Phase}: {p.Status}") { PercentComplete = p.PercentComplete, CurrentOperation = p.Phase },
-                new ProgressRecord(id, activity, "Done") { RecordType = ProgressRecordType.Completed }, _cancel.Token);
+            var result = ProgressRelay.Run<MigrationProgress, MigrationResult>(this, $"Moving {Name} to {destination}",
+                p => ($"{p.Phase}: {p.Status}", p.PercentComplete),
+                p => ContainerMigrator.Move(Manager, Name, destination, options, p, _cancel.Token));
             foreach (var w in result.Warnings) WriteWarning(w);
             if (PassThru) WriteObject(result);
         });
