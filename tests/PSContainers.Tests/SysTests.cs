@@ -55,10 +55,12 @@ public sealed class SysTests
     [Fact]
     public void ProcessStartTime_OfAZombie_IsNull()
     {
-        // bash forks true, then becomes sleep without reaping it: the true stays a zombie.
+        // bash forks a short sleep, then becomes a long sleep that never reaps it: the short one
+        // stays a zombie. (It outlives the exec by a second: a child that ended before the exec
+        // would be reaped by bash itself, which happened on a loaded machine with /bin/true.)
         var psi = new ProcessStartInfo("/bin/bash") { RedirectStandardOutput = true, UseShellExecute = false };
         psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add("/bin/true & echo $!; exec /bin/sleep 30");
+        psi.ArgumentList.Add("/bin/sleep 1 & echo $!; exec /bin/sleep 30");
         using var parent = Process.Start(psi)!;
         try
         {
