@@ -13,4 +13,12 @@ echo "== building the module (dotnet build -c Release at $repo)" >&2
 echo "== building the benchmark" >&2
 dotnet build -c Release -nologo -v quiet "$here/PSContainers.Bench/PSContainers.Bench.csproj"
 echo "== running" >&2
-exec "$here/PSContainers.Bench/bin/Release/net10.0/PSContainers.Bench" --repo "$repo" --output "$here/results.md" "$@"
+"$here/PSContainers.Bench/bin/Release/net10.0/PSContainers.Bench" --repo "$repo" --output "$here/results.md" "$@"
+# Checkpoint/restore versus bare criu, appended to the same report (needs criu 4.2+: .ci/install-criu).
+if command -v criu >/dev/null; then
+  echo "== checkpoint/restore versus bare criu" >&2
+  dotnet build -c Release -nologo -v quiet "$here/CheckpointBench/CheckpointBench.csproj"
+  "$here/CheckpointBench/bin/Release/net10.0/CheckpointBench" 10 --repo "$repo" --output "$here/results.md"
+else
+  echo "== criu not found: checkpoint benchmark skipped (.ci/install-criu installs it)" >&2
+fi

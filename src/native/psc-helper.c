@@ -14,6 +14,9 @@
  *                                program there; exits with its status (128+signal if killed).
  *   psc-helper netns-exec < spec ip netns exec: a program in a network namespace ("netns" file)
  *                                with the files of /etc/netns/NAME ("etcdir") bound over /etc.
+ *   psc-helper restore < spec    like start, but the supervisor runs `criu swrk` (the "arg"s) on
+ *                                the caller's socket ("criufd") instead of cloning an init; see
+ *                                supervise_restore().
  *
  * Security (decided in C#, applied here as the last steps before execve, see apply_security):
  * "capdrop" (mask), "nonewprivs", "seccomp" (hex BPF); exec re-executes from a sealed memfd first.
@@ -92,6 +95,7 @@ struct spec {
     int has_cap_drop; uint64_t cap_drop;              /* capabilities to drop (bit n = capability n) */
     int no_new_privs;                                 /* PR_SET_NO_NEW_PRIVS before exec */
     struct sock_filter *filter; unsigned short filter_len; /* seccomp program installed last */
+    int criu_fd;                                      /* restore: inherited end of the criu RPC socket */
 };
 
 static char errbuf[1024];
@@ -213,6 +217,7 @@ static void parse_spec(struct spec *s, const char *file) {
         strs[n++] = buf + off;
     memset(s, 0, sizeof *s);
     s->target_pid = -1;
+    s->criu_fd = -1;
 #define NEED(k) do { if (i + (k) >= n) die("spec: '%s' needs %d value(s)", key, (k)); } while (0)
 #define PUSH(arr, cnt, v) do { if ((cnt) >= MAX_ITEMS) die("spec: too many '%s'", key); (arr)[(cnt)++] = (v); } while (0)
     for (int i = 0; i < n; i++) {
@@ -267,6 +272,7 @@ static void parse_spec(struct spec *s, const char *file) {
         else if (!strcmp(key, "capdrop")) { s->cap_drop = strtoull(v, NULL, 10); s->has_cap_drop = 1; }
         else if (!strcmp(key, "nonewprivs")) s->no_new_privs = !strcmp(v, "1");
         else if (!strcmp(key, "seccomp")) parse_seccomp_hex(s, v);
+        else if (!strcmp(key, "criufd")) s->criu_fd = atoi(v);
         else die("spec: unknown key '%s'", key);
     }
     if (s->nargs == 0) die("spec: no program to run");
@@ -684,18 +690,44 @@ static void remove_cgroups(const struct spec *s) {
 
 /* The supervisor: parent of init. Reports to the launcher through report_fd, then lives as long
  * as init does. */
+/* The console: a pty whose master the supervisor copies to the log. Returns the slave's fd. */
+static int open_console(const struct spec *s, int *master, int *logfd, char *console_path, size_t size) {
+    *master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+    if (*master < 0 || grantpt(*master) < 0 || unlockpt(*master) < 0) return fail("allocate console pty");
+    if (ptsname_r(*master, console_path, size) != 0) return fail("ptsname");
+    /* Hold the slave open ourselves, so the master never sees a hangup while init reopens it. */
+    int slave = open(console_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0) return fail("open console %s", console_path);
+    *logfd = open(s->console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (*logfd < 0) return fail("open console log %s", s->console_log);
+    return slave;
+}
+
+/* Lives as long as init does: pumps the console, then removes the cgroups and records the exit. */
+static void watch_init(const struct spec *s, pid_t child, int master, int logfd, sigset_t *mask) {
+    int sfd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    struct pollfd pfds[2] = { { sfd, POLLIN, 0 }, { master, POLLIN, 0 } };
+    int status = 0;
+    for (;;) {
+        int rc = poll(pfds, master >= 0 ? 2 : 1, -1);
+        if (rc < 0 && errno != EINTR) break;
+        if (master >= 0 && (pfds[1].revents & POLLIN)) pump_console(master, &logfd, s);
+        if (pfds[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) == sizeof si) {}
+            pid_t w = waitpid(child, &status, WNOHANG);
+            if (w == child) break;
+        }
+    }
+    if (master >= 0) pump_console(master, &logfd, s);
+    remove_cgroups(s);
+    if (s->exit_file) write_exit_file(s->exit_file, status);
+}
+
 static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
     int master = -1, logfd = -1;
     char console_path[64] = "";
-    if (s->console_log) {
-        master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
-        if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) return fail("allocate console pty");
-        if (ptsname_r(master, console_path, sizeof console_path) != 0) return fail("ptsname");
-        /* Hold the slave open ourselves, so the master never sees a hangup while init reopens it. */
-        if (open(console_path, O_RDWR | O_NOCTTY | O_CLOEXEC) < 0) return fail("open console %s", console_path);
-        logfd = open(s->console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        if (logfd < 0) return fail("open console log %s", s->console_log);
-    }
+    if (s->console_log && open_console(s, &master, &logfd, console_path, sizeof console_path) < 0) return -1;
     int sync_pipe[2], err_pipe[2];
     if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) return fail("pipe");
 
@@ -757,24 +789,7 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
     snprintf(ok, sizeof ok, "ok %d %d\n", getpid(), child);
     write_all(report_fd, ok, strlen(ok));
     close(report_fd);
-
-    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    struct pollfd pfds[2] = { { sfd, POLLIN, 0 }, { master, POLLIN, 0 } };
-    int status = 0;
-    for (;;) {
-        int rc = poll(pfds, master >= 0 ? 2 : 1, -1);
-        if (rc < 0 && errno != EINTR) break;
-        if (master >= 0 && (pfds[1].revents & POLLIN)) pump_console(master, &logfd, s);
-        if (pfds[0].revents & POLLIN) {
-            struct signalfd_siginfo si;
-            while (read(sfd, &si, sizeof si) == sizeof si) {}
-            pid_t w = waitpid(child, &status, WNOHANG);
-            if (w == child) break;
-        }
-    }
-    if (master >= 0) pump_console(master, &logfd, s);
-    remove_cgroups(s);
-    if (s->exit_file) write_exit_file(s->exit_file, status);
+    watch_init(s, child, master, logfd, &mask);
     return 0;
 
 kill_child:
@@ -783,10 +798,67 @@ kill_child:
     return -1;
 }
 
-static int cmd_start(const char *file) {
+/* ---- restore: the supervisor runs criu, which restores init as the supervisor's child --------- */
+
+/* Restore (Runtime/Checkpoint): the caller speaks CRIU's RPC on its end of a socketpair; the other
+ * end came to us as criu_fd. We run `criu swrk 3` with that socket as fd 3 and a fresh console
+ * pty slave as fd 4 (the caller maps the checkpoint's console onto it with inherit_fd), and report
+ * "paused <supervisor> <criu> <pty>". The caller asks for rst_sibling, so criu creates the restored
+ * init with CLONE_PARENT: it becomes OUR child, and we supervise it exactly like a started one once
+ * the caller answers "go <init-pid>" ("abort" kills whatever was restored). */
+static int supervise_restore(const struct spec *s, int report_fd, int ctl_fd) {
+    int master = -1, logfd = -1, slave = -1;
+    char console_path[64] = "";
+    if (s->console_log && (slave = open_console(s, &master, &logfd, console_path, sizeof console_path)) < 0) return -1;
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+
+    pid_t criu = fork();
+    if (criu < 0) return fail("fork criu");
+    if (criu == 0) {
+        /* dup2 clears close-on-exec: exactly fds 0-2 (/dev/null), 3 and 4 reach criu. */
+        if (dup2(s->criu_fd, 3) < 0 || (slave >= 0 && dup2(slave, 4) < 0)) _exit(126);
+        sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
+        exec_program(s);
+        _exit(127);
+    }
+    close(s->criu_fd);
+    char msg[128];
+    snprintf(msg, sizeof msg, "paused %d %d %s\n", getpid(), criu, console_path[0] ? console_path : "-");
+    write_all(report_fd, msg, strlen(msg));
+    char answer[32] = "";
+    ssize_t n = 0, got = 0;
+    while (got < (ssize_t)sizeof answer - 1 && (n = read(ctl_fd, answer + got, 1)) == 1 && answer[got] != '\n') got++;
+    answer[got] = '\0';
+    close(ctl_fd);
+    pid_t init = strncmp(answer, "go ", 3) ? 0 : (pid_t)atoi(answer + 3);
+    /* After "go" the caller has closed its end of the socket and criu exits by itself (it may
+     * still be unlocking the network); after anything else it must not outlive the restore. */
+    if (init <= 0) kill(criu, SIGKILL);
+    while (waitpid(criu, NULL, 0) < 0 && errno == EINTR) {}
+    /* waitpid(WNOHANG) == 0: init is alive and our child (rst_sibling worked). */
+    if (init <= 0 || waitpid(init, NULL, WNOHANG) != 0) {
+        if (init > 0) kill(init, SIGKILL);
+        while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}   /* whatever criu left us */
+        remove_cgroups(s);
+        errno = 0;
+        return fail(init > 0 ? "restored init %d is not a child of the supervisor" : "restore aborted by the caller", init);
+    }
+    char ok[64];
+    snprintf(ok, sizeof ok, "ok %d %d\n", getpid(), init);
+    write_all(report_fd, ok, strlen(ok));
+    close(report_fd);
+    watch_init(s, init, master, logfd, &mask);
+    return 0;
+}
+
+static int cmd_start(const char *file, int restore) {
     struct spec s;
     parse_spec(&s, file);
-    if (!s.rootfs && (s.clone_flags & CLONE_NEWNS)) die("spec: rootfs missing");
+    if (restore && s.criu_fd < 3) die("spec: criufd missing");
+    if (!restore && !s.rootfs && (s.clone_flags & CLONE_NEWNS)) die("spec: rootfs missing");
     int report[2], ctl[2];
     if (pipe2(report, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
     pid_t pid = fork();
@@ -804,9 +876,9 @@ static int cmd_start(const char *file) {
         dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2);
         if (devnull > 2) close(devnull);
         /* Close everything the caller may have leaked to us, except our two pipes. */
-        for (int fd = 3; fd < 1024; fd++) if (fd != report[1] && fd != ctl[0]) close(fd);
+        for (int fd = 3; fd < 1024; fd++) if (fd != report[1] && fd != ctl[0] && fd != s.criu_fd) close(fd);
         if (chdir("/") < 0) _exit(1);
-        if (supervise(&s, report[1], ctl[0]) < 0) {
+        if ((restore ? supervise_restore : supervise)(&s, report[1], ctl[0]) < 0) {
             char msg[sizeof errbuf + 8];
             snprintf(msg, sizeof msg, "err %s\n", errbuf);
             write_all(report[1], msg, strlen(msg));
@@ -816,6 +888,7 @@ static int cmd_start(const char *file) {
     }
     close(report[1]);
     close(ctl[0]);
+    if (restore) close(s.criu_fd);
     waitpid(pid, NULL, 0);
     /* Relay the supervisor's report line by line: "paused ..." (answered from our stdin), then
      * "ok <supervisor> <init>" or "err <message>". */
@@ -832,7 +905,7 @@ static int cmd_start(const char *file) {
         if (!strncmp(line, "paused ", 7)) {
             printf("%s\n", line);
             fflush(stdout);
-            char answer[16];
+            char answer[32];
             if (!fgets(answer, sizeof answer, stdin)) strcpy(answer, "abort\n");
             write_all(ctl[1], answer, strlen(answer));
             continue;
@@ -941,7 +1014,8 @@ static int cmd_netns_exec(const char *file) {
 
 int main(int argc, char **argv) {
     if (argc < 2) die("usage: psc-helper start|exec [spec-file] (spec on stdin without a file)");
-    if (!strcmp(argv[1], "start")) return cmd_start(argc > 2 ? argv[2] : NULL);
+    if (!strcmp(argv[1], "start")) return cmd_start(argc > 2 ? argv[2] : NULL, 0);
+    if (!strcmp(argv[1], "restore")) return cmd_start(argc > 2 ? argv[2] : NULL, 1);
     if (!strcmp(argv[1], "exec")) { reexec_from_sealed_copy(argv); return cmd_exec(argc > 2 ? argv[2] : NULL); }
     if (!strcmp(argv[1], "netns-exec")) return cmd_netns_exec(argc > 2 ? argv[2] : NULL);
     if (!strcmp(argv[1], "--version")) { puts("psc-helper 1"); return 0; }

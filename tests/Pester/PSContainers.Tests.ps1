@@ -138,6 +138,8 @@ Describe 'PSContainers' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
         $store = Join-Path $root 'store'
         # A second store for the pipeline stories, so that 'Get-Container | ...' sees exactly their containers.
         $pipeStore = Join-Path $root 'store-pipeline'
+        # The destination of the Move-Container stories.
+        $moveStore = Join-Path $root 'store-move'
 
         if (-not (Test-Path -LiteralPath $modulePath -PathType Leaf)) {
             throw "The module is not built: $modulePath does not exist. Run ./build.ps1 (or 'dotnet build -c Release') at the repository root first."
@@ -145,7 +147,7 @@ Describe 'PSContainers' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
         $modulePath = (Resolve-Path -LiteralPath $modulePath).ProviderPath
         Import-Module -Name $modulePath -Force -ErrorAction Stop
 
-        $null = New-Item -ItemType Directory -Path $store, $pipeStore -Force
+        $null = New-Item -ItemType Directory -Path $store, $pipeStore, $moveStore -Force
         # Every container cmdlet of this suite uses the private store, even where a test forgets
         # -StorePath. A copy in this scope: the session's own $PSDefaultParameterValues is untouched.
         $PSDefaultParameterValues = $PSDefaultParameterValues.Clone()
@@ -157,7 +159,7 @@ Describe 'PSContainers' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
 
     AfterAll {
         if (-not (Get-Variable -Name root -ValueOnly -ErrorAction SilentlyContinue)) { return }
-        foreach ($path in @($store, $pipeStore)) {
+        foreach ($path in @($store, $pipeStore, $moveStore)) {
             try { Remove-TestStore -StorePath $path }
             catch { Write-Warning "Cleaning up ${path}: $_" }
         }
@@ -395,6 +397,41 @@ Describe 'PSContainers' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
             { Wait-Container -Name $name -State Running -Timeout 1 -StorePath $store -ErrorAction Stop } |
                 Should -Throw -ErrorId 'WaitTimeout*'
             Remove-Container -Name $name -StorePath $store -ErrorAction Stop
+        }
+    }
+
+    Context 'Moving a container to another store (cold)' {
+        BeforeAll {
+            $name = New-TestName 'move'
+            $taken = New-TestName 'taken'
+        }
+
+        AfterAll {
+            foreach ($s in @($store, $moveStore)) {
+                Remove-Container -Name $name, $taken -StorePath $s -Force -Confirm:$false -ErrorAction SilentlyContinue
+            }
+        }
+
+        It 'runs a moved running container in the other store under the same config, and removes the source' {
+            $null = New-Container -Name $name -Hostname moved-host -StorePath $store -ErrorAction Stop
+            $null = Start-Container -Name $name -StorePath $store -ErrorAction Stop
+            $result = Move-Container -Name $name -Destination $moveStore -StorePath $store -PassThru -ErrorAction Stop
+            $result.Mode | Should -Be 'Cold'
+            $result.State | Should -Be 'Running'
+            $result.SourceRemoved | Should -BeTrue
+            $result.BytesTransferred | Should -BeGreaterThan 0
+            (Get-TestContainer $name -StorePath $moveStore).State | Should -Be 'Running'
+            @(Get-Container -Name $name -StorePath $store -ErrorAction SilentlyContinue).Count | Should -Be 0
+            (Invoke-ContainerCommand -Name $name -Command hostname -StorePath $moveStore -ErrorAction Stop).Output | Should -Be 'moved-host'
+        }
+
+        It 'refuses a name taken at the destination with ContainerExists, and leaves the source running' {
+            $null = New-Container -Name $taken -StorePath $store -ErrorAction Stop
+            $null = New-Container -Name $taken -StorePath $moveStore -ErrorAction Stop
+            $running = Start-Container -Name $taken -StorePath $store -PassThru -ErrorAction Stop
+            { Move-Container -Name $taken -Destination $moveStore -StorePath $store -ErrorAction Stop } |
+                Should -Throw -ErrorId 'ContainerExists*'
+            (Get-TestContainer $taken).Pid | Should -Be $running.Pid
         }
     }
 

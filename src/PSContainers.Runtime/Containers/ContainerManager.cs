@@ -33,7 +33,7 @@ public sealed class CreateOptions
 /// container's lock; every multi-step operation completes or rolls back; the status is derived
 /// from the kernel (pids, cgroups) and the supervisor's exit record, never from memory.
 /// </summary>
-public sealed class ContainerManager
+public sealed partial class ContainerManager
 {
     public ContainerStore Store { get; }
     /// <summary>Set-up done while a new init waits in its namespaces (see <see cref="IContainerHook"/>).</summary>
@@ -138,7 +138,7 @@ public sealed class ContainerManager
     /// <summary>Derives the live status from the persisted pids, the kernel and the exit record.</summary>
     private Observation Observe(string name, PersistedState state)
     {
-        if (state.SupervisorPid is null) return new Observation(ContainerStatus.Stopped, false, false, null);
+        if (state.SupervisorPid is null) return new Observation(state.SavedCheckpoint is null ? ContainerStatus.Stopped : ContainerStatus.Saved, false, false, null);
         var exit = ReadExitRecord(name);
         var supervisorAlive = Sys.IsAlive(state.SupervisorPid, state.SupervisorStartTime);
         var initAlive = Sys.IsAlive(state.InitPid, state.InitStartTime);
@@ -282,6 +282,7 @@ public sealed class ContainerManager
             throw new ContainerException("ContainerAlreadyRunning", ContainerErrorKind.InvalidOperation,
                 $"Container '{name}' is already {live.Status.ToString().ToLowerInvariant()} (init pid {state.InitPid}). Stop it first, or use Restart-Container.", name);
         RequireRoot("start a container");
+        if (live.Status == ContainerStatus.Saved) return RestoreSavedLocked(name, config, state);
         var rootfs = RootfsOf(name, config);
         if (!Directory.Exists(rootfs))
             throw new ContainerException("RootfsNotFound", ContainerErrorKind.ObjectNotFound,
@@ -403,9 +404,9 @@ public sealed class ContainerManager
         var config = ConfigLoader.Load(Store.ConfigPath(name));
         var state = LoadState(name);
         var live = Observe(name, state);
-        if (live.Status == ContainerStatus.Stopped)
+        if (live.Status is ContainerStatus.Stopped or ContainerStatus.Saved)
             throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
-                $"Container '{name}' is not running.", name);
+                $"Container '{name}' is not running{(live.Status == ContainerStatus.Saved ? " (it is saved: Start-Container resumes it)" : "")}.", name);
         RequireRoot("stop a container");
         var cgroup = state.CgroupPath;
         // A frozen container cannot act on a signal: thaw it so it can shut down (or die).
@@ -483,7 +484,7 @@ public sealed class ContainerManager
         Storage.StorageManager.CheckNoDependentClones(Store, name, force);
         var state = LoadState(name);
         var live = Observe(name, state);
-        if (live.Status != ContainerStatus.Stopped)
+        if (live.Status is not (ContainerStatus.Stopped or ContainerStatus.Saved))
         {
             if (!force)
                 throw new ContainerException("ContainerRunning", ContainerErrorKind.InvalidOperation,

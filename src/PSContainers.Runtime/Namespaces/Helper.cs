@@ -59,7 +59,21 @@ public static class Helper
     public static HelperResult Start(LaunchSpec spec, Action<int, int>? whilePaused)
     {
         spec.PauseBeforeExec = whilePaused is not null;
-        using var process = Launch("start", out var error);
+        return Supervise("start", spec, whilePaused is null ? null : fields =>
+        {
+            whilePaused(int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture), int.Parse(fields[2], System.Globalization.CultureInfo.InvariantCulture));
+            return "go";
+        });
+    }
+
+    /// <summary>
+    /// psc-helper start or restore: the supervisor reports "paused ..." (its fields are passed to
+    /// <paramref name="whilePaused"/>, whose return value is the answer); a throwing callback
+    /// answers "abort" and the exception is rethrown once the helper has exited.
+    /// </summary>
+    public static HelperResult Supervise(string command, LaunchSpec spec, Func<string[], string>? whilePaused)
+    {
+        using var process = Launch(command, out var error);
         SendSpec(process, spec, closeAfter: whilePaused is null);
         var output = new List<string>();
         string? line;
@@ -70,10 +84,10 @@ public static class Helper
                 output.Add(line);
                 continue;
             }
-            var pids = line.Split(' ');
+            string answer;
             try
             {
-                whilePaused(int.Parse(pids[1], System.Globalization.CultureInfo.InvariantCulture), int.Parse(pids[2], System.Globalization.CultureInfo.InvariantCulture));
+                answer = whilePaused(line.Split(' '));
             }
             catch
             {
@@ -81,7 +95,7 @@ public static class Helper
                 process.WaitForExit();
                 throw;
             }
-            Answer(process, "go");
+            Answer(process, answer);
         }
         process.WaitForExit();
         return new HelperResult(process.ExitCode, output.ToArray(), Snapshot(error));

@@ -68,6 +68,8 @@ public sealed class LaunchSpec
     public byte[]? SeccompFilter { get; set; }
     /// <summary>prctl(PR_SET_NO_NEW_PRIVS) before exec.</summary>
     public bool NoNewPrivileges { get; set; }
+    /// <summary>restore: the inherited end of the socket on which the caller speaks CRIU's RPC (see Checkpoint/CriuService).</summary>
+    public int? CriuSocketFd { get; set; }
 
     public byte[] Serialize()
     {
@@ -98,6 +100,7 @@ public sealed class LaunchSpec
         if (GidMap is not null) Put("gidmap", GidMap);
         if (NetNsPath is not null) Put("netns", NetNsPath);
         if (EtcDirectory is not null) Put("etcdir", EtcDirectory);
+        if (CriuSocketFd is { } criuFd) Put("criufd", criuFd.ToString(System.Globalization.CultureInfo.InvariantCulture));
         foreach (var f in CgroupProcsFiles) Put("cgroup", f);
         foreach (var d in CgroupDirectories) Put("cgdir", d);
         foreach (var m in Mounts) Put("mount", m.Source, m.Target, m.FsType, ((ulong)m.Flags).ToString(), m.Data);

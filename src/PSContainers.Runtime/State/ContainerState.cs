@@ -11,6 +11,8 @@ public enum ContainerStatus
     Frozen,
     /// <summary>Recorded as running, but its supervisor is gone without recording an exit (killed host-side).</summary>
     Aborting,
+    /// <summary>Checkpointed into its own directory and stopped (Save-Container); Start-Container restores it.</summary>
+    Saved,
 }
 
 /// <summary>
@@ -32,6 +34,8 @@ public sealed class PersistedState
     public int? ExitSignal { get; set; }
     /// <summary>Cgroup path (relative to each hierarchy's root) of the running container.</summary>
     public string? CgroupPath { get; set; }
+    /// <summary>Save-Container: the checkpoint Start-Container restores (null when not saved).</summary>
+    public string? SavedCheckpoint { get; set; }
 
     private static readonly JsonSerializerOptions Options = new()
     {

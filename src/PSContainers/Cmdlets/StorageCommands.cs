@@ -183,37 +183,13 @@ public sealed class GetContainerDiffCommand : NameCmdlet
     }
 }
 
-/// <summary>Runs an archive operation on a worker thread and relays its progress to the pipeline thread.</summary>
+/// <summary>Runs an archive operation with its progress (entries, bytes, current path) shown.</summary>
 internal static class ArchiveRunner
 {
-    public static T Run<T>(PSCmdlet cmdlet, string activity, Func<IProgress<ArchiveProgress>, CancellationToken, T> work, CancellationToken ct)
-    {
-        var queue = new BlockingCollection<ArchiveProgress>();
-        var progress = new QueueProgress(queue);
-        var task = Task.Run(() =>
-        {
-            try { return work(progress, ct); }
-            finally { queue.CompleteAdding(); }
-        });
-        var id = Math.Abs(activity.GetHashCode() % 10000) + 1;
-        foreach (var p in queue.GetConsumingEnumerable())
-        {
-            var status = $"{p.Entries} entries, {p.Bytes / (1024 * 1024)} MiB: {p.CurrentPath}";
-            var percent = p.TotalBytes is > 0 ? (int)Math.Clamp(p.Bytes * 100 / p.TotalBytes.Value, 0, 100) : -1;
-            cmdlet.WriteProgress(new ProgressRecord(id, activity, status) { PercentComplete = percent });
-        }
-        cmdlet.WriteProgress(new ProgressRecord(id, activity, "Done") { RecordType = ProgressRecordType.Completed });
-        try { return task.GetAwaiter().GetResult(); }
-        catch (OperationCanceledException) { throw new PipelineStoppedException(); }
-    }
-
-    private sealed class QueueProgress(BlockingCollection<ArchiveProgress> queue) : IProgress<ArchiveProgress>
-    {
-        public void Report(ArchiveProgress value)
-        {
-            try { queue.Add(value); } catch (InvalidOperationException) { }
-        }
-    }
+    public static T Run<T>(PSCmdlet cmdlet, string activity, Func<IProgress<ArchiveProgress>, CancellationToken, T> work, CancellationToken ct) =>
+        ProgressRelay.Run<ArchiveProgress, T>(cmdlet, activity,
+            p => ($"{p.Entries} entries, {p.Bytes / (1024 * 1024)} MiB: {p.CurrentPath}", p.TotalBytes is > 0 ? (int)Math.Clamp(p.Bytes * 100 / p.TotalBytes.Value, 0, 100) : -1),
+            progress => work(progress, ct));
 }
 
 /// <summary>Seed 004 migration: the container's config and rootfs as one tar archive (.tar, .tar.gz, .tar.zst).</summary>

@@ -1,0 +1,444 @@
+using System.Diagnostics;
+using System.Globalization;
+using PSContainers.Runtime.Config;
+using PSContainers.Runtime.Containers;
+using PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.Network;
+using PSContainers.Runtime.State;
+
+namespace PSContainers.Runtime.Checkpoint;
+
+/// <summary>
+/// Checkpoint/restore of running containers with CRIU (lxc-checkpoint). A checkpoint directory holds
+/// CRIU's images, a copy of config.yaml and checkpoint.json (the manifest: which container, CRIU
+/// and kernel, the external mounts, the console, the veths). Restore brings the processes back into
+/// the container named there (or a copy of it) under a supervisor, exactly like a started one.
+/// </summary>
+public sealed class CheckpointManager
+{
+    private const string DumpLog = "dump.log", RestoreLog = "restore.log", PreDumpDirectory = "pre";
+    /// <summary>CRIU's log verbosity: 4 (debug) keeps enough to diagnose a failure after the fact.</summary>
+    private const int LogLevel = 4;
+    private static readonly TimeSpan CriuTimeout = TimeSpan.FromMinutes(10);
+
+    public ContainerManager Manager { get; }
+    private ContainerStore Store => Manager.Store;
+    /// <summary>The criu executable; null: $PSCONTAINERS_CRIU, else PATH (see <see cref="CriuService"/>).</summary>
+    public string? CriuPath { get; set; }
+
+    public CheckpointManager(ContainerManager manager) => Manager = manager;
+
+    /// <summary>Where Save-Container puts a container's checkpoint: inside its own directory.</summary>
+    public string SavedCheckpointDirectory(string name) => Path.Combine(Store.ContainerDirectory(name), "checkpoint");
+
+    /// <summary>The CRIU in use, version and CHECK verified (throws a NotInstalled error naming what is missing).</summary>
+    public CriuInstallation Criu() => CriuService.Require(CriuPath);
+
+    // ---- checkpoint ---------------------------------------------------------------------------
+
+    public CheckpointInfo Checkpoint(string name, string directory, CheckpointOptions options, IProgress<string>? progress = null)
+    {
+        ContainerNames.Validate(name);
+        directory = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory));
+        using var _ = Store.Lock(name);
+        return CheckpointLocked(name, directory, options, savedCheckpoint: null, progress);
+    }
+
+    /// <summary>Save-Container (Hyper-V's Save-VM): checkpoint into the container's directory and stop; Start-Container restores.</summary>
+    public ContainerInfo Save(string name, CheckpointOptions? options = null, IProgress<string>? progress = null)
+    {
+        ContainerNames.Validate(name);
+        using var _ = Store.Lock(name);
+        var directory = SavedCheckpointDirectory(name);
+        if (Directory.Exists(directory) && Manager.StatusOf(name, Manager.LoadStateOf(name)) != ContainerStatus.Saved)
+            Storage.FsNative.DeleteTree(directory); // left by a save that failed half-way
+        var saveOptions = new CheckpointOptions { TcpEstablished = options?.TcpEstablished ?? false, PreDump = options?.PreDump ?? false };
+        CheckpointLocked(name, directory, saveOptions, savedCheckpoint: directory, progress);
+        return Manager.Get(name);
+    }
+
+    private CheckpointInfo CheckpointLocked(string name, string directory, CheckpointOptions options, string? savedCheckpoint, IProgress<string>? progress)
+    {
+        if (!Store.Exists(name)) throw NotFound(name);
+        var config = ConfigLoader.Load(Store.ConfigPath(name));
+        var state = Manager.LoadStateOf(name);
+        var status = Manager.StatusOf(name, state);
+        if (status != ContainerStatus.Running || state.InitPid is not { } init || state.CgroupPath is null)
+            throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
+                status == ContainerStatus.Frozen
+                    ? $"Container '{name}' is frozen; resume it with Resume-Container before checkpointing (CRIU freezes it itself)."
+                    : $"Cannot checkpoint container '{name}': it is {status.ToString().ToLowerInvariant()}, not running.", name);
+        foreach (var nic in config.Network.Where(n => n.Type is not ("veth" or "empty" or "none")))
+            throw new ContainerException("CheckpointUnsupported", ContainerErrorKind.NotImplemented,
+                $"Container '{name}' has a '{nic.Type}' network interface; checkpoints support veth, empty and none interfaces only.", name);
+
+        progress?.Report("Checking CRIU");
+        var criu = Criu();
+        if (options.PreDump && !criu.MemoryTracking)
+            throw new ContainerException("PreDumpUnsupported", ContainerErrorKind.NotImplemented,
+                $"CRIU pre-dump needs soft-dirty memory tracking, which this kernel ({Kernel()}) lacks (CONFIG_MEM_SOFT_DIRTY; 'criu check --feature mem_dirty_track' fails). Checkpoint without -PreDump.", name);
+
+        PrepareDirectory(directory, name);
+        var manifest = new CheckpointManifest
+        {
+            Container = name,
+            StorePath = Store.Root,
+            CriuVersion = criu.Version.ToString(),
+            Kernel = Kernel(),
+            InitPid = init,
+            LeftRunning = options.LeaveRunning,
+            TcpEstablished = options.TcpEstablished,
+            PreDumped = options.PreDump,
+            CgroupPath = state.CgroupPath,
+            ConsoleTty = TtyId($"/proc/{init}/root/dev/console"),
+            Mounts = ExternalMounts(config),
+            Veths = VethNames(config),
+            ProcessCount = Manager.Cgroups.Pids(state.CgroupPath).Count,
+            ForeignCgroups = ForeignCgroups(init, state.CgroupPath),
+        };
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var opts = DumpOptions(directory, init, options, manifest);
+            if (options.PreDump)
+            {
+                progress?.Report("Pre-dumping memory while the container runs");
+                var pre = Path.Combine(directory, PreDumpDirectory);
+                Directory.CreateDirectory(pre);
+                var preOpts = DumpOptions(pre, init, options, manifest);
+                preOpts.TrackMem = true;
+                preOpts.LeaveRunning = true;
+                Call(criu, criu_req_type.PreDump, preOpts, Path.Combine(pre, DumpLog), "CheckpointFailed", $"CRIU could not pre-dump container '{name}'", name);
+                opts.TrackMem = true;
+                opts.ParentImg = Path.Combine("..", PreDumpDirectory);
+            }
+            progress?.Report($"Dumping {manifest.ProcessCount} process(es) of '{name}' with CRIU {criu.Version}");
+            Call(criu, criu_req_type.Dump, opts, Path.Combine(directory, DumpLog), "CheckpointFailed", $"CRIU could not checkpoint container '{name}'", name);
+        }
+        catch
+        {
+            // The container runs on (CRIU resumes it on failure); keep only the log to read.
+            foreach (var entry in Directory.EnumerateFileSystemEntries(directory).Where(e => Path.GetFileName(e) != DumpLog))
+                if (Directory.Exists(entry)) Storage.FsNative.DeleteTree(entry); else File.Delete(entry);
+            throw;
+        }
+        manifest.Time = DateTimeOffset.Now;
+        manifest.DurationMs = clock.Elapsed.TotalMilliseconds;
+        File.Copy(Store.ConfigPath(name), Path.Combine(directory, CheckpointManifest.ConfigFileName), overwrite: true);
+        manifest.Save(directory);
+        if (!options.LeaveRunning)
+        {
+            progress?.Report($"Recording '{name}' as {(savedCheckpoint is null ? "stopped" : "saved")}");
+            Manager.RecordCheckpointStop(name, config, state, savedCheckpoint);
+        }
+        return manifest.ToInfo(directory);
+    }
+
+    private criu_opts DumpOptions(string directory, int init, CheckpointOptions options, CheckpointManifest manifest)
+    {
+        var opts = BaseOptions(directory, DumpLog, options.TcpEstablished);
+        opts.Pid = init;
+        opts.LeaveRunning = options.LeaveRunning;
+        opts.External.AddRange(manifest.Mounts.Select(m => $"mnt[{m.Target}]:{m.Key}"));
+        if (manifest.ConsoleTty is not null) opts.External.Add(manifest.ConsoleTty);
+        return opts;
+    }
+
+    private static criu_opts BaseOptions(string directory, string log, bool tcpEstablished) => new()
+    {
+        ImagesDirFd = -1,
+        ImagesDir = directory,
+        LogFile = log,
+        LogLevel = LogLevel,
+        TcpEstablished = tcpEstablished,
+        // This host has no iptables; nftables locks the network while the processes are frozen.
+        NetworkLock = criu_network_lock_method.Nftables,
+        // Our cgroups exist before restore (with the config's limits): CRIU only puts the tasks in.
+        ManageCgroups = true,
+        ManageCgroupsMode = criu_cg_mode.Soft,
+        FileLocks = true,
+    };
+
+    private static void PrepareDirectory(string directory, string name)
+    {
+        if (File.Exists(directory))
+            throw new ContainerException("CheckpointPathInvalid", ContainerErrorKind.InvalidArgument, $"'{directory}' is a file; give a directory for the checkpoint.", directory);
+        if (Directory.Exists(directory) && Directory.EnumerateFileSystemEntries(directory).Any())
+            throw new ContainerException("CheckpointExists", ContainerErrorKind.ResourceExists,
+                $"'{directory}' is not empty. Checkpoint container '{name}' into a new or empty directory.", directory);
+        Directory.CreateDirectory(directory);
+    }
+
+    /// <summary>
+    /// Mounts whose source lies outside the container (the device nodes, the console, config.yaml's
+    /// bind mounts) are external to CRIU: it records a key, and restore says which host path each key is.
+    /// </summary>
+    private static List<CheckpointMount> ExternalMounts(ContainerConfig config)
+    {
+        var plan = new LaunchSpec();
+        MountPlan.AddDefaults(plan, config);
+        var mounts = new List<CheckpointMount>();
+        foreach (var m in plan.Mounts.Where(m => m.Flags.HasFlag(MountFlags.Bind) && !m.Flags.HasFlag(MountFlags.SourceInRoot)))
+            mounts.Add(new CheckpointMount
+            {
+                Key = m.Flags.HasFlag(MountFlags.Console) ? "console" : $"ext{mounts.Count}",
+                Target = m.Target,
+                Source = m.Source,
+            });
+        return mounts;
+    }
+
+    /// <summary>/proc/PID/cgroup lines of v1 hierarchies where init is not in the container's cgroup.</summary>
+    private static Dictionary<string, string> ForeignCgroups(int init, string cgroupPath)
+    {
+        var foreign = new Dictionary<string, string>();
+        foreach (var line in File.ReadAllLines($"/proc/{init}/cgroup"))
+        {
+            var parts = line.Split(':', 3);
+            if (parts.Length == 3 && parts[1].Length > 0 && parts[2] != "/" + cgroupPath)
+                foreign[parts[1].Split(',')[0]] = parts[2];
+        }
+        return foreign;
+    }
+
+    private static List<string> VethNames(ContainerConfig config)
+    {
+        var names = new List<string>();
+        var eth = 0;
+        foreach (var nic in config.Network)
+        {
+            if (nic.Type is "none" or "empty") continue;
+            if (nic.Type == "veth") names.Add(nic.Name ?? $"eth{eth}");
+            eth++;
+        }
+        return names;
+    }
+
+    /// <summary>CRIU's name for a terminal: "tty[rdev:dev]" in hex, from stat(2).</summary>
+    private static unsafe string? TtyId(string path)
+    {
+        Tmds.Linux.stat st;
+        var bytes = Storage.FsNative.Z(path);
+        fixed (byte* p = bytes)
+            if (Tmds.Linux.LibC.stat(p, &st) != 0) return null;
+        return $"tty[{((ulong)st.st_rdev).ToString("x", CultureInfo.InvariantCulture)}:{((ulong)st.st_dev).ToString("x", CultureInfo.InvariantCulture)}]";
+    }
+
+    private static string Kernel() => File.ReadAllText("/proc/sys/kernel/osrelease").Trim();
+
+    private static void Call(CriuInstallation criu, criu_req_type type, criu_opts opts, string logPath, string errorId, string what, string target)
+    {
+        CriuService.CallOnce(criu.Path, new criu_req { Type = type, Opts = opts }, logPath, CriuTimeout, errorId, what, target);
+    }
+
+    // ---- restore ------------------------------------------------------------------------------
+
+    /// <summary>The checkpoint in <paramref name="directory"/> (Get-ContainerCheckpoint).</summary>
+    public CheckpointInfo GetCheckpoint(string directory)
+    {
+        directory = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory));
+        return CheckpointManifest.Load(directory).ToInfo(directory);
+    }
+
+    /// <summary>
+    /// Restores the checkpoint into the container named in its manifest, which must exist in this
+    /// store and be stopped, its rootfs as it was at checkpoint time. With <paramref name="newName"/>,
+    /// that container is first copied (rootfs and config) to a new one, removed again if the restore fails.
+    /// </summary>
+    public ContainerInfo Restore(string directory, string? newName, RestoreOptions options, IProgress<string>? progress = null)
+    {
+        directory = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory));
+        var manifest = CheckpointManifest.Load(directory);
+        var source = manifest.Container;
+        var target = string.IsNullOrEmpty(newName) ? source : newName;
+        ContainerNames.Validate(target);
+        Criu(); // before any copy: a missing CRIU fails first
+        var copied = false;
+        if (target != source)
+        {
+            if (!Store.Exists(source))
+                throw new ContainerException("ContainerNotFound", ContainerErrorKind.ObjectNotFound,
+                    $"The checkpoint in '{directory}' is of container '{source}', which this store ({Store.Root}) does not have; restoring as '{target}' copies its root filesystem. Import '{source}' first.", source);
+            if (Store.Exists(target))
+                throw new ContainerException("ContainerExists", ContainerErrorKind.ResourceExists,
+                    $"A container named '{target}' already exists in {Store.Root}. Restore under another name, or without -Name into '{source}'.", target);
+            progress?.Report($"Copying the root filesystem of '{source}' to '{target}'");
+            new Storage.StorageManager(Manager).Copy(source, target, new Storage.CopyOptions());
+            copied = true;
+        }
+        try
+        {
+            using var _ = Store.Lock(target);
+            if (!Store.Exists(target))
+                throw new ContainerException("ContainerNotFound", ContainerErrorKind.ObjectNotFound,
+                    $"The checkpoint in '{directory}' is of container '{source}', which this store ({Store.Root}) does not have. Create or import it (its root filesystem as at checkpoint time), or restore with -Name into a copy.", source);
+            var config = ConfigLoader.Load(Store.ConfigPath(target));
+            var state = Manager.LoadStateOf(target);
+            RestoreLocked(target, directory, config, state, options.DeleteImages, progress);
+            return Manager.Get(target);
+        }
+        catch
+        {
+            if (copied) Manager.Remove(target, force: true);
+            throw;
+        }
+    }
+
+    /// <summary>The restore itself, under the container's lock (also Start-Container of a saved container).</summary>
+    internal void RestoreLocked(string name, string directory, ContainerConfig config, PersistedState state, bool deleteImages, IProgress<string>? progress)
+    {
+        var manifest = CheckpointManifest.Load(directory);
+        var status = Manager.StatusOf(name, state);
+        if (status is not (ContainerStatus.Stopped or ContainerStatus.Saved))
+            throw new ContainerException("ContainerAlreadyRunning", ContainerErrorKind.InvalidOperation,
+                $"Cannot restore into container '{name}': it is {status.ToString().ToLowerInvariant()} (init pid {state.InitPid}). " +
+                "A checkpoint restores into a stopped container; stop it first, or restore under a new name with -Name.", name);
+        if (status == ContainerStatus.Saved && state.SavedCheckpoint != directory)
+            throw new ContainerException("ContainerSaved", ContainerErrorKind.InvalidOperation,
+                $"Container '{name}' is saved (its own checkpoint is {state.SavedCheckpoint}); Start-Container resumes it. Restoring another checkpoint over it would lose that state.", name);
+        progress?.Report("Checking CRIU");
+        var criu = Criu();
+        var rootfs = Manager.RootfsPathOf(name, config);
+        if (!Directory.Exists(rootfs))
+            throw new ContainerException("RootfsNotFound", ContainerErrorKind.ObjectNotFound, $"The root filesystem of container '{name}' is missing: {rootfs}.", name);
+
+        var cgroupPath = $"{Store.CgroupParent}/{name}";
+        progress?.Report($"Creating the cgroup {cgroupPath}");
+        Manager.CreateCgroupFor(name, cgroupPath, config);
+        var rootMounts = Storage.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage);
+        var mounted = new List<string>();
+        var networkTouched = false;
+        try
+        {
+            // An overlay rootfs exists only inside the container's mount namespace: CRIU needs it
+            // at --root while it rebuilds that namespace; the restored namespace keeps its own.
+            foreach (var m in rootMounts)
+            {
+                MountOnHost(m, rootfs);
+                mounted.Add(rootfs);
+            }
+            File.Delete(Store.ExitRecordPath(name));
+            using var channel = CriuChannel.Create();
+            var spec = new LaunchSpec
+            {
+                ConsoleLog = Store.ConsoleLogPath(name),
+                ConsoleLogMaxBytes = config.Console.LogMaxBytes,
+                ExitRecord = Store.ExitRecordPath(name),
+                CriuSocketFd = channel.PeerFd,
+            };
+            spec.Command.AddRange(new[] { criu.Path, "swrk", "3" });
+            spec.Environment.Add("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+            spec.CgroupDirectories.AddRange(Manager.Cgroups.Directories(cgroupPath));
+            var logPath = Path.Combine(directory, RestoreLog);
+            HelperResult result;
+            progress?.Report($"Restoring {manifest.ProcessCount} process(es) into '{name}'");
+            lock (CriuChannel.SpawnLock)
+            {
+                channel.ExposePeer();
+                result = Helper.Supervise("restore", spec, fields =>
+                {
+                    // "paused <supervisor> <criu> <console pty>"
+                    channel.ClosePeer();
+                    var criuPid = int.Parse(fields[2], CultureInfo.InvariantCulture);
+                    var criuStart = Native.Sys.ProcessStartTime(criuPid);
+                    var opts = RestoreOptionsFor(directory, rootfs, cgroupPath, manifest, config, name, fields[3]);
+                    networkTouched = true;
+                    var what = $"CRIU could not restore container '{name}' from '{directory}'";
+                    var resp = channel.Call(new criu_req { Type = criu_req_type.Restore, Opts = opts },
+                        () => Native.Sys.ProcessStartTime(criuPid) is { } t && t == criuStart, CriuTimeout, "RestoreFailed", what, name, logPath);
+                    if (resp.Restore is null) throw CriuService.Failure("RestoreFailed", what, resp, logPath, name);
+                    channel.Dispose(); // criu exits once its socket closes
+                    progress?.Report("Connecting the host ends of the network");
+                    ConnectHostEnds(name, config);
+                    return "go " + resp.Restore.Pid.ToString(CultureInfo.InvariantCulture);
+                });
+            }
+            if (result.ExitCode != 0 || result.Output.Length == 0)
+                throw new ContainerException("RestoreFailed", ContainerErrorKind.InvalidOperation,
+                    $"Container '{name}' could not be restored: {string.Join(" ", result.Error).Trim()}. CRIU's log: {logPath}.", name);
+            var pids = result.Output[0].Split(' ');
+            Manager.RecordRestored(name, state, int.Parse(pids[0], CultureInfo.InvariantCulture), int.Parse(pids[1], CultureInfo.InvariantCulture), cgroupPath);
+        }
+        catch
+        {
+            if (Manager.Cgroups.Exists(cgroupPath))
+            {
+                if (Manager.Cgroups.Pids(cgroupPath).Count > 0) Manager.Cgroups.KillAll(cgroupPath);
+                Manager.Cgroups.Remove(cgroupPath);
+            }
+            if (networkTouched)
+                try { Manager.UndoHooks(name, config); } catch (ContainerException) { /* the restore error matters more */ }
+            throw;
+        }
+        finally
+        {
+            foreach (var path in mounted) Storage.FsNative.Unmount(path);
+        }
+        if (deleteImages) Storage.FsNative.DeleteTree(directory);
+    }
+
+    private criu_opts RestoreOptionsFor(string directory, string rootfs, string cgroupPath, CheckpointManifest manifest, ContainerConfig config, string name, string consolePty)
+    {
+        var opts = BaseOptions(directory, RestoreLog, manifest.TcpEstablished);
+        opts.Root = rootfs;
+        // The restored init becomes the supervisor's child (CLONE_PARENT), not criu's.
+        opts.RstSibling = true;
+        // Tasks go into this container's cgroup, whatever the checkpointed container was called.
+        opts.CgRoot.Add(new cgroup_root { Path = "/" + cgroupPath });
+        foreach (var (controller, path) in manifest.ForeignCgroups) opts.CgRoot.Add(new cgroup_root { Ctrl = controller, Path = path });
+        var userMounts = config.Mounts.ToDictionary(m => m.Target, m => m.Source);
+        foreach (var m in manifest.Mounts)
+        {
+            var hostPath = m.Key == "console" ? consolePty : userMounts.GetValueOrDefault(m.Target, m.Source);
+            if (m.Key == "console" && consolePty == "-") continue;
+            opts.External.Add($"mnt[{m.Key}]:{hostPath}");
+        }
+        if (manifest.ConsoleTty is not null && consolePty != "-")
+            opts.InheritFd.Add(new inherit_fd { Key = manifest.ConsoleTty, Fd = 4 });
+        // CRIU recreates each veth pair with the host end in its own (the host's) namespace, named
+        // as this container's host end; ConnectHostEnds then moves and attaches it.
+        var hook = new NetworkHook(Manager);
+        var eth = 0;
+        for (var i = 0; i < config.Network.Count; i++)
+        {
+            var nic = config.Network[i];
+            if (nic.Type is "none" or "empty") continue;
+            var inner = nic.Name ?? $"eth{eth}";
+            eth++;
+            if (nic.Type == "veth" && manifest.Veths.Contains(inner))
+                opts.External.Add($"veth[{inner}]:{nic.HostName ?? hook.HostEndName(name, i)}");
+        }
+        return opts;
+    }
+
+    /// <summary>The host ends CRIU made: into their namespace, onto their bridge, up.</summary>
+    private void ConnectHostEnds(string name, ContainerConfig config)
+    {
+        var hook = new NetworkHook(Manager);
+        for (var i = 0; i < config.Network.Count; i++)
+        {
+            var nic = config.Network[i];
+            if (nic.Type != "veth") continue;
+            var hostEnd = nic.HostName ?? hook.HostEndName(name, i);
+            var master = nic.Link;
+            if (master == DefaultBridge.ConfigName)
+            {
+                var bridge = DefaultBridge.For(Store);
+                bridge.Ensure();
+                master = bridge.Settings.Name;
+            }
+            using var host = new NetworkClient(NetworkLocation.Host);
+            if (!host.LinkExists(hostEnd)) continue; // not in the checkpoint (a NIC added since)
+            var location = nic.LinkNamespace is null ? NetworkLocation.Host : NetworkLocation.ForNamespace(nic.LinkNamespace);
+            if (nic.LinkNamespace is not null) host.SetLink(hostEnd, new LinkChanges { MoveTo = location });
+            using var outside = new NetworkClient(location);
+            outside.SetLink(hostEnd, new LinkChanges { Master = master, Up = true });
+        }
+    }
+
+    private static void MountOnHost(MountEntry m, string rootfs) =>
+        Storage.FsNative.Mount(m.Source, rootfs, m.FsType, (ulong)m.Flags & 0xFFFFFFFF, m.Data);
+
+    private static ContainerException NotFound(string name) =>
+        new("ContainerNotFound", ContainerErrorKind.ObjectNotFound, $"No container named '{name}' exists. Get-Container lists the containers of this store.", name);
+}

@@ -1,0 +1,125 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using PSContainers.Runtime.State;
+
+namespace PSContainers.Runtime.Checkpoint;
+
+/// <summary>How to checkpoint (Checkpoint-Container).</summary>
+public sealed class CheckpointOptions
+{
+    /// <summary>Keep the container running after the dump (default: CRIU stops it, the checkpoint replaces it).</summary>
+    public bool LeaveRunning { get; set; }
+    /// <summary>Dump established TCP connections (restored with TCP repair; the peer keeps its connection).</summary>
+    public bool TcpEstablished { get; set; }
+    /// <summary>
+    /// Copy memory once while the container runs (CRIU pre-dump), then dump only what changed since:
+    /// a shorter freeze. Needs soft-dirty memory tracking in the kernel (checked first).
+    /// </summary>
+    public bool PreDump { get; set; }
+}
+
+/// <summary>How to restore (Restore-Container).</summary>
+public sealed class RestoreOptions
+{
+    /// <summary>Delete the checkpoint directory once the container runs again (Start-Container of a saved container does).</summary>
+    public bool DeleteImages { get; set; }
+}
+
+/// <summary>A checkpoint on disk: what Checkpoint-Container emits and Get-ContainerCheckpoint reads.</summary>
+public sealed class CheckpointInfo
+{
+    public string Container { get; init; } = "";
+    public string Path { get; init; } = "";
+    /// <summary>Bytes of images (memory pages, files, sockets...) in <see cref="Path"/>.</summary>
+    public long Size { get; init; }
+    public int ProcessCount { get; init; }
+    public DateTimeOffset Time { get; init; }
+    /// <summary>How long the dump took (the container was frozen for most of it).</summary>
+    public TimeSpan Duration { get; init; }
+    public string CriuVersion { get; init; } = "";
+    public string Kernel { get; init; } = "";
+    public bool LeftRunning { get; init; }
+    public bool TcpEstablished { get; init; }
+    public string StorePath { get; init; } = "";
+
+    public override string ToString() => Path;
+}
+
+/// <summary>An external mount of the checkpoint: CRIU stores only its key; restore maps the key to a host path.</summary>
+public sealed class CheckpointMount
+{
+    public string Key { get; set; } = "";
+    public string Target { get; set; } = "";
+    public string Source { get; set; } = "";
+}
+
+/// <summary>checkpoint.json, written next to CRIU's images and a copy of config.yaml.</summary>
+public sealed class CheckpointManifest
+{
+    public const string FileName = "checkpoint.json";
+    public const string ConfigFileName = "config.yaml";
+    public const int CurrentFormat = 1;
+
+    public int Format { get; set; } = CurrentFormat;
+    public string Container { get; set; } = "";
+    public string StorePath { get; set; } = "";
+    public DateTimeOffset Time { get; set; }
+    public double DurationMs { get; set; }
+    public string CriuVersion { get; set; } = "";
+    public string Kernel { get; set; } = "";
+    public int InitPid { get; set; }
+    public int ProcessCount { get; set; }
+    public bool LeftRunning { get; set; }
+    public bool TcpEstablished { get; set; }
+    public bool PreDumped { get; set; }
+    public string CgroupPath { get; set; } = "";
+    /// <summary>CRIU's id of the console pty ("tty[rdev:dev]"), mapped onto a fresh console at restore.</summary>
+    public string? ConsoleTty { get; set; }
+    public List<CheckpointMount> Mounts { get; set; } = new();
+    /// <summary>v1 hierarchies the container is not in a cgroup of its own (e.g. name=systemd): controller → path, kept as is.</summary>
+    public Dictionary<string, string> ForeignCgroups { get; set; } = new();
+    /// <summary>Interface names inside the container whose peers (veth host ends) live outside it.</summary>
+    public List<string> Veths { get; set; } = new();
+
+    private static readonly JsonSerializerOptions Options = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public void Save(string directory) => AtomicFile.WriteAllText(System.IO.Path.Combine(directory, FileName), JsonSerializer.Serialize(this, Options));
+
+    public static CheckpointManifest Load(string directory)
+    {
+        var path = System.IO.Path.Combine(directory, FileName);
+        if (!File.Exists(path))
+            throw new ContainerException("CheckpointNotFound", ContainerErrorKind.ObjectNotFound,
+                $"'{directory}' holds no checkpoint ({FileName} is missing). Give the directory Checkpoint-Container wrote.", directory);
+        CheckpointManifest? manifest;
+        try { manifest = JsonSerializer.Deserialize<CheckpointManifest>(File.ReadAllText(path), Options); }
+        catch (JsonException ex)
+        {
+            throw new ContainerException("InvalidCheckpoint", ContainerErrorKind.InvalidData, $"{path} is not a valid checkpoint manifest: {ex.Message}", path, ex);
+        }
+        if (manifest is null || manifest.Format != CurrentFormat || !ContainerNames.IsValid(manifest.Container, out _))
+            throw new ContainerException("InvalidCheckpoint", ContainerErrorKind.InvalidData,
+                $"{path} is not a checkpoint this version can restore (format {manifest?.Format}, container '{manifest?.Container}').", path);
+        return manifest;
+    }
+
+    public CheckpointInfo ToInfo(string directory) => new()
+    {
+        Container = Container,
+        Path = directory,
+        Size = Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length),
+        ProcessCount = ProcessCount,
+        Time = Time,
+        Duration = TimeSpan.FromMilliseconds(DurationMs),
+        CriuVersion = CriuVersion,
+        Kernel = Kernel,
+        LeftRunning = LeftRunning,
+        TcpEstablished = TcpEstablished,
+        StorePath = StorePath,
+    };
+}

@@ -1,0 +1,240 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Google.Protobuf;
+
+namespace PSContainers.Runtime.Checkpoint;
+
+/// <summary>The CRIU this runtime uses: where it is, and what it said about itself and the kernel.</summary>
+public sealed record CriuInstallation(string Path, Version Version, bool MemoryTracking)
+{
+    public override string ToString() => $"criu {Version} ({Path})";
+}
+
+/// <summary>
+/// Drives CRIU through its RPC interface: `criu swrk FD` serves one request (criu_req from
+/// images/rpc.proto, vendored in Proto/) per SOCK_SEQPACKET message on its end of a socketpair and
+/// answers with a criu_resp. No output is parsed; failures quote criu's own message (cr_errmsg or
+/// the errors of its log) and the log's path.
+/// </summary>
+public static class CriuService
+{
+    /// <summary>Names the criu executable (or its wrapper); otherwise criu is looked up on PATH.</summary>
+    public const string EnvironmentVariable = "PSCONTAINERS_CRIU";
+    public static readonly Version MinimumVersion = new(4, 2);
+    private static readonly string[] SbinFallback = { "/usr/local/sbin", "/usr/sbin", "/sbin" };
+    private static readonly Dictionary<string, (DateTime Stamp, CriuInstallation Installation)> Checked = new();
+
+    /// <summary>
+    /// Finds criu (<paramref name="configuredPath"/>, else $PSCONTAINERS_CRIU, else PATH), asks its
+    /// version (>= 4.2) and runs its CHECK request; cached per executable until the file changes.
+    /// </summary>
+    public static CriuInstallation Require(string? configuredPath = null)
+    {
+        var path = Locate(configuredPath);
+        var stamp = File.GetLastWriteTimeUtc(path);
+        lock (Checked)
+            if (Checked.TryGetValue(path, out var hit) && hit.Stamp == stamp) return hit.Installation;
+
+        var versionResp = CallOnce(path, new criu_req { Type = criu_req_type.Version }, null, TimeSpan.FromSeconds(30), "CriuUnusable", $"{path} did not answer CRIU's VERSION request. " + InstallHint, path);
+        if (versionResp.Version is null)
+            throw Failure("CriuUnusable", $"{path} did not answer CRIU's VERSION request", versionResp, null, path);
+        var v = versionResp.Version;
+        var version = new Version(v.MajorNumber, v.MinorNumber, v.HasSublevel ? v.Sublevel : 0);
+        if (version < MinimumVersion)
+            throw new ContainerException("CriuTooOld", ContainerErrorKind.NotInstalled,
+                $"{path} is CRIU {version}; checkpoint/restore needs CRIU {MinimumVersion} or later (older versions cannot dump " +
+                "inet sockets on Linux 6.16+, and Debian 12's 3.17 fails on this kernel's vDSO). " + InstallHint, path);
+        CallOnce(path, new criu_req { Type = criu_req_type.Check }, null, TimeSpan.FromSeconds(60), "CriuCheckFailed", $"'criu check' ({path}) reports that this kernel cannot checkpoint", path);
+        // Soft-dirty tracking (pre-dump): CRIU answers a FEATURE_CHECK with what is there, or fails it.
+        bool memTrack;
+        try { memTrack = CallOnce(path, new criu_req { Type = criu_req_type.FeatureCheck, Features = new criu_features { MemTrack = true } }, null, TimeSpan.FromSeconds(30), "CriuCheckFailed", "feature check", path).Features is { MemTrack: true }; }
+        catch (ContainerException) { memTrack = false; }
+        var installation = new CriuInstallation(path, version, memTrack);
+        lock (Checked) Checked[path] = (stamp, installation);
+        return installation;
+    }
+
+    internal const string InstallHint =
+        "Install CRIU 4.2+ (the repository's .ci/install-criu puts Debian testing's criu in /opt/psc-criu with a wrapper " +
+        "/usr/local/sbin/criu), or point $" + EnvironmentVariable + " at a criu executable.";
+
+    private static string Locate(string? configuredPath)
+    {
+        var explicitPath = configuredPath ?? Environment.GetEnvironmentVariable(EnvironmentVariable);
+        if (!string.IsNullOrWhiteSpace(explicitPath))
+        {
+            if (File.Exists(explicitPath)) return Path.GetFullPath(explicitPath);
+            throw new ContainerException("CriuNotFound", ContainerErrorKind.NotInstalled,
+                $"CRIU was configured at '{explicitPath}' ({(configuredPath is null ? "$" + EnvironmentVariable : "the configured path")}), but no such file exists. " + InstallHint, explicitPath);
+        }
+        var dirs = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Concat(SbinFallback);
+        foreach (var dir in dirs)
+        {
+            var candidate = Path.Combine(dir, "criu");
+            if (File.Exists(candidate)) return candidate;
+        }
+        throw new ContainerException("CriuNotFound", ContainerErrorKind.NotInstalled,
+            "Checkpoint/restore needs CRIU, and no 'criu' was found on PATH (nor in /usr/local/sbin, /usr/sbin, /sbin). " + InstallHint, "criu");
+    }
+
+    // ---- one swrk session -------------------------------------------------------------------
+
+    /// <summary>Runs one request on a fresh `criu swrk` child of this process.</summary>
+    internal static criu_resp CallOnce(string criuPath, criu_req request, string? logPath, TimeSpan timeout, string errorId, string what, object? target)
+    {
+        using var channel = CriuChannel.Create();
+        Process process;
+        var stderr = new List<string>();
+        lock (CriuChannel.SpawnLock)
+        {
+            channel.ExposePeer();
+            try
+            {
+                var psi = new ProcessStartInfo(criuPath) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+                psi.ArgumentList.Add("swrk");
+                psi.ArgumentList.Add(channel.PeerFd.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                process = Process.Start(psi)!;
+            }
+            finally { channel.ClosePeer(); }
+        }
+        using (process)
+        {
+            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (stderr) stderr.Add(e.Data); };
+            process.OutputDataReceived += (_, _) => { };
+            process.BeginErrorReadLine();
+            process.BeginOutputReadLine();
+            try
+            {
+                return channel.Call(request, () => !process.HasExited, timeout, errorId, what, target, logPath);
+            }
+            finally
+            {
+                channel.Dispose();
+                if (!process.WaitForExit(10_000)) { try { process.Kill(); } catch (InvalidOperationException) { } }
+            }
+        }
+    }
+
+    /// <summary>The error for a failed request: criu's own words, and where its log is.</summary>
+    internal static ContainerException Failure(string errorId, string what, criu_resp? response, string? logPath, object? target)
+    {
+        var reasons = new List<string>();
+        foreach (var line in new[] { response is { HasCrErrmsg: true } ? response.CrErrmsg : null }.Concat(LogErrorLines(logPath)))
+            if (Reason(line) is { } reason && !reasons.Contains(reason)) reasons.Add(reason);
+        if (reasons.Count > 3) reasons = reasons.GetRange(reasons.Count - 3, 3);
+        if (reasons.Count == 0 && response is { HasCrErrno: true } && response.CrErrno != 0) reasons.Add(Marshal.GetPInvokeErrorMessage(response.CrErrno));
+        var message = what + (reasons.Count > 0 ? ": " + string.Join(" | ", reasons) : "") + ".";
+        if (logPath is not null) message += $" CRIU's log: {logPath}";
+        return new ContainerException(errorId, ContainerErrorKind.InvalidOperation, message, target);
+    }
+
+    private static IEnumerable<string> LogErrorLines(string? logPath) =>
+        logPath is null || !File.Exists(logPath) ? Array.Empty<string>() : File.ReadLines(logPath).Where(l => l.Contains("Error (", StringComparison.Ordinal));
+
+    /// <summary>The message of one of criu's "Error (file:line): ..." lines; null for the noise every run here prints.</summary>
+    internal static string? Reason(string? line)
+    {
+        if (string.IsNullOrWhiteSpace(line)) return null;
+        var at = line.IndexOf("Error (", StringComparison.Ordinal);
+        var text = at >= 0 ? line[at..] : line;
+        var close = text.IndexOf("): ", StringComparison.Ordinal);
+        var message = (at >= 0 && close > 0 ? text[(close + 3)..] : text).Trim().TrimEnd('.');
+        // No CAP_SYS_RESOURCE in this sandbox, no iptables on the host (nftables locks the network),
+        // and the summary lines that only say that something failed.
+        if (message.StartsWith("rlimit:", StringComparison.Ordinal) || message.Contains("iptables", StringComparison.Ordinal)) return null;
+        if (message.EndsWith("FAILED", StringComparison.Ordinal)) return null;
+        return message;
+    }
+}
+
+/// <summary>
+/// Our end of a SOCK_SEQPACKET socketpair with criu at the other. The peer end is created
+/// close-on-exec and made inheritable only around the one spawn that must pass it on
+/// (<see cref="SpawnLock"/> keeps our own spawns from inheriting each other's).
+/// </summary>
+internal sealed class CriuChannel : IDisposable
+{
+    internal static readonly object SpawnLock = new();
+    private int _fd = -1;
+    public int PeerFd { get; private set; } = -1;
+
+    public static CriuChannel Create()
+    {
+        var fds = new int[2];
+        if (Native.socketpair(Native.AF_UNIX, Native.SOCK_SEQPACKET | Native.SOCK_CLOEXEC, 0, fds) < 0)
+            throw new ContainerException("CriuUnusable", ContainerErrorKind.DeviceError, $"socketpair for CRIU's RPC: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}.");
+        return new CriuChannel { _fd = fds[0], PeerFd = fds[1] };
+    }
+
+    public void ExposePeer() => Native.fcntl(PeerFd, Native.F_SETFD, 0);
+
+    public void ClosePeer()
+    {
+        if (PeerFd >= 0) Native.close(PeerFd);
+        PeerFd = -1;
+    }
+
+    /// <summary>Sends a request and waits for its answer while <paramref name="peerAlive"/> holds.
+    /// A failed request, or criu ending without an answer, is <paramref name="errorId"/>: "<paramref name="what"/>: criu's words".</summary>
+    public criu_resp Call(criu_req request, Func<bool> peerAlive, TimeSpan timeout, string errorId, string what, object? target, string? logPath)
+    {
+        Send(request);
+        var resp = Receive(peerAlive, timeout, errorId, what, target, logPath);
+        if (!resp.Success) throw CriuService.Failure(errorId, what, resp, logPath, target);
+        return resp;
+    }
+
+    public unsafe void Send(criu_req request)
+    {
+        var bytes = request.ToByteArray();
+        fixed (byte* p = bytes)
+            if (Native.send(_fd, p, (nint)bytes.Length, Native.MSG_NOSIGNAL) < 0)
+                throw new ContainerException("CriuUnusable", ContainerErrorKind.DeviceError,
+                    $"CRIU went away before it took the {request.Type} request ({Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}).");
+    }
+
+    private unsafe criu_resp Receive(Func<bool> peerAlive, TimeSpan timeout, string errorId, string what, object? target, string? logPath)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        var buffer = new byte[1 << 20];
+        while (true)
+        {
+            var pfd = new Native.PollFd { fd = _fd, events = Native.POLLIN };
+            var ready = Native.poll(&pfd, 1, 200);
+            if (ready > 0)
+            {
+                nint n;
+                fixed (byte* p = buffer) n = Native.recv(_fd, p, buffer.Length, 0);
+                if (n > 0) return criu_resp.Parser.ParseFrom(buffer, 0, (int)n);
+                if (n == 0) throw CriuService.Failure(errorId, what + " (CRIU exited without answering)", null, logPath, target);
+            }
+            if (!peerAlive()) throw CriuService.Failure(errorId, what + " (CRIU exited without answering)", null, logPath, target);
+            if (DateTime.UtcNow > deadline)
+                throw new ContainerException("CriuTimeout", ContainerErrorKind.OperationTimeout,
+                    $"CRIU did not answer within {timeout.TotalSeconds:0} s." + (logPath is null ? "" : $" Its log: {logPath}."), target);
+        }
+    }
+
+    public void Dispose()
+    {
+        ClosePeer();
+        if (_fd >= 0) Native.close(_fd);
+        _fd = -1;
+    }
+
+    private static unsafe class Native
+    {
+        public const int AF_UNIX = 1, SOCK_SEQPACKET = 5, SOCK_CLOEXEC = 0x80000, F_SETFD = 2, MSG_NOSIGNAL = 0x4000;
+        public const short POLLIN = 1;
+
+        [StructLayout(LayoutKind.Sequential)]
+        public struct PollFd { public int fd; public short events; public short revents; }
+
+        [DllImport("libc", SetLastError = true)] public static extern int socketpair(int domain, int type, int protocol, int[] sv);
+        [DllImport("libc", SetLastError = true)] public static extern int fcntl(int fd, int cmd, int arg);
+        [DllImport("libc", SetLastError = true)] public static extern int close(int fd);
+        [DllImport("libc", SetLastError = true)] public static extern nint send(int fd, byte* buf, nint len, int flags);
+        [DllImport("libc", SetLastError = true)] public static extern nint recv(int fd, byte* buf, nint len, int flags);
+        [DllImport("libc", SetLastError = true)] public static extern int poll(PollFd* fds, ulong nfds, int timeout);
+    }
+}

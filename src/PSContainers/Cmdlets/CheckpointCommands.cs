@@ -1,0 +1,115 @@
+using System.Management.Automation;
+using PSContainers.Infrastructure;
+using PSContainers.Runtime.Checkpoint;
+using PSContainers.Runtime.Containers;
+
+namespace PSContainers.Cmdlets;
+
+/// <summary>Runs a checkpoint step with CRIU's phases shown as Write-Progress.</summary>
+internal static class CheckpointProgress
+{
+    public static T Run<T>(PSCmdlet cmdlet, string activity, Func<IProgress<string>, T> work) =>
+        ProgressRelay.Run<string, T>(cmdlet, activity, status => (status, -1), work);
+}
+
+/// <summary>lxc-checkpoint -s: dumps a running container's processes with CRIU into a directory and stops it.</summary>
+[Cmdlet(VerbsData.Checkpoint, "Container", SupportsShouldProcess = true)]
+[OutputType(typeof(CheckpointInfo))]
+public sealed class CheckpointContainerCommand : ContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ContainerNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string Name { get; set; } = "";
+
+    /// <summary>A new or empty directory for CRIU's images, config.yaml and checkpoint.json.</summary>
+    [Parameter(Mandatory = true, Position = 1)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    /// <summary>Keep the container running after the dump (lxc-checkpoint without -s).</summary>
+    [Parameter]
+    public SwitchParameter LeaveRunning { get; set; }
+
+    /// <summary>Include established TCP connections (CRIU --tcp-established).</summary>
+    [Parameter]
+    public SwitchParameter TcpEstablished { get; set; }
+
+    /// <summary>Copy memory first while the container runs (CRIU pre-dump); needs soft-dirty tracking in the kernel.</summary>
+    [Parameter]
+    public SwitchParameter PreDump { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var path = GetUnresolvedProviderPathFromPSPath(Path);
+        if (!ShouldProcess(Name, $"Checkpoint container to {path}{(LeaveRunning ? "" : " and stop it")}")) return;
+        var options = new CheckpointOptions { LeaveRunning = LeaveRunning, TcpEstablished = TcpEstablished, PreDump = PreDump };
+        Try(() => WriteObject(CheckpointProgress.Run(this, $"Checkpointing {Name}",
+            p => new CheckpointManager(Manager).Checkpoint(Name, path, options, p))));
+    }
+}
+
+/// <summary>lxc-checkpoint -r: restores a checkpoint into its (stopped) container, or into a copy with -Name.</summary>
+[Cmdlet(VerbsData.Restore, "Container", SupportsShouldProcess = true)]
+[OutputType(typeof(ContainerInfo))]
+public sealed class RestoreContainerCommand : ContainerCmdlet
+{
+    /// <summary>The checkpoint directory (a CheckpointInfo pipes its Path).</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("FullName")]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    /// <summary>Restore into a new container: a copy of the checkpointed one (its rootfs and config).</summary>
+    [Parameter(Position = 1)]
+    [ValidateNotNullOrEmpty]
+    public string? Name { get; set; }
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var path = GetUnresolvedProviderPathFromPSPath(Path);
+        if (!ShouldProcess(Name ?? path, $"Restore container from {path}")) return;
+        Try(() =>
+        {
+            var info = CheckpointProgress.Run(this, $"Restoring {Name ?? path}", p => new CheckpointManager(Manager).Restore(path, Name, new RestoreOptions(), p));
+            if (PassThru) WriteObject(info);
+        });
+    }
+}
+
+/// <summary>Hyper-V's Save-VM: checkpoint into the container's own directory and stop; Start-Container resumes it.</summary>
+[Cmdlet(VerbsData.Save, "Container", SupportsShouldProcess = true)]
+[OutputType(typeof(ContainerInfo))]
+public sealed class SaveContainerCommand : PassThruCmdlet
+{
+    /// <summary>Include established TCP connections (CRIU --tcp-established).</summary>
+    [Parameter]
+    public SwitchParameter TcpEstablished { get; set; }
+
+    protected override void ProcessRecord() => ForEachContainer("Save container", name =>
+        Emit(CheckpointProgress.Run(this, $"Saving {name}",
+            p => new CheckpointManager(Manager).Save(name, new CheckpointOptions { TcpEstablished = TcpEstablished }, p))));
+}
+
+/// <summary>Reads checkpoint directories (their checkpoint.json): which container, when, how big, which CRIU and kernel.</summary>
+[Cmdlet(VerbsCommon.Get, "ContainerCheckpoint")]
+[OutputType(typeof(CheckpointInfo))]
+public sealed class GetContainerCheckpointCommand : ContainerCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("FullName")]
+    [ValidateNotNullOrEmpty]
+    public string[] Path { get; set; } = Array.Empty<string>();
+
+    protected override void ProcessRecord()
+    {
+        foreach (var p in Path)
+        {
+            var path = GetUnresolvedProviderPathFromPSPath(p);
+            Try(() => WriteObject(new CheckpointManager(Manager).GetCheckpoint(path)));
+        }
+    }
+}

@@ -1,0 +1,83 @@
+#Requires -Version 7.4
+<#
+.SYNOPSIS
+    Pester 5 end-to-end tests of checkpoint/restore: the user stories of
+    tests/PSContainers.Tests/CheckpointTests.cs, driven from pwsh.
+
+.NOTES
+    Needs Linux, root, CRIU 4.2+ (.ci/install-criu) and the built module in out/PSContainers.
+    Everything happens in a private store under /tmp/psc-test-<guid>, removed in AfterAll.
+#>
+
+BeforeDiscovery {
+    $canRun = $IsLinux -and ((& id -u) -eq '0') -and [bool](Get-Command criu -ErrorAction SilentlyContinue)
+    if (-not $canRun) { Write-Warning 'Checkpoint tests skipped: they need root on Linux and criu 4.2+ on PATH (.ci/install-criu).' }
+}
+
+Describe 'Checkpoint and restore' -Tag 'E2E', 'Root', 'Criu' -Skip:(-not $canRun) {
+    BeforeAll {
+        $root = Join-Path ([IO.Path]::GetTempPath()) "psc-test-$([guid]::NewGuid().ToString('N').Substring(0, 12))"
+        $store = Join-Path $root 'store'
+        $null = New-Item -ItemType Directory -Path $store -Force
+        Import-Module (Join-Path $PSScriptRoot '../../out/PSContainers/PSContainers.psd1') -Force
+        $PSDefaultParameterValues['*-Container*:StorePath'] = $store
+        $counter = 'i=0; while [ ! -e /tmp/quit ]; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done; exit 7'
+
+        function Get-Count([string] $Name) {
+            [int](Get-Content (Join-Path (Get-Container $Name).RootfsPath 'tmp/count') -ErrorAction Stop)
+        }
+        function Wait-Count([string] $Name, [int] $AtLeast) {
+            $deadline = [DateTime]::UtcNow.AddSeconds(20)
+            while ((Get-Count $Name) -lt $AtLeast) {
+                if ([DateTime]::UtcNow -gt $deadline) { throw "$Name did not count to $AtLeast" }
+                Start-Sleep -Milliseconds 50
+            }
+        }
+    }
+
+    AfterAll {
+        Get-Container -StorePath $store -ErrorAction SilentlyContinue | Remove-Container -Force -Confirm:$false -ErrorAction SilentlyContinue
+        Remove-Item -Recurse -Force $root -ErrorAction SilentlyContinue
+    }
+
+    It 'keeps counting from where it stopped, under a supervisor, and records its exit code' {
+        $name = "psct-cr-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+        New-Container -Name $name -Command /bin/sh, -c, $counter -MemoryLimit 64MB -ErrorAction Stop | Start-Container -ErrorAction Stop
+        Wait-Count $name 5
+        $checkpoint = Checkpoint-Container -Name $name -Path (Join-Path $root $name) -ErrorAction Stop
+        $checkpoint.Container | Should -Be $name
+        $checkpoint.ProcessCount | Should -BeGreaterThan 0
+        (Get-Container $name).State | Should -Be 'Stopped'
+        (Get-Container $name).ExitCode | Should -BeNullOrEmpty
+        $at = Get-Count $name
+
+        $restored = $checkpoint | Restore-Container -PassThru -ErrorAction Stop
+        $restored.State | Should -Be 'Running'
+        Wait-Count $name ($at + 5)
+        $ticks = @(Get-ContainerConsoleLog $name | Where-Object { $_ -like 'tick *' } | ForEach-Object { [int]$_.Substring(5) })
+        $ticks | Should -Be (1..$ticks.Count)
+        (Get-CgroupLimit $name).MemoryMax | Should -Be 64MB
+
+        { $checkpoint | Restore-Container -ErrorAction Stop } | Should -Throw -ErrorId 'ContainerAlreadyRunning*'
+
+        $null = New-Item -ItemType File -Path (Join-Path $restored.RootfsPath 'tmp/quit')
+        (Wait-Container $name -State Stopped -Timeout 20 -PassThru).ExitCode | Should -Be 7
+    }
+
+    It 'saves a container and resumes it with Start-Container' {
+        $name = "psct-sv-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+        New-Container -Name $name -Command /bin/sh, -c, $counter -ErrorAction Stop | Start-Container -ErrorAction Stop
+        Wait-Count $name 3
+        (Save-Container -Name $name -PassThru -ErrorAction Stop).State | Should -Be 'Saved'
+        $at = Get-Count $name
+        (Start-Container -Name $name -PassThru -ErrorAction Stop).State | Should -Be 'Running'
+        Wait-Count $name ($at + 3)
+        Remove-Container -Name $name -Force -Confirm:$false -ErrorAction Stop
+    }
+
+    It 'refuses to checkpoint a stopped container, clearly' {
+        $name = "psct-er-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+        $null = New-Container -Name $name -ErrorAction Stop
+        { Checkpoint-Container -Name $name -Path (Join-Path $root $name) -ErrorAction Stop } | Should -Throw -ErrorId 'ContainerNotRunning*'
+    }
+}
