@@ -19,6 +19,43 @@ public static unsafe class Sys
     public static int HardLink(string existing, string newPath) =>
         link(existing, newPath) == 0 ? 0 : Marshal.GetLastPInvokeError();
 
+    [DllImport("libc", EntryPoint = "memfd_create", SetLastError = true)]
+    private static extern int memfd_create(string name, uint flags);
+
+    [DllImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    private static extern int fcntl(int fd, int cmd, int arg);
+
+    private const uint MFD_CLOEXEC = 0x1, MFD_ALLOW_SEALING = 0x2, MFD_EXEC = 0x10;
+    private const int F_ADD_SEALS = 1033, F_SEAL_SEAL = 0x1, F_SEAL_SHRINK = 0x2, F_SEAL_GROW = 0x4, F_SEAL_WRITE = 0x8;
+
+    /// <summary>
+    /// A copy of <paramref name="path"/> in an anonymous memory file sealed against any change
+    /// (memfd_create + F_ADD_SEALS), held open for the life of this process. Its path
+    /// /proc/&lt;this pid&gt;/fd/&lt;n&gt; can be executed; what the program sees as /proc/self/exe is then
+    /// the sealed copy, never the file on disk. Null where memfds cannot be executable
+    /// (vm.memfd_noexec = 2) or created.
+    /// </summary>
+    public static string? SealedExecutableCopy(string path, string name)
+    {
+        var fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+        if (fd < 0 && Marshal.GetLastPInvokeError() == LibC.EINVAL) fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); // before 6.3
+        if (fd < 0) return null;
+        try
+        {
+            // A handle that does not own fd: disposing the stream must leave the copy open.
+            using (var source = File.OpenRead(path))
+            using (var copy = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: false), FileAccess.Write))
+                source.CopyTo(copy);
+            if (fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) throw new IOException("F_ADD_SEALS failed");
+            return $"/proc/{Environment.ProcessId}/fd/{fd}";
+        }
+        catch (IOException)
+        {
+            LibC.close(fd);
+            return null;
+        }
+    }
+
     /// <summary>kill(2); false when the process does not exist (ESRCH).</summary>
     public static bool Kill(int pid, int signal)
     {
