@@ -357,7 +357,7 @@ public sealed class CheckpointManager
                 throw new ContainerException("RestoreFailed", ContainerErrorKind.InvalidOperation,
                     $"Container '{name}' could not be restored: {string.Join(" ", result.Error).Trim()}. CRIU's log: {logPath}.", name);
             var pids = result.Output[0].Split(' ');
-            Manager.RecordRestored(name, state, int.Parse(pids[0], CultureInfo.InvariantCulture), int.Parse(pids[1], CultureInfo.InvariantCulture), cgroupPath);
+            Manager.RecordRunning(name, state, int.Parse(pids[0], CultureInfo.InvariantCulture), int.Parse(pids[1], CultureInfo.InvariantCulture), cgroupPath);
         }
         catch
         {

@@ -53,8 +53,8 @@ public sealed partial class ContainerManager
         state.Save(Store.StatePath(name));
     }
 
-    /// <summary>A restored init now runs under its supervisor: record it like a start.</summary>
-    internal void RecordRestored(string name, PersistedState state, int supervisor, int init, string cgroupPath)
+    /// <summary>An init (started, or restored by CRIU) now runs under its supervisor: record it.</summary>
+    internal void RecordRunning(string name, PersistedState state, int supervisor, int init, string cgroupPath)
     {
         state.SupervisorPid = supervisor;
         state.SupervisorStartTime = Sys.ProcessStartTime(supervisor);

@@ -339,16 +339,7 @@ public sealed partial class ContainerManager
                     $"Check the init command ({string.Join(' ', InitCommand(config))}) exists in {rootfs}; the console log is {Store.ConsoleLogPath(name)}.", name);
             var pids = result.Output[0].Split(' ');
             int supervisor = int.Parse(pids[0], CultureInfo.InvariantCulture), init = int.Parse(pids[1], CultureInfo.InvariantCulture);
-            state.SupervisorPid = supervisor;
-            state.SupervisorStartTime = Sys.ProcessStartTime(supervisor);
-            state.InitPid = init;
-            state.InitStartTime = Sys.ProcessStartTime(init);
-            state.StartedAt = DateTimeOffset.Now;
-            state.StoppedAt = null;
-            state.ExitCode = null;
-            state.ExitSignal = null;
-            state.CgroupPath = cgroupPath;
-            state.Save(Store.StatePath(name));
+            RecordRunning(name, state, supervisor, init, cgroupPath);
             return (config, state);
         }
         catch
