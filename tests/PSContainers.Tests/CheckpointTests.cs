@@ -41,27 +41,9 @@ public sealed class CheckpointTests : IDisposable
         return name;
     }
 
-    private int Count(string name)
-    {
-        var file = Path.Combine(_store.Manager.Get(name).RootfsPath, "tmp", "count");
-        for (var i = 0; i < 100; i++)
-        {
-            try { if (int.TryParse(File.ReadAllText(file).Trim(), out var n)) return n; }
-            catch (IOException) { }
-            Thread.Sleep(20);
-        }
-        throw new InvalidOperationException($"{file} holds no number");
-    }
+    private int Count(string name) => CounterContainer.Count(_store, name);
 
-    private void WaitCount(string name, int atLeast)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (Count(name) < atLeast)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"{name} did not count to {atLeast} (at {Count(name)})");
-            Thread.Sleep(50);
-        }
-    }
+    private void WaitCount(string name, int atLeast) => CounterContainer.WaitCount(_store, name, atLeast);
 
     /// <summary>The "tick N" numbers of the console log, in order.</summary>
     private int[] Ticks(string name) => _store.Manager.ReadConsoleLog(name)
@@ -137,6 +119,32 @@ public sealed class CheckpointTests : IDisposable
         AssertNoCgroupLeft(name);
         s.Run("Remove-Container -Name $args[0]", name);
         Assert.False(_store.Manager.Exists(name));
+    }
+
+    [Fact]
+    public void OverlayBackedContainer_IsCheckpointedAndRestored_AndCountsOn()
+    {
+        using var s = _store.OpenSession();
+        var name = NewCounter(s, "ov", "-Backend overlay");
+        s.Run("Start-Container -Name $args[0]", name);
+        // The overlay is mounted only inside the container: its writes land in the upper layer.
+        var count = Path.Combine(_store.Manager.Get(name).Path, "overlay", "upper", "tmp", "count");
+        int Counted() => int.TryParse(File.ReadAllText(count).Trim(), out var n) ? n : 0;
+        SpinWait.SpinUntil(() => File.Exists(count) && Counted() >= 3, TimeSpan.FromSeconds(20));
+        var dir = Checkpoints(name);
+        s.Run("Checkpoint-Container -Name $args[0] -Path $args[1]", name, dir);
+        var atCheckpoint = Counted();
+        Assert.True(atCheckpoint >= 3, $"counted to {atCheckpoint}");
+
+        var info = (ContainerInfo)s.Run("Restore-Container -Path $args[0] -PassThru", dir).Single().BaseObject;
+        Assert.Equal(ContainerStatus.Running, info.State);
+        Assert.True(SpinWait.SpinUntil(() => Counted() >= atCheckpoint + 3, TimeSpan.FromSeconds(20)), $"stuck at {Counted()}");
+        Assert.Equal(Enumerable.Range(1, Ticks(name).Length), Ticks(name));
+        // No overlay mount of the restore is left on the host.
+        Assert.DoesNotContain(info.RootfsPath, File.ReadAllText("/proc/self/mountinfo"));
+        s.Run("Stop-Container -Name $args[0] -Kill", name);
+        AssertNoCgroupLeft(name);
+        s.Run("Remove-Container -Name $args[0]", name);
     }
 
     private static int ParentOf(int pid)
