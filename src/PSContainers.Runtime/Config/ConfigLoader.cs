@@ -143,6 +143,7 @@ public static partial class ConfigLoader
             e.Emit(new MappingEnd());
         }
 
+        SerializeIdMap(e, config.IdMap);
         e.Emit(new MappingEnd());
         e.Emit(new DocumentEnd(isImplicit: true));
         e.Emit(new StreamEnd());
@@ -365,6 +366,7 @@ public static partial class ConfigLoader
                     ["origin"] = s => config.Storage.Origin = String(s, "storage.origin"),
                     ["ephemeral"] = s => config.Storage.Ephemeral = Boolean(s, "storage.ephemeral") ?? false,
                 }),
+                ["idMap"] = v => config.IdMap = IdMap(v),
             });
             return config;
         }

@@ -19,6 +19,8 @@ public sealed class ContainerConfig
     /// <summary>Network interfaces (see NicConfig); empty = a network namespace with loopback only.</summary>
     public List<NicConfig> Network { get; set; } = new();
     public StorageConfig Storage { get; set; } = new();
+    /// <summary>User namespace map (LXC's lxc.idmap); null = no user namespace (a privileged container, root only).</summary>
+    public UserNamespaces.IdMap? IdMap { get; set; }
 }
 
 public sealed class InitConfig

@@ -59,7 +59,16 @@ public static class Helper
     public static HelperResult Start(LaunchSpec spec, Action<int, int>? whilePaused)
     {
         spec.PauseBeforeExec = whilePaused is not null;
-        using var process = Launch("start", out var error);
+        return RunPausing("start", spec, whilePaused);
+    }
+
+    /// <summary>
+    /// Runs a helper command that may report "paused PARENT CHILD" and wait for "go" (start,
+    /// userns-tree): the callback runs meanwhile; if it throws, the helper is answered "abort".
+    /// </summary>
+    public static HelperResult RunPausing(string command, LaunchSpec spec, Action<int, int>? whilePaused)
+    {
+        using var process = Launch(command, out var error);
         SendSpec(process, spec, closeAfter: whilePaused is null);
         var output = new List<string>();
         string? line;

@@ -60,6 +60,12 @@ public sealed class LaunchSpec
     public string? NetNsPath { get; set; }
     /// <summary>netns-exec: /etc/netns/&lt;name&gt;, whose files are bind-mounted over /etc.</summary>
     public string? EtcDirectory { get; set; }
+    /// <summary>start: init brings loopback up itself (the caller cannot reach a user-namespaced container's network).</summary>
+    public bool LoopbackUp { get; set; }
+    /// <summary>userns-tree: the in-namespace id the caller's own uid and gid are mapped to.</summary>
+    public uint? CallerId { get; set; }
+    /// <summary>userns-tree: a file of NUL-terminated "uid gid relative-path" records applied after the shift.</summary>
+    public string? OwnersFile { get; set; }
 
     public byte[] Serialize()
     {
@@ -90,6 +96,9 @@ public sealed class LaunchSpec
         if (GidMap is not null) Put("gidmap", GidMap);
         if (NetNsPath is not null) Put("netns", NetNsPath);
         if (EtcDirectory is not null) Put("etcdir", EtcDirectory);
+        if (LoopbackUp) Put("lo-up", "1");
+        if (CallerId is { } callerId) Put("callerid", callerId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        if (OwnersFile is not null) Put("owners", OwnersFile);
         foreach (var f in CgroupProcsFiles) Put("cgroup", f);
         foreach (var d in CgroupDirectories) Put("cgdir", d);
         foreach (var m in Mounts) Put("mount", m.Source, m.Target, m.FsType, ((ulong)m.Flags).ToString(), m.Data);
