@@ -9,18 +9,27 @@ namespace PSContainers.Runtime.State;
 /// </summary>
 public static class AtomicFile
 {
-    public static void WriteAllText(string path, string content, bool durable = true)
+    public static void WriteAllText(string path, string content, bool durable = true) =>
+        WriteAllBytes(path, Encoding.UTF8.GetBytes(content), durable);
+
+    /// <summary>
+    /// Like <see cref="WriteAllText"/> with exact bytes. With <paramref name="tempPath"/> the new
+    /// content is staged there (a fixed name such as shadow-utils' "file+", for callers that hold a
+    /// lock on the target); with <paramref name="ownershipFrom"/> the new file gets the owner, group
+    /// and mode of that file (usually the one it replaces), as system files like /etc/subuid must keep them.
+    /// </summary>
+    public static void WriteAllBytes(string path, byte[] content, bool durable = true, string? tempPath = null, string? ownershipFrom = null)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        var tmp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        var tmp = tempPath ?? Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            using (var fs = new FileStream(tmp, tempPath is null ? FileMode.CreateNew : FileMode.Create, FileAccess.Write, FileShare.None))
             {
-                var bytes = Encoding.UTF8.GetBytes(content);
-                fs.Write(bytes, 0, bytes.Length);
+                fs.Write(content, 0, content.Length);
                 fs.Flush(flushToDisk: durable);
             }
+            if (ownershipFrom is not null && File.Exists(ownershipFrom)) CopyOwnership(ownershipFrom, tmp);
             File.Move(tmp, path, overwrite: true);
         }
         catch
@@ -28,5 +37,19 @@ public static class AtomicFile
             try { File.Delete(tmp); } catch (IOException) { }
             throw;
         }
+    }
+
+    private static unsafe void CopyOwnership(string from, string to)
+    {
+        Tmds.Linux.stat st;
+        var src = Encoding.UTF8.GetBytes(from + "\0");
+        var dst = Encoding.UTF8.GetBytes(to + "\0");
+        fixed (byte* s = src)
+        fixed (byte* d = dst)
+        {
+            if (Tmds.Linux.LibC.stat(s, &st) != 0 || Tmds.Linux.LibC.chown(d, st.st_uid, st.st_gid) != 0)
+                throw new IOException($"Cannot give '{to}' the owner of '{from}': {Native.Sys.ErrnoMessage(Native.Sys.Errno)}.");
+        }
+        File.SetUnixFileMode(to, (UnixFileMode)((uint)st.st_mode & 0xFFF));
     }
 }
