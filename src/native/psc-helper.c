@@ -766,9 +766,8 @@ static int cmd_exec(const char *file) {
             if (setns(fds[i], 0) < 0) die("join %s namespace of pid %d: %s", s.nsnames[i], s.target_pid, strerror(errno));
             close(fds[i]);
         }
-    /* In a container's user namespace our ids are unmapped: act as its root, as init does. */
-    for (int i = 0; i < s.nns; i++)
-        if (!strcmp(s.nsnames[i], "user") && become_userns_root() < 0) die("%s", errbuf);
+    int joined_user = 0;
+    for (int i = 0; i < s.nns; i++) joined_user |= !strcmp(s.nsnames[i], "user");
     /* A pid namespace applies to children only: fork, and relay the child's status. */
     pid_t child = fork_into(cgfd, 0);
     if (child < 0) die("fork: %s", strerror(errno));
@@ -780,6 +779,9 @@ static int cmd_exec(const char *file) {
             snprintf(pidtext, sizeof pidtext, "%d\n", getpid());
             if (write_file(procs, pidtext) < 0) die("%s", errbuf);
         }
+        /* In a container's user namespace our ids are unmapped: act as its root, as init does.
+         * Only now, inside the cgroup: joining it needs the caller's rights on the cgroup files. */
+        if (joined_user && become_userns_root() < 0) die("%s", errbuf);
         if (s.cwd && chdir(s.cwd) < 0 && chdir("/") < 0) die("chdir %s: %s", s.cwd, strerror(errno));
         exec_program(&s);
         fprintf(stderr, "psc-helper: exec %s: %s\n", s.args[0], strerror(errno));

@@ -222,7 +222,7 @@ public sealed class ContainerManager
         if (config.Stop.Signal is null && template is not null) config.Stop.Signal = template.DefaultStopSignal;
         ConfigLoader.Validate(config);
         // Every container of a non-root user is unprivileged; root's are with -Unprivileged.
-        if (config.IdMap is null && (!Sys.IsRoot || options.Unprivileged)) config.IdMap = DefaultIdMap.For(System.Environment.UserName, UserNamespace.CallerUid);
+        if (config.IdMap is null && (!Sys.IsRoot || options.Unprivileged)) config.IdMap = DefaultIdMap.ForCaller(warn: m => Warning?.Invoke(m));
         // An id-mapped rootfs is a plain directory handed to the mapped ids (see UserNamespace.Shift).
         var backend = Storage.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null && config.IdMap is null ? Storage.StorageBackends.DefaultFor(Store.Root) : "dir"));
         if (config.IdMap is not null && backend.Name != "dir")
