@@ -62,7 +62,7 @@ public sealed class NetworkHook : IContainerHook
         {
             // A non-root caller has no rights in the host's network: host-side interfaces are
             // root's (lo comes up from inside, see LaunchSpec.LoopbackUp).
-            if (Interfaces(config).FirstOrDefault() is { Nic: var nic, Index: var index })
+            foreach (var (nic, index, _) in Interfaces(config))
                 throw new ContainerException("NetworkNeedsRoot", ContainerErrorKind.PermissionDenied,
                     $"Container '{context.Name}': network[{index}] is a {nic.Type} interface, which only root can create. " +
                     "As a non-root user use user-mode networking: network: [{ type: pasta }].", context.Name);
