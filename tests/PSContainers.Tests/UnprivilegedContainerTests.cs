@@ -73,6 +73,83 @@ public sealed class UnprivilegedContainerTests : IDisposable
         Assert.False(Directory.Exists(created.Path));
     }
 
+    [Fact]
+    public void Pasta_ReachesAListenerOnTheHostLoopback_AndForwardsAHostPortIn()
+    {
+        var name = TestStore.NewName("pasta");
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var hostPort = ((IPEndPoint)listener.LocalEndpoint).Port;
+        int forwarded;
+        using (var probe = new TcpListener(IPAddress.Loopback, 0)) { probe.Start(); forwarded = ((IPEndPoint)probe.LocalEndpoint).Port; }
+        var config = ConfigWithIdMap(TestRangeStart(), $"network:\n  - type: pasta\n    ports: [\"{forwarded}:8080\"]\n    hostPorts: [{hostPort}]\n");
+        _ps.Run("New-Container $args[0] -ConfigPath $args[1] | Start-Container", name, config);
+        var info = (ContainerInfo)_ps.Run("Get-Container $args[0]", name).Single().BaseObject;
+        var pastaPid = int.Parse(File.ReadAllText(Path.Combine(info.Path, "pasta.pid")).Trim());
+        Assert.True(Directory.Exists($"/proc/{pastaPid}"));
+        Assert.Contains(Exec(_ps, name, "cat", "/sys/class/net/eth0/operstate").Output, l => l is "up" or "unknown");
+
+        // Container -> host loopback (pasta -T): the container's connection to its own 127.0.0.1
+        // arrives at the listener on the host's.
+        // (busybox nc exits when the other end closes: the host side reads one line and closes.)
+        var received = Task.Run(() =>
+        {
+            using var client = listener.AcceptTcpClient();
+            return new StreamReader(client.GetStream()).ReadLine();
+        });
+        var sent = Exec(_ps, name, "sh", "-c", $"echo hello-host | nc 127.0.0.1 {hostPort}");
+        Assert.True(received.Wait(TimeSpan.FromSeconds(10)), "no connection reached the host listener: " + string.Join(" ", sent.Error));
+        Assert.Equal("hello-host", received.Result);
+
+        // Host loopback -> container (pasta -t): a listener inside answers a local connection.
+        Exec(_ps, name, "sh", "-c", "echo hello-container | nc -l -p 8080 >/dev/null 2>&1 &");
+        string? line = null;
+        for (var i = 0; i < 50 && line is null; i++)
+        {
+            try
+            {
+                using var c = new TcpClient();
+                c.Connect(IPAddress.Loopback, forwarded);
+                line = new StreamReader(c.GetStream()).ReadLine();
+            }
+            catch (Exception ex) when (ex is SocketException or IOException) { }
+            if (string.IsNullOrEmpty(line)) { line = null; Thread.Sleep(100); }
+        }
+        Assert.Equal("hello-container", line);
+
+        _ps.Run("Stop-Container $args[0] -Kill", name);
+        Assert.False(File.Exists(Path.Combine(info.Path, "pasta.pid")));
+        Assert.Null(PSContainers.Runtime.Native.Sys.ProcessStartTime(pastaPid)); // gone (or a zombie awaiting its reaper)
+        Assert.False(File.Exists(Path.Combine(info.Path, "pasta.netns")));
+    }
+
+    [Fact]
+    public void UnprivilegedRoot_CannotDoWhatPrivilegedRootCan()
+    {
+        // A host file only host root may read, bind-mounted into both kinds of container.
+        var secret = Path.Combine(_store.Root, "root-only-secret");
+        File.WriteAllText(secret, "host secret\n");
+        File.SetUnixFileMode(secret, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var mount = $"mounts: [{{ source: {secret}, target: /secret }}]\n";
+        var privileged = TestStore.NewName("priv");
+        var privilegedConfig = Path.Combine(_store.Root, "priv.yaml");
+        File.WriteAllText(privilegedConfig, mount);
+        var unprivileged = TestStore.NewName("unpriv");
+        _ps.Run("New-Container $args[0] -ConfigPath $args[1] | Start-Container", privileged, privilegedConfig);
+        _ps.Run("New-Container $args[0] -ConfigPath $args[1] | Start-Container", unprivileged, ConfigWithIdMap(TestRangeStart(), mount));
+
+        Assert.Equal(["host secret"], Exec(_ps, privileged, "cat", "/secret").Output);
+        var denied = Exec(_ps, unprivileged, "cat", "/secret");
+        Assert.NotEqual(0, denied.ExitCode);
+        Assert.Contains("Permission denied", string.Join(" ", denied.Error));
+        // Its root holds no capability on the host: no device nodes, no block device mounts.
+        var mknod = Exec(_ps, unprivileged, "mknod", "/tmp/disk", "b", "7", "0");
+        Assert.NotEqual(0, mknod.ExitCode);
+        Assert.Contains("Operation not permitted", string.Join(" ", mknod.Error));
+        var mountProc = Exec(_ps, unprivileged, "mount", "-t", "ext4", "/dev/null", "/mnt");
+        Assert.NotEqual(0, mountProc.ExitCode);
+    }
+
     internal static (uint Uid, uint Gid, uint Mode) StatOwner(string path)
     {
         var text = HostCommand.Run("stat", "-c", "%u %g %a", path).Split(' ');

@@ -75,7 +75,12 @@ public sealed class PastaHook : IContainerHook
             CheckTun(context.Name);
             args.AddRange(new[] { "--userns", $"/proc/{context.InitPid}/ns/user", "--netns", $"/proc/{context.InitPid}/ns/net" });
         }
-        var psi = new ProcessStartInfo(Program) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true, RedirectStandardInput = true };
+        // .NET runs child processes with SIGPIPE ignored (inherited through exec), and this pasta
+        // takes the ignored disposition it finds for a failure to install its own handler: env(1)
+        // restores the default before exec'ing it.
+        var psi = new ProcessStartInfo("env") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true, RedirectStandardInput = true };
+        psi.ArgumentList.Add("--default-signal=PIPE");
+        psi.ArgumentList.Add(Program);
         foreach (var a in args) psi.ArgumentList.Add(a);
         Process process;
         try { process = Process.Start(psi)!; }
@@ -92,6 +97,12 @@ public sealed class PastaHook : IContainerHook
             var stdout = process.StandardOutput.ReadToEndAsync();
             // pasta returns once the interface is configured and it has daemonized.
             if (!process.WaitForExit(TimeSpan.FromSeconds(30))) { process.Kill(); process.WaitForExit(); }
+            if (process.ExitCode == 127)
+            {
+                Release(context.Name);
+                throw new ContainerException("PastaNotFound", ContainerErrorKind.NotInstalled,
+                    $"Container '{context.Name}' uses pasta networking, but pasta is not installed. Install it: apt-get install passt.", context.Name);
+            }
             if (process.ExitCode != 0 || !File.Exists(pidFile))
             {
                 Release(context.Name);
