@@ -82,6 +82,41 @@ public sealed class NonRootContainerTests
     }
 
     [Fact]
+    public void ExportOfAShiftedContainer_HasContainerIds_AndANonRootImportShiftsThemIntoItsRange()
+    {
+        using var store = new TestStore();
+        using var root = store.OpenSession();
+        var source = TestStore.NewName("exp");
+        var config = Path.Combine(store.Root, "idmap.yaml");
+        const uint hostStart = 1_400_000_000u;
+        File.WriteAllText(config, $"idMap: [u 0 {hostStart} 65536, g 0 {hostStart} 65536]\n");
+        root.Run("New-Container $args[0] -ConfigPath $args[1] | Out-Null", source, config);
+        var rootfs = Path.Combine(store.StorePath, source, "rootfs");
+        Directory.CreateDirectory(Path.Combine(rootfs, "home", "alice"));
+        HostCommand.Run("chown", $"{hostStart + 1000}:{hostStart + 1000}", Path.Combine(rootfs, "home", "alice"));
+        using var user = new TestUser();
+        var archive = Path.Combine(user.Folder, "shifted.tar");
+        root.Run("Export-Container $args[0] -Path $args[1]", source, archive);
+        HostCommand.Run("chmod", "a+r", archive);
+        // The archive holds the ids the container sees, not the host range it happened to run on.
+        var listing = HostCommand.Run("tar", "--numeric-owner", "-tvf", archive);
+        Assert.True(listing.Split("\n").Any(l => l.Contains(" 1000/1000 ") && l.TrimEnd().TrimEnd('/').EndsWith("rootfs/home/alice")), listing.Split("\n").FirstOrDefault(l => l.Contains("alice")));
+        Assert.Contains(listing.Split("\n"), l => l.Contains(" 0/0 ") && l.TrimEnd().EndsWith("rootfs/etc/passwd"));
+
+        var name = TestStore.NewName("imp");
+        var run = user.Run($$"""
+            $c = Import-Container '{{archive}}' -Name {{name}} -WarningAction SilentlyContinue
+            "rootfs=$($c.RootfsPath)"
+            Start-Container {{name}} -WarningAction SilentlyContinue
+            "alice=$((Invoke-ContainerCommand {{name}} -Command stat,-c,'%u:%g',/home/alice).Output)"
+            Remove-Container {{name}} -Force
+            """);
+        Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+        Assert.Equal("1000:1000", Value(run, "alice"));
+        Assert.Empty(user.Processes());
+    }
+
+    [Fact]
     public void NonRootUser_WithADelegatedCgroup_GetsCgroupsAndFreezes()
     {
         using var user = new TestUser();
