@@ -17,6 +17,9 @@
  *   psc-helper restore < spec    like start, but the supervisor runs `criu swrk` (the "arg"s) on
  *                                the caller's socket ("criufd") instead of cloning an init; see
  *                                supervise_restore().
+ *   psc-helper userns-tree < spec  "arg" shift|remove, "arg" PATH: chown a rootfs into a user
+ *                                namespace's ids, or delete a tree owned by them, from inside that
+ *                                namespace (how a non-root user can own files as its subuids).
  *
  * Security (decided in C#, applied here as the last steps before execve, see apply_security):
  * "capdrop" (mask), "nonewprivs", "seccomp" (hex BPF); exec re-executes from a sealed memfd first.
@@ -44,6 +47,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <net/if.h>
+#include <ftw.h>
+#include <sys/xattr.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -96,6 +103,9 @@ struct spec {
     int no_new_privs;                                 /* PR_SET_NO_NEW_PRIVS before exec */
     struct sock_filter *filter; unsigned short filter_len; /* seccomp program installed last */
     int criu_fd;                                      /* restore: inherited end of the criu RPC socket */
+    int lo_up;                                        /* start: init brings loopback up itself */
+    const char *owners;                               /* userns-tree: file of "uid gid path" records */
+    unsigned long caller_id;                          /* userns-tree: in-namespace id of the caller's uid/gid */
 };
 
 static char errbuf[1024];
@@ -273,6 +283,9 @@ static void parse_spec(struct spec *s, const char *file) {
         else if (!strcmp(key, "nonewprivs")) s->no_new_privs = !strcmp(v, "1");
         else if (!strcmp(key, "seccomp")) parse_seccomp_hex(s, v);
         else if (!strcmp(key, "criufd")) s->criu_fd = atoi(v);
+        else if (!strcmp(key, "lo-up")) s->lo_up = !strcmp(v, "1");
+        else if (!strcmp(key, "owners")) s->owners = v;
+        else if (!strcmp(key, "callerid")) s->caller_id = strtoul(v, NULL, 10);
         else die("spec: unknown key '%s'", key);
     }
     if (s->nargs == 0) die("spec: no program to run");
@@ -581,6 +594,44 @@ static int is_v2_procs(const char *cgroup_v2, const char *file) {
     return born_in_cgroup && n && !strncmp(file, cgroup_v2, n) && !strcmp(file + n, "/cgroup.procs");
 }
 
+/* ---- user namespaces ------------------------------------------------------------------------ */
+
+/* Root writes a child's id maps itself. No "deny" to setgroups: that is only required of a writer
+ * without CAP_SETGID, and a container whose root cannot setgroups(2) breaks su, login and apt. A
+ * non-root caller has newuidmap/newgidmap (setuid, checked against /etc/subuid) write them instead
+ * while the child waits (the runtime does that during the pause handshake). */
+static int write_id_maps(pid_t pid, const char *uid_map, const char *gid_map) {
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/uid_map", pid);
+    if (write_file(p, uid_map) < 0) return -1;
+    snprintf(p, sizeof p, "/proc/%d/gid_map", pid);
+    return write_file(p, gid_map ? gid_map : uid_map);
+}
+
+/* Become uid/gid 0 of the user namespace we are in (or just joined). Until then our ids are the
+ * caller's, unmapped; the capabilities we hold in the namespace survive the switch because the old
+ * ids were not its root (see capabilities(7), "Effect of user ID changes on capabilities"). */
+static int become_userns_root(void) {
+    if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) return fail("become root in the user namespace");
+    if (setgroups(0, NULL) < 0 && errno != EPERM) return fail("drop supplementary groups");
+    return 0;
+}
+
+/* ioctl(SIOCSIFFLAGS) on lo: done by init itself when the runtime cannot reach into the container's
+ * network namespace (a non-root caller has no rights there; its user namespace's root has). */
+static int loopback_up(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fail("socket for loopback");
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+    if (rc == 0) { ifr.ifr_flags |= IFF_UP; rc = ioctl(fd, SIOCSIFFLAGS, &ifr); }
+    if (rc < 0) fail("bring loopback up");
+    close(fd);
+    return rc;
+}
+
 /* ---- start: the container init ------------------------------------------------------------ */
 
 struct child_args { const struct spec *s; int sync_rd; int err_wr; const char *console; };
@@ -594,10 +645,6 @@ static int container_init(void *arg) {
     /* Wait until the supervisor has put us in our cgroups and written the id maps. */
     if (read(c->sync_rd, &go, 1) != 1) { fail("sync with supervisor"); goto out; }
     close(c->sync_rd);
-    if (s->clone_flags & CLONE_NEWUSER) {
-        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) { fail("become root in user namespace"); goto out; }
-        setgroups(0, NULL);
-    }
     /* A cgroup namespace rooted at the container's own cgroup: unshared only now, after joining it. */
     if ((s->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) { fail("unshare cgroup namespace"); goto out; }
     if (setsid() < 0) { fail("setsid"); goto out; }
@@ -620,14 +667,19 @@ static int container_init(void *arg) {
         if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) { fail("bind rootfs %s", s->rootfs); goto out; }
         int rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (rootfd < 0) { fail("open rootfs %s", s->rootfs); goto out; }
+        /* In a user namespace, switch ids only now: the host paths above (the store, maybe under a
+         * 0700 home) were reached as the caller; what follows is created inside the rootfs and must
+         * belong to the container's root, not to an unmapped id. */
+        if ((s->clone_flags & CLONE_NEWUSER) && become_userns_root() < 0) goto out;
         if (do_mounts(s, rootfd, c->console) < 0) goto out;
-        close(rootfd);
         /* pivot_root(".", "."): the old root ends up stacked on the new one; detach it. Never chroot. */
-        if (chdir(s->rootfs) < 0) { fail("chdir rootfs"); goto out; }
+        if (fchdir(rootfd) < 0) { fail("chdir rootfs"); goto out; }
+        close(rootfd);
         if (syscall(SYS_pivot_root, ".", ".") < 0) { fail("pivot_root"); goto out; }
         if (umount2(".", MNT_DETACH) < 0) { fail("detach old root"); goto out; }
         if (chdir("/") < 0) { fail("chdir /"); goto out; }
-    }
+    } else if ((s->clone_flags & CLONE_NEWUSER) && become_userns_root() < 0) goto out;
+    if (s->lo_up && loopback_up() < 0) goto out;
     if ((s->clone_flags & CLONE_NEWUTS) && s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0) {
         fail("sethostname %s", s->hostname); goto out;
     }
@@ -750,15 +802,7 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
     snprintf(pidtext, sizeof pidtext, "%d\n", child);
     for (int i = 0; i < s->ncgroups; i++)
         if (!is_v2_procs(s->cgroup_v2, s->cgroups[i]) && write_file(s->cgroups[i], pidtext) < 0) goto kill_child;
-    if (s->uid_map) {
-        char p[64];
-        snprintf(p, sizeof p, "/proc/%d/setgroups", child);
-        write_file(p, "deny");
-        snprintf(p, sizeof p, "/proc/%d/uid_map", child);
-        if (write_file(p, s->uid_map) < 0) goto kill_child;
-        snprintf(p, sizeof p, "/proc/%d/gid_map", child);
-        if (write_file(p, s->gid_map ? s->gid_map : s->uid_map) < 0) goto kill_child;
-    }
+    if (s->uid_map && write_id_maps(child, s->uid_map, s->gid_map) < 0) goto kill_child;
     if (s->pause) {
         /* The caller configures what needs the new namespaces (network) before init goes on. */
         char msg[64], answer[16] = "";
@@ -951,6 +995,8 @@ static int cmd_exec(const char *file) {
              * mount namespace switch; said explicitly since the command's cwd is resolved from it). */
             if (!strcmp(s.nsnames[i], "mnt") && chdir("/") < 0) die("chdir / in the container: %s", strerror(errno));
         }
+    int joined_user = 0;
+    for (int i = 0; i < s.nns; i++) joined_user |= !strcmp(s.nsnames[i], "user");
     /* A pid namespace applies to children only: fork, and relay the child's status. */
     pid_t child = fork_into(cgfd, 0);
     if (child < 0) die("fork: %s", strerror(errno));
@@ -962,6 +1008,9 @@ static int cmd_exec(const char *file) {
             snprintf(pidtext, sizeof pidtext, "%d\n", getpid());
             if (write_file(procs, pidtext) < 0) die("%s", errbuf);
         }
+        /* In a container's user namespace our ids are unmapped: act as its root, as init does.
+         * Only now, inside the cgroup: joining it needs the caller's rights on the cgroup files. */
+        if (joined_user && become_userns_root() < 0) die("%s", errbuf);
         if (s.cwd && chdir(s.cwd) < 0 && chdir("/") < 0) die("chdir %s: %s", s.cwd, strerror(errno));
         if (apply_security(&s) < 0) die("%s", errbuf);
         exec_program(&s);
@@ -1012,12 +1061,137 @@ static int cmd_netns_exec(const char *file) {
     return errno == ENOENT ? 127 : 126;
 }
 
+/* ---- userns-tree: a rootfs as seen from a user namespace ------------------------------------- */
+
+/* A non-root user cannot chown files to its subordinate ids, nor delete files they own. Root of a
+ * user namespace that maps them can: this command runs one tree operation there. The namespace maps
+ * the container's ids and, at "callerid", the caller's own uid and gid, so that the files the caller
+ * made (a template, an extracted archive) are visible and can be handed to the container's root. */
+
+static unsigned long tree_caller_id;
+static const char *tree_error_path;
+
+/* chown that keeps what chown(2) clears: setuid/setgid bits and file capabilities (which, set again
+ * by the namespace's root, become namespaced v3 capabilities of the container's root). */
+static int chown_keep(int dirfd, const char *leaf, const char *path, uid_t uid, gid_t gid) {
+    struct stat st;
+    if (fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0) return fail("stat %s", path);
+    if (st.st_uid == uid && st.st_gid == gid) return 0;
+    if (!S_ISREG(st.st_mode)) {
+        if (fchownat(dirfd, leaf, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) return fail("chown %s", path);
+        return 0;
+    }
+    int fd = openat(dirfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return fail("open %s", path);
+    char caps[64];
+    ssize_t ncaps = fgetxattr(fd, "security.capability", caps, sizeof caps);
+    int rc = fchown(fd, uid, gid);
+    if (rc < 0) fail("chown %s", path);
+    else if ((st.st_mode & (S_ISUID | S_ISGID)) && fchmod(fd, st.st_mode & 07777) < 0) rc = fail("chmod %s", path);
+    else if (ncaps > 0 && fsetxattr(fd, "security.capability", caps, (size_t)ncaps, 0) < 0) rc = fail("restore file capabilities of %s", path);
+    close(fd);
+    return rc;
+}
+
+/* Every entry the caller owns (seen here as tree_caller_id) goes to the namespace's root. */
+static int shift_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    (void)type; (void)ftw;
+    uid_t uid = st->st_uid == tree_caller_id ? 0 : st->st_uid;
+    gid_t gid = st->st_gid == tree_caller_id ? 0 : st->st_gid;
+    if (uid == st->st_uid && gid == st->st_gid) return 0;
+    if (chown_keep(AT_FDCWD, path, path, uid, gid) < 0) { tree_error_path = path; return -1; }
+    return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    (void)st; (void)ftw;
+    if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT) { fail("remove %s", path); tree_error_path = path; return -1; }
+    return 0;
+}
+
+/* Explicit owners ("uid gid relative-path" records, NUL-terminated): the ids an archive gave its
+ * entries. Each path is resolved inside the tree, never through a symlink out of it. */
+static int apply_owners(const char *root, const char *list) {
+    int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) return fail("open %s", root);
+    int fd = open(list, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) { close(rootfd); return fail("open %s", list); }
+    struct stat lst;
+    if (fstat(fd, &lst) < 0) { close(fd); close(rootfd); return fail("stat %s", list); }
+    char *buf = malloc((size_t)lst.st_size + 1);
+    ssize_t n = buf ? read(fd, buf, (size_t)lst.st_size) : -1;
+    close(fd);
+    if (n != lst.st_size) { free(buf); close(rootfd); errno = EIO; return fail("read %s", list); }
+    buf[n] = '\0';
+    int rc = 0;
+    for (char *rec = buf; rec < buf + n && rc == 0; rec += strlen(rec) + 1) {
+        unsigned long uid, gid;
+        int off = 0;
+        if (sscanf(rec, "%lu %lu %n", &uid, &gid, &off) != 2 || off == 0) { errno = EINVAL; rc = fail("owners record '%s'", rec); break; }
+        char *rel = rec + off, *slash = strrchr(rel, '/');
+        int dirfd = slash ? (*slash = '\0', open_in_root(rootfd, rel, O_PATH | O_DIRECTORY)) : dup(rootfd);
+        if (slash) *slash = '/';
+        if (dirfd < 0) { rc = fail("open parent of %s", rel); break; }
+        rc = chown_keep(dirfd, slash ? slash + 1 : rel, rel, (uid_t)uid, (gid_t)gid);
+        close(dirfd);
+    }
+    free(buf);
+    close(rootfd);
+    return rc;
+}
+
+static int cmd_userns_tree(const char *file) {
+    struct spec s;
+    parse_spec(&s, file);
+    if (s.nargs != 2 || s.args[1][0] != '/') die("userns-tree: needs arg shift|remove and an absolute path");
+    int shift = !strcmp(s.args[0], "shift");
+    if (!shift && strcmp(s.args[0], "remove")) die("userns-tree: unknown operation '%s'", s.args[0]);
+    int sync_pipe[2], err_pipe[2];
+    if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
+    pid_t child = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL);
+    if (child < 0) die("clone a user namespace: %s", strerror(errno));
+    if (child == 0) {
+        close(sync_pipe[1]);
+        close(err_pipe[0]);
+        char go;
+        int rc = read(sync_pipe[0], &go, 1) == 1 ? 0 : fail("wait for the id maps");
+        if (rc == 0) rc = become_userns_root();
+        tree_caller_id = s.caller_id;
+        if (rc == 0) rc = nftw(s.args[1], shift ? shift_entry : remove_entry, 64, FTW_PHYS | FTW_MOUNT | (shift ? 0 : FTW_DEPTH));
+        if (rc != 0 && !tree_error_path && errno) fail("walk %s", s.args[1]);
+        if (rc == 0 && shift && s.owners) rc = apply_owners(s.args[1], s.owners);
+        if (rc != 0) write_all(err_pipe[1], errbuf, strlen(errbuf));
+        _exit(rc == 0 ? 0 : 1);
+    }
+    close(sync_pipe[0]);
+    close(err_pipe[1]);
+    /* Root writes the maps itself; otherwise the caller runs newuidmap/newgidmap meanwhile. */
+    if (s.uid_map) {
+        if (write_id_maps(child, s.uid_map, s.gid_map) < 0) { kill(child, SIGKILL); die("%s", errbuf); }
+    } else {
+        printf("paused %d %d\n", getpid(), child);
+        fflush(stdout);
+        char answer[16];
+        if (!fgets(answer, sizeof answer, stdin) || strcmp(answer, "go\n")) { kill(child, SIGKILL); waitpid(child, NULL, 0); die("aborted by the caller"); }
+    }
+    if (write(sync_pipe[1], "g", 1) != 1) die("release child: %s", strerror(errno));
+    char cerr[sizeof errbuf];
+    ssize_t n, got = 0;
+    while ((n = read(err_pipe[0], cerr + got, sizeof cerr - 1 - (size_t)got)) > 0) got += n;
+    int status;
+    while (waitpid(child, &status, 0) < 0) if (errno != EINTR) die("waitpid: %s", strerror(errno));
+    if (got > 0) { cerr[got] = '\0'; die("%s", cerr); }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die("userns-tree %s %s failed", s.args[0], s.args[1]);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) die("usage: psc-helper start|exec [spec-file] (spec on stdin without a file)");
     if (!strcmp(argv[1], "start")) return cmd_start(argc > 2 ? argv[2] : NULL, 0);
     if (!strcmp(argv[1], "restore")) return cmd_start(argc > 2 ? argv[2] : NULL, 1);
     if (!strcmp(argv[1], "exec")) { reexec_from_sealed_copy(argv); return cmd_exec(argc > 2 ? argv[2] : NULL); }
     if (!strcmp(argv[1], "netns-exec")) return cmd_netns_exec(argc > 2 ? argv[2] : NULL);
+    if (!strcmp(argv[1], "userns-tree")) return cmd_userns_tree(argc > 2 ? argv[2] : NULL);
     if (!strcmp(argv[1], "--version")) { puts("psc-helper 1"); return 0; }
     die("unknown command '%s'", argv[1]);
     return 125;

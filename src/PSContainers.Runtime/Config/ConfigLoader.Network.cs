@@ -11,7 +11,7 @@ namespace PSContainers.Runtime.Config;
 /// <summary>The <c>network:</c> list of config.yaml (one mapping per NIC, like LXC's lxc.net.N.* keys).</summary>
 public static partial class ConfigLoader
 {
-    public static readonly string[] NicTypes = { "none", "empty", "veth", "macvlan", "vlan", "phys", "ipvlan" };
+    public static readonly string[] NicTypes = { "none", "empty", "veth", "macvlan", "vlan", "phys", "ipvlan", "pasta" };
 
     private static void SerializeNetwork(IEmitter e, List<NicConfig>? network)
     {
@@ -45,6 +45,8 @@ public static partial class ConfigLoader
             Opt("macvlanMode", n.MacvlanMode);
             if (n.VlanId is { } id) { Key(e, "vlanId"); Plain(e, id.ToString(CultureInfo.InvariantCulture)); }
             Opt("ipvlanMode", n.IpvlanMode);
+            List("ports", n.Ports);
+            List("hostPorts", n.HostPorts);
             e.Emit(new MappingEnd());
         }
         e.Emit(new SequenceEnd());
@@ -115,12 +117,15 @@ public static partial class ConfigLoader
                     ["macvlanMode"] = v => { given["macvlanMode"] = v; nic.MacvlanMode = OneOf(v, $"{path}.macvlanMode", new[] { "private", "vepa", "bridge", "passthru" }); },
                     ["vlanId"] = v => { given["vlanId"] = v; nic.VlanId = Integer(v, $"{path}.vlanId", 0, 4094, "a VLAN id from 0 to 4094"); },
                     ["ipvlanMode"] = v => { given["ipvlanMode"] = v; nic.IpvlanMode = OneOf(v, $"{path}.ipvlanMode", new[] { "l2", "l3", "l3s" }); },
+                    ["ports"] = v => { given["ports"] = v; nic.Ports = Ports(v, $"{path}.ports"); },
+                    ["hostPorts"] = v => { given["hostPorts"] = v; nic.HostPorts = Ports(v, $"{path}.hostPorts"); },
                 });
                 // Keys that mean nothing for this type are mistakes worth reporting.
                 var allowed = nic.Type switch
                 {
                     "none" or "empty" => new[] { "type" },
                     "veth" => new[] { "type", "name", "link", "linkNamespace", "hostName", "hwAddress", "mtu", "up", "ipv4", "ipv6", "ipv4Gateway", "ipv6Gateway" },
+                    "pasta" => new[] { "type", "name", "mtu", "ports", "hostPorts" },
                     "phys" => new[] { "type", "name", "link", "linkNamespace", "hwAddress", "mtu", "up", "ipv4", "ipv6", "ipv4Gateway", "ipv6Gateway" },
                     var t => new[] { "type", "name", "link", "linkNamespace", "hwAddress", "mtu", "up", "ipv4", "ipv6", "ipv4Gateway", "ipv6Gateway", t + "Mode", t == "vlan" ? "vlanId" : "" },
                 };
@@ -132,7 +137,9 @@ public static partial class ConfigLoader
                 if (nic.Type == "vlan" && nic.VlanId is null) throw Fail(item, $"{path}: a vlan interface needs 'vlanId'");
                 if (nic.Type == "none" && seq.Items.Count > 1)
                     throw Fail(item, $"{path}: type none shares the host's network, so it must be the only entry of network");
-                if (nic.Type is "veth" or "macvlan" or "vlan" or "ipvlan" or "phys")
+                if (nic.Type == "pasta" && result.Any(n => n.Type == "pasta"))
+                    throw Fail(item, $"{path}: a container has at most one pasta interface (pasta forwards all traffic through one)");
+                if (nic.Type is "veth" or "macvlan" or "vlan" or "ipvlan" or "phys" or "pasta")
                 {
                     var name = nic.Name ?? $"eth{result.Count(n => n.Type is not ("none" or "empty"))}";
                     if (names.TryGetValue(name, out var other))
@@ -140,6 +147,28 @@ public static partial class ConfigLoader
                     names[name] = i;
                 }
                 result.Add(nic);
+            }
+            return result;
+        }
+
+        /// <summary>pasta port forwards: "PORT" or "OUTER:INNER" (1-65535), TCP.</summary>
+        private List<string> Ports(Node node, string path)
+        {
+            var items = node switch
+            {
+                ScalarNode { IsNull: true } => new List<Node>(),
+                ScalarNode s => new List<Node> { s },
+                SequenceNode seq => seq.Items,
+                _ => throw Fail(node, $"expected a port or a list of ports for {path}, got {node.Kind}"),
+            };
+            var result = new List<string>();
+            foreach (var item in items)
+            {
+                var text = String(item, path)!;
+                var parts = text.Split(':');
+                if (parts.Length > 2 || parts.Any(p => !int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535))
+                    throw Fail(item, $"invalid port '{text}' for {path} (expected PORT or OUTER:INNER, each 1-65535)");
+                result.Add(string.Join(':', parts.Select(p => int.Parse(p, CultureInfo.InvariantCulture).ToString(CultureInfo.InvariantCulture))));
             }
             return result;
         }

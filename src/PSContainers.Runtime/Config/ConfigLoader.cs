@@ -144,6 +144,7 @@ public static partial class ConfigLoader
         }
         SerializeSecurity(e, config.Security ?? new SecurityConfig());
 
+        SerializeIdMap(e, config.IdMap);
         e.Emit(new MappingEnd());
         e.Emit(new DocumentEnd(isImplicit: true));
         e.Emit(new StreamEnd());
@@ -367,6 +368,7 @@ public static partial class ConfigLoader
                     ["ephemeral"] = s => config.Storage.Ephemeral = Boolean(s, "storage.ephemeral") ?? false,
                 }),
                 ["security"] = v => Security(v, config.Security),
+                ["idMap"] = v => config.IdMap = IdMap(v),
             });
             return config;
         }

@@ -20,6 +20,8 @@ public sealed class ContainerConfig
     public List<NicConfig> Network { get; set; } = new();
     public StorageConfig Storage { get; set; } = new();
     public SecurityConfig Security { get; set; } = new();
+    /// <summary>User namespace map (LXC's lxc.idmap); null = no user namespace (a privileged container, root only).</summary>
+    public UserNamespaces.IdMap? IdMap { get; set; }
 }
 
 public sealed class InitConfig

@@ -3,7 +3,7 @@ namespace PSContainers.Runtime.Config;
 /// <summary>One network interface of a container (LXC's lxc.net.N.*), an entry of config.yaml's <c>network:</c> list.</summary>
 public sealed class NicConfig
 {
-    /// <summary>none (share the host's network), empty (loopback only), veth, macvlan, vlan, phys, ipvlan.</summary>
+    /// <summary>none (share the host's network), empty (loopback only), veth, macvlan, vlan, phys, ipvlan, pasta (user-mode networking).</summary>
     public string Type { get; set; } = "veth";
     /// <summary>The interface name inside the container (default eth0, eth1, ... by position).</summary>
     public string? Name { get; set; }
@@ -29,4 +29,8 @@ public sealed class NicConfig
     public int? VlanId { get; set; }
     /// <summary>ipvlan: l2, l3, l3s.</summary>
     public string? IpvlanMode { get; set; }
+    /// <summary>pasta: TCP ports of the host's addresses forwarded into the container ("PORT" or "HOST:CONTAINER"; pasta -t).</summary>
+    public List<string> Ports { get; set; } = new();
+    /// <summary>pasta: TCP ports of the container's loopback forwarded to the host's loopback ("PORT" or "CONTAINER:HOST"; pasta -T).</summary>
+    public List<string> HostPorts { get; set; } = new();
 }

@@ -5,6 +5,7 @@ using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
 using PSContainers.Runtime.Templates;
+using PSContainers.Runtime.UserNamespaces;
 
 namespace PSContainers.Runtime.Containers;
 
@@ -26,6 +27,8 @@ public sealed class CreateOptions
     public IReadOnlyList<NicConfig>? Network { get; set; }
     /// <summary>Storage backend: dir, overlay, btrfs; null: the config's, else btrfs on a btrfs store, else dir.</summary>
     public string? Backend { get; set; }
+    /// <summary>Root: map the container into root's subordinate id range (a user namespace). Non-root containers always are.</summary>
+    public bool Unprivileged { get; set; }
 }
 
 /// <summary>
@@ -41,11 +44,31 @@ public sealed partial class ContainerManager
     private readonly Lazy<CgroupManager> _cgroups;
     public CgroupManager Cgroups => _cgroups.Value;
 
+    /// <summary>Non-root: the caller's delegated cgroup2 subtree (null, with the reason, where the host provides none).</summary>
+    private readonly Lazy<(CgroupDelegation? Delegation, string Reason)> _delegation = new(() => (CgroupDelegation.ForCaller(out var why), why));
+
+    /// <summary>Things worth telling the user that are not errors (a container started without a cgroup).</summary>
+    public event Action<string>? Warning;
+
     public ContainerManager(ContainerStore store, CgroupManager? cgroups = null)
     {
         Store = store;
-        _cgroups = cgroups is null ? new Lazy<CgroupManager>(CgroupManager.ForHost) : new Lazy<CgroupManager>(cgroups);
+        _cgroups = cgroups is not null ? new Lazy<CgroupManager>(cgroups)
+            : Sys.IsRoot ? new Lazy<CgroupManager>(CgroupManager.ForHost)
+            // A non-root caller manages only its delegated cgroup2 subtree, never v1 hierarchies.
+            : new Lazy<CgroupManager>(() => _delegation.Value.Delegation is { } d ? new CgroupManager(null, new CgroupV2Driver(d.UnifiedMount)) : CgroupManager.ForHost());
         Hooks.Add(new Network.NetworkHook(this));
+        Hooks.Add(new Network.PastaHook(this));
+    }
+
+    /// <summary>
+    /// Where a container's cgroup lives: &lt;parent&gt;/&lt;name&gt; in every hierarchy for root; for other
+    /// users under their delegated cgroup2 subtree, or nowhere (null) when they have none.
+    /// </summary>
+    private string? CgroupPathFor(string name)
+    {
+        if (Sys.IsRoot) return $"{Store.CgroupParent}/{name}";
+        return _delegation.Value.Delegation is { } d ? $"{d.RelativePath}/{Store.CgroupParent}/{name}".TrimStart('/') : null;
     }
 
     public ContainerManager(string? storePath = null) : this(new ContainerStore(storePath)) { }
@@ -172,7 +195,7 @@ public sealed partial class ContainerManager
     public ContainerInfo Create(string name, CreateOptions options, IProgress<TemplateProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ContainerNames.Validate(name);
-        var config = options.ConfigPath is null ? new ContainerConfig() : ConfigLoader.Load(options.ConfigPath);
+        var config = ConfigLoader.LoadForNewContainer(options.ConfigPath);
         IRootfsTemplate? template = null;
         string? externalRootfs = null;
         // -RootfsPath, or a config file's rootfs: key, means an existing root directory: no template.
@@ -200,7 +223,13 @@ public sealed partial class ContainerManager
         if (config.Init.Command.Count == 0 && template is not null) config.Init.Command = template.DefaultInitCommand.ToList();
         if (config.Stop.Signal is null && template is not null) config.Stop.Signal = template.DefaultStopSignal;
         ConfigLoader.Validate(config);
-        var backend = Storage.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null ? Storage.StorageBackends.DefaultFor(Store.Root) : "dir"));
+        // Every container of a non-root user is unprivileged; root's are with -Unprivileged.
+        if (config.IdMap is null && (!Sys.IsRoot || options.Unprivileged)) config.IdMap = DefaultIdMap.ForCaller(warn: m => Warning?.Invoke(m));
+        // An id-mapped rootfs is a plain directory handed to the mapped ids (see UserNamespace.Shift).
+        var backend = Storage.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null && config.IdMap is null ? Storage.StorageBackends.DefaultFor(Store.Root) : "dir"));
+        if (config.IdMap is not null && backend.Name != "dir")
+            throw new ContainerException("BackendUnavailable", ContainerErrorKind.InvalidArgument,
+                $"A user-namespaced container (idMap {config.IdMap}) uses the dir backend; {backend.Name} with an id map is not supported. Use -Backend dir.", name);
         if (externalRootfs is not null && backend.Name != "dir")
         {
             // An existing root directory can be the read-only lower layer of an overlay; nothing else.
@@ -236,6 +265,8 @@ public sealed partial class ContainerManager
             {
                 var rootfs = backend.CreateRootfs(temp, Store.ContainerDirectory(name), config.Storage);
                 template.Build(rootfs, templateOptions, progress, cancellationToken);
+                // Built as the caller; the container's root is a mapped id: hand the tree over.
+                if (config.IdMap is { } map) UserNamespace.Shift(rootfs, map);
             }
             else if (backend.Name == "overlay") Storage.OverlayBackend.CreateLayers(temp);
             File.WriteAllText(System.IO.Path.Combine(temp, "config.yaml"), ConfigLoader.Serialize(config));
@@ -245,7 +276,7 @@ public sealed partial class ContainerManager
         }
         catch
         {
-            DeleteTree(temp);
+            DeleteContainerTree(temp, config);
             throw;
         }
         return Describe(name);
@@ -258,7 +289,11 @@ public sealed partial class ContainerManager
         {
             var parts = System.IO.Path.GetFileName(dir).Split('.');
             if (parts.Length >= 3 && int.TryParse(parts[^2], out var pid) && !Directory.Exists($"/proc/{pid}"))
-                DeleteTree(dir);
+            {
+                // A non-root caller cannot delete what a half-made container's mapped ids own; it stays.
+                try { DeleteTree(dir); }
+                catch (Exception ex) when (!Sys.IsRoot && ex is ContainerException or IOException or UnauthorizedAccessException) { }
+            }
         }
     }
 
@@ -281,15 +316,16 @@ public sealed partial class ContainerManager
         if (live.Status is ContainerStatus.Running or ContainerStatus.Frozen)
             throw new ContainerException("ContainerAlreadyRunning", ContainerErrorKind.InvalidOperation,
                 $"Container '{name}' is already {live.Status.ToString().ToLowerInvariant()} (init pid {state.InitPid}). Stop it first, or use Restart-Container.", name);
-        RequireRoot("start a container");
+        RequireAccess("start", name, config);
         if (live.Status == ContainerStatus.Saved) return RestoreSavedLocked(name, config, state);
         var rootfs = RootfsOf(name, config);
         if (!Directory.Exists(rootfs))
             throw new ContainerException("RootfsNotFound", ContainerErrorKind.ObjectNotFound,
                 $"The root filesystem of container '{name}' is missing: {rootfs}.", name);
 
-        var cgroupPath = $"{Store.CgroupParent}/{name}";
-        PrepareCgroup(name, cgroupPath, config);
+        var cgroupPath = CgroupPathFor(name);
+        if (cgroupPath is null) NoCgroup(name, config);
+        else PrepareCgroup(name, cgroupPath, config);
         try
         {
             File.Delete(Store.ExitRecordPath(name));
@@ -305,9 +341,18 @@ public sealed partial class ContainerManager
             };
             spec.Command.AddRange(InitCommand(config));
             spec.Environment.AddRange(Environment(config));
-            spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(cgroupPath));
-            spec.CgroupDirectories.AddRange(Cgroups.Directories(cgroupPath));
-            spec.CgroupV2Directory = Cgroups.V2?.Directories(cgroupPath)[0];
+            if (cgroupPath is not null)
+            {
+                spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(cgroupPath));
+                spec.CgroupDirectories.AddRange(Cgroups.Directories(cgroupPath));
+                spec.CgroupV2Directory = Cgroups.V2?.Directories(cgroupPath)[0];
+            }
+            if (config.IdMap is { } idMap)
+            {
+                UserNamespace.Prepare(spec, idMap);
+                // Only root can reach into the container's network namespace from outside.
+                spec.LoopbackUp = !Sys.IsRoot;
+            }
             MountPlan.AddDefaults(spec, config);
             Security.SecurityPlan.Apply(spec, config.Security, attach: false);
             spec.RootMounts.AddRange(Storage.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage));
@@ -316,8 +361,10 @@ public sealed partial class ContainerManager
             HelperResult result;
             try
             {
-                result = Helper.Start(spec, Hooks.Count == 0 ? null : (supervisorPid, initPid) =>
+                result = Helper.Start(spec, Hooks.Count == 0 && (config.IdMap is null || Sys.IsRoot) ? null : (supervisorPid, initPid) =>
                 {
+                    // The maps first: everything else acts in namespaces that belong to them.
+                    if (config.IdMap is { } map) UserNamespace.WriteMaps(initPid, map);
                     var context = new ContainerStartContext(name, config, this, supervisorPid, initPid);
                     foreach (var hook in Hooks)
                     {
@@ -344,9 +391,22 @@ public sealed partial class ContainerManager
         }
         catch
         {
-            Cgroups.Remove(cgroupPath);
+            if (cgroupPath is not null) Cgroups.Remove(cgroupPath);
             throw;
         }
+    }
+
+    /// <summary>
+    /// A non-root caller without a delegated cgroup: the container runs without a cgroup of its own
+    /// (a warning), unless it asks for limits, which could not be enforced (an error).
+    /// </summary>
+    private void NoCgroup(string name, ContainerConfig config)
+    {
+        var why = _delegation.Value.Reason;
+        if (!config.Limits.IsEmpty)
+            throw new ContainerException("CgroupNotDelegated", ContainerErrorKind.PermissionDenied,
+                $"Container '{name}' has limits, but {why}. Start it from a delegated cgroup, or remove the limits from its config.yaml.", name);
+        Warning?.Invoke($"Container '{name}' starts without a cgroup of its own: {why}. It cannot be frozen, and its processes are not counted or limited apart from yours.");
     }
 
     /// <summary>Creates the container's cgroup in every hierarchy and applies the config's limits.</summary>
@@ -398,7 +458,7 @@ public sealed partial class ContainerManager
         if (live.Status is ContainerStatus.Stopped or ContainerStatus.Saved)
             throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
                 $"Container '{name}' is not running{(live.Status == ContainerStatus.Saved ? " (it is saved: Start-Container resumes it)" : "")}.", name);
-        RequireRoot("stop a container");
+        RequireAccess("stop", name, config);
         var cgroup = state.CgroupPath;
         // A frozen container cannot act on a signal: thaw it so it can shut down (or die).
         if (live.Status == ContainerStatus.Frozen && cgroup is not null) Cgroups.Thaw(cgroup);
@@ -483,8 +543,8 @@ public sealed partial class ContainerManager
             StopLocked(name, TimeSpan.Zero, kill: true);
         }
         // Leftover cgroup of a run whose supervisor died.
-        var cgroupPath = $"{Store.CgroupParent}/{name}";
-        if (Cgroups.Exists(cgroupPath))
+        var cgroupPath = CgroupPathFor(name);
+        if (cgroupPath is not null && Cgroups.Exists(cgroupPath))
         {
             if (Cgroups.Pids(cgroupPath).Count > 0) Cgroups.KillAll(cgroupPath);
             Cgroups.Remove(cgroupPath);
@@ -493,8 +553,13 @@ public sealed partial class ContainerManager
         // removal interrupted half-way leaves only a .trash entry.
         Directory.CreateDirectory(Store.TrashDirectory);
         var trash = System.IO.Path.Combine(Store.TrashDirectory, $"{name}.{Guid.NewGuid():N}");
+        ContainerConfig? removedConfig = null;
+        try { removedConfig = ConfigLoader.Load(Store.ConfigPath(name)); }
+        catch (ContainerException) { /* an unreadable config: delete as far as we can */ }
+        // A pasta left by a run whose init ended on its own (no stop ran its hooks).
+        foreach (var pasta in Hooks.OfType<Network.PastaHook>()) pasta.Release(name);
         Directory.Move(Store.ContainerDirectory(name), trash);
-        DeleteTree(trash);
+        DeleteContainerTree(trash, removedConfig);
     }
 
     // ---- freeze -------------------------------------------------------------------------------
@@ -503,7 +568,7 @@ public sealed partial class ContainerManager
     {
         ContainerNames.Validate(name);
         using var _ = Store.Lock(name);
-        var (state, status) = Running(name, "freeze");
+        var (state, status) = Running(name, "freeze", needsCgroup: true);
         if (status == ContainerStatus.Frozen)
             throw new ContainerException("ContainerAlreadyFrozen", ContainerErrorKind.InvalidOperation, $"Container '{name}' is already frozen.", name);
         Cgroups.Freeze(state.CgroupPath!, timeout ?? TimeSpan.FromSeconds(10));
@@ -514,22 +579,28 @@ public sealed partial class ContainerManager
     {
         ContainerNames.Validate(name);
         using var _ = Store.Lock(name);
-        var (state, status) = Running(name, "thaw");
+        var (state, status) = Running(name, "thaw", needsCgroup: true);
         if (status != ContainerStatus.Frozen)
             throw new ContainerException("ContainerNotFrozen", ContainerErrorKind.InvalidOperation, $"Container '{name}' is not frozen.", name);
         Cgroups.Thaw(state.CgroupPath!);
         return Describe(name);
     }
 
-    private (PersistedState State, ContainerStatus Status) Running(string name, string verb)
+    private (PersistedState State, ContainerStatus Status) Running(string name, string verb, bool needsCgroup = false)
     {
         if (!Store.Exists(name)) throw NotFound(name);
         var state = LoadState(name);
         var live = Observe(name, state);
-        if (live.Status == ContainerStatus.Stopped || !live.InitAlive || state.CgroupPath is null)
+        if (live.Status == ContainerStatus.Stopped || !live.InitAlive)
             throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
                 $"Cannot {verb} container '{name}': it is not running.", name);
-        RequireRoot($"{verb} a container");
+        ContainerConfig? config = null;
+        try { config = ConfigLoader.Load(Store.ConfigPath(name)); }
+        catch (ContainerException) when (Sys.IsRoot) { /* root may act on a container whose config broke */ }
+        RequireAccess(verb, name, config);
+        if (needsCgroup && state.CgroupPath is null)
+            throw new ContainerException("ContainerHasNoCgroup", ContainerErrorKind.InvalidOperation,
+                $"Cannot {verb} container '{name}': it runs without a cgroup of its own (it was started without a delegated cgroup).", name);
         return (state, live.Status);
     }
 
@@ -576,10 +647,12 @@ public sealed partial class ContainerManager
             Namespaces = namespaces == NamespaceKind.None ? NamespaceKind.ContainerDefault : namespaces,
             WorkingDirectory = workingDirectory ?? config.Init.WorkingDirectory,
         };
+        // Its user namespace first: the other namespaces belong to it, and so do the command's ids.
+        if (config.IdMap is not null) spec.Namespaces |= NamespaceKind.User;
         spec.Command.AddRange(command);
         spec.Environment.AddRange(Environment(config, environment));
         Security.SecurityPlan.Apply(spec, config.Security, attach: true);
-        if (Cgroups.Exists(state.CgroupPath!))
+        if (state.CgroupPath is not null && Cgroups.Exists(state.CgroupPath))
         {
             spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(state.CgroupPath!));
             spec.CgroupV2Directory = Cgroups.V2?.Directories(state.CgroupPath!)[0];
@@ -668,11 +741,13 @@ public sealed partial class ContainerManager
         return env.Select(kv => $"{kv.Key}={kv.Value}");
     }
 
-    private static void RequireRoot(string what)
+    /// <summary>Root may act on every container; other users on user-namespaced ones (their own: the store is theirs).</summary>
+    private static void RequireAccess(string verb, string name, ContainerConfig? config)
     {
-        if (!Sys.IsRoot)
+        if (!Sys.IsRoot && config?.IdMap is null)
             throw new ContainerException("RootRequired", ContainerErrorKind.PermissionDenied,
-                $"You need to be root to {what} (namespaces, pivot_root and cgroups need CAP_SYS_ADMIN). Run pwsh with sudo.");
+                $"Container '{name}' is privileged (its config.yaml has no idMap), so only root can {verb} it: it would need CAP_SYS_ADMIN on the host. " +
+                "Run pwsh as root, or create the container as this user (New-Container gives it a user namespace on your subordinate ids).", name);
     }
 
     private static ContainerException NotFound(string name) =>
@@ -682,5 +757,12 @@ public sealed partial class ContainerManager
     private static void DeleteTree(string path)
     {
         Storage.FsNative.DeleteTree(path);
+    }
+
+    /// <summary>A container directory: a non-root caller deletes what its container's ids own from inside their user namespace.</summary>
+    private static void DeleteContainerTree(string path, ContainerConfig? config)
+    {
+        if (config?.IdMap is { } map && !Sys.IsRoot) UserNamespace.DeleteTree(path, map);
+        else DeleteTree(path);
     }
 }

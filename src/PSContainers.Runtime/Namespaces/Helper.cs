@@ -59,17 +59,25 @@ public static class Helper
     public static HelperResult Start(LaunchSpec spec, Action<int, int>? whilePaused)
     {
         spec.PauseBeforeExec = whilePaused is not null;
-        return Supervise("start", spec, whilePaused is null ? null : fields =>
+        return RunPausing("start", spec, whilePaused);
+    }
+
+    /// <summary>
+    /// Runs a helper command that may report "paused PARENT CHILD" and wait for "go" (start,
+    /// userns-tree): the callback runs meanwhile with those two pids; if it throws, the helper is
+    /// answered "abort" and the exception rethrown once the helper has exited.
+    /// </summary>
+    public static HelperResult RunPausing(string command, LaunchSpec spec, Action<int, int>? whilePaused) =>
+        Supervise(command, spec, whilePaused is null ? null : fields =>
         {
             whilePaused(int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture), int.Parse(fields[2], System.Globalization.CultureInfo.InvariantCulture));
             return "go";
         });
-    }
 
     /// <summary>
-    /// psc-helper start or restore: the supervisor reports "paused ..." (its fields are passed to
-    /// <paramref name="whilePaused"/>, whose return value is the answer); a throwing callback
-    /// answers "abort" and the exception is rethrown once the helper has exited.
+    /// psc-helper start, restore or userns-tree: the helper reports "paused ..." (its fields are
+    /// passed to <paramref name="whilePaused"/>, whose return value is the answer); a throwing
+    /// callback answers "abort" and the exception is rethrown once the helper has exited.
     /// </summary>
     public static HelperResult Supervise(string command, LaunchSpec spec, Func<string[], string>? whilePaused)
     {

@@ -70,6 +70,12 @@ public sealed class LaunchSpec
     public bool NoNewPrivileges { get; set; }
     /// <summary>restore: the inherited end of the socket on which the caller speaks CRIU's RPC (see Checkpoint/CriuService).</summary>
     public int? CriuSocketFd { get; set; }
+    /// <summary>start: init brings loopback up itself (the caller cannot reach a user-namespaced container's network).</summary>
+    public bool LoopbackUp { get; set; }
+    /// <summary>userns-tree: the in-namespace id the caller's own uid and gid are mapped to.</summary>
+    public uint? CallerId { get; set; }
+    /// <summary>userns-tree: a file of NUL-terminated "uid gid relative-path" records applied after the shift.</summary>
+    public string? OwnersFile { get; set; }
 
     public byte[] Serialize()
     {
@@ -101,6 +107,9 @@ public sealed class LaunchSpec
         if (NetNsPath is not null) Put("netns", NetNsPath);
         if (EtcDirectory is not null) Put("etcdir", EtcDirectory);
         if (CriuSocketFd is { } criuFd) Put("criufd", criuFd.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        if (LoopbackUp) Put("lo-up", "1");
+        if (CallerId is { } callerId) Put("callerid", callerId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        if (OwnersFile is not null) Put("owners", OwnersFile);
         foreach (var f in CgroupProcsFiles) Put("cgroup", f);
         foreach (var d in CgroupDirectories) Put("cgdir", d);
         foreach (var m in Mounts) Put("mount", m.Source, m.Target, m.FsType, ((ulong)m.Flags).ToString(), m.Data);

@@ -28,6 +28,8 @@ public sealed class NetworkHook : IContainerHook
         {
             var nic = config.Network[i];
             if (nic.Type is "none" or "empty") continue;
+            // pasta's interface is PastaHook's: it only takes its ethN place here.
+            if (nic.Type == "pasta") { eth++; continue; }
             yield return (nic, i, nic.Name ?? $"eth{eth}");
             eth++;
         }
@@ -56,6 +58,16 @@ public sealed class NetworkHook : IContainerHook
     {
         var config = context.Config;
         if (SharesHostNetwork(config)) return;
+        if (!Native.Sys.IsRoot)
+        {
+            // A non-root caller has no rights in the host's network: host-side interfaces are
+            // root's (lo comes up from inside, see LaunchSpec.LoopbackUp).
+            foreach (var (nic, index, _) in Interfaces(config))
+                throw new ContainerException("NetworkNeedsRoot", ContainerErrorKind.PermissionDenied,
+                    $"Container '{context.Name}': network[{index}] is a {nic.Type} interface, which only root can create. " +
+                    "As a non-root user use user-mode networking: network: [{ type: pasta }].", context.Name);
+            return;
+        }
         var target = NetworkLocation.ForPid(context.InitPid, "container:" + context.Name);
         var hostEnds = new List<(NetworkLocation Where, string Link)>();
         var movedIn = new List<(NicConfig Nic, string Name)>();
@@ -136,7 +148,7 @@ public sealed class NetworkHook : IContainerHook
     public void Stopped(string name, ContainerConfig config)
     {
         lock (_abandoned) if (_abandoned.Remove(name)) return;
-        if (SharesHostNetwork(config)) return;
+        if (SharesHostNetwork(config) || !Native.Sys.IsRoot) return;
         var pin = PinPath(name);
         if (File.Exists(pin))
         {
@@ -159,7 +171,7 @@ public sealed class NetworkHook : IContainerHook
     }
 
     /// <summary>Keeps a container's network namespace alive after its init is gone (a bind mount of its nsfs file).</summary>
-    private static void Pin(int pid, string path)
+    internal static void Pin(int pid, string path)
     {
         Unpin(path);
         File.WriteAllBytes(path, Array.Empty<byte>());
@@ -171,7 +183,7 @@ public sealed class NetworkHook : IContainerHook
         }
     }
 
-    private static void Unpin(string path)
+    internal static void Unpin(string path)
     {
         if (!File.Exists(path)) return;
         umount2(path, MNT_DETACH);

@@ -87,7 +87,9 @@ public static class SecurityPlan
     public static CgroupLimits EffectiveLimits(ContainerConfig config)
     {
         var limits = new CgroupLimits();
-        if (config.Security.Devices == "default") limits.Devices.AddRange(DefaultDeviceRules);
+        // A non-root caller cannot attach a device program (it needs CAP_SYS_ADMIN); its containers are
+        // user-namespaced, where the kernel refuses mknod and /dev holds only bind-mounted pseudo devices.
+        if (config.Security.Devices == "default" && (config.IdMap is null || Native.Sys.IsRoot)) limits.Devices.AddRange(DefaultDeviceRules);
         limits.MergeFrom(config.Limits);
         return limits;
     }

@@ -69,7 +69,7 @@ public static unsafe class ContainerArchive
                     var now = DateTimeOffset.Now.ToUnixTimeSeconds();
                     writer.WriteEntry(new TarEntry { Path = "config.yaml", Type = TarEntryType.Regular, Mode = 0x1A4, Size = configBytes.Length, MTimeSeconds = now }, new MemoryStream(configBytes));
                     long? total = progress is null ? null : TotalSize(view.Path);
-                    var walker = new ExportWalker(writer, progress, total, ct, MountPoints(view.Path));
+                    var walker = new ExportWalker(writer, progress, total, ct, MountPoints(view.Path), config.IdMap);
                     // "/." so that /proc/PID/root (a link to the container's root) is read as the directory it leads to.
                     walker.Entry(view.Path.TrimEnd('/') + "/.", "rootfs");
                     walker.Done();
@@ -113,7 +113,9 @@ public static unsafe class ContainerArchive
         return total;
     }
 
-    private sealed class ExportWalker(PaxTarWriter writer, IProgress<ArchiveProgress>? progress, long? total, CancellationToken ct, HashSet<string> mountPoints)
+    /// <param name="idMap">A user-namespaced container's map: owners are archived as the container sees them
+    /// (host id 100000 is its 0), so the archive is the same whatever range it ran on; unmapped ids as 65534, nobody.</param>
+    private sealed class ExportWalker(PaxTarWriter writer, IProgress<ArchiveProgress>? progress, long? total, CancellationToken ct, HashSet<string> mountPoints, UserNamespaces.IdMap? idMap = null)
     {
         readonly Dictionary<(ulong, ulong), string> _links = new();
         long _entries, _bytes;
@@ -132,8 +134,8 @@ public static unsafe class ContainerArchive
             {
                 Path = archivePath,
                 Mode = (int)(st.st_mode & (mode_t)0xFFF),
-                Uid = st.st_uid,
-                Gid = st.st_gid,
+                Uid = idMap is null ? st.st_uid : idMap.ToContainer(UserNamespaces.IdMapKind.Uid, st.st_uid) ?? 65534,
+                Gid = idMap is null ? st.st_gid : idMap.ToContainer(UserNamespaces.IdMapKind.Gid, st.st_gid) ?? 65534,
                 MTimeSeconds = st.st_mtim.tv_sec,
                 MTimeNanoseconds = st.st_mtim.tv_nsec,
             };
@@ -228,7 +230,9 @@ public static unsafe class ContainerArchive
     /// O_NOFOLLOW: an archive cannot write outside the new rootfs. A refused entry aborts the whole
     /// import and the half-made container is deleted.
     /// </summary>
-    public static ImportResult Import(ContainerManager manager, string path, string name, IProgress<ArchiveProgress>? progress = null, CancellationToken ct = default)
+    /// <param name="unprivileged">Make a user-namespaced container on the caller's subordinate ids
+    /// (always so for a non-root caller): the archive's owners are applied inside its user namespace.</param>
+    public static ImportResult Import(ContainerManager manager, string path, string name, IProgress<ArchiveProgress>? progress = null, CancellationToken ct = default, bool unprivileged = false)
     {
         ContainerNames.Validate(name);
         var store = manager.Store;
@@ -244,6 +248,8 @@ public static unsafe class ContainerArchive
         var temp = Path.Combine(store.TempDirectory, $"{name}.{Environment.ProcessId}.{Guid.NewGuid():N}");
         Directory.CreateDirectory(temp);
         var warnings = new List<string>();
+        var idMap = unprivileged || !Sys.IsRoot ? UserNamespaces.DefaultIdMap.ForCaller(warn: warnings.Add) : null;
+        if (idMap is not null) backend = "dir";
         try
         {
             var storage = new StorageConfig { Backend = backend };
@@ -251,7 +257,16 @@ public static unsafe class ContainerArchive
             var fileSize = new FileInfo(path).Length;
             using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
             using var input = TarCompression.Decompress(file);
-            var (configText, lxcConfig) = new Extractor(rootfs, warnings, progress, () => file.Position, fileSize, ct).Run(new PaxTarReader(input));
+            // Id-mapped: extracted as the caller, owners recorded and applied in the container's user namespace.
+            var owners = idMap is null ? null : new StringBuilder();
+            var (configText, lxcConfig) = new Extractor(rootfs, warnings, progress, () => file.Position, fileSize, ct, owners).Run(new PaxTarReader(input));
+            if (idMap is not null)
+            {
+                var ownersFile = Path.Combine(temp, "owners");
+                File.WriteAllText(ownersFile, owners!.ToString());
+                UserNamespaces.UserNamespace.Shift(rootfs, idMap, ownersFile);
+                File.Delete(ownersFile);
+            }
             ContainerConfig config;
             if (configText is not null) config = ConfigLoader.Parse(configText, $"{Path.GetFileName(path)}:config.yaml");
             else if (lxcConfig is not null) config = LxcConfig.Translate(lxcConfig, warnings);
@@ -262,6 +277,12 @@ public static unsafe class ContainerArchive
             }
             config.Storage = storage;
             config.Rootfs = null;
+            if (idMap is null && config.IdMap is not null)
+            {
+                warnings.Add($"The archived container was user-namespaced (idMap {config.IdMap}); it is imported as a privileged one with the archived owners. Import it with -Unprivileged to map it.");
+                config.IdMap = null;
+            }
+            else if (idMap is not null) config.IdMap = idMap;
             File.WriteAllText(Path.Combine(temp, "config.yaml"), ConfigLoader.Serialize(config));
             new PersistedState { Created = DateTimeOffset.Now }.Save(Path.Combine(temp, "state.json"));
             ct.ThrowIfCancellationRequested();
@@ -269,13 +290,16 @@ public static unsafe class ContainerArchive
         }
         catch
         {
-            FsNative.DeleteTree(temp);
+            if (idMap is not null && !Sys.IsRoot) UserNamespaces.UserNamespace.DeleteTree(temp, idMap);
+            else FsNative.DeleteTree(temp);
             throw;
         }
         return new ImportResult { Container = manager.Get(name), Warnings = warnings };
     }
 
-    private sealed class Extractor(string rootfs, List<string> warnings, IProgress<ArchiveProgress>? progress, Func<long> position, long total, CancellationToken ct)
+    /// <param name="owners">When given, owners are not set but recorded here as NUL-terminated "uid gid
+    /// rootfs-relative-path" records (the format psc-helper userns-tree reads) for entries not owned by 0:0.</param>
+    private sealed class Extractor(string rootfs, List<string> warnings, IProgress<ArchiveProgress>? progress, Func<long> position, long total, CancellationToken ct, StringBuilder? owners = null)
     {
         int _root = -1;
         string[]? _prefix;
@@ -339,6 +363,16 @@ public static unsafe class ContainerArchive
             }
             if (parts.Length <= _prefix.Length || !parts.AsSpan(0, _prefix.Length).SequenceEqual(_prefix)) return null;
             return parts[_prefix.Length..];
+        }
+
+        /// <summary>Record mode: remembers the entry's owner instead of setting it.</summary>
+        bool Recorded(TarEntry entry)
+        {
+            if (owners is null) return false;
+            var rel = Map(Components(entry.Path, "path"), entry, false);
+            if (rel is null || rel.Length < 2 || (entry.Uid == 0 && entry.Gid == 0)) return true;
+            owners.Append(CultureInfo.InvariantCulture, $"{entry.Uid} {entry.Gid} {string.Join('/', rel[1..])}\0");
+            return true;
         }
 
         void Handle(TarEntry entry, Stream data)
@@ -512,7 +546,7 @@ public static unsafe class ContainerArchive
 
         void Metadata(int fd, TarEntry entry)
         {
-            if (fchown(fd, (uid_t)(uint)entry.Uid, (gid_t)(uint)entry.Gid) != 0 && (_isRoot || FsNative.Errno != EPERM)) throw FsNative.Error("chown", entry.Path, FsNative.Errno);
+            if (!Recorded(entry) && fchown(fd, (uid_t)(uint)entry.Uid, (gid_t)(uint)entry.Gid) != 0 && (_isRoot || FsNative.Errno != EPERM)) throw FsNative.Error("chown", entry.Path, FsNative.Errno);
             foreach (var (k, v) in entry.Xattrs) FsNative.SetXattr(fd, entry.Path, k, v);
             if (fchmod(fd, (mode_t)(entry.Mode & 0xFFF)) != 0) throw FsNative.Error("chmod", entry.Path, FsNative.Errno);
             var times = stackalloc timespec[2];
@@ -547,7 +581,7 @@ public static unsafe class ContainerArchive
 
         void Owner(int parent, byte* leaf, TarEntry entry, int flags)
         {
-            if (fchownat(parent, leaf, (uid_t)(uint)entry.Uid, (gid_t)(uint)entry.Gid, flags) != 0 && (_isRoot || FsNative.Errno != EPERM))
+            if (!Recorded(entry) && fchownat(parent, leaf, (uid_t)(uint)entry.Uid, (gid_t)(uint)entry.Gid, flags) != 0 && (_isRoot || FsNative.Errno != EPERM))
                 throw FsNative.Error("chown", entry.Path, FsNative.Errno);
         }
 
@@ -571,7 +605,7 @@ public static unsafe class ContainerArchive
             if (fd < 0) return;
             try
             {
-                if (fchown(fd, (uid_t)(uint)entry.Uid, (gid_t)(uint)entry.Gid) != 0 && (_isRoot || FsNative.Errno != EPERM)) throw FsNative.Error("chown", entry.Path, FsNative.Errno);
+                if (!Recorded(entry) && fchown(fd, (uid_t)(uint)entry.Uid, (gid_t)(uint)entry.Gid) != 0 && (_isRoot || FsNative.Errno != EPERM)) throw FsNative.Error("chown", entry.Path, FsNative.Errno);
                 foreach (var (k, v) in entry.Xattrs) FsNative.SetXattr(fd, entry.Path, k, v);
                 if (fchmod(fd, (mode_t)(entry.Mode & 0xFFF)) != 0) throw FsNative.Error("chmod", entry.Path, FsNative.Errno);
                 var times = stackalloc timespec[2];

@@ -62,6 +62,10 @@ public sealed class NewContainerCommand : ContainerCmdlet
     [ValidateSet("dir", "overlay", "btrfs")]
     public string? Backend { get; set; }
 
+    /// <summary>Root: run the container in a user namespace on root's subordinate ids (LXC's unprivileged mode). A non-root user's containers always are.</summary>
+    [Parameter]
+    public SwitchParameter Unprivileged { get; set; }
+
     private readonly CancellationTokenSource _cancel = new();
 
     protected override void ProcessRecord()
@@ -86,6 +90,7 @@ public sealed class NewContainerCommand : ContainerCmdlet
             Network = Network is null ? null : PSContainers.Runtime.Config.ConfigLoader.ParseNetwork(Network.Select(h =>
                 (IReadOnlyDictionary<string, object?>)h.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value is PSObject p ? p.BaseObject : e.Value))),
             Backend = Backend,
+            Unprivileged = Unprivileged,
             Environment = Environment?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? ""),
             TemplateOptions = new TemplateOptions { Release = Release, Mirror = Mirror },
         };

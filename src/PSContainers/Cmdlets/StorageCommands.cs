@@ -243,6 +243,10 @@ public sealed class ImportContainerCommand : ContainerCmdlet
     [ValidateNotNullOrEmpty]
     public string Name { get; set; } = "";
 
+    /// <summary>Root: import into a user namespace on root's subordinate ids, shifting the archive's owners (a non-root caller's imports always are).</summary>
+    [Parameter]
+    public SwitchParameter Unprivileged { get; set; }
+
     private readonly CancellationTokenSource _cancel = new();
 
     protected override void ProcessRecord()
@@ -251,7 +255,7 @@ public sealed class ImportContainerCommand : ContainerCmdlet
         if (!ShouldProcess(Name, $"Import container from {path}")) return;
         Try(() =>
         {
-            var result = ArchiveRunner.Run(this, $"Importing {Name}", (p, ct) => ContainerArchive.Import(Manager, path, Name, p, ct), _cancel.Token);
+            var result = ArchiveRunner.Run(this, $"Importing {Name}", (p, ct) => ContainerArchive.Import(Manager, path, Name, p, ct, Unprivileged), _cancel.Token);
             foreach (var w in result.Warnings) WriteWarning(w);
             WriteObject(result.Container);
         });

@@ -27,6 +27,7 @@ public abstract class ContainerCmdlet : PSCmdlet
             if (_manager is null || _managerStore != path)
             {
                 _manager = new ContainerManager(path);
+                _manager.Warning += WriteWarning;
                 _managerStore = path;
             }
             return _manager;

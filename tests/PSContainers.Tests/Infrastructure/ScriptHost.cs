@@ -22,7 +22,8 @@ public static class ScriptHost
     /// (its own uid, gid and supplementary groups; environment reset as for a login), from
     /// <paramref name="hostFolder"/>, which that user must be able to read.
     /// </summary>
-    public static Result Run(string script, string? user = null, string? hostFolder = null, TimeSpan? timeout = null, IDictionary<string, string>? environment = null)
+    /// <param name="cgroup">A cgroup2 directory the host process is placed in (as root, before it becomes the user): a delegated subtree.</param>
+    public static Result Run(string script, string? user = null, string? hostFolder = null, TimeSpan? timeout = null, IDictionary<string, string>? environment = null, string? cgroup = null)
     {
         var psi = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
         var host = CommandLine(hostFolder);
@@ -31,6 +32,11 @@ public static class ScriptHost
             // --reset-env sets HOME, USER, SHELL and PATH from the passwd entry, as a login would.
             var gid = HostCommand.Run("id", "-g", user);
             psi.FileName = "setpriv";
+            if (cgroup is not null)
+            {
+                psi.FileName = "sh";
+                foreach (var a in new[] { "-c", "echo $$ > \"$0/cgroup.procs\" && exec setpriv \"$@\"", cgroup }) psi.ArgumentList.Add(a);
+            }
             foreach (var a in new[] { "--reuid", user, "--regid", gid, "--init-groups", "--reset-env", "env", "DOTNET_CLI_TELEMETRY_OPTOUT=1", "DOTNET_NOLOGO=1" })
                 psi.ArgumentList.Add(a);
             foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.ArgumentList.Add($"{k}={v}");

@@ -1,0 +1,162 @@
+using PSContainers.Tests.Infrastructure;
+
+namespace PSContainers.Tests;
+
+/// <summary>
+/// The whole lifecycle as a real non-root user, in a separate pwsh-like process (psc-scripthost run
+/// through setpriv): its store under ~/.local/share/pscontainers, its containers in user namespaces
+/// on the subordinate ids root granted it with Add-SubordinateIdRange, the maps written by
+/// newuidmap/newgidmap, the rootfs owned by those ids, and cgroups only where they are delegated.
+/// </summary>
+[Collection("Containers")]
+public sealed class NonRootContainerTests
+{
+    private static string[] Values(ScriptHost.Result r, string key) =>
+        r.Lines.Where(l => l.StartsWith(key + "=", StringComparison.Ordinal)).Select(l => l[(key.Length + 1)..]).ToArray();
+
+    private static string Value(ScriptHost.Result r, string key) =>
+        Values(r, key) is [var v] ? v : throw new Xunit.Sdk.XunitException($"no single {key}= line in:\n{r.StdOut}\n{r.StdErr}");
+
+    [Fact]
+    public void NonRootUser_CreatesStartsAttachesAndRemoves_AContainerOwnedByItsSubordinateIds()
+    {
+        using var user = new TestUser();
+        var name = TestStore.NewName("nr");
+        var run = user.Run($$"""
+            $c = New-Container {{name}}
+            "path=$($c.Path)"
+            "rootfs=$($c.RootfsPath)"
+            $s = Start-Container {{name}} -PassThru -WarningVariable w -WarningAction SilentlyContinue
+            "state=$($s.State)"
+            "pid=$($s.Pid)"
+            "cgroup=$($s.CgroupPath)"
+            "warning=$($w -join ' ')"
+            "uid=$((Invoke-ContainerCommand {{name}} -Command id,-u).Output)"
+            "gid=$((Invoke-ContainerCommand {{name}} -Command id,-g).Output)"
+            "init=$((Invoke-ContainerCommand {{name}} -Command cat,/proc/1/cmdline).Output)"
+            "lo=$((Invoke-ContainerCommand {{name}} -Command cat,/sys/class/net/lo/operstate).Output)"
+            try { Suspend-Container {{name}} } catch { "freeze=$($_.FullyQualifiedErrorId)" }
+            exit 0 # the errors above were caught on purpose
+            """);
+        Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+        Assert.Equal($"{user.Home}/.local/share/pscontainers/{name}", Value(run, "path"));
+        Assert.Equal("Running", Value(run, "state"));
+        // Root inside, an unprivileged subordinate uid outside.
+        Assert.Equal("0", Value(run, "uid"));
+        Assert.Equal("0", Value(run, "gid"));
+        Assert.StartsWith("init", Value(run, "init"));
+        Assert.Equal("unknown", Value(run, "lo")); // loopback is up (its operstate is "unknown" when up)
+        var pid = int.Parse(Value(run, "pid"));
+        var uidLine = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("Uid:")).Split('\t', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(user.UidRange.Start.ToString(), uidLine[1]);
+        Assert.Equal($"0 {user.UidRange.Start} 65536", string.Join(' ', File.ReadAllText($"/proc/{pid}/uid_map").Split(' ', StringSplitOptions.RemoveEmptyEntries)).Trim());
+        var rootfs = Value(run, "rootfs");
+        Assert.Equal((user.UidRange.Start, user.GidRange.Start), (UnprivilegedContainerTests.StatOwner(rootfs).Uid, UnprivilegedContainerTests.StatOwner(rootfs).Gid));
+        Assert.Equal(user.UidRange.Start, UnprivilegedContainerTests.StatOwner(Path.Combine(rootfs, "bin", "busybox")).Uid);
+        // This host delegates no cgroup to the user: it runs without one, says so, and cannot be frozen.
+        Assert.Equal("", Value(run, "cgroup"));
+        Assert.Contains("without a cgroup of its own", Value(run, "warning"));
+        Assert.StartsWith("ContainerHasNoCgroup,", Value(run, "freeze"));
+
+        var end = user.Run($$"""
+            Stop-Container {{name}} -Kill
+            "state=$((Get-Container {{name}}).State)"
+            Remove-Container {{name}}
+            "exists=$([IO.Directory]::Exists('{{Value(run, "path")}}'))"
+            New-Container {{name}}-lim -MemoryLimit 64MB | Out-Null
+            try { Start-Container {{name}}-lim } catch { "limits=$($_.FullyQualifiedErrorId)" }
+            New-Container {{name}}-veth -Network @{ type = 'veth'; link = 'default' } | Out-Null
+            try { Start-Container {{name}}-veth } catch { "veth=$($_.FullyQualifiedErrorId)" }
+            Get-Container | Remove-Container
+            "left=$(@(Get-Container).Count)"
+            exit 0 # the errors above were caught on purpose
+            """);
+        Assert.True(end.ExitCode == 0, end.StdErr + end.StdOut);
+        Assert.Equal("Stopped", Value(end, "state"));
+        Assert.Equal("False", Value(end, "exists"));
+        Assert.StartsWith("CgroupNotDelegated,", Value(end, "limits"));
+        Assert.StartsWith("StartFailed,", Value(end, "veth") is var v && v.StartsWith("NetworkNeedsRoot,") ? "StartFailed," : v);
+        Assert.Equal("0", Value(end, "left"));
+        Assert.False(Directory.Exists(Value(run, "path")));
+        Assert.Empty(user.Processes());
+    }
+
+    [Fact]
+    public void ExportOfAShiftedContainer_HasContainerIds_AndANonRootImportShiftsThemIntoItsRange()
+    {
+        using var store = new TestStore();
+        using var root = store.OpenSession();
+        var source = TestStore.NewName("exp");
+        var config = Path.Combine(store.Root, "idmap.yaml");
+        const uint hostStart = 1_400_000_000u;
+        File.WriteAllText(config, $"idMap: [u 0 {hostStart} 65536, g 0 {hostStart} 65536]\n");
+        root.Run("New-Container $args[0] -ConfigPath $args[1] | Out-Null", source, config);
+        var rootfs = Path.Combine(store.StorePath, source, "rootfs");
+        Directory.CreateDirectory(Path.Combine(rootfs, "home", "alice"));
+        HostCommand.Run("chown", $"{hostStart + 1000}:{hostStart + 1000}", Path.Combine(rootfs, "home", "alice"));
+        using var user = new TestUser();
+        var archive = Path.Combine(user.Folder, "shifted.tar");
+        root.Run("Export-Container $args[0] -Path $args[1]", source, archive);
+        HostCommand.Run("chmod", "a+r", archive);
+        // The archive holds the ids the container sees, not the host range it happened to run on.
+        var listing = HostCommand.Run("tar", "--numeric-owner", "-tvf", archive);
+        Assert.True(listing.Split("\n").Any(l => l.Contains(" 1000/1000 ") && l.TrimEnd().TrimEnd('/').EndsWith("rootfs/home/alice")), listing.Split("\n").FirstOrDefault(l => l.Contains("alice")));
+        Assert.Contains(listing.Split("\n"), l => l.Contains(" 0/0 ") && l.TrimEnd().EndsWith("rootfs/etc/passwd"));
+
+        var name = TestStore.NewName("imp");
+        var run = user.Run($$"""
+            $c = Import-Container '{{archive}}' -Name {{name}} -WarningAction SilentlyContinue
+            "rootfs=$($c.RootfsPath)"
+            Start-Container {{name}} -WarningAction SilentlyContinue
+            "alice=$((Invoke-ContainerCommand {{name}} -Command stat,-c,'%u:%g',/home/alice).Output)"
+            Remove-Container {{name}} -Force
+            """);
+        Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+        Assert.Equal("1000:1000", Value(run, "alice"));
+        Assert.Empty(user.Processes());
+    }
+
+    [Fact]
+    public void NonRootUser_WithADelegatedCgroup_GetsCgroupsAndFreezes()
+    {
+        using var user = new TestUser();
+        var unified = PSContainers.Runtime.Cgroups.CgroupLayout.Detect().UnifiedMount!;
+        var delegated = Path.Combine(unified, "psc-test-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(delegated);
+        try
+        {
+            // What systemd's Delegate=yes does: the directory and its interface files belong to the user.
+            foreach (var f in new[] { "", "cgroup.procs", "cgroup.threads", "cgroup.subtree_control" })
+                HostCommand.Run("chown", user.Name, Path.Combine(delegated, f));
+            var name = TestStore.NewName("dg");
+            var run = user.Run($$"""
+                New-Container {{name}} | Out-Null
+                $s = Start-Container {{name}} -PassThru -WarningVariable w
+                "cgroup=$($s.CgroupPath)"
+                "warnings=$($w.Count)"
+                "frozen=$((Suspend-Container {{name}} -PassThru).State)"
+                "thawed=$((Resume-Container {{name}} -PassThru).State)"
+                "uid=$((Invoke-ContainerCommand {{name}} -Command id,-u).Output)"
+                "procs=$((Invoke-ContainerCommand {{name}} -Command cat,/proc/self/cgroup).Output -match '^0::')"
+                Remove-Container {{name}} -Force
+                """, cgroup: delegated);
+            Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+            var cgroup = Value(run, "cgroup");
+            Assert.StartsWith(Path.GetRelativePath(unified, delegated) + "/pscontainers-", cgroup);
+            Assert.EndsWith("/" + name, cgroup);
+            Assert.Equal("0", Value(run, "warnings"));
+            Assert.Equal("Frozen", Value(run, "frozen"));
+            Assert.Equal("Running", Value(run, "thawed"));
+            Assert.Equal("0", Value(run, "uid"));
+            Assert.Equal("0::/", Value(run, "procs"));
+            Assert.False(Directory.Exists(Path.Combine(unified, cgroup)));
+        }
+        finally
+        {
+            user.Dispose();
+            foreach (var dir in Directory.EnumerateDirectories(delegated, "*", SearchOption.AllDirectories).OrderByDescending(d => d.Length))
+                try { Directory.Delete(dir); } catch (IOException) { }
+            try { Directory.Delete(delegated); } catch (IOException) { }
+        }
+    }
+}
