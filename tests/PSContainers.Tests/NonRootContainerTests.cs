@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Sockets;
 using PSContainers.Tests.Infrastructure;
 
 namespace PSContainers.Tests;
@@ -158,5 +160,106 @@ public sealed class NonRootContainerTests
                 try { Directory.Delete(dir); } catch (IOException) { }
             try { Directory.Delete(delegated); } catch (IOException) { }
         }
+    }
+    [Fact]
+    public void NonRootUser_Pasta_ReachesTheHostLoopback_AndForwardsAHostPortIn_WhenTunIsOpenToAll()
+    {
+        using var user = new TestUser();
+        // No udev on this host: /dev/net/tun stays 0600. Debian's udev rule makes it 0666; do the same for the test.
+        using var tun = new DeviceMode("/dev/net/tun", DeviceMode.ReadWriteAll);
+        var name = TestStore.NewName("nrp");
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var hostPort = ((IPEndPoint)listener.LocalEndpoint).Port;
+        int forwarded;
+        using (var probe = new TcpListener(IPAddress.Loopback, 0)) { probe.Start(); forwarded = ((IPEndPoint)probe.LocalEndpoint).Port; }
+        var config = Path.Combine(user.Folder, "pasta.yaml");
+        File.WriteAllText(config, $"network:\n  - type: pasta\n    ports: [\"{forwarded}:8080\"]\n    hostPorts: [{hostPort}]\n");
+
+        // Container -> host loopback (pasta -T): the host side reads one line and closes.
+        var received = Task.Run(() =>
+        {
+            using var client = listener.AcceptTcpClient();
+            return new StreamReader(client.GetStream()).ReadLine();
+        });
+        var run = user.Run($$"""
+            $c = New-Container {{name}} -ConfigPath '{{config}}'
+            "path=$($c.Path)"
+            Start-Container {{name}} -WarningAction SilentlyContinue
+            "eth0=$((Invoke-ContainerCommand {{name}} -Command cat,/sys/class/net/eth0/operstate).Output)"
+            "sent=$((Invoke-ContainerCommand {{name}} -Command sh,-c,'echo hello-host | nc 127.0.0.1 {{hostPort}}; echo $?').Output)"
+            # Host loopback -> container (pasta -t): a listener inside, left running for the test to call.
+            Invoke-ContainerCommand {{name}} -Command sh,-c,'echo hello-container | nc -l -p 8080 >/dev/null 2>&1 &' | Out-Null
+            """);
+        try
+        {
+            Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+            var path = Value(run, "path");
+            Assert.Contains(Value(run, "eth0"), new[] { "up", "unknown" });
+            Assert.True(received.Wait(TimeSpan.FromSeconds(10)), "no connection reached the host listener: " + Value(run, "sent"));
+            Assert.Equal("hello-host", received.Result);
+            // pasta runs as the user (no privilege at all), not as root.
+            var pastaPid = int.Parse(File.ReadAllText(Path.Combine(path, "pasta.pid")).Trim());
+            var uid = File.ReadLines($"/proc/{pastaPid}/status").First(l => l.StartsWith("Uid:")).Split('\t', StringSplitOptions.RemoveEmptyEntries)[1];
+            Assert.Equal(user.Uid.ToString(), uid);
+
+            string? line = null;
+            for (var i = 0; i < 50 && line is null; i++)
+            {
+                try
+                {
+                    using var c = new TcpClient();
+                    c.Connect(IPAddress.Loopback, forwarded);
+                    line = new StreamReader(c.GetStream()).ReadLine();
+                }
+                catch (Exception ex) when (ex is SocketException or IOException) { }
+                if (string.IsNullOrEmpty(line)) { line = null; Thread.Sleep(100); }
+            }
+            Assert.Equal("hello-container", line);
+
+            var end = user.Run($$"""
+                Stop-Container {{name}} -Kill
+                "pidfile=$([IO.File]::Exists('{{path}}/pasta.pid'))"
+                Remove-Container {{name}}
+                """);
+            Assert.True(end.ExitCode == 0, end.StdErr + end.StdOut);
+            Assert.Equal("False", Value(end, "pidfile"));
+            Assert.Null(PSContainers.Runtime.Native.Sys.ProcessStartTime(pastaPid));
+            Assert.Empty(user.Processes());
+        }
+        finally
+        {
+            listener.Stop();
+        }
+    }
+
+    [Fact]
+    public void NonRootUser_Pasta_WithoutAccessToTun_FailsWithAClearError()
+    {
+        using var user = new TestUser();
+        using var tun = new DeviceMode("/dev/net/tun", DeviceMode.OwnerOnly); // root's alone, as here without udev
+        var name = TestStore.NewName("nrt");
+        var run = user.Run($$"""
+            New-Container {{name}} -Network @{ type = 'pasta' } | Out-Null
+            try { Start-Container {{name}} -WarningAction SilentlyContinue } catch {
+                "id=$($_.FullyQualifiedErrorId)"
+                "category=$($_.CategoryInfo.Category)"
+                "target=$($_.TargetObject)"
+                "message=$($_.Exception.Message)"
+            }
+            "state=$((Get-Container {{name}}).State)"
+            Remove-Container {{name}} -Force
+            "left=$(@(Get-Container).Count)"
+            exit 0 # the error above was caught on purpose
+            """);
+        Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+        Assert.StartsWith("TunUnavailable,", Value(run, "id"));
+        Assert.Equal("PermissionDenied", Value(run, "category"));
+        Assert.Equal(name, Value(run, "target"));
+        Assert.Contains("/dev/net/tun", Value(run, "message"));
+        Assert.Contains("chmod 0666 /dev/net/tun", Value(run, "message"));
+        Assert.Equal("Stopped", Value(run, "state"));
+        Assert.Equal("0", Value(run, "left"));
+        Assert.Empty(user.Processes());
     }
 }
