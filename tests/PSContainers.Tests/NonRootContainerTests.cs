@@ -262,4 +262,69 @@ public sealed class NonRootContainerTests
         Assert.Equal("0", Value(run, "left"));
         Assert.Empty(user.Processes());
     }
+    [Fact]
+    public void NonRootUser_Defaults_FromConfigYaml_ApplyToNewContainers_AndAConfigPathReplacesThemKeyByKey()
+    {
+        using var user = new TestUser();
+        var a = TestStore.NewName("nda");
+        var b = TestStore.NewName("ndb");
+        var c = TestStore.NewName("ndc");
+        var over = Path.Combine(user.Folder, "over.yaml");
+        File.WriteAllText(over, "init:\n  environment: { PSC_FROM: file }\n");
+        var run = user.Run($$"""
+            # The user's own defaults, written as that user: ~/.config/pscontainers/config.yaml.
+            $dir = [IO.Directory]::CreateDirectory("$HOME/.config/pscontainers").FullName
+            [IO.File]::WriteAllText("$dir/config.yaml", "hostname: from-defaults`nstop:`n  timeout: 7`ninit:`n  environment: { PSC_FROM: defaults, PSC_ONLY_DEFAULTS: yes }`n")
+            "a=$((New-Container {{a}}).ConfigPath)"
+            "b=$((New-Container {{b}} -ConfigPath '{{over}}').ConfigPath)"
+            Start-Container {{a}} -WarningAction SilentlyContinue
+            "hostname=$((Invoke-ContainerCommand {{a}} -Command hostname).Output)"
+            "environ=$((Invoke-ContainerCommand {{a}} -Command sh,-c,'tr ''\0'' ''\n'' < /proc/1/environ | grep ^PSC_FROM=').Output)"
+            Stop-Container {{a}} -Kill
+            # XDG_CONFIG_HOME moves the file; the one under ~/.config is then not read.
+            $env:XDG_CONFIG_HOME = "$HOME/xdg"
+            [IO.Directory]::CreateDirectory("$HOME/xdg/pscontainers") | Out-Null
+            [IO.File]::WriteAllText("$HOME/xdg/pscontainers/config.yaml", "hostname: from-xdg`n")
+            "c=$((New-Container {{c}}).ConfigPath)"
+            """);
+        Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+        Assert.Equal("from-defaults", Value(run, "hostname"));
+        Assert.Equal("PSC_FROM=defaults", Value(run, "environ"));
+
+        var fromDefaults = PSContainers.Runtime.Config.ConfigLoader.Load(Value(run, "a"));
+        Assert.Equal("from-defaults", fromDefaults.Hostname);
+        Assert.Equal(7, fromDefaults.Stop.Timeout);
+        Assert.Equal(new Dictionary<string, string> { ["PSC_FROM"] = "defaults", ["PSC_ONLY_DEFAULTS"] = "yes" }, fromDefaults.Init.Environment);
+        Assert.NotNull(fromDefaults.IdMap); // the user's range, as without a defaults file
+
+        // -ConfigPath replaces the keys it has (all of init:), the rest still comes from the defaults.
+        var overridden = PSContainers.Runtime.Config.ConfigLoader.Load(Value(run, "b"));
+        Assert.Equal(new Dictionary<string, string> { ["PSC_FROM"] = "file" }, overridden.Init.Environment);
+        Assert.Equal("from-defaults", overridden.Hostname);
+        Assert.Equal(7, overridden.Stop.Timeout);
+
+        var fromXdg = PSContainers.Runtime.Config.ConfigLoader.Load(Value(run, "c"));
+        Assert.Equal("from-xdg", fromXdg.Hostname);
+        Assert.Equal(10, fromXdg.Stop.Timeout);
+        Assert.Empty(fromXdg.Init.Environment);
+
+        // A bad defaults file stops New-Container with the file, line and column of the mistake.
+        var bad = user.Run($$"""
+            [IO.File]::WriteAllText("$HOME/.config/pscontainers/config.yaml", "hostname: ok`nstop:`n  timeout: soon`n")
+            try { New-Container {{a}}-bad | Out-Null } catch {
+                "id=$($_.FullyQualifiedErrorId)"
+                "category=$($_.CategoryInfo.Category)"
+                "message=$($_.Exception.Message)"
+            }
+            "exists=$(@(Get-Container {{a}}-bad -ErrorAction SilentlyContinue).Count)"
+            Get-Container | Remove-Container -Force
+            exit 0 # the error above was caught on purpose
+            """);
+        Assert.True(bad.ExitCode == 0, bad.StdErr + bad.StdOut);
+        Assert.StartsWith("InvalidConfig,", Value(bad, "id"));
+        Assert.Equal("ParserError", Value(bad, "category"));
+        Assert.StartsWith($"{user.Home}/.config/pscontainers/config.yaml:3:12: ", Value(bad, "message"));
+        Assert.Equal("0", Value(bad, "exists"));
+        Assert.Empty(user.Processes());
+    }
 }
