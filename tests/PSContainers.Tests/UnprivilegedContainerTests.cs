@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using PSContainers.Runtime.Containers;
+using PSContainers.Runtime.IdMapping;
+using PSContainers.Runtime.UserNamespaces;
 using PSContainers.Tests.Infrastructure;
 using Tmds.Linux;
 
@@ -71,6 +73,50 @@ public sealed class UnprivilegedContainerTests : IDisposable
         Assert.Equal(0, Exec(_ps, name, "ls", "/sys/class/net/lo").ExitCode);
         _ps.Run("Stop-Container $args[0] -Kill; Remove-Container $args[0]", name);
         Assert.False(Directory.Exists(created.Path));
+    }
+
+    [Fact]
+    public void RootWithoutARange_Unprivileged_AllocatesTheLowestFreeRange_AndStartsOnIt()
+    {
+        // The allocation goes to copies of /etc/subuid and /etc/subgid (ContainerManager.SubordinateIds):
+        // the real files stay as they are, while the start uses the range for real (root writes its maps itself).
+        using var dir = new TempDir();
+        var ids = SubordinateIdPaths.InDirectory(dir.Path);
+        var window = TestRangeStart();
+        // Someone else holds the first range of the window: root must get the next one.
+        File.WriteAllText(ids.SubUid, $"psct-other:{window}:65536\n");
+        File.WriteAllText(ids.SubGid, $"psct-other:{window}:65536\n");
+        File.WriteAllText(ids.LoginDefs, $"SUB_UID_MIN {window}\nSUB_UID_MAX {window + 4 * 65536}\nSUB_GID_MIN {window}\nSUB_GID_MAX {window + 4 * 65536}\n");
+        // Other programs may change the real files meanwhile; root's own lines there must not.
+        string RootsRealRanges() => string.Join(",", new SubordinateIdDatabase().GetRanges("root", 0, SubordinateIdDatabase.BothKinds));
+        var realRanges = RootsRealRanges();
+        var manager = new ContainerManager(new PSContainers.Runtime.State.ContainerStore(_store.StorePath)) { SubordinateIds = new SubordinateIdDatabase(ids) };
+        var warnings = new List<string>();
+        manager.Warning += warnings.Add;
+        var expected = window + 65536;
+
+        var name = TestStore.NewName("alloc");
+        var created = manager.Create(name, new CreateOptions { Unprivileged = true });
+        Assert.Equal($"psct-other:{window}:65536\nroot:{expected}:65536\n", File.ReadAllText(ids.SubUid));
+        Assert.Equal($"psct-other:{window}:65536\nroot:{expected}:65536\n", File.ReadAllText(ids.SubGid));
+        Assert.Contains(warnings, w => w.StartsWith("Root had no subordinate id range; allocated", StringComparison.Ordinal) && w.Contains(ids.SubUid));
+        Assert.Equal(IdMap.ForRanges(expected, expected).ToString(), PSContainers.Runtime.Config.ConfigLoader.Load(created.ConfigPath).IdMap!.ToString());
+        Assert.Equal(expected, StatOwner(created.RootfsPath).Uid);
+
+        var started = manager.Start(name);
+        Assert.Equal($"0 {expected} 65536", string.Join(' ', File.ReadAllText($"/proc/{started.Pid}/uid_map").Split(' ', StringSplitOptions.RemoveEmptyEntries)).Trim());
+        Assert.Equal($"0 {expected} 65536", string.Join(' ', File.ReadAllText($"/proc/{started.Pid}/gid_map").Split(' ', StringSplitOptions.RemoveEmptyEntries)).Trim());
+        Assert.Equal(["0"], Exec(_ps, name, "id", "-u").Output);
+
+        // The next one reuses root's range: no second allocation, no warning.
+        warnings.Clear();
+        var second = manager.Create(TestStore.NewName("alloc"), new CreateOptions { Unprivileged = true });
+        Assert.Empty(warnings);
+        Assert.Equal(IdMap.ForRanges(expected, expected).ToString(), PSContainers.Runtime.Config.ConfigLoader.Load(second.ConfigPath).IdMap!.ToString());
+        Assert.Equal(2, File.ReadAllLines(ids.SubUid).Length);
+
+        manager.Stop(name, kill: true);
+        Assert.Equal(realRanges, RootsRealRanges());
     }
 
     [Fact]

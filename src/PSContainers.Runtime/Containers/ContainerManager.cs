@@ -47,6 +47,12 @@ public sealed partial class ContainerManager
     /// <summary>Non-root: the caller's delegated cgroup2 subtree (null, with the reason, where the host provides none).</summary>
     private readonly Lazy<(CgroupDelegation? Delegation, string Reason)> _delegation = new(() => (CgroupDelegation.ForCaller(out var why), why));
 
+    /// <summary>
+    /// The subordinate-id files a new unprivileged container takes its default id map from, and where
+    /// root's range is allocated when it has none (/etc/subuid and /etc/subgid; tests use copies).
+    /// </summary>
+    public IdMapping.SubordinateIdDatabase SubordinateIds { get; init; } = new();
+
     /// <summary>Things worth telling the user that are not errors (a container started without a cgroup).</summary>
     public event Action<string>? Warning;
 
@@ -224,7 +230,7 @@ public sealed partial class ContainerManager
         if (config.Stop.Signal is null && template is not null) config.Stop.Signal = template.DefaultStopSignal;
         ConfigLoader.Validate(config);
         // Every container of a non-root user is unprivileged; root's are with -Unprivileged.
-        if (config.IdMap is null && (!Sys.IsRoot || options.Unprivileged)) config.IdMap = DefaultIdMap.ForCaller(warn: m => Warning?.Invoke(m));
+        if (config.IdMap is null && (!Sys.IsRoot || options.Unprivileged)) config.IdMap = DefaultIdMap.ForCaller(SubordinateIds, warn: m => Warning?.Invoke(m));
         // An id-mapped rootfs is a plain directory handed to the mapped ids (see UserNamespace.Shift).
         var backend = Storage.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null && config.IdMap is null ? Storage.StorageBackends.DefaultFor(Store.Root) : "dir"));
         if (config.IdMap is not null && backend.Name != "dir")

@@ -248,7 +248,7 @@ public static unsafe class ContainerArchive
         var temp = Path.Combine(store.TempDirectory, $"{name}.{Environment.ProcessId}.{Guid.NewGuid():N}");
         Directory.CreateDirectory(temp);
         var warnings = new List<string>();
-        var idMap = unprivileged || !Sys.IsRoot ? UserNamespaces.DefaultIdMap.ForCaller(warn: warnings.Add) : null;
+        var idMap = unprivileged || !Sys.IsRoot ? UserNamespaces.DefaultIdMap.ForCaller(manager.SubordinateIds, warn: warnings.Add) : null;
         if (idMap is not null) backend = "dir";
         try
         {
