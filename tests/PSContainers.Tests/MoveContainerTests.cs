@@ -244,6 +244,50 @@ public sealed class MoveContainerTests : IDisposable
         Assert.True(_store.Manager.Exists(c.Name));
     }
 
+    [Fact]
+    public void Cold_HoldsTheSourceLock_ForTheWholeMove_SoOtherSessionsCannotStartOrRemoveItHalfWay()
+    {
+        var c = Container(_store, "mvlk");
+        _store.Manager.Start(c.Name);
+        using var paused = new ManualResetEventSlim();
+        using var resume = new ManualResetEventSlim();
+        // The move stops at its transfer (the source is stopped and archived by then) until the test lets it go on.
+        var progress = new Inline(p =>
+        {
+            if (p.Phase != "Transfer" || paused.IsSet) return;
+            paused.Set();
+            resume.Wait(TimeSpan.FromSeconds(90));
+        });
+        var move = Task.Run(() => ContainerMigrator.Move(_store.Manager, c.Name, MigrationDestination.Local(_other.StorePath), new MoveOptions(), progress));
+        using var starter = _store.OpenSession();
+        using var remover = _store.OpenSession();
+        Task<ModuleSession.Result>? starting = null, removing = null;
+        try
+        {
+            Assert.True(paused.Wait(TimeSpan.FromSeconds(60)), "the move did not reach its transfer: " + move.Exception);
+            Assert.Equal(ContainerStatus.Stopped, _store.Manager.Get(c.Name).State);
+            // Other sessions (runspaces) of this process wait for the move instead of acting on the half-moved source.
+            starting = Task.Run(() => starter.Invoke("Start-Container $args[0] -PassThru", c.Name));
+            removing = Task.Run(() => remover.Invoke("Remove-Container $args[0] -Force", c.Name));
+            Assert.Equal(-1, Task.WaitAny([starting, removing], TimeSpan.FromSeconds(2)));
+            Assert.Equal(ContainerStatus.Stopped, _store.Manager.Get(c.Name).State);
+        }
+        finally { resume.Set(); }
+
+        var result = move.Result;
+        Assert.Equal(ContainerStatus.Running, result.State);
+        Assert.True(result.SourceRemoved);
+        // Then they act on what the move left: the source is gone.
+        Assert.True(Task.WaitAll([starting!, removing!], TimeSpan.FromSeconds(60)));
+        Assert.Empty(starting!.Result.Output);
+        Assert.Equal("ContainerNotFound", starting.Result.SingleError.FullyQualifiedErrorId.Split(',')[0]);
+        Assert.Equal("ContainerNotFound", removing!.Result.SingleError.FullyQualifiedErrorId.Split(',')[0]);
+        Assert.False(_store.Manager.Exists(c.Name));
+        Assert.False(Directory.Exists(c.Path));
+        Assert.Equal(ContainerStatus.Running, _other.Manager.Get(c.Name).State);
+        Assert.Equal("made before the move\n", File.ReadAllText(Path.Combine(_other.Manager.Get(c.Name).RootfsPath, "etc/marker")));
+    }
+
     private sealed class Inline(Action<MigrationProgress> report) : IProgress<MigrationProgress>
     {
         public void Report(MigrationProgress value) => report(value);

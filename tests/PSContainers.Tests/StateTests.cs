@@ -97,6 +97,22 @@ public sealed class StateTests : IDisposable
 
     // ---- ContainerLock -------------------------------------------------------------------------
 
+    /// <summary>
+    /// Runs on a thread of its own that does not inherit this flow's execution context, like another
+    /// runspace's pipeline thread: the lock is re-entrant only within the flow that took it. (Not a
+    /// pool task: waiting for one may run it inline, in this flow.)
+    /// </summary>
+    private static T InAnotherFlow<T>(Func<T> body)
+    {
+        T result = default!;
+        Exception? error = null;
+        var thread = new Thread(() => { try { result = body(); } catch (Exception ex) { error = ex; } });
+        using (ExecutionContext.SuppressFlow()) thread.Start();
+        thread.Join();
+        if (error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        return result;
+    }
+
     [Fact]
     public void Lock_SecondAcquireTimesOutWithContainerBusy_UntilTheFirstIsDisposed()
     {
@@ -105,7 +121,7 @@ public sealed class StateTests : IDisposable
         {
             Assert.True(File.Exists(Path.Combine(locks, "web.lock")));
             var sw = Stopwatch.StartNew();
-            var ex = Assert.Throws<ContainerException>(() => ContainerLock.Acquire(locks, "web", TimeSpan.FromMilliseconds(300)));
+            var ex = Assert.Throws<ContainerException>(() => InAnotherFlow(() => ContainerLock.Acquire(locks, "web", TimeSpan.FromMilliseconds(300))));
             sw.Stop();
             Assert.Equal("ContainerBusy", ex.ErrorId);
             Assert.Equal(ContainerErrorKind.ResourceBusy, ex.Kind);
@@ -125,7 +141,7 @@ public sealed class StateTests : IDisposable
         var first = ContainerLock.Acquire(locks, "web", TimeSpan.FromSeconds(1));
         var release = Task.Run(async () => { await Task.Delay(200); first.Dispose(); });
         var sw = Stopwatch.StartNew();
-        using (ContainerLock.Acquire(locks, "web", TimeSpan.FromSeconds(10)))
+        using (InAnotherFlow(() => ContainerLock.Acquire(locks, "web", TimeSpan.FromSeconds(10))))
             Assert.InRange(sw.ElapsedMilliseconds, 150, 5000);
         release.Wait();
         first.Dispose(); // idempotent
@@ -178,6 +194,35 @@ public sealed class StateTests : IDisposable
         using var after = Bash($"exec 9>>'{file}'; flock -n 9 && echo got || echo busy");
         Assert.Equal("got", after.StandardOutput.ReadLine());
         after.WaitForExit();
+    }
+
+    [Fact]
+    public void Lock_IsReentrantWithinOneFlow_AndKeptUntilTheOutermostRelease_ButOtherFlowsWait()
+    {
+        var locks = _dir.Combine(".locks");
+        Exception? FromAnotherFlow(string dir) => InAnotherFlow<Exception?>(() =>
+        {
+            try { using (ContainerLock.Acquire(dir, "web", TimeSpan.FromMilliseconds(300))) return null; }
+            catch (ContainerException ex) { return ex; }
+        });
+        var outer = ContainerLock.Acquire(locks, "web", TimeSpan.FromSeconds(1));
+        var inner = ContainerLock.Acquire(locks, "web", TimeSpan.FromMilliseconds(100)); // no wait for itself
+        // Tasks this operation starts are part of it.
+        Task.Run(() => { using (ContainerLock.Acquire(locks, "web", TimeSpan.FromMilliseconds(100))) { } }).Wait();
+        Assert.Equal("ContainerBusy", Assert.IsType<ContainerException>(FromAnotherFlow(locks)).ErrorId);
+        inner.Dispose();
+        Assert.Equal("ContainerBusy", Assert.IsType<ContainerException>(FromAnotherFlow(locks)).ErrorId); // still the outer's
+        // Another process sees the flock too.
+        using (var probe = Bash($"exec 9>>'{Path.Combine(locks, "web.lock")}'; flock -n 9 && echo got || echo busy"))
+        {
+            Assert.Equal("busy", probe.StandardOutput.ReadLine());
+            probe.WaitForExit();
+        }
+        outer.Dispose();
+        Assert.Null(FromAnotherFlow(locks));
+        // Released for this flow as well: taken afresh, so another flow is locked out again.
+        using (ContainerLock.Acquire(locks, "web", TimeSpan.FromMilliseconds(100)))
+            Assert.Equal("ContainerBusy", Assert.IsType<ContainerException>(FromAnotherFlow(locks)).ErrorId);
     }
 
     // ---- PersistedState ------------------------------------------------------------------------

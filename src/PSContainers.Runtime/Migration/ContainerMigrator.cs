@@ -62,7 +62,9 @@ public sealed class MigrationResult
 /// Move-Container: takes a container to another store, on this host or over SSH on another one.
 /// Whatever fails before the destination is verified is rolled back: the destination copy is
 /// removed and the source is started (cold) or restored from its checkpoint (warm) again. The
-/// source is removed only after the destination runs (or, for a stopped container, exists).
+/// source is removed only after the destination runs (or, for a stopped container, exists). The
+/// source's lock is held for the whole move: another session's Start-Container or Remove-Container
+/// waits for it to end (or gives up with ContainerBusy).
 /// </summary>
 public static class ContainerMigrator
 {
@@ -72,6 +74,9 @@ public static class ContainerMigrator
         ContainerNames.Validate(name);
         var newName = options.NewName ?? name;
         ContainerNames.Validate(newName);
+        // Held from the first check to the source's removal, so no other session starts, changes or
+        // removes the source half-way; the steps below take it again re-entrantly (see ContainerLock).
+        using var sourceLock = source.Store.Lock(name);
         var info = source.Get(name);
         var config = ConfigLoader.Load(source.Store.ConfigPath(name));
         if (config.Storage.Ephemeral)

@@ -1,3 +1,5 @@
+using System.Collections.Immutable;
+
 namespace PSContainers.Runtime.State;
 
 /// <summary>
@@ -5,24 +7,55 @@ namespace PSContainers.Runtime.State;
 /// &lt;store&gt;/.locks/&lt;name&gt;.lock (.NET takes flock for FileShare.None), so it is released by the
 /// kernel if the holder dies, works across processes and across runspaces of one process, and
 /// survives the container directory being removed or renamed under it.
+/// <para>
+/// It is re-entrant within one logical operation: an operation that holds it for its whole length
+/// (Move-Container: stop, export, remove) can call the ordinary locked operations, which then take
+/// the lock it already holds instead of waiting for themselves. "One operation" is the async flow
+/// (AsyncLocal) that took it, which also covers tasks it starts; another runspace's thread is a
+/// different flow and waits for the flock like another process.
+/// </para>
 /// </summary>
 public sealed class ContainerLock : IDisposable
 {
-    private FileStream? _stream;
+    /// <summary>One taken flock and how many nested holders share it.</summary>
+    private sealed class Held(FileStream stream)
+    {
+        public FileStream? Stream = stream;
+        public int Depth = 1;
+    }
 
-    private ContainerLock(FileStream stream) => _stream = stream;
+    private static readonly AsyncLocal<ImmutableDictionary<string, Held>?> HeldByThisFlow = new();
+
+    private readonly string _path;
+    private Held? _held;
+
+    private ContainerLock(string path, Held held) => (_path, _held) = (path, held);
 
     public static ContainerLock Acquire(string lockDirectory, string name, TimeSpan timeout)
     {
         Directory.CreateDirectory(lockDirectory);
-        var path = Path.Combine(lockDirectory, name + ".lock");
+        var path = Path.GetFullPath(Path.Combine(lockDirectory, name + ".lock"));
+        if (HeldByThisFlow.Value?.GetValueOrDefault(path) is { } held)
+        {
+            lock (held)
+            {
+                // Still held by the outer holder: share it. (A task that outlived its holder finds it released.)
+                if (held.Stream is not null)
+                {
+                    held.Depth++;
+                    return new ContainerLock(path, held);
+                }
+            }
+        }
         var deadline = DateTime.UtcNow + timeout;
         var delay = 1;
         while (true)
         {
             try
             {
-                return new ContainerLock(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
+                var taken = new Held(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
+                HeldByThisFlow.Value = (HeldByThisFlow.Value ?? ImmutableDictionary<string, Held>.Empty).SetItem(path, taken);
+                return new ContainerLock(path, taken);
             }
             catch (IOException) when (DateTime.UtcNow < deadline)
             {
@@ -40,7 +73,15 @@ public sealed class ContainerLock : IDisposable
 
     public void Dispose()
     {
-        _stream?.Dispose();
-        _stream = null;
+        var held = Interlocked.Exchange(ref _held, null);
+        if (held is null) return;
+        lock (held)
+        {
+            if (--held.Depth > 0) return;
+            held.Stream?.Dispose();
+            held.Stream = null;
+        }
+        if (HeldByThisFlow.Value?.GetValueOrDefault(_path) == held)
+            HeldByThisFlow.Value = HeldByThisFlow.Value.Remove(_path);
     }
 }
