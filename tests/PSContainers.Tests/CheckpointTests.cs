@@ -363,4 +363,62 @@ public sealed class CheckpointTests : IDisposable
         var noManifest = s.Invoke("Get-ContainerCheckpoint -Path $args[0]", _store.Root);
         Assert.Equal("CheckpointNotFound", noManifest.SingleError.FullyQualifiedErrorId.Split(',')[0]);
     }
+    private static string Map(int pid, string file) =>
+        string.Join(' ', File.ReadAllText($"/proc/{pid}/{file}").Split(' ', StringSplitOptions.RemoveEmptyEntries)).Trim();
+
+    private static string HostUid(int pid) =>
+        File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("Uid:")).Split('\t', StringSplitOptions.RemoveEmptyEntries)[1];
+
+    [Fact]
+    public void UserNamespacedContainer_CheckpointsAndRestores_IntoItsUserNamespace_AndSavesAndResumes()
+    {
+        // What New-Container -Unprivileged writes to config.yaml, on a range of its own (root writes its maps itself).
+        using var s = _store.OpenSession();
+        var name = TestStore.NewName("crun");
+        var start = 1_500_000_000u + (uint)Random.Shared.Next(0, 4000) * 65536u;
+        var config = Path.Combine(_store.Root, "idmap.yaml");
+        File.WriteAllText(config, $"idMap: [u 0 {start} 65536, g 0 {start} 65536]\n");
+        s.Run("New-Container -Name $args[0] -Command /bin/sh,-c,$args[1] -ConfigPath $args[2]", name, Counter, config);
+        var started = (ContainerInfo)s.Run("Start-Container -Name $args[0] -PassThru", name).Single().BaseObject;
+        Assert.Equal(start.ToString(), HostUid(started.Pid!.Value));
+        WaitCount(name, 5);
+        var dir = Checkpoints(name);
+
+        var result = s.Invoke("Checkpoint-Container -Name $args[0] -Path $args[1]", name, dir);
+        Assert.Empty(result.Errors);
+        Assert.Equal(ContainerStatus.Stopped, ((ContainerInfo)s.Run("Get-Container -Name $args[0]", name).Single().BaseObject).State);
+        AssertNoCgroupLeft(name);
+        var atCheckpoint = Count(name);
+
+        var restored = s.Invoke("Restore-Container -Path $args[0] -PassThru", dir);
+        Assert.Empty(restored.Errors);
+        var info = restored.Single<ContainerInfo>();
+        Assert.Equal(ContainerStatus.Running, info.State);
+        Assert.Equal(info.SupervisorPid, ParentOf(info.Pid!.Value));
+        // Back in a user namespace with the same maps, still an unprivileged uid on the host, root inside.
+        Assert.Equal($"0 {start} 65536", Map(info.Pid.Value, "uid_map"));
+        Assert.Equal($"0 {start} 65536", Map(info.Pid.Value, "gid_map"));
+        Assert.Equal(start.ToString(), HostUid(info.Pid.Value));
+        var id = (ContainerCommandResult)s.Run("Invoke-ContainerCommand $args[0] -Command id,-u", name).Single().BaseObject;
+        Assert.Equal(["0"], id.Output);
+        WaitCount(name, atCheckpoint + 5);
+
+        // Save-Container and Start-Container (a restore from the container's own directory) as well.
+        var saved = s.Invoke("Save-Container -Name $args[0] -PassThru", name);
+        Assert.Empty(saved.Errors);
+        Assert.Equal(ContainerStatus.Saved, saved.Single<ContainerInfo>().State);
+        var atSave = Count(name);
+        var resumed = (ContainerInfo)s.Run("Start-Container -Name $args[0] -PassThru", name).Single().BaseObject;
+        Assert.Equal($"0 {start} 65536", Map(resumed.Pid!.Value, "uid_map"));
+        WaitCount(name, atSave + 5);
+        // One unbroken sequence on the console through both checkpoints.
+        var ticks = Ticks(name);
+        Assert.Equal(Enumerable.Range(1, ticks.Length), ticks);
+
+        File.WriteAllText(Path.Combine(resumed.RootfsPath, "tmp", "quit"), "");
+        var done = (ContainerInfo)s.Run("Wait-Container -Name $args[0] -State Stopped -Timeout 20 -PassThru", name).Single().BaseObject;
+        Assert.Equal(7, done.ExitCode);
+        AssertNoCgroupLeft(name);
+        s.Run("Remove-Container -Name $args[0]", name);
+    }
 }
