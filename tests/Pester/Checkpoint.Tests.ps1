@@ -75,6 +75,22 @@ Describe 'Checkpoint and restore' -Tag 'E2E', 'Root', 'Criu' -Skip:(-not $canRun
         Remove-Container -Name $name -Force -Confirm:$false -ErrorAction Stop
     }
 
+    It 'checkpoints and restores a user-namespaced container into the same id maps' {
+        $name = "psct-crun-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+        $start = 1500000000 + (Get-Random -Maximum 4000) * 65536
+        $config = Join-Path $root "$name.yaml"
+        Set-Content -Path $config -Value "idMap: [u 0 $start 65536, g 0 $start 65536]"
+        New-Container -Name $name -Command /bin/sh, -c, $counter -ConfigPath $config -ErrorAction Stop | Start-Container -ErrorAction Stop
+        Wait-Count $name 5
+        $checkpoint = Checkpoint-Container -Name $name -Path (Join-Path $root $name) -ErrorAction Stop
+        $at = Get-Count $name
+        $restored = $checkpoint | Restore-Container -PassThru -ErrorAction Stop
+        (Get-Content "/proc/$($restored.Pid)/uid_map" -Raw).Trim() -split '\s+' -join ' ' | Should -Be "0 $start 65536"
+        (Invoke-ContainerCommand $name -Command id, -u).Output | Should -Be '0'
+        Wait-Count $name ($at + 5)
+        Remove-Container -Name $name -Force -Confirm:$false -ErrorAction Stop
+    }
+
     It 'refuses to checkpoint a stopped container, clearly' {
         $name = "psct-er-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
         $null = New-Container -Name $name -ErrorAction Stop
