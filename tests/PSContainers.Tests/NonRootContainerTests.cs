@@ -38,6 +38,7 @@ public sealed class NonRootContainerTests
             "init=$((Invoke-ContainerCommand {{name}} -Command cat,/proc/1/cmdline).Output)"
             "lo=$((Invoke-ContainerCommand {{name}} -Command cat,/sys/class/net/lo/operstate).Output)"
             try { Suspend-Container {{name}} } catch { "freeze=$($_.FullyQualifiedErrorId)" }
+            try { Checkpoint-Container {{name}} -Path "$HOME/ckpt" } catch { "checkpoint=$($_.FullyQualifiedErrorId)" }
             exit 0 # the errors above were caught on purpose
             """);
         Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
@@ -59,6 +60,9 @@ public sealed class NonRootContainerTests
         Assert.Equal("", Value(run, "cgroup"));
         Assert.Contains("without a cgroup of its own", Value(run, "warning"));
         Assert.StartsWith("ContainerHasNoCgroup,", Value(run, "freeze"));
+        // CRIU needs root: refused up front, with nothing written.
+        Assert.StartsWith("RootRequired,", Value(run, "checkpoint"));
+        Assert.False(Directory.Exists(Path.Combine(user.Home, "ckpt")));
 
         var end = user.Run($$"""
             Stop-Container {{name}} -Kill

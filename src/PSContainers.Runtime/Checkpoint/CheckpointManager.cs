@@ -34,11 +34,21 @@ public sealed class CheckpointManager
     /// <summary>The CRIU in use, version and CHECK verified (throws a NotInstalled error naming what is missing).</summary>
     public CriuInstallation Criu() => CriuService.Require(CriuPath);
 
+    /// <summary>CRIU reads and recreates kernel state (ptrace, every namespace, mounts): root only.</summary>
+    private static void RequireRoot(string verb, string name)
+    {
+        if (!Native.Sys.IsRoot)
+            throw new ContainerException("RootRequired", ContainerErrorKind.PermissionDenied,
+                $"Only root can {verb} container '{name}' with CRIU: it reads and recreates the processes' kernel state (ptrace, namespaces, mounts), " +
+                "which a non-root user cannot. Run pwsh as root, or stop the container and start it again instead.", name);
+    }
+
     // ---- checkpoint ---------------------------------------------------------------------------
 
     public CheckpointInfo Checkpoint(string name, string directory, CheckpointOptions options, IProgress<string>? progress = null)
     {
         ContainerNames.Validate(name);
+        RequireRoot("checkpoint", name);
         directory = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory));
         using var _ = Store.Lock(name);
         return CheckpointLocked(name, directory, options, savedCheckpoint: null, progress);
@@ -48,6 +58,7 @@ public sealed class CheckpointManager
     public ContainerInfo Save(string name, CheckpointOptions? options = null, IProgress<string>? progress = null)
     {
         ContainerNames.Validate(name);
+        RequireRoot("save", name);
         using var _ = Store.Lock(name);
         var directory = SavedCheckpointDirectory(name);
         if (Directory.Exists(directory) && Manager.StatusOf(name, Manager.LoadStateOf(name)) != ContainerStatus.Saved)
@@ -252,6 +263,7 @@ public sealed class CheckpointManager
         var source = manifest.Container;
         var target = string.IsNullOrEmpty(newName) ? source : newName;
         ContainerNames.Validate(target);
+        RequireRoot("restore", target);
         Criu(); // before any copy: a missing CRIU fails first
         var copied = false;
         if (target != source)
