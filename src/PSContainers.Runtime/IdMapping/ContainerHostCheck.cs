@@ -157,7 +157,7 @@ public sealed unsafe class ContainerHostCheck
         return File.ReadLines(file).FirstOrDefault(l => l.StartsWith("0::", StringComparison.Ordinal))?[3..];
     }
 
-    private static uint? OwnerOf(string path)
+    internal static uint? OwnerOf(string path)
     {
         Tmds.Linux.stat st;
         fixed (byte* p = Encoding.UTF8.GetBytes(path + "\0"))
