@@ -58,6 +58,10 @@ public static unsafe class UserNic
                 $"{source} does not exist; rebuild the module (dotnet build -c Release).", source);
         var directory = Path.GetDirectoryName(Path.GetFullPath(destination))!;
         Directory.CreateDirectory(directory);
+        // Someone else who can write there could swap the file between our chown and the rename.
+        if (ContainerHostCheck.OwnerOf(directory) != 0 || (File.GetUnixFileMode(directory) & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
+            throw new ContainerException("UserNicUnsafeDirectory", ContainerErrorKind.PermissionDenied,
+                $"{directory} must belong to root and be writable only by root to hold a privileged program; choose another -Path.", destination);
         var temporary = Path.Combine(directory, $".{Path.GetFileName(destination)}.{Environment.ProcessId}.tmp");
         try
         {
