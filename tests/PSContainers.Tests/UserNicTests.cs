@@ -69,6 +69,13 @@ public sealed class UserNicTests
                 Assert.False(File.Exists(capability));
                 root.Run("Install-ContainerUserNic -Path $args[0] -Confirm:$false", capability);
                 root.Run("Install-ContainerUserNic -Path $args[0] -Setuid -Confirm:$false", setuid);
+                // A directory others can write to could have the privileged file swapped under it.
+                var open = Path.Combine(user.Folder, "open");
+                Directory.CreateDirectory(open, (UnixFileMode)0b111_111_111);
+                File.SetUnixFileMode(open, (UnixFileMode)0b111_111_111);
+                var refusal = root.Invoke("Install-ContainerUserNic -Path $args[0] -Confirm:$false", Path.Combine(open, "psc-usernic")).SingleError;
+                Assert.StartsWith("UserNicUnsafeDirectory,", refusal.FullyQualifiedErrorId);
+                Assert.False(File.Exists(Path.Combine(open, "psc-usernic")));
             }
             Assert.Null(UserNic.InstallationProblem(capability));
             Assert.Null(UserNic.InstallationProblem(setuid));
