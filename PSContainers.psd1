@@ -20,7 +20,7 @@
         'Add-NetworkRoute', 'Get-NetworkRoute', 'Remove-NetworkRoute', 'Get-NetworkNeighbor',
         'Copy-Container', 'New-ContainerSnapshot', 'Get-ContainerSnapshot', 'Restore-ContainerSnapshot',
         'Remove-ContainerSnapshot', 'Get-ContainerDiff', 'Export-Container', 'Import-Container',
-        'Get-SubordinateIdRange', 'Add-SubordinateIdRange', 'Remove-SubordinateIdRange', 'Test-ContainerHost',
+        'Get-SubordinateIdRange', 'Add-SubordinateIdRange', 'Remove-SubordinateIdRange', 'Test-ContainerHost', 'Install-ContainerUserNic',
         'Checkpoint-Container', 'Restore-Container', 'Save-Container', 'Get-ContainerCheckpoint', 'Move-Container'
     )
     FunctionsToExport    = @()

@@ -103,7 +103,7 @@ struct spec {
     int no_new_privs;                                 /* PR_SET_NO_NEW_PRIVS before exec */
     struct sock_filter *filter; unsigned short filter_len; /* seccomp program installed last */
     int criu_fd;                                      /* restore: inherited end of the criu RPC socket */
-    int lo_up;                                        /* start: init brings loopback up itself */
+    const char *ups[MAX_ITEMS]; int nups;             /* start: links init brings up itself ("lo-up": lo) */
     const char *owners;                               /* userns-tree: file of "uid gid path" records */
     unsigned long caller_id;                          /* userns-tree: in-namespace id of the caller's uid/gid */
 };
@@ -283,7 +283,8 @@ static void parse_spec(struct spec *s, const char *file) {
         else if (!strcmp(key, "nonewprivs")) s->no_new_privs = !strcmp(v, "1");
         else if (!strcmp(key, "seccomp")) parse_seccomp_hex(s, v);
         else if (!strcmp(key, "criufd")) s->criu_fd = atoi(v);
-        else if (!strcmp(key, "lo-up")) s->lo_up = !strcmp(v, "1");
+        else if (!strcmp(key, "lo-up")) { if (!strcmp(v, "1")) PUSH(s->ups, s->nups, "lo"); }
+        else if (!strcmp(key, "link-up")) PUSH(s->ups, s->nups, v);
         else if (!strcmp(key, "owners")) s->owners = v;
         else if (!strcmp(key, "callerid")) s->caller_id = strtoul(v, NULL, 10);
         else die("spec: unknown key '%s'", key);
@@ -617,17 +618,19 @@ static int become_userns_root(void) {
     return 0;
 }
 
-/* ioctl(SIOCSIFFLAGS) on lo: done by init itself when the runtime cannot reach into the container's
- * network namespace (a non-root caller has no rights there; its user namespace's root has). */
-static int loopback_up(void) {
+/* ioctl(SIOCSIFFLAGS) on lo (and a non-root user's veths, see psc-usernic.c): done by init itself
+ * when the runtime cannot reach into the container's network namespace (a non-root caller has no
+ * rights there; its user namespace's root has). */
+static int link_up(const char *name) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return fail("socket for loopback");
+    if (fd < 0) return fail("socket to bring %s up", name);
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
-    strcpy(ifr.ifr_name, "lo");
+    if (strlen(name) >= sizeof ifr.ifr_name) { close(fd); errno = EINVAL; return fail("interface name %s", name); }
+    strcpy(ifr.ifr_name, name);
     int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
     if (rc == 0) { ifr.ifr_flags |= IFF_UP; rc = ioctl(fd, SIOCSIFFLAGS, &ifr); }
-    if (rc < 0) fail("bring loopback up");
+    if (rc < 0) fail("bring %s up", name);
     close(fd);
     return rc;
 }
@@ -679,7 +682,7 @@ static int container_init(void *arg) {
         if (umount2(".", MNT_DETACH) < 0) { fail("detach old root"); goto out; }
         if (chdir("/") < 0) { fail("chdir /"); goto out; }
     } else if ((s->clone_flags & CLONE_NEWUSER) && become_userns_root() < 0) goto out;
-    if (s->lo_up && loopback_up() < 0) goto out;
+    for (int i = 0; i < s->nups; i++) if (link_up(s->ups[i]) < 0) goto out;
     if ((s->clone_flags & CLONE_NEWUTS) && s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0) {
         fail("sethostname %s", s->hostname); goto out;
     }

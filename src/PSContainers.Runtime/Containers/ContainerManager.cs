@@ -358,6 +358,7 @@ public sealed partial class ContainerManager
                 UserNamespace.Prepare(spec, idMap);
                 // Only root can reach into the container's network namespace from outside.
                 spec.LoopbackUp = !Sys.IsRoot;
+                if (!Sys.IsRoot) spec.LinksUp.AddRange(Network.NetworkHook.UserNicNames(config));
             }
             MountPlan.AddDefaults(spec, config);
             Security.SecurityPlan.Apply(spec, config.Security, attach: false);

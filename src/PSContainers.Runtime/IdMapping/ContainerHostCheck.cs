@@ -42,6 +42,7 @@ public sealed unsafe class ContainerHostCheck
         findings.Add(IdMapTool("newgidmap", FileCapabilities.CapSetgid, "cap_setgid", user));
         findings.AddRange(SubordinateRanges(user));
         findings.Add(NativeHelper());
+        findings.Add(UserNicHelper(user));
         findings.Add(Busybox());
         findings.Add(Criu());
         return findings.Select(f => f with { User = user.Name }).ToList();
@@ -157,7 +158,7 @@ public sealed unsafe class ContainerHostCheck
         return File.ReadLines(file).FirstOrDefault(l => l.StartsWith("0::", StringComparison.Ordinal))?[3..];
     }
 
-    private static uint? OwnerOf(string path)
+    internal static uint? OwnerOf(string path)
     {
         Tmds.Linux.stat st;
         fixed (byte* p = Encoding.UTF8.GetBytes(path + "\0"))
@@ -290,6 +291,26 @@ public sealed unsafe class ContainerHostCheck
         {
             return new("psc-helper", Tools, HostCheckStatus.Fail, "the native helper was not found: no container can start", ex.Message);
         }
+    }
+
+    /// <summary>psc-usernic installed privileged, and the veths usernet grants the user (optional: pasta needs neither).</summary>
+    private static HostCheckFinding UserNicHelper(UserAccount user)
+    {
+        const string name = "psc-usernic";
+        var path = Network.UserNic.InstalledPath;
+        string grants;
+        try
+        {
+            var quota = UsernetQuota.Load();
+            var granted = quota.Entries.Select(e => e.Bridge).Distinct().Select(b => (Bridge: b, Count: quota.AllowedVeths(user, b))).Where(g => g.Count > 0).ToList();
+            grants = granted.Count == 0 ? $"{quota.Path} grants {user.Name} no veths"
+                : $"{quota.Path} grants {user.Name}: " + string.Join(", ", granted.Select(g => $"{g.Count} on {g.Bridge}"));
+        }
+        catch (ContainerException ex) { return new(name, Tools, HostCheckStatus.Warn, ex.Message, "Fix the line named (as root): until then psc-usernic grants no veths."); }
+        return Network.UserNic.InstallationProblem(path) is { } problem
+            ? new(name, Tools, HostCheckStatus.Warn, $"non-root users' veths on bridges are unavailable: {problem}; {grants}",
+                "As root: Install-ContainerUserNic, and grant veths in /etc/pscontainers/usernet ('user veth bridge count'). Not needed for pasta networking.")
+            : new(name, Tools, HostCheckStatus.Pass, $"{path}; {grants}", null);
     }
 
     private static HostCheckFinding Busybox()

@@ -36,6 +36,16 @@ public sealed record FileCapabilities(ulong Permitted, ulong Inheritable, bool E
         return new FileCapabilities(permitted, inheritable, (magic & FlagEffective) != 0, root);
     }
 
+    /// <summary>The xattr value (revision 2, what setcap writes) granting <paramref name="permitted"/>, raised at exec when <paramref name="effective"/>.</summary>
+    public static byte[] Encode(ulong permitted, bool effective)
+    {
+        var value = new byte[20];
+        BinaryPrimitives.WriteUInt32LittleEndian(value, Revision2 | (effective ? FlagEffective : 0));
+        BinaryPrimitives.WriteUInt32LittleEndian(value.AsSpan(4), (uint)permitted);
+        BinaryPrimitives.WriteUInt32LittleEndian(value.AsSpan(12), (uint)(permitted >> 32));
+        return value;
+    }
+
     /// <summary>The capabilities of a file (symlinks followed); null when it has none.</summary>
     public static FileCapabilities? Read(string path)
     {

@@ -72,6 +72,8 @@ public sealed class LaunchSpec
     public int? CriuSocketFd { get; set; }
     /// <summary>start: init brings loopback up itself (the caller cannot reach a user-namespaced container's network).</summary>
     public bool LoopbackUp { get; set; }
+    /// <summary>start: further links init brings up itself, after the network hooks ran (a non-root user's veths).</summary>
+    public List<string> LinksUp { get; } = new();
     /// <summary>userns-tree: the in-namespace id the caller's own uid and gid are mapped to.</summary>
     public uint? CallerId { get; set; }
     /// <summary>userns-tree: a file of NUL-terminated "uid gid relative-path" records applied after the shift.</summary>
@@ -108,6 +110,7 @@ public sealed class LaunchSpec
         if (EtcDirectory is not null) Put("etcdir", EtcDirectory);
         if (CriuSocketFd is { } criuFd) Put("criufd", criuFd.ToString(System.Globalization.CultureInfo.InvariantCulture));
         if (LoopbackUp) Put("lo-up", "1");
+        foreach (var link in LinksUp) Put("link-up", link);
         if (CallerId is { } callerId) Put("callerid", callerId.ToString(System.Globalization.CultureInfo.InvariantCulture));
         if (OwnersFile is not null) Put("owners", OwnersFile);
         foreach (var f in CgroupProcsFiles) Put("cgroup", f);

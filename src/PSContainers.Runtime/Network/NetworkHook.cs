@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
+using PSContainers.Runtime.IdMapping;
 using static PSContainers.Runtime.Network.NetlinkNative;
 
 namespace PSContainers.Runtime.Network;
@@ -49,6 +50,52 @@ public sealed class NetworkHook : IContainerHook
         return new string(template.Select(c => c == 'x' ? hash[k++] : c).ToArray());
     }
 
+    /// <summary>A non-root user's host end: "vu" and hex (psc-usernic accepts no other host names).</summary>
+    public string UserHostEndName(string container, int index) => UserNic.HostPrefix + Hash(container, index)[..8] + index;
+
+    /// <summary>Is this a NIC a non-root user can have: a veth on a host bridge (psc-usernic, within root's quota)?</summary>
+    private static bool IsUserNic(NicConfig nic) =>
+        nic.Type == "veth" && nic.Link is not null && nic.Link != DefaultBridge.ConfigName && nic.LinkNamespace is null;
+
+    /// <summary>The in-container names of a non-root user's veths that init brings up itself (psc-usernic leaves them down).</summary>
+    public static IEnumerable<string> UserNicNames(ContainerConfig config) =>
+        SharesHostNetwork(config) ? [] : Interfaces(config).Where(x => IsUserNic(x.Nic) && x.Nic.Up).Select(x => x.Name);
+
+    /// <summary>
+    /// A non-root caller has no rights in the host's network: its veths on a bridge are made by
+    /// psc-usernic within root's quota; every other kind is refused. Nothing is configured inside
+    /// from here (the caller cannot enter the namespace): init brings the links up, addresses are
+    /// the container's business (its init, ip, udhcpc), so address keys are refused, not ignored.
+    /// </summary>
+    private void StartingAsUser(ContainerStartContext context)
+    {
+        var made = new List<string>();
+        try
+        {
+            foreach (var (nic, index, name) in Interfaces(context.Config))
+            {
+                if (!IsUserNic(nic))
+                    throw new ContainerException("NetworkNeedsRoot", ContainerErrorKind.PermissionDenied,
+                        $"Container '{context.Name}': network[{index}] is a {nic.Type} interface{(nic.Type == "veth" ? " not on a named host bridge" : "")}, which only root can create. " +
+                        $"As a non-root user use user-mode networking (network: [{{ type: pasta }}]) or a veth on a bridge root granted you in {UsernetQuota.DefaultPath} (network: [{{ type: veth, link: BRIDGE }}]).", context.Name);
+                if (nic.IPv4.Count > 0 || nic.IPv6.Count > 0 || nic.IPv4Gateway is not null || nic.IPv6Gateway is not null || nic.HwAddress is not null || nic.Mtu is not null || nic.HostName is not null)
+                    throw new ContainerException("InvalidNetworkConfig", ContainerErrorKind.InvalidArgument,
+                        $"Container '{context.Name}': network[{index}] of a non-root user cannot have ipv4, ipv6, gateways, hwaddr, mtu or hostName set from outside the container; " +
+                        "remove them and configure the interface inside it (its init scripts, ip, udhcpc).", context.Name);
+                var host = UserHostEndName(context.Name, index);
+                UserNic.Create(context.InitPid, nic.Link!, name, host, context.Name);
+                made.Add(host);
+            }
+        }
+        catch
+        {
+            lock (_abandoned) _abandoned.Add(context.Name);
+            foreach (var host in made)
+                try { UserNic.Delete(host, context.Name); } catch (ContainerException) { }
+            throw;
+        }
+    }
+
     private string PinPath(string name) => Path.Combine(_manager.Store.ContainerDirectory(name), "netns");
 
     private static NetworkLocation LinkLocation(NicConfig nic) =>
@@ -60,12 +107,7 @@ public sealed class NetworkHook : IContainerHook
         if (SharesHostNetwork(config)) return;
         if (!Native.Sys.IsRoot)
         {
-            // A non-root caller has no rights in the host's network: host-side interfaces are
-            // root's (lo comes up from inside, see LaunchSpec.LoopbackUp).
-            foreach (var (nic, index, _) in Interfaces(config))
-                throw new ContainerException("NetworkNeedsRoot", ContainerErrorKind.PermissionDenied,
-                    $"Container '{context.Name}': network[{index}] is a {nic.Type} interface, which only root can create. " +
-                    "As a non-root user use user-mode networking: network: [{ type: pasta }].", context.Name);
+            StartingAsUser(context);
             return;
         }
         var target = NetworkLocation.ForPid(context.InitPid, "container:" + context.Name);
@@ -148,7 +190,15 @@ public sealed class NetworkHook : IContainerHook
     public void Stopped(string name, ContainerConfig config)
     {
         lock (_abandoned) if (_abandoned.Remove(name)) return;
-        if (SharesHostNetwork(config) || !Native.Sys.IsRoot) return;
+        if (SharesHostNetwork(config)) return;
+        if (!Native.Sys.IsRoot)
+        {
+            // The kernel deletes the pair with the container's namespace, but only once its cleanup
+            // ran (asynchronously): deleting the host end now frees the quota when the stop returns.
+            foreach (var (nic, index, _) in Interfaces(config).Where(x => IsUserNic(x.Nic)))
+                try { UserNic.Delete(UserHostEndName(name, index), name); } catch (ContainerException) { }
+            return;
+        }
         var pin = PinPath(name);
         if (File.Exists(pin))
         {

@@ -585,3 +585,40 @@ public sealed class GetNetworkNeighborCommand : NetworkListCmdlet
 
     protected override void ProcessRecord() => WithClient(client => WriteFamily(client.GetNeighbors(Name), n => n.Family));
 }
+
+// ---- non-root users' veths ------------------------------------------------------------------------
+
+/// <summary>
+/// Installs psc-usernic (lxc-user-nic) privileged: a root-owned copy with the file capability
+/// cap_net_admin+ep, or setuid root with -Setuid. Root runs it once; non-root users' containers
+/// then get veths on the bridges /etc/pscontainers/usernet grants them.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Install, "ContainerUserNic", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+[OutputType(typeof(FileInfo))]
+public sealed class InstallContainerUserNicCommand : PSCmdlet
+{
+    /// <summary>Where to install it (default /usr/local/libexec/pscontainers/psc-usernic, where the runtime looks; elsewhere set $env:PSC_USERNIC for the users).</summary>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = UserNic.DefaultPath;
+
+    /// <summary>Setuid root instead of the file capability (for filesystems without extended attributes).</summary>
+    [Parameter]
+    public SwitchParameter Setuid { get; set; }
+
+    /// <summary>Writes the installed file.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var destination = GetUnresolvedProviderPathFromPSPath(Path);
+        var how = Setuid ? "setuid root" : "with the file capability cap_net_admin+ep";
+        if (!ShouldProcess(destination, $"Install psc-usernic {how}")) return;
+        CmdletErrors.Try(this, () =>
+        {
+            UserNic.Install(UserNic.ShippedPath, destination, Setuid);
+            if (PassThru) WriteObject(new FileInfo(destination));
+        }, "UserNicInstallFailed");
+    }
+}
