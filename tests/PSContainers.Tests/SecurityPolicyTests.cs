@@ -196,7 +196,7 @@ public sealed class SecurityPolicyTests
     {
         var spec = new LaunchSpec { TargetPid = 42 };
         spec.Command.Add("true");
-        SecurityPlan.Apply(spec, new SecurityConfig { CapabilitiesDrop = new() { "chown", "sys_module" } }, attach: true);
+        SecurityPlan.Apply(spec, new ContainerConfig { Security = new SecurityConfig { CapabilitiesDrop = new() { "chown", "sys_module" } } }, attach: true);
         var text = Encoding.UTF8.GetString(spec.Serialize());
         Assert.Contains("capdrop\0" + (1UL | 1UL << 16) + "\0", text);
         Assert.Contains("nonewprivs\01\0", text);
@@ -204,7 +204,7 @@ public sealed class SecurityPolicyTests
         Assert.Equal(Convert.ToHexString(SeccompCompiler.Compile(SeccompProfile.Default, SyscallTable.HostArch)), hex);
         // init gets no_new_privs only when asked.
         var init = new LaunchSpec();
-        SecurityPlan.Apply(init, new SecurityConfig(), attach: false);
+        SecurityPlan.Apply(init, new ContainerConfig(), attach: false);
         Assert.False(init.NoNewPrivileges);
     }
 

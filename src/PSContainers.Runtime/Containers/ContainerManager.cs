@@ -143,7 +143,7 @@ public sealed partial class ContainerManager
             StorePath = Store.Root,
             Command = config is null ? Array.Empty<string>() : InitCommand(config).ToArray(),
             SeccompProfile = config?.Security.SeccompProfile,
-            DroppedCapabilities = config is null ? Array.Empty<string>() : Security.Capabilities.NamesOf(Security.Capabilities.DropMask(config.Security.CapabilitiesDrop, config.Security.CapabilitiesKeep)),
+            DroppedCapabilities = config is null ? Array.Empty<string>() : Security.Capabilities.NamesOf(Security.Capabilities.DropMask(config.Security.CapabilitiesDrop, config.Security.CapabilitiesKeep, Security.SecurityPlan.IsSystemContainer(config))),
         };
     }
 
@@ -361,7 +361,7 @@ public sealed partial class ContainerManager
                 if (!Sys.IsRoot) spec.LinksUp.AddRange(Network.NetworkHook.UserNicNames(config));
             }
             MountPlan.AddDefaults(spec, config);
-            Security.SecurityPlan.Apply(spec, config.Security, attach: false);
+            Security.SecurityPlan.Apply(spec, config, attach: false);
             spec.RootMounts.AddRange(Storage.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage));
 
             var hooked = new List<IContainerHook>();
@@ -658,7 +658,7 @@ public sealed partial class ContainerManager
         if (config.IdMap is not null) spec.Namespaces |= NamespaceKind.User;
         spec.Command.AddRange(command);
         spec.Environment.AddRange(Environment(config, environment));
-        Security.SecurityPlan.Apply(spec, config.Security, attach: true);
+        Security.SecurityPlan.Apply(spec, config, attach: true);
         if (state.CgroupPath is not null && Cgroups.Exists(state.CgroupPath))
         {
             spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(state.CgroupPath!));

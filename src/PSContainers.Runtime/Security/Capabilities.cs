@@ -26,9 +26,10 @@ public static class Capabilities
     /// <item>sys_module: load/unload kernel modules into the host kernel.</item>
     /// <item>sys_rawio: iopl/ioperm, /dev/mem, /proc/kcore, raw SCSI commands: the host's hardware and memory.</item>
     /// <item>sys_time: the clock is not namespaced; setting it sets the host's.</item>
-    /// <item>sys_boot: kexec_load (boot another kernel on the host). Not needed for a container's own
-    /// reboot/poweroff: in a pid namespace reboot(2) only signals its init, and PSContainers stops
-    /// and restarts containers from outside.</item>
+    /// <item>sys_boot: kexec_load (boot another kernel on the host) — except in a system container
+    /// (init is the rootfs's own /sbin/init): its init ends a shutdown with reboot(2), which in a pid
+    /// namespace only ends that init, and fails (init then lingers a second longer) without
+    /// sys_boot. kexec_load and kexec_file_load stay denied by the default seccomp profile.</item>
     /// <item>mac_admin, mac_override: configure or bypass the host's LSM (AppArmor, SELinux, Smack).</item>
     /// <item>audit_control, audit_read: the audit subsystem is host-wide (rules, the log stream).</item>
     /// <item>syslog: read and clear the host kernel's log buffer (dmesg -c).</item>
@@ -62,7 +63,9 @@ public static class Capabilities
     /// The bits to drop. Allow-list mode (keep) drops every bit not kept, also the numbers this table
     /// does not know yet (a newer kernel's capabilities are never granted by accident).
     /// </summary>
-    public static ulong DropMask(IReadOnlyList<string>? drop, IReadOnlyList<string>? keep)
+    /// <summary>The capabilities a drop list (null = default) or keep list removes; "default" in a drop
+    /// list is <see cref="DefaultDrop"/>, without sys_boot for a system container.</summary>
+    public static ulong DropMask(IReadOnlyList<string>? drop, IReadOnlyList<string>? keep, bool systemContainer = false)
     {
         if (keep is not null)
         {
@@ -71,9 +74,10 @@ public static class Capabilities
             return mask;
         }
         ulong result = 0;
-        foreach (var d in drop ?? DefaultDrop)
+        var defaults = systemContainer ? DefaultDrop.Where(c => c != "sys_boot").ToArray() : DefaultDrop;
+        foreach (var d in drop ?? defaults)
         {
-            if (Normalize(d) == "default") result |= DropMask(DefaultDrop, null);
+            if (Normalize(d) == "default") result |= DropMask(defaults, null);
             else result |= 1UL << Require(d);
         }
         return result;

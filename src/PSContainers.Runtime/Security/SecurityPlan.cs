@@ -43,9 +43,17 @@ public static class SecurityPlan
                 "allow c 136:* rwm", "allow c 10:229 rwm", "allow c 10:200 rwm" }
         .Select(r => DeviceRule.Parse(r, allow: true)).ToArray();
 
-    public static SecuritySettings Resolve(SecurityConfig security)
+    /// <summary>
+    /// A system container runs an init system (/sbin/init, systemd: what the templates set, or no
+    /// command at all), which ends its shutdown with reboot(2); an application container runs a
+    /// program of its own.
+    /// </summary>
+    public static bool IsSystemContainer(ContainerConfig config) =>
+        config.Init.Command.Count == 0 || Path.GetFileName(config.Init.Command[0]) is "init" or "systemd";
+
+    public static SecuritySettings Resolve(SecurityConfig security, bool systemContainer = false)
     {
-        var mask = Capabilities.DropMask(security.CapabilitiesDrop, security.CapabilitiesKeep);
+        var mask = Capabilities.DropMask(security.CapabilitiesDrop, security.CapabilitiesKeep, systemContainer);
         var errno = 1;
         if (security.SeccompErrno is { } e && !SyscallTable.TryParseErrno(e, out errno))
             throw new ContainerException("InvalidConfig", ContainerErrorKind.InvalidArgument, $"Invalid security.seccomp.errno '{e}' ({SyscallTable.ErrnoHelp}).");
@@ -61,9 +69,10 @@ public static class SecurityPlan
     }
 
     /// <summary>Puts the capability mask, the seccomp program and no_new_privs into a start or exec spec.</summary>
-    public static SecuritySettings Apply(LaunchSpec spec, SecurityConfig security, bool attach)
+    public static SecuritySettings Apply(LaunchSpec spec, ContainerConfig config, bool attach)
     {
-        var settings = Resolve(security);
+        var security = config.Security;
+        var settings = Resolve(security, IsSystemContainer(config));
         spec.CapabilityDropMask = settings.CapabilityDropMask;
         spec.SeccompFilter = settings.SeccompFilter;
         spec.NoNewPrivileges = attach || security.NoNewPrivileges;
