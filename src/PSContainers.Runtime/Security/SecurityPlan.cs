@@ -57,15 +57,35 @@ public static class SecurityPlan
         var errno = 1;
         if (security.SeccompErrno is { } e && !SyscallTable.TryParseErrno(e, out errno))
             throw new ContainerException("InvalidConfig", ContainerErrorKind.InvalidArgument, $"Invalid security.seccomp.errno '{e}' ({SyscallTable.ErrnoHelp}).");
-        var baseProfile = security.SeccompProfile switch
+        var (profile, filter) = CompiledSeccomp(security, errno);
+        return new SecuritySettings(mask, profile, security.SeccompProfile, filter);
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, (SeccompProfile?, byte[]?)> Compiled = new();
+
+    /// <summary>
+    /// The seccomp profile and its BPF program, compiled once per distinct input (every start and
+    /// every attach needs it): the profile name, the allow/deny lists, the errno and, for a profile
+    /// file, its path, size and modification time, so an edited file is compiled again.
+    /// </summary>
+    private static (SeccompProfile? Profile, byte[]? Filter) CompiledSeccomp(SecurityConfig security, int errno)
+    {
+        var source = security.SeccompProfile;
+        var file = source is "default" or "unconfined" ? null : new FileInfo(source);
+        var key = string.Join('\0', source, file is { Exists: true } ? $"{file.Length}:{file.LastWriteTimeUtc.Ticks}" : "",
+            string.Join(',', security.SeccompAllow), string.Join(',', security.SeccompDeny), errno.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        if (Compiled.TryGetValue(key, out var cached)) return cached;
+        var baseProfile = source switch
         {
             "default" => SeccompProfile.Default,
             "unconfined" => new SeccompProfile(),
             var path => ConfigLoader.LoadSeccompProfile(path),
         };
         var profile = baseProfile.With(security.SeccompAllow, security.SeccompDeny, errno);
-        var filter = profile.IsUnconfined ? null : SeccompCompiler.Compile(profile, SyscallTable.HostArch);
-        return new SecuritySettings(mask, profile.IsUnconfined ? null : profile, security.SeccompProfile, filter);
+        var result = profile.IsUnconfined ? ((SeccompProfile?)null, (byte[]?)null) : (profile, SeccompCompiler.Compile(profile, SyscallTable.HostArch));
+        // Missing or unreadable profile files threw above and are not cached: the next start says so again.
+        Compiled[key] = result;
+        return result;
     }
 
     /// <summary>Puts the capability mask, the seccomp program and no_new_privs into a start or exec spec.</summary>
