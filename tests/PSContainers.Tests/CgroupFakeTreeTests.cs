@@ -7,6 +7,8 @@ namespace PSContainers.Tests;
 /// <summary>
 /// Both drivers against directory trees that mimic a cgroup2 mount and v1 hierarchies, so the exact
 /// file writes of every limit are asserted, including controllers this kernel keeps elsewhere.
+/// The machine facts the drivers check (online cpus and memory nodes, huge page sizes, block
+/// devices) come from a fake host tree too: these tests depend on the fake trees only.
 /// </summary>
 public sealed class CgroupFakeTreeTests : IDisposable
 {
@@ -23,6 +25,25 @@ public sealed class CgroupFakeTreeTests : IDisposable
         "cpu.weight", "cpu.max", "cpuset.cpus", "cpuset.mems", "pids.max", "io.weight", "io.max", "hugetlb.2MB.max", "hugetlb.1GB.max",
     };
 
+    private string HostDir(params string[] parts) => Path.Combine(new[] { _root, "host" }.Concat(parts).ToArray());
+
+    /// <summary>
+    /// A fake machine: cpus 0-3 and memory node 0 online, 2 MB and 1 GB huge pages, and a block
+    /// device /dev/vda (host/dev/vda) numbered 254:0. Returns the driver settings that point at it.
+    /// </summary>
+    private (string Cpus, string Nodes, string HugePages, string SysClassBlock, string Dev) FakeHost()
+    {
+        Directory.CreateDirectory(HostDir("cpu"));
+        File.WriteAllText(HostDir("cpu", "online"), "0-3\n");
+        File.WriteAllText(HostDir("cpu", "nodes"), "0\n");
+        foreach (var size in new[] { "2048kB", "1048576kB" }) Directory.CreateDirectory(HostDir("hugepages", "hugepages-" + size));
+        Directory.CreateDirectory(HostDir("dev"));
+        File.WriteAllText(HostDir("dev", "vda"), "");
+        Directory.CreateDirectory(HostDir("block", "vda"));
+        File.WriteAllText(HostDir("block", "vda", "dev"), "254:0\n");
+        return (HostDir("cpu", "online"), HostDir("cpu", "nodes"), HostDir("hugepages"), HostDir("block"), HostDir("dev"));
+    }
+
     /// <summary>root/ and root/psc/ delegate <paramref name="controllers"/>; root/psc/c1 has empty control files.</summary>
     private CgroupManager FakeV2(string controllers = "cpuset cpu io memory hugetlb pids")
     {
@@ -35,7 +56,11 @@ public sealed class CgroupFakeTreeTests : IDisposable
         var leaf = Path.Combine(_root, "psc", "c1");
         Directory.CreateDirectory(leaf);
         foreach (var f in V2Files) File.WriteAllText(Path.Combine(leaf, f), "");
-        return new CgroupManager(null, new CgroupV2Driver(_root));
+        var host = FakeHost();
+        return new CgroupManager(null, new CgroupV2Driver(_root)
+        {
+            CpusOnlineFile = host.Cpus, NodesOnlineFile = host.Nodes, HugePagesDir = host.HugePages, SysClassBlockDir = host.SysClassBlock, DevDir = host.Dev,
+        });
     }
 
     private string Leaf(string file) => File.ReadAllText(Path.Combine(_root, "psc", "c1", file));
@@ -86,7 +111,6 @@ public sealed class CgroupFakeTreeTests : IDisposable
     public void V2_Unlimited_IsMax_AndBlockDeviceByPath()
     {
         var cg = FakeV2();
-        var vda = DeviceNumbers.ResolveBlock("/dev/vda");
         cg.ApplyLimits("psc/c1", new CgroupLimits
         {
             MemoryMax = CgroupLimits.Unlimited, PidsMax = CgroupLimits.Unlimited, CpuQuota = CgroupLimits.Unlimited,
@@ -96,7 +120,7 @@ public sealed class CgroupFakeTreeTests : IDisposable
         Assert.Equal("max", Leaf("memory.max"));
         Assert.Equal("max", Leaf("pids.max"));
         Assert.Equal("max 100000", Leaf("cpu.max"));
-        Assert.Equal($"{vda} wbps=max riops=50", Leaf("io.max"));
+        Assert.Equal("254:0 wbps=max riops=50", Leaf("io.max"));
         Assert.Equal("max", Leaf("hugetlb.1GB.max"));
     }
 
@@ -204,7 +228,11 @@ public sealed class CgroupFakeTreeTests : IDisposable
             Directory.CreateDirectory(leaf);
             foreach (var f in names) File.WriteAllText(Path.Combine(leaf, f), "");
         }
-        return new CgroupManager(new CgroupV1Driver(mounts), null);
+        var host = FakeHost();
+        return new CgroupManager(new CgroupV1Driver(mounts)
+        {
+            CpusOnlineFile = host.Cpus, NodesOnlineFile = host.Nodes, HugePagesDir = host.HugePages, SysClassBlockDir = host.SysClassBlock, DevDir = host.Dev,
+        }, null);
     }
 
     private string V1(string controller, string file) => File.ReadAllText(Path.Combine(_root, controller, "psc", "c1", file));

@@ -292,10 +292,10 @@ public static class HugePageSizes
     /// The limits of <paramref name="limits"/> with normalized page sizes, each checked against the
     /// sizes this kernel has (both drivers name the control file after the size).
     /// </summary>
-    public static IEnumerable<(string Size, long Bytes)> Resolve(IReadOnlyDictionary<string, long> limits)
+    public static IEnumerable<(string Size, long Bytes)> Resolve(IReadOnlyDictionary<string, long> limits, string root = DefaultRoot)
     {
         if (limits.Count == 0) yield break;
-        var available = Available();
+        var available = Available(root);
         foreach (var (text, bytes) in limits)
         {
             var size = Parse(text);
@@ -307,7 +307,9 @@ public static class HugePageSizes
     }
 
     /// <summary>The page sizes this kernel supports (from /sys/kernel/mm/hugepages).</summary>
-    public static IReadOnlyList<string> Available(string root = "/sys/kernel/mm/hugepages")
+    public const string DefaultRoot = "/sys/kernel/mm/hugepages";
+
+    public static IReadOnlyList<string> Available(string root = DefaultRoot)
     {
         if (!Directory.Exists(root)) return Array.Empty<string>();
         return Directory.EnumerateDirectories(root).Select(Path.GetFileName)
@@ -323,19 +325,27 @@ public static class DeviceNumbers
 
     public static bool LooksLikeDevice(string text) => MajorMinor.IsMatch(text) || text.StartsWith("/dev/", StringComparison.Ordinal);
 
-    /// <summary>Resolves a block device to "major:minor".</summary>
-    public static string ResolveBlock(string device)
+    public const string DefaultSysClassBlock = "/sys/class/block";
+    public const string DefaultDev = "/dev";
+
+    /// <summary>
+    /// Resolves a block device to "major:minor": a /dev path is looked up under <paramref name="devDir"/>
+    /// and its numbers are read from <paramref name="sysClassBlock"/>/NAME/dev (both overridable for tests).
+    /// </summary>
+    public static string ResolveBlock(string device, string sysClassBlock = DefaultSysClassBlock, string devDir = DefaultDev)
     {
         if (MajorMinor.IsMatch(device)) return device;
         string? name = null;
         try
         {
-            var info = new FileInfo(device);
+            var local = devDir != DefaultDev && device.StartsWith(DefaultDev + "/", StringComparison.Ordinal)
+                ? Path.Combine(devDir, device[(DefaultDev.Length + 1)..]) : device;
+            var info = new FileInfo(local);
             var target = info.Exists ? (info.ResolveLinkTarget(true)?.FullName ?? info.FullName) : null;
             name = target is null ? null : Path.GetFileName(target);
         }
         catch (IOException) { }
-        var devFile = name is null ? null : $"/sys/class/block/{name}/dev";
+        var devFile = name is null ? null : Path.Combine(sysClassBlock, name, "dev");
         var numbers = devFile is null ? null : CgroupFiles.TryRead(devFile);
         if (numbers is null || !MajorMinor.IsMatch(numbers))
             throw new ContainerException("DeviceNotFound", ContainerErrorKind.ObjectNotFound,

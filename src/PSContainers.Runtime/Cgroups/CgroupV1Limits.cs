@@ -10,6 +10,10 @@ public sealed partial class CgroupV1Driver
 {
     public string CpusOnlineFile { get; init; } = "/sys/devices/system/cpu/online";
     public string NodesOnlineFile { get; init; } = "/sys/devices/system/node/online";
+    /// <summary>Where the kernel lists its huge page sizes, and block devices' numbers (overridable for tests).</summary>
+    public string HugePagesDir { get; init; } = HugePageSizes.DefaultRoot;
+    public string SysClassBlockDir { get; init; } = DeviceNumbers.DefaultSysClassBlock;
+    public string DevDir { get; init; } = DeviceNumbers.DefaultDev;
 
     /// <summary>Mount key of a logical controller name (v2's io is v1's blkio).</summary>
     private static string MountKey(string controller) => controller == "io" ? "blkio" : controller;
@@ -109,7 +113,7 @@ public sealed partial class CgroupV1Driver
         }
         foreach (var io in l.IoDeviceLimits)
         {
-            var dev = DeviceNumbers.ResolveBlock(io.Device);
+            var dev = DeviceNumbers.ResolveBlock(io.Device, SysClassBlockDir, DevDir);
             foreach (var (value, file) in new[] { (io.ReadBps, "read_bps_device"), (io.WriteBps, "write_bps_device"), (io.ReadIops, "read_iops_device"), (io.WriteIops, "write_iops_device") })
             {
                 if (value is not { } v) continue;
@@ -120,7 +124,7 @@ public sealed partial class CgroupV1Driver
             }
         }
 
-        foreach (var (size, bytes) in HugePageSizes.Resolve(l.HugetlbMax))
+        foreach (var (size, bytes) in HugePageSizes.Resolve(l.HugetlbMax, HugePagesDir))
             Add("hugetlb", $"hugetlb.{size}.limit_in_bytes", Num(bytes));
 
         if (l.NetClassId is { } classId) Add("net_cls", "net_cls.classid", classId.ToString(CultureInfo.InvariantCulture));
@@ -201,7 +205,7 @@ public sealed partial class CgroupV1Driver
         if (controllers.Contains("hugetlb") && Owns("hugetlb"))
         {
             versions["hugetlb"] = Version;
-            foreach (var size in HugePageSizes.Available())
+            foreach (var size in HugePageSizes.Available(HugePagesDir))
                 if (ParseV1(Read("hugetlb", $"hugetlb.{size}.limit_in_bytes")) is { } h) r.HugetlbMax[size] = h;
         }
         if (controllers.Contains("devices") && Read("devices", "devices.list") is { } list)

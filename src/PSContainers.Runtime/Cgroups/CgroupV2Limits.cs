@@ -8,6 +8,10 @@ public sealed partial class CgroupV2Driver
     /// <summary>Where online cpus and memory nodes are listed (overridable for tests of other machines).</summary>
     public string CpusOnlineFile { get; init; } = "/sys/devices/system/cpu/online";
     public string NodesOnlineFile { get; init; } = "/sys/devices/system/node/online";
+    /// <summary>Where the kernel lists its huge page sizes, and block devices' numbers (overridable for tests).</summary>
+    public string HugePagesDir { get; init; } = HugePageSizes.DefaultRoot;
+    public string SysClassBlockDir { get; init; } = DeviceNumbers.DefaultSysClassBlock;
+    public string DevDir { get; init; } = DeviceNumbers.DefaultDev;
 
     private static string Num(long v) => v == CgroupLimits.Unlimited ? "max" : v.ToString(CultureInfo.InvariantCulture);
 
@@ -74,7 +78,7 @@ public sealed partial class CgroupV2Driver
             var before = (CgroupFiles.TryRead(file) ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries);
             foreach (var io in l.IoDeviceLimits)
             {
-                var dev = DeviceNumbers.ResolveBlock(io.Device);
+                var dev = DeviceNumbers.ResolveBlock(io.Device, SysClassBlockDir, DevDir);
                 var parts = new List<string> { dev };
                 if (io.ReadBps is { } a) parts.Add("rbps=" + Num(a));
                 if (io.WriteBps is { } b) parts.Add("wbps=" + Num(b));
@@ -85,7 +89,7 @@ public sealed partial class CgroupV2Driver
             }
         }
 
-        foreach (var (size, bytes) in HugePageSizes.Resolve(l.HugetlbMax))
+        foreach (var (size, bytes) in HugePageSizes.Resolve(l.HugetlbMax, HugePagesDir))
             Add("hugetlb", $"hugetlb.{size}.max", Num(bytes));
 
         if (l.NetClassId is not null || l.NetPrioIfPrioMap.Count > 0)
@@ -164,7 +168,7 @@ public sealed partial class CgroupV2Driver
             }
         }
         if (controllers.Contains("hugetlb"))
-            foreach (var size in HugePageSizes.Available())
+            foreach (var size in HugePageSizes.Available(HugePagesDir))
                 if (Value($"hugetlb.{size}.max") is { } h)
                 {
                     versions["hugetlb"] = Version;
