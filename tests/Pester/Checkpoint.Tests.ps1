@@ -20,6 +20,8 @@ Describe 'Checkpoint and restore' -Tag 'E2E', 'Root', 'Criu' -Skip:(-not $canRun
         $store = Join-Path $root 'store'
         $null = New-Item -ItemType Directory -Path $store -Force
         Import-Module (Join-Path $PSScriptRoot '../../out/PSContainers/PSContainers.psd1') -Force
+        # A copy in this scope: the caller's session keeps its own $PSDefaultParameterValues.
+        $PSDefaultParameterValues = $PSDefaultParameterValues.Clone()
         $PSDefaultParameterValues['*-Container*:StorePath'] = $store
         $counter = 'i=0; while [ ! -e /tmp/quit ]; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done; exit 7'
 
@@ -56,7 +58,7 @@ Describe 'Checkpoint and restore' -Tag 'E2E', 'Root', 'Criu' -Skip:(-not $canRun
         Wait-Count $name ($at + 5)
         $ticks = @(Get-ContainerConsoleLog $name | Where-Object { $_ -like 'tick *' } | ForEach-Object { [int]$_.Substring(5) })
         $ticks | Should -Be (1..$ticks.Count)
-        (Get-CgroupLimit $name).MemoryMax | Should -Be 64MB
+        (Get-CgroupLimit $name -StorePath $store).MemoryMax | Should -Be 64MB
 
         { $checkpoint | Restore-Container -ErrorAction Stop } | Should -Throw -ErrorId 'ContainerAlreadyRunning*'
 

@@ -20,6 +20,8 @@ Describe 'Unprivileged containers' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
         $script:root = Join-Path ([IO.Path]::GetTempPath()) "psc-test-$([guid]::NewGuid().ToString('N').Substring(0, 12))"
         $script:store = Join-Path $script:root 'store'
         New-Item -ItemType Directory -Path $script:store | Out-Null
+        # A copy in this scope: the caller's session keeps its own $PSDefaultParameterValues.
+        $PSDefaultParameterValues = $PSDefaultParameterValues.Clone()
         $PSDefaultParameterValues['*-Container*:StorePath'] = $script:store
         $script:start = 1500000000 + (Get-Random -Maximum 4000) * 65536
         $script:config = Join-Path $script:root 'idmap.yaml'
