@@ -28,8 +28,7 @@
     VariablesToExport    = @()
     PrivateData          = @{
         PSData = @{
-            Tags       = @('Linux', 'Containers', 'LXC', 'Namespaces', 'cgroups')
-            ProjectUri = ''
+            Tags = @('Linux', 'Containers', 'LXC', 'Namespaces', 'cgroups')
         }
     }
 }
