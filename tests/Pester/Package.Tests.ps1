@@ -89,6 +89,9 @@ Remove-Container -Name pkg1 -Force -Confirm:`$false
     It 'left the machine''s own PowerShell set-up alone' {
         # The registration lives in the temporary home only.
         Test-Path -LiteralPath (Join-Path $root 'home/.local/share/PSResourceGet/PSResourceRepository.xml') | Should -BeTrue
-        @(Get-PSResourceRepository -Name psc-local -ErrorAction SilentlyContinue).Count | Should -Be 0
+        # Read, not asked through Get-PSResourceRepository: that would create the file with its defaults.
+        $real = Join-Path ([Environment]::GetFolderPath('UserProfile')) '.local/share/PSResourceGet/PSResourceRepository.xml'
+        if (Test-Path -LiteralPath $real) { Get-Content -LiteralPath $real -Raw | Should -Not -Match 'psc-local' }
+        Test-Path -LiteralPath (Join-Path ([Environment]::GetFolderPath('UserProfile')) ".local/share/powershell/Modules/PSContainers/$version") | Should -BeFalse
     }
 }
