@@ -84,6 +84,33 @@ Describe 'A network namespace with a veth pair' -Tag 'E2E', 'Root', 'Network' -S
         $ping.Output -join "`n" | Should -Match '1 packets received'
     }
 
+    It 'lists the other end in the neighbor table after the ping (ip neigh)' {
+        $neighbor = Get-NetworkNeighbor -Namespace $ns -Name psv0 | Where-Object Address -eq '10.231.0.2'
+        $neighbor | Should -Not -BeNullOrEmpty
+        $neighbor.MacAddress | Should -Be (Get-NetworkLink -Namespace $ns2 -Name psv1).MacAddress
+    }
+
+    # vlan and ipvlan links are not in this story: this test machine's kernel has neither 8021q nor
+    # ipvlan (the cmdlets then say which CONFIG_ option and module are missing).
+    It 'makes a bridge with a port, and a macvlan link on a parent' {
+        $null = New-NetworkBridge -Namespace $ns2 -Name psbr0
+        $null = New-VethPair -Namespace $ns2 -Name psv2 -PeerName psv3
+        $null = Set-NetworkLink -Namespace $ns2 -Name psv2 -Master psbr0
+        (Get-NetworkLink -Namespace $ns2 -Name psbr0).Kind | Should -Be 'bridge'
+        (Get-NetworkLink -Namespace $ns2 -Name psv2).Master | Should -Be 'psbr0'
+
+        (New-MacvlanLink -Namespace $ns2 -Name psmv0 -Parent psv3).Kind | Should -Be 'macvlan'
+        $text = Get-NetworkLink -Namespace $ns2 | Show
+        $text | Should -Match '(?m)^psbr0\s+\S+\s+\S+\s+1500\s+bridge\s'
+        $text | Should -Match '(?m)^psv2\s+\S+\s+\S+\s+1500\s+veth\s+psbr0\s'
+        $text | Should -Match '(?m)^psmv0\s+\S+\s+\S+\s+1500\s+macvlan\s'
+
+        $Error.Clear()
+        New-MacvlanLink -Namespace $ns2 -Name psmv9 -Parent psv9 -ErrorAction SilentlyContinue
+        $Error[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $Error[0].Exception.Message | Should -Match 'psv9'
+    }
+
     It 'an address on a missing link is LinkNotFound, naming the namespace' {
         $Error.Clear()
         Add-NetworkAddress -Namespace $ns -Name psv9 -Address 10.231.9.1/24 -ErrorAction SilentlyContinue
