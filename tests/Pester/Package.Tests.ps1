@@ -31,6 +31,8 @@ Describe 'PSContainers as a PSResourceGet package' -Tag 'Package', 'Root' -Skip:
             $psi = [System.Diagnostics.ProcessStartInfo]::new($pwsh)
             foreach ($a in '-NoProfile', '-NonInteractive', '-Command', "`$ErrorActionPreference = 'Stop'; $Script") { $psi.ArgumentList.Add($a) }
             $psi.Environment['HOME'] = Join-Path $root 'home'
+            # Anything a tool writes relative to where it runs (NuGet's config) lands in the temporary folder too.
+            $psi.WorkingDirectory = $root
             foreach ($v in 'XDG_DATA_HOME', 'XDG_CONFIG_HOME', 'XDG_CACHE_HOME', 'PSModulePath') { $null = $psi.Environment.Remove($v) }
             $psi.Environment['PSCONTAINERS_PATH'] = Join-Path $root 'store'
             $psi.RedirectStandardOutput = $true
