@@ -122,8 +122,56 @@ Set-CgroupLimit -Name $name -StorePath '$store' -PidsMax 5 -Persist -WhatIf
         }
     }
 
+    Context 'Copies, snapshots and differences (lxc-copy, lxc-snapshot, docker diff)' {
+        It 'copies a container, snapshots it, shows what changed, and restores it' {
+            $base = "psct-uvs-$id"
+            $copy = "psct-uvc-$id"
+            $null = New-Container -Name $base
+            (Copy-Container -Name $base -NewName $copy | Show) | Should -Match "(?m)^$copy\s+Stopped\s+-\s+busybox\s"
+
+            $text = New-ContainerSnapshot -Name $base -Comment 'before the change' | Show
+            $text | Should -Match '(?m)^Container\s+Name\s+Created\s+Backend\s+Comment\s*$'
+            $text | Should -Match "(?m)^$base\s+snap0\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+dir\s+before the change\s*$"
+
+            $rootfs = (Get-Container -Name $base).RootfsPath
+            Set-Content -LiteralPath (Join-Path $rootfs 'etc/motd') -Value 'hello'
+            Remove-Item -LiteralPath (Join-Path $rootfs 'etc/hostname')
+            $text = Get-ContainerDiff -Name $base | Show
+            $text | Should -Match '(?m)^Kind\s+Type\s+Path\s*$'
+            $text | Should -Match '(?m)^Added\s+File\s+/etc/motd\s*$'
+            $text | Should -Match '(?m)^Deleted\s+File\s+/etc/hostname\s*$'
+
+            $null = Restore-ContainerSnapshot -Name $base -SnapshotName snap0 -Confirm:$false
+            Get-ContainerDiff -Name $base | Should -BeNullOrEmpty
+            Test-Path -LiteralPath (Join-Path $rootfs 'etc/motd') | Should -BeFalse
+
+            $Error.Clear()
+            Restore-ContainerSnapshot -Name $base -SnapshotName snap7 -Confirm:$false -ErrorAction SilentlyContinue
+            $Error[0].FullyQualifiedErrorId | Should -Be 'SnapshotNotFound,PSContainers.Cmdlets.RestoreContainerSnapshotCommand'
+            $Error[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+            $Error[0].Exception.Message | Should -Match 'Get-ContainerSnapshot'
+
+            $Error.Clear()
+            Copy-Container -Name $base -NewName $copy -ErrorAction SilentlyContinue
+            $Error[0].FullyQualifiedErrorId | Should -Be 'ContainerExists,PSContainers.Cmdlets.CopyContainerCommand'
+            $Error[0].CategoryInfo.Category | Should -Be 'ResourceExists'
+
+            Remove-ContainerSnapshot -Name $base -SnapshotName snap0 -Confirm:$false
+            Get-ContainerSnapshot -Name $base | Should -BeNullOrEmpty
+            Remove-Container -Name $base, $copy -Confirm:$false
+        }
+
+        It 'Restart-Container gives a running container a new init' {
+            $before = (Get-Container -Name $name).Pid
+            $after = Restart-Container -Name $name -Timeout 5 -PassThru
+            $after.State | Should -Be 'Running'
+            $after.Pid | Should -Not -Be $before
+        }
+    }
+
     Context 'Namespaces and the host check' {
         It 'Get-ProcessNamespace shows init''s own namespaces, and the host''s user namespace' {
+            $container = Get-Container -Name $name
             $text = Get-ProcessNamespace -Id $container.Pid | Show
             $text | Should -Match '(?m)^\s+Pid\s+Type\s+Inode\s+Isolated\s+Link\s*$'
             foreach ($type in 'ipc', 'mnt', 'net', 'pid', 'uts') {
