@@ -115,7 +115,7 @@ public sealed class CheckpointManager
             {
                 progress?.Report("Pre-dumping memory while the container runs");
                 var pre = Path.Combine(directory, PreDumpDirectory);
-                Directory.CreateDirectory(pre);
+                ContainerStore.CreatePrivateDirectory(pre);
                 var preOpts = DumpOptions(pre, init, options, manifest);
                 preOpts.TrackMem = true;
                 preOpts.LeaveRunning = true;
@@ -177,7 +177,12 @@ public sealed class CheckpointManager
         if (Directory.Exists(directory) && Directory.EnumerateFileSystemEntries(directory).Any())
             throw new ContainerException("CheckpointExists", ContainerErrorKind.ResourceExists,
                 $"'{directory}' is not empty. Checkpoint container '{name}' into a new or empty directory.", directory);
-        Directory.CreateDirectory(directory);
+        // The images hold the container's memory (its keys, its passwords): the directory is its
+        // owner's only, whether made here or given empty.
+        var parent = Path.GetDirectoryName(Path.GetFullPath(directory));
+        if (parent is not null) Directory.CreateDirectory(parent);
+        ContainerStore.CreatePrivateDirectory(directory);
+        File.SetUnixFileMode(directory, ContainerStore.PrivateMode);
     }
 
     /// <summary>
