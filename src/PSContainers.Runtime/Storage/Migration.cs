@@ -432,16 +432,26 @@ public static unsafe class ContainerArchive
         var needed = survey.Bytes + survey.Entries * 4096;
         if (maximum is { } max && survey.Bytes > max)
             throw new ContainerException("ArchiveTooLarge", ContainerErrorKind.LimitsExceeded,
-                $"The archive '{path}' would extract {Sizes.Format(survey.Bytes)} in {survey.Entries} entries, more than -MaximumSize {Sizes.Format(max)}. Nothing was imported; raise -MaximumSize if you expect that much.", path);
+                $"The archive '{path}' would extract {Human(survey.Bytes)} in {survey.Entries} entries, more than -MaximumSize {Human(max)}. Nothing was imported; raise -MaximumSize if you expect that much.", path);
         var (available, total, inodes) = FsNative.Space(store.Root);
         var reserve = Math.Min(total / 20, 1L << 30);
         if (needed > available - reserve)
             throw new ContainerException("ArchiveTooLarge", ContainerErrorKind.LimitsExceeded,
-                $"The archive '{path}' would extract {Sizes.Format(survey.Bytes)} in {survey.Entries} entries, but the store's filesystem ({store.Root}) has {Sizes.Format(Math.Max(0, available))} free " +
-                $"(of which {Sizes.Format(reserve)} stays free). Nothing was imported; free space, or import into a store on another filesystem (-StorePath).", path);
+                $"The archive '{path}' would extract {Human(survey.Bytes)} in {survey.Entries} entries, but the store's filesystem ({store.Root}) has {Human(Math.Max(0, available))} free " +
+                $"(of which {Human(reserve)} stays free). Nothing was imported; free space, or import into a store on another filesystem (-StorePath).", path);
         if (survey.Entries > inodes)
             throw new ContainerException("ArchiveTooLarge", ContainerErrorKind.LimitsExceeded,
                 $"The archive '{path}' holds {survey.Entries} entries, but the store's filesystem ({store.Root}) has only {inodes} free inodes. Nothing was imported.", path);
+    }
+
+    static string Human(long bytes)
+    {
+        if (bytes < 1024) return $"{bytes} bytes";
+        string[] units = { "KiB", "MiB", "GiB", "TiB", "PiB" };
+        double v = bytes;
+        int u = -1;
+        while (v >= 1024 && u < units.Length - 1) { v /= 1024; u++; }
+        return v.ToString("0.0", CultureInfo.InvariantCulture) + " " + units[u];
     }
 
     /// <summary>Lets a decompressor close without closing the file (the import reads it twice).</summary>
