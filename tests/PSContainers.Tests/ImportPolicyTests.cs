@@ -186,12 +186,11 @@ public sealed class ImportPolicyTests : IDisposable
               - {type: veth, link: br-lan}
               - {type: veth, link: default}
               - {type: pasta, ports: ["8080"], hostPorts: ["5432"]}
-              - {type: none}
             """, "test");
         var keys = UntrustedConfigPolicy.Sanitize(config).Select(f => f.Key).ToHashSet();
         foreach (var k in new[] { "rootfs", "mounts[0]", "storage.lower", "storage.origin", "security.capabilities.keep", "security.seccomp.profile",
                      "security.seccomp.allow", "security.proc", "security.sys", "security.maskedPaths", "security.devices", "limits.devices[0]",
-                     "limits.io[0].device", "network[0]", "network[1]", "network[2]", "network[3]", "network[4]", "network[6].ports", "network[6].hostPorts", "network[7]" })
+                     "limits.io[0].device", "network[0]", "network[1]", "network[2]", "network[3]", "network[4]", "network[6].ports", "network[6].hostPorts" })
             Assert.Contains(k, keys);
         Assert.DoesNotContain("limits.devices[2]", keys); // mknod only, as the default rules
         Assert.DoesNotContain("network[5]", keys);        // the store's own bridge
@@ -201,6 +200,10 @@ public sealed class ImportPolicyTests : IDisposable
         Assert.True(config.Security.IsDefault);
         Assert.Equal(new[] { "veth", "pasta" }, config.Network.Select(n => n.Type));
         Assert.Equal(2, config.Limits.Devices.Count);
+        // type none (the host's network namespace) is the only entry when present.
+        var none = ConfigLoader.Parse("network:\n  - {type: none}\n", "test");
+        Assert.Equal("network[0]", Assert.Single(UntrustedConfigPolicy.Sanitize(none)).Key);
+        Assert.Empty(none.Network);
     }
 
     [Fact]

@@ -221,6 +221,7 @@ public sealed class PaxTarReader
     private readonly Stream _in;
     private readonly byte[] _header = new byte[512];
     private long _pendingSkip;
+    private string _pendingEntry = "";
     private BoundedStream? _current;
 
     public PaxTarReader(Stream input) => _in = new GuardStream(input);
@@ -276,7 +277,7 @@ public sealed class PaxTarReader
     public (TarEntry Entry, Stream Data)? Next()
     {
         _current?.Drain();
-        Skip(_pendingSkip);
+        Skip(_pendingSkip, _pendingEntry);
         _pendingSkip = 0;
         Dictionary<string, byte[]>? pax = null;
         string? longName = null, longLink = null;
@@ -299,7 +300,7 @@ public sealed class PaxTarReader
                 if (size > 16 << 20) throw Corrupt("an extended header is larger than 16 MiB", label);
                 var data = new byte[size];
                 ReadExactly(data, label);
-                Skip(PadOf(size));
+                Skip(PadOf(size), label);
                 lastExtended = name;
                 if (type == (byte)'x') pax = ParsePax(data, name);
                 else if (type == (byte)'L') longName = CString(data, 0, data.Length);
@@ -344,6 +345,7 @@ public sealed class PaxTarReader
             if (!regular) entry.Size = 0;
             _current = new BoundedStream(_in, regular ? archived : 0, entry.Path);
             _pendingSkip = PadOf(archived) + (regular ? 0 : archived);
+            _pendingEntry = entry.Path;
             return (entry, _current);
         }
     }
@@ -487,7 +489,7 @@ public sealed class PaxTarReader
             if (n <= 0)
             {
                 if (got == 0) return false;
-                throw Corrupt("it ends in the middle of a header");
+                throw Corrupt("the archive ends in the middle of the header that follows it", _pendingEntry.Length > 0 ? _pendingEntry : "(the first entry)");
             }
             got += n;
         }
@@ -500,14 +502,14 @@ public sealed class PaxTarReader
         catch (EndOfStreamException) { throw Corrupt("the archive ends in the middle of it", entry); }
     }
 
-    void Skip(long count)
+    void Skip(long count, string entry)
     {
         if (count > 0 && ((GuardStream)_in).TrySkip(count)) return;
         var buffer = new byte[Math.Min(count, 1 << 16)];
         while (count > 0)
         {
             int n = _in.Read(buffer, 0, (int)Math.Min(buffer.Length, count));
-            if (n <= 0) throw Corrupt("it ends in the middle of an entry");
+            if (n <= 0) throw Corrupt("the archive ends in the middle of it", entry);
             count -= n;
         }
     }
