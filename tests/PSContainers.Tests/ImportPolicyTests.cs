@@ -168,6 +168,7 @@ public sealed class ImportPolicyTests : IDisposable
             mounts:
               - {source: /, target: /host}
             storage: {backend: overlay, lower: /srv/lower, origin: other}
+            console: {logMaxBytes: 0}
             security:
               capabilities: {keep: [sys_admin, sys_module]}
               seccomp: {profile: /etc/psc/profile.yaml, allow: [kexec_load]}
@@ -184,13 +185,13 @@ public sealed class ImportPolicyTests : IDisposable
               - {type: ipvlan, link: eth9}
               - {type: vlan, link: eth9, vlanId: 7}
               - {type: veth, link: br-lan}
-              - {type: veth, link: default}
+              - {type: veth, link: default, hostName: eth7}
               - {type: pasta, ports: ["8080"], hostPorts: ["5432"]}
             """, "test");
         var keys = UntrustedConfigPolicy.Sanitize(config).Select(f => f.Key).ToHashSet();
         foreach (var k in new[] { "rootfs", "mounts[0]", "storage.lower", "storage.origin", "security.capabilities.keep", "security.seccomp.profile",
                      "security.seccomp.allow", "security.proc", "security.sys", "security.maskedPaths", "security.devices", "limits.devices[0]",
-                     "limits.io[0].device", "network[0]", "network[1]", "network[2]", "network[3]", "network[4]", "network[6].ports", "network[6].hostPorts" })
+                     "limits.io[0].device", "network[0]", "network[1]", "network[2]", "network[3]", "network[4]", "network[6].ports", "network[6].hostPorts", "network[5].hostName", "console.logMaxBytes" })
             Assert.Contains(k, keys);
         Assert.DoesNotContain("limits.devices[2]", keys); // mknod only, as the default rules
         Assert.DoesNotContain("network[5]", keys);        // the store's own bridge

@@ -166,6 +166,55 @@ public sealed class StoreBoundaryTests : IDisposable
     }
 
     [Fact]
+    public void NonRootUsersOwnStore_Is0711_ItsContainers0700_AndTheyStillStart()
+    {
+        using var owner = new TestUser();
+        var name = TestStore.NewName("nrs");
+        var run = owner.Run($$"""
+            $c = New-Container {{name}}
+            "path=$($c.Path)"
+            "rootfs=$($c.RootfsPath)"
+            Start-Container {{name}} -WarningAction SilentlyContinue
+            "uid=$((Invoke-ContainerCommand {{name}} -Command id,-u).Output)"
+            """);
+        Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+        string Value(string key) => run.Lines.Single(l => l.StartsWith(key + "=", StringComparison.Ordinal))[(key.Length + 1)..];
+        var path = Value("path");
+        Assert.Equal("0", Value("uid")); // user-namespaced, running, its rootfs owned by subordinate ids
+        Assert.Equal(Mode711, File.GetUnixFileMode(Path.GetDirectoryName(path)!));
+        Assert.Equal(Mode700, File.GetUnixFileMode(path));
+        Assert.Equal(owner.UidRange.Start, UnprivilegedContainerTests.StatOwner(Value("rootfs")).Uid);
+        Assert.NotEqual(0, _user.Run($"ls {Value("rootfs")}").ExitCode);
+        var end = owner.Run($"Stop-Container {name} -Kill; Remove-Container {name}");
+        Assert.True(end.ExitCode == 0, end.StdErr + end.StdOut);
+    }
+
+    [Fact]
+    public void CheckpointDirectory_IsMade0700_AndRestoreIgnoresTheConfigCopyInIt()
+    {
+        var name = TestStore.NewName("ck");
+        _store.Manager.Create(name, new CreateOptions { Template = "busybox", Command = new[] { "/bin/sh", "-c", "while true; do sleep 1; done" } });
+        _store.Manager.Start(name);
+        var dir = Path.Combine(_store.Root, "ckpt");
+        Directory.CreateDirectory(dir); // given empty, 0755 by the umask
+        new PSContainers.Runtime.Checkpoint.CheckpointManager(_store.Manager).Checkpoint(name, dir, new PSContainers.Runtime.Checkpoint.CheckpointOptions());
+        Assert.Equal(Mode700, File.GetUnixFileMode(dir));
+        Assert.NotEqual(0, _user.Run($"ls {dir}").ExitCode);
+        // A hostile edit of the checkpoint's config copy: a bind mount of a host directory.
+        var hostDir = Path.Combine(_store.Root, "host-ckpt");
+        Directory.CreateDirectory(hostDir);
+        var copy = Path.Combine(dir, "config.yaml");
+        File.WriteAllText(copy, File.ReadAllText(copy).Replace("mounts: []\n", "") + $"mounts:\n  - source: {hostDir}\n    target: /hostdir\n");
+        Assert.Equal(hostDir, PSContainers.Runtime.Config.ConfigLoader.Load(copy).Mounts.Single().Source); // a valid config that would mount it
+        var restored = new PSContainers.Runtime.Checkpoint.CheckpointManager(_store.Manager).Restore(dir, null, new PSContainers.Runtime.Checkpoint.RestoreOptions());
+        Assert.Equal(ContainerStatus.Running, restored.State);
+        var attempt = _store.Manager.Exec(name, new[] { "/bin/sh", "-c", "echo pwned > /hostdir/pwned" });
+        Assert.NotEqual(0, attempt.ExitCode);
+        Assert.False(File.Exists(Path.Combine(hostDir, "pwned")));
+        Assert.Empty(PSContainers.Runtime.Config.ConfigLoader.Load(_store.Manager.Store.ConfigPath(name)).Mounts);
+    }
+
+    [Fact]
     public void ExportedArchive_IsItsOwnersOnly()
     {
         var name = TestStore.NewName("exp");

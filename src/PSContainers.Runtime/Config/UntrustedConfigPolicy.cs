@@ -141,6 +141,12 @@ public static class UntrustedConfigPolicy
             if (remove) config.Limits.Devices.RemoveAt(i);
         }
 
+        if (config.Console.LogMaxBytes == 0)
+        {
+            Add("console.logMaxBytes", "0", "it lets the console log grow without bound on the host's disk");
+            if (remove) config.Console.LogMaxBytes = new ConsoleConfig().LogMaxBytes;
+        }
+
         // ---- network interfaces that take or share host devices ----
         for (int i = config.Network.Count - 1; i >= 0; i--)
         {
@@ -159,6 +165,11 @@ public static class UntrustedConfigPolicy
                 Add($"network[{i}]", $"type {nic.Type}{(nic.Link is null ? "" : ", link " + nic.Link)}", reason);
                 if (remove) config.Network.RemoveAt(i);
                 continue;
+            }
+            if (nic.HostName is not null)
+            {
+                Add($"network[{i}].hostName", nic.HostName, "it names an interface on the host (host network configuration may match the name)");
+                if (remove) nic.HostName = null;
             }
             if (nic.Type == "pasta" && nic.Ports.Count > 0)
             {

@@ -87,7 +87,8 @@ public sealed partial class ContainerManager
     public void EnsureStoreSecure()
     {
         var changes = Store.Secure();
-        if (changes.Count > 0)
+        // A store without containers yet (a directory just made for it) had nothing to expose: fixed quietly.
+        if (changes.Count > 0 && changes.Any(c => c.StartsWith("container directory", StringComparison.Ordinal) || c.StartsWith('.')))
             Warning?.Invoke($"The store {Store.Root} let other host users reach into containers' files (a setuid program or a device node in a rootfs would work for them); " +
                 $"its permissions were tightened: {string.Join(", ", changes)}.");
     }

@@ -17,7 +17,7 @@ namespace PSContainers.Runtime.State;
 /// and every dot directory 0700, owned by the store's owner. A container's rootfs may hold setuid
 /// files and device nodes its root made; no other host user may reach them through the store.
 /// </summary>
-public sealed class ContainerStore
+public sealed unsafe class ContainerStore
 {
     public const string EnvironmentVariable = "PSCONTAINERS_PATH";
     public const string SystemStorePath = "/var/lib/pscontainers";
@@ -79,6 +79,25 @@ public sealed class ContainerStore
         File.SetUnixFileMode(path, mode);
     }
 
+    /// <summary>
+    /// Root's user-namespaced container: <paramref name="directory"/> (its container directory, a
+    /// checkpoint of it) becomes 0710 with the group of the container's root (a subordinate gid no
+    /// host user has), so that CRIU, restoring as the container's root, can pass; other host users
+    /// still cannot. Nothing for privileged containers or a non-root caller (whose own ids reach
+    /// their containers anyway).
+    /// </summary>
+    public static void ShareWithContainerRoot(string directory, UserNamespaces.IdMap map)
+    {
+        if (!Sys.IsRoot || !Directory.Exists(directory)) return;
+        int rc;
+        fixed (byte* p = Storage.FsNative.Z(directory)) rc = Tmds.Linux.LibC.chown(p, (Tmds.Linux.uid_t)uint.MaxValue, (Tmds.Linux.gid_t)map.RootGid);
+        if (rc != 0) throw Storage.FsNative.Error("chown", directory, Storage.FsNative.Errno);
+        File.SetUnixFileMode(directory, SharedMode);
+    }
+
+    /// <summary>0710: a user-namespaced container's root group may pass (see <see cref="ShareWithContainerRoot"/>).</summary>
+    public const UnixFileMode SharedMode = PrivateMode | UnixFileMode.GroupExecute;
+
     /// <summary>A fresh directory under .tmp for a container being made (0700, renamed into place when complete).</summary>
     public string NewTempDirectory(string name)
     {
@@ -106,7 +125,9 @@ public sealed class ContainerStore
             {
                 var leaf = Path.GetFileName(dir);
                 if (new FileInfo(dir).LinkTarget is not null) continue;
-                Tighten(dir, PrivateMode, leaf.StartsWith('.') ? leaf : $"container directory '{leaf}'", changes);
+                // A directory given to a user-namespaced container's root group (ShareWithContainerRoot) keeps 0710.
+                var shared = !leaf.StartsWith('.') && Storage.TreeDiff.TryLstat(dir, out var dst) && (uint)dst.st_gid != (uint)Tmds.Linux.LibC.getegid();
+                Tighten(dir, shared ? SharedMode : PrivateMode, leaf.StartsWith('.') ? leaf : $"container directory '{leaf}'", changes);
             }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { /* best effort; a later operation reports real errors */ }

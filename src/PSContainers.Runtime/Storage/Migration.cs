@@ -264,20 +264,20 @@ public static unsafe class ContainerArchive
     /// settings that widen the container's access to the host. Unsafe entries are refused here
     /// already, before anything exists on disk.
     /// </summary>
-    public static ArchiveSurvey Survey(string path, CancellationToken ct = default)
+    public static ArchiveSurvey Survey(string path, CancellationToken ct = default, IProgress<ArchiveProgress>? progress = null)
     {
         if (!File.Exists(path))
             throw new ContainerException("ArchiveNotFound", ContainerErrorKind.ObjectNotFound, $"The archive '{path}' does not exist.", path);
         using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
-        return Survey(file, path, ct);
+        return Survey(file, path, ct, progress);
     }
 
-    static ArchiveSurvey Survey(FileStream file, string path, CancellationToken ct)
+    static ArchiveSurvey Survey(FileStream file, string path, CancellationToken ct, IProgress<ArchiveProgress>? progress = null)
     {
         file.Position = 0;
         using var input = TarCompression.Decompress(new NonClosing(file));
         var warnings = new List<string>();
-        var extractor = new Extractor(null, warnings, null, () => 0, 0, ct);
+        var extractor = new Extractor(null, warnings, progress, () => file.Position, file.Length, ct);
         var (configText, lxcConfig) = extractor.Run(new PaxTarReader(input));
         var survey = new ArchiveSurvey
         {
@@ -336,10 +336,9 @@ public static unsafe class ContainerArchive
             throw new ContainerException("ArchiveNotFound", ContainerErrorKind.ObjectNotFound, $"The archive '{path}' does not exist.", path);
         // One open file for both passes: renaming another archive into its place meanwhile changes nothing.
         using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
-        var own = Survey(file, path, ct);
-        if (survey is not null && (survey.Bytes != own.Bytes || survey.Entries != own.Entries || survey.ConfigText != own.ConfigText))
-            throw Changed(path);
-        survey = own;
+        // The caller's survey (of an earlier open of the path) holds: the second pass stops at
+        // anything more than it counted, and compares the config it decided on.
+        survey ??= Survey(file, path, ct);
         var name = options.Name ?? survey.SuggestedName
             ?? throw new ContainerException("ContainerNameRequired", ContainerErrorKind.InvalidArgument,
                 $"The archive '{path}' suggests no valid container name (no Export-Container mark, no LXC directory, and its file name is not one). Give one with -Name.", path);

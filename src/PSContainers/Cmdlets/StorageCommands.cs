@@ -275,7 +275,7 @@ public sealed class ImportContainerCommand : ContainerCmdlet
         Try(() =>
         {
             // First pass (headers only): the name, the size and the config are known before anything is written.
-            var survey = ArchiveRunner.Run(this, $"Reading {System.IO.Path.GetFileName(path)}", (p, ct) => ContainerArchive.Survey(path, ct), _cancel.Token);
+            var survey = ArchiveRunner.Run(this, $"Reading {System.IO.Path.GetFileName(path)}", (p, ct) => ContainerArchive.Survey(path, ct, p), _cancel.Token);
             var name = Name ?? survey.SuggestedName
                 ?? throw new ContainerException("ContainerNameRequired", ContainerErrorKind.InvalidArgument,
                     $"The archive '{path}' suggests no valid container name (no Export-Container mark, no LXC directory, and its file name is not one). Give one with -Name.", path);
