@@ -83,13 +83,6 @@ public sealed class CheckpointManager
             throw new ContainerException("CheckpointUnsupported", ContainerErrorKind.NotImplemented,
                 $"Container '{name}' has a '{nic.Type}' network interface; checkpoints support veth, empty and none interfaces only.", name);
 
-        // CRIU reads part of the images (and reaches the rootfs) as the container's own root: a
-        // user-namespaced container's directories let its root group pass, and no one else.
-        if (config.IdMap is { } map)
-        {
-            ContainerStore.ShareWithContainerRoot(Store.ContainerDirectory(name), map);
-            ContainerStore.ShareWithContainerRoot(directory, map);
-        }
         progress?.Report("Checking CRIU");
         var criu = Criu();
         if (options.PreDump && !criu.MemoryTracking)
@@ -320,6 +313,13 @@ public sealed class CheckpointManager
         if (status == ContainerStatus.Saved && state.SavedCheckpoint != directory)
             throw new ContainerException("ContainerSaved", ContainerErrorKind.InvalidOperation,
                 $"Container '{name}' is saved (its own checkpoint is {state.SavedCheckpoint}); Start-Container resumes it. Restoring another checkpoint over it would lose that state.", name);
+        // CRIU reads part of the images (and reaches the rootfs) as the container's own root: a
+        // user-namespaced container's directories let its root group pass, and no one else.
+        if (config.IdMap is { } map)
+        {
+            ContainerStore.ShareWithContainerRoot(Store.ContainerDirectory(name), map);
+            ContainerStore.ShareWithContainerRoot(directory, map);
+        }
         progress?.Report("Checking CRIU");
         var criu = Criu();
         var rootfs = Manager.RootfsPathOf(name, config);
