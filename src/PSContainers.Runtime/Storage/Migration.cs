@@ -317,7 +317,7 @@ public static unsafe class ContainerArchive
     /// <summary>
     /// Recreates a container from an archive of <see cref="Export"/> or from an LXC archive
     /// (tar --numeric-owner -czf x.tgz /var/lib/lxc/NAME), in two passes over one open file: the
-    /// survey (headers only, see <see cref="Survey(string, CancellationToken)"/>) decides before
+    /// survey (headers only, see <see cref="Survey(string, CancellationToken, IProgress{ArchiveProgress})"/>) decides before
     /// anything is written: the name, whether it fits (the store's free space and
     /// <see cref="ImportOptions.MaximumSize"/>) and what of its config is kept (an archive is
     /// untrusted: see <see cref="UntrustedConfigPolicy"/>). The second pass extracts, and stops if
