@@ -15,6 +15,7 @@ public enum ContainerErrorKind
     ParserError,
     NotImplemented,
     DeviceError,
+    LimitsExceeded,
 }
 
 /// <summary>

@@ -115,7 +115,7 @@ public sealed class CheckpointManager
             {
                 progress?.Report("Pre-dumping memory while the container runs");
                 var pre = Path.Combine(directory, PreDumpDirectory);
-                Directory.CreateDirectory(pre);
+                ContainerStore.CreatePrivateDirectory(pre);
                 var preOpts = DumpOptions(pre, init, options, manifest);
                 preOpts.TrackMem = true;
                 preOpts.LeaveRunning = true;
@@ -177,7 +177,12 @@ public sealed class CheckpointManager
         if (Directory.Exists(directory) && Directory.EnumerateFileSystemEntries(directory).Any())
             throw new ContainerException("CheckpointExists", ContainerErrorKind.ResourceExists,
                 $"'{directory}' is not empty. Checkpoint container '{name}' into a new or empty directory.", directory);
-        Directory.CreateDirectory(directory);
+        // The images hold the container's memory (its keys, its passwords): the directory is its
+        // owner's only, whether made here or given empty.
+        var parent = Path.GetDirectoryName(Path.GetFullPath(directory));
+        if (parent is not null) Directory.CreateDirectory(parent);
+        ContainerStore.CreatePrivateDirectory(directory);
+        File.SetUnixFileMode(directory, ContainerStore.PrivateMode);
     }
 
     /// <summary>
@@ -308,6 +313,13 @@ public sealed class CheckpointManager
         if (status == ContainerStatus.Saved && state.SavedCheckpoint != directory)
             throw new ContainerException("ContainerSaved", ContainerErrorKind.InvalidOperation,
                 $"Container '{name}' is saved (its own checkpoint is {state.SavedCheckpoint}); Start-Container resumes it. Restoring another checkpoint over it would lose that state.", name);
+        // CRIU reads part of the images (and reaches the rootfs) as the container's own root: a
+        // user-namespaced container's directories let its root group pass, and no one else.
+        if (config.IdMap is { } map)
+        {
+            ContainerStore.ShareWithContainerRoot(Store.ContainerDirectory(name), map);
+            ContainerStore.ShareWithContainerRoot(directory, map);
+        }
         progress?.Report("Checking CRIU");
         var criu = Criu();
         var rootfs = Manager.RootfsPathOf(name, config);

@@ -79,6 +79,20 @@ public sealed partial class ContainerManager
 
     public ContainerManager(string? storePath = null) : this(new ContainerStore(storePath)) { }
 
+    /// <summary>
+    /// Brings the store to its permissions (see <see cref="ContainerStore.Secure"/>): a store made by
+    /// an older version, or chmod'ed since, is fixed on its first use, with a warning that says what
+    /// changed. Cheap (one stat per directory of the store); the cmdlets call it on every use.
+    /// </summary>
+    public void EnsureStoreSecure()
+    {
+        var changes = Store.Secure();
+        // A store without containers yet (a directory just made for it) had nothing to expose: fixed quietly.
+        if (changes.Count > 0 && changes.Any(c => c.StartsWith("container directory", StringComparison.Ordinal) || c.StartsWith('.')))
+            Warning?.Invoke($"The store {Store.Root} let other host users reach into containers' files (a setuid program or a device node in a rootfs would work for them); " +
+                $"its permissions were tightened: {string.Join(", ", changes)}.");
+    }
+
     // ---- queries ------------------------------------------------------------------------------
 
     public IEnumerable<string> Names() => Store.ListNames();
@@ -252,7 +266,9 @@ public sealed partial class ContainerManager
         if (string.IsNullOrEmpty(templateOptions.CacheDirectory)) templateOptions.CacheDirectory = Store.CacheDirectory;
         template?.CheckPrerequisites(templateOptions);
 
-        Directory.CreateDirectory(Store.Root);
+        EnsureStoreSecure();
+        Store.EnsureRoot();
+        if (templateOptions.CacheDirectory == Store.CacheDirectory) ContainerStore.CreatePrivateDirectory(Store.CacheDirectory);
         Storage.StorageBackends.CheckUsable(backend.Name, Store.Root);
         using var _ = Store.Lock(name);
         if (Store.Exists(name) || Directory.Exists(Store.ContainerDirectory(name)))
@@ -261,10 +277,9 @@ public sealed partial class ContainerManager
 
         // Build everything in .tmp and rename it into place: a failure or a killed pwsh leaves no
         // half-made container under the store, only a .tmp entry that is cleaned on the next create.
-        Directory.CreateDirectory(Store.TempDirectory);
+        ContainerStore.CreatePrivateDirectory(Store.TempDirectory);
         CleanStaleTemp();
-        var temp = System.IO.Path.Combine(Store.TempDirectory, $"{name}.{System.Environment.ProcessId}.{Guid.NewGuid():N}");
-        Directory.CreateDirectory(temp);
+        var temp = Store.NewTempDirectory(name);
         try
         {
             if (template is not null)
@@ -558,7 +573,7 @@ public sealed partial class ContainerManager
         }
         // Rename out of the store first: the container disappears at once and entirely, and a
         // removal interrupted half-way leaves only a .trash entry.
-        Directory.CreateDirectory(Store.TrashDirectory);
+        ContainerStore.CreatePrivateDirectory(Store.TrashDirectory);
         var trash = System.IO.Path.Combine(Store.TrashDirectory, $"{name}.{Guid.NewGuid():N}");
         ContainerConfig? removedConfig = null;
         try { removedConfig = ConfigLoader.Load(Store.ConfigPath(name)); }

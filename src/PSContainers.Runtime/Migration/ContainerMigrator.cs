@@ -30,6 +30,9 @@ public sealed class MoveOptions
     /// <summary>Cold: how long the graceful stop may take before the container is killed (default: its config's stop timeout).</summary>
     public TimeSpan? StopTimeout { get; set; }
     public SshOptions Ssh { get; set; } = new();
+    /// <summary>Let the destination keep the settings that widen the container's access to the host
+    /// (see <see cref="UntrustedConfigPolicy"/>); without it, a container that has any is not moved.</summary>
+    public bool KeepHostAccess { get; set; }
 }
 
 /// <summary>A step of a migration, for progress display; <see cref="PercentComplete"/> is for the whole move.</summary>
@@ -89,6 +92,13 @@ public static class ContainerMigrator
             throw new ContainerException("ContainerSaved", ContainerErrorKind.InvalidOperation,
                 $"Container '{name}' is saved (checkpointed by Save-Container). Start-Container resumes it; then move it, with -Warm to keep its processes' state.", name);
         if (!options.Keep) StorageManager.CheckNoDependentClones(source.Store, name, options.Force);
+        // The destination imports with the untrusted-config policy: what it would remove is said
+        // now, before anything is stopped, rather than found missing after the move.
+        var hostAccess = UntrustedConfigPolicy.Find(config).Where(h => h.Key is not ("storage.lower" or "storage.origin")).ToList();
+        if (hostAccess.Count > 0 && !options.KeepHostAccess)
+            throw new ContainerException("HostAccessNotKept", ContainerErrorKind.InvalidOperation,
+                $"Container '{name}' has settings that widen its access to the host, which the destination removes from what it receives: " +
+                string.Join("; ", hostAccess.Select(h => $"{h.Key} ({h.Value})")) + ". Move it with -KeepHostAccess to keep them.", name);
         var wasRunning = info.State is ContainerStatus.Running or ContainerStatus.Frozen;
         var warm = options.Mode == MigrationMode.Warm;
         if (warm && !wasRunning)
@@ -140,7 +150,7 @@ public static class ContainerMigrator
             if (images is not null) bytes += target.Send(images, Sent, ct);
             Report(warm ? "Restore" : wasRunning ? "Start" : "Import",
                 $"Importing '{newName}'{(warm ? " and restoring its processes" : wasRunning ? " and starting it" : "")}", 80);
-            state = target.Receive(new ReceiveRequest(newName, archive, images, wasRunning), ct);
+            state = target.Receive(new ReceiveRequest(newName, archive, images, wasRunning, config.IdMap is not null, options.KeepHostAccess), ct);
             var expected = wasRunning ? ContainerStatus.Running : ContainerStatus.Stopped;
             if (state != expected)
                 throw new ContainerException("MigrationVerifyFailed", ContainerErrorKind.InvalidOperation,
@@ -157,7 +167,7 @@ public static class ContainerMigrator
         }
         var downtimeTaken = wasRunning ? downtime.Elapsed : TimeSpan.Zero;
 
-        var warnings = new List<string>();
+        var warnings = new List<string>(target.ReceiveWarnings);
         var removed = false;
         if (!options.Keep)
         {

@@ -7,7 +7,9 @@ using PSContainers.Runtime.Storage;
 namespace PSContainers.Runtime.Migration;
 
 /// <summary>What the receiving side makes of the transferred files.</summary>
-internal sealed record ReceiveRequest(string Name, string Archive, string? Images, bool Start);
+/// <param name="Unprivileged">The source is user-namespaced: so is the destination (on the destination's own ids).</param>
+/// <param name="KeepHostAccess">The destination keeps the settings that widen host access (Move-Container -KeepHostAccess).</param>
+internal sealed record ReceiveRequest(string Name, string Archive, string? Images, bool Start, bool Unprivileged = false, bool KeepHostAccess = false);
 
 /// <summary>
 /// The receiving side of a migration: a staging directory for the transferred files, the import
@@ -19,6 +21,8 @@ internal abstract class MigrationTarget : IDisposable
     public abstract string LocalStaging { get; }
     /// <summary>True once the destination container exists because of this migration (rollback removes it).</summary>
     public bool Imported { get; protected set; }
+    /// <summary>What the destination's import warned about (settings removed or kept, owners mapped).</summary>
+    public List<string> ReceiveWarnings { get; } = new();
 
     /// <summary>Checks the destination can take <paramref name="name"/> (and, warm, restore it) before the source is touched.</summary>
     public abstract void Prepare(string name, bool warm, CancellationToken ct);
@@ -72,7 +76,9 @@ internal sealed class LocalTarget : MigrationTarget
 
     public override ContainerStatus Receive(ReceiveRequest request, CancellationToken ct)
     {
-        ContainerArchive.Import(_manager, request.Archive, request.Name, null, ct);
+        var imported = ContainerArchive.Import(_manager, request.Archive,
+            new ImportOptions { Name = request.Name, Unprivileged = request.Unprivileged, KeepHostAccess = request.KeepHostAccess }, null, null, ct);
+        ReceiveWarnings.AddRange(imported.Warnings);
         Imported = true;
         if (request.Images is not null) return new CheckpointManager(_manager).Restore(request.Images, null, new RestoreOptions()).State;
         return request.Start ? _manager.Start(request.Name).State : _manager.Get(request.Name).State;
@@ -159,6 +165,8 @@ internal sealed class SshTarget : MigrationTarget
     /// <summary>The remote path of a file under <see cref="LocalStaging"/>.</summary>
     string Remote(string local) => _remoteStaging + "/" + Path.GetRelativePath(LocalStaging, local).Replace('\\', '/');
 
+    const string EmitWarnings = "foreach ($w in $pscWarnings) { Emit 'WARNING' ([string]$w) }";
+
     public override ContainerStatus Receive(ReceiveRequest request, CancellationToken ct)
     {
         var name = Quote(request.Name);
@@ -168,7 +176,8 @@ internal sealed class SshTarget : MigrationTarget
         try
         {
             var state = RunScript($"""
-                $null = Import-Container -Path {Quote(Remote(request.Archive))} -Name {name} -StorePath $store -Confirm:$false -WarningAction SilentlyContinue
+                $null = Import-Container -Path {Quote(Remote(request.Archive))} -Name {name} -StorePath $store -Confirm:$false{(request.Unprivileged ? " -Unprivileged" : "")}{(request.KeepHostAccess ? " -KeepHostAccess -Force" : "")} -WarningVariable pscWarnings -WarningAction SilentlyContinue
+                {EmitWarnings}
                 Emit 'IMPORTED' {name}
                 {then}
                 Emit 'OK' ([string]$c.State)
@@ -256,6 +265,7 @@ internal sealed class SshTarget : MigrationTarget
             switch (parts[0])
             {
                 case "IMPORTED": onImported?.Invoke(); break;
+                case "WARNING": ReceiveWarnings.Add($"On {_destination.Ssh!.Host}: {value}"); break;
                 case "OK": ok = value; break;
                 case "ERROR":
                     var e = value.Split('\t', 3);

@@ -71,7 +71,7 @@ public sealed class DefaultBridge
 
     public static void Save(ContainerStore store, BridgeSettings settings)
     {
-        Directory.CreateDirectory(store.Root);
+        store.EnsureRoot();
         File.WriteAllText(SettingsPath(store), JsonSerializer.Serialize(settings, JsonOptions));
     }
 
@@ -159,7 +159,7 @@ public sealed class DefaultBridge
 
     private FileStream Lock()
     {
-        Directory.CreateDirectory(Store.Root);
+        Store.EnsureRoot();
         var path = Path.Combine(Store.Root, ".network.lock");
         for (var i = 0; ; i++)
         {

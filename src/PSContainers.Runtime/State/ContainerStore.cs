@@ -13,8 +13,11 @@ namespace PSContainers.Runtime.State;
 ///   &lt;root&gt;/.trash/               containers being removed (renamed out first)
 ///   &lt;root&gt;/.cache/               template caches
 /// </code>
+/// Permissions (as Incus keeps its containers directory): the store 0711, every container directory
+/// and every dot directory 0700, owned by the store's owner. A container's rootfs may hold setuid
+/// files and device nodes its root made; no other host user may reach them through the store.
 /// </summary>
-public sealed class ContainerStore
+public sealed unsafe class ContainerStore
 {
     public const string EnvironmentVariable = "PSCONTAINERS_PATH";
     public const string SystemStorePath = "/var/lib/pscontainers";
@@ -53,6 +56,95 @@ public sealed class ContainerStore
 
     public bool Exists(string name) => File.Exists(ConfigPath(name));
 
+    /// <summary>The store directory's mode: its owner only, others may pass through (not list).</summary>
+    public const UnixFileMode RootMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+    /// <summary>Every directory in the store (containers, .tmp, .trash, .locks, .cache, checkpoints): its owner only.</summary>
+    public const UnixFileMode PrivateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    /// <summary>Makes the store directory (0711) if it does not exist; its parents as usual.</summary>
+    public void EnsureRoot()
+    {
+        if (Directory.Exists(Root)) return;
+        var parent = Path.GetDirectoryName(Root);
+        if (parent is not null) Directory.CreateDirectory(parent);
+        CreatePrivateDirectory(Root, RootMode);
+    }
+
+    /// <summary>mkdir with exactly <paramref name="mode"/> (0700 by default), whatever the umask; an existing directory is left as it is.</summary>
+    public static void CreatePrivateDirectory(string path, UnixFileMode mode = PrivateMode)
+    {
+        if (Directory.Exists(path)) return;
+        try { Directory.CreateDirectory(path, mode); }
+        catch (IOException) when (Directory.Exists(path)) { return; }
+        File.SetUnixFileMode(path, mode);
+    }
+
+    /// <summary>
+    /// Root's user-namespaced container: <paramref name="directory"/> (its container directory, a
+    /// checkpoint of it) becomes 0710 with the group of the container's root (a subordinate gid no
+    /// host user has), so that CRIU, restoring as the container's root, can pass; other host users
+    /// still cannot. Nothing for privileged containers or a non-root caller (whose own ids reach
+    /// their containers anyway).
+    /// </summary>
+    public static void ShareWithContainerRoot(string directory, UserNamespaces.IdMap map)
+    {
+        if (!Sys.IsRoot || !Directory.Exists(directory)) return;
+        int rc;
+        fixed (byte* p = Storage.FsNative.Z(directory)) rc = Tmds.Linux.LibC.chown(p, (Tmds.Linux.uid_t)uint.MaxValue, (Tmds.Linux.gid_t)map.RootGid);
+        if (rc != 0) throw Storage.FsNative.Error("chown", directory, Storage.FsNative.Errno);
+        File.SetUnixFileMode(directory, SharedMode);
+    }
+
+    /// <summary>0710: a user-namespaced container's root group may pass (see <see cref="ShareWithContainerRoot"/>).</summary>
+    public const UnixFileMode SharedMode = PrivateMode | UnixFileMode.GroupExecute;
+
+    /// <summary>A fresh directory under .tmp for a container being made (0700, renamed into place when complete).</summary>
+    public string NewTempDirectory(string name)
+    {
+        EnsureRoot();
+        CreatePrivateDirectory(TempDirectory);
+        var temp = Path.Combine(TempDirectory, $"{name}.{Environment.ProcessId}.{Guid.NewGuid():N}");
+        CreatePrivateDirectory(temp);
+        return temp;
+    }
+
+    /// <summary>
+    /// Brings an existing store to the permissions above: the store to (at most) 0711, container
+    /// and dot directories to (at most) 0700. Only the store's owner can; for anyone else, and for a
+    /// store that does not exist yet, nothing happens. Returns what was changed (empty when nothing).
+    /// </summary>
+    public IReadOnlyList<string> Secure()
+    {
+        var changes = new List<string>();
+        if (!Directory.Exists(Root)) return changes;
+        try
+        {
+            if (!Storage.TreeDiff.TryLstat(Root, out var st) || (uint)st.st_uid != (uint)Tmds.Linux.LibC.geteuid()) return changes;
+            Tighten(Root, RootMode, "the store directory", changes);
+            foreach (var dir in Directory.EnumerateDirectories(Root))
+            {
+                var leaf = Path.GetFileName(dir);
+                if (new FileInfo(dir).LinkTarget is not null) continue;
+                // A directory given to a user-namespaced container's root group (ShareWithContainerRoot) keeps 0710.
+                var shared = !leaf.StartsWith('.') && Storage.TreeDiff.TryLstat(dir, out var dst) && (uint)dst.st_gid != (uint)Tmds.Linux.LibC.getegid();
+                Tighten(dir, shared ? SharedMode : PrivateMode, leaf.StartsWith('.') ? leaf : $"container directory '{leaf}'", changes);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { /* best effort; a later operation reports real errors */ }
+        return changes;
+    }
+
+    static void Tighten(string path, UnixFileMode allowed, string what, List<string> changes)
+    {
+        var mode = File.GetUnixFileMode(path);
+        var tight = mode & allowed;
+        if (tight == mode) return;
+        File.SetUnixFileMode(path, tight);
+        changes.Add($"{what} {Octal(mode)} -> {Octal(tight)}");
+    }
+
+    static string Octal(UnixFileMode mode) => "0" + Convert.ToString((int)mode & 0xFFF, 8);
+
     public IEnumerable<string> ListNames()
     {
         if (!Directory.Exists(Root)) return Array.Empty<string>();
@@ -79,6 +171,10 @@ public sealed class ContainerStore
         }
     }
 
-    public ContainerLock Lock(string name, TimeSpan? timeout = null) =>
-        ContainerLock.Acquire(LockDirectory, name, timeout ?? TimeSpan.FromSeconds(30));
+    public ContainerLock Lock(string name, TimeSpan? timeout = null)
+    {
+        EnsureRoot();
+        CreatePrivateDirectory(LockDirectory);
+        return ContainerLock.Acquire(LockDirectory, name, timeout ?? TimeSpan.FromSeconds(30));
+    }
 }

@@ -44,6 +44,16 @@ public static unsafe class FsNative
         return *(long*)buf;
     }
 
+    /// <summary>Free bytes (for an unprivileged writer, f_bavail), total bytes and free inodes of the filesystem holding <paramref name="path"/>.</summary>
+    public static (long Available, long Total, long FreeInodes) Space(string path)
+    {
+        var buf = stackalloc long[16];
+        fixed (byte* p = Z(path))
+            if (statfs(p, (byte*)buf) != 0) throw Error("statfs", path, Errno);
+        long unit = buf[9] != 0 ? buf[9] : buf[1]; // f_frsize, else f_bsize
+        return (buf[4] * unit, buf[2] * unit, buf[5] == 0 ? long.MaxValue : buf[6]); // no inode count (btrfs reports 0 files): unlimited
+    }
+
     public static ContainerException Error(string op, string path, int errno, string hint = "") =>
         new("StorageOperationFailed", errno is 1 or 13 ? ContainerErrorKind.PermissionDenied : errno == 28 ? ContainerErrorKind.DeviceError : ContainerErrorKind.InvalidOperation,
             $"Cannot {op} '{path}': {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno}).{(hint.Length > 0 ? " " + hint : "")}", path);

@@ -14,6 +14,36 @@ namespace PSContainers.Runtime.Storage;
 /// <summary>Progress of an export or import: entries and bytes done, and the total bytes when known.</summary>
 public readonly record struct ArchiveProgress(long Entries, long Bytes, long? TotalBytes, string CurrentPath);
 
+/// <summary>How Import-Container imports.</summary>
+public sealed class ImportOptions
+{
+    /// <summary>The new container's name; null: the name the archive suggests (see <see cref="ArchiveSurvey.SuggestedName"/>).</summary>
+    public string? Name { get; set; }
+    /// <summary>Root: map the container into root's subordinate ids (a non-root caller's imports always are).</summary>
+    public bool Unprivileged { get; set; }
+    /// <summary>Keep the config settings that widen the container's access to the host (see <see cref="UntrustedConfigPolicy"/>).</summary>
+    public bool KeepHostAccess { get; set; }
+    /// <summary>Refuse an archive whose files add up to more bytes than this; null: only the store's free space bounds it.</summary>
+    public long? MaximumSize { get; set; }
+}
+
+/// <summary>What an archive holds, read from its headers before anything is extracted.</summary>
+public sealed class ArchiveSurvey
+{
+    public string Path { get; init; } = "";
+    public long Entries { get; init; }
+    /// <summary>The bytes its regular files add up to (what extraction writes, at most).</summary>
+    public long Bytes { get; init; }
+    public string? ConfigText { get; init; }
+    public string? LxcConfig { get; init; }
+    /// <summary>Export-Container's config.yaml, parsed; null for LXC archives and archives without one.</summary>
+    public ContainerConfig? Config { get; set; }
+    /// <summary>Settings of <see cref="Config"/> that widen the container's access to the host.</summary>
+    public IReadOnlyList<HostAccessSetting> HostAccess { get; set; } = Array.Empty<HostAccessSetting>();
+    /// <summary>The container name the archive suggests; null when none is valid.</summary>
+    public string? SuggestedName { get; init; }
+}
+
 /// <summary>What Import-Container made, and what of the archive it could not carry over.</summary>
 public sealed class ImportResult
 {
@@ -58,14 +88,15 @@ public static unsafe class ContainerArchive
             var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.partial");
             try
             {
-                using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+                // 0600: the archive holds the container's files (its /etc/shadow, its keys): its owner's only.
+                using (var file = new FileStream(temp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 1 << 20, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }))
                 using (var output = TarCompression.Compress(file, kind))
                 {
                     var writer = new PaxTarWriter(output);
                     var exportConfig = ConfigLoader.Parse(ConfigLoader.Serialize(config), "config");
                     exportConfig.Storage = new StorageConfig();
                     exportConfig.Rootfs = null;
-                    var configBytes = Encoding.UTF8.GetBytes(ConfigLoader.Serialize(exportConfig));
+                    var configBytes = Encoding.UTF8.GetBytes(NameComment + name + "\n" + ConfigLoader.Serialize(exportConfig));
                     var now = DateTimeOffset.Now.ToUnixTimeSeconds();
                     writer.WriteEntry(new TarEntry { Path = "config.yaml", Type = TarEntryType.Regular, Mode = 0x1A4, Size = configBytes.Length, MTimeSeconds = now }, new MemoryStream(configBytes));
                     long? total = progress is null ? null : TotalSize(view.Path);
@@ -222,44 +253,120 @@ public static unsafe class ContainerArchive
         new("ArchiveEntryUnsafe", ContainerErrorKind.InvalidData,
             $"Refusing archive entry '{entry}': {why}. The archive may be hostile; nothing was imported.", entry);
 
+    /// <summary>Recreates a container from an archive (see the overload with <see cref="ImportOptions"/>).</summary>
+    public static ImportResult Import(ContainerManager manager, string path, string name, IProgress<ArchiveProgress>? progress = null, CancellationToken ct = default, bool unprivileged = false) =>
+        Import(manager, path, new ImportOptions { Name = name, Unprivileged = unprivileged }, null, progress, ct);
+
+    /// <summary>
+    /// The first of an import's two passes: reads the archive's headers only (an uncompressed file is
+    /// seeked over; gzip and zstd are decompressed but nothing is written), and with them the
+    /// config, the name the archive suggests, the bytes and entries it would extract, and the config
+    /// settings that widen the container's access to the host. Unsafe entries are refused here
+    /// already, before anything exists on disk.
+    /// </summary>
+    public static ArchiveSurvey Survey(string path, CancellationToken ct = default, IProgress<ArchiveProgress>? progress = null)
+    {
+        if (!File.Exists(path))
+            throw new ContainerException("ArchiveNotFound", ContainerErrorKind.ObjectNotFound, $"The archive '{path}' does not exist.", path);
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        return Survey(file, path, ct, progress);
+    }
+
+    static ArchiveSurvey Survey(FileStream file, string path, CancellationToken ct, IProgress<ArchiveProgress>? progress = null)
+    {
+        file.Position = 0;
+        using var input = TarCompression.Decompress(new NonClosing(file));
+        var warnings = new List<string>();
+        var extractor = new Extractor(null, warnings, progress, () => file.Position, file.Length, ct);
+        var (configText, lxcConfig) = extractor.Run(new PaxTarReader(input));
+        var survey = new ArchiveSurvey
+        {
+            Path = path,
+            Entries = extractor.Entries,
+            Bytes = extractor.Bytes,
+            ConfigText = configText,
+            LxcConfig = lxcConfig,
+            SuggestedName = SuggestName(configText, extractor.Prefix, path),
+        };
+        if (configText is not null)
+        {
+            survey.Config = ConfigLoader.Parse(configText, $"{Path.GetFileName(path)}:config.yaml");
+            survey.HostAccess = UntrustedConfigPolicy.Find(survey.Config);
+        }
+        return survey;
+    }
+
+    /// <summary>Marks the exported config with the container's name (a YAML comment: any reader ignores it).</summary>
+    const string NameComment = "# psc-container: ";
+
+    /// <summary>The name an archive suggests: Export-Container's mark in config.yaml, an LXC archive's
+    /// directory (var/lib/lxc/NAME), else the file name without its extensions; null if none is valid.</summary>
+    static string? SuggestName(string? configText, string[]? prefix, string path)
+    {
+        var candidates = new List<string>();
+        if (configText is not null && configText.StartsWith(NameComment, StringComparison.Ordinal))
+            candidates.Add(configText[NameComment.Length..].Split('\n')[0].Trim());
+        if (prefix is { Length: > 0 }) candidates.Add(prefix[^1]);
+        var file = Path.GetFileName(path);
+        foreach (var ext in new[] { ".tar.gz", ".tgz", ".tar.zst", ".tar.zstd", ".tzst", ".tar" })
+            if (file.EndsWith(ext, StringComparison.OrdinalIgnoreCase)) { file = file[..^ext.Length]; break; }
+        candidates.Add(file);
+        return candidates.FirstOrDefault(c => ContainerNames.IsValid(c, out _));
+    }
+
     /// <summary>
     /// Recreates a container from an archive of <see cref="Export"/> or from an LXC archive
-    /// (tar --numeric-owner -czf x.tgz /var/lib/lxc/NAME). Every entry is created relative to the
-    /// new rootfs's directory fd, its parent resolved with openat2 RESOLVE_BENEATH (no '..', no
+    /// (tar --numeric-owner -czf x.tgz /var/lib/lxc/NAME), in two passes over one open file: the
+    /// survey (headers only, see <see cref="Survey(string, CancellationToken, IProgress{ArchiveProgress})"/>) decides before
+    /// anything is written: the name, whether it fits (the store's free space and
+    /// <see cref="ImportOptions.MaximumSize"/>) and what of its config is kept (an archive is
+    /// untrusted: see <see cref="UntrustedConfigPolicy"/>). The second pass extracts, and stops if
+    /// the archive turns out to hold more than the survey saw. Every entry is created relative to
+    /// the new rootfs's directory fd, its parent resolved with openat2 RESOLVE_BENEATH (no '..', no
     /// absolute or escaping symlinks, no magic links) and the entry itself made with O_EXCL /
     /// O_NOFOLLOW: an archive cannot write outside the new rootfs. A refused entry aborts the whole
     /// import and the half-made container is deleted.
     /// </summary>
-    /// <param name="unprivileged">Make a user-namespaced container on the caller's subordinate ids
-    /// (always so for a non-root caller): the archive's owners are applied inside its user namespace.</param>
-    public static ImportResult Import(ContainerManager manager, string path, string name, IProgress<ArchiveProgress>? progress = null, CancellationToken ct = default, bool unprivileged = false)
+    /// <param name="survey">The caller's own survey of the same file (the cmdlet's, which asked for
+    /// confirmation with it); when null the archive is surveyed here.</param>
+    public static ImportResult Import(ContainerManager manager, string path, ImportOptions options, ArchiveSurvey? survey = null, IProgress<ArchiveProgress>? progress = null, CancellationToken ct = default)
     {
-        ContainerNames.Validate(name);
         var store = manager.Store;
         if (!File.Exists(path))
             throw new ContainerException("ArchiveNotFound", ContainerErrorKind.ObjectNotFound, $"The archive '{path}' does not exist.", path);
-        Directory.CreateDirectory(store.Root);
+        // One open file for both passes: renaming another archive into its place meanwhile changes nothing.
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        // The caller's survey (of an earlier open of the path) holds: the second pass stops at
+        // anything more than it counted, and compares the config it decided on.
+        survey ??= Survey(file, path, ct);
+        var name = options.Name ?? survey.SuggestedName
+            ?? throw new ContainerException("ContainerNameRequired", ContainerErrorKind.InvalidArgument,
+                $"The archive '{path}' suggests no valid container name (no Export-Container mark, no LXC directory, and its file name is not one). Give one with -Name.", path);
+        ContainerNames.Validate(name);
+        manager.EnsureStoreSecure();
+        store.EnsureRoot();
+        CheckSize(store, survey, options.MaximumSize, path);
         var backend = StorageBackends.DefaultFor(store.Root);
         using var _ = store.Lock(name);
         if (store.Exists(name) || Directory.Exists(store.ContainerDirectory(name)))
             throw new ContainerException("ContainerExists", ContainerErrorKind.ResourceExists,
                 $"A container named '{name}' already exists in {store.Root}. Choose another -Name, or remove it first.", name);
-        Directory.CreateDirectory(store.TempDirectory);
-        var temp = Path.Combine(store.TempDirectory, $"{name}.{Environment.ProcessId}.{Guid.NewGuid():N}");
-        Directory.CreateDirectory(temp);
+        var temp = store.NewTempDirectory(name);
         var warnings = new List<string>();
-        var idMap = unprivileged || !Sys.IsRoot ? UserNamespaces.DefaultIdMap.ForCaller(manager.SubordinateIds, warn: warnings.Add) : null;
+        var idMap = options.Unprivileged || !Sys.IsRoot ? UserNamespaces.DefaultIdMap.ForCaller(manager.SubordinateIds, warn: warnings.Add) : null;
         if (idMap is not null) backend = "dir";
         try
         {
             var storage = new StorageConfig { Backend = backend };
             var rootfs = StorageBackends.Get(backend).CreateRootfs(temp, store.ContainerDirectory(name), storage);
-            var fileSize = new FileInfo(path).Length;
-            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
-            using var input = TarCompression.Decompress(file);
+            var fileSize = file.Length;
+            file.Position = 0;
+            using var input = TarCompression.Decompress(new NonClosing(file));
             // Id-mapped: extracted as the caller, owners recorded and applied in the container's user namespace.
             var owners = idMap is null ? null : new StringBuilder();
-            var (configText, lxcConfig) = new Extractor(rootfs, warnings, progress, () => file.Position, fileSize, ct, owners).Run(new PaxTarReader(input));
+            var extractor = new Extractor(rootfs, warnings, progress, () => file.Position, fileSize, ct, owners) { Budget = (survey.Bytes, survey.Entries), ArchivePath = path };
+            var (configText, lxcConfig) = extractor.Run(new PaxTarReader(input));
+            if (configText != survey.ConfigText) throw Changed(path);
             if (idMap is not null)
             {
                 var ownersFile = Path.Combine(temp, "owners");
@@ -275,6 +382,18 @@ public static unsafe class ContainerArchive
                 warnings.Add("The archive holds no config.yaml or LXC config: the container gets the default config (init /sbin/init).");
                 config = new ContainerConfig();
             }
+            // An archive is untrusted input: what widens the container's access to the host goes,
+            // unless the caller keeps it. The store's own settings (rootfs, storage) are always replaced.
+            if (options.KeepHostAccess)
+            {
+                foreach (var kept in UntrustedConfigPolicy.Find(config))
+                    if (kept.Key is not ("rootfs" or "storage.lower" or "storage.origin"))
+                        warnings.Add($"Kept {kept.Key} ({kept.Value}) from the archive (-KeepHostAccess): {kept.Reason}.");
+            }
+            else
+                foreach (var removed in UntrustedConfigPolicy.Sanitize(config))
+                    if (removed.Key is not ("rootfs" or "storage.lower" or "storage.origin"))
+                        warnings.Add(UntrustedConfigPolicy.RemovedWarning(removed));
             config.Storage = storage;
             config.Rootfs = null;
             if (idMap is null && config.IdMap is not null)
@@ -297,9 +416,61 @@ public static unsafe class ContainerArchive
         return new ImportResult { Container = manager.Get(name), Warnings = warnings };
     }
 
+    static ContainerException Changed(string path) =>
+        new("ArchiveChanged", ContainerErrorKind.InvalidData,
+            $"The archive '{path}' changed while it was imported (it now holds more, or another config, than when it was first read). Nothing was imported; import it again when nothing writes to it.", path);
+
+    /// <summary>
+    /// Refuses, before anything is written, an archive whose files would not fit: larger than
+    /// <paramref name="maximum"/>, or than the store filesystem's free space less a reserve (5%,
+    /// at most 1 GiB, so an import never fills the filesystem), or with more entries than free inodes.
+    /// </summary>
+    static void CheckSize(ContainerStore store, ArchiveSurvey survey, long? maximum, string path)
+    {
+        // Directories, inodes and metadata take room too: a 4 KiB block per entry on top of the data.
+        var needed = survey.Bytes + survey.Entries * 4096;
+        if (maximum is { } max && survey.Bytes > max)
+            throw new ContainerException("ArchiveTooLarge", ContainerErrorKind.LimitsExceeded,
+                $"The archive '{path}' would extract {Human(survey.Bytes)} in {survey.Entries} entries, more than -MaximumSize {Human(max)}. Nothing was imported; raise -MaximumSize if you expect that much.", path);
+        var (available, total, inodes) = FsNative.Space(store.Root);
+        var reserve = Math.Min(total / 20, 1L << 30);
+        if (needed > available - reserve)
+            throw new ContainerException("ArchiveTooLarge", ContainerErrorKind.LimitsExceeded,
+                $"The archive '{path}' would extract {Human(survey.Bytes)} in {survey.Entries} entries, but the store's filesystem ({store.Root}) has {Human(Math.Max(0, available))} free " +
+                $"(of which {Human(reserve)} stays free). Nothing was imported; free space, or import into a store on another filesystem (-StorePath).", path);
+        if (survey.Entries > inodes)
+            throw new ContainerException("ArchiveTooLarge", ContainerErrorKind.LimitsExceeded,
+                $"The archive '{path}' holds {survey.Entries} entries, but the store's filesystem ({store.Root}) has only {inodes} free inodes. Nothing was imported.", path);
+    }
+
+    static string Human(long bytes)
+    {
+        if (bytes < 1024) return $"{bytes} bytes";
+        string[] units = { "KiB", "MiB", "GiB", "TiB", "PiB" };
+        double v = bytes;
+        int u = -1;
+        while (v >= 1024 && u < units.Length - 1) { v /= 1024; u++; }
+        return v.ToString("0.0", CultureInfo.InvariantCulture) + " " + units[u];
+    }
+
+    /// <summary>Lets a decompressor close without closing the file (the import reads it twice).</summary>
+    private sealed class NonClosing(Stream inner) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => inner.CanSeek;
+        public override bool CanWrite => false;
+        public override long Length => inner.Length;
+        public override long Position { get => inner.Position; set => inner.Position = value; }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+        public override long Seek(long offset, SeekOrigin origin) => inner.Seek(offset, origin);
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
     /// <param name="owners">When given, owners are not set but recorded here as NUL-terminated "uid gid
     /// rootfs-relative-path" records (the format psc-helper userns-tree reads) for entries not owned by 0:0.</param>
-    private sealed class Extractor(string rootfs, List<string> warnings, IProgress<ArchiveProgress>? progress, Func<long> position, long total, CancellationToken ct, StringBuilder? owners = null)
+    private sealed class Extractor(string? rootfs, List<string> warnings, IProgress<ArchiveProgress>? progress, Func<long> position, long total, CancellationToken ct, StringBuilder? owners = null)
     {
         int _root = -1;
         string[]? _prefix;
@@ -310,11 +481,25 @@ public static unsafe class ContainerArchive
         long _entries;
         DateTime _lastReport;
         readonly bool _isRoot = Sys.IsRoot;
+        long _bytes;
+
+        /// <summary>Survey mode (no rootfs): nothing is written; entries and bytes are counted.</summary>
+        bool DryRun => rootfs is null;
+        public long Entries => _entries;
+        /// <summary>The bytes of regular files (their sizes as the headers say).</summary>
+        public long Bytes => _bytes;
+        public string[]? Prefix => _prefix;
+        /// <summary>Extraction stops (ArchiveChanged) past what the survey counted.</summary>
+        public (long Bytes, long Entries)? Budget { get; init; }
+        public string ArchivePath { get; init; } = "";
 
         public (string? Config, string? Lxc) Run(PaxTarReader reader)
         {
-            fixed (byte* p = FsNative.Z(rootfs)) _root = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
-            if (_root < 0) throw FsNative.Error("open", rootfs, FsNative.Errno);
+            if (!DryRun)
+            {
+                fixed (byte* p = FsNative.Z(rootfs!)) _root = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+                if (_root < 0) throw FsNative.Error("open", rootfs!, FsNative.Errno);
+            }
             try
             {
                 while (reader.Next() is var (entry, data))
@@ -331,12 +516,13 @@ public static unsafe class ContainerArchive
                 if (_prefix is null)
                     throw new ContainerException("NotAContainerArchive", ContainerErrorKind.InvalidData,
                         "The archive holds no rootfs/ directory: it is neither an Export-Container archive nor an LXC container archive.");
+                if (DryRun) return (_configText, _lxcConfig);
                 // Directories last, deepest first: creating their entries would change their times.
                 for (int i = _directories.Count - 1; i >= 0; i--) ApplyDirectory(_directories[i].Rel, _directories[i].Entry);
                 if (_rootEntry is not null) ApplyDirectory("", _rootEntry);
                 return (_configText, _lxcConfig);
             }
-            finally { close(_root); }
+            finally { if (_root >= 0) close(_root); }
         }
 
         static string[] Components(string path, string what)
@@ -415,6 +601,13 @@ public static unsafe class ContainerArchive
                 _rootEntry = entry;
                 return;
             }
+            if (entry.Type == TarEntryType.Regular) _bytes += entry.Size;
+            if (Budget is { } budget && (_bytes > budget.Bytes || _entries > budget.Entries)) throw Changed(ArchivePath);
+            if (DryRun)
+            {
+                if (entry.Type == TarEntryType.HardLink) Components(entry.LinkPath, "hard link target");
+                return;
+            }
             Create(inner, entry, data);
         }
 
@@ -430,7 +623,7 @@ public static unsafe class ContainerArchive
             if (err == EXDEV || err == ELOOP) throw Unsafe(entryPath, $"'{relative}' goes through a symbolic link that leads outside the new rootfs");
             if (err == ENOENT) return -1;
             if (err == ENOTDIR) throw Unsafe(entryPath, $"'{relative}' is not a directory");
-            throw FsNative.Error("open", Path.Combine(rootfs, relative), err);
+            throw FsNative.Error("open", Path.Combine(rootfs!, relative), err);
         }
 
         /// <summary>The parent directory of an entry, created (0755, like tar) where the archive did not list it.</summary>

@@ -99,13 +99,7 @@ public sealed class StorageManager
         public void Dispose() { b.Dispose(); a.Dispose(); }
     }
 
-    private string NewTemp(string name)
-    {
-        Directory.CreateDirectory(Store.TempDirectory);
-        var temp = Path.Combine(Store.TempDirectory, $"{name}.{Environment.ProcessId}.{Guid.NewGuid():N}");
-        Directory.CreateDirectory(temp);
-        return temp;
-    }
+    private string NewTemp(string name) => Store.NewTempDirectory(name);
 
     /// <summary>Writes config and a fresh state into <paramref name="temp"/> and renames it into the store.</summary>
     private ContainerInfo Commit(string temp, string name, ContainerConfig config)

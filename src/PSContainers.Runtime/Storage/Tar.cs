@@ -221,55 +221,104 @@ public sealed class PaxTarReader
     private readonly Stream _in;
     private readonly byte[] _header = new byte[512];
     private long _pendingSkip;
+    private string _pendingEntry = "";
     private BoundedStream? _current;
 
-    public PaxTarReader(Stream input) => _in = input;
+    public PaxTarReader(Stream input) => _in = new GuardStream(input);
 
-    static ContainerException Corrupt(string why) =>
-        new("ArchiveCorrupt", ContainerErrorKind.InvalidData, $"The archive is not a valid tar archive: {why}.");
+    /// <summary>Bytes of the (decompressed) archive read so far.</summary>
+    public long Position => ((GuardStream)_in).Consumed;
+
+    /// <summary>A damaged gzip or zstd stream is a corrupt archive, not a stray InvalidDataException.</summary>
+    private sealed class GuardStream(Stream inner) : Stream
+    {
+        public long Consumed;
+        public override bool CanRead => true;
+        public override bool CanSeek => inner.CanSeek;
+        public override bool CanWrite => false;
+        public override long Length => inner.Length;
+        public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            try
+            {
+                int n = inner.Read(buffer, offset, count);
+                Consumed += n;
+                return n;
+            }
+            catch (InvalidDataException ex) { throw new ContainerException("ArchiveCorrupt", ContainerErrorKind.InvalidData, $"The archive is not a valid tar archive: its compressed data is damaged ({ex.Message}).", null, ex); }
+            catch (ZstdSharp.ZstdException ex) { throw new ContainerException("ArchiveCorrupt", ContainerErrorKind.InvalidData, $"The archive is not a valid tar archive: its zstd data is damaged ({ex.Message}).", null, ex); }
+        }
+        /// <summary>Skips forward; an uncompressed archive file is seeked over instead of read.</summary>
+        public bool TrySkip(long count)
+        {
+            if (!inner.CanSeek || inner.Position + count > inner.Length) return false;
+            inner.Seek(count, SeekOrigin.Current);
+            Consumed += count;
+            return true;
+        }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    /// <summary>Longest path and path component the kernel takes (PATH_MAX, NAME_MAX).</summary>
+    const int MaxPath = 4096, MaxComponent = 255;
+
+    internal static ContainerException Corrupt(string why, string? entry = null) =>
+        new("ArchiveCorrupt", ContainerErrorKind.InvalidData,
+            entry is null ? $"The archive is not a valid tar archive: {why}." : $"The archive is not a valid tar archive: entry '{Shorten(entry)}': {why}.",
+            entry is null ? null : Shorten(entry));
+
+    static string Shorten(string entry) => entry.Length <= 200 ? entry : entry[..200] + "...";
 
     /// <summary>The next entry and a stream over its data (valid until the next call); null at the end.</summary>
     public (TarEntry Entry, Stream Data)? Next()
     {
         _current?.Drain();
-        Skip(_pendingSkip);
+        Skip(_pendingSkip, _pendingEntry);
         _pendingSkip = 0;
         Dictionary<string, byte[]>? pax = null;
         string? longName = null, longLink = null;
+        string? lastExtended = null;
         while (true)
         {
             if (!ReadBlock(_header)) return null;
             if (_header.All(b => b == 0)) return null;
-            if (!ChecksumOk(_header)) throw Corrupt("a header checksum does not match (damaged or not a tar file)");
+            // Named as soon as possible: every error below says which entry it is about.
+            var name = CString(_header, 0, 100);
+            if (Encoding.ASCII.GetString(_header, 257, 5) == "ustar" && _header[345] != 0)
+                name = CString(_header, 345, 155) + "/" + name;
+            var label = longName ?? (pax is not null && pax.TryGetValue("path", out var pp) ? Encoding.UTF8.GetString(pp) : name);
+            if (label.Length == 0) label = lastExtended ?? "(unnamed entry)";
+            if (!ChecksumOk(_header, label)) throw Corrupt("its header checksum does not match (damaged or not a tar file)", label);
             var type = _header[156];
-            var size = Number(_header, 124, 12);
-            if (size < 0) throw Corrupt("negative entry size");
+            var size = Number(_header, 124, 12, label, "size");
             if (type is (byte)'x' or (byte)'g' or (byte)'L' or (byte)'K')
             {
-                if (size > 16 << 20) throw Corrupt("an extended header is larger than 16 MiB");
+                if (size > 16 << 20) throw Corrupt("an extended header is larger than 16 MiB", label);
                 var data = new byte[size];
-                ReadExactly(data);
-                Skip(PadOf(size));
-                if (type == (byte)'x') pax = ParsePax(data);
+                ReadExactly(data, label);
+                Skip(PadOf(size), label);
+                lastExtended = name;
+                if (type == (byte)'x') pax = ParsePax(data, name);
                 else if (type == (byte)'L') longName = CString(data, 0, data.Length);
                 else if (type == (byte)'K') longLink = CString(data, 0, data.Length);
                 continue;
             }
             var entry = new TarEntry
             {
-                Mode = (int)Number(_header, 100, 8),
-                Uid = Number(_header, 108, 8),
-                Gid = Number(_header, 116, 8),
+                Path = longName ?? name,
+                Mode = (int)Number(_header, 100, 8, label, "mode", max: 0xFFFFF),
+                Uid = Number(_header, 108, 8, label, "uid", max: uint.MaxValue - 1),
+                Gid = Number(_header, 116, 8, label, "gid", max: uint.MaxValue - 1),
                 Size = size,
-                MTimeSeconds = Number(_header, 136, 12),
+                MTimeSeconds = Number(_header, 136, 12, label, "mtime", allowNegative: true),
                 LinkPath = CString(_header, 157, 100),
-                DevMajor = (int)Number(_header, 329, 8),
-                DevMinor = (int)Number(_header, 337, 8),
+                DevMajor = (int)Number(_header, 329, 8, label, "devmajor", max: int.MaxValue),
+                DevMinor = (int)Number(_header, 337, 8, label, "devminor", max: int.MaxValue),
             };
-            var name = CString(_header, 0, 100);
-            if (Encoding.ASCII.GetString(_header, 257, 5) == "ustar" && _header[345] != 0)
-                name = CString(_header, 345, 155) + "/" + name;
-            entry.Path = longName ?? name;
             if (longLink is not null) entry.LinkPath = longLink;
             entry.Type = type switch
             {
@@ -281,38 +330,65 @@ public sealed class PaxTarReader
                 (byte)'5' => TarEntryType.Directory,
                 (byte)'6' => TarEntryType.Fifo,
                 (byte)'S' => throw new ContainerException("ArchiveUnsupported", ContainerErrorKind.InvalidData,
-                    $"Entry '{entry.Path}' is a GNU sparse file (tar -S), which is not supported. Make the archive without -S/--sparse."),
+                    $"Entry '{Shorten(label)}' is a GNU sparse file (tar -S), which is not supported. Make the archive without -S/--sparse.", Shorten(label)),
                 _ => throw new ContainerException("ArchiveUnsupported", ContainerErrorKind.InvalidData,
-                    $"Entry '{entry.Path}' has the unknown tar type '{(char)type}'."),
+                    $"Entry '{Shorten(label)}' has the unknown tar type '{(char)type}'.", Shorten(label)),
             };
             if (type == 0 && entry.Path.EndsWith('/')) entry.Type = TarEntryType.Directory;
             if (pax is not null) ApplyPax(entry, pax);
+            CheckPath(entry.Path, entry.Path, "name");
+            if (entry.LinkPath.Length > 0) CheckPath(entry.LinkPath, entry.Path, "link target");
             // Links carry no data whatever their size field says; anything else is followed by Size bytes.
             long archived = entry.Type is TarEntryType.HardLink or TarEntryType.SymbolicLink ? 0 : entry.Size;
-            if (archived < 0) throw Corrupt("negative entry size");
+            if (archived < 0) throw Corrupt("its size is negative", entry.Path);
             bool regular = entry.Type == TarEntryType.Regular;
             if (!regular) entry.Size = 0;
-            _current = new BoundedStream(_in, regular ? archived : 0);
+            _current = new BoundedStream(_in, regular ? archived : 0, entry.Path);
             _pendingSkip = PadOf(archived) + (regular ? 0 : archived);
+            _pendingEntry = entry.Path;
             return (entry, _current);
         }
     }
 
+    /// <summary>What no filesystem here can hold is corrupt, not an I/O error half-way through the import.</summary>
+    static void CheckPath(string path, string entry, string what)
+    {
+        if (path.Length == 0 && what == "name") throw Corrupt("it has no name", "(unnamed entry)");
+        if (path.Contains('\0')) throw Corrupt($"its {what} contains a NUL character", entry);
+        if (Encoding.UTF8.GetByteCount(path) > MaxPath) throw Corrupt($"its {what} is longer than {MaxPath} bytes", entry);
+        foreach (var part in path.Split('/'))
+            if (Encoding.UTF8.GetByteCount(part) > MaxComponent) throw Corrupt($"its {what} has a component longer than {MaxComponent} bytes", entry);
+    }
+
+    static long PaxNumber(byte[] value, string entry, string key, long min, long max)
+    {
+        var text = Encoding.UTF8.GetString(value);
+        if (text.Length == 0 || text.Length > 19 || !text.All(char.IsAsciiDigit) || !long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var v) || v < min || v > max)
+            throw Corrupt($"its PAX record '{key}={Shorten(text)}' is not a number from {min} to {max}", entry);
+        return v;
+    }
+
     static void ApplyPax(TarEntry entry, Dictionary<string, byte[]> pax)
     {
+        if (pax.TryGetValue("path", out var pathValue)) entry.Path = Encoding.UTF8.GetString(pathValue);
         foreach (var (key, value) in pax)
         {
             string Text() => Encoding.UTF8.GetString(value);
             switch (key)
             {
-                case "path": entry.Path = Text(); break;
+                case "path": break;
                 case "linkpath": entry.LinkPath = Text(); break;
-                case "uid": entry.Uid = long.Parse(Text(), CultureInfo.InvariantCulture); break;
-                case "gid": entry.Gid = long.Parse(Text(), CultureInfo.InvariantCulture); break;
-                case "size": entry.Size = long.Parse(Text(), CultureInfo.InvariantCulture); break;
+                case "uid": entry.Uid = PaxNumber(value, entry.Path, key, 0, uint.MaxValue - 1); break;
+                case "gid": entry.Gid = PaxNumber(value, entry.Path, key, 0, uint.MaxValue - 1); break;
+                case "size": entry.Size = PaxNumber(value, entry.Path, key, 0, long.MaxValue); break;
                 case "mtime":
-                    var parts = Text().Split('.');
-                    entry.MTimeSeconds = long.Parse(parts[0], CultureInfo.InvariantCulture);
+                    var t = Text();
+                    var parts = t.Split('.');
+                    var whole = parts[0].StartsWith('-') ? parts[0][1..] : parts[0];
+                    if (parts.Length > 2 || whole.Length is 0 or > 18 || !whole.All(char.IsAsciiDigit)
+                        || (parts.Length == 2 && (parts[1].Length == 0 || !parts[1].All(char.IsAsciiDigit))))
+                        throw Corrupt($"its PAX record 'mtime={Shorten(t)}' is not a time in seconds", entry.Path);
+                    entry.MTimeSeconds = long.Parse(parts[0], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
                     entry.MTimeNanoseconds = parts.Length > 1 ? long.Parse(parts[1].PadRight(9, '0')[..9], CultureInfo.InvariantCulture) : 0;
                     break;
                 case "SCHILY.acl.access":
@@ -322,13 +398,19 @@ public sealed class PaxTarReader
                     if (value.Length > 0) entry.Xattrs["system.posix_acl_default"] = PosixAcl.FromText(Text(), entry.Path);
                     break;
                 default:
-                    if (key.StartsWith("SCHILY.xattr.", StringComparison.Ordinal)) entry.Xattrs[key["SCHILY.xattr.".Length..]] = value;
+                    if (key.StartsWith("SCHILY.xattr.", StringComparison.Ordinal))
+                    {
+                        var name = key["SCHILY.xattr.".Length..];
+                        // The kernel's limits (XATTR_NAME_MAX, XATTR_SIZE_MAX): a longer one is no xattr.
+                        if (name.Length is 0 or > 255 || value.Length > 65536) throw Corrupt($"its extended attribute '{Shorten(name)}' is empty-named or too long", entry.Path);
+                        entry.Xattrs[name] = value;
+                    }
                     break;
             }
         }
     }
 
-    static Dictionary<string, byte[]> ParsePax(byte[] data)
+    static Dictionary<string, byte[]> ParsePax(byte[] data, string header)
     {
         var result = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         int pos = 0;
@@ -338,9 +420,9 @@ public sealed class PaxTarReader
             if (space < 0) break;
             if (!int.TryParse(Encoding.ASCII.GetString(data, pos, space - pos), NumberStyles.None, CultureInfo.InvariantCulture, out var len)
                 || len <= space - pos || pos + len > data.Length || data[pos + len - 1] != (byte)'\n')
-                throw Corrupt("a PAX extended header record is malformed");
+                throw Corrupt($"a PAX extended header record at byte {pos} is malformed (its length field is wrong)", header);
             int eq = Array.IndexOf(data, (byte)'=', space + 1, pos + len - space - 1);
-            if (eq < 0) throw Corrupt("a PAX extended header record has no '='");
+            if (eq < 0) throw Corrupt($"a PAX extended header record at byte {pos} has no '='", header);
             var key = Encoding.UTF8.GetString(data, space + 1, eq - space - 1);
             result[key] = data[(eq + 1)..(pos + len - 1)];
             pos += len;
@@ -354,31 +436,43 @@ public sealed class PaxTarReader
         return Encoding.UTF8.GetString(b, offset, (end < 0 ? offset + max : end) - offset);
     }
 
-    static long Number(byte[] h, int offset, int width)
+    static long Number(byte[] h, int offset, int width, string entry, string field, long max = long.MaxValue, bool allowNegative = false)
     {
+        long value = 0;
         if ((h[offset] & 0x80) != 0)
         {
             // GNU base-256: big-endian two's complement in the remaining bits.
-            long v = h[offset] & 0x3F;
-            if ((h[offset] & 0x40) != 0) v -= 0x40;
-            for (int i = 1; i < width; i++) v = (v << 8) | h[offset + i];
-            return v;
+            bool negative = (h[offset] & 0x40) != 0;
+            value = negative ? -1 : 0;
+            value = (value << 6) | (long)(h[offset] & 0x3F);
+            for (int i = 1; i < width; i++)
+            {
+                if (!negative && value > (long.MaxValue >> 8) || negative && value < (long.MinValue >> 8))
+                    throw Corrupt($"its {field} field (base-256) does not fit in 64 bits", entry);
+                value = (value << 8) | h[offset + i];
+            }
         }
-        long value = 0;
-        for (int i = offset; i < offset + width; i++)
+        else
         {
-            var c = h[i];
-            if (c == 0 || (c == ' ' && value > 0)) break;
-            if (c == ' ') continue;
-            if (c < '0' || c > '7') throw Corrupt("a numeric header field is not octal");
-            value = value * 8 + (c - '0');
+            bool digits = false, ended = false;
+            for (int i = offset; i < offset + width; i++)
+            {
+                var c = h[i];
+                if (c == 0) break;
+                if (c == ' ') { if (digits) ended = true; continue; }
+                if (ended || c < '0' || c > '7') throw Corrupt($"its {field} field is not an octal number", entry);
+                digits = true;
+                value = value * 8 + (c - '0');
+            }
         }
+        if (value < 0 && !allowNegative) throw Corrupt($"its {field} field is negative", entry);
+        if (value > max) throw Corrupt($"its {field} field is too large ({value})", entry);
         return value;
     }
 
-    static bool ChecksumOk(byte[] h)
+    static bool ChecksumOk(byte[] h, string entry)
     {
-        long stored = Number(h, 148, 8);
+        long stored = Number(h, 148, 8, entry, "checksum");
         long sum = 0;
         for (int i = 0; i < 512; i++) sum += i is >= 148 and < 156 ? ' ' : h[i];
         return sum == stored;
@@ -395,31 +489,32 @@ public sealed class PaxTarReader
             if (n <= 0)
             {
                 if (got == 0) return false;
-                throw Corrupt("it ends in the middle of a header");
+                throw Corrupt("the archive ends in the middle of the header that follows it", _pendingEntry.Length > 0 ? _pendingEntry : "(the first entry)");
             }
             got += n;
         }
         return true;
     }
 
-    void ReadExactly(byte[] data)
+    void ReadExactly(byte[] data, string entry)
     {
         try { _in.ReadExactly(data); }
-        catch (EndOfStreamException) { throw Corrupt("it ends in the middle of an entry"); }
+        catch (EndOfStreamException) { throw Corrupt("the archive ends in the middle of it", entry); }
     }
 
-    void Skip(long count)
+    void Skip(long count, string entry)
     {
+        if (count > 0 && ((GuardStream)_in).TrySkip(count)) return;
         var buffer = new byte[Math.Min(count, 1 << 16)];
         while (count > 0)
         {
             int n = _in.Read(buffer, 0, (int)Math.Min(buffer.Length, count));
-            if (n <= 0) throw Corrupt("it ends in the middle of an entry");
+            if (n <= 0) throw Corrupt("the archive ends in the middle of it", entry);
             count -= n;
         }
     }
 
-    private sealed class BoundedStream(Stream inner, long length) : Stream
+    private sealed class BoundedStream(Stream inner, long length, string entry) : Stream
     {
         private long _left = length;
         public override bool CanRead => true;
@@ -433,12 +528,13 @@ public sealed class PaxTarReader
         {
             if (_left <= 0) return 0;
             int n = inner.Read(buffer, offset, (int)Math.Min(count, _left));
-            if (n <= 0) throw Corrupt("it ends in the middle of a file's data");
+            if (n <= 0) throw Corrupt("the archive ends in the middle of its data", entry);
             _left -= n;
             return n;
         }
         public void Drain()
         {
+            if (_left > 0 && inner is GuardStream g && g.TrySkip(_left)) { _left = 0; return; }
             var buffer = new byte[65536];
             while (_left > 0) Read(buffer, 0, buffer.Length);
         }
@@ -479,6 +575,17 @@ public static class TarCompression
     /// <summary>Wraps <paramref name="input"/> in a decompressor chosen by its first bytes.</summary>
     public static Stream Decompress(Stream input)
     {
+        if (input.CanSeek)
+        {
+            // A plain tar file stays seekable: a survey of its headers seeks over the data.
+            var start = input.Position;
+            var magic = new byte[4];
+            int got = 0;
+            while (got < 4) { int r = input.Read(magic, got, 4 - got); if (r <= 0) break; got += r; }
+            input.Position = start;
+            bool compressed = got >= 2 && magic[0] == 0x1F && magic[1] == 0x8B || got >= 4 && magic[0] == 0x28 && magic[1] == 0xB5 && magic[2] == 0x2F && magic[3] == 0xFD;
+            if (!compressed) return input;
+        }
         var buffered = new BufferedStream(input, 1 << 20);
         int n = 0;
         // BufferedStream cannot unread: read the magic through a small peek buffer instead.

@@ -63,9 +63,13 @@ public sealed class MoveContainerCommand : ContainerCmdlet
     [ValidateNotNullOrEmpty]
     public string RemoteModulePath { get; set; } = "PSContainers";
 
-    /// <summary>Remove the source even when snapshot clones use its root filesystem.</summary>
+    /// <summary>Remove the source even when snapshot clones use its root filesystem; with -KeepHostAccess, do not ask.</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
+
+    /// <summary>Let the destination keep the settings that widen the container's access to the host (bind mounts, dropped protections, host NICs); asks first unless -Force.</summary>
+    [Parameter]
+    public SwitchParameter KeepHostAccess { get; set; }
 
     [Parameter]
     public SwitchParameter PassThru { get; set; }
@@ -83,8 +87,19 @@ public sealed class MoveContainerCommand : ContainerCmdlet
             var mode = Warm ? MigrationMode.Warm : MigrationMode.Cold;
             var what = $"Move container ({mode.ToString().ToLowerInvariant()}) to {destination}{(NewName is null ? "" : $" as '{NewName}'")}{(Keep ? ", keeping the source" : "")}";
             if (!ShouldProcess(Name, what)) return;
+            var manager = Manager;
+            if (KeepHostAccess && !Force && manager.Exists(Name))
+            {
+                var hostAccess = PSContainers.Runtime.Config.UntrustedConfigPolicy.Find(PSContainers.Runtime.Config.ConfigLoader.Load(manager.Store.ConfigPath(Name)));
+                if (hostAccess.Count > 0 && !ShouldContinue(
+                        $"Container '{Name}' keeps these settings at {destination}, which widen its access to that host:\n" +
+                        string.Join("\n", hostAccess.Select(h => $"  {h.Key} ({h.Value}): {h.Reason}")) + "\nKeep them?",
+                        "Move with host access"))
+                    return;
+            }
             var options = new MoveOptions
             {
+                KeepHostAccess = KeepHostAccess,
                 NewName = NewName,
                 Mode = mode,
                 TcpEstablished = TcpEstablished,
@@ -102,7 +117,7 @@ public sealed class MoveContainerCommand : ContainerCmdlet
             };
             var result = ProgressRelay.Run<MigrationProgress, MigrationResult>(this, $"Moving {Name} to {destination}",
                 p => ($"{p.Phase}: {p.Status}", p.PercentComplete),
-                p => ContainerMigrator.Move(Manager, Name, destination, options, p, _cancel.Token));
+                p => ContainerMigrator.Move(manager, Name, destination, options, p, _cancel.Token));
             foreach (var w in result.Warnings) WriteWarning(w);
             if (PassThru) WriteObject(result);
         });

@@ -98,9 +98,10 @@ public sealed class NewContainerCommand : ContainerCmdlet
         // write: build on a worker and relay its progress here.
         var queue = new BlockingCollection<TemplateProgress>();
         var progress = new QueueProgress(queue);
+        var manager = Manager; // on this thread: its store check may warn
         var task = Task.Run(() =>
         {
-            try { return Manager.Create(name, options, progress, _cancel.Token); }
+            try { return manager.Create(name, options, progress, _cancel.Token); }
             finally { queue.CompleteAdding(); }
         });
         var activityId = Math.Abs(name.GetHashCode() % 10000) + 1;

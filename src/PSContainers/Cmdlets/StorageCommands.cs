@@ -229,7 +229,11 @@ public sealed class ExportContainerCommand : ContainerCmdlet
     protected override void StopProcessing() => _cancel.Cancel();
 }
 
-/// <summary>Recreates a container from an Export-Container archive or an LXC container archive; hostile archives are refused.</summary>
+/// <summary>
+/// Recreates a container from an Export-Container archive or an LXC container archive; hostile
+/// archives are refused, the archive's config is untrusted (settings that widen host access are
+/// removed unless -KeepHostAccess), and an archive that would not fit is refused before writing.
+/// </summary>
 [Cmdlet(VerbsData.Import, "Container", SupportsShouldProcess = true)]
 [OutputType(typeof(ContainerInfo))]
 public sealed class ImportContainerCommand : ContainerCmdlet
@@ -239,23 +243,52 @@ public sealed class ImportContainerCommand : ContainerCmdlet
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = "";
 
-    [Parameter(Mandatory = true, Position = 1)]
+    /// <summary>The new container's name; default: the name the archive suggests (Export-Container records it; an LXC archive's directory; else the file name).</summary>
+    [Parameter(Position = 1)]
     [ValidateNotNullOrEmpty]
-    public string Name { get; set; } = "";
+    public string? Name { get; set; }
 
     /// <summary>Root: import into a user namespace on root's subordinate ids, shifting the archive's owners (a non-root caller's imports always are).</summary>
     [Parameter]
     public SwitchParameter Unprivileged { get; set; }
+
+    /// <summary>Keep the archive's settings that widen the container's access to the host (bind mounts, dropped protections, host NICs); asks first unless -Force.</summary>
+    [Parameter]
+    public SwitchParameter KeepHostAccess { get; set; }
+
+    /// <summary>With -KeepHostAccess: do not ask.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    /// <summary>Refuse an archive whose files add up to more than this (bytes, or 2GB, '2G'); the store's free space always bounds it.</summary>
+    [Parameter]
+    [SizeTransformation]
+    [ValidateRange(1L, long.MaxValue)]
+    public long? MaximumSize { get; set; }
 
     private readonly CancellationTokenSource _cancel = new();
 
     protected override void ProcessRecord()
     {
         var path = GetUnresolvedProviderPathFromPSPath(Path);
-        if (!ShouldProcess(Name, $"Import container from {path}")) return;
+        var manager = Manager;
         Try(() =>
         {
-            var result = ArchiveRunner.Run(this, $"Importing {Name}", (p, ct) => ContainerArchive.Import(Manager, path, Name, p, ct, Unprivileged), _cancel.Token);
+            // First pass (headers only): the name, the size and the config are known before anything is written.
+            var survey = ArchiveRunner.Run(this, $"Reading {System.IO.Path.GetFileName(path)}", (p, ct) => ContainerArchive.Survey(path, ct, p), _cancel.Token);
+            var name = Name ?? survey.SuggestedName
+                ?? throw new ContainerException("ContainerNameRequired", ContainerErrorKind.InvalidArgument,
+                    $"The archive '{path}' suggests no valid container name (no Export-Container mark, no LXC directory, and its file name is not one). Give one with -Name.", path);
+            if (!ShouldProcess(name, $"Import container from {path}")) return;
+            if (KeepHostAccess && survey.HostAccess.Count > 0 && !Force &&
+                !ShouldContinue(
+                    $"The archive's config.yaml gives container '{name}' access to the host:\n" +
+                    string.Join("\n", survey.HostAccess.Select(h => $"  {h.Key} ({h.Value}): {h.Reason}")) +
+                    "\nKeep these settings? Only do so for an archive from a source you trust.",
+                    "Import with host access"))
+                return;
+            var options = new ImportOptions { Name = name, Unprivileged = Unprivileged, KeepHostAccess = KeepHostAccess, MaximumSize = MaximumSize };
+            var result = ArchiveRunner.Run(this, $"Importing {name}", (p, ct) => ContainerArchive.Import(manager, path, options, survey, p, ct), _cancel.Token);
             foreach (var w in result.Warnings) WriteWarning(w);
             WriteObject(result.Container);
         });

@@ -29,6 +29,9 @@ public abstract class ContainerCmdlet : PSCmdlet
                 _manager = new ContainerManager(path);
                 _manager.Warning += WriteWarning;
                 _managerStore = path;
+                // The store's permissions are fixed on its first use, with a warning: only the
+                // pipeline thread may write one (a worker thread's first use leaves it to the runtime).
+                if (System.Management.Automation.Runspaces.Runspace.DefaultRunspace is not null) _manager.EnsureStoreSecure();
             }
             return _manager;
         }
