@@ -56,6 +56,9 @@ public sealed partial class ContainerManager
     /// <summary>Things worth telling the user that are not errors (a container started without a cgroup).</summary>
     public event Action<string>? Warning;
 
+    /// <summary>What an operation is doing, step by step (the cmdlets' -Verbose).</summary>
+    public event Action<string>? Verbose;
+
     public ContainerManager(ContainerStore store, CgroupManager? cgroups = null)
     {
         Store = store;
@@ -117,6 +120,9 @@ public sealed partial class ContainerManager
         state ??= LoadState(name);
         var live = Observe(name, state);
         var running = live.Status is ContainerStatus.Running or ContainerStatus.Frozen && state.InitPid is not null;
+        // Ended on its own (the supervisor's record, not yet folded in by a stop), or as the last stop recorded.
+        var (stopReason, exitCode, exitSignal) = live.Exit is { } ended ? Classify(ended)
+            : live.Status is ContainerStatus.Stopped or ContainerStatus.Saved ? (state.StopReason, state.ExitCode, state.ExitSignal) : (null, null, null);
         var (ipv4, ipv6) = running && config is not null && !Network.NetworkHook.SharesHostNetwork(config)
             ? Network.NetworkHook.Addresses(state.InitPid!.Value) : (Array.Empty<string>(), Array.Empty<string>());
         return new ContainerInfo
@@ -133,8 +139,9 @@ public sealed partial class ContainerManager
             Created = state.Created,
             StartedAt = state.StartedAt,
             StoppedAt = live.Exit?.Time ?? state.StoppedAt,
-            ExitCode = live.Exit?.Code ?? state.ExitCode,
-            ExitSignal = (live.Exit?.Signal ?? state.ExitSignal) is { } sig ? Signals.Name(sig) : null,
+            StopReason = stopReason,
+            ExitCode = exitCode,
+            ExitSignal = exitSignal is { } sig ? Signals.Name(sig) : null,
             MemoryLimit = config?.Limits.Memory,
             RootfsPath = RootfsOf(name, config),
             ConfigPath = Store.ConfigPath(name),
@@ -162,6 +169,18 @@ public sealed partial class ContainerManager
     }
 
     private sealed record ExitRecord(int Code, int? Signal, DateTimeOffset Time);
+
+    /// <summary>
+    /// How an init that ended on its own is reported. The init of a pid namespace receives only the
+    /// signals it has a handler for (pid_namespaces(7)), so SIGINT or SIGHUP as its end is the
+    /// kernel's report of reboot(2) inside it (power-off/halt, restart): a clean shutdown, no code.
+    /// </summary>
+    private static (ContainerStopReason?, int?, int?) Classify(ExitRecord exit) => exit.Signal switch
+    {
+        null => (exit.Code == 0 ? ContainerStopReason.Exited : ContainerStopReason.Failed, exit.Code, null),
+        2 or 1 => (ContainerStopReason.PoweredOff, null, null),
+        _ => (ContainerStopReason.Crashed, exit.Code, exit.Signal),
+    };
     private sealed record Observation(ContainerStatus Status, bool SupervisorAlive, bool InitAlive, ExitRecord? Exit);
 
     /// <summary>Derives the live status from the persisted pids, the kernel and the exit record.</summary>
@@ -471,6 +490,8 @@ public sealed partial class ContainerManager
         if (live.Status == ContainerStatus.Frozen && cgroup is not null) Cgroups.Thaw(cgroup);
 
         var stopped = false;
+        // Init already gone by itself (the supervisor is finishing up): report how it ended, not a stop.
+        var endedAlready = !live.InitAlive;
         if (!kill && live.InitAlive)
         {
             var signal = Signals.Parse(config.Stop.Signal ?? "SIGTERM");
@@ -480,10 +501,20 @@ public sealed partial class ContainerManager
             // after a start could reach init before it set that up and be lost. Give it a moment.
             if (signal is not 9 and not 19)
                 SpinWait.SpinUntil(() => Sys.AcceptsSignal(state.InitPid!.Value, signal), grace < TimeSpan.FromSeconds(2) ? grace : TimeSpan.FromSeconds(2));
+            Verbose?.Invoke($"Stopping container '{name}': {Signals.Name(signal)} to init (pid {state.InitPid}), then SIGKILL to every process after {grace.TotalSeconds:0.#} s.");
             Sys.Kill(state.InitPid!.Value, signal);
             var left = deadline - DateTime.UtcNow;
             stopped = WaitStopped(state, left > TimeSpan.Zero ? left : TimeSpan.Zero);
+            if (!stopped)
+            {
+                // The user asked for a clean stop and gets a kill: say so, with what to change.
+                var message = $"Container '{name}' did not stop within {grace.TotalSeconds:0.#} s of {Signals.Name(signal)}: killing every process with SIGKILL. " +
+                    "Give it longer with -Timeout (or stop.timeout in config.yaml), or check that stop.signal is the one its init shuts down on.";
+                Verbose?.Invoke(message);
+                Warning?.Invoke(message);
+            }
         }
+        else if (kill && live.InitAlive) Verbose?.Invoke($"Killing container '{name}': SIGKILL to every process (init pid {state.InitPid}).");
         if (!stopped)
         {
             // Killing init ends the pid namespace (the kernel kills the rest); the cgroup catches
@@ -505,8 +536,22 @@ public sealed partial class ContainerManager
         state.InitStartTime = null;
         state.CgroupPath = null;
         state.StoppedAt = exit?.Time ?? DateTimeOffset.Now;
-        state.ExitCode = exit?.Code ?? 128 + 9;
-        state.ExitSignal = exit is null ? 9 : exit.Signal;
+        if (endedAlready && exit is not null)
+            (state.StopReason, state.ExitCode, state.ExitSignal) = Classify(exit);
+        else if (stopped && exit is not null)
+        {
+            // A clean stop that was asked for: whatever signal init's end reports (the stop signal,
+            // or the SIGINT of busybox's power-off) is no failure. An exit code init chose is kept.
+            state.StopReason = ContainerStopReason.Requested;
+            state.ExitCode = exit.Signal is null ? exit.Code : null;
+            state.ExitSignal = null;
+        }
+        else
+        {
+            state.StopReason = ContainerStopReason.Killed;
+            state.ExitCode = exit?.Code ?? 128 + 9;
+            state.ExitSignal = exit is null ? 9 : exit.Signal;
+        }
         state.Save(Store.StatePath(name));
         return (config, state);
     }

@@ -95,19 +95,45 @@ public sealed class SaveContainerCommand : PassThruCmdlet
 }
 
 /// <summary>Reads checkpoint directories (their checkpoint.json): which container, when, how big, which CRIU and kernel.</summary>
-[Cmdlet(VerbsCommon.Get, "ContainerCheckpoint")]
+[Cmdlet(VerbsCommon.Get, "ContainerCheckpoint", DefaultParameterSetName = "Path")]
 [OutputType(typeof(CheckpointInfo))]
 public sealed class GetContainerCheckpointCommand : ContainerCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [Alias("FullName")]
+    /// <summary>Checkpoint directories; wildcards (/srv/ckpt/*) match every checkpoint directory they name and skip the rest.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = "Path")]
+    [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string[] Path { get; set; } = Array.Empty<string>();
 
+    /// <summary>Checkpoint directories taken literally (no wildcards); Get-ChildItem's objects bind their FullName here.</summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = "LiteralPath")]
+    [Alias("FullName", "PSPath", "LP")]
+    [ValidateNotNullOrEmpty]
+    public string[] LiteralPath { get; set; } = Array.Empty<string>();
+
     protected override void ProcessRecord()
     {
-        foreach (var p in Path)
+        var literal = ParameterSetName == "LiteralPath";
+        foreach (var p in literal ? LiteralPath : Path)
         {
+            if (!literal && WildcardPattern.ContainsWildcardCharacters(p))
+            {
+                // Like Get-Item: a pattern that matches nothing is no error; what it matches that is not a
+                // checkpoint directory (a log file, an unrelated folder) is skipped, said in -Verbose.
+                IEnumerable<string> matches;
+                try { matches = GetResolvedProviderPathFromPSPath(p, out _); }
+                catch (ItemNotFoundException) { continue; }
+                foreach (var match in matches.OrderBy(m => m, StringComparer.Ordinal))
+                {
+                    if (!File.Exists(System.IO.Path.Combine(match, CheckpointManifest.FileName)))
+                    {
+                        WriteVerbose($"Skipping '{match}': it holds no checkpoint ({CheckpointManifest.FileName}).");
+                        continue;
+                    }
+                    Try(() => WriteObject(new CheckpointManager(Manager).GetCheckpoint(match)));
+                }
+                continue;
+            }
             var path = GetUnresolvedProviderPathFromPSPath(p);
             Try(() => WriteObject(new CheckpointManager(Manager).GetCheckpoint(path)));
         }

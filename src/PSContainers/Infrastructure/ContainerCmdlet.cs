@@ -28,6 +28,7 @@ public abstract class ContainerCmdlet : PSCmdlet
             {
                 _manager = new ContainerManager(path);
                 _manager.Warning += WriteWarning;
+                _manager.Verbose += WriteVerbose;
                 _managerStore = path;
             }
             return _manager;
