@@ -582,7 +582,7 @@ public sealed partial class ContainerManager
     public void Remove(string name, bool force = false)
     {
         ContainerNames.Validate(name);
-        using var _ = Store.Lock(name);
+        using var containerLock = Store.Lock(name);
         if (!Store.Exists(name)) throw NotFound(name);
         Storage.StorageManager.CheckNoDependentClones(Store, name, force);
         var state = LoadState(name);
@@ -611,7 +611,13 @@ public sealed partial class ContainerManager
         // A pasta left by a run whose init ended on its own (no stop ran its hooks).
         foreach (var pasta in Hooks.OfType<Network.PastaHook>()) pasta.Release(name);
         Directory.Move(Store.ContainerDirectory(name), trash);
+        // What the store kept for it outside its directory goes with it: its address leases on the
+        // default bridge (else held until the next allocation) and its lock file.
+        try { Network.DefaultBridge.For(Store).Release(name); }
+        catch (Exception ex) when (ex is ContainerException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        { Warning?.Invoke($"Container '{name}' was removed, but its address lease could not be released: {ex.Message}"); }
         DeleteContainerTree(trash, removedConfig);
+        containerLock.DeleteFile();
     }
 
     // ---- freeze -------------------------------------------------------------------------------
@@ -723,6 +729,14 @@ public sealed partial class ContainerManager
         if (result.ExitCode == 125 && result.Error.Any(l => l.StartsWith("psc-helper:", StringComparison.Ordinal)))
             throw new ContainerException("AttachFailed", ContainerErrorKind.InvalidOperation,
                 $"Could not enter container '{name}': {string.Join(" ", result.Error).Replace("psc-helper: ", "")}", name);
+        // "ls -l /" as one string is a program of that name, which no container has: say how arguments are passed.
+        if (result.ExitCode == 127 && command.Count == 1 && command[0].Trim().Contains(' ') && spec.TargetPid is { } pid && !ProgramExists(pid, command[0]))
+        {
+            var words = command[0].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            throw new ContainerException("CommandNotFound", ContainerErrorKind.ObjectNotFound,
+                $"Container '{name}' has no program named '{command[0]}'. -Command takes the program and each argument as separate strings " +
+                $"(no shell is involved): -Command {string.Join(",", words.Select(QuoteForPowerShell))}. For a shell command line, run a shell: -Command sh,-c,{QuoteForPowerShell(command[0])}.", name);
+        }
         return new ContainerCommandResult
         {
             Name = name,
@@ -732,6 +746,21 @@ public sealed partial class ContainerManager
             Error = result.Error,
         };
     }
+
+    /// <summary>Whether the container (through its init's root) has <paramref name="program"/>: a path, or a name on its PATH.</summary>
+    private static bool ProgramExists(int initPid, string program)
+    {
+        var root = $"/proc/{initPid}/root";
+        try
+        {
+            if (program.Contains('/')) return File.Exists(root + "/" + program.TrimStart('/'));
+            return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".Split(':').Any(d => File.Exists($"{root}{d}/{program}"));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return true; } // cannot tell: no hint
+    }
+
+    private static string QuoteForPowerShell(string word) =>
+        word.Length > 0 && word.All(c => char.IsLetterOrDigit(c) || c is '-' or '/' or '.' or '_' or '=' or ':') ? word : "'" + word.Replace("'", "''") + "'";
 
     /// <summary>Starts an interactive program in the container on the caller's terminal (Enter-Container).</summary>
     public System.Diagnostics.Process StartInteractive(string name, IReadOnlyList<string> command, NamespaceKind namespaces = NamespaceKind.None, string? workingDirectory = null)
