@@ -774,18 +774,23 @@ public sealed partial class ContainerManager
 
     // ---- console ------------------------------------------------------------------------------
 
-    public string[] ReadConsoleLog(string name, int? tail = null)
+    /// <summary>
+    /// The console log's lines, control characters rendered harmless (see <see cref="ConsoleText"/>)
+    /// unless <paramref name="raw"/>; the last <paramref name="tail"/> only if given.
+    /// </summary>
+    public string[] ReadConsoleLog(string name, int? tail = null, bool raw = false)
+    {
+        using var reader = OpenConsoleLog(name, raw);
+        var lines = reader.ReadLines(final: true);
+        return tail is { } n && n < lines.Count ? lines.GetRange(lines.Count - n, n).ToArray() : lines.ToArray();
+    }
+
+    /// <summary>A reader of the console log that follows it as it grows (Get-ContainerConsoleLog -Wait).</summary>
+    public ConsoleLogReader OpenConsoleLog(string name, bool raw = false)
     {
         ContainerNames.Validate(name);
         if (!Store.Exists(name)) throw NotFound(name);
-        var path = Store.ConsoleLogPath(name);
-        if (!File.Exists(path)) return Array.Empty<string>();
-        // The supervisor keeps appending: open shared, and drop the pty's carriage returns.
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        using var reader = new StreamReader(stream);
-        var lines = reader.ReadToEnd().Replace("\r", "").Split('\n');
-        if (lines.Length > 0 && lines[^1].Length == 0) lines = lines[..^1];
-        return tail is { } n && n < lines.Length ? lines[^n..] : lines;
+        return new ConsoleLogReader(Store.ConsoleLogPath(name), raw);
     }
 
     // ---- helpers ------------------------------------------------------------------------------
