@@ -194,7 +194,7 @@ internal static class ArchiveRunner
 
 /// <summary>Seed 004 migration: the container's config and rootfs as one tar archive (.tar, .tar.gz, .tar.zst).</summary>
 [Cmdlet(VerbsData.Export, "Container", SupportsShouldProcess = true)]
-[OutputType(typeof(FileInfo))]
+[OutputType(typeof(ContainerArchiveInfo))]
 public sealed class ExportContainerCommand : ContainerCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
@@ -221,8 +221,20 @@ public sealed class ExportContainerCommand : ContainerCmdlet
         if (!ShouldProcess(Name, $"Export container to {path}")) return;
         Try(() =>
         {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             ArchiveRunner.Run(this, $"Exporting {Name}", (p, ct) => { ContainerArchive.Export(Manager, Name, path, Force, p, ct); return 0; }, _cancel.Token);
-            if (PassThru) WriteObject(new FileInfo(path));
+            clock.Stop();
+            if (PassThru)
+                WriteObject(new ContainerArchiveInfo
+                {
+                    Container = Name,
+                    Path = System.IO.Path.GetFullPath(path),
+                    Size = new FileInfo(path).Length,
+                    Compression = TarCompression.ForPath(path),
+                    Duration = clock.Elapsed,
+                    Time = DateTimeOffset.Now,
+                    StorePath = Manager.Store.Root,
+                });
         });
     }
 
