@@ -39,11 +39,22 @@ public sealed class CheckpointContainerCommand : ContainerCmdlet
     [Parameter]
     public SwitchParameter PreDump { get; set; }
 
+    /// <summary>Checkpoint in the background: a PowerShell job (Receive-Job returns the checkpoint object).</summary>
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
     protected override void ProcessRecord()
     {
         var path = GetUnresolvedProviderPathFromPSPath(Path);
         if (!ShouldProcess(Name, $"Checkpoint container to {path}{(LeaveRunning ? "" : " and stop it")}")) return;
         var options = new CheckpointOptions { LeaveRunning = LeaveRunning, TcpEstablished = TcpEstablished, PreDump = PreDump };
+        if (AsJob)
+        {
+            var name = Name;
+            StartJob(name, (job, manager) => job.Output.Add(PSObject.AsPSObject(
+                new CheckpointManager(manager).Checkpoint(name, path, options, job.ProgressOf<string>($"Checkpointing {name}", s => (s, -1))))));
+            return;
+        }
         Try(() => WriteObject(CheckpointProgress.Run(this, $"Checkpointing {Name}",
             p => new CheckpointManager(Manager).Checkpoint(Name, path, options, p))));
     }
@@ -68,10 +79,24 @@ public sealed class RestoreContainerCommand : ContainerCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
+    /// <summary>Restore in the background: a PowerShell job (Receive-Job returns what -PassThru would).</summary>
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
     protected override void ProcessRecord()
     {
         var path = GetUnresolvedProviderPathFromPSPath(Path);
         if (!ShouldProcess(Name ?? path, $"Restore container from {path}")) return;
+        if (AsJob)
+        {
+            var (name, passThru) = (Name, PassThru.IsPresent);
+            StartJob(name ?? path, (job, manager) =>
+            {
+                var info = new CheckpointManager(manager).Restore(path, name, new RestoreOptions(), job.ProgressOf<string>($"Restoring {name ?? path}", s => (s, -1)));
+                if (passThru) job.Output.Add(PSObject.AsPSObject(info));
+            });
+            return;
+        }
         Try(() =>
         {
             var info = CheckpointProgress.Run(this, $"Restoring {Name ?? path}", p => new CheckpointManager(Manager).Restore(path, Name, new RestoreOptions(), p));

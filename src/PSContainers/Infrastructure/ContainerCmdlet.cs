@@ -35,6 +35,34 @@ public abstract class ContainerCmdlet : PSCmdlet
         }
     }
 
+    /// <summary>
+    /// -AsJob: runs <paramref name="work"/> as a <see cref="ContainerJob"/> with a manager of its own
+    /// (same store; its warnings and verbose messages go to the job), registers it with Get-Job and
+    /// writes the job object.
+    /// </summary>
+    protected void StartJob(string target, Action<ContainerJob, ContainerManager> work)
+    {
+        var path = StorePath is null ? null : GetUnresolvedProviderPathFromPSPath(StorePath);
+        var manager = new ContainerManager(path);
+        // The command with what it was given (the whole input line could hold several statements).
+        var command = MyInvocation.MyCommand.Name + " " + string.Join(" ", MyInvocation.BoundParameters
+            .Where(p => p.Key != "AsJob").Select(p => p.Value is SwitchParameter ? $"-{p.Key}" : $"-{p.Key} {FormatArgument(p.Value)}"));
+        var job = new ContainerJob(command.Trim(), $"{MyInvocation.MyCommand.Name} {target}", System.Environment.MachineName);
+        manager.Warning += job.WriteWarning;
+        manager.Verbose += job.WriteVerbose;
+        JobRepository.Add(job);
+        job.Start(j => work(j, manager));
+        WriteObject(job);
+    }
+
+    private static string FormatArgument(object? value) => value switch
+    {
+        null => "$null",
+        string s => s.Any(char.IsWhiteSpace) ? $"'{s.Replace("'", "''")}'" : s,
+        System.Collections.IEnumerable e => string.Join(",", e.Cast<object?>().Select(FormatArgument)),
+        _ => value.ToString() ?? "",
+    };
+
     protected static ErrorRecord ToErrorRecord(ContainerException ex) => CmdletErrors.ToRecord(ex);
 
     /// <summary>Runs one step for one target; a runtime failure becomes a non-terminating error.</summary>
