@@ -62,7 +62,7 @@ public sealed class ContainerLimitTests : IDisposable
         Assert.Equal(137, hog.ExitCode);
         var after = Measure(name);
         Assert.True(after.OomKills >= 1, $"OomKills = {after.OomKills}");
-        Assert.Equal(32L << 20, after.MemoryMax);
+        Assert.Equal(32L << 20, after.MemoryMax?.Value);
         Assert.True(after.MemoryPeak <= 32L << 20, $"peak {after.MemoryPeak}");
         Assert.True(after.MemoryPeak > 8L << 20, $"peak {after.MemoryPeak}");
         // The container itself survived.
@@ -77,7 +77,7 @@ public sealed class ContainerLimitTests : IDisposable
         var bomb = Exec(name, "sh", "-c", "i=0; while [ $i -lt 100 ]; do sleep 60 >/dev/null 2>&1 & i=$((i+1)); done; echo survived");
         Assert.DoesNotContain("survived", bomb.Output);
         var usage = Measure(name);
-        Assert.Equal(20, usage.PidsMax);
+        Assert.Equal(20, usage.PidsMax?.Value);
         Assert.True(usage.PidsCurrent is > 10 and <= 20, $"pids.current = {usage.PidsCurrent}");
         Assert.True(usage.PidsLimitHits >= 1, $"pids.events max = {usage.PidsLimitHits}");
         // Raising the limit live lets it fork again.
