@@ -123,6 +123,19 @@ public sealed class EdgesTests : IDisposable
         Assert.Empty(_ps.Invoke("Stop-Container $args[0] -Timeout 20", clean).Warnings);
     }
 
+    [Fact]
+    public void StopMessages_FromAnOperationOnAWorkerThread_ReachThePipeline()
+    {
+        // Move-Container runs on a worker thread (its progress is relayed); the cold move's stop
+        // reports verbose messages from there, which a cmdlet may only write from its own thread.
+        using var other = new TestStore();
+        var name = NewStarted("mvmsg");
+        var r = _ps.Invoke("Move-Container $args[0] $args[1] -Verbose", name, other.StorePath);
+        Assert.Empty(r.Errors);
+        Assert.Contains(r.Verbose, v => v.Contains($"Stopping container '{name}': SIGUSR2 to init"));
+        Assert.Equal(ContainerStatus.Running, other.Manager.Get(name).State);
+    }
+
     // ---- Invoke-ContainerCommand "ls -l /" ----------------------------------------------------
 
     [Fact]

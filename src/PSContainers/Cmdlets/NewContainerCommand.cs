@@ -130,6 +130,8 @@ public sealed class NewContainerCommand : ContainerCmdlet
             WriteProgress(new ProgressRecord(activityId, $"{p.Activity} ({name})", string.IsNullOrEmpty(p.Status) ? "..." : p.Status)
             { PercentComplete = Math.Clamp(p.PercentComplete, -1, 100) });
         WriteProgress(new ProgressRecord(activityId, $"Creating {name}", "Done") { RecordType = ProgressRecordType.Completed });
+        try { task.Wait(); } catch (AggregateException) { /* thrown below */ }
+        FlushMessages();
         try { return task.GetAwaiter().GetResult(); }
         catch (OperationCanceledException) { throw new PipelineStoppedException(); }
     }

@@ -27,12 +27,47 @@ public abstract class ContainerCmdlet : PSCmdlet
             if (_manager is null || _managerStore != path)
             {
                 _manager = new ContainerManager(path);
-                _manager.Warning += WriteWarning;
-                _manager.Verbose += WriteVerbose;
+                _manager.Warning += m => Say(warning: true, m);
+                _manager.Verbose += m => Say(warning: false, m);
                 _managerStore = path;
             }
             return _manager;
         }
+    }
+
+    // The runtime tells of warnings from whatever thread runs the operation (a worker of
+    // ProgressRelay, say), and a cmdlet may write only from its pipeline thread: messages from
+    // elsewhere wait here until the pipeline thread writes next (ProgressRelay flushes them).
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(bool Warning, string Message)> _pending = new();
+    private int _pipelineThread = -1;
+
+    private void Say(bool warning, string message)
+    {
+        // A cmdlet whose BeginProcessing did not call ours: write as before (its operations run here).
+        if (_pipelineThread == -1)
+        {
+            if (warning) WriteWarning(message); else WriteVerbose(message);
+            return;
+        }
+        _pending.Enqueue((warning, message));
+        if (Environment.CurrentManagedThreadId == _pipelineThread) FlushMessages();
+    }
+
+    /// <summary>Writes the warnings and verbose messages the runtime reported (pipeline thread only).</summary>
+    internal void FlushMessages()
+    {
+        if (Environment.CurrentManagedThreadId != _pipelineThread) return;
+        while (_pending.TryDequeue(out var m))
+        {
+            if (m.Warning) WriteWarning(m.Message);
+            else WriteVerbose(m.Message);
+        }
+    }
+
+    protected override void BeginProcessing()
+    {
+        _pipelineThread = Environment.CurrentManagedThreadId;
+        base.BeginProcessing();
     }
 
     /// <summary>
