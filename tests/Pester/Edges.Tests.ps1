@@ -273,6 +273,24 @@ Describe 'Rough edges of the walk-through' -Tag 'E2E', 'Root' -Skip:(-not $canRu
         Export-Container $name (Join-Path $root 'y.tar') -AsJob -WhatIf | Should -BeNullOrEmpty
     }
 
+    It 'Stop-Job cancels a job: the export stops, rolls back, and the job is Stopped' {
+        $name = New-TestName 'jobstop'
+        $info = New-Container $name -ErrorAction Stop
+        # Enough files of incompressible data that the export is still running when Stop-Job comes
+        # (the export checks for cancellation between entries).
+        $big = New-Item -ItemType Directory -Path (Join-Path $info.RootfsPath 'big')
+        & sh -c 'head -c 300000000 /dev/urandom | split -b 100000 -a 4 - "$1/f"' sh $big.FullName
+        $path = Join-Path $root "$name.tar.gz"
+        $job = Export-Container $name $path -AsJob
+        $deadline = [DateTime]::UtcNow.AddSeconds(30)
+        while ($job.Progress.Count -eq 0 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
+        $job.State | Should -Be 'Running'
+        $job | Stop-Job
+        $job.State | Should -Be 'Stopped'
+        Test-Path $path | Should -BeFalse
+        Get-ChildItem $root -Filter '*.partial' -Force | Should -BeNullOrEmpty
+    }
+
     It 'Checkpoint-Container and Restore-Container run as jobs' -Skip:(-not $hasCriu) {
         $name = New-TestName 'ckjob'
         New-Container $name -Command /bin/sh, -c, 'while :; do sleep 1; done' -ErrorAction Stop | Start-Container -ErrorAction Stop
