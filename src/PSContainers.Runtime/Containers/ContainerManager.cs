@@ -753,8 +753,10 @@ public sealed partial class ContainerManager
         var root = $"/proc/{initPid}/root";
         try
         {
-            if (program.Contains('/')) return File.Exists(root + "/" + program.TrimStart('/'));
-            return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".Split(':').Any(d => File.Exists($"{root}{d}/{program}"));
+            // Present as a file or as a link (an absolute link inside the container would resolve against the host's root here).
+            static bool Present(string p) => File.Exists(p) || new FileInfo(p).LinkTarget is not null;
+            if (program.Contains('/')) return Present(root + "/" + program.TrimStart('/'));
+            return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".Split(':').Any(d => Present($"{root}{d}/{program}"));
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return true; } // cannot tell: no hint
     }
