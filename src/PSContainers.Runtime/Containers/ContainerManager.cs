@@ -538,7 +538,7 @@ public sealed partial class ContainerManager
         state.StoppedAt = exit?.Time ?? DateTimeOffset.Now;
         if (endedAlready && exit is not null)
             (state.StopReason, state.ExitCode, state.ExitSignal) = Classify(exit);
-        else if (stopped && exit is not null)
+        else if (stopped && exit is not null && exit.Signal != 9)
         {
             // A clean stop that was asked for: whatever signal init's end reports (the stop signal,
             // or the SIGINT of busybox's power-off) is no failure. An exit code init chose is kept.
@@ -548,6 +548,7 @@ public sealed partial class ContainerManager
         }
         else
         {
+            // -Kill, the timeout ran out, or stop.signal is SIGKILL itself: a kill, with its code.
             state.StopReason = ContainerStopReason.Killed;
             state.ExitCode = exit?.Code ?? 128 + 9;
             state.ExitSignal = exit is null ? 9 : exit.Signal;

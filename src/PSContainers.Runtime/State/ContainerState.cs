@@ -24,7 +24,7 @@ public enum ContainerStopReason
 {
     /// <summary>Stop-Container (or Restart-Container) asked it to stop, and it did within the timeout: a clean stop, no exit code to worry about.</summary>
     Requested,
-    /// <summary>Stop-Container -Kill, or a stop that ran out of time and was escalated to SIGKILL.</summary>
+    /// <summary>Stop-Container -Kill, a stop that ran out of time and was escalated to SIGKILL, or a stop.signal of SIGKILL.</summary>
     Killed,
     /// <summary>Init exited on its own with exit code 0.</summary>
     Exited,
