@@ -149,7 +149,7 @@ public sealed class HostCheckTests : IDisposable
     }
 
     [Fact]
-    public void Criu_FromPscCriuOrPath()
+    public void Criu_FromPscontainersCriuOrPath()
     {
         var check = new ContainerHostCheck { ProcRoot = "/proc", SearchPath = new[] { _dir.Path } };
         var previous = Environment.GetEnvironmentVariable(ContainerHostCheck.CriuEnvironmentVariable);
@@ -158,7 +158,18 @@ public sealed class HostCheckTests : IDisposable
             Environment.SetEnvironmentVariable(ContainerHostCheck.CriuEnvironmentVariable, _dir.Combine("no-criu"));
             var missing = check.Run().Single(f => f.Name == "criu");
             Assert.Equal(HostCheckStatus.Warn, missing.Status);
-            Assert.Contains("PSC_CRIU", missing.Detail);
+            // One variable names criu for the host check and for checkpointing.
+            Assert.Equal("PSCONTAINERS_CRIU", ContainerHostCheck.CriuEnvironmentVariable);
+            Assert.Equal(PSContainers.Runtime.Checkpoint.CriuService.EnvironmentVariable, ContainerHostCheck.CriuEnvironmentVariable);
+            Assert.Contains("PSCONTAINERS_CRIU", missing.Detail);
+
+            // A criu that checkpointing would refuse (older than 4.2) is not a pass.
+            var old = _dir.Write("old-criu", "#!/bin/sh\necho 'Version: 3.17.1'\n");
+            File.SetUnixFileMode(old, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+            Environment.SetEnvironmentVariable(ContainerHostCheck.CriuEnvironmentVariable, old);
+            var tooOld = check.Run().Single(f => f.Name == "criu");
+            Assert.Equal(HostCheckStatus.Warn, tooOld.Status);
+            Assert.Contains("older than 4.2", tooOld.Detail);
 
             // A program that answers --version like criu does.
             var fake = _dir.Write("criu", "#!/bin/sh\necho 'Version: 9.8.7'\n");

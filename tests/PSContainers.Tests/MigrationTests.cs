@@ -48,9 +48,11 @@ public sealed class MigrationTests : IDisposable
         var archive = Archive(file);
         var export = _ps.Invoke("Export-Container $args[0] -Path $args[1] -PassThru", src.Name, archive);
         Assert.Empty(export.Errors);
-        var exported = (FileInfo)export.Output.Single().BaseObject;
+        var exported = (PSContainers.Runtime.Storage.ContainerArchiveInfo)export.Output.Single().BaseObject;
         Assert.Contains(export.Progress, p => p.Activity == $"Exporting {src.Name}" && p.StatusDescription.Contains("entries"));
-        Assert.True(exported.Length > 0);
+        Assert.True(exported.Size > 0);
+        Assert.Equal(new FileInfo(archive).Length, exported.Size);
+        Assert.Equal(src.Name, exported.Container);
         Assert.Empty(Directory.EnumerateFiles(_store.Root, "*.partial"));
         var name = TestStore.NewName("imp");
         var imported = (ContainerInfo)_ps.Run("Import-Container -Path $args[0] -Name $args[1] -StorePath $args[2]", archive, name, _other.StorePath).Single().BaseObject;

@@ -34,7 +34,8 @@ public sealed class CgroupUsage
     public DateTimeOffset Time { get; set; } = DateTimeOffset.Now;
     public long? MemoryCurrent { get; set; }
     public long? MemoryPeak { get; set; }
-    public long? MemoryMax { get; set; }
+    /// <summary>The memory limit in force: bytes, or max (unlimited).</summary>
+    public CgroupLimitValue? MemoryMax { get; set; }
     public long? SwapCurrent { get; set; }
     /// <summary>Times the memory limit was hit (v1 memory.failcnt, v2 memory.events max).</summary>
     public long? MemoryLimitHits { get; set; }
@@ -47,7 +48,8 @@ public sealed class CgroupUsage
     public long? CpuThrottledPeriods { get; set; }
     public TimeSpan? CpuThrottledTime { get; set; }
     public long? PidsCurrent { get; set; }
-    public long? PidsMax { get; set; }
+    /// <summary>The task limit in force, or max (unlimited).</summary>
+    public CgroupLimitValue? PidsMax { get; set; }
     /// <summary>Fork attempts refused by pids.max.</summary>
     public long? PidsLimitHits { get; set; }
     public List<IoDeviceUsage> Io { get; set; } = new();

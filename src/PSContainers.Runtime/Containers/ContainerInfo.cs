@@ -15,7 +15,15 @@ public sealed class ContainerInfo
     public DateTimeOffset Created { get; init; }
     public DateTimeOffset? StartedAt { get; init; }
     public DateTimeOffset? StoppedAt { get; init; }
-    /// <summary>Exit code of init's last run (128+signal when a signal ended it, like a shell).</summary>
+    /// <summary>
+    /// Why init last ended: Requested (Stop-Container, clean), Killed, Exited, Failed, PoweredOff, Crashed
+    /// or Checkpointed; null while it runs or if it never ran.
+    /// </summary>
+    public ContainerStopReason? StopReason { get; init; }
+    /// <summary>
+    /// Exit code of init's last run (128+signal when a signal ended it, like a shell); null after a
+    /// requested stop or a power-off that ended it by signal (nothing went wrong), and after a checkpoint.
+    /// </summary>
     public int? ExitCode { get; init; }
     public string? ExitSignal { get; init; }
     public string[] IPv4 { get; init; } = Array.Empty<string>();

@@ -49,6 +49,7 @@ public sealed partial class ContainerManager
         state.StoppedAt = DateTimeOffset.Now;
         state.ExitCode = null;
         state.ExitSignal = null;
+        state.StopReason = ContainerStopReason.Checkpointed;
         state.SavedCheckpoint = savedCheckpoint;
         state.Save(Store.StatePath(name));
     }
@@ -64,6 +65,7 @@ public sealed partial class ContainerManager
         state.StoppedAt = null;
         state.ExitCode = null;
         state.ExitSignal = null;
+        state.StopReason = null;
         state.CgroupPath = cgroupPath;
         state.SavedCheckpoint = null;
         state.Save(Store.StatePath(name));

@@ -56,6 +56,9 @@ public sealed partial class ContainerManager
     /// <summary>Things worth telling the user that are not errors (a container started without a cgroup).</summary>
     public event Action<string>? Warning;
 
+    /// <summary>What an operation is doing, step by step (the cmdlets' -Verbose).</summary>
+    public event Action<string>? Verbose;
+
     public ContainerManager(ContainerStore store, CgroupManager? cgroups = null)
     {
         Store = store;
@@ -131,6 +134,9 @@ public sealed partial class ContainerManager
         state ??= LoadState(name);
         var live = Observe(name, state);
         var running = live.Status is ContainerStatus.Running or ContainerStatus.Frozen && state.InitPid is not null;
+        // Ended on its own (the supervisor's record, not yet folded in by a stop), or as the last stop recorded.
+        var (stopReason, exitCode, exitSignal) = live.Exit is { } ended ? Classify(ended)
+            : live.Status is ContainerStatus.Stopped or ContainerStatus.Saved ? (state.StopReason, state.ExitCode, state.ExitSignal) : (null, null, null);
         var (ipv4, ipv6) = running && config is not null && !Network.NetworkHook.SharesHostNetwork(config)
             ? Network.NetworkHook.Addresses(state.InitPid!.Value) : (Array.Empty<string>(), Array.Empty<string>());
         return new ContainerInfo
@@ -147,8 +153,9 @@ public sealed partial class ContainerManager
             Created = state.Created,
             StartedAt = state.StartedAt,
             StoppedAt = live.Exit?.Time ?? state.StoppedAt,
-            ExitCode = live.Exit?.Code ?? state.ExitCode,
-            ExitSignal = (live.Exit?.Signal ?? state.ExitSignal) is { } sig ? Signals.Name(sig) : null,
+            StopReason = stopReason,
+            ExitCode = exitCode,
+            ExitSignal = exitSignal is { } sig ? Signals.Name(sig) : null,
             MemoryLimit = config?.Limits.Memory,
             RootfsPath = RootfsOf(name, config),
             ConfigPath = Store.ConfigPath(name),
@@ -176,6 +183,18 @@ public sealed partial class ContainerManager
     }
 
     private sealed record ExitRecord(int Code, int? Signal, DateTimeOffset Time);
+
+    /// <summary>
+    /// How an init that ended on its own is reported. The init of a pid namespace receives only the
+    /// signals it has a handler for (pid_namespaces(7)), so SIGINT or SIGHUP as its end is the
+    /// kernel's report of reboot(2) inside it (power-off/halt, restart): a clean shutdown, no code.
+    /// </summary>
+    private static (ContainerStopReason?, int?, int?) Classify(ExitRecord exit) => exit.Signal switch
+    {
+        null => (exit.Code == 0 ? ContainerStopReason.Exited : ContainerStopReason.Failed, exit.Code, null),
+        2 or 1 => (ContainerStopReason.PoweredOff, null, null),
+        _ => (ContainerStopReason.Crashed, exit.Code, exit.Signal),
+    };
     private sealed record Observation(ContainerStatus Status, bool SupervisorAlive, bool InitAlive, ExitRecord? Exit);
 
     /// <summary>Derives the live status from the persisted pids, the kernel and the exit record.</summary>
@@ -486,6 +505,8 @@ public sealed partial class ContainerManager
         if (live.Status == ContainerStatus.Frozen && cgroup is not null) Cgroups.Thaw(cgroup);
 
         var stopped = false;
+        // Init already gone by itself (the supervisor is finishing up): report how it ended, not a stop.
+        var endedAlready = !live.InitAlive;
         if (!kill && live.InitAlive)
         {
             var signal = Signals.Parse(config.Stop.Signal ?? "SIGTERM");
@@ -495,10 +516,20 @@ public sealed partial class ContainerManager
             // after a start could reach init before it set that up and be lost. Give it a moment.
             if (signal is not 9 and not 19)
                 SpinWait.SpinUntil(() => Sys.AcceptsSignal(state.InitPid!.Value, signal), grace < TimeSpan.FromSeconds(2) ? grace : TimeSpan.FromSeconds(2));
+            Verbose?.Invoke($"Stopping container '{name}': {Signals.Name(signal)} to init (pid {state.InitPid}), then SIGKILL to every process after {grace.TotalSeconds:0.#} s.");
             Sys.Kill(state.InitPid!.Value, signal);
             var left = deadline - DateTime.UtcNow;
             stopped = WaitStopped(state, left > TimeSpan.Zero ? left : TimeSpan.Zero);
+            if (!stopped)
+            {
+                // The user asked for a clean stop and gets a kill: say so, with what to change.
+                var message = $"Container '{name}' did not stop within {grace.TotalSeconds:0.#} s of {Signals.Name(signal)}: killing every process with SIGKILL. " +
+                    "Give it longer with -Timeout (or stop.timeout in config.yaml), or check that stop.signal is the one its init shuts down on.";
+                Verbose?.Invoke(message);
+                Warning?.Invoke(message);
+            }
         }
+        else if (kill && live.InitAlive) Verbose?.Invoke($"Killing container '{name}': SIGKILL to every process (init pid {state.InitPid}).");
         if (!stopped)
         {
             // Killing init ends the pid namespace (the kernel kills the rest); the cgroup catches
@@ -520,8 +551,23 @@ public sealed partial class ContainerManager
         state.InitStartTime = null;
         state.CgroupPath = null;
         state.StoppedAt = exit?.Time ?? DateTimeOffset.Now;
-        state.ExitCode = exit?.Code ?? 128 + 9;
-        state.ExitSignal = exit is null ? 9 : exit.Signal;
+        if (endedAlready && exit is not null)
+            (state.StopReason, state.ExitCode, state.ExitSignal) = Classify(exit);
+        else if (stopped && exit is not null && exit.Signal != 9)
+        {
+            // A clean stop that was asked for: whatever signal init's end reports (the stop signal,
+            // or the SIGINT of busybox's power-off) is no failure. An exit code init chose is kept.
+            state.StopReason = ContainerStopReason.Requested;
+            state.ExitCode = exit.Signal is null ? exit.Code : null;
+            state.ExitSignal = null;
+        }
+        else
+        {
+            // -Kill, the timeout ran out, or stop.signal is SIGKILL itself: a kill, with its code.
+            state.StopReason = ContainerStopReason.Killed;
+            state.ExitCode = exit?.Code ?? 128 + 9;
+            state.ExitSignal = exit is null ? 9 : exit.Signal;
+        }
         state.Save(Store.StatePath(name));
         return (config, state);
     }
@@ -552,7 +598,7 @@ public sealed partial class ContainerManager
     public void Remove(string name, bool force = false)
     {
         ContainerNames.Validate(name);
-        using var _ = Store.Lock(name);
+        using var containerLock = Store.Lock(name);
         if (!Store.Exists(name)) throw NotFound(name);
         Storage.StorageManager.CheckNoDependentClones(Store, name, force);
         var state = LoadState(name);
@@ -581,7 +627,13 @@ public sealed partial class ContainerManager
         // A pasta left by a run whose init ended on its own (no stop ran its hooks).
         foreach (var pasta in Hooks.OfType<Network.PastaHook>()) pasta.Release(name);
         Directory.Move(Store.ContainerDirectory(name), trash);
+        // What the store kept for it outside its directory goes with it: its address leases on the
+        // default bridge (else held until the next allocation) and its lock file.
+        try { Network.DefaultBridge.For(Store).Release(name); }
+        catch (Exception ex) when (ex is ContainerException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        { Warning?.Invoke($"Container '{name}' was removed, but its address lease could not be released: {ex.Message}"); }
         DeleteContainerTree(trash, removedConfig);
+        containerLock.DeleteFile();
     }
 
     // ---- freeze -------------------------------------------------------------------------------
@@ -693,6 +745,14 @@ public sealed partial class ContainerManager
         if (result.ExitCode == 125 && result.Error.Any(l => l.StartsWith("psc-helper:", StringComparison.Ordinal)))
             throw new ContainerException("AttachFailed", ContainerErrorKind.InvalidOperation,
                 $"Could not enter container '{name}': {string.Join(" ", result.Error).Replace("psc-helper: ", "")}", name);
+        // "ls -l /" as one string is a program of that name, which no container has: say how arguments are passed.
+        if (result.ExitCode == 127 && command.Count == 1 && command[0].Trim().Contains(' ') && spec.TargetPid is { } pid && !ProgramExists(pid, command[0]))
+        {
+            var words = command[0].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            throw new ContainerException("CommandNotFound", ContainerErrorKind.ObjectNotFound,
+                $"Container '{name}' has no program named '{command[0]}'. -Command takes the program and each argument as separate strings " +
+                $"(no shell is involved): -Command {string.Join(",", words.Select(QuoteForPowerShell))}. For a shell command line, run a shell: -Command sh,-c,{QuoteForPowerShell(command[0])}.", name);
+        }
         return new ContainerCommandResult
         {
             Name = name,
@@ -702,6 +762,23 @@ public sealed partial class ContainerManager
             Error = result.Error,
         };
     }
+
+    /// <summary>Whether the container (through its init's root) has <paramref name="program"/>: a path, or a name on its PATH.</summary>
+    private static bool ProgramExists(int initPid, string program)
+    {
+        var root = $"/proc/{initPid}/root";
+        try
+        {
+            // Present as a file or as a link (an absolute link inside the container would resolve against the host's root here).
+            static bool Present(string p) => File.Exists(p) || new FileInfo(p).LinkTarget is not null;
+            if (program.Contains('/')) return Present(root + "/" + program.TrimStart('/'));
+            return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".Split(':').Any(d => Present($"{root}{d}/{program}"));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return true; } // cannot tell: no hint
+    }
+
+    private static string QuoteForPowerShell(string word) =>
+        word.Length > 0 && word.All(c => char.IsLetterOrDigit(c) || c is '-' or '/' or '.' or '_' or '=' or ':') ? word : "'" + word.Replace("'", "''") + "'";
 
     /// <summary>Starts an interactive program in the container on the caller's terminal (Enter-Container).</summary>
     public System.Diagnostics.Process StartInteractive(string name, IReadOnlyList<string> command, NamespaceKind namespaces = NamespaceKind.None, string? workingDirectory = null)
@@ -715,18 +792,23 @@ public sealed partial class ContainerManager
 
     // ---- console ------------------------------------------------------------------------------
 
-    public string[] ReadConsoleLog(string name, int? tail = null)
+    /// <summary>
+    /// The console log's lines, control characters rendered harmless (see <see cref="ConsoleText"/>)
+    /// unless <paramref name="raw"/>; the last <paramref name="tail"/> only if given.
+    /// </summary>
+    public string[] ReadConsoleLog(string name, int? tail = null, bool raw = false)
+    {
+        using var reader = OpenConsoleLog(name, raw);
+        var lines = reader.ReadLines(final: true);
+        return tail is { } n && n < lines.Count ? lines.GetRange(lines.Count - n, n).ToArray() : lines.ToArray();
+    }
+
+    /// <summary>A reader of the console log that follows it as it grows (Get-ContainerConsoleLog -Wait).</summary>
+    public ConsoleLogReader OpenConsoleLog(string name, bool raw = false)
     {
         ContainerNames.Validate(name);
         if (!Store.Exists(name)) throw NotFound(name);
-        var path = Store.ConsoleLogPath(name);
-        if (!File.Exists(path)) return Array.Empty<string>();
-        // The supervisor keeps appending: open shared, and drop the pty's carriage returns.
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        using var reader = new StreamReader(stream);
-        var lines = reader.ReadToEnd().Replace("\r", "").Split('\n');
-        if (lines.Length > 0 && lines[^1].Length == 0) lines = lines[..^1];
-        return tail is { } n && n < lines.Length ? lines[^n..] : lines;
+        return new ConsoleLogReader(Store.ConsoleLogPath(name), raw);
     }
 
     // ---- helpers ------------------------------------------------------------------------------

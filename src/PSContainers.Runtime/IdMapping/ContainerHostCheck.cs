@@ -17,7 +17,8 @@ namespace PSContainers.Runtime.IdMapping;
 /// </summary>
 public sealed unsafe class ContainerHostCheck
 {
-    public const string CriuEnvironmentVariable = "PSC_CRIU";
+    /// <summary>The one variable that names criu: the same one checkpointing reads (<see cref="Checkpoint.CriuService"/>).</summary>
+    public const string CriuEnvironmentVariable = Checkpoint.CriuService.EnvironmentVariable;
 
     public string ProcRoot { get; init; } = "/proc";
     public SubordinateIdDatabase SubordinateIds { get; init; } = new();
@@ -331,9 +332,13 @@ public sealed unsafe class ContainerHostCheck
                 string.IsNullOrEmpty(env) ? "criu is not on PATH: containers cannot be checkpointed or restored" : $"${CriuEnvironmentVariable} points at {env}, which does not exist",
                 $"Install CRIU (criu.org; packaged by many distributions) or set ${CriuEnvironmentVariable} to the criu binary.");
         var version = CriuVersion(path);
-        return version is null
-            ? new("criu", Tools, HostCheckStatus.Warn, $"{path} did not report a version (criu --version)", "Reinstall CRIU; 'criu check' says what the kernel lacks.")
-            : new("criu", Tools, HostCheckStatus.Pass, $"criu {version} at {path}", null);
+        if (version is null)
+            return new("criu", Tools, HostCheckStatus.Warn, $"{path} did not report a version (criu --version)", "Reinstall CRIU; 'criu check' says what the kernel lacks.");
+        // The same minimum Checkpoint-Container enforces: a pass here means checkpointing can use it.
+        if (Version.TryParse(version.Split('-')[0], out var parsed) && parsed < Checkpoint.CriuService.MinimumVersion)
+            return new("criu", Tools, HostCheckStatus.Warn, $"criu {version} at {path} is older than {Checkpoint.CriuService.MinimumVersion}: Checkpoint-Container refuses it",
+                Checkpoint.CriuService.InstallHint);
+        return new("criu", Tools, HostCheckStatus.Pass, $"criu {version} at {path}", null);
     }
 
     private static string? CriuVersion(string path)

@@ -196,6 +196,16 @@ public sealed class DefaultBridge
         return $"{mine.Address}/{_prefix}";
     }
 
+    /// <summary>Drops every lease of a removed container (Remove-Container), so its address is free at once.</summary>
+    public void Release(string container)
+    {
+        if (!File.Exists(LeasesPath)) return;
+        using var _ = Lock();
+        var leases = Leases();
+        if (leases.RemoveAll(l => l.Container == container) > 0)
+            AtomicFile.WriteAllText(LeasesPath, JsonSerializer.Serialize(leases, JsonOptions));
+    }
+
     private const string HostsBegin = "# BEGIN pscontainers bridge hosts (managed; edits here are replaced)";
     private const string HostsEnd = "# END pscontainers bridge hosts";
 

@@ -53,7 +53,16 @@ public sealed class ContainerLock : IDisposable
         {
             try
             {
-                var taken = new Held(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
+                var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                // Remove-Container deletes the lock file while it holds it: a waiter that opened the
+                // file before then got a lock on a deleted inode, which no longer excludes anyone.
+                // Only a lock on the file that is at the path now counts; else open it again.
+                if (!IsCurrentFile(stream, path))
+                {
+                    stream.Dispose();
+                    continue;
+                }
+                var taken = new Held(stream);
                 HeldByThisFlow.Value = (HeldByThisFlow.Value ?? ImmutableDictionary<string, Held>.Empty).SetItem(path, taken);
                 return new ContainerLock(path, taken);
             }
@@ -68,6 +77,34 @@ public sealed class ContainerLock : IDisposable
                     $"Container '{name}' is locked by another operation (another session is changing it). " +
                     $"Waited {timeout.TotalSeconds:0.#} s; try again when that operation has finished.", name, ex);
             }
+        }
+    }
+
+    private static unsafe bool IsCurrentFile(FileStream stream, string path)
+    {
+        Tmds.Linux.stat held, now;
+        if (Tmds.Linux.LibC.fstat((int)stream.SafeFileHandle.DangerousGetHandle(), &held) != 0) return false;
+        var bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* p = bytes)
+            if (Tmds.Linux.LibC.stat(p, &now) != 0) return false;
+        return held.st_ino == now.st_ino && held.st_dev == now.st_dev;
+    }
+
+    /// <summary>
+    /// The container is gone (Remove-Container): delete its lock file, still holding the lock, so
+    /// the lock directory does not keep a file per removed container. Waiters that opened the old
+    /// file notice (see <see cref="Acquire"/>). Not while an outer operation of this flow shares the
+    /// lock (it still relies on it): then that operation's own removal deletes it.
+    /// </summary>
+    public void DeleteFile()
+    {
+        var held = _held;
+        if (held is null) return;
+        lock (held)
+        {
+            if (held.Depth != 1 || held.Stream is null) return;
+            try { File.Delete(_path); }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { /* a leftover file is harmless */ }
         }
     }
 

@@ -16,6 +16,29 @@ public enum ContainerStatus
 }
 
 /// <summary>
+/// Why a container's init last ended: asked for (Stop-Container), or on its own, and how. Recorded in
+/// state.json by a stop or a checkpoint; derived from the supervisor's exit record when init ended by
+/// itself.
+/// </summary>
+public enum ContainerStopReason
+{
+    /// <summary>Stop-Container (or Restart-Container) asked it to stop, and it did within the timeout: a clean stop, no exit code to worry about.</summary>
+    Requested,
+    /// <summary>Stop-Container -Kill, a stop that ran out of time and was escalated to SIGKILL, or a stop.signal of SIGKILL.</summary>
+    Killed,
+    /// <summary>Init exited on its own with exit code 0.</summary>
+    Exited,
+    /// <summary>Init exited on its own with a non-zero exit code.</summary>
+    Failed,
+    /// <summary>The container shut itself down (poweroff, halt or reboot inside it: reboot(2), which the kernel reports as SIGINT/SIGHUP).</summary>
+    PoweredOff,
+    /// <summary>Init was killed by a signal nobody here asked for (SIGSEGV, the OOM killer's SIGKILL, a kill from the host).</summary>
+    Crashed,
+    /// <summary>Checkpoint-Container or Save-Container ended its processes after dumping them.</summary>
+    Checkpointed,
+}
+
+/// <summary>
 /// What the runtime persists in &lt;store&gt;/&lt;name&gt;/state.json. The live status is never trusted from
 /// here alone: it is derived from these pids (checked against their start times, so a recycled pid
 /// is never mistaken for ours), the supervisor's exit record, and the freezer.
@@ -32,6 +55,9 @@ public sealed class PersistedState
     public int? ExitCode { get; set; }
     /// <summary>Signal that ended init, if it was killed by one.</summary>
     public int? ExitSignal { get; set; }
+    /// <summary>Why init last ended (null while running, or if it never ran).</summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<ContainerStopReason>))]
+    public ContainerStopReason? StopReason { get; set; }
     /// <summary>Cgroup path (relative to each hierarchy's root) of the running container.</summary>
     public string? CgroupPath { get; set; }
     /// <summary>Save-Container: the checkpoint Start-Container restores (null when not saved).</summary>

@@ -75,9 +75,11 @@ public sealed class BusyboxTemplate : IRootfsTemplate
         // No getty lines: init must just keep running; consoles are attached by the runtime. No
         // "umount -a" at shutdown: the container's mounts end with its mount namespace, and trying
         // to remount the rootfs read-only only costs the stop seconds.
+        // rcS and the shutdown action say so on the console, so the console log (Get-ContainerConsoleLog) tells the story of each run.
         RootfsFile.Write(root, "etc/inittab",
-            "::sysinit:/etc/init.d/rcS\n::ctrlaltdel:/sbin/reboot\n", 0b110_100_100);
-        RootfsFile.Write(root, "etc/init.d/rcS", "#!/bin/sh\n/bin/mkdir -p /run /var/log\n", 0b111_101_101);
+            "::sysinit:/etc/init.d/rcS\n::ctrlaltdel:/sbin/reboot\n::shutdown:/bin/echo \"$(/bin/hostname): shutting down\"\n", 0b110_100_100);
+        RootfsFile.Write(root, "etc/init.d/rcS",
+            "#!/bin/sh\n/bin/mkdir -p /run /var/log\necho \"$(/bin/hostname): started (busybox init, /etc/init.d/rcS)\"\n", 0b111_101_101);
         RootfsFile.Write(root, "etc/profile",
             "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nexport PS1='\\u@\\h:\\w\\$ '\n", 0b110_100_100);
         progress?.Report(new TemplateProgress(activity, "Done", 100));

@@ -131,8 +131,10 @@ public sealed class SetCgroupLimitCommand : ContainerCmdlet
 }
 
 /// <summary>
-/// Reads something from the cgroups of running containers (-Name, wildcards skip stopped ones
-/// quietly) or of any cgroup (-Path).
+/// Reads something from the cgroups of running containers (-Name) or of any cgroup (-Path). A
+/// container that is not running has no cgroup to read: it is skipped, said in -Verbose, however it
+/// was named (a name, a wildcard, or piped from Get-Container), so that a bare call and
+/// "Get-Container | ..." behave the same. A name that does not exist is still an error.
 /// </summary>
 public abstract class CgroupReadCmdlet : ContainerCmdlet
 {
@@ -157,17 +159,17 @@ public abstract class CgroupReadCmdlet : ContainerCmdlet
             foreach (var raw in Path) Try(() => WriteObject(ReadPath(CgroupManager.NormalizePath(raw))));
             return;
         }
-        foreach (var pattern in Name)
-        {
-            var wildcard = WildcardPattern.ContainsWildcardCharacters(pattern);
-            foreach (var name in ResolveNames(new[] { pattern }))
-                Try(() =>
+        foreach (var name in ResolveNames(Name))
+            Try(() =>
+            {
+                var info = Manager.Get(name);
+                if (info.CgroupPath is null)
                 {
-                    // A wildcard quietly skips stopped containers (nothing is in force for them).
-                    if (wildcard && Manager.Get(name).CgroupPath is null) return;
-                    WriteObject(ReadContainer(name));
-                });
-        }
+                    WriteVerbose($"Skipping container '{name}': it is {info.State.ToString().ToLowerInvariant()}, so it has no cgroup to read.");
+                    return;
+                }
+                WriteObject(ReadContainer(name));
+            });
     }
 }
 

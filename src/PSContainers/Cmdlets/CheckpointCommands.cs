@@ -39,11 +39,22 @@ public sealed class CheckpointContainerCommand : ContainerCmdlet
     [Parameter]
     public SwitchParameter PreDump { get; set; }
 
+    /// <summary>Checkpoint in the background: a PowerShell job (Receive-Job returns the checkpoint object).</summary>
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
     protected override void ProcessRecord()
     {
         var path = GetUnresolvedProviderPathFromPSPath(Path);
         if (!ShouldProcess(Name, $"Checkpoint container to {path}{(LeaveRunning ? "" : " and stop it")}")) return;
         var options = new CheckpointOptions { LeaveRunning = LeaveRunning, TcpEstablished = TcpEstablished, PreDump = PreDump };
+        if (AsJob)
+        {
+            var name = Name;
+            StartJob(name, (job, manager) => job.Output.Add(PSObject.AsPSObject(
+                new CheckpointManager(manager).Checkpoint(name, path, options, job.ProgressOf<string>($"Checkpointing {name}", s => (s, -1))))));
+            return;
+        }
         Try(() => WriteObject(CheckpointProgress.Run(this, $"Checkpointing {Name}",
             p => new CheckpointManager(Manager).Checkpoint(Name, path, options, p))));
     }
@@ -68,10 +79,24 @@ public sealed class RestoreContainerCommand : ContainerCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
+    /// <summary>Restore in the background: a PowerShell job (Receive-Job returns what -PassThru would).</summary>
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
     protected override void ProcessRecord()
     {
         var path = GetUnresolvedProviderPathFromPSPath(Path);
         if (!ShouldProcess(Name ?? path, $"Restore container from {path}")) return;
+        if (AsJob)
+        {
+            var (name, passThru) = (Name, PassThru.IsPresent);
+            StartJob(name ?? path, (job, manager) =>
+            {
+                var info = new CheckpointManager(manager).Restore(path, name, new RestoreOptions(), job.ProgressOf<string>($"Restoring {name ?? path}", s => (s, -1)));
+                if (passThru) job.Output.Add(PSObject.AsPSObject(info));
+            });
+            return;
+        }
         Try(() =>
         {
             var info = CheckpointProgress.Run(this, $"Restoring {Name ?? path}", p => new CheckpointManager(Manager).Restore(path, Name, new RestoreOptions(), p));
@@ -95,19 +120,45 @@ public sealed class SaveContainerCommand : PassThruCmdlet
 }
 
 /// <summary>Reads checkpoint directories (their checkpoint.json): which container, when, how big, which CRIU and kernel.</summary>
-[Cmdlet(VerbsCommon.Get, "ContainerCheckpoint")]
+[Cmdlet(VerbsCommon.Get, "ContainerCheckpoint", DefaultParameterSetName = "Path")]
 [OutputType(typeof(CheckpointInfo))]
 public sealed class GetContainerCheckpointCommand : ContainerCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [Alias("FullName")]
+    /// <summary>Checkpoint directories; wildcards (/srv/ckpt/*) match every checkpoint directory they name and skip the rest.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = "Path")]
+    [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string[] Path { get; set; } = Array.Empty<string>();
 
+    /// <summary>Checkpoint directories taken literally (no wildcards); Get-ChildItem's objects bind their FullName here.</summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = "LiteralPath")]
+    [Alias("FullName", "PSPath", "LP")]
+    [ValidateNotNullOrEmpty]
+    public string[] LiteralPath { get; set; } = Array.Empty<string>();
+
     protected override void ProcessRecord()
     {
-        foreach (var p in Path)
+        var literal = ParameterSetName == "LiteralPath";
+        foreach (var p in literal ? LiteralPath : Path)
         {
+            if (!literal && WildcardPattern.ContainsWildcardCharacters(p))
+            {
+                // Like Get-Item: a pattern that matches nothing is no error; what it matches that is not a
+                // checkpoint directory (a log file, an unrelated folder) is skipped, said in -Verbose.
+                IEnumerable<string> matches;
+                try { matches = GetResolvedProviderPathFromPSPath(p, out _); }
+                catch (ItemNotFoundException) { continue; }
+                foreach (var match in matches.OrderBy(m => m, StringComparer.Ordinal))
+                {
+                    if (!File.Exists(System.IO.Path.Combine(match, CheckpointManifest.FileName)))
+                    {
+                        WriteVerbose($"Skipping '{match}': it holds no checkpoint ({CheckpointManifest.FileName}).");
+                        continue;
+                    }
+                    Try(() => WriteObject(new CheckpointManager(Manager).GetCheckpoint(match)));
+                }
+                continue;
+            }
             var path = GetUnresolvedProviderPathFromPSPath(p);
             Try(() => WriteObject(new CheckpointManager(Manager).GetCheckpoint(path)));
         }

@@ -93,19 +93,86 @@ public sealed class EnterContainerCommand : ContainerCmdlet
     }
 }
 
-/// <summary>The container's console output (what its init wrote to /dev/console), like lxc-console's log.</summary>
+/// <summary>
+/// The container's console output (what its init wrote to /dev/console), like lxc-console's log
+/// and docker logs: control characters made visible unless -Raw, each line tagged with its
+/// container, -Wait to follow.
+/// </summary>
 [Cmdlet(VerbsCommon.Get, "ContainerConsoleLog")]
 [OutputType(typeof(string))]
 public sealed class GetContainerConsoleLogCommand : NameCmdlet
 {
-    /// <summary>Only the last N lines.</summary>
+    /// <summary>Only the last N lines (with -Wait: then the new ones).</summary>
     [Parameter]
     [ValidateRange(0, int.MaxValue)]
     public int? Tail { get; set; }
 
+    /// <summary>Keep reading new lines as they are written, until Ctrl+C or until every followed container has stopped (like Get-Content -Wait, docker logs -f).</summary>
+    [Parameter]
+    public SwitchParameter Wait { get; set; }
+
+    /// <summary>The lines exactly as the container wrote them, escape sequences and carriage returns included (they act on your terminal).</summary>
+    [Parameter]
+    public SwitchParameter Raw { get; set; }
+
+    private readonly List<string> _follow = new();
+    private readonly CancellationTokenSource _cancel = new();
+
     protected override void ProcessRecord()
     {
         foreach (var name in ResolveNames(Name))
-            Try(() => { foreach (var line in Manager.ReadConsoleLog(name, Tail)) WriteObject(line); });
+        {
+            if (Wait) { if (!_follow.Contains(name)) _follow.Add(name); }
+            else Try(() => { foreach (var line in Manager.ReadConsoleLog(name, Tail, Raw)) WriteLine(name, line); });
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        if (!Wait || _follow.Count == 0) return;
+        var readers = new Dictionary<string, PSContainers.Runtime.Containers.ConsoleLogReader>();
+        try
+        {
+            foreach (var name in _follow)
+                Try(() =>
+                {
+                    var reader = Manager.OpenConsoleLog(name, Raw);
+                    readers[name] = reader;
+                    var lines = reader.ReadLines();
+                    foreach (var line in Tail is { } n && n < lines.Count ? lines.GetRange(lines.Count - n, n) : lines) WriteLine(name, line);
+                });
+            while (readers.Count > 0 && !_cancel.IsCancellationRequested)
+            {
+                foreach (var (name, reader) in readers.ToList())
+                {
+                    // Stopped (or removed): what is left is written, then that container is done.
+                    bool done;
+                    try { done = Manager.Get(name).State is not (PSContainers.Runtime.State.ContainerStatus.Running or PSContainers.Runtime.State.ContainerStatus.Frozen); }
+                    catch (PSContainers.Runtime.ContainerException) { done = true; }
+                    foreach (var line in reader.ReadLines(final: done)) WriteLine(name, line);
+                    if (done)
+                    {
+                        WriteVerbose($"Container '{name}' is no longer running: its console log is complete.");
+                        reader.Dispose();
+                        readers.Remove(name);
+                    }
+                }
+                _cancel.Token.WaitHandle.WaitOne(150);
+            }
+        }
+        finally
+        {
+            foreach (var reader in readers.Values) reader.Dispose();
+        }
+    }
+
+    protected override void StopProcessing() => _cancel.Cancel();
+
+    /// <summary>A line is a string (as Get-Content's are), tagged with its container, as Get-Content tags its lines with their file.</summary>
+    private void WriteLine(string name, string line)
+    {
+        var o = new PSObject(line);
+        o.Properties.Add(new PSNoteProperty("ContainerName", name));
+        WriteObject(o);
     }
 }

@@ -74,6 +74,10 @@ public sealed class MoveContainerCommand : ContainerCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
+    /// <summary>Move in the background: a PowerShell job (Receive-Job returns what -PassThru would, and the move's warnings).</summary>
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
     private readonly CancellationTokenSource _cancel = new();
 
     protected override void ProcessRecord()
@@ -115,6 +119,18 @@ public sealed class MoveContainerCommand : ContainerCmdlet
                     RemoteModule = RemoteModulePath,
                 },
             };
+            if (AsJob)
+            {
+                var (name, passThru) = (Name, PassThru.IsPresent);
+                StartJob(name, (job, manager) =>
+                {
+                    var moved = ContainerMigrator.Move(manager, name, destination, options,
+                        job.ProgressOf<MigrationProgress>($"Moving {name} to {destination}", p => ($"{p.Phase}: {p.Status}", p.PercentComplete)), job.Token);
+                    foreach (var w in moved.Warnings) job.WriteWarning(w);
+                    if (passThru) job.Output.Add(PSObject.AsPSObject(moved));
+                });
+                return;
+            }
             var result = ProgressRelay.Run<MigrationProgress, MigrationResult>(this, $"Moving {Name} to {destination}",
                 p => ($"{p.Phase}: {p.Status}", p.PercentComplete),
                 p => ContainerMigrator.Move(manager, Name, destination, options, p, _cancel.Token));

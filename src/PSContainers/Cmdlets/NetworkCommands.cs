@@ -11,6 +11,7 @@ public abstract class NetworkCmdlet : ContainerCmdlet
 {
     /// <summary>A named network namespace (ip -n NAME).</summary>
     [Parameter]
+    [ArgumentCompleter(typeof(NetNamespaceNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string? Namespace { get; set; }
 
@@ -77,6 +78,7 @@ public sealed class NewNetNamespaceCommand : ContainerCmdlet
 public sealed class GetNetNamespaceCommand : ContainerCmdlet
 {
     [Parameter(Position = 0, ParameterSetName = "Name", ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(NetNamespaceNameCompleter))]
     [SupportsWildcards]
     public string[]? Name { get; set; }
 
@@ -119,6 +121,7 @@ public sealed class GetNetNamespaceCommand : ContainerCmdlet
 public sealed class RemoveNetNamespaceCommand : ContainerCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(NetNamespaceNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string[] Name { get; set; } = Array.Empty<string>();
 
@@ -135,6 +138,7 @@ public sealed class RemoveNetNamespaceCommand : ContainerCmdlet
 public sealed class InvokeNetNamespaceCommandCommand : ContainerCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(NetNamespaceNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string Name { get; set; } = "";
 
@@ -169,6 +173,7 @@ public sealed class NewVethPairCommand : NetworkCmdlet
     public string PeerName { get; set; } = "";
 
     [Parameter]
+    [ArgumentCompleter(typeof(NetNamespaceNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string? PeerNamespace { get; set; }
 
@@ -227,6 +232,7 @@ public abstract class NewChildLinkCmdlet : NetworkCmdlet
     public string Name { get; set; } = "";
 
     [Parameter(Mandatory = true, Position = 1)]
+    [ArgumentCompleter(typeof(NetworkLinkNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string Parent { get; set; } = "";
 
@@ -284,6 +290,7 @@ public sealed class NewIpvlanLinkCommand : NewChildLinkCmdlet
 public sealed class GetNetworkLinkCommand : NetworkCmdlet
 {
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(NetworkLinkNameCompleter))]
     [SupportsWildcards]
     public string[]? Name { get; set; }
 
@@ -311,6 +318,7 @@ public sealed class GetNetworkLinkCommand : NetworkCmdlet
 public sealed class SetNetworkLinkCommand : NetworkCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(NetworkLinkNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string[] Name { get; set; } = Array.Empty<string>();
 
@@ -322,6 +330,7 @@ public sealed class SetNetworkLinkCommand : NetworkCmdlet
     public string? NewName { get; set; }
 
     [Parameter]
+    [ArgumentCompleter(typeof(NetworkLinkNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string? Master { get; set; }
 
@@ -329,6 +338,7 @@ public sealed class SetNetworkLinkCommand : NetworkCmdlet
 
     /// <summary>Move the link into this named network namespace (ip link set NAME netns NS).</summary>
     [Parameter]
+    [ArgumentCompleter(typeof(NetNamespaceNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string? DestinationNamespace { get; set; }
 
@@ -400,6 +410,7 @@ public sealed class SetNetworkLinkCommand : NetworkCmdlet
 public sealed class RemoveNetworkLinkCommand : NetworkCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(NetworkLinkNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string[] Name { get; set; } = Array.Empty<string>();
 
@@ -440,6 +451,7 @@ public sealed class AddNetworkAddressCommand : NetworkCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NetworkLinkNameCompleter))]
     public string Name { get; set; } = "";
 
     [Parameter(Mandatory = true, Position = 1)]
@@ -471,6 +483,7 @@ public sealed class GetNetworkAddressCommand : NetworkListCmdlet
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NetworkLinkNameCompleter))]
     public string? Name { get; set; }
 
     protected override void ProcessRecord() => WithClient(client => WriteFamily(client.GetAddresses(Name), a => a.Family));
@@ -483,6 +496,7 @@ public sealed class RemoveNetworkAddressCommand : NetworkCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NetworkLinkNameCompleter))]
     public string Name { get; set; } = "";
 
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
@@ -514,6 +528,7 @@ public sealed class AddNetworkRouteCommand : NetworkCmdlet
     public string? Gateway { get; set; }
 
     [Parameter]
+    [ArgumentCompleter(typeof(NetworkLinkNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string? Device { get; set; }
 
@@ -564,6 +579,7 @@ public sealed class RemoveNetworkRouteCommand : NetworkCmdlet
     public string? Gateway { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(NetworkLinkNameCompleter))]
     public string? Device { get; set; }
 
     protected override void ProcessRecord()
@@ -581,6 +597,7 @@ public sealed class GetNetworkNeighborCommand : NetworkListCmdlet
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NetworkLinkNameCompleter))]
     public string? Name { get; set; }
 
     protected override void ProcessRecord() => WithClient(client => WriteFamily(client.GetNeighbors(Name), n => n.Family));

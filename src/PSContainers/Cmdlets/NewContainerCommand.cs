@@ -66,6 +66,10 @@ public sealed class NewContainerCommand : ContainerCmdlet
     [Parameter]
     public SwitchParameter Unprivileged { get; set; }
 
+    /// <summary>Create in the background: a PowerShell job per container (Receive-Job returns the container, with the template's progress).</summary>
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
     private readonly CancellationTokenSource _cancel = new();
 
     protected override void ProcessRecord()
@@ -73,13 +77,27 @@ public sealed class NewContainerCommand : ContainerCmdlet
         foreach (var name in Name)
         {
             if (!ShouldProcess(name, "Create container")) continue;
+            if (AsJob)
+            {
+                CreateOptions options;
+                try { options = Options(); }
+                catch (Exception ex) when (ex is ContainerException or ItemNotFoundException or System.Management.Automation.DriveNotFoundException or ProviderNotFoundException)
+                {
+                    WriteError(ex is ContainerException ce ? ToErrorRecord(ce) : new ErrorRecord(ex, "InvalidPath", ErrorCategory.InvalidArgument, name));
+                    continue;
+                }
+                StartJob(name, (job, manager) =>
+                {
+                    var progress = job.ProgressOf<TemplateProgress>($"Creating {name}", p => (p.Status, p.PercentComplete));
+                    job.Output.Add(PSObject.AsPSObject(manager.Create(name, options, progress, job.Token)));
+                });
+                continue;
+            }
             Try(() => WriteObject(Create(name)));
         }
     }
 
-    private ContainerInfo Create(string name)
-    {
-        var options = new CreateOptions
+    private CreateOptions Options() => new CreateOptions
         {
             Template = Template,
             RootfsPath = RootfsPath is null ? null : GetUnresolvedProviderPathFromPSPath(RootfsPath),
@@ -94,6 +112,10 @@ public sealed class NewContainerCommand : ContainerCmdlet
             Environment = Environment?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? ""),
             TemplateOptions = new TemplateOptions { Release = Release, Mirror = Mirror },
         };
+
+    private ContainerInfo Create(string name)
+    {
+        var options = Options();
         // Templates report progress from their own threads, and only the pipeline thread may
         // write: build on a worker and relay its progress here.
         var queue = new BlockingCollection<TemplateProgress>();
@@ -109,6 +131,8 @@ public sealed class NewContainerCommand : ContainerCmdlet
             WriteProgress(new ProgressRecord(activityId, $"{p.Activity} ({name})", string.IsNullOrEmpty(p.Status) ? "..." : p.Status)
             { PercentComplete = Math.Clamp(p.PercentComplete, -1, 100) });
         WriteProgress(new ProgressRecord(activityId, $"Creating {name}", "Done") { RecordType = ProgressRecordType.Completed });
+        try { task.Wait(); } catch (AggregateException) { /* thrown below */ }
+        FlushMessages();
         try { return task.GetAwaiter().GetResult(); }
         catch (OperationCanceledException) { throw new PipelineStoppedException(); }
     }

@@ -187,14 +187,15 @@ public sealed class GetContainerDiffCommand : NameCmdlet
 internal static class ArchiveRunner
 {
     public static T Run<T>(PSCmdlet cmdlet, string activity, Func<IProgress<ArchiveProgress>, CancellationToken, T> work, CancellationToken ct) =>
-        ProgressRelay.Run<ArchiveProgress, T>(cmdlet, activity,
-            p => ($"{p.Entries} entries, {p.Bytes / (1024 * 1024)} MiB: {p.CurrentPath}", p.TotalBytes is > 0 ? (int)Math.Clamp(p.Bytes * 100 / p.TotalBytes.Value, 0, 100) : -1),
-            progress => work(progress, ct));
+        ProgressRelay.Run<ArchiveProgress, T>(cmdlet, activity, Describe, progress => work(progress, ct));
+
+    public static (string Status, int Percent) Describe(ArchiveProgress p) =>
+        ($"{p.Entries} entries, {p.Bytes / (1024 * 1024)} MiB: {p.CurrentPath}", p.TotalBytes is > 0 ? (int)Math.Clamp(p.Bytes * 100 / p.TotalBytes.Value, 0, 100) : -1);
 }
 
 /// <summary>Seed 004 migration: the container's config and rootfs as one tar archive (.tar, .tar.gz, .tar.zst).</summary>
 [Cmdlet(VerbsData.Export, "Container", SupportsShouldProcess = true)]
-[OutputType(typeof(FileInfo))]
+[OutputType(typeof(ContainerArchiveInfo))]
 public sealed class ExportContainerCommand : ContainerCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
@@ -213,17 +214,50 @@ public sealed class ExportContainerCommand : ContainerCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
+    /// <summary>Export in the background: a PowerShell job (Receive-Job returns what -PassThru would).</summary>
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
     private readonly CancellationTokenSource _cancel = new();
 
     protected override void ProcessRecord()
     {
         var path = GetUnresolvedProviderPathFromPSPath(Path);
         if (!ShouldProcess(Name, $"Export container to {path}")) return;
+        var name = Name;
+        var force = Force.IsPresent;
+        var passThru = PassThru.IsPresent;
+        if (AsJob)
+        {
+            StartJob(name, (job, manager) =>
+            {
+                var info = Export(manager, name, path, force, job.ProgressOf<ArchiveProgress>($"Exporting {name}", ArchiveRunner.Describe), job.Token);
+                if (passThru) job.Output.Add(PSObject.AsPSObject(info));
+            });
+            return;
+        }
         Try(() =>
         {
-            ArchiveRunner.Run(this, $"Exporting {Name}", (p, ct) => { ContainerArchive.Export(Manager, Name, path, Force, p, ct); return 0; }, _cancel.Token);
-            if (PassThru) WriteObject(new FileInfo(path));
+            var info = ArchiveRunner.Run(this, $"Exporting {name}", (p, ct) => Export(Manager, name, path, force, p, ct), _cancel.Token);
+            if (passThru) WriteObject(info);
         });
+    }
+
+    private static ContainerArchiveInfo Export(PSContainers.Runtime.Containers.ContainerManager manager, string name, string path, bool force,
+        IProgress<ArchiveProgress> progress, CancellationToken ct)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        ContainerArchive.Export(manager, name, path, force, progress, ct);
+        return new ContainerArchiveInfo
+        {
+            Container = name,
+            Path = System.IO.Path.GetFullPath(path),
+            Size = new FileInfo(path).Length,
+            Compression = TarCompression.ForPath(path),
+            Duration = clock.Elapsed,
+            Time = DateTimeOffset.Now,
+            StorePath = manager.Store.Root,
+        };
     }
 
     protected override void StopProcessing() => _cancel.Cancel();
@@ -266,6 +300,10 @@ public sealed class ImportContainerCommand : ContainerCmdlet
     [ValidateRange(1L, long.MaxValue)]
     public long? MaximumSize { get; set; }
 
+    /// <summary>Import in the background: a PowerShell job (Receive-Job returns the container and the import's warnings).</summary>
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
     private readonly CancellationTokenSource _cancel = new();
 
     protected override void ProcessRecord()
@@ -288,6 +326,16 @@ public sealed class ImportContainerCommand : ContainerCmdlet
                     "Import with host access"))
                 return;
             var options = new ImportOptions { Name = name, Unprivileged = Unprivileged, KeepHostAccess = KeepHostAccess, MaximumSize = MaximumSize };
+            if (AsJob)
+            {
+                StartJob(name, (job, jobManager) =>
+                {
+                    var imported = ContainerArchive.Import(jobManager, path, options, survey, job.ProgressOf<ArchiveProgress>($"Importing {name}", ArchiveRunner.Describe), job.Token);
+                    foreach (var w in imported.Warnings) job.WriteWarning(w);
+                    job.Output.Add(PSObject.AsPSObject(imported.Container));
+                });
+                return;
+            }
             var result = ArchiveRunner.Run(this, $"Importing {name}", (p, ct) => ContainerArchive.Import(manager, path, options, survey, p, ct), _cancel.Token);
             foreach (var w in result.Warnings) WriteWarning(w);
             WriteObject(result.Container);

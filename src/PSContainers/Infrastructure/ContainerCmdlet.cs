@@ -27,7 +27,8 @@ public abstract class ContainerCmdlet : PSCmdlet
             if (_manager is null || _managerStore != path)
             {
                 _manager = new ContainerManager(path);
-                _manager.Warning += WriteWarning;
+                _manager.Warning += m => Say(warning: true, m);
+                _manager.Verbose += m => Say(warning: false, m);
                 _managerStore = path;
                 // The store's permissions are fixed on its first use, with a warning: only the
                 // pipeline thread may write one (a worker thread's first use leaves it to the runtime).
@@ -36,6 +37,69 @@ public abstract class ContainerCmdlet : PSCmdlet
             return _manager;
         }
     }
+
+    // The runtime tells of warnings from whatever thread runs the operation (a worker of
+    // ProgressRelay, say), and a cmdlet may write only from its pipeline thread: messages from
+    // elsewhere wait here until the pipeline thread writes next (ProgressRelay flushes them).
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(bool Warning, string Message)> _pending = new();
+    private int _pipelineThread = -1;
+
+    private void Say(bool warning, string message)
+    {
+        // A cmdlet whose BeginProcessing did not call ours: write as before (its operations run here).
+        if (_pipelineThread == -1)
+        {
+            if (warning) WriteWarning(message); else WriteVerbose(message);
+            return;
+        }
+        _pending.Enqueue((warning, message));
+        if (Environment.CurrentManagedThreadId == _pipelineThread) FlushMessages();
+    }
+
+    /// <summary>Writes the warnings and verbose messages the runtime reported (pipeline thread only).</summary>
+    internal void FlushMessages()
+    {
+        if (Environment.CurrentManagedThreadId != _pipelineThread) return;
+        while (_pending.TryDequeue(out var m))
+        {
+            if (m.Warning) WriteWarning(m.Message);
+            else WriteVerbose(m.Message);
+        }
+    }
+
+    protected override void BeginProcessing()
+    {
+        _pipelineThread = Environment.CurrentManagedThreadId;
+        base.BeginProcessing();
+    }
+
+    /// <summary>
+    /// -AsJob: runs <paramref name="work"/> as a <see cref="ContainerJob"/> with a manager of its own
+    /// (same store; its warnings and verbose messages go to the job), registers it with Get-Job and
+    /// writes the job object.
+    /// </summary>
+    protected void StartJob(string target, Action<ContainerJob, ContainerManager> work)
+    {
+        var path = StorePath is null ? null : GetUnresolvedProviderPathFromPSPath(StorePath);
+        var manager = new ContainerManager(path);
+        // The command with what it was given (the whole input line could hold several statements).
+        var command = MyInvocation.MyCommand.Name + " " + string.Join(" ", MyInvocation.BoundParameters
+            .Where(p => p.Key != "AsJob").Select(p => p.Value is SwitchParameter ? $"-{p.Key}" : $"-{p.Key} {FormatArgument(p.Value)}"));
+        var job = new ContainerJob(command.Trim(), $"{MyInvocation.MyCommand.Name} {target}", System.Environment.MachineName);
+        manager.Warning += job.WriteWarning;
+        manager.Verbose += job.WriteVerbose;
+        JobRepository.Add(job);
+        job.Start(j => work(j, manager));
+        WriteObject(job);
+    }
+
+    private static string FormatArgument(object? value) => value switch
+    {
+        null => "$null",
+        string s => s.Any(char.IsWhiteSpace) ? $"'{s.Replace("'", "''")}'" : s,
+        System.Collections.IEnumerable e => string.Join(",", e.Cast<object?>().Select(FormatArgument)),
+        _ => value.ToString() ?? "",
+    };
 
     protected static ErrorRecord ToErrorRecord(ContainerException ex) => CmdletErrors.ToRecord(ex);
 

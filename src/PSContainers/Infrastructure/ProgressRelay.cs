@@ -18,12 +18,16 @@ internal static class ProgressRelay
             finally { queue.CompleteAdding(); }
         });
         var id = Math.Abs(activity.GetHashCode() % 10000) + 1;
+        var messages = cmdlet as ContainerCmdlet;
         foreach (var p in queue.GetConsumingEnumerable())
         {
+            messages?.FlushMessages();
             var (status, percent) = describe(p);
             cmdlet.WriteProgress(new ProgressRecord(id, activity, status) { PercentComplete = percent });
         }
         cmdlet.WriteProgress(new ProgressRecord(id, activity, "Done") { RecordType = ProgressRecordType.Completed });
+        try { task.Wait(); } catch (AggregateException) { /* thrown below */ }
+        messages?.FlushMessages();
         try { return task.GetAwaiter().GetResult(); }
         catch (OperationCanceledException) { throw new PipelineStoppedException(); }
     }

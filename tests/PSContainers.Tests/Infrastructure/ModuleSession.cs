@@ -26,6 +26,9 @@ public sealed class ModuleSession : IDisposable
     {
         public T Single<T>() => (T)Assert.Single(Output).BaseObject;
         public ErrorRecord SingleError => Assert.Single(Errors);
+        /// <summary>What the script wrote with Write-Verbose (and cmdlets' WriteVerbose, given -Verbose).</summary>
+        public IReadOnlyList<string> Verbose { get; init; } = Array.Empty<string>();
+        public IReadOnlyList<string> Warnings { get; init; } = Array.Empty<string>();
     }
 
     /// <summary>Runs a script; terminating errors are returned as errors too, never thrown.</summary>
@@ -44,7 +47,11 @@ public sealed class ModuleSession : IDisposable
             errors.Add(ex.ErrorRecord);
         }
         errors.InsertRange(0, ps.Streams.Error);
-        return new Result(output, errors, ps.Streams.Progress.ToList());
+        return new Result(output, errors, ps.Streams.Progress.ToList())
+        {
+            Verbose = ps.Streams.Verbose.Select(v => v.Message).ToList(),
+            Warnings = ps.Streams.Warning.Select(w => w.Message).ToList(),
+        };
     }
 
     /// <summary>Runs a script that must not fail; returns its output.</summary>

@@ -1,0 +1,58 @@
+using System.Globalization;
+
+namespace PSContainers.Runtime.Cgroups;
+
+/// <summary>
+/// A limit as the kernel reports it: a number, or "max" (no limit; <see cref="CgroupLimits.Unlimited"/>
+/// inside). Shows as "max" instead of 9223372036854775807 wherever it is printed (list views,
+/// Select-Object, string conversion), and still compares as a number in scripts:
+/// <c>$u.PidsMax -eq 'max'</c>, <c>$u.MemoryMax.IsUnlimited</c>, <c>$u.MemoryMax -gt 64MB</c>
+/// (unlimited is greater than every number), <c>[long]$u.MemoryMax</c>.
+/// </summary>
+public readonly struct CgroupLimitValue : IComparable, IComparable<CgroupLimitValue>, IEquatable<CgroupLimitValue>, IFormattable
+{
+    public CgroupLimitValue(long value) => Value = value;
+
+    /// <summary>The number (<see cref="long.MaxValue"/> when unlimited).</summary>
+    public long Value { get; }
+    public bool IsUnlimited => Value == CgroupLimits.Unlimited;
+
+    public static CgroupLimitValue Unlimited => new(CgroupLimits.Unlimited);
+
+    public static implicit operator CgroupLimitValue(long value) => new(value);
+    public static implicit operator long(CgroupLimitValue value) => value.Value;
+
+    /// <summary>"max" (also "unlimited", "-1" as cgroup v1 writes it) or a number: how PowerShell converts strings to it.</summary>
+    public static CgroupLimitValue Parse(string text)
+    {
+        var t = text.Trim();
+        if (t.Equals("max", StringComparison.OrdinalIgnoreCase) || t.Equals("unlimited", StringComparison.OrdinalIgnoreCase) || t == "-1") return Unlimited;
+        return new(long.Parse(t, NumberStyles.Integer, CultureInfo.InvariantCulture));
+    }
+
+    public int CompareTo(CgroupLimitValue other) => Value.CompareTo(other.Value);
+
+    public int CompareTo(object? obj) => obj switch
+    {
+        null => 1,
+        CgroupLimitValue v => CompareTo(v),
+        string s => CompareTo(Parse(s)),
+        IConvertible c => Value.CompareTo(c.ToInt64(CultureInfo.InvariantCulture)),
+        _ => throw new ArgumentException($"Cannot compare a cgroup limit with {obj.GetType().Name}.", nameof(obj)),
+    };
+
+    public bool Equals(CgroupLimitValue other) => Value == other.Value;
+    public override bool Equals(object? obj) => obj switch
+    {
+        CgroupLimitValue v => Equals(v),
+        long l => Value == l,
+        int i => Value == i,
+        _ => false,
+    };
+    public override int GetHashCode() => Value.GetHashCode();
+    public static bool operator ==(CgroupLimitValue a, CgroupLimitValue b) => a.Equals(b);
+    public static bool operator !=(CgroupLimitValue a, CgroupLimitValue b) => !a.Equals(b);
+
+    public override string ToString() => IsUnlimited ? "max" : Value.ToString(CultureInfo.InvariantCulture);
+    public string ToString(string? format, IFormatProvider? provider) => IsUnlimited ? "max" : Value.ToString(format, provider);
+}
