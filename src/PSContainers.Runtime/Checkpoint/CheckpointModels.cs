@@ -97,8 +97,8 @@ public sealed class CheckpointManifest
             throw new ContainerException("CheckpointNotFound", ContainerErrorKind.ObjectNotFound,
                 $"'{directory}' holds no checkpoint ({FileName} is missing). Give the directory Checkpoint-Container wrote.", directory);
         CheckpointManifest? manifest;
-        try { manifest = JsonSerializer.Deserialize<CheckpointManifest>(File.ReadAllText(path), Options); }
-        catch (JsonException ex)
+        try { manifest = JsonSerializer.Deserialize<CheckpointManifest>(BoundedFile.ReadAllText(path), Options); }
+        catch (Exception ex) when (ex is JsonException or InvalidDataException)
         {
             throw new ContainerException("InvalidCheckpoint", ContainerErrorKind.InvalidData, $"{path} is not a valid checkpoint manifest: {ex.Message}", path, ex);
         }

@@ -99,7 +99,8 @@ public sealed partial class ContainerManager
             ContainerInfo info;
             if (Storage.StorageManager.ReapEphemeral(this, name)) continue;
             try { info = Describe(name); }
-            catch (ContainerException) { continue; } // removed meanwhile
+            catch (ContainerException) when (!Store.Exists(name)) { continue; } // removed meanwhile
+            catch (ContainerException ex) { info = BrokenInfo(name, ex.Message); }
             yield return info;
         }
     }
@@ -107,14 +108,22 @@ public sealed partial class ContainerManager
     /// <summary>The container object; an operation that already loaded config and state passes them in.</summary>
     private ContainerInfo Describe(string name, ContainerConfig? config = null, PersistedState? state = null)
     {
+        string? problem = null;
         if (config is null)
         {
+            // A config that cannot be read (bad YAML, over the limits, unreadable) leaves the container
+            // listable, as Broken with the reason; one that vanished means it was removed meanwhile.
             try { config = ConfigLoader.Load(Store.ConfigPath(name)); }
-            catch (ContainerException ex) when (ex.ErrorId == "InvalidConfig") { /* still listable */ }
+            catch (ContainerException ex) when (ex.ErrorId == "ConfigNotFound" || !Store.Exists(name)) { throw NotFound(name); }
+            catch (ContainerException ex) { problem = ex.Message; }
             catch (FileNotFoundException) { throw NotFound(name); }
             catch (DirectoryNotFoundException) { throw NotFound(name); }
         }
-        state ??= LoadState(name);
+        if (state is null)
+        {
+            try { state = LoadState(name); }
+            catch (ContainerException ex) when (ex.ErrorId == "CorruptState") { return BrokenInfo(name, ex.Message); }
+        }
         var live = Observe(name, state);
         var running = live.Status is ContainerStatus.Running or ContainerStatus.Frozen && state.InitPid is not null;
         var (ipv4, ipv6) = running && config is not null && !Network.NetworkHook.SharesHostNetwork(config)
@@ -124,7 +133,8 @@ public sealed partial class ContainerManager
             IPv4 = ipv4,
             IPv6 = ipv6,
             Name = name,
-            State = live.Status,
+            State = problem is not null && live.Status is ContainerStatus.Stopped or ContainerStatus.Saved ? ContainerStatus.Broken : live.Status,
+            Problem = problem,
             Pid = live.Status is ContainerStatus.Running or ContainerStatus.Frozen ? state.InitPid : null,
             SupervisorPid = live.SupervisorAlive ? state.SupervisorPid : null,
             Path = Store.ContainerDirectory(name),
@@ -144,6 +154,26 @@ public sealed partial class ContainerManager
             Command = config is null ? Array.Empty<string>() : InitCommand(config).ToArray(),
             SeccompProfile = config?.Security.SeccompProfile,
             DroppedCapabilities = config is null ? Array.Empty<string>() : Security.Capabilities.NamesOf(Security.Capabilities.DropMask(config.Security.CapabilitiesDrop, config.Security.CapabilitiesKeep, Security.SecurityPlan.IsSystemContainer(config))),
+        };
+    }
+
+    /// <summary>A container whose records cannot be read: what is known (its name and paths) and why.</summary>
+    private ContainerInfo BrokenInfo(string name, string problem)
+    {
+        DateTimeOffset created = default;
+        try { created = Directory.GetCreationTime(Store.ContainerDirectory(name)); } catch (IOException) { }
+        return new ContainerInfo
+        {
+            Name = name,
+            State = ContainerStatus.Broken,
+            Problem = problem,
+            Hostname = name,
+            Created = created,
+            Path = Store.ContainerDirectory(name),
+            RootfsPath = Store.RootfsPath(name),
+            ConfigPath = Store.ConfigPath(name),
+            ConsoleLogPath = Store.ConsoleLogPath(name),
+            StorePath = Store.Root,
         };
     }
 

@@ -13,6 +13,12 @@ public enum ContainerStatus
     Aborting,
     /// <summary>Checkpointed into its own directory and stopped (Save-Container); Start-Container restores it.</summary>
     Saved,
+    /// <summary>
+    /// Its config.yaml or state.json cannot be read (hand-edited, damaged, hostile): listed with the
+    /// reason in <c>Problem</c>, so one bad container never hides the others. A running container
+    /// whose config went bad is still reported as Running (with the Problem).
+    /// </summary>
+    Broken,
 }
 
 /// <summary>
@@ -44,7 +50,7 @@ public sealed class PersistedState
     };
 
     public static PersistedState Load(string path) =>
-        JsonSerializer.Deserialize<PersistedState>(File.ReadAllText(path), Options)
+        JsonSerializer.Deserialize<PersistedState>(BoundedFile.ReadAllText(path), Options)
         ?? throw new InvalidDataException($"{path} is empty");
 
     /// <summary>
