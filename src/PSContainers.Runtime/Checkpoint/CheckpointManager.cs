@@ -108,6 +108,14 @@ public sealed class CheckpointManager
             ForeignCgroups = ForeignCgroups(init, state.CgroupPath),
         };
         var clock = Stopwatch.StartNew();
+        // Self-describing before CRIU touches the processes: a killed pwsh leaves a checkpoint that is
+        // restorable once CRIU has finished its images (it goes on without us), or else a container
+        // that still runs; the state names the checkpoint so it is not taken for a crash.
+        manifest.Time = DateTimeOffset.Now;
+        manifest.Complete = false;
+        File.Copy(Store.ConfigPath(name), Path.Combine(directory, CheckpointManifest.ConfigFileName), overwrite: true);
+        manifest.Save(directory);
+        if (!options.LeaveRunning) Manager.RecordCheckpointPending(name, state, directory, save: savedCheckpoint is not null);
         try
         {
             var opts = DumpOptions(directory, init, options, manifest);
@@ -129,13 +137,14 @@ public sealed class CheckpointManager
         catch
         {
             // The container runs on (CRIU resumes it on failure); keep only the log to read.
+            if (!options.LeaveRunning) Manager.ClearCheckpointPending(name, state);
             foreach (var entry in Directory.EnumerateFileSystemEntries(directory).Where(e => Path.GetFileName(e) != DumpLog))
                 if (Directory.Exists(entry)) Storage.FsNative.DeleteTree(entry); else File.Delete(entry);
             throw;
         }
         manifest.Time = DateTimeOffset.Now;
         manifest.DurationMs = clock.Elapsed.TotalMilliseconds;
-        File.Copy(Store.ConfigPath(name), Path.Combine(directory, CheckpointManifest.ConfigFileName), overwrite: true);
+        manifest.Complete = true;
         manifest.Save(directory);
         if (!options.LeaveRunning)
         {

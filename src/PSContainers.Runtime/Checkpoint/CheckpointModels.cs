@@ -41,6 +41,11 @@ public sealed class CheckpointInfo
     public bool LeftRunning { get; init; }
     public bool TcpEstablished { get; init; }
     public string StorePath { get; init; } = "";
+    /// <summary>
+    /// The Checkpoint-Container that wrote it was interrupted (a killed pwsh) after CRIU had finished
+    /// the images: restorable, but Time and Duration are those of the start of the dump.
+    /// </summary>
+    public bool Interrupted { get; init; }
 
     public override string ToString() => Path;
 }
@@ -61,6 +66,12 @@ public sealed class CheckpointManifest
     public const int CurrentFormat = 1;
 
     public int Format { get; set; } = CurrentFormat;
+    /// <summary>
+    /// False from just before CRIU starts until the dump is recorded: the directory describes itself
+    /// while the processes are being dumped, so a killed Checkpoint-Container leaves a checkpoint that
+    /// <see cref="Load"/> can judge (restorable once CRIU's images are complete, see <see cref="ImagesFinished"/>).
+    /// </summary>
+    public bool Complete { get; set; } = true;
     public string Container { get; set; } = "";
     public string StorePath { get; set; } = "";
     public DateTimeOffset Time { get; set; }
@@ -105,7 +116,24 @@ public sealed class CheckpointManifest
         if (manifest is null || manifest.Format != CurrentFormat || !ContainerNames.IsValid(manifest.Container, out _))
             throw new ContainerException("InvalidCheckpoint", ContainerErrorKind.InvalidData,
                 $"{path} is not a checkpoint this version can restore (format {manifest?.Format}, container '{manifest?.Container}').", path);
+        if (!manifest.Complete && !ImagesFinished(directory))
+            throw new ContainerException("CheckpointIncomplete", ContainerErrorKind.InvalidData,
+                $"The checkpoint in '{directory}' of container '{manifest.Container}' was interrupted before CRIU finished its images, so it cannot be restored. " +
+                $"CRIU leaves the processes running when a dump does not finish: see Get-Container '{manifest.Container}'. Remove the directory and checkpoint again.", directory);
         return manifest;
+    }
+
+    /// <summary>
+    /// CRIU writes its stats-dump image last, only after a successful dump (cr_dump_finish): with it
+    /// the images are complete even if the Checkpoint-Container that asked for them was killed.
+    /// </summary>
+    public static bool ImagesFinished(string directory) => File.Exists(System.IO.Path.Combine(directory, "stats-dump"));
+
+    /// <summary>A dump that was interrupted (a killed pwsh) but whose images CRIU completed: the processes are gone, the checkpoint is theirs.</summary>
+    public static bool FinishedButUnrecorded(string directory)
+    {
+        try { return ImagesFinished(directory) && Load(directory) is { Complete: false }; }
+        catch (Exception ex) when (ex is ContainerException or IOException or UnauthorizedAccessException) { return false; }
     }
 
     public CheckpointInfo ToInfo(string directory) => new()
@@ -121,5 +149,6 @@ public sealed class CheckpointManifest
         LeftRunning = LeftRunning,
         TcpEstablished = TcpEstablished,
         StorePath = StorePath,
+        Interrupted = !Complete,
     };
 }

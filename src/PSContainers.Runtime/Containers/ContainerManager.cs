@@ -201,6 +201,10 @@ public sealed partial class ContainerManager
         var exit = ReadExitRecord(name);
         var supervisorAlive = Sys.IsAlive(state.SupervisorPid, state.SupervisorStartTime);
         var initAlive = Sys.IsAlive(state.InitPid, state.InitStartTime);
+        // A checkpoint whose pwsh was killed while CRIU dumped: CRIU ended the processes (the
+        // supervisor saw a SIGKILL), but that is a checkpoint, not a crash.
+        if (!initAlive && state.PendingCheckpoint is { } pending && Checkpoint.CheckpointManifest.FinishedButUnrecorded(pending))
+            return new Observation(state.SavedCheckpoint == pending ? ContainerStatus.Saved : ContainerStatus.Stopped, supervisorAlive, false, null);
         if (exit is not null && !initAlive) return new Observation(ContainerStatus.Stopped, supervisorAlive, false, exit);
         if (!initAlive) return new Observation(supervisorAlive ? ContainerStatus.Running : ContainerStatus.Stopped, supervisorAlive, false, exit);
         var frozen = state.CgroupPath is not null && SafeIsFrozen(state.CgroupPath);

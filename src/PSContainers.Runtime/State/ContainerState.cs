@@ -42,6 +42,12 @@ public sealed class PersistedState
     public string? CgroupPath { get; set; }
     /// <summary>Save-Container: the checkpoint Start-Container restores (null when not saved).</summary>
     public string? SavedCheckpoint { get; set; }
+    /// <summary>
+    /// A Checkpoint-Container (without -LeaveRunning) or Save-Container is dumping into this directory.
+    /// Set before CRIU starts, cleared when the stop is recorded: if the pwsh doing it is killed and
+    /// CRIU finishes anyway, the status says checkpointed (or saved), not killed.
+    /// </summary>
+    public string? PendingCheckpoint { get; set; }
 
     private static readonly JsonSerializerOptions Options = new()
     {

@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using PSContainers.Runtime.Checkpoint;
+using PSContainers.Runtime.Containers;
+using PSContainers.Runtime.State;
+using PSContainers.Tests.Infrastructure;
+
+namespace PSContainers.Tests;
+
+/// <summary>
+/// Checkpoint and restore under faults (issue 12, items 1 and 4), with the real CRIU: a pwsh killed
+/// while CRIU dumps leaves a restorable checkpoint and no "crash"; a restore from damaged images
+/// fails within its timeout and leaves nothing behind.
+/// </summary>
+[Collection("Containers")]
+public sealed class CheckpointFaultTests : IDisposable
+{
+    private readonly TestStore _store = new();
+    private readonly List<Process> _hosts = new();
+
+    public void Dispose()
+    {
+        foreach (var p in _hosts)
+            try { if (!p.HasExited) p.Kill(entireProcessTree: true); p.Dispose(); } catch (Exception) { }
+        try { foreach (var n in _store.Manager.Names().ToList()) _store.Manager.Remove(n, force: true); } catch (Exception) { }
+        _store.Dispose();
+    }
+
+    /// <summary>
+    /// pid 1 counts (console and /tmp/count) beside an awk holding 64 MiB, so that CRIU's dump takes
+    /// long enough to be interrupted.
+    /// </summary>
+    private const string HeavyCounter =
+        "awk 'BEGIN { s = \"x\"; for (i = 0; i < 26; i++) s = s s; while (1) system(\"sleep 1\") }' & " +
+        "i=0; while [ ! -e /tmp/quit ]; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done; exit 7";
+
+    private string StartHeavyCounter(ModuleSession s, string hint)
+    {
+        var name = TestStore.NewName(hint);
+        s.Run("New-Container -Name $args[0] -Command /bin/sh,-c,$args[1]", name, HeavyCounter);
+        s.Run("Start-Container -Name $args[0]", name);
+        CounterContainer.WaitCount(_store, name, 5);
+        return name;
+    }
+
+    /// <summary>Runs a script in a psc-scripthost process of its own (a separate pwsh stand-in) and returns at once.</summary>
+    private Process Spawn(string script)
+    {
+        var cmd = ScriptHost.CommandLine();
+        var psi = new ProcessStartInfo(cmd[0]) { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in cmd[1..]) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "-NoProfile", "-NonInteractive", "-Command", "-" }) psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        _hosts.Add(p);
+        p.StandardInput.Write($"Import-Module '{TestPaths.ModuleFolder}' -ErrorAction Stop\n{script}\n");
+        p.StandardInput.Close();
+        _ = p.StandardOutput.ReadToEndAsync();
+        _ = p.StandardError.ReadToEndAsync();
+        return p;
+    }
+
+    private static void WaitFor(Func<bool> condition, TimeSpan timeout, string what) =>
+        Assert.True(SpinWait.SpinUntil(condition, timeout), $"timed out waiting for {what}");
+
+    [Fact]
+    public void PwshKilledWhileCriuDumps_LeavesARestorableCheckpoint_AndTheContainerIsNotReportedKilled()
+    {
+        using var s = _store.OpenSession();
+        var name = StartHeavyCounter(s, "kck");
+        var dir = Path.Combine(_store.Root, "ckpt-" + name);
+        var host = Spawn($"Checkpoint-Container -Name '{name}' -Path '{dir}' -StorePath '{_store.StorePath}'");
+
+        // CRIU is running once its log exists; kill the pwsh (only it: CRIU goes on by itself).
+        WaitFor(() => File.Exists(Path.Combine(dir, "dump.log")), TimeSpan.FromSeconds(60), "CRIU's dump.log");
+        Thread.Sleep(100);
+        host.Kill();
+        host.WaitForExit();
+        // Before CRIU took the processes, the directory already described itself.
+        Assert.True(File.Exists(Path.Combine(dir, CheckpointManifest.FileName)));
+        Assert.True(File.Exists(Path.Combine(dir, CheckpointManifest.ConfigFileName)));
+        Assert.False(File.Exists(Path.Combine(dir, "stats-dump")), "the dump had already finished when pwsh was killed: the test did not interrupt it");
+
+        // CRIU finishes without the pwsh that asked for it, and ends the processes.
+        WaitFor(() => CheckpointManifest.ImagesFinished(dir) && _store.Manager.Get(name).State != ContainerStatus.Running, TimeSpan.FromSeconds(60), "CRIU to finish the dump");
+        var stopped = _store.Manager.Get(name);
+        Assert.Equal(ContainerStatus.Stopped, stopped.State);
+        Assert.Null(stopped.ExitCode);   // a checkpoint, not "137 SIGKILL"
+        Assert.Null(stopped.ExitSignal);
+
+        var checkpoint = (CheckpointInfo)s.Run("Get-ContainerCheckpoint -Path $args[0]", dir).Single().BaseObject;
+        Assert.True(checkpoint.Interrupted);
+        Assert.Equal(name, checkpoint.Container);
+        var atCheckpoint = CounterContainer.Count(_store, name);
+
+        var restored = s.Invoke("Restore-Container -Path $args[0] -PassThru", dir);
+        Assert.Empty(restored.Errors);
+        Assert.Equal(ContainerStatus.Running, restored.Single<ContainerInfo>().State);
+        CounterContainer.WaitCount(_store, name, atCheckpoint + 3);
+        var ticks = CounterContainer.Ticks(_store, name);
+        Assert.Equal(Enumerable.Range(1, ticks.Length), ticks);
+        s.Run("Remove-Container -Name $args[0] -Force", name);
+    }
+
+    [Fact]
+    public void SaveKilledWhileCriuDumps_IsSaved_AndStartContainerResumesIt()
+    {
+        using var s = _store.OpenSession();
+        var name = StartHeavyCounter(s, "ksv");
+        var dir = Path.Combine(_store.Manager.Store.ContainerDirectory(name), "checkpoint");
+        var host = Spawn($"Save-Container -Name '{name}' -StorePath '{_store.StorePath}'");
+        WaitFor(() => File.Exists(Path.Combine(dir, "dump.log")), TimeSpan.FromSeconds(60), "CRIU's dump.log");
+        Thread.Sleep(100);
+        host.Kill();
+        host.WaitForExit();
+        Assert.False(File.Exists(Path.Combine(dir, "stats-dump")), "the dump had already finished when pwsh was killed");
+
+        WaitFor(() => CheckpointManifest.ImagesFinished(dir) && _store.Manager.Get(name).State != ContainerStatus.Running, TimeSpan.FromSeconds(60), "CRIU to finish the dump");
+        Assert.Equal(ContainerStatus.Saved, _store.Manager.Get(name).State);
+        var atCheckpoint = CounterContainer.Count(_store, name);
+
+        var started = s.Invoke("Start-Container -Name $args[0] -PassThru", name);
+        Assert.Empty(started.Errors);
+        Assert.Equal(ContainerStatus.Running, started.Single<ContainerInfo>().State);
+        CounterContainer.WaitCount(_store, name, atCheckpoint + 3);
+        Assert.False(Directory.Exists(dir), "the saved images outlived the resume");
+        s.Run("Remove-Container -Name $args[0] -Force", name);
+    }
+
+    [Fact]
+    public void ACheckpointWhoseDumpNeverFinished_IsRefusedWithTheReason()
+    {
+        using var s = _store.OpenSession();
+        var name = StartHeavyCounter(s, "inc");
+        var dir = Path.Combine(_store.Root, "ckpt-" + name);
+        var host = Spawn($"Checkpoint-Container -Name '{name}' -Path '{dir}' -StorePath '{_store.StorePath}'");
+        WaitFor(() => File.Exists(Path.Combine(dir, "dump.log")), TimeSpan.FromSeconds(60), "CRIU's dump.log");
+        // pwsh and CRIU both die: the dump never finishes, CRIU's processes go on.
+        host.Kill(entireProcessTree: true);
+        host.WaitForExit();
+        Assert.False(CheckpointManifest.ImagesFinished(dir));
+
+        var read = s.Invoke("Get-ContainerCheckpoint -Path $args[0]", dir);
+        Assert.Equal("CheckpointIncomplete", read.SingleError.FullyQualifiedErrorId.Split(',')[0]);
+        Assert.Contains("interrupted before CRIU finished", read.SingleError.Exception.Message);
+        var restore = s.Invoke("Restore-Container -Path $args[0]", dir);
+        Assert.Equal("CheckpointIncomplete", restore.SingleError.FullyQualifiedErrorId.Split(',')[0]);
+
+        // The container was not lost: it runs on (CRIU is gone; the processes were never ended).
+        var info = _store.Manager.Get(name);
+        Assert.True(info.State is ContainerStatus.Running or ContainerStatus.Frozen, $"state {info.State}");
+        if (info.State == ContainerStatus.Frozen) s.Run("Resume-Container -Name $args[0]", name);
+        var now = CounterContainer.Count(_store, name);
+        CounterContainer.WaitCount(_store, name, now + 3);
+        s.Run("Remove-Container -Name $args[0] -Force", name);
+    }
+}
