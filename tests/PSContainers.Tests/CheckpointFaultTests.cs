@@ -152,4 +152,82 @@ public sealed class CheckpointFaultTests : IDisposable
         CounterContainer.WaitCount(_store, name, now + 3);
         s.Run("Remove-Container -Name $args[0] -Force", name);
     }
+    /// <summary>Pids of processes whose command line holds <paramref name="marker"/>.</summary>
+    private static List<int> ProcessesWith(string marker)
+    {
+        var found = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            try { if (File.ReadAllText(Path.Combine(dir, "cmdline")).Contains(marker, StringComparison.Ordinal)) found.Add(pid); }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
+        return found;
+    }
+
+    /// <summary>A stopped counter's checkpoint whose memory image is cut to 1000 bytes (CRIU's restorer then loops).</summary>
+    private (string Name, string Dir, string Marker) TruncatedCheckpoint(ModuleSession s, string hint)
+    {
+        var name = TestStore.NewName(hint);
+        var marker = "marker-" + Guid.NewGuid().ToString("N");
+        s.Run("New-Container -Name $args[0] -Command /bin/sh,-c,$args[1]", name, $"{CounterContainer.Script} # {marker}");
+        s.Run("Start-Container -Name $args[0]", name);
+        CounterContainer.WaitCount(_store, name, 5);
+        var dir = Path.Combine(_store.Root, "ckpt-" + name);
+        s.Run("Checkpoint-Container -Name $args[0] -Path $args[1]", name, dir);
+        Assert.Empty(ProcessesWith(marker));
+        var pages = Directory.GetFiles(dir, "pages-*.img").OrderByDescending(f => new FileInfo(f).Length).First();
+        using (var f = new FileStream(pages, FileMode.Open)) f.SetLength(1000);
+        return (name, dir, marker);
+    }
+
+    private void AssertNothingLeftBehind(string name, string dir, string marker)
+    {
+        Assert.Empty(ProcessesWith(marker));
+        foreach (var cg in _store.Manager.Cgroups.Directories($"{_store.CgroupParent}/{name}"))
+            Assert.False(Directory.Exists(cg), $"{cg} is left behind");
+        var mounts = File.ReadAllText("/proc/self/mountinfo");
+        Assert.DoesNotContain(dir, mounts);
+        Assert.Empty(Directory.GetDirectories(dir, ".criu.*"));
+        // The lock is free: another operation takes it at once.
+        using (_store.Manager.Store.Lock(name, TimeSpan.Zero)) { }
+        Assert.Equal(ContainerStatus.Stopped, _store.Manager.Get(name).State);
+    }
+
+    [Fact]
+    public void RestoreOfATruncatedMemoryImage_StopsAtTheLogCap_AndLeavesNothingBehind()
+    {
+        using var s = _store.OpenSession();
+        var (name, dir, marker) = TruncatedCheckpoint(s, "trl");
+        var clock = Stopwatch.StartNew();
+        var result = s.Invoke("Restore-Container -Path $args[0] -Timeout 120 -CriuLogLevel 4", dir);
+        clock.Stop();
+        var error = result.SingleError;
+        Assert.Equal("RestoreFailed", error.FullyQualifiedErrorId.Split(',')[0]);
+        Assert.Contains("more than 16 MiB of log", error.Exception.Message);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(90), $"took {clock.Elapsed}");
+        var log = new FileInfo(Path.Combine(dir, "restore.log"));
+        Assert.InRange(log.Length, 1, CheckpointManager.MaxLogBytes + 200);
+        Assert.Contains("[PSContainers: the log was cut here", File.ReadLines(log.FullName).Last());
+        AssertNothingLeftBehind(name, dir, marker);
+        // The log stays capped: nothing writes to it any more.
+        Thread.Sleep(500);
+        Assert.Equal(log.Length, new FileInfo(log.FullName).Length);
+    }
+
+    [Fact]
+    public void RestoreOfATruncatedMemoryImage_TimesOut_AndKillsEverythingItRestored()
+    {
+        using var s = _store.OpenSession();
+        var (name, dir, marker) = TruncatedCheckpoint(s, "trt");
+        var clock = Stopwatch.StartNew();
+        var result = s.Invoke("Restore-Container -Path $args[0] -Timeout 8", dir);
+        clock.Stop();
+        var error = result.SingleError;
+        Assert.Equal("CriuTimeout", error.FullyQualifiedErrorId.Split(',')[0]);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(40), $"took {clock.Elapsed}");
+        Assert.True(new FileInfo(Path.Combine(dir, "restore.log")).Length < 1 << 20, "the default log level logs the loop");
+        AssertNothingLeftBehind(name, dir, marker);
+    }
 }

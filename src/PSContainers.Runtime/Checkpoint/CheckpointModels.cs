@@ -16,6 +16,10 @@ public sealed class CheckpointOptions
     /// a shorter freeze. Needs soft-dirty memory tracking in the kernel (checked first).
     /// </summary>
     public bool PreDump { get; set; }
+    /// <summary>CRIU's log level (0-4; dump.log): 2, errors and warnings, by default; 4 is CRIU's full debug log.</summary>
+    public int CriuLogLevel { get; set; } = CheckpointManager.DefaultLogLevel;
+    /// <summary>How long CRIU may take; past it the dump is abandoned (CRIU resumes the processes).</summary>
+    public TimeSpan Timeout { get; set; } = CheckpointManager.DefaultTimeout;
 }
 
 /// <summary>How to restore (Restore-Container).</summary>
@@ -23,6 +27,13 @@ public sealed class RestoreOptions
 {
     /// <summary>Delete the checkpoint directory once the container runs again (Start-Container of a saved container does).</summary>
     public bool DeleteImages { get; set; }
+    /// <summary>CRIU's log level (0-4; restore.log): 2, errors and warnings, by default; 4 is CRIU's full debug log.</summary>
+    public int CriuLogLevel { get; set; } = CheckpointManager.DefaultLogLevel;
+    /// <summary>
+    /// How long CRIU may take; past it the restore is abandoned: criu and every process it restored
+    /// are killed, the cgroup and CRIU's mounts removed, and the error returned.
+    /// </summary>
+    public TimeSpan Timeout { get; set; } = CheckpointManager.DefaultTimeout;
 }
 
 /// <summary>A checkpoint on disk: what Checkpoint-Container emits and Get-ContainerCheckpoint reads.</summary>

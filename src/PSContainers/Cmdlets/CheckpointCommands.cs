@@ -39,11 +39,21 @@ public sealed class CheckpointContainerCommand : ContainerCmdlet
     [Parameter]
     public SwitchParameter PreDump { get; set; }
 
+    /// <summary>Seconds CRIU may take (default 600).</summary>
+    [Parameter]
+    [ValidateRange(1, 86400)]
+    public int Timeout { get; set; } = (int)CheckpointManager.DefaultTimeout.TotalSeconds;
+
+    /// <summary>CRIU's log level in dump.log: 0 (messages only) to 4 (debug, CRIU's full log); default 2 (errors and warnings).</summary>
+    [Parameter]
+    [ValidateRange(0, 4)]
+    public int CriuLogLevel { get; set; } = CheckpointManager.DefaultLogLevel;
+
     protected override void ProcessRecord()
     {
         var path = GetUnresolvedProviderPathFromPSPath(Path);
         if (!ShouldProcess(Name, $"Checkpoint container to {path}{(LeaveRunning ? "" : " and stop it")}")) return;
-        var options = new CheckpointOptions { LeaveRunning = LeaveRunning, TcpEstablished = TcpEstablished, PreDump = PreDump };
+        var options = new CheckpointOptions { LeaveRunning = LeaveRunning, TcpEstablished = TcpEstablished, PreDump = PreDump, Timeout = TimeSpan.FromSeconds(Timeout), CriuLogLevel = CriuLogLevel };
         Try(() => WriteObject(CheckpointProgress.Run(this, $"Checkpointing {Name}",
             p => new CheckpointManager(Manager).Checkpoint(Name, path, options, p))));
     }
@@ -68,13 +78,27 @@ public sealed class RestoreContainerCommand : ContainerCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
+    /// <summary>
+    /// Seconds CRIU may take (default 600). Past it the restore is abandoned: criu and every process
+    /// it restored are killed, the cgroup and CRIU's mounts removed, and RestoreFailed/CriuTimeout returned.
+    /// </summary>
+    [Parameter]
+    [ValidateRange(1, 86400)]
+    public int Timeout { get; set; } = (int)CheckpointManager.DefaultTimeout.TotalSeconds;
+
+    /// <summary>CRIU's log level in restore.log: 0 (messages only) to 4 (debug, CRIU's full log); default 2 (errors and warnings).</summary>
+    [Parameter]
+    [ValidateRange(0, 4)]
+    public int CriuLogLevel { get; set; } = CheckpointManager.DefaultLogLevel;
+
     protected override void ProcessRecord()
     {
         var path = GetUnresolvedProviderPathFromPSPath(Path);
         if (!ShouldProcess(Name ?? path, $"Restore container from {path}")) return;
+        var options = new RestoreOptions { Timeout = TimeSpan.FromSeconds(Timeout), CriuLogLevel = CriuLogLevel };
         Try(() =>
         {
-            var info = CheckpointProgress.Run(this, $"Restoring {Name ?? path}", p => new CheckpointManager(Manager).Restore(path, Name, new RestoreOptions(), p));
+            var info = CheckpointProgress.Run(this, $"Restoring {Name ?? path}", p => new CheckpointManager(Manager).Restore(path, Name, options, p));
             if (PassThru) WriteObject(info);
         });
     }
