@@ -518,10 +518,12 @@ public sealed partial class ContainerManager
             var left = deadline - DateTime.UtcNow;
             stopped = WaitStopped(state, left > TimeSpan.Zero ? left : TimeSpan.Zero);
         }
+        var killedInit = false;
         if (!stopped)
         {
             // Killing init ends the pid namespace (the kernel kills the rest); the cgroup catches
             // anything that joined it from outside the namespace.
+            killedInit = Sys.IsAlive(state.InitPid, state.InitStartTime);
             if (cgroup is not null && Cgroups.Exists(cgroup)) Cgroups.KillAll(cgroup);
             if (Sys.IsAlive(state.InitPid, state.InitStartTime)) Sys.Kill(state.InitPid!.Value, 9);
             if (!WaitStopped(state, TimeSpan.FromSeconds(10)))
@@ -539,8 +541,10 @@ public sealed partial class ContainerManager
         state.InitStartTime = null;
         state.CgroupPath = null;
         state.StoppedAt = exit?.Time ?? DateTimeOffset.Now;
-        state.ExitCode = exit?.Code ?? 128 + 9;
-        state.ExitSignal = exit is null ? 9 : exit.Signal;
+        // Without the supervisor's record (it was killed) the exit status is known only if we
+        // killed init ourselves; otherwise it is unknown (null), never made up.
+        state.ExitCode = exit?.Code ?? (killedInit ? 128 + 9 : null);
+        state.ExitSignal = exit is not null ? exit.Signal : killedInit ? 9 : null;
         state.Save(Store.StatePath(name));
         return (config, state);
     }
@@ -707,11 +711,23 @@ public sealed partial class ContainerManager
         ContainerNames.Validate(name);
         LaunchSpec spec;
         // The lock covers only the checks: a long-running command must not block Stop-Container.
-        using (Store.Lock(name)) spec = AttachSpec(name, command, namespaces, workingDirectory, environment);
+        ulong? initStart;
+        using (Store.Lock(name))
+        {
+            spec = AttachSpec(name, command, namespaces, workingDirectory, environment);
+            initStart = spec.TargetPid is { } target ? Sys.ProcessStartTime(target) : null;
+        }
         var result = Helper.Run("exec", spec, cancellationToken);
         if (result.ExitCode == 125 && result.Error.Any(l => l.StartsWith("psc-helper:", StringComparison.Ordinal)))
+        {
+            // The container stopped (or was removed) between the check and the attach: say that,
+            // not the helper's "open /proc/N/ns/mnt".
+            if (!Sys.IsAlive(spec.TargetPid, initStart))
+                throw Store.Exists(name) ? new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
+                    $"Cannot run a command in container '{name}': it stopped while the command was being started.", name) : NotFound(name);
             throw new ContainerException("AttachFailed", ContainerErrorKind.InvalidOperation,
                 $"Could not enter container '{name}': {string.Join(" ", result.Error).Replace("psc-helper: ", "")}", name);
+        }
         return new ContainerCommandResult
         {
             Name = name,

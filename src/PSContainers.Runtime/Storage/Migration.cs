@@ -256,7 +256,7 @@ public static unsafe class ContainerArchive
             var rootfs = StorageBackends.Get(backend).CreateRootfs(temp, store.ContainerDirectory(name), storage);
             var fileSize = new FileInfo(path).Length;
             using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
-            using var input = TarCompression.Decompress(file);
+            using var input = new ArchiveInput(TarCompression.Decompress(file), path);
             // Id-mapped: extracted as the caller, owners recorded and applied in the container's user namespace.
             var owners = idMap is null ? null : new StringBuilder();
             var (configText, lxcConfig) = new Extractor(rootfs, warnings, progress, () => file.Position, fileSize, ct, owners).Run(new PaxTarReader(input));
