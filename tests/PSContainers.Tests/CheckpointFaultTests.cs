@@ -230,4 +230,34 @@ public sealed class CheckpointFaultTests : IDisposable
         Assert.True(new FileInfo(Path.Combine(dir, "restore.log")).Length < 1 << 20, "the default log level logs the loop");
         AssertNothingLeftBehind(name, dir, marker);
     }
+    [Fact]
+    public void PwshKilledDuringAHangingRestore_TheSupervisorKillsEverythingItRestored()
+    {
+        using var s = _store.OpenSession();
+        var (name, dir, marker) = TruncatedCheckpoint(s, "trk");
+        var host = Spawn($"Restore-Container -Path '{dir}' -StorePath '{_store.StorePath}'");
+        // The restored task (still named criu: its command line comes back at the end of a restore)
+        // is looping in CRIU's restorer once it is in the container's cgroup.
+        int[] Restored() => _store.Manager.Cgroups.Directories($"{_store.CgroupParent}/{name}")
+            .Select(d => Path.Combine(d, "cgroup.procs")).Where(File.Exists)
+            .SelectMany(f => { try { return File.ReadAllLines(f); } catch (IOException) { return Array.Empty<string>(); } })
+            .Select(int.Parse).Distinct().ToArray();
+        WaitFor(() => Restored().Length > 0, TimeSpan.FromSeconds(60), "the restored task");
+        Thread.Sleep(1000);
+        var restored = Restored();
+        Assert.NotEmpty(restored);
+        host.Kill();
+        host.WaitForExit();
+
+        // The supervisor reads the caller's end of its pipe close: criu and the tasks go, the cgroup too.
+        WaitFor(() => restored.All(p => !Directory.Exists($"/proc/{p}")) && ProcessesWith(marker).Count == 0, TimeSpan.FromSeconds(15), "the restored tasks to be killed");
+        WaitFor(() => _store.Manager.Cgroups.Directories($"{_store.CgroupParent}/{name}").All(d => !Directory.Exists(d)), TimeSpan.FromSeconds(15), "the cgroup to go");
+        using (_store.Manager.Store.Lock(name, TimeSpan.FromSeconds(5))) { }
+        Assert.Equal(ContainerStatus.Stopped, _store.Manager.Get(name).State);
+
+        // CRIU's mounts a killed pwsh could not undo go with the next restore (which fails again).
+        var again = s.Invoke("Restore-Container -Path $args[0] -Timeout 5", dir);
+        Assert.Equal("CriuTimeout", again.SingleError.FullyQualifiedErrorId.Split(',')[0]);
+        AssertNothingLeftBehind(name, dir, marker);
+    }
 }

@@ -334,6 +334,9 @@ public sealed class CheckpointManager
         if (!Directory.Exists(rootfs))
             throw new ContainerException("RootfsNotFound", ContainerErrorKind.ObjectNotFound, $"The root filesystem of container '{name}' is missing: {rootfs}.", name);
 
+        // A restore whose pwsh was killed: its supervisor killed criu and the restored tasks, but
+        // criu's mounts in the images directory are ours to undo.
+        CriuService.UnmountLeftovers(directory);
         var cgroupPath = $"{Store.CgroupParent}/{name}";
         progress?.Report($"Creating the cgroup {cgroupPath}");
         Manager.CreateCgroupFor(name, cgroupPath, config);
