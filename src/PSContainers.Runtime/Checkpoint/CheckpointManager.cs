@@ -122,11 +122,11 @@ public sealed class CheckpointManager
         // that still runs; the state names the checkpoint so it is not taken for a crash.
         manifest.Time = DateTimeOffset.Now;
         manifest.Complete = false;
-        File.Copy(Store.ConfigPath(name), Path.Combine(directory, CheckpointManifest.ConfigFileName), overwrite: true);
-        manifest.Save(directory);
-        if (!options.LeaveRunning) Manager.RecordCheckpointPending(name, state, directory, save: savedCheckpoint is not null);
         try
         {
+            File.Copy(Store.ConfigPath(name), Path.Combine(directory, CheckpointManifest.ConfigFileName), overwrite: true);
+            manifest.Save(directory);
+            if (!options.LeaveRunning) Manager.RecordCheckpointPending(name, state, directory, save: savedCheckpoint is not null);
             var opts = DumpOptions(directory, init, options, manifest);
             if (options.PreDump)
             {
@@ -143,10 +143,19 @@ public sealed class CheckpointManager
             progress?.Report($"Dumping {manifest.ProcessCount} process(es) of '{name}' with CRIU {criu.Version}");
             Call(criu, criu_req_type.Dump, opts, Path.Combine(directory, DumpLog), options.Timeout, "CheckpointFailed", $"CRIU could not checkpoint container '{name}'", name);
         }
+        catch when (!options.LeaveRunning && CheckpointManifest.ImagesFinished(directory) && !Native.Sys.IsAlive(state.InitPid, state.InitStartTime))
+        {
+            // CRIU finished and ended the processes after all (the error came late: a timeout at the
+            // end): the images are the container now. Kept, as a killed pwsh would have left them
+            // (restorable, Interrupted), with the state naming them; the error is still reported.
+            throw;
+        }
         catch
         {
             // The container runs on (CRIU resumes it on failure); keep only the log to read.
-            if (!options.LeaveRunning) Manager.ClearCheckpointPending(name, state);
+            if (!options.LeaveRunning && state.PendingCheckpoint is not null)
+                try { Manager.ClearCheckpointPending(name, state); }
+                catch (IOException) { /* a full disk: the marker is harmless while the images are incomplete */ }
             CriuService.UnmountLeftovers(directory); // a killed criu's cgroup yard: never delete into it
             foreach (var entry in Directory.EnumerateFileSystemEntries(directory).Where(e => Path.GetFileName(e) != DumpLog))
                 if (Directory.Exists(entry)) Storage.FsNative.DeleteTree(entry); else File.Delete(entry);
