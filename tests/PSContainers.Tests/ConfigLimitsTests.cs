@@ -186,4 +186,24 @@ public sealed class ConfigLimitsTests : IDisposable
         Assert.Empty(s.Invoke("Remove-Container -Name $args[0]", bomb).Errors);
         Assert.Equal(3, s.Run("Get-Container").Count);
     }
+    [Fact]
+    public void AnArchiveWithAHostileConfig_IsRefusedByImport_AndNothingIsLeft()
+    {
+        using var store = new TestStore();
+        using var s = store.OpenSession();
+        var src = Path.Combine(_dir, "archive-src");
+        Directory.CreateDirectory(Path.Combine(src, "rootfs", "bin"));
+        File.WriteAllText(Path.Combine(src, "config.yaml"), Nested(10_000));
+        var archive = Path.Combine(_dir, "hostile.tar");
+        HostCommand.Run("tar", "-cf", archive, "-C", src, "config.yaml", "rootfs");
+
+        var name = TestStore.NewName("imp");
+        var result = s.Invoke("Import-Container -Path $args[0] -Name $args[1]", archive, name);
+        var error = result.SingleError;
+        Assert.Equal("InvalidConfig", error.FullyQualifiedErrorId.Split(',')[0]);
+        Assert.StartsWith("hostile.tar:config.yaml:1:80: lists and mappings are nested more than 64 levels", error.Exception.Message);
+        Assert.False(store.Manager.Exists(name));
+        var temp = store.Manager.Store.TempDirectory;
+        Assert.Empty(Directory.Exists(temp) ? Directory.GetFileSystemEntries(temp) : Array.Empty<string>());
+    }
 }
