@@ -712,25 +712,54 @@ static void write_exit_file(const char *path, int status) {
 }
 
 /* Copy what the container wrote to its console into the log, capped: when the log reaches the
- * cap it is restarted (the previous one kept as .1), like logrotate's copytruncate. */
+ * cap it is restarted (the previous one kept as .1), like logrotate's copytruncate. A full disk
+ * (or any failed write) never blocks the container and never loses output silently: the old .1
+ * is given up to make room and the log restarted; what still cannot be written is counted, and a
+ * marker line saying how many bytes were dropped and why is written as soon as writing works again. */
+static unsigned long long console_dropped;
+static int console_drop_errno;
+
+static int reopen_console_log(int *logfd, const struct spec *s, int rotate) {
+    if (*logfd >= 0) close(*logfd);
+    if (rotate) {
+        char old[PATH_MAX];
+        snprintf(old, sizeof old, "%s.1", s->console_log);
+        if (rotate > 1) unlink(old);          /* full disk: the previous log goes first */
+        rename(s->console_log, old);
+    }
+    *logfd = open(s->console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    return *logfd;
+}
+
+static int console_write(int *logfd, const struct spec *s, const char *buf, size_t len) {
+    if (*logfd < 0 && reopen_console_log(logfd, s, 0) < 0) return -1;
+    if (console_dropped) {
+        char marker[160];
+        int n = snprintf(marker, sizeof marker, "\r\n[psc-supervise: %llu bytes of console output were dropped: %s]\r\n",
+                         console_dropped, strerror(console_drop_errno));
+        if (write_all(*logfd, marker, (size_t)n) < 0) return -1;
+        console_dropped = 0;
+    }
+    return write_all(*logfd, buf, len);
+}
+
 static void pump_console(int master, int *logfd, const struct spec *s) {
     char buf[8192];
     for (;;) {
         ssize_t r = read(master, buf, sizeof buf);
         if (r <= 0) return;
-        if (*logfd < 0) continue;
-        if (s->log_max > 0) {
+        if (s->log_max > 0 && *logfd >= 0) {
             struct stat st;
-            if (fstat(*logfd, &st) == 0 && st.st_size + r > s->log_max) {
-                char old[PATH_MAX];
-                snprintf(old, sizeof old, "%s.1", s->console_log);
-                rename(s->console_log, old);
-                close(*logfd);
-                *logfd = open(s->console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-                if (*logfd < 0) return;
-            }
+            if (fstat(*logfd, &st) == 0 && st.st_size + r > s->log_max) reopen_console_log(logfd, s, 1);
         }
-        write_all(*logfd, buf, (size_t)r);
+        if (console_write(logfd, s, buf, (size_t)r) == 0) continue;
+        /* ENOSPC, EDQUOT, EFBIG, EIO...: make room (drop .1, restart the log) and try once more. */
+        int err = errno;
+        if (reopen_console_log(logfd, s, 2) >= 0 && console_write(logfd, s, buf, (size_t)r) == 0) continue;
+        /* A partial write may have landed: the marker says at most this much is missing. */
+        console_dropped += (unsigned long long)r;
+        console_drop_errno = errno ? errno : err;
+        if (*logfd >= 0) { close(*logfd); *logfd = -1; }
     }
 }
 
@@ -847,6 +876,48 @@ kill_child:
 
 /* ---- restore: the supervisor runs criu, which restores init as the supervisor's child --------- */
 
+/* waitpid with a deadline: 0 when pid was reaped, 1 when it still runs after ms milliseconds. */
+static int wait_bounded(pid_t pid, int ms) {
+    for (int waited = 0;; waited += 10) {
+        pid_t w = waitpid(pid, NULL, WNOHANG);
+        if (w == pid || (w < 0 && errno == ECHILD)) return 0;
+        if (waited >= ms) return 1;
+        usleep(10000);
+    }
+}
+
+/* SIGKILL to every pid listed in a file of pids (cgroup.procs, /proc/.../children); how many. */
+static int kill_listed(const char *path) {
+    FILE *f = fopen(path, "re");
+    if (!f) return 0;
+    int n = 0;
+    long pid;
+    while (fscanf(f, "%ld", &pid) == 1)
+        if (pid > 0 && pid != getpid() && kill((pid_t)pid, SIGKILL) == 0) n++;
+    fclose(f);
+    return n;
+}
+
+/* A restore that is given up (the caller's timeout, an abort, criu failing): criu and the whole
+ * tree it restored must go, also tasks still looping in CRIU's restorer. They are our children
+ * (rst_sibling) and members of the container's cgroups: kill both until none is left, reaping as
+ * we go, for at most ~5 s (a task stuck in the kernel is left to the caller's cgroup kill). */
+static void kill_restore(const struct spec *s, pid_t criu) {
+    if (criu > 0) kill(criu, SIGKILL);
+    char children[64], procs[PATH_MAX];
+    snprintf(children, sizeof children, "/proc/self/task/%d/children", (int)getpid());
+    for (int round = 0; round < 250; round++) {
+        int found = kill_listed(children);
+        for (int i = 0; i < s->ncgdirs; i++) {
+            snprintf(procs, sizeof procs, "%s/cgroup.procs", s->cgdirs[i]);
+            found += kill_listed(procs);
+        }
+        while (waitpid(-1, NULL, WNOHANG) > 0) {}
+        if (!found) break;
+        usleep(20000);
+    }
+}
+
 /* Restore (Runtime/Checkpoint): the caller speaks CRIU's RPC on its end of a socketpair; the other
  * end came to us as criu_fd. We run `criu swrk 3` with that socket as fd 3 and a fresh console
  * pty slave as fd 4 (the caller maps the checkpoint's console onto it with inherit_fd), and report
@@ -882,16 +953,15 @@ static int supervise_restore(const struct spec *s, int report_fd, int ctl_fd) {
     close(ctl_fd);
     pid_t init = strncmp(answer, "go ", 3) ? 0 : (pid_t)atoi(answer + 3);
     /* After "go" the caller has closed its end of the socket and criu exits by itself (it may
-     * still be unlocking the network); after anything else it must not outlive the restore. */
-    if (init <= 0) kill(criu, SIGKILL);
-    while (waitpid(criu, NULL, 0) < 0 && errno == EINTR) {}
+     * still be unlocking the network: 30 s at most); after anything else (an abort, the caller
+     * gone) neither criu nor anything it restored may outlive the restore. */
+    int criu_stuck = init > 0 ? wait_bounded(criu, 30000) : 1;
     /* waitpid(WNOHANG) == 0: init is alive and our child (rst_sibling worked). */
-    if (init <= 0 || waitpid(init, NULL, WNOHANG) != 0) {
-        if (init > 0) kill(init, SIGKILL);
-        while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}   /* whatever criu left us */
+    if (init <= 0 || criu_stuck || waitpid(init, NULL, WNOHANG) != 0) {
+        kill_restore(s, criu);
         remove_cgroups(s);
         errno = 0;
-        return fail(init > 0 ? "restored init %d is not a child of the supervisor" : "restore aborted by the caller", init);
+        return fail(init <= 0 ? "restore aborted by the caller" : criu_stuck ? "criu did not exit after restoring init %d" : "restored init %d is not a child of the supervisor", init);
     }
     char ok[64];
     snprintf(ok, sizeof ok, "ok %d %d\n", getpid(), init);

@@ -126,10 +126,10 @@ public class CgroupLimits
     /// <summary>Checks every value that does not depend on the machine; the message names the limit.</summary>
     public void Validate()
     {
-        Range(MemoryMax, "MemoryMax", 0);
-        Range(MemoryHigh, "MemoryHigh", 0);
-        Range(MemorySwapMax, "MemorySwapMax", 0);
-        Range(MemoryLow, "MemoryLow", 0);
+        Range(MemoryMax, "MemoryMax", 0, MaxSize);
+        Range(MemoryHigh, "MemoryHigh", 0, MaxSize);
+        Range(MemorySwapMax, "MemorySwapMax", 0, MaxSize);
+        Range(MemoryLow, "MemoryLow", 0, MaxSize);
         if (CpuWeight is { } w && (w < 1 || w > 10000)) throw Invalid("CpuWeight", w.ToString(CultureInfo.InvariantCulture), "a weight from 1 to 10000 (default 100)");
         if (CpuPeriod is { } p && (p < 1000 || p > 1_000_000)) throw Invalid("CpuPeriod", p.ToString(CultureInfo.InvariantCulture), "microseconds from 1000 to 1000000");
         if (CpuQuota is { } q && q != Unlimited && q < 1000) throw Invalid("CpuQuota", q.ToString(CultureInfo.InvariantCulture), "at least 1000 microseconds per period (0.01 CPU at the default period), or max");
@@ -152,6 +152,15 @@ public class CgroupLimits
     {
         if (value is { } v && v < min)
             throw Invalid(what, v.ToString(CultureInfo.InvariantCulture), $"a value of at least {min}, or max for no limit");
+    }
+
+    /// <summary>The largest memory size taken (1 EiB), as in config.yaml; larger is an error, not "no limit".</summary>
+    public const long MaxSize = 1L << 60;
+
+    private static void Range(long? value, string what, long min, long max)
+    {
+        if (value is { } v && v != Unlimited && (v < min || v > max))
+            throw Invalid(what, v.ToString(CultureInfo.InvariantCulture), $"a size from {Sizes.Format(min)} to {Sizes.Format(max)}, or max for no limit");
     }
 
     internal static ContainerException Invalid(string what, string value, string expected) =>

@@ -17,9 +17,18 @@ namespace PSContainers.Runtime.Checkpoint;
 public sealed class CheckpointManager
 {
     private const string DumpLog = "dump.log", RestoreLog = "restore.log", PreDumpDirectory = "pre";
-    /// <summary>CRIU's log verbosity: 4 (debug) keeps enough to diagnose a failure after the fact.</summary>
-    private const int LogLevel = 4;
-    private static readonly TimeSpan CriuTimeout = TimeSpan.FromMinutes(10);
+    /// <summary>
+    /// CRIU's log verbosity by default: 2 (errors and warnings), what a failure is explained with;
+    /// -CriuLogLevel 4 asks for CRIU's full debug log.
+    /// </summary>
+    public const int DefaultLogLevel = 2;
+    /// <summary>
+    /// The most CRIU may write to its log in one request: a restore that loops (damaged images make
+    /// CRIU's restorer retry forever, logging each try) is stopped there instead of filling the disk.
+    /// </summary>
+    public const long MaxLogBytes = 16L << 20;
+    /// <summary>How long one CRIU request may take by default (-Timeout).</summary>
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(10);
 
     public ContainerManager Manager { get; }
     private ContainerStore Store => Manager.Store;
@@ -108,8 +117,16 @@ public sealed class CheckpointManager
             ForeignCgroups = ForeignCgroups(init, state.CgroupPath),
         };
         var clock = Stopwatch.StartNew();
+        // Self-describing before CRIU touches the processes: a killed pwsh leaves a checkpoint that is
+        // restorable once CRIU has finished its images (it goes on without us), or else a container
+        // that still runs; the state names the checkpoint so it is not taken for a crash.
+        manifest.Time = DateTimeOffset.Now;
+        manifest.Complete = false;
         try
         {
+            File.Copy(Store.ConfigPath(name), Path.Combine(directory, CheckpointManifest.ConfigFileName), overwrite: true);
+            manifest.Save(directory);
+            if (!options.LeaveRunning) Manager.RecordCheckpointPending(name, state, directory, save: savedCheckpoint is not null);
             var opts = DumpOptions(directory, init, options, manifest);
             if (options.PreDump)
             {
@@ -119,23 +136,34 @@ public sealed class CheckpointManager
                 var preOpts = DumpOptions(pre, init, options, manifest);
                 preOpts.TrackMem = true;
                 preOpts.LeaveRunning = true;
-                Call(criu, criu_req_type.PreDump, preOpts, Path.Combine(pre, DumpLog), "CheckpointFailed", $"CRIU could not pre-dump container '{name}'", name);
+                Call(criu, criu_req_type.PreDump, preOpts, Path.Combine(pre, DumpLog), options.Timeout, "CheckpointFailed", $"CRIU could not pre-dump container '{name}'", name);
                 opts.TrackMem = true;
                 opts.ParentImg = Path.Combine("..", PreDumpDirectory);
             }
             progress?.Report($"Dumping {manifest.ProcessCount} process(es) of '{name}' with CRIU {criu.Version}");
-            Call(criu, criu_req_type.Dump, opts, Path.Combine(directory, DumpLog), "CheckpointFailed", $"CRIU could not checkpoint container '{name}'", name);
+            Call(criu, criu_req_type.Dump, opts, Path.Combine(directory, DumpLog), options.Timeout, "CheckpointFailed", $"CRIU could not checkpoint container '{name}'", name);
+        }
+        catch when (!options.LeaveRunning && CheckpointManifest.ImagesFinished(directory) && !Native.Sys.IsAlive(state.InitPid, state.InitStartTime))
+        {
+            // CRIU finished and ended the processes after all (the error came late: a timeout at the
+            // end): the images are the container now. Kept, as a killed pwsh would have left them
+            // (restorable, Interrupted), with the state naming them; the error is still reported.
+            throw;
         }
         catch
         {
             // The container runs on (CRIU resumes it on failure); keep only the log to read.
+            if (!options.LeaveRunning && state.PendingCheckpoint is not null)
+                try { Manager.ClearCheckpointPending(name, state); }
+                catch (IOException) { /* a full disk: the marker is harmless while the images are incomplete */ }
+            CriuService.UnmountLeftovers(directory); // a killed criu's cgroup yard: never delete into it
             foreach (var entry in Directory.EnumerateFileSystemEntries(directory).Where(e => Path.GetFileName(e) != DumpLog))
                 if (Directory.Exists(entry)) Storage.FsNative.DeleteTree(entry); else File.Delete(entry);
             throw;
         }
         manifest.Time = DateTimeOffset.Now;
         manifest.DurationMs = clock.Elapsed.TotalMilliseconds;
-        File.Copy(Store.ConfigPath(name), Path.Combine(directory, CheckpointManifest.ConfigFileName), overwrite: true);
+        manifest.Complete = true;
         manifest.Save(directory);
         if (!options.LeaveRunning)
         {
@@ -147,7 +175,7 @@ public sealed class CheckpointManager
 
     private criu_opts DumpOptions(string directory, int init, CheckpointOptions options, CheckpointManifest manifest)
     {
-        var opts = BaseOptions(directory, DumpLog, options.TcpEstablished);
+        var opts = BaseOptions(directory, DumpLog, options.TcpEstablished, options.CriuLogLevel);
         opts.Pid = init;
         opts.LeaveRunning = options.LeaveRunning;
         opts.External.AddRange(manifest.Mounts.Select(m => $"mnt[{m.Target}]:{m.Key}"));
@@ -155,12 +183,12 @@ public sealed class CheckpointManager
         return opts;
     }
 
-    private static criu_opts BaseOptions(string directory, string log, bool tcpEstablished) => new()
+    private static criu_opts BaseOptions(string directory, string log, bool tcpEstablished, int logLevel) => new()
     {
         ImagesDirFd = -1,
         ImagesDir = directory,
         LogFile = log,
-        LogLevel = LogLevel,
+        LogLevel = logLevel,
         TcpEstablished = tcpEstablished,
         // This host has no iptables; nftables locks the network while the processes are frozen.
         NetworkLock = criu_network_lock_method.Nftables,
@@ -242,9 +270,9 @@ public sealed class CheckpointManager
 
     private static string Kernel() => File.ReadAllText("/proc/sys/kernel/osrelease").Trim();
 
-    private static void Call(CriuInstallation criu, criu_req_type type, criu_opts opts, string logPath, string errorId, string what, string target)
+    private static void Call(CriuInstallation criu, criu_req_type type, criu_opts opts, string logPath, TimeSpan timeout, string errorId, string what, string target)
     {
-        CriuService.CallOnce(criu.Path, new criu_req { Type = type, Opts = opts }, logPath, CriuTimeout, errorId, what, target);
+        CriuService.CallOnce(criu.Path, new criu_req { Type = type, Opts = opts }, logPath, timeout, errorId, what, target);
     }
 
     // ---- restore ------------------------------------------------------------------------------
@@ -291,7 +319,7 @@ public sealed class CheckpointManager
                     $"The checkpoint in '{directory}' is of container '{source}', which this store ({Store.Root}) does not have. Create or import it (its root filesystem as at checkpoint time), or restore with -Name into a copy.", source);
             var config = ConfigLoader.Load(Store.ConfigPath(target));
             var state = Manager.LoadStateOf(target);
-            RestoreLocked(target, directory, config, state, options.DeleteImages, progress);
+            RestoreLocked(target, directory, config, state, options.DeleteImages, progress, options);
             return Manager.Get(target);
         }
         catch
@@ -302,8 +330,9 @@ public sealed class CheckpointManager
     }
 
     /// <summary>The restore itself, under the container's lock (also Start-Container of a saved container).</summary>
-    internal void RestoreLocked(string name, string directory, ContainerConfig config, PersistedState state, bool deleteImages, IProgress<string>? progress)
+    internal void RestoreLocked(string name, string directory, ContainerConfig config, PersistedState state, bool deleteImages, IProgress<string>? progress, RestoreOptions? options = null)
     {
+        options ??= new RestoreOptions();
         var manifest = CheckpointManifest.Load(directory);
         var status = Manager.StatusOf(name, state);
         if (status is not (ContainerStatus.Stopped or ContainerStatus.Saved))
@@ -326,6 +355,9 @@ public sealed class CheckpointManager
         if (!Directory.Exists(rootfs))
             throw new ContainerException("RootfsNotFound", ContainerErrorKind.ObjectNotFound, $"The root filesystem of container '{name}' is missing: {rootfs}.", name);
 
+        // A restore whose pwsh was killed: its supervisor killed criu and the restored tasks, but
+        // criu's mounts in the images directory are ours to undo.
+        CriuService.UnmountLeftovers(directory);
         var cgroupPath = $"{Store.CgroupParent}/{name}";
         progress?.Report($"Creating the cgroup {cgroupPath}");
         Manager.CreateCgroupFor(name, cgroupPath, config);
@@ -365,11 +397,12 @@ public sealed class CheckpointManager
                     channel.ClosePeer();
                     var criuPid = int.Parse(fields[2], CultureInfo.InvariantCulture);
                     var criuStart = Native.Sys.ProcessStartTime(criuPid);
-                    var opts = RestoreOptionsFor(directory, rootfs, cgroupPath, manifest, config, name, fields[3]);
+                    var opts = RestoreOptionsFor(directory, rootfs, cgroupPath, manifest, config, name, fields[3], options.CriuLogLevel);
                     networkTouched = true;
                     var what = $"CRIU could not restore container '{name}' from '{directory}'";
                     var resp = channel.Call(new criu_req { Type = criu_req_type.Restore, Opts = opts },
-                        () => Native.Sys.ProcessStartTime(criuPid) is { } t && t == criuStart, CriuTimeout, "RestoreFailed", what, name, logPath);
+                        CriuService.WatchingLog(() => Native.Sys.ProcessStartTime(criuPid) is { } t && t == criuStart, logPath, "RestoreFailed", what, name),
+                        options.Timeout, "RestoreFailed", what, name, logPath);
                     if (resp.Restore is null) throw CriuService.Failure("RestoreFailed", what, resp, logPath, name);
                     channel.Dispose(); // criu exits once its socket closes
                     progress?.Report("Connecting the host ends of the network");
@@ -385,6 +418,8 @@ public sealed class CheckpointManager
         }
         catch
         {
+            // The supervisor has killed criu and what it restored; whatever is still in the cgroup
+            // (a task stuck where the supervisor could not reap it) goes with it.
             if (Manager.Cgroups.Exists(cgroupPath))
             {
                 if (Manager.Cgroups.Pids(cgroupPath).Count > 0) Manager.Cgroups.KillAll(cgroupPath);
@@ -392,6 +427,8 @@ public sealed class CheckpointManager
             }
             if (networkTouched)
                 try { Manager.UndoHooks(name, config); } catch (ContainerException) { /* the restore error matters more */ }
+            CriuService.UnmountLeftovers(directory);
+            CriuService.CapLog(Path.Combine(directory, RestoreLog));
             throw;
         }
         finally
@@ -401,9 +438,9 @@ public sealed class CheckpointManager
         if (deleteImages) Storage.FsNative.DeleteTree(directory);
     }
 
-    private criu_opts RestoreOptionsFor(string directory, string rootfs, string cgroupPath, CheckpointManifest manifest, ContainerConfig config, string name, string consolePty)
+    private criu_opts RestoreOptionsFor(string directory, string rootfs, string cgroupPath, CheckpointManifest manifest, ContainerConfig config, string name, string consolePty, int logLevel)
     {
-        var opts = BaseOptions(directory, RestoreLog, manifest.TcpEstablished);
+        var opts = BaseOptions(directory, RestoreLog, manifest.TcpEstablished, logLevel);
         opts.Root = rootfs;
         // The restored init becomes the supervisor's child (CLONE_PARENT), not criu's.
         opts.RstSibling = true;

@@ -16,6 +16,10 @@ public sealed class CheckpointOptions
     /// a shorter freeze. Needs soft-dirty memory tracking in the kernel (checked first).
     /// </summary>
     public bool PreDump { get; set; }
+    /// <summary>CRIU's log level (0-4; dump.log): 2, errors and warnings, by default; 4 is CRIU's full debug log.</summary>
+    public int CriuLogLevel { get; set; } = CheckpointManager.DefaultLogLevel;
+    /// <summary>How long CRIU may take; past it the dump is abandoned (CRIU resumes the processes).</summary>
+    public TimeSpan Timeout { get; set; } = CheckpointManager.DefaultTimeout;
 }
 
 /// <summary>How to restore (Restore-Container).</summary>
@@ -23,6 +27,13 @@ public sealed class RestoreOptions
 {
     /// <summary>Delete the checkpoint directory once the container runs again (Start-Container of a saved container does).</summary>
     public bool DeleteImages { get; set; }
+    /// <summary>CRIU's log level (0-4; restore.log): 2, errors and warnings, by default; 4 is CRIU's full debug log.</summary>
+    public int CriuLogLevel { get; set; } = CheckpointManager.DefaultLogLevel;
+    /// <summary>
+    /// How long CRIU may take; past it the restore is abandoned: criu and every process it restored
+    /// are killed, the cgroup and CRIU's mounts removed, and the error returned.
+    /// </summary>
+    public TimeSpan Timeout { get; set; } = CheckpointManager.DefaultTimeout;
 }
 
 /// <summary>A checkpoint on disk: what Checkpoint-Container emits and Get-ContainerCheckpoint reads.</summary>
@@ -41,6 +52,11 @@ public sealed class CheckpointInfo
     public bool LeftRunning { get; init; }
     public bool TcpEstablished { get; init; }
     public string StorePath { get; init; } = "";
+    /// <summary>
+    /// The Checkpoint-Container that wrote it was interrupted (a killed pwsh) after CRIU had finished
+    /// the images: restorable, but Time and Duration are those of the start of the dump.
+    /// </summary>
+    public bool Interrupted { get; init; }
 
     public override string ToString() => Path;
 }
@@ -61,6 +77,12 @@ public sealed class CheckpointManifest
     public const int CurrentFormat = 1;
 
     public int Format { get; set; } = CurrentFormat;
+    /// <summary>
+    /// False from just before CRIU starts until the dump is recorded: the directory describes itself
+    /// while the processes are being dumped, so a killed Checkpoint-Container leaves a checkpoint that
+    /// <see cref="Load"/> can judge (restorable once CRIU's images are complete, see <see cref="ImagesFinished"/>).
+    /// </summary>
+    public bool Complete { get; set; } = true;
     public string Container { get; set; } = "";
     public string StorePath { get; set; } = "";
     public DateTimeOffset Time { get; set; }
@@ -97,15 +119,32 @@ public sealed class CheckpointManifest
             throw new ContainerException("CheckpointNotFound", ContainerErrorKind.ObjectNotFound,
                 $"'{directory}' holds no checkpoint ({FileName} is missing). Give the directory Checkpoint-Container wrote.", directory);
         CheckpointManifest? manifest;
-        try { manifest = JsonSerializer.Deserialize<CheckpointManifest>(File.ReadAllText(path), Options); }
-        catch (JsonException ex)
+        try { manifest = JsonSerializer.Deserialize<CheckpointManifest>(BoundedFile.ReadAllText(path), Options); }
+        catch (Exception ex) when (ex is JsonException or InvalidDataException)
         {
             throw new ContainerException("InvalidCheckpoint", ContainerErrorKind.InvalidData, $"{path} is not a valid checkpoint manifest: {ex.Message}", path, ex);
         }
         if (manifest is null || manifest.Format != CurrentFormat || !ContainerNames.IsValid(manifest.Container, out _))
             throw new ContainerException("InvalidCheckpoint", ContainerErrorKind.InvalidData,
                 $"{path} is not a checkpoint this version can restore (format {manifest?.Format}, container '{manifest?.Container}').", path);
+        if (!manifest.Complete && !ImagesFinished(directory))
+            throw new ContainerException("CheckpointIncomplete", ContainerErrorKind.InvalidData,
+                $"The checkpoint in '{directory}' of container '{manifest.Container}' was interrupted before CRIU finished its images, so it cannot be restored. " +
+                $"CRIU leaves the processes running when a dump does not finish: see Get-Container '{manifest.Container}'. Remove the directory and checkpoint again.", directory);
         return manifest;
+    }
+
+    /// <summary>
+    /// CRIU writes its stats-dump image last, only after a successful dump (cr_dump_finish): with it
+    /// the images are complete even if the Checkpoint-Container that asked for them was killed.
+    /// </summary>
+    public static bool ImagesFinished(string directory) => File.Exists(System.IO.Path.Combine(directory, "stats-dump"));
+
+    /// <summary>A dump that was interrupted (a killed pwsh) but whose images CRIU completed: the processes are gone, the checkpoint is theirs.</summary>
+    public static bool FinishedButUnrecorded(string directory)
+    {
+        try { return ImagesFinished(directory) && Load(directory) is { Complete: false }; }
+        catch (Exception ex) when (ex is ContainerException or IOException or UnauthorizedAccessException) { return false; }
     }
 
     public CheckpointInfo ToInfo(string directory) => new()
@@ -121,5 +160,6 @@ public sealed class CheckpointManifest
         LeftRunning = LeftRunning,
         TcpEstablished = TcpEstablished,
         StorePath = StorePath,
+        Interrupted = !Complete,
     };
 }

@@ -105,15 +105,87 @@ public static class CriuService
             process.BeginOutputReadLine();
             try
             {
-                return channel.Call(request, () => !process.HasExited, timeout, errorId, what, target, logPath);
+                return channel.Call(request, WatchingLog(() => !process.HasExited, logPath, errorId, what, target), timeout, errorId, what, target, logPath);
             }
             finally
             {
                 channel.Dispose();
-                if (!process.WaitForExit(10_000)) { try { process.Kill(); } catch (InvalidOperationException) { } }
+                if (!process.WaitForExit(10_000)) { try { process.Kill(); } catch (InvalidOperationException) { } process.WaitForExit(10_000); }
+                if (logPath is not null) CapLog(logPath);
             }
         }
     }
+
+    /// <summary>
+    /// <paramref name="peerAlive"/>, which also fails the request once CRIU's log passes
+    /// <see cref="CheckpointManager.MaxLogBytes"/> (checked while waiting for CRIU's answer).
+    /// </summary>
+    internal static Func<bool> WatchingLog(Func<bool> peerAlive, string? logPath, string errorId, string what, object? target) => () =>
+    {
+        if (logPath is not null && File.Exists(logPath) && new FileInfo(logPath).Length > CheckpointManager.MaxLogBytes)
+        {
+            var last = LastLine(logPath);
+            throw new ContainerException(errorId, ContainerErrorKind.InvalidOperation,
+                $"{what}: CRIU wrote more than {CheckpointManager.MaxLogBytes >> 20} MiB of log, so it was stopped (damaged images make it retry without end; it was writing: '{last}'). CRIU's log: {logPath}", target);
+        }
+        return peerAlive();
+    };
+
+    private static string LastLine(string path)
+    {
+        try
+        {
+            using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            var tail = new byte[Math.Min(f.Length, 400)];
+            f.Seek(-tail.Length, SeekOrigin.End);
+            f.ReadExactly(tail);
+            var lines = System.Text.Encoding.UTF8.GetString(tail).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            return lines.Length > 1 ? lines[^2].Trim() : lines.LastOrDefault()?.Trim() ?? "";
+        }
+        catch (IOException) { return ""; }
+    }
+
+    /// <summary>Cuts a CRIU log that outgrew the cap back to it, saying so on its last line (CRIU is gone by now).</summary>
+    internal static void CapLog(string logPath)
+    {
+        try
+        {
+            using var f = new FileStream(logPath, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
+            if (f.Length <= CheckpointManager.MaxLogBytes) return;
+            var dropped = f.Length - CheckpointManager.MaxLogBytes;
+            f.SetLength(CheckpointManager.MaxLogBytes);
+            f.Seek(0, SeekOrigin.End);
+            f.Write(System.Text.Encoding.UTF8.GetBytes($"\n[PSContainers: the log was cut here at {CheckpointManager.MaxLogBytes >> 20} MiB; {dropped} more bytes were dropped]\n"));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+    }
+
+    /// <summary>
+    /// Mounts CRIU makes in the images directory (its cgroup yard, .criu.cgyard.*) and removes when it
+    /// ends normally; a killed criu leaves them. Detached deepest first, then their empty directories removed.
+    /// </summary>
+    internal static void UnmountLeftovers(string directory)
+    {
+        var prefix = Path.TrimEndingDirectorySeparator(directory) + "/.criu.";
+        var points = new List<string>();
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+            {
+                var fields = line.Split(' ');
+                if (fields.Length > 4 && Unescape(fields[4]) is var point && point.StartsWith(prefix, StringComparison.Ordinal)) points.Add(point);
+            }
+        }
+        catch (IOException) { return; }
+        foreach (var point in points.OrderByDescending(p => p.Length).ThenByDescending(p => p, StringComparer.Ordinal))
+            try { Storage.FsNative.Unmount(point); } catch (ContainerException) { }
+        foreach (var dir in Directory.EnumerateDirectories(directory, ".criu.*"))
+            try { Directory.Delete(dir, recursive: false); } catch (IOException) { }
+    }
+
+    // mountinfo escapes space, tab, newline and backslash as \ooo.
+    private static string Unescape(string field) =>
+        System.Text.RegularExpressions.Regex.Replace(field, @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString());
 
     /// <summary>The error for a failed request: criu's own words, and where its log is.</summary>
     internal static ContainerException Failure(string errorId, string what, criu_resp? response, string? logPath, object? target)

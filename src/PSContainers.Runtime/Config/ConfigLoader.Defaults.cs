@@ -35,8 +35,8 @@ public static partial class ConfigLoader
         var defaults = Load(defaultsPath);
         if (path is null) return defaults;
         Load(path);
-        var baseNode = new Reader(defaultsPath).ReadDocument(File.ReadAllText(defaultsPath)) as MappingNode;
-        var overNode = new Reader(path).ReadDocument(File.ReadAllText(path)) as MappingNode;
+        var baseNode = new Reader(defaultsPath).ReadFile(defaultsPath) as MappingNode;
+        var overNode = new Reader(path).ReadFile(path) as MappingNode;
         if (baseNode is null) return Load(path);
         if (overNode is null) return defaults;
         var merged = new MappingNode { Start = overNode.Start };

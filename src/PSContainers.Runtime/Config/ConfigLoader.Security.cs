@@ -49,7 +49,7 @@ public static partial class ConfigLoader
     public static SeccompProfile LoadSeccompProfile(string path)
     {
         string text;
-        try { text = File.ReadAllText(path); }
+        try { text = ReadBounded(path); }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
             throw new ContainerException("SeccompProfileNotFound", ContainerErrorKind.ObjectNotFound,

@@ -20,7 +20,7 @@ public static partial class ConfigLoader
         string text;
         try
         {
-            text = File.ReadAllText(path);
+            text = ReadBounded(path);
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -40,9 +40,51 @@ public static partial class ConfigLoader
         return Parse(text, path);
     }
 
+    // ---- limits -----------------------------------------------------------------------------------
+    // Enforced while the YAML is read, so that a hostile file (deep nesting, "billion laughs" aliases,
+    // a huge list) is refused after reading at most these amounts, never materialised or recursed into.
+
+    /// <summary>Largest config.yaml (or seccomp profile, defaults file) read: 1 MiB.</summary>
+    public const int MaxFileBytes = 1 << 20;
+    /// <summary>Deepest nesting of lists and mappings (a config needs 5 levels).</summary>
+    public const int MaxDepth = 64;
+    /// <summary>Most YAML nodes in a document, every alias counted as the nodes it stands for.</summary>
+    public const int MaxNodes = 20_000;
+    /// <summary>Most scalar text in a document, every alias counted as the text it stands for.</summary>
+    public const int MaxExpandedBytes = 2 << 20;
+
+    /// <summary>
+    /// Reads at most <see cref="MaxFileBytes"/> of a YAML file; a larger one is InvalidConfig at the
+    /// line and column where the limit is crossed (the rest is never read).
+    /// </summary>
+    internal static string ReadBounded(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1 << 16);
+        var buffer = new byte[MaxFileBytes + 1];
+        int total = 0, n;
+        while (total < buffer.Length && (n = stream.Read(buffer, total, buffer.Length - total)) > 0) total += n;
+        var text = new System.Text.UTF8Encoding(false, false).GetString(buffer, 0, Math.Min(total, MaxFileBytes));
+        if (text.Length > 0 && text[0] == '\uFEFF') text = text[1..];
+        if (total > MaxFileBytes) throw TooLarge(path, text);
+        return text;
+    }
+
+    private static ContainerException TooLarge(string sourceName, string prefix)
+    {
+        int line = 1, column = 1;
+        foreach (var c in prefix)
+        {
+            if (c == '\n') { line++; column = 1; } else column++;
+        }
+        return Error(sourceName, new Mark(prefix.Length, line, column),
+            $"the file is larger than {Sizes.Format(MaxFileBytes)}, the most a config file may hold; it was not read past this point");
+    }
+
     public static ContainerConfig Parse(string yaml, string sourceName)
     {
         ArgumentNullException.ThrowIfNull(yaml);
+        if (yaml.Length > MaxFileBytes || (yaml.Length > MaxFileBytes / 4 && System.Text.Encoding.UTF8.GetByteCount(yaml) > MaxFileBytes))
+            throw TooLarge(sourceName, Utf8Prefix(yaml, MaxFileBytes));
         var reader = new Reader(sourceName);
         Node? root = reader.ReadDocument(yaml);
         return new Binder(sourceName).Bind(root);
@@ -182,6 +224,8 @@ public static partial class ConfigLoader
     {
         public Mark Start;
         public abstract string Kind { get; }
+        /// <summary>Nodes in this subtree and their scalar text, aliases expanded (the weight of an alias to it).</summary>
+        public long Count = 1, Bytes;
     }
 
     private sealed class ScalarNode : Node
@@ -206,20 +250,52 @@ public static partial class ConfigLoader
         public override string Kind => "a mapping";
     }
 
+    private static string Utf8Prefix(string text, int maxBytes)
+    {
+        int bytes = 0, i = 0;
+        for (; i < text.Length; i++)
+        {
+            bytes += char.IsSurrogate(text[i]) ? 2 : text[i] < 0x80 ? 1 : text[i] < 0x800 ? 2 : 3;
+            if (bytes > maxBytes) break;
+        }
+        return text[..i];
+    }
+
     private static ContainerException Error(string sourceName, Mark at, string message) =>
         new(ErrorId, ContainerErrorKind.ParserError,
             $"{sourceName}:{at.Line}:{at.Column}: {message}", sourceName);
 
-    /// <summary>Builds the node tree, rejecting duplicate keys, non-scalar keys and extra documents.</summary>
+    /// <summary>
+    /// Builds the node tree, rejecting duplicate keys, non-scalar keys and extra documents, and
+    /// enforcing the limits (<see cref="MaxDepth"/>, <see cref="MaxNodes"/>, <see cref="MaxExpandedBytes"/>)
+    /// event by event: an alias is shared, not copied, and costs what it stands for.
+    /// </summary>
     private sealed class Reader
     {
         private readonly string _source;
         private readonly Dictionary<string, Node> _anchors = new(StringComparer.Ordinal);
+        private int _depth;
+        private long _nodes, _bytes;
 
         public Reader(string source) => _source = source;
 
+        /// <summary>Reads a file through <see cref="ReadBounded"/> (errors are the caller's to map).</summary>
+        public Node? ReadFile(string path) => ReadDocument(ReadBounded(path));
+
+        private void Charge(Mark at, long nodes, long bytes, string what)
+        {
+            _nodes += nodes;
+            _bytes += bytes;
+            if (_nodes > MaxNodes)
+                throw Error(_source, at, $"{what} takes the document past {MaxNodes} YAML nodes (aliases counted as what they stand for), more than any config needs");
+            if (_bytes > MaxExpandedBytes)
+                throw Error(_source, at, $"{what} takes the document past {Sizes.Format(MaxExpandedBytes)} of text (aliases counted as what they stand for), more than any config needs");
+        }
+
         public Node? ReadDocument(string yaml)
         {
+            if (yaml.Length > MaxFileBytes)
+                throw TooLarge(_source, Utf8Prefix(yaml, MaxFileBytes));
             var parser = new Parser(new StringReader(yaml));
             try
             {
@@ -263,6 +339,7 @@ public static partial class ConfigLoader
                 Track(alias);
                 if (!_anchors.TryGetValue(alias.Value.Value, out var target))
                     throw Error(_source, alias.Start, $"alias '*{alias.Value.Value}' refers to no earlier anchor");
+                Charge(alias.Start, target.Count, target.Bytes, $"alias '*{alias.Value.Value}'");
                 return target;
             }
 
@@ -270,13 +347,22 @@ public static partial class ConfigLoader
             if (parser.TryConsume<Scalar>(out var scalar))
             {
                 Track(scalar);
-                node = new ScalarNode { Start = scalar.Start, Value = scalar.Value, Style = scalar.Style, HasTag = !scalar.Tag.IsEmpty };
+                Charge(scalar.Start, 1, scalar.Value.Length, "this value");
+                node = new ScalarNode { Start = scalar.Start, Value = scalar.Value, Style = scalar.Style, HasTag = !scalar.Tag.IsEmpty, Bytes = scalar.Value.Length };
             }
             else if (parser.TryConsume<SequenceStart>(out var seqStart))
             {
                 var seq = new SequenceNode { Start = Track(seqStart).Start };
+                Enter(seqStart.Start);
+                Charge(seqStart.Start, 1, 0, "this list");
                 while (!parser.TryConsume<SequenceEnd>(out _))
-                    seq.Items.Add(ReadNode(parser));
+                {
+                    var item = ReadNode(parser);
+                    seq.Items.Add(item);
+                    seq.Count += item.Count;
+                    seq.Bytes += item.Bytes;
+                }
+                _depth--;
                 node = seq;
                 Remember(seqStart.Anchor, node);
                 return node;
@@ -284,6 +370,8 @@ public static partial class ConfigLoader
             else if (parser.TryConsume<MappingStart>(out var mapStart))
             {
                 var map = new MappingNode { Start = Track(mapStart).Start };
+                Enter(mapStart.Start);
+                Charge(mapStart.Start, 1, 0, "this mapping");
                 var seen = new Dictionary<string, ScalarNode>(StringComparer.Ordinal);
                 while (!parser.TryConsume<MappingEnd>(out _))
                 {
@@ -293,8 +381,12 @@ public static partial class ConfigLoader
                     if (seen.TryGetValue(keyScalar.Value, out var first))
                         throw Error(_source, key.Start, $"duplicate key '{keyScalar.Value}' (first defined at line {first.Start.Line})");
                     seen.Add(keyScalar.Value, keyScalar);
-                    map.Entries.Add((keyScalar, ReadNode(parser)));
+                    var value = ReadNode(parser);
+                    map.Entries.Add((keyScalar, value));
+                    map.Count += key.Count + value.Count;
+                    map.Bytes += key.Bytes + value.Bytes;
                 }
+                _depth--;
                 node = map;
                 Remember(mapStart.Anchor, node);
                 return node;
@@ -306,6 +398,12 @@ public static partial class ConfigLoader
             }
             Remember(scalar.Anchor, node);
             return node;
+        }
+
+        private void Enter(Mark at)
+        {
+            if (++_depth > MaxDepth)
+                throw Error(_source, at, $"lists and mappings are nested more than {MaxDepth} levels deep, more than any config needs");
         }
 
         private void Remember(AnchorName anchor, Node node)
@@ -451,6 +549,7 @@ public static partial class ConfigLoader
                     throw Fail(item, $"{path} must not contain a NUL character");
                 if (i == 0 && !arg.StartsWith('/') && arg.Contains('/'))
                     throw Fail(item, $"invalid program '{arg}' for init.command: use an absolute path (/bin/sh) or a bare program name looked up in PATH (sh)");
+                ExecString(item, path, arg);
                 result.Add(arg);
             }
             return result;
@@ -474,9 +573,27 @@ public static partial class ConfigLoader
                 string text = String(value, $"init.environment.{name}") ?? "";
                 if (text.Contains('\0'))
                     throw Fail(value, $"init.environment.{name} must not contain a NUL character");
+                ExecString(value, $"init.environment.{name}", name + "=" + text);
                 result[name] = text;
             }
             return result;
+        }
+
+        // execve(2) refuses a single argument or NAME=value longer than MAX_ARG_STRLEN (32 pages) and
+        // all of them together beyond ARG_MAX (a quarter of the 8 MiB stack by default): refused here,
+        // with the position, instead of as a failed start.
+        private const int MaxExecString = 128 * 1024 - 1;
+        private const long MaxExecTotal = 1 << 20;
+        private long _execTotal;
+
+        private void ExecString(Node at, string path, string text)
+        {
+            long bytes = System.Text.Encoding.UTF8.GetByteCount(text) + 1;
+            if (bytes > MaxExecString + 1)
+                throw Fail(at, $"{path} is {bytes - 1} bytes long; the kernel passes at most {MaxExecString} bytes per argument or environment entry to a program");
+            _execTotal += bytes + IntPtr.Size;
+            if (_execTotal > MaxExecTotal)
+                throw Fail(at, $"init.command and init.environment together exceed {Sizes.Format(MaxExecTotal)}, more than the kernel passes to a program");
         }
 
         private List<MountConfig> Mounts(Node node)

@@ -40,6 +40,8 @@ public sealed class ContainerInfo
     public string? SeccompProfile { get; init; }
     /// <summary>Capabilities removed from init and attached commands (security.capabilities).</summary>
     public string[] DroppedCapabilities { get; init; } = Array.Empty<string>();
+    /// <summary>Why the container is <c>Broken</c> (or what is wrong with a running one's config); null when all is well.</summary>
+    public string? Problem { get; init; }
 
     public override string ToString() => Name;
 }

@@ -17,12 +17,34 @@ public static class ContainerLimits
         return info.CgroupPath;
     }
 
-    /// <summary>The writes <see cref="SetLimits"/> would make now (empty when the container is stopped).</summary>
+    /// <summary>
+    /// Runs <paramref name="action"/> on a running container's cgroup. The container can stop (its
+    /// supervisor removes the cgroup) or be removed at any moment, even under its lock: a cgroup error
+    /// after that is the truth about the container (ContainerNotRunning / ContainerNotFound), not a
+    /// claim about missing cgroup files or kernel features.
+    /// </summary>
+    private static T OnCgroup<T>(ContainerManager manager, string name, string cgroupPath, string verb, Func<T> action)
+    {
+        try { return action(); }
+        catch (ContainerException ex) when (ex.ErrorId is not ("ContainerNotRunning" or "ContainerNotFound")
+            && (!manager.Store.Exists(name) || !manager.Cgroups.Exists(cgroupPath) || manager.Get(name).CgroupPath != cgroupPath))
+        {
+            if (!manager.Store.Exists(name))
+                throw new ContainerException("ContainerNotFound", ContainerErrorKind.ObjectNotFound,
+                    $"No container named '{name}' exists (it was removed while this ran). Get-Container lists the containers of this store.", name, ex);
+            throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
+                $"Cannot {verb} of container '{name}': it stopped while this ran.", name, ex);
+        }
+    }
+
+    /// <summary>The writes <see cref="SetLimits"/> would make now (empty when the container is stopped); planned under the container's lock.</summary>
     public static IReadOnlyList<CgroupWrite> PlanLimits(this ContainerManager manager, string name, CgroupLimits limits)
     {
+        ContainerNames.Validate(name);
         limits.Validate();
+        using var _ = manager.Store.Lock(name);
         var path = manager.Get(name).CgroupPath;
-        return path is null ? Array.Empty<CgroupWrite>() : manager.Cgroups.PlanLimits(path, limits);
+        return path is null ? Array.Empty<CgroupWrite>() : OnCgroup(manager, name, path, "plan the limits", () => manager.Cgroups.PlanLimits(path, limits));
     }
 
     /// <summary>
@@ -46,14 +68,20 @@ public static class ContainerLimits
         }
         else if (info.CgroupPath is null) RunningCgroup(manager, name, "set the limits");
         IReadOnlyList<CgroupWrite> plan = Array.Empty<CgroupWrite>();
-        if (info.CgroupPath is not null) plan = manager.Cgroups.ApplyLimits(info.CgroupPath, limits);
+        if (info.CgroupPath is { } cgroupPath) plan = OnCgroup(manager, name, cgroupPath, "set the limits", () => manager.Cgroups.ApplyLimits(cgroupPath, limits));
         if (yaml is not null) AtomicFile.WriteAllText(manager.Store.ConfigPath(name), yaml);
         return plan;
     }
 
-    public static CgroupLimitReport GetLimits(this ContainerManager manager, string name) =>
-        manager.Cgroups.ReadLimits(RunningCgroup(manager, name, "read the limits"), name);
+    public static CgroupLimitReport GetLimits(this ContainerManager manager, string name)
+    {
+        var path = RunningCgroup(manager, name, "read the limits");
+        return OnCgroup(manager, name, path, "read the limits", () => manager.Cgroups.ReadLimits(path, name));
+    }
 
-    public static CgroupUsage Measure(this ContainerManager manager, string name) =>
-        manager.Cgroups.Measure(RunningCgroup(manager, name, "measure the usage"), name);
+    public static CgroupUsage Measure(this ContainerManager manager, string name)
+    {
+        var path = RunningCgroup(manager, name, "measure the usage");
+        return OnCgroup(manager, name, path, "measure the usage", () => manager.Cgroups.Measure(path, name));
+    }
 }

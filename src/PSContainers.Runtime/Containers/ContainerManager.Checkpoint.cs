@@ -51,6 +51,23 @@ public sealed partial class ContainerManager
         state.ExitSignal = null;
         state.StopReason = ContainerStopReason.Checkpointed;
         state.SavedCheckpoint = savedCheckpoint;
+        state.PendingCheckpoint = null;
+        state.Save(Store.StatePath(name));
+    }
+
+    /// <summary>Before a dump that ends the processes: the state names the checkpoint (see <see cref="PersistedState.PendingCheckpoint"/>).</summary>
+    internal void RecordCheckpointPending(string name, PersistedState state, string directory, bool save)
+    {
+        state.PendingCheckpoint = directory;
+        if (save) state.SavedCheckpoint = directory;
+        state.Save(Store.StatePath(name));
+    }
+
+    /// <summary>The dump failed and CRIU let the processes run on: forget the pending checkpoint.</summary>
+    internal void ClearCheckpointPending(string name, PersistedState state)
+    {
+        state.PendingCheckpoint = null;
+        state.SavedCheckpoint = null;
         state.Save(Store.StatePath(name));
     }
 
@@ -68,6 +85,7 @@ public sealed partial class ContainerManager
         state.StopReason = null;
         state.CgroupPath = cgroupPath;
         state.SavedCheckpoint = null;
+        state.PendingCheckpoint = null;
         state.Save(Store.StatePath(name));
     }
 

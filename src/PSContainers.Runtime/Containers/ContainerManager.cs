@@ -116,7 +116,8 @@ public sealed partial class ContainerManager
             ContainerInfo info;
             if (Storage.StorageManager.ReapEphemeral(this, name)) continue;
             try { info = Describe(name); }
-            catch (ContainerException) { continue; } // removed meanwhile
+            catch (ContainerException) when (!Store.Exists(name)) { continue; } // removed meanwhile
+            catch (ContainerException ex) { info = BrokenInfo(name, ex.Message); }
             yield return info;
         }
     }
@@ -124,14 +125,22 @@ public sealed partial class ContainerManager
     /// <summary>The container object; an operation that already loaded config and state passes them in.</summary>
     private ContainerInfo Describe(string name, ContainerConfig? config = null, PersistedState? state = null)
     {
+        string? problem = null;
         if (config is null)
         {
+            // A config that cannot be read (bad YAML, over the limits, unreadable) leaves the container
+            // listable, as Broken with the reason; one that vanished means it was removed meanwhile.
             try { config = ConfigLoader.Load(Store.ConfigPath(name)); }
-            catch (ContainerException ex) when (ex.ErrorId == "InvalidConfig") { /* still listable */ }
+            catch (ContainerException ex) when (ex.ErrorId == "ConfigNotFound" || !Store.Exists(name)) { throw NotFound(name); }
+            catch (ContainerException ex) { problem = ex.Message; }
             catch (FileNotFoundException) { throw NotFound(name); }
             catch (DirectoryNotFoundException) { throw NotFound(name); }
         }
-        state ??= LoadState(name);
+        if (state is null)
+        {
+            try { state = LoadState(name); }
+            catch (ContainerException ex) when (ex.ErrorId == "CorruptState") { return BrokenInfo(name, ex.Message); }
+        }
         var live = Observe(name, state);
         var running = live.Status is ContainerStatus.Running or ContainerStatus.Frozen && state.InitPid is not null;
         // Ended on its own (the supervisor's record, not yet folded in by a stop), or as the last stop recorded.
@@ -144,7 +153,8 @@ public sealed partial class ContainerManager
             IPv4 = ipv4,
             IPv6 = ipv6,
             Name = name,
-            State = live.Status,
+            State = problem is not null && live.Status is ContainerStatus.Stopped or ContainerStatus.Saved ? ContainerStatus.Broken : live.Status,
+            Problem = problem,
             Pid = live.Status is ContainerStatus.Running or ContainerStatus.Frozen ? state.InitPid : null,
             SupervisorPid = live.SupervisorAlive ? state.SupervisorPid : null,
             Path = Store.ContainerDirectory(name),
@@ -165,6 +175,26 @@ public sealed partial class ContainerManager
             Command = config is null ? Array.Empty<string>() : InitCommand(config).ToArray(),
             SeccompProfile = config?.Security.SeccompProfile,
             DroppedCapabilities = config is null ? Array.Empty<string>() : Security.Capabilities.NamesOf(Security.Capabilities.DropMask(config.Security.CapabilitiesDrop, config.Security.CapabilitiesKeep, Security.SecurityPlan.IsSystemContainer(config))),
+        };
+    }
+
+    /// <summary>A container whose records cannot be read: what is known (its name and paths) and why.</summary>
+    private ContainerInfo BrokenInfo(string name, string problem)
+    {
+        DateTimeOffset created = default;
+        try { created = Directory.GetCreationTime(Store.ContainerDirectory(name)); } catch (IOException) { }
+        return new ContainerInfo
+        {
+            Name = name,
+            State = ContainerStatus.Broken,
+            Problem = problem,
+            Hostname = name,
+            Created = created,
+            Path = Store.ContainerDirectory(name),
+            RootfsPath = Store.RootfsPath(name),
+            ConfigPath = Store.ConfigPath(name),
+            ConsoleLogPath = Store.ConsoleLogPath(name),
+            StorePath = Store.Root,
         };
     }
 
@@ -204,6 +234,10 @@ public sealed partial class ContainerManager
         var exit = ReadExitRecord(name);
         var supervisorAlive = Sys.IsAlive(state.SupervisorPid, state.SupervisorStartTime);
         var initAlive = Sys.IsAlive(state.InitPid, state.InitStartTime);
+        // A checkpoint whose pwsh was killed while CRIU dumped: CRIU ended the processes (the
+        // supervisor saw a SIGKILL), but that is a checkpoint, not a crash.
+        if (!initAlive && state.PendingCheckpoint is { } pending && Checkpoint.CheckpointManifest.FinishedButUnrecorded(pending))
+            return new Observation(state.SavedCheckpoint == pending ? ContainerStatus.Saved : ContainerStatus.Stopped, supervisorAlive, false, null);
         if (exit is not null && !initAlive) return new Observation(ContainerStatus.Stopped, supervisorAlive, false, exit);
         if (!initAlive) return new Observation(supervisorAlive ? ContainerStatus.Running : ContainerStatus.Stopped, supervisorAlive, false, exit);
         var frozen = state.CgroupPath is not null && SafeIsFrozen(state.CgroupPath);
@@ -530,10 +564,12 @@ public sealed partial class ContainerManager
             }
         }
         else if (kill && live.InitAlive) Verbose?.Invoke($"Killing container '{name}': SIGKILL to every process (init pid {state.InitPid}).");
+        var killedInit = false;
         if (!stopped)
         {
             // Killing init ends the pid namespace (the kernel kills the rest); the cgroup catches
             // anything that joined it from outside the namespace.
+            killedInit = Sys.IsAlive(state.InitPid, state.InitStartTime);
             if (cgroup is not null && Cgroups.Exists(cgroup)) Cgroups.KillAll(cgroup);
             if (Sys.IsAlive(state.InitPid, state.InitStartTime)) Sys.Kill(state.InitPid!.Value, 9);
             if (!WaitStopped(state, TimeSpan.FromSeconds(10)))
@@ -559,6 +595,14 @@ public sealed partial class ContainerManager
             // or the SIGINT of busybox's power-off) is no failure. An exit code init chose is kept.
             state.StopReason = ContainerStopReason.Requested;
             state.ExitCode = exit.Signal is null ? exit.Code : null;
+            state.ExitSignal = null;
+        }
+        else if (exit is null && !killedInit)
+        {
+            // Without the supervisor's record (it was killed) the exit status is unknown unless we
+            // killed init ourselves: never made up. A stop that was asked for and happened is Requested.
+            state.StopReason = stopped ? ContainerStopReason.Requested : null;
+            state.ExitCode = null;
             state.ExitSignal = null;
         }
         else
@@ -740,11 +784,23 @@ public sealed partial class ContainerManager
         ContainerNames.Validate(name);
         LaunchSpec spec;
         // The lock covers only the checks: a long-running command must not block Stop-Container.
-        using (Store.Lock(name)) spec = AttachSpec(name, command, namespaces, workingDirectory, environment);
+        ulong? initStart;
+        using (Store.Lock(name))
+        {
+            spec = AttachSpec(name, command, namespaces, workingDirectory, environment);
+            initStart = spec.TargetPid is { } target ? Sys.ProcessStartTime(target) : null;
+        }
         var result = Helper.Run("exec", spec, cancellationToken);
         if (result.ExitCode == 125 && result.Error.Any(l => l.StartsWith("psc-helper:", StringComparison.Ordinal)))
+        {
+            // The container stopped (or was removed) between the check and the attach: say that,
+            // not the helper's "open /proc/N/ns/mnt".
+            if (!Sys.IsAlive(spec.TargetPid, initStart))
+                throw Store.Exists(name) ? new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
+                    $"Cannot run a command in container '{name}': it stopped while the command was being started.", name) : NotFound(name);
             throw new ContainerException("AttachFailed", ContainerErrorKind.InvalidOperation,
                 $"Could not enter container '{name}': {string.Join(" ", result.Error).Replace("psc-helper: ", "")}", name);
+        }
         // "ls -l /" as one string is a program of that name, which no container has: say how arguments are passed.
         if (result.ExitCode == 127 && command.Count == 1 && command[0].Trim().Contains(' ') && spec.TargetPid is { } pid && !ProgramExists(pid, command[0]))
         {

@@ -99,8 +99,14 @@ public static class Helper
             }
             catch
             {
+                // The supervisor kills what the helper started (a restore: criu and every restored
+                // task) within seconds; a helper that still has not answered after a minute is killed.
                 Answer(process, "abort");
-                process.WaitForExit();
+                if (!process.WaitForExit(60_000))
+                {
+                    try { process.Kill(); } catch (InvalidOperationException) { }
+                    process.WaitForExit(10_000);
+                }
                 throw;
             }
             Answer(process, answer);

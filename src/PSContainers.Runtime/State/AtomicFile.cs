@@ -53,3 +53,35 @@ public static class AtomicFile
         File.SetUnixFileMode(to, (UnixFileMode)((uint)st.st_mode & 0xFFF));
     }
 }
+
+/// <summary>
+/// Reads small files the runtime keeps in the store (state.json, checkpoint.json, snapshot records)
+/// with a size cap: a damaged or hostile file of any size costs at most that much memory, and is
+/// reported as invalid data rather than read whole.
+/// </summary>
+public static class BoundedFile
+{
+    /// <summary>The cap for the runtime's own JSON records: 1 MiB (they are a few hundred bytes).</summary>
+    public const int MaxRecordBytes = 1 << 20;
+
+    /// <summary>The text of <paramref name="path"/>; <see cref="InvalidDataException"/> when it holds more than <paramref name="maxBytes"/>.</summary>
+    public static string ReadAllText(string path, int maxBytes = MaxRecordBytes)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1 << 12);
+        var buffer = new byte[Math.Min((long)maxBytes + 1, Math.Max(stream.Length + 1, 4096))];
+        int total = 0, n;
+        while (true)
+        {
+            if (total == buffer.Length)
+            {
+                if (buffer.Length > maxBytes) break;
+                Array.Resize(ref buffer, (int)Math.Min((long)maxBytes + 1, buffer.Length * 2L));
+            }
+            if ((n = stream.Read(buffer, total, buffer.Length - total)) <= 0) break;
+            total += n;
+        }
+        if (total > maxBytes)
+            throw new InvalidDataException($"{path} is larger than {maxBytes} bytes, far more than this record ever holds");
+        return new UTF8Encoding(false, false).GetString(buffer, 0, total).TrimStart('\uFEFF');
+    }
+}

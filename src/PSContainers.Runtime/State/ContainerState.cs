@@ -13,6 +13,12 @@ public enum ContainerStatus
     Aborting,
     /// <summary>Checkpointed into its own directory and stopped (Save-Container); Start-Container restores it.</summary>
     Saved,
+    /// <summary>
+    /// Its config.yaml or state.json cannot be read (hand-edited, damaged, hostile): listed with the
+    /// reason in <c>Problem</c>, so one bad container never hides the others. A running container
+    /// whose config went bad is still reported as Running (with the Problem).
+    /// </summary>
+    Broken,
 }
 
 /// <summary>
@@ -62,6 +68,12 @@ public sealed class PersistedState
     public string? CgroupPath { get; set; }
     /// <summary>Save-Container: the checkpoint Start-Container restores (null when not saved).</summary>
     public string? SavedCheckpoint { get; set; }
+    /// <summary>
+    /// A Checkpoint-Container (without -LeaveRunning) or Save-Container is dumping into this directory.
+    /// Set before CRIU starts, cleared when the stop is recorded: if the pwsh doing it is killed and
+    /// CRIU finishes anyway, the status says checkpointed (or saved), not killed.
+    /// </summary>
+    public string? PendingCheckpoint { get; set; }
 
     private static readonly JsonSerializerOptions Options = new()
     {
@@ -70,7 +82,7 @@ public sealed class PersistedState
     };
 
     public static PersistedState Load(string path) =>
-        JsonSerializer.Deserialize<PersistedState>(File.ReadAllText(path), Options)
+        JsonSerializer.Deserialize<PersistedState>(BoundedFile.ReadAllText(path), Options)
         ?? throw new InvalidDataException($"{path} is empty");
 
     /// <summary>

@@ -361,7 +361,7 @@ public static unsafe class ContainerArchive
             var rootfs = StorageBackends.Get(backend).CreateRootfs(temp, store.ContainerDirectory(name), storage);
             var fileSize = file.Length;
             file.Position = 0;
-            using var input = TarCompression.Decompress(new NonClosing(file));
+            using var input = new ArchiveInput(TarCompression.Decompress(new NonClosing(file)), path);
             // Id-mapped: extracted as the caller, owners recorded and applied in the container's user namespace.
             var owners = idMap is null ? null : new StringBuilder();
             var extractor = new Extractor(rootfs, warnings, progress, () => file.Position, fileSize, ct, owners) { Budget = (survey.Bytes, survey.Entries), ArchivePath = path };

@@ -283,7 +283,7 @@ public sealed class StorageManager
         {
             var meta = Path.Combine(path, SnapshotMeta);
             if (!File.Exists(meta)) continue;
-            var record = JsonSerializer.Deserialize<SnapshotRecord>(File.ReadAllText(meta), JsonOptions);
+            var record = JsonSerializer.Deserialize<SnapshotRecord>(State.BoundedFile.ReadAllText(meta), JsonOptions);
             if (record is null) continue;
             result.Add(new ContainerSnapshot
             {

@@ -43,11 +43,21 @@ public sealed class CheckpointContainerCommand : ContainerCmdlet
     [Parameter]
     public SwitchParameter AsJob { get; set; }
 
+    /// <summary>Seconds CRIU may take (default 600).</summary>
+    [Parameter]
+    [ValidateRange(1, 86400)]
+    public int Timeout { get; set; } = (int)CheckpointManager.DefaultTimeout.TotalSeconds;
+
+    /// <summary>CRIU's log level in dump.log: 0 (messages only) to 4 (debug, CRIU's full log); default 2 (errors and warnings).</summary>
+    [Parameter]
+    [ValidateRange(0, 4)]
+    public int CriuLogLevel { get; set; } = CheckpointManager.DefaultLogLevel;
+
     protected override void ProcessRecord()
     {
         var path = GetUnresolvedProviderPathFromPSPath(Path);
         if (!ShouldProcess(Name, $"Checkpoint container to {path}{(LeaveRunning ? "" : " and stop it")}")) return;
-        var options = new CheckpointOptions { LeaveRunning = LeaveRunning, TcpEstablished = TcpEstablished, PreDump = PreDump };
+        var options = new CheckpointOptions { LeaveRunning = LeaveRunning, TcpEstablished = TcpEstablished, PreDump = PreDump, Timeout = TimeSpan.FromSeconds(Timeout), CriuLogLevel = CriuLogLevel };
         if (AsJob)
         {
             var name = Name;
@@ -83,23 +93,37 @@ public sealed class RestoreContainerCommand : ContainerCmdlet
     [Parameter]
     public SwitchParameter AsJob { get; set; }
 
+    /// <summary>
+    /// Seconds CRIU may take (default 600). Past it the restore is abandoned: criu and every process
+    /// it restored are killed, the cgroup and CRIU's mounts removed, and RestoreFailed/CriuTimeout returned.
+    /// </summary>
+    [Parameter]
+    [ValidateRange(1, 86400)]
+    public int Timeout { get; set; } = (int)CheckpointManager.DefaultTimeout.TotalSeconds;
+
+    /// <summary>CRIU's log level in restore.log: 0 (messages only) to 4 (debug, CRIU's full log); default 2 (errors and warnings).</summary>
+    [Parameter]
+    [ValidateRange(0, 4)]
+    public int CriuLogLevel { get; set; } = CheckpointManager.DefaultLogLevel;
+
     protected override void ProcessRecord()
     {
         var path = GetUnresolvedProviderPathFromPSPath(Path);
         if (!ShouldProcess(Name ?? path, $"Restore container from {path}")) return;
+        var options = new RestoreOptions { Timeout = TimeSpan.FromSeconds(Timeout), CriuLogLevel = CriuLogLevel };
         if (AsJob)
         {
             var (name, passThru) = (Name, PassThru.IsPresent);
             StartJob(name ?? path, (job, manager) =>
             {
-                var info = new CheckpointManager(manager).Restore(path, name, new RestoreOptions(), job.ProgressOf<string>($"Restoring {name ?? path}", s => (s, -1)));
+                var info = new CheckpointManager(manager).Restore(path, name, options, job.ProgressOf<string>($"Restoring {name ?? path}", s => (s, -1)));
                 if (passThru) job.Output.Add(PSObject.AsPSObject(info));
             });
             return;
         }
         Try(() =>
         {
-            var info = CheckpointProgress.Run(this, $"Restoring {Name ?? path}", p => new CheckpointManager(Manager).Restore(path, Name, new RestoreOptions(), p));
+            var info = CheckpointProgress.Run(this, $"Restoring {Name ?? path}", p => new CheckpointManager(Manager).Restore(path, Name, options, p));
             if (PassThru) WriteObject(info);
         });
     }

@@ -26,7 +26,11 @@ public sealed class GetContainerCommand : ContainerCmdlet
             Try(() =>
             {
                 var info = Manager.Get(name);
-                if (State is null || State.Contains(info.State)) WriteObject(info);
+                if (State is not null && !State.Contains(info.State)) return;
+                // Listed all the same, so that one damaged container never hides the others; the table
+                // shows only "Broken", so say why once here (Format-List shows it as Problem).
+                if (info.Problem is not null) WriteWarning($"Container '{name}' is {(info.State == ContainerStatus.Broken ? "broken" : "running, but its records are damaged")}: {info.Problem}");
+                WriteObject(info);
             });
     }
 }
