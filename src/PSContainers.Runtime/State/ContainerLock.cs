@@ -14,14 +14,21 @@ namespace PSContainers.Runtime.State;
 /// (AsyncLocal) that took it, which also covers tasks it starts; another runspace's thread is a
 /// different flow and waits for the flock like another process.
 /// </para>
+/// <para>
+/// A lock file may be deleted by its holder (<see cref="DeleteOnRelease"/>: a removed container's,
+/// so that .locks does not only grow). That is safe because a taker checks, once it has the flock,
+/// that the path still names the file it locked, and starts over if not: two processes can never
+/// hold "the" lock on two different files.
+/// </para>
 /// </summary>
-public sealed class ContainerLock : IDisposable
+public sealed unsafe class ContainerLock : IDisposable
 {
     /// <summary>One taken flock and how many nested holders share it.</summary>
     private sealed class Held(FileStream stream)
     {
         public FileStream? Stream = stream;
         public int Depth = 1;
+        public bool DeleteFile;
     }
 
     private static readonly AsyncLocal<ImmutableDictionary<string, Held>?> HeldByThisFlow = new();
@@ -53,7 +60,14 @@ public sealed class ContainerLock : IDisposable
         {
             try
             {
-                var taken = new Held(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
+                var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                if (!StillNamedBy(stream, path))
+                {
+                    // Its holder deleted it before we got it (a removed container): lock the current file.
+                    stream.Dispose();
+                    continue;
+                }
+                var taken = new Held(stream);
                 HeldByThisFlow.Value = (HeldByThisFlow.Value ?? ImmutableDictionary<string, Held>.Empty).SetItem(path, taken);
                 return new ContainerLock(path, taken);
             }
@@ -71,6 +85,24 @@ public sealed class ContainerLock : IDisposable
         }
     }
 
+    /// <summary>Is the file <paramref name="stream"/> has open still the one at <paramref name="path"/>?</summary>
+    private static bool StillNamedBy(FileStream stream, string path)
+    {
+        Tmds.Linux.stat open, named;
+        var fd = (int)stream.SafeFileHandle.DangerousGetHandle();
+        if (Tmds.Linux.LibC.fstat(fd, &open) != 0) return false;
+        var bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* p = bytes)
+            if (Tmds.Linux.LibC.stat(p, &named) != 0) return false;
+        return open.st_ino == named.st_ino && open.st_dev == named.st_dev;
+    }
+
+    /// <summary>Deletes the lock file when the outermost holder releases it (still holding it then).</summary>
+    public void DeleteOnRelease()
+    {
+        if (_held is { } held) lock (held) held.DeleteFile = true;
+    }
+
     public void Dispose()
     {
         var held = Interlocked.Exchange(ref _held, null);
@@ -78,6 +110,8 @@ public sealed class ContainerLock : IDisposable
         lock (held)
         {
             if (--held.Depth > 0) return;
+            if (held.DeleteFile)
+                try { File.Delete(_path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             held.Stream?.Dispose();
             held.Stream = null;
         }

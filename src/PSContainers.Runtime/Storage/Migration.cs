@@ -34,7 +34,13 @@ public static unsafe class ContainerArchive
     {
         ContainerNames.Validate(name);
         var kind = TarCompression.ForPath(path);
+        // The lock for the whole export (freeze, archive, thaw re-enter it): nothing changes the
+        // container meanwhile, and what an interrupted export left is undone first.
+        using var _ = manager.Store.Lock(name);
         var info = manager.Get(name);
+        manager.RecoverLocked(name);
+        manager.CleanStaleTemp();
+        info = manager.Get(name);
         var froze = false;
         if (info.State != ContainerStatus.Stopped)
         {
@@ -42,12 +48,11 @@ public static unsafe class ContainerArchive
                 throw new ContainerException("ContainerNotStopped", ContainerErrorKind.InvalidOperation,
                     $"Container '{name}' is {info.State.ToString().ToLowerInvariant()}; its files may change while they are archived. " +
                     "Stop it first, or use -Force to freeze it for the duration of the export.", name);
-            if (info.State == ContainerStatus.Running) { manager.Freeze(name); froze = true; }
+            if (info.State == ContainerStatus.Running) froze = manager.FreezeForExport(name);
             info = manager.Get(name);
         }
         try
         {
-            using var _ = manager.Store.Lock(name);
             var config = ConfigLoader.Load(manager.Store.ConfigPath(name));
             var storage = new StorageManager(manager);
             // A running overlay container's merged tree exists only in its mount namespace: read it there.
@@ -55,7 +60,9 @@ public static unsafe class ContainerArchive
                 ? new RootfsView($"/proc/{pid}/root")
                 : storage.View(name, config);
             var full = Path.GetFullPath(path);
-            var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.partial");
+            // Named after this process: a partial file of an export that was killed is removed by the next export to that file.
+            RemoveStalePartials(full);
+            var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.partial");
             try
             {
                 using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
@@ -85,7 +92,24 @@ public static unsafe class ContainerArchive
         }
         finally
         {
-            if (froze) manager.Thaw(name);
+            if (froze) manager.ThawAfterExport(name);
+        }
+    }
+
+    /// <summary>
+    /// Partial archives (".FILE.PID.GUID.partial") in <paramref name="full"/>'s directory whose
+    /// exporting process is gone: a killed export's, of this file or another. A live export's stays.
+    /// </summary>
+    static void RemoveStalePartials(string full)
+    {
+        var dir = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(dir)) return;
+        foreach (var path in Directory.EnumerateFiles(dir, ".*.partial"))
+        {
+            var parts = Path.GetFileName(path).Split('.');
+            // "", FILE..., PID, GUID, "partial"
+            if (parts.Length >= 5 && parts[^2].Length == 32 && int.TryParse(parts[^3], out var pid) && pid > 0 && !Directory.Exists($"/proc/{pid}"))
+                try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
     }
 
@@ -245,6 +269,7 @@ public static unsafe class ContainerArchive
             throw new ContainerException("ContainerExists", ContainerErrorKind.ResourceExists,
                 $"A container named '{name}' already exists in {store.Root}. Choose another -Name, or remove it first.", name);
         Directory.CreateDirectory(store.TempDirectory);
+        manager.CleanStaleTemp();
         var temp = Path.Combine(store.TempDirectory, $"{name}.{Environment.ProcessId}.{Guid.NewGuid():N}");
         Directory.CreateDirectory(temp);
         var warnings = new List<string>();

@@ -61,8 +61,10 @@ public sealed class StorageManager
 
     private static ContainerConfig CloneConfig(ContainerConfig config) => ConfigLoader.Parse(ConfigLoader.Serialize(config), "config");
 
+    /// <summary>Under the container's lock: first finishes an interrupted run of another command (see ContainerManager.RecoverLocked).</summary>
     private void RequireStopped(string name, string what)
     {
+        Manager.RecoverLocked(name);
         var status = Manager.Get(name).State;
         if (status != ContainerStatus.Stopped)
             throw new ContainerException("ContainerNotStopped", ContainerErrorKind.InvalidOperation,
@@ -102,6 +104,7 @@ public sealed class StorageManager
     private string NewTemp(string name)
     {
         Directory.CreateDirectory(Store.TempDirectory);
+        Manager.CleanStaleTemp();
         var temp = Path.Combine(Store.TempDirectory, $"{name}.{Environment.ProcessId}.{Guid.NewGuid():N}");
         Directory.CreateDirectory(temp);
         return temp;
