@@ -19,6 +19,56 @@ public static class KilledPwsh
     public static string[] CommandLine() =>
         File.Exists("/usr/local/bin/pwsh") ? ["/usr/local/bin/pwsh"] : ScriptHost.CommandLine();
 
+    /// <summary>
+    /// The process that runs the PowerShell engine: <paramref name="launched"/> itself, or, where
+    /// pwsh is a launcher that starts `dotnet pwsh.dll` as its child (a dotnet tool install, as
+    /// /opt/pwsh/pwsh here), that child. Killing the launcher alone would leave the engine running.
+    /// </summary>
+    public static int EnginePid(Process launched)
+    {
+        var pid = launched.Id;
+        for (var depth = 0; depth < 4; depth++)
+        {
+            if (IsEngine(pid)) return pid;
+            var child = ChildrenOf(pid).FirstOrDefault(c => IsEngine(c) || Comm(c) is "dotnet" or "pwsh");
+            if (child == 0) break;
+            pid = child;
+        }
+        return launched.Id;
+    }
+
+    private static bool IsEngine(int pid)
+    {
+        try { return File.ReadAllText($"/proc/{pid}/cmdline").Split('\0').Any(a => a.EndsWith("/pwsh.dll", StringComparison.Ordinal) || a.EndsWith("/psc-scripthost.dll", StringComparison.Ordinal)); }
+        catch (IOException) { return false; }
+    }
+
+    private static string Comm(int pid)
+    {
+        try { return File.ReadAllText($"/proc/{pid}/comm").Trim(); }
+        catch (IOException) { return ""; }
+    }
+
+    private static List<int> ChildrenOf(int parent)
+    {
+        var result = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var ppid = int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1]);
+                if (ppid == parent) result.Add(pid);
+            }
+            catch (Exception ex) when (ex is IOException or FormatException or ArgumentOutOfRangeException) { }
+        }
+        return result;
+    }
+
+    /// <summary>SIGKILL to the engine process only (never its children: the helpers must cope, as after an operator's kill -9).</summary>
+    public static void KillEngine(int engine) => Sys.Kill(engine, 9);
+
     public sealed record Outcome(bool Killed, int? ExitCode, string StdOut, string StdErr, TimeSpan SinceGo);
 
     /// <summary>
@@ -51,18 +101,20 @@ public static class KilledPwsh
             stdout.AppendLine(line);
         }
         var go = Stopwatch.StartNew();
+        var engine = EnginePid(p);
         var rest = p.StandardOutput.ReadToEndAsync();
         var killed = false;
         while (!p.HasExited)
         {
             if ((delay is { } d && go.Elapsed >= d) || (killWhen?.Invoke() ?? false))
             {
-                try { p.Kill(entireProcessTree: false); killed = true; } catch (InvalidOperationException) { }
+                KillEngine(engine);
+                killed = true;
                 break;
             }
             if (DateTime.UtcNow > deadline)
             {
-                p.Kill(entireProcessTree: false);
+                KillEngine(engine);
                 throw new TimeoutException($"pwsh did not finish: {call}");
             }
             if (killWhen is null) Thread.Sleep(delay is { } dd && dd - go.Elapsed < TimeSpan.FromMilliseconds(3) ? 0 : 1);

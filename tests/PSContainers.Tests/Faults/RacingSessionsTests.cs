@@ -29,6 +29,12 @@ public sealed class RacingSessionsTests : IDisposable
 
     public void Dispose() => _store.Dispose();
 
+    private void Log(string line)
+    {
+        _log.WriteLine(line);
+        if (Environment.GetEnvironmentVariable("PSC_FAULT_TRACE") is { Length: > 0 } trace) File.AppendAllText(trace, $"{DateTime.UtcNow:HH:mm:ss.fff} {line}\n");
+    }
+
     private ContainerManager M => _store.Manager;
 
     [Fact]
@@ -62,34 +68,46 @@ public sealed class RacingSessionsTests : IDisposable
                 foreach (var a in KilledPwsh.CommandLine()[1..]) psi.ArgumentList.Add(a);
                 foreach (var a in new[] { "-NoProfile", "-NonInteractive", "-Command", script }) psi.ArgumentList.Add(a);
                 psi.Environment[ContainerStore.EnvironmentVariable] = _store.StorePath;
-                sessions.Add(Process.Start(psi)!);
+                var session = Process.Start(psi)!;
+                session.ErrorDataReceived += (_, _) => { };  // drained: a full pipe must not stall a session
+                session.BeginErrorReadLine();
+                sessions.Add(session);
             }
             try
             {
                 foreach (var p in sessions) Assert.Equal("GO", p.StandardOutput.ReadLine());
+                var engines = sessions.ToDictionary(p => p, KilledPwsh.EnginePid);
+                foreach (var p in sessions) _ = p.StandardOutput.ReadToEndAsync(); // drained from here on
+                Log($"round {round}: four sessions racing");
                 // Killed one after another at random moments of the race.
                 var clock = Stopwatch.StartNew();
                 foreach (var p in sessions)
                 {
                     var at = TimeSpan.FromMilliseconds(500 + random.Next(2500));
                     while (clock.Elapsed < at && !p.HasExited) Thread.Sleep(5);
-                    Assert.False(p.HasExited, $"a session ended on its own: {p.StandardError.ReadToEnd()}");
-                    p.Kill(entireProcessTree: false);
-                    _log.WriteLine($"round {round}: session {p.Id} killed at {clock.Elapsed.TotalMilliseconds:0} ms");
+                    Assert.False(p.HasExited, "a session ended on its own");
+                    KilledPwsh.KillEngine(engines[p]);
+                    Log($"round {round}: session {engines[p]} killed at {clock.Elapsed.TotalMilliseconds:0} ms");
                 }
             }
             finally
             {
-                foreach (var p in sessions) { try { if (!p.HasExited) p.Kill(); } catch (Exception) { } p.WaitForExit(10_000); p.Dispose(); }
+                foreach (var p in sessions)
+                {
+                    try { if (!p.HasExited) { KilledPwsh.KillEngine(KilledPwsh.EnginePid(p)); p.Kill(); } } catch (Exception) { }
+                    p.WaitForExit(10_000);
+                    p.Dispose();
+                }
             }
             var truth = FaultChecker.Settled(() => _check.Truth(allowFrozen: true));
-            _log.WriteLine($"round {round}: " + string.Join(", ", M.Names().Select(n => $"{n} {M.Get(n).State}")));
+            Log($"round {round}: " + string.Join(", ", M.Names().Select(n => $"{n} {M.Get(n).State}")));
             Assert.True(truth.Count == 0, $"seed {_seed}, round {round}: {string.Join("; ", truth)}");
             // The next commands: each container stops (thawed if an export was killed while it was frozen) and starts.
             foreach (var n in names)
             {
                 if (M.Get(n).State != ContainerStatus.Stopped) M.Stop(n, kill: true);
                 Assert.Equal(ContainerStatus.Running, M.Start(n).State);
+                Log($"round {round}: {n} restarted");
             }
             truth = FaultChecker.Settled(() => _check.Truth());
             Assert.True(truth.Count == 0, $"seed {_seed}, round {round}, restarted: {string.Join("; ", truth)}");
