@@ -561,6 +561,9 @@ public sealed partial class ContainerManager
                 RunStoppedHooks(hooked, name, config);
                 throw;
             }
+            if ((result.ExitCode != 0 || result.Output.Length == 0) && result.Error.Any(l => l.Contains("write run record", StringComparison.Ordinal)))
+                throw new ContainerException("StartFailed", ContainerErrorKind.DeviceError,
+                    $"Container '{name}' was not started: its supervisor could not record it ({string.Join(" ", result.Error).Trim()}), so init was never let go. Free space in {Store.Root} and start it again.", name);
             if (result.ExitCode != 0 || result.Output.Length == 0)
                 throw new ContainerException("StartFailed", ContainerErrorKind.InvalidOperation,
                     $"Container '{name}' failed to start: {string.Join(" ", result.Error).Trim()}. " +

@@ -143,7 +143,7 @@ public sealed class PwshKillTests : IDisposable
             // Random points, and the two moments that matter: init waiting for its network (the
             // supervisor's record says paused), and init released before pwsh recorded anything.
             var plan = new List<(string What, TimeSpan? Delay, string? Phase)>();
-            for (var i = 0; i < 5; i++) plan.Add(($"random #{i}", Delay(span), null));
+            for (var i = 0; i < 4; i++) plan.Add(($"random #{i}", Delay(span), null));
             plan.Add(("while init waits", null, "paused"));
             plan.Add(("while init waits", null, "paused"));
             plan.Add(("once init is released", null, "released"));
@@ -219,12 +219,12 @@ public sealed class PwshKillTests : IDisposable
         var span = Calibrate("Export-Container", $"Export-Container {cal} '{archive}'");
         File.Delete(archive);
         M.Remove(cal, force: true);
-        for (var trial = 0; trial < 8; trial++)
+        for (var trial = 0; trial < 6; trial++)
         {
             // Half the trials: -Force on a running container, which it freezes for the export.
             // The last two: killed while the archive is being written (and the container frozen).
             var running = trial % 2 == 1;
-            var writing = trial >= 6;
+            var writing = trial >= 4;
             var name = Bulky("ex", "overlay");
             if (running) M.Start(name);
             Trial($"Export-Container{(running ? " -Force (running)" : "")} #{trial}{(writing ? " while writing" : "")}", $"Export-Container {name} '{archive}'{(running ? " -Force" : "")}",
