@@ -158,9 +158,12 @@ public sealed class PwshKillTests : IDisposable
                     var state = M.Get(name).State;
                     if (state == ContainerStatus.Running)
                     {
-                        // A plain Remove refuses a running container (it is not silently killed).
-                        var ex = Assert.Throws<ContainerException>(() => M.Remove(name));
-                        Assert.Equal("ContainerRunning", ex.ErrorId);
+                        // Every command sees it running: a plain Remove refuses (it is not silently
+                        // killed), Start says so, Copy and Export refuse to read its live rootfs.
+                        Assert.Equal("ContainerRunning", Assert.Throws<ContainerException>(() => M.Remove(name)).ErrorId);
+                        Assert.Equal("ContainerAlreadyRunning", Assert.Throws<ContainerException>(() => M.Start(name)).ErrorId);
+                        Assert.Equal("ContainerNotStopped", Assert.Throws<ContainerException>(() => new StorageManager(M).Copy(name, TestStore.NewName("stc"), new CopyOptions())).ErrorId);
+                        Assert.Equal("ContainerNotStopped", Assert.Throws<ContainerException>(() => ContainerArchive.Export(M, name, Path.Combine(_store.Root, "st.tar"), force: false)).ErrorId);
                         M.Stop(name, kill: true);
                     }
                     else Assert.Equal(ContainerStatus.Stopped, state);
@@ -177,6 +180,35 @@ public sealed class PwshKillTests : IDisposable
             foreach (var n in M.Names().ToList()) try { M.Remove(n, force: true); } catch (Exception) { }
             try { DefaultBridge.For(M.Store).Remove(); } catch (Exception) { }
         }
+    }
+
+    [Fact]
+    public void KilledStart_WhoseInitThenEnds_IsRecordedStoppedWithItsExit_ByTheNextCommand()
+    {
+        var name = TestStore.NewName("se");
+        M.Create(name, new CreateOptions { Template = "busybox" });
+        var record = M.Store.RunRecordPath(name);
+        var outcome = KilledPwsh.Run(_store.StorePath, $"Start-Container {name}", killWhen: () => ReadOrEmpty(record).Contains(" released "));
+        _log.WriteLine($"killed {outcome.Killed} at {outcome.SinceGo.TotalMilliseconds:0} ms");
+        var run = RunRecord.Read(record);
+        Assert.NotNull(run);
+        _log.WriteLine($"state.json records the run: {run.IsRecordedIn(PersistedState.Load(M.Store.StatePath(name)))} (expected: no, pwsh was killed first)");
+        // The orphan runs and is reported running; then its init ends before any command recorded it.
+        Assert.Equal(ContainerStatus.Running, M.Get(name).State);
+        Assert.Equal(run.InitPid, M.Get(name).Pid);
+        PSContainers.Runtime.Native.Sys.Kill(run.InitPid, 9);
+        PSContainers.Runtime.Native.Sys.WaitForExit(run.SupervisorPid, run.SupervisorStartTime, TimeSpan.FromSeconds(10));
+        Assert.Equal(ContainerStatus.Stopped, M.Get(name).State);
+        var truth = FaultChecker.Settled(() => _check.Truth());
+        Assert.True(truth.Count == 0, string.Join("; ", truth));
+        // The next command that changes it records how that run ended.
+        Assert.Equal("ContainerNotRunning", Assert.Throws<ContainerException>(() => M.Stop(name)).ErrorId);
+        var info = M.Get(name);
+        Assert.Equal("SIGKILL", info.ExitSignal);
+        Assert.Equal(ContainerStatus.Running, M.Start(name).State);
+        M.Remove(name, force: true);
+        var leaks = FaultChecker.Settled(_check.Leaks);
+        Assert.True(leaks.Count == 0, string.Join("; ", leaks));
     }
 
     private static string ReadOrEmpty(string path)
