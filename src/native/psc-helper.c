@@ -106,6 +106,7 @@ struct spec {
     const char *ups[MAX_ITEMS]; int nups;             /* start: links init brings up itself ("lo-up": lo) */
     const char *owners;                               /* userns-tree: file of "uid gid path" records */
     unsigned long caller_id;                          /* userns-tree: in-namespace id of the caller's uid/gid */
+    const char *run_record;                           /* start/restore: the supervisor's own record (see write_run_record) */
 };
 
 static char errbuf[1024];
@@ -266,6 +267,7 @@ static void parse_spec(struct spec *s, const char *file) {
         else if (!strcmp(key, "cwd")) s->cwd = v;
         else if (!strcmp(key, "console")) s->console_log = v;
         else if (!strcmp(key, "exitfile")) s->exit_file = v;
+        else if (!strcmp(key, "runrecord")) s->run_record = v;
         else if (!strcmp(key, "logmax")) s->log_max = strtol(v, NULL, 10);
         else if (!strcmp(key, "pause")) s->pause = !strcmp(v, "1");
         else if (!strcmp(key, "arg")) PUSH(s->args, s->nargs, v);
@@ -772,6 +774,45 @@ static void remove_cgroups(const struct spec *s) {
         }
 }
 
+/* Field 22 of /proc/PID/stat: the start time in clock ticks since boot (with the pid, it names one
+ * process for good: a recycled pid has another start time). 0 if unreadable. */
+static unsigned long long proc_start_time(pid_t pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');   /* the command name may hold spaces and parentheses */
+    if (!p) return 0;
+    unsigned long long start = 0;
+    /* after ")": " state(3) ppid(4) ...": stop on the space before starttime(22) */
+    for (int field = 3; field <= 22 && p; field++) p = strchr(p + 1, ' ');
+    if (p) start = strtoull(p + 1, NULL, 10);
+    return start;
+}
+
+/* The supervisor's own record, "<supervisor> <start> <init> <start> <phase> <unix-time>", written
+ * atomically into the container's directory before init is released ("paused": set-up still
+ * going on; "released": init was let go). With it the runtime always finds what it started, even
+ * when the pwsh that started it was killed before it recorded anything (Runtime: RunRecord).
+ * Not fsync'ed, like the exit record: after a power loss nothing it names runs anyway. A full disk
+ * fails the start here, before init runs, rather than leaving a container nobody recorded. */
+static int write_run_record(const struct spec *s, pid_t init, const char *phase) {
+    if (!s->run_record) return 0;
+    char tmp[PATH_MAX], text[160];
+    snprintf(tmp, sizeof tmp, "%s.tmp", s->run_record);
+    snprintf(text, sizeof text, "%d %llu %d %llu %s %lld\n", (int)getpid(), proc_start_time(getpid()),
+             (int)init, proc_start_time(init), phase, (long long)time(NULL));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return fail("write run record %s", tmp);
+    if (write_all(fd, text, strlen(text)) < 0) { int e = errno; close(fd); unlink(tmp); errno = e; return fail("write run record %s", tmp); }
+    if (close(fd) < 0 || rename(tmp, s->run_record) < 0) { int e = errno; unlink(tmp); errno = e; return fail("write run record %s", s->run_record); }
+    return 0;
+}
+
 /* The supervisor: parent of init. Reports to the launcher through report_fd, then lives as long
  * as init does. */
 /* The console: a pty whose master the supervisor copies to the log. Returns the slave's fd. */
@@ -835,6 +876,9 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
     for (int i = 0; i < s->ncgroups; i++)
         if (!is_v2_procs(s->cgroup_v2, s->cgroups[i]) && write_file(s->cgroups[i], pidtext) < 0) goto kill_child;
     if (s->uid_map && write_id_maps(child, s->uid_map, s->gid_map) < 0) goto kill_child;
+    /* Recorded before anything else can happen to init: a caller killed from here on leaves a
+     * record the next command finds (and undoes, or completes once init was released). */
+    if (write_run_record(s, child, "paused") < 0) goto kill_child;
     if (s->pause) {
         /* The caller configures what needs the new namespaces (network) before init goes on. */
         char msg[64], answer[16] = "";
@@ -846,6 +890,7 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
         if (strcmp(answer, "go")) { errno = 0; fail("start aborted by the caller"); goto kill_child; }
     }
     close(ctl_fd);
+    if (write_run_record(s, child, "released") < 0) goto kill_child;
     if (write(sync_pipe[1], "g", 1) != 1) { fail("release init"); goto kill_child; }
     close(sync_pipe[1]);
 
@@ -858,7 +903,7 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
         cerr[got] = '\0';
         snprintf(errbuf, sizeof errbuf, "%s", cerr);
         waitpid(child, NULL, 0);
-        return -1;
+        goto undo;
     }
 
     char ok[64];
@@ -871,6 +916,10 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
 kill_child:
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
+undo:
+    /* Nothing of this start survives it: not the cgroups (the caller may be gone), not our record. */
+    remove_cgroups(s);
+    if (s->run_record) unlink(s->run_record);
     return -1;
 }
 
@@ -963,6 +1012,7 @@ static int supervise_restore(const struct spec *s, int report_fd, int ctl_fd) {
         errno = 0;
         return fail(init <= 0 ? "restore aborted by the caller" : criu_stuck ? "criu did not exit after restoring init %d" : "restored init %d is not a child of the supervisor", init);
     }
+    write_run_record(s, init, "released");   /* best effort: the restored init already runs */
     char ok[64];
     snprintf(ok, sizeof ok, "ok %d %d\n", getpid(), init);
     write_all(report_fd, ok, strlen(ok));

@@ -206,7 +206,7 @@ public sealed class EdgesTests : IDisposable
         });
         Thread.Sleep(300);
         // The holder deletes the file (as Remove-Container does) and lets go.
-        first.DeleteFile();
+        first.DeleteOnRelease();
         first.Dispose();
         Assert.True(waiterHas.Wait(TimeSpan.FromSeconds(10)));
         // The waiter must hold the lock on the file now at the path: a third party is excluded.

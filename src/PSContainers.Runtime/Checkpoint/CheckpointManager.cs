@@ -380,6 +380,7 @@ public sealed class CheckpointManager
                 ConsoleLog = Store.ConsoleLogPath(name),
                 ConsoleLogMaxBytes = config.Console.LogMaxBytes,
                 ExitRecord = Store.ExitRecordPath(name),
+                RunRecord = Store.RunRecordPath(name),
                 CriuSocketFd = channel.PeerFd,
             };
             spec.Command.AddRange(new[] { criu.Path, "swrk", "3" });

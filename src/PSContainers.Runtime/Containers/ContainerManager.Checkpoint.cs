@@ -41,6 +41,7 @@ public sealed partial class ContainerManager
         }
         RunStoppedHooks(Hooks, name, config);
         File.Delete(Store.ExitRecordPath(name));
+        File.Delete(Store.RunRecordPath(name));
         state.SupervisorPid = null;
         state.SupervisorStartTime = null;
         state.InitPid = null;

@@ -198,7 +198,37 @@ public sealed partial class ContainerManager
         };
     }
 
+    /// <summary>
+    /// The state as recorded, and a run its supervisor recorded that state.json does not (the pwsh
+    /// that started it was killed before it wrote it): while that supervisor or its init lives, what
+    /// runs is the truth. Reading has no side effects; commands that change the container make it
+    /// permanent, or undo an interrupted start, under the lock (<see cref="RecoverLocked"/>).
+    /// </summary>
     private PersistedState LoadState(string name)
+    {
+        var state = LoadRecordedState(name);
+        if (RunRecord.Read(Store.RunRecordPath(name)) is { Released: true } run && !run.IsRecordedIn(state)
+            && (Sys.IsAlive(run.SupervisorPid, run.SupervisorStartTime) || Sys.IsAlive(run.InitPid, run.InitStartTime)))
+            Adopt(name, state, run);
+        return state;
+    }
+
+    /// <summary>Fills in the pids of a run recorded only by its supervisor (in memory; <see cref="RecoverLocked"/> saves it).</summary>
+    private void Adopt(string name, PersistedState state, RunRecord run)
+    {
+        state.SupervisorPid = run.SupervisorPid;
+        state.SupervisorStartTime = run.SupervisorStartTime;
+        state.InitPid = run.InitPid;
+        state.InitStartTime = run.InitStartTime;
+        state.StartedAt = run.Time;
+        state.StoppedAt = null;
+        state.ExitCode = null;
+        state.ExitSignal = null;
+        state.CgroupPath = CgroupPathFor(name);
+        state.SavedCheckpoint = null;
+    }
+
+    private PersistedState LoadRecordedState(string name)
     {
         try { return PersistedState.Load(Store.StatePath(name)); }
         catch (FileNotFoundException) { return new PersistedState { Created = Directory.GetCreationTime(Store.ContainerDirectory(name)) }; }
@@ -261,6 +291,105 @@ public sealed partial class ContainerManager
         if (parts.Length < 3 || !int.TryParse(parts[1], out var value) || !long.TryParse(parts[2], out var time)) return null;
         var when = DateTimeOffset.FromUnixTimeSeconds(time);
         return parts[0] == "signaled" ? new ExitRecord(128 + value, value, when) : new ExitRecord(value, null, when);
+    }
+
+    /// <summary>
+    /// Called under the container's lock by every command that changes it: finishes what an
+    /// interrupted run of a command left. A start whose pwsh was killed after init was released is
+    /// recorded (it runs); one killed before (init never released), or a run that ended unrecorded,
+    /// is undone: its processes, cgroups and network set-up go, and its exit is recorded. A container
+    /// an interrupted Export-Container -Force froze is thawed.
+    /// </summary>
+    internal void RecoverLocked(string name)
+    {
+        if (!Directory.Exists(Store.ContainerDirectory(name))) return;
+        RecoverExportFreeze(name);
+        var recordPath = Store.RunRecordPath(name);
+        if (RunRecord.Read(recordPath) is not { } run) return;
+        PersistedState state;
+        try { state = LoadRecordedState(name); }
+        catch (ContainerException) { return; } // a broken state file: its own error, from the command
+        if (run.IsRecordedIn(state)) return;
+        var supervisorAlive = Sys.IsAlive(run.SupervisorPid, run.SupervisorStartTime);
+        var initAlive = Sys.IsAlive(run.InitPid, run.InitStartTime);
+        if (run.Released && initAlive)
+        {
+            Adopt(name, state, run);
+            state.Save(Store.StatePath(name));
+            Warning?.Invoke($"Container '{name}' was started by a command that was interrupted before it recorded the start (init pid {run.InitPid}); it is running and is now recorded as such.");
+            return;
+        }
+        // Never released: its caller is gone (we hold the lock) and nobody will answer the paused
+        // supervisor. Released but init is gone: the supervisor only finishes its records.
+        if (initAlive) Sys.Kill(run.InitPid, 9);
+        if (!run.Released && supervisorAlive) Sys.Kill(run.SupervisorPid, 9);
+        if (supervisorAlive) Sys.WaitForExit(run.SupervisorPid, run.SupervisorStartTime, TimeSpan.FromSeconds(10));
+        if (initAlive) Sys.WaitForExit(run.InitPid, run.InitStartTime, TimeSpan.FromSeconds(10));
+        if (CgroupPathFor(name) is { } cgroup && Cgroups.Exists(cgroup))
+        {
+            if (Cgroups.Pids(cgroup).Count > 0) Cgroups.KillAll(cgroup);
+            Cgroups.Remove(cgroup);
+        }
+        ContainerConfig? config = null;
+        try { config = ConfigLoader.Load(Store.ConfigPath(name)); }
+        catch (ContainerException) { /* a broken config: nothing of its network can be found */ }
+        if (config is not null) RunStoppedHooks(Hooks, name, config);
+        if (run.Released)
+        {
+            var exit = ReadExitRecord(name);
+            state.StartedAt = run.Time;
+            state.StoppedAt = exit?.Time ?? DateTimeOffset.Now;
+            state.ExitCode = exit?.Code;
+            state.ExitSignal = exit?.Signal;
+            state.SupervisorPid = null;
+            state.SupervisorStartTime = null;
+            state.InitPid = null;
+            state.InitStartTime = null;
+            state.CgroupPath = null;
+            state.Save(Store.StatePath(name));
+        }
+        File.Delete(recordPath);
+    }
+
+    /// <summary>Thaws a container an Export-Container -Force froze, if that export is gone (killed).</summary>
+    private void RecoverExportFreeze(string name)
+    {
+        var marker = Store.ExportFreezePath(name);
+        string text;
+        try { text = File.ReadAllText(marker); }
+        catch (FileNotFoundException) { return; }
+        var f = text.Trim().Split(' ');
+        if (f.Length == 2 && int.TryParse(f[0], out var pid) && ulong.TryParse(f[1], out var start) && Sys.IsAlive(pid, start)) return;
+        if (CgroupPathFor(name) is { } cgroup && Cgroups.Exists(cgroup) && SafeIsFrozen(cgroup))
+        {
+            Cgroups.Thaw(cgroup);
+            Warning?.Invoke($"Container '{name}' was left frozen by an interrupted Export-Container -Force; it was resumed.");
+        }
+        File.Delete(marker);
+    }
+
+    /// <summary>Export-Container -Force: freezes a running container, marked so that a killed export's freeze is undone.</summary>
+    internal bool FreezeForExport(string name)
+    {
+        var marker = Store.ExportFreezePath(name);
+        var self = System.Environment.ProcessId;
+        AtomicFile.WriteAllText(marker, $"{self} {Sys.ProcessStartTime(self)}\n", durable: false);
+        try
+        {
+            Freeze(name);
+            return true;
+        }
+        catch
+        {
+            File.Delete(marker);
+            throw;
+        }
+    }
+
+    internal void ThawAfterExport(string name)
+    {
+        try { Thaw(name); }
+        finally { File.Delete(Store.ExportFreezePath(name)); }
     }
 
     // ---- create -------------------------------------------------------------------------------
@@ -356,18 +485,60 @@ public sealed partial class ContainerManager
         return Describe(name);
     }
 
-    /// <summary>Removes .tmp entries of creations whose process is gone (a killed pwsh).</summary>
-    private void CleanStaleTemp()
+    /// <summary>
+    /// Removes .tmp entries (NAME.PID.GUID: containers being created, copied or imported, and
+    /// read-only overlay views, which are unmounted first) whose process is gone: a killed pwsh.
+    /// An entry whose process lives is never touched.
+    /// </summary>
+    internal void CleanStaleTemp()
     {
-        foreach (var dir in Directory.EnumerateDirectories(Store.TempDirectory))
+        if (!Directory.Exists(Store.TempDirectory)) return;
+        foreach (var entry in Directory.EnumerateFileSystemEntries(Store.TempDirectory))
         {
-            var parts = System.IO.Path.GetFileName(dir).Split('.');
-            if (parts.Length >= 3 && int.TryParse(parts[^2], out var pid) && !Directory.Exists($"/proc/{pid}"))
+            var parts = System.IO.Path.GetFileName(entry).Split('.');
+            if (parts.Length >= 3 && int.TryParse(parts[^2], out var pid) && pid > 0 && !Directory.Exists($"/proc/{pid}"))
             {
                 // A non-root caller cannot delete what a half-made container's mapped ids own; it stays.
-                try { DeleteTree(dir); }
+                try { DeleteTree(entry); }
                 catch (Exception ex) when (!Sys.IsRoot && ex is ContainerException or IOException or UnauthorizedAccessException) { }
             }
+        }
+    }
+
+    /// <summary>
+    /// Deletes .trash entries (NAME.GUID) a killed Remove-Container left half-deleted. A removal
+    /// holds its container's lock until its entry is gone, so an entry whose name's lock is free is
+    /// abandoned.
+    /// </summary>
+    internal void CleanTrash()
+    {
+        if (!Directory.Exists(Store.TrashDirectory)) return;
+        foreach (var entry in Directory.EnumerateDirectories(Store.TrashDirectory))
+        {
+            var file = System.IO.Path.GetFileName(entry);
+            var dot = file.LastIndexOf('.');
+            if (dot <= 0 || !ContainerNames.IsValid(file[..dot], out _)) continue;
+            using var held = Store.TryLock(file[..dot]);
+            if (held is null) continue;
+            ContainerConfig? config = null;
+            try { config = ConfigLoader.Load(System.IO.Path.Combine(entry, "config.yaml")); }
+            catch (Exception ex) when (ex is ContainerException or IOException) { }
+            try { DeleteContainerTree(entry, config); }
+            catch (Exception ex) when (ex is ContainerException or IOException or UnauthorizedAccessException) { }
+            if (!Directory.Exists(Store.ContainerDirectory(file[..dot]))) held.DeleteOnRelease();
+        }
+    }
+
+    /// <summary>Deletes the lock files of containers that do not exist (taken first, so nobody is using them).</summary>
+    internal void CleanStaleLocks()
+    {
+        if (!Directory.Exists(Store.LockDirectory)) return;
+        foreach (var path in Directory.EnumerateFiles(Store.LockDirectory, "*.lock"))
+        {
+            var name = System.IO.Path.GetFileName(path)[..^".lock".Length];
+            if (!ContainerNames.IsValid(name, out _) || Directory.Exists(Store.ContainerDirectory(name))) continue;
+            using var held = Store.TryLock(name);
+            if (held is not null && !Directory.Exists(Store.ContainerDirectory(name))) held.DeleteOnRelease();
         }
     }
 
@@ -384,6 +555,7 @@ public sealed partial class ContainerManager
     private (ContainerConfig, PersistedState) StartLocked(string name)
     {
         if (!Store.Exists(name)) throw NotFound(name);
+        RecoverLocked(name);
         var config = ConfigLoader.Load(Store.ConfigPath(name));
         var state = LoadState(name);
         var live = Observe(name, state);
@@ -403,6 +575,7 @@ public sealed partial class ContainerManager
         try
         {
             File.Delete(Store.ExitRecordPath(name));
+            File.Delete(Store.RunRecordPath(name));
             var spec = new LaunchSpec
             {
                 Namespaces = Network.NetworkHook.SharesHostNetwork(config) ? NamespaceKind.ContainerDefault & ~NamespaceKind.Network : NamespaceKind.ContainerDefault,
@@ -412,6 +585,7 @@ public sealed partial class ContainerManager
                 ConsoleLog = Store.ConsoleLogPath(name),
                 ConsoleLogMaxBytes = config.Console.LogMaxBytes,
                 ExitRecord = Store.ExitRecordPath(name),
+                RunRecord = Store.RunRecordPath(name),
             };
             spec.Command.AddRange(InitCommand(config));
             spec.Environment.AddRange(Environment(config));
@@ -455,19 +629,46 @@ public sealed partial class ContainerManager
                 RunStoppedHooks(hooked, name, config);
                 throw;
             }
+            if ((result.ExitCode != 0 || result.Output.Length == 0) && result.Error.Any(l => l.Contains("write run record", StringComparison.Ordinal)))
+                throw new ContainerException("StartFailed", ContainerErrorKind.DeviceError,
+                    $"Container '{name}' was not started: its supervisor could not record it ({string.Join(" ", result.Error).Trim()}), so init was never let go. Free space in {Store.Root} and start it again.", name);
             if (result.ExitCode != 0 || result.Output.Length == 0)
                 throw new ContainerException("StartFailed", ContainerErrorKind.InvalidOperation,
                     $"Container '{name}' failed to start: {string.Join(" ", result.Error).Trim()}. " +
                     $"Check the init command ({string.Join(' ', InitCommand(config))}) exists in {rootfs}; the console log is {Store.ConsoleLogPath(name)}.", name);
             var pids = result.Output[0].Split(' ');
             int supervisor = int.Parse(pids[0], CultureInfo.InvariantCulture), init = int.Parse(pids[1], CultureInfo.InvariantCulture);
-            RecordRunning(name, state, supervisor, init, cgroupPath);
+            try { RecordRunning(name, state, supervisor, init, cgroupPath); }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Unrecorded, it would run unseen by the next command until that found the
+                // supervisor's record: a start that cannot be recorded (a full disk) is undone.
+                UndoUnrecordedStart(name, config, supervisor, init, cgroupPath);
+                throw new ContainerException("StartFailed", ContainerErrorKind.DeviceError,
+                    $"Container '{name}' was started but its state could not be written ({ex.Message}); the start was undone. Free space in {Store.Root} and start it again.", name, ex);
+            }
             return (config, state);
         }
         catch
         {
             if (cgroupPath is not null) Cgroups.Remove(cgroupPath);
             throw;
+        }
+    }
+
+    /// <summary>Kills a just-started init and its supervisor, and undoes their set-up (the caller removes the cgroup).</summary>
+    private void UndoUnrecordedStart(string name, ContainerConfig config, int supervisor, int init, string? cgroupPath)
+    {
+        var supervisorStart = Sys.ProcessStartTime(supervisor);
+        var initStart = Sys.ProcessStartTime(init);
+        if (cgroupPath is not null && Cgroups.Exists(cgroupPath)) Cgroups.KillAll(cgroupPath);
+        if (initStart is { } i) { Sys.Kill(init, 9); Sys.WaitForExit(init, i, TimeSpan.FromSeconds(10)); }
+        if (supervisorStart is { } s) Sys.WaitForExit(supervisor, s, TimeSpan.FromSeconds(10));
+        try { RunStoppedHooks(Hooks, name, config); }
+        finally
+        {
+            File.Delete(Store.RunRecordPath(name));
+            File.Delete(Store.ExitRecordPath(name));
         }
     }
 
@@ -527,6 +728,7 @@ public sealed partial class ContainerManager
     private (ContainerConfig, PersistedState) StopLocked(string name, TimeSpan? timeout, bool kill)
     {
         if (!Store.Exists(name)) throw NotFound(name);
+        RecoverLocked(name);
         var config = ConfigLoader.Load(Store.ConfigPath(name));
         var state = LoadState(name);
         var live = Observe(name, state);
@@ -613,6 +815,7 @@ public sealed partial class ContainerManager
             state.ExitSignal = exit is null ? 9 : exit.Signal;
         }
         state.Save(Store.StatePath(name));
+        File.Delete(Store.RunRecordPath(name));
         return (config, state);
     }
 
@@ -642,8 +845,9 @@ public sealed partial class ContainerManager
     public void Remove(string name, bool force = false)
     {
         ContainerNames.Validate(name);
-        using var containerLock = Store.Lock(name);
+        using var held = Store.Lock(name);
         if (!Store.Exists(name)) throw NotFound(name);
+        RecoverLocked(name);
         Storage.StorageManager.CheckNoDependentClones(Store, name, force);
         var state = LoadState(name);
         var live = Observe(name, state);
@@ -677,7 +881,11 @@ public sealed partial class ContainerManager
         catch (Exception ex) when (ex is ContainerException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
         { Warning?.Invoke($"Container '{name}' was removed, but its address lease could not be released: {ex.Message}"); }
         DeleteContainerTree(trash, removedConfig);
-        containerLock.DeleteFile();
+        // Gone: its lock file goes too (deleted while held; see ContainerLock), and so do what
+        // killed removals of other containers left.
+        held.DeleteOnRelease();
+        CleanTrash();
+        CleanStaleLocks();
     }
 
     // ---- freeze -------------------------------------------------------------------------------
@@ -707,6 +915,7 @@ public sealed partial class ContainerManager
     private (PersistedState State, ContainerStatus Status) Running(string name, string verb, bool needsCgroup = false)
     {
         if (!Store.Exists(name)) throw NotFound(name);
+        RecoverLocked(name);
         var state = LoadState(name);
         var live = Observe(name, state);
         if (live.Status == ContainerStatus.Stopped || !live.InitAlive)

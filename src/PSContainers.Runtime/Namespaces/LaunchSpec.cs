@@ -53,6 +53,8 @@ public sealed class LaunchSpec
     public List<(string Target, string LinkPath)> Symlinks { get; } = new();
     public string? ConsoleLog { get; set; }
     public long ConsoleLogMaxBytes { get; set; }
+    /// <summary>start/restore: where the supervisor writes its own record before init is released (see State.RunRecord).</summary>
+    public string? RunRecord { get; set; }
     public string? ExitRecord { get; set; }
     /// <summary>exec: the container's init pid whose namespaces are joined.</summary>
     public int? TargetPid { get; set; }
@@ -103,6 +105,7 @@ public sealed class LaunchSpec
         if (PauseBeforeExec) Put("pause", "1");
         foreach (var m in RootMounts) Put("rootmount", m.Source, m.FsType, ((ulong)m.Flags).ToString(), m.Data);
         if (ExitRecord is not null) Put("exitfile", ExitRecord);
+        if (RunRecord is not null) Put("runrecord", RunRecord);
         if (UidMap is not null) Put("uidmap", UidMap);
         if (CgroupV2Directory is not null) Put("cgroupv2", CgroupV2Directory);
         if (GidMap is not null) Put("gidmap", GidMap);

@@ -31,12 +31,29 @@ public static class AtomicFile
             }
             if (ownershipFrom is not null && File.Exists(ownershipFrom)) CopyOwnership(ownershipFrom, tmp);
             File.Move(tmp, path, overwrite: true);
+            if (tempPath is null) RemoveStaleTemps(dir, Path.GetFileName(path));
         }
         catch
         {
             try { File.Delete(tmp); } catch (IOException) { }
             throw;
         }
+    }
+
+    /// <summary>".FILE.PID.GUID.tmp" files of writers that were killed before their rename (their process is gone).</summary>
+    private static void RemoveStaleTemps(string dir, string file)
+    {
+        var prefix = $".{file}.";
+        try
+        {
+            foreach (var stale in Directory.EnumerateFiles(dir, prefix + "*.tmp"))
+            {
+                var middle = Path.GetFileName(stale)[prefix.Length..^".tmp".Length].Split('.');
+                if (middle.Length == 2 && int.TryParse(middle[0], out var pid) && pid > 0 && !Directory.Exists($"/proc/{pid}"))
+                    File.Delete(stale);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { /* best effort: the write itself succeeded */ }
     }
 
     private static unsafe void CopyOwnership(string from, string to)

@@ -14,14 +14,21 @@ namespace PSContainers.Runtime.State;
 /// (AsyncLocal) that took it, which also covers tasks it starts; another runspace's thread is a
 /// different flow and waits for the flock like another process.
 /// </para>
+/// <para>
+/// A lock file may be deleted by its holder (<see cref="DeleteOnRelease"/>: a removed container's,
+/// so that .locks does not only grow). That is safe because a taker checks, once it has the flock,
+/// that the path still names the file it locked, and starts over if not: two processes can never
+/// hold "the" lock on two different files.
+/// </para>
 /// </summary>
-public sealed class ContainerLock : IDisposable
+public sealed unsafe class ContainerLock : IDisposable
 {
     /// <summary>One taken flock and how many nested holders share it.</summary>
     private sealed class Held(FileStream stream)
     {
         public FileStream? Stream = stream;
         public int Depth = 1;
+        public bool DeleteFile;
     }
 
     private static readonly AsyncLocal<ImmutableDictionary<string, Held>?> HeldByThisFlow = new();
@@ -54,11 +61,9 @@ public sealed class ContainerLock : IDisposable
             try
             {
                 var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-                // Remove-Container deletes the lock file while it holds it: a waiter that opened the
-                // file before then got a lock on a deleted inode, which no longer excludes anyone.
-                // Only a lock on the file that is at the path now counts; else open it again.
-                if (!IsCurrentFile(stream, path))
+                if (!StillNamedBy(stream, path))
                 {
+                    // Its holder deleted it before we got it (a removed container): lock the current file.
                     stream.Dispose();
                     continue;
                 }
@@ -80,32 +85,22 @@ public sealed class ContainerLock : IDisposable
         }
     }
 
-    private static unsafe bool IsCurrentFile(FileStream stream, string path)
+    /// <summary>Is the file <paramref name="stream"/> has open still the one at <paramref name="path"/>?</summary>
+    private static bool StillNamedBy(FileStream stream, string path)
     {
-        Tmds.Linux.stat held, now;
-        if (Tmds.Linux.LibC.fstat((int)stream.SafeFileHandle.DangerousGetHandle(), &held) != 0) return false;
+        Tmds.Linux.stat open, named;
+        var fd = (int)stream.SafeFileHandle.DangerousGetHandle();
+        if (Tmds.Linux.LibC.fstat(fd, &open) != 0) return false;
         var bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
         fixed (byte* p = bytes)
-            if (Tmds.Linux.LibC.stat(p, &now) != 0) return false;
-        return held.st_ino == now.st_ino && held.st_dev == now.st_dev;
+            if (Tmds.Linux.LibC.stat(p, &named) != 0) return false;
+        return open.st_ino == named.st_ino && open.st_dev == named.st_dev;
     }
 
-    /// <summary>
-    /// The container is gone (Remove-Container): delete its lock file, still holding the lock, so
-    /// the lock directory does not keep a file per removed container. Waiters that opened the old
-    /// file notice (see <see cref="Acquire"/>). Not while an outer operation of this flow shares the
-    /// lock (it still relies on it): then that operation's own removal deletes it.
-    /// </summary>
-    public void DeleteFile()
+    /// <summary>Deletes the lock file when the outermost holder releases it (still holding it then).</summary>
+    public void DeleteOnRelease()
     {
-        var held = _held;
-        if (held is null) return;
-        lock (held)
-        {
-            if (held.Depth != 1 || held.Stream is null) return;
-            try { File.Delete(_path); }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { /* a leftover file is harmless */ }
-        }
+        if (_held is { } held) lock (held) held.DeleteFile = true;
     }
 
     public void Dispose()
@@ -115,6 +110,8 @@ public sealed class ContainerLock : IDisposable
         lock (held)
         {
             if (--held.Depth > 0) return;
+            if (held.DeleteFile)
+                try { File.Delete(_path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             held.Stream?.Dispose();
             held.Stream = null;
         }

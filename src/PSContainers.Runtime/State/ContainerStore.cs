@@ -7,7 +7,7 @@ namespace PSContainers.Runtime.State;
 /// <summary>
 /// The store directory (LXC's lxcpath). Layout:
 /// <code>
-///   &lt;root&gt;/&lt;name&gt;/config.yaml, rootfs/, state.json, exit, console.log
+///   &lt;root&gt;/&lt;name&gt;/config.yaml, rootfs/, state.json, exit, console.log, supervisor
 ///   &lt;root&gt;/.locks/&lt;name&gt;.lock   per-container locks (outlive the container directory)
 ///   &lt;root&gt;/.tmp/                 containers being created (renamed into place when complete)
 ///   &lt;root&gt;/.trash/               containers being removed (renamed out first)
@@ -49,6 +49,10 @@ public sealed unsafe class ContainerStore
     public string StatePath(string name) => Path.Combine(Root, name, "state.json");
     public string ExitRecordPath(string name) => Path.Combine(Root, name, "exit");
     public string ConsoleLogPath(string name) => Path.Combine(Root, name, "console.log");
+    /// <summary>The supervisor's own record of the current run (see <see cref="RunRecord"/>).</summary>
+    public string RunRecordPath(string name) => Path.Combine(Root, name, RunRecord.FileName);
+    /// <summary>Export-Container -Force froze the container: "PID STARTTIME" of the exporting process (thawed if it died).</summary>
+    public string ExportFreezePath(string name) => Path.Combine(Root, name, "frozen-by-export");
     public string LockDirectory => Path.Combine(Root, ".locks");
     public string TempDirectory => Path.Combine(Root, ".tmp");
     public string TrashDirectory => Path.Combine(Root, ".trash");
@@ -176,5 +180,11 @@ public sealed unsafe class ContainerStore
         EnsureRoot();
         CreatePrivateDirectory(LockDirectory);
         return ContainerLock.Acquire(LockDirectory, name, timeout ?? TimeSpan.FromSeconds(30));
+
+    /// <summary>The lock if it is free now (or already held by this operation), else null.</summary>
+    public ContainerLock? TryLock(string name)
+    {
+        try { return Lock(name, TimeSpan.Zero); }
+        catch (ContainerException ex) when (ex.ErrorId == "ContainerBusy") { return null; }
     }
 }

@@ -64,7 +64,13 @@ public static unsafe class ContainerArchive
     {
         ContainerNames.Validate(name);
         var kind = TarCompression.ForPath(path);
+        // The lock for the whole export (freeze, archive, thaw re-enter it): nothing changes the
+        // container meanwhile, and what an interrupted export left is undone first.
+        using var _ = manager.Store.Lock(name);
         var info = manager.Get(name);
+        manager.RecoverLocked(name);
+        manager.CleanStaleTemp();
+        info = manager.Get(name);
         var froze = false;
         if (info.State != ContainerStatus.Stopped)
         {
@@ -72,12 +78,11 @@ public static unsafe class ContainerArchive
                 throw new ContainerException("ContainerNotStopped", ContainerErrorKind.InvalidOperation,
                     $"Container '{name}' is {info.State.ToString().ToLowerInvariant()}; its files may change while they are archived. " +
                     "Stop it first, or use -Force to freeze it for the duration of the export.", name);
-            if (info.State == ContainerStatus.Running) { manager.Freeze(name); froze = true; }
+            if (info.State == ContainerStatus.Running) froze = manager.FreezeForExport(name);
             info = manager.Get(name);
         }
         try
         {
-            using var _ = manager.Store.Lock(name);
             var config = ConfigLoader.Load(manager.Store.ConfigPath(name));
             var storage = new StorageManager(manager);
             // A running overlay container's merged tree exists only in its mount namespace: read it there.
@@ -85,7 +90,9 @@ public static unsafe class ContainerArchive
                 ? new RootfsView($"/proc/{pid}/root")
                 : storage.View(name, config);
             var full = Path.GetFullPath(path);
-            var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.partial");
+            // Named after this process: a partial file of an export that was killed is removed by the next export to that file.
+            RemoveStalePartials(full);
+            var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.partial");
             try
             {
                 // 0600: the archive holds the container's files (its /etc/shadow, its keys): its owner's only.
@@ -116,7 +123,24 @@ public static unsafe class ContainerArchive
         }
         finally
         {
-            if (froze) manager.Thaw(name);
+            if (froze) manager.ThawAfterExport(name);
+        }
+    }
+
+    /// <summary>
+    /// Partial archives (".FILE.PID.GUID.partial") in <paramref name="full"/>'s directory whose
+    /// exporting process is gone: a killed export's, of this file or another. A live export's stays.
+    /// </summary>
+    static void RemoveStalePartials(string full)
+    {
+        var dir = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(dir)) return;
+        foreach (var path in Directory.EnumerateFiles(dir, ".*.partial"))
+        {
+            var parts = Path.GetFileName(path).Split('.');
+            // "", FILE..., PID, GUID, "partial"
+            if (parts.Length >= 5 && parts[^2].Length == 32 && int.TryParse(parts[^3], out var pid) && pid > 0 && !Directory.Exists($"/proc/{pid}"))
+                try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
     }
 
@@ -351,6 +375,7 @@ public static unsafe class ContainerArchive
         if (store.Exists(name) || Directory.Exists(store.ContainerDirectory(name)))
             throw new ContainerException("ContainerExists", ContainerErrorKind.ResourceExists,
                 $"A container named '{name}' already exists in {store.Root}. Choose another -Name, or remove it first.", name);
+        manager.CleanStaleTemp();
         var temp = store.NewTempDirectory(name);
         var warnings = new List<string>();
         var idMap = options.Unprivileged || !Sys.IsRoot ? UserNamespaces.DefaultIdMap.ForCaller(manager.SubordinateIds, warn: warnings.Add) : null;

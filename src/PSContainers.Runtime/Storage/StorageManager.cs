@@ -61,8 +61,10 @@ public sealed class StorageManager
 
     private static ContainerConfig CloneConfig(ContainerConfig config) => ConfigLoader.Parse(ConfigLoader.Serialize(config), "config");
 
+    /// <summary>Under the container's lock: first finishes an interrupted run of another command (see ContainerManager.RecoverLocked).</summary>
     private void RequireStopped(string name, string what)
     {
+        Manager.RecoverLocked(name);
         var status = Manager.Get(name).State;
         if (status != ContainerStatus.Stopped)
             throw new ContainerException("ContainerNotStopped", ContainerErrorKind.InvalidOperation,
@@ -99,7 +101,11 @@ public sealed class StorageManager
         public void Dispose() { b.Dispose(); a.Dispose(); }
     }
 
-    private string NewTemp(string name) => Store.NewTempDirectory(name);
+    private string NewTemp(string name)
+    {
+        Manager.CleanStaleTemp();
+        return Store.NewTempDirectory(name);
+    }
 
     /// <summary>Writes config and a fresh state into <paramref name="temp"/> and renames it into the store.</summary>
     private ContainerInfo Commit(string temp, string name, ContainerConfig config)

@@ -3,8 +3,8 @@ using System.Diagnostics;
 namespace PSContainers.Tests.Infrastructure;
 
 /// <summary>
-/// A filesystem (btrfs, xfs) on a loop device backed by a sparse file, mounted under
-/// /tmp/psc-test-*/mnt. Made with losetup and mkfs (btrfs-progs, xfsprogs); Dispose unmounts,
+/// A filesystem (btrfs, xfs, ext4) on a loop device backed by a sparse file, mounted under
+/// /tmp/psc-test-*/mnt. Made with losetup and mkfs (btrfs-progs, xfsprogs, e2fsprogs); Dispose unmounts,
 /// detaches the loop device and deletes the image, also when the test failed.
 /// </summary>
 public sealed class LoopFilesystem : IDisposable
@@ -27,6 +27,8 @@ public sealed class LoopFilesystem : IDisposable
             LoopDevice = Run("losetup", "--find", "--show", Image).Trim();
             if (type == "btrfs") Run("mkfs.btrfs", "-q", "-f", LoopDevice);
             else if (type == "xfs") Run("mkfs.xfs", "-q", "-f", "-m", "reflink=1", LoopDevice);
+            // No blocks reserved for root: "full" means full for the root-run tests too (the fault suite).
+            else if (type == "ext4") Run("mkfs.ext4", "-q", "-F", "-m", "0", LoopDevice);
             else throw new ArgumentException(type);
             Run("mount", "-t", type, LoopDevice, MountPoint);
             _mounted = true;
