@@ -180,6 +180,7 @@ public sealed unsafe class ContainerStore
         EnsureRoot();
         CreatePrivateDirectory(LockDirectory);
         return ContainerLock.Acquire(LockDirectory, name, timeout ?? TimeSpan.FromSeconds(30));
+    }
 
     /// <summary>The lock if it is free now (or already held by this operation), else null.</summary>
     public ContainerLock? TryLock(string name)
