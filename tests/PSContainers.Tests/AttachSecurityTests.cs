@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using PSContainers.Runtime.Containers;
+using PSContainers.Runtime.Namespaces;
 using PSContainers.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -164,5 +165,54 @@ public sealed class AttachSecurityTests : IDisposable
         Assert.Empty(kill.Output);
         // ...and this process (the caller) is still here to assert it; so is the container.
         Assert.Equal("Running", _ps.Run("(Get-Container $args[0]).State", c.Name).Single().ToString());
+    }
+
+    /// <summary>
+    /// systemd mounts cgroup2 with nsdelegate, where the kernel refuses (ENOENT) to move a process
+    /// into a cgroup — by clone3(CLONE_INTO_CGROUP) or a cgroup.procs write — once the mover is in a
+    /// cgroup namespace that does not contain its own cgroup. So every cgroup join must come before
+    /// the setns into the container's cgroup namespace. This host's cgroup2 has no nsdelegate (it is
+    /// a global flag of the hierarchy; setting it would change every other test on the machine), so
+    /// the order is read from the kernel's side with strace: the helper's calls, in time order.
+    /// </summary>
+    [Fact]
+    public void Attach_JoinsEveryCgroup_BeforeTheCgroupNamespace()
+    {
+        var c = Running("cgorder", "");
+        var cgroups = _store.Manager.Cgroups;
+        var spec = new LaunchSpec { TargetPid = c.Pid, Namespaces = NamespaceKind.ContainerDefault };
+        spec.Command.AddRange(new[] { "cat", "/proc/self/cgroup" });
+        spec.CgroupProcsFiles.AddRange(cgroups.ProcsFiles(c.CgroupPath!));
+        spec.CgroupV2Directory = cgroups.V2?.Directories(c.CgroupPath!)[0];
+        var log = Path.Combine(_store.Root, "attach.strace");
+        var psi = new System.Diagnostics.ProcessStartInfo("strace") { RedirectStandardInput = true, RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in new[] { "-f", "-y", "-qq", "-s", "256", "-e", "trace=setns,write,clone,clone3", "-o", log, Helper.Path, "exec" }) psi.ArgumentList.Add(a);
+        string[] output;
+        using (var p = System.Diagnostics.Process.Start(psi)!)
+        {
+            p.StandardInput.BaseStream.Write(spec.SerializeFramed());
+            p.StandardInput.Close();
+            var err = p.StandardError.ReadToEndAsync();
+            output = p.StandardOutput.ReadToEnd().Split('\n');
+            p.WaitForExit();
+            Assert.True(p.ExitCode == 0, $"psc-helper exec under strace: {p.ExitCode} {err.Result}");
+        }
+        var lines = File.ReadAllLines(log);
+        foreach (var l in lines) _out.WriteLine(l);
+        var cgroupNs = Array.FindIndex(lines, l => Regex.IsMatch(l, @"setns\(\d+<cgroup:\[\d+\]>"));
+        Assert.True(cgroupNs > 0, "no setns into the cgroup namespace");
+        Assert.Contains("= 0", lines[cgroupNs]);
+        var joins = lines.Select((l, i) => (l, i)).Where(x => x.l.Contains("cgroup.procs", StringComparison.Ordinal) && x.l.Contains("write(", StringComparison.Ordinal)
+            || x.l.Contains("CLONE_INTO_CGROUP", StringComparison.Ordinal)).ToList();
+        // Every cgroup the container has was joined: v1 hierarchies by a write, cgroup2 by being born in
+        // it (strace does not name clone3's cgroup descriptor: the command's own view below says which).
+        foreach (var file in spec.CgroupProcsFiles.Where(f => spec.CgroupV2Directory is null || !f.StartsWith(spec.CgroupV2Directory + "/", StringComparison.Ordinal)))
+            Assert.True(joins.Any(j => j.l.Contains(file + ">", StringComparison.Ordinal) && Regex.IsMatch(j.l, @"\) = \d+$")), $"{file} was never joined");
+        if (spec.CgroupV2Directory is not null)
+        {
+            Assert.Contains(joins, j => Regex.IsMatch(j.l, @"CLONE_INTO_CGROUP.*\) = \d+$") || j.l.Contains(spec.CgroupV2Directory + "/cgroup.procs>", StringComparison.Ordinal));
+            Assert.Contains("0::/", output);
+        }
+        Assert.All(joins, j => Assert.True(j.i < cgroupNs, $"joined a cgroup after the cgroup namespace: {j.l}"));
     }
 }
