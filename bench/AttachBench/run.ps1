@@ -38,7 +38,7 @@ $haveLxc = [bool](Get-Command lxc-attach -ErrorAction SilentlyContinue)
 function Median([double[]]$v) { $s = $v | Sort-Object; if ($s.Count % 2) { $s[[int][math]::Floor($s.Count / 2)] } else { ($s[$s.Count / 2 - 1] + $s[$s.Count / 2]) / 2 } }
 function P90([double[]]$v) { $s = $v | Sort-Object; $s[[int][math]::Ceiling(0.9 * $s.Count) - 1] }
 function Fmt([double]$x) { $x.ToString('0.00', [Globalization.CultureInfo]::InvariantCulture) }
-function Pwsh([string]$module, [string]$store, [string]$script) {
+function InBuild([string]$module, [string]$store, [string]$script) {
     & pwsh -NoProfile -NonInteractive -c "Import-Module '$module'; `$PSDefaultParameterValues['*:StorePath'] = '$store'; $script"
     if ($LASTEXITCODE) { throw "pwsh ($module): $script failed" }
 }
@@ -54,7 +54,7 @@ New-Item -ItemType Directory -Path $work | Out-Null
 try {
     # ---- 1. Invoke-ContainerCommand -Command true, before and after ------------------------------
     foreach ($k in $builds.Keys) {
-        Pwsh $builds[$k] "$work/$k" "New-Item -ItemType Directory '$work/$k' -Force | Out-Null; New-Container psc-bench-$k-$id -Template busybox | Start-Container"
+        InBuild $builds[$k] "$work/$k" "New-Item -ItemType Directory '$work/$k' -Force | Out-Null; New-Container psc-bench-$k-$id -Template busybox | Start-Container"
     }
     $samples = @{ before = [Collections.Generic.List[double]]::new(); after = [Collections.Generic.List[double]]::new() }
     foreach ($round in 1..$Rounds) {
@@ -64,7 +64,7 @@ try {
             if ($LASTEXITCODE) { throw "worker $k failed" }
             $out | ForEach-Object { $samples[$k].Add([double]::Parse($_, [Globalization.CultureInfo]::InvariantCulture)) }
         }
-        Write-Host "round $round/$Rounds: before $(Fmt (Median $samples.before)) ms, after $(Fmt (Median $samples.after)) ms"
+        Write-Host "round $round/${Rounds}: before $(Fmt (Median $samples.before)) ms, after $(Fmt (Median $samples.after)) ms"
     }
 
     # ---- 2. time to first prompt: Enter-Container vs lxc-attach, in tmux ------------------------
@@ -79,9 +79,11 @@ try {
         Set-Content "$work/init.ps1" "Import-Module '$After'; `$PSDefaultParameterValues['*:StorePath'] = '$work/after'"
         & tmux new-session -d -s $tmux -n psc -x 120 -y 40 "pwsh -NoProfile -NoLogo -NoExit -File $work/init.ps1"
         & tmux new-window -d -t $tmux -n lxc 'bash --norc --noprofile'
-        Start-Sleep -Seconds 3
-        & tmux send-keys -t "${tmux}:psc" -l '"up-$(20+22)"'; & tmux send-keys -t "${tmux}:psc" Enter
-        WaitScreen "${tmux}:psc" 'up-42' 60
+        WaitScreen "${tmux}:psc" 'PS ' 60
+        for ($try = 1; ; $try++) {  # keys typed while pwsh still starts its line editor can be lost
+            & tmux send-keys -t "${tmux}:psc" -l "`"up$try-`$(20+22)`""; & tmux send-keys -t "${tmux}:psc" Enter
+            try { WaitScreen "${tmux}:psc" "up$try-42" 10; break } catch { if ($try -ge 5) { throw } }
+        }
         $sw = [Diagnostics.Stopwatch]::new()
         foreach ($round in 0..$PromptRounds) {  # round 0 warms up
             foreach ($kind in $(if ($round % 2) { 'psc', 'lxc' } else { 'lxc', 'psc' })) {
@@ -95,9 +97,12 @@ try {
                 $sw.Stop()
                 if ($round -gt 0) { $prompt[$kind].Add($sw.Elapsed.TotalMilliseconds) }
                 & tmux send-keys -t $target -l 'exit'; & tmux send-keys -t $target Enter
-                $back = if ($kind -eq 'psc') { "`"B${round}-`$(1+1)`"" } else { "echo B${round}-`$((1+1))" }
-                & tmux send-keys -t $target -l $back; & tmux send-keys -t $target Enter
-                WaitScreen $target "B${round}-2"
+                # Back at the host prompt (typed again if the keys came while the attach was still ending).
+                for ($try = 1; ; $try++) {
+                    $back = if ($kind -eq 'psc') { "`"B${round}x$try-`$(1+1)`"" } else { "echo B${round}x$try-`$((1+1))" }
+                    & tmux send-keys -t $target -l $back; & tmux send-keys -t $target Enter
+                    try { WaitScreen $target "B${round}x$try-2" 5; break } catch { if ($try -ge 5) { throw } }
+                }
                 & tmux send-keys -t $target -l 'clear'; & tmux send-keys -t $target Enter
                 Start-Sleep -Milliseconds 300
             }

@@ -1321,6 +1321,20 @@ static int cmd_exec(const char *file) {
     close(sv[1]);
     if (cgfd >= 0) close(cgfd);
     for (int i = 0; i < a.s.nns; i++) close(a.nsfds[i]);
+    if (!a.interactive) {
+        /* Nothing to hand over: wait for the end first (no extra wake-up on the way), then read how
+         * the stager fared. Without its "ok" the command never started. */
+        int status = relay_status(stager);
+        char msg[sizeof errbuf + 8];
+        int fd;
+        for (;;) {
+            ssize_t n = attach_recv(sv[0], msg, sizeof msg, &fd);
+            if (fd >= 0) close(fd);
+            if (n > 0 && !strcmp(msg, "ok")) return status;
+            if (n > 4 && !strncmp(msg, "err ", 4)) die("%s", msg + 4);
+            if (n <= 0) die("attach failed: the staging process ended (status %d) before the command started", status);
+        }
+    }
     int master = -1;
     for (;;) {
         char msg[sizeof errbuf + 8];
@@ -1338,8 +1352,8 @@ static int cmd_exec(const char *file) {
         die("attach failed: the staging process ended (status %d) before the command started", status);
     }
     close(sv[0]);
-    if (a.interactive && master < 0) die("attach failed: no pty from the container");
-    return a.interactive ? relay_terminal(master, stager) : relay_status(stager);
+    if (master < 0) die("attach failed: no pty from the container");
+    return relay_terminal(master, stager);
 }
 
 /* ---- netns-exec: ip netns exec ---------------------------------------------------------- */
