@@ -12,6 +12,8 @@
  *                                a "go" line on stdin (the caller sets up the network meanwhile).
  *   psc-helper exec    < spec    join a running container's namespaces (and cgroups) and run a
  *                                program there; exits with its status (128+signal if killed).
+ *                                Staged so that the container never sees an unconstrained process,
+ *                                and with "tty" on a pty of the container, relayed (see cmd_exec).
  *   psc-helper netns-exec < spec ip netns exec: a program in a network namespace ("netns" file)
  *                                with the files of /etc/netns/NAME ("etcdir") bound over /etc.
  *   psc-helper restore < spec    like start, but the supervisor runs `criu swrk` (the "arg"s) on
@@ -21,7 +23,8 @@
  *                                namespace's ids, or delete a tree owned by them, from inside that
  *                                namespace (how a non-root user can own files as its subuids).
  *
- * Security (decided in C#, applied here as the last steps before execve, see apply_security):
+ * Security (decided in C#, applied here as the last steps before execve, see apply_security; for
+ * exec before the fork into the container's pid namespace, see attach_stage):
  * "capdrop" (mask), "nonewprivs", "seccomp" (hex BPF); exec re-executes from a sealed memfd first.
  *
  * Spec: "<length>\n" then NUL-terminated strings read as key/value pairs; "mount" takes 5 values
