@@ -12,6 +12,8 @@
  *                                a "go" line on stdin (the caller sets up the network meanwhile).
  *   psc-helper exec    < spec    join a running container's namespaces (and cgroups) and run a
  *                                program there; exits with its status (128+signal if killed).
+ *                                Staged so that the container never sees an unconstrained process,
+ *                                and with "tty" on a pty of the container, relayed (see cmd_exec).
  *   psc-helper netns-exec < spec ip netns exec: a program in a network namespace ("netns" file)
  *                                with the files of /etc/netns/NAME ("etcdir") bound over /etc.
  *   psc-helper restore < spec    like start, but the supervisor runs `criu swrk` (the "arg"s) on
@@ -21,7 +23,8 @@
  *                                namespace's ids, or delete a tree owned by them, from inside that
  *                                namespace (how a non-root user can own files as its subuids).
  *
- * Security (decided in C#, applied here as the last steps before execve, see apply_security):
+ * Security (decided in C#, applied here as the last steps before execve, see apply_security; for
+ * exec before the fork into the container's pid namespace, see attach_stage):
  * "capdrop" (mask), "nonewprivs", "seccomp" (hex BPF); exec re-executes from a sealed memfd first.
  *
  * Spec: "<length>\n" then NUL-terminated strings read as key/value pairs; "mount" takes 5 values
@@ -107,6 +110,7 @@ struct spec {
     const char *owners;                               /* userns-tree: file of "uid gid path" records */
     unsigned long caller_id;                          /* userns-tree: in-namespace id of the caller's uid/gid */
     const char *run_record;                           /* start/restore: the supervisor's own record (see write_run_record) */
+    int terminal;                                     /* exec: a new pty in the container, relayed (interactive) */
 };
 
 static char errbuf[1024];
@@ -289,6 +293,7 @@ static void parse_spec(struct spec *s, const char *file) {
         else if (!strcmp(key, "link-up")) PUSH(s->ups, s->nups, v);
         else if (!strcmp(key, "owners")) s->owners = v;
         else if (!strcmp(key, "callerid")) s->caller_id = strtoul(v, NULL, 10);
+        else if (!strcmp(key, "tty")) s->terminal = !strcmp(v, "1");
         else die("spec: unknown key '%s'", key);
     }
     if (s->nargs == 0) die("spec: no program to run");
@@ -1085,69 +1090,393 @@ static int cmd_start(const char *file, int restore) {
 }
 
 /* ---- exec: join a running container ------------------------------------------------------ */
+/*
+ * Three processes, staged so that nothing the container can see or reach holds more than the
+ * container's own privileges (runc's nsexec and lxc-attach order it the same way; the runc
+ * CVE-2016-9962 and lxc-attach CVE-2016-8649 class):
+ *
+ *   relay    (the process the caller started; never joins a namespace) forks the stager born in
+ *            the container's cgroup2 directory, then relays: the stager's status, and for an
+ *            interactive attach the caller's terminal to and from a pty master (raw mode, window
+ *            size, terminal state restored on every way out).
+ *   stager   joins the cgroups (before the cgroup namespace: see attach_join_cgroups) and the
+ *            namespaces, switches ids, opens the pty in the container's devpts and hands the master
+ *            to the relay, then bounds and drops capabilities, sets no_new_privs, closes every
+ *            descriptor but stdio, installs seccomp, and only then forks into the pid namespace.
+ *            It is not in the container's pid namespace, so nothing inside can name it.
+ *   command  the first process visible in the container: already constrained and non-dumpable
+ *            (its mm belongs to the host's user namespace, so no one in a user-namespaced
+ *            container may ptrace it; execve of a readable program makes it dumpable again). It
+ *            only calls setsid (its own session: kill(0) and the terminal's signals reach nothing
+ *            outside), TIOCSCTTY on the pty slave, and execve.
+ */
 
-static int cmd_exec(const char *file) {
+struct attach_plan {
     struct spec s;
-    parse_spec(&s, file);
-    if (s.target_pid <= 0) die("spec: pid missing");
-    /* Open every namespace first: once we are in the mount namespace, /proc is the container's. */
-    int fds[16];
-    for (int i = 0; i < s.nns; i++) {
-        char p[64];
-        snprintf(p, sizeof p, "/proc/%d/ns/%s", s.target_pid, s.nsnames[i]);
-        fds[i] = open(p, O_RDONLY | O_CLOEXEC);
-        if (fds[i] < 0) die("open %s: %s", p, strerror(errno));
+    int nsfds[16];
+    int interactive;   /* spec "tty": a new pty in the container, relayed to the caller's terminal */
+    int joined_user;
+};
+
+/* Messages from stager to relay on a SOCK_SEQPACKET pair: "pty" (with the master as SCM_RIGHTS),
+ * then "ok" once everything is in place, or "err <text>" instead. */
+static int attach_send(int sock, const char *msg, int fd) {
+    struct iovec iov = { (void *)msg, strlen(msg) };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (fd >= 0) {
+        memset(&u, 0, sizeof u);
+        mh.msg_control = u.buf;
+        mh.msg_controllen = sizeof u.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
     }
-    /* Join the container's cgroups so the command is limited, frozen and killed with it. The
-     * cgroup2 one the command is born into below (no migration); v1 ones by writing our pid. */
-    int cgfd = s.cgroup_v2 ? open(s.cgroup_v2, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
-    if (s.cgroup_v2 && cgfd < 0) die("open cgroup %s: %s", s.cgroup_v2, strerror(errno));
+    while (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0) if (errno != EINTR) return -1;
+    return 0;
+}
+
+/* One message; *fd receives a passed descriptor (or -1). Returns its length, 0 at EOF, -1 on error. */
+static ssize_t attach_recv(int sock, char *buf, size_t size, int *fd) {
+    struct iovec iov = { buf, size - 1 };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    *fd = -1;
+    ssize_t n;
+    while ((n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC)) < 0) if (errno != EINTR) return -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int)))
+            memcpy(fd, CMSG_DATA(c), sizeof(int));
+    buf[n] = '\0';
+    return n;
+}
+
+/* Stager failure: report to the relay and end. */
+__attribute__((noreturn)) static void attach_fail(int sock) {
+    char msg[sizeof errbuf + 8];
+    snprintf(msg, sizeof msg, "err %s", errbuf);
+    attach_send(sock, msg, -1);
+    _exit(125);
+}
+
+/* Opens the container's namespaces by the init's pid, from the host's /proc. */
+static void attach_open_namespaces(struct attach_plan *a) {
+    for (int i = 0; i < a->s.nns; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "/proc/%d/ns/%s", a->s.target_pid, a->s.nsnames[i]);
+        a->nsfds[i] = open(p, O_RDONLY | O_CLOEXEC);
+        if (a->nsfds[i] < 0) die("open %s: %s", p, strerror(errno));
+        a->joined_user |= !strcmp(a->s.nsnames[i], "user");
+    }
+}
+
+/* The cgroups, before any namespace: cgroup.procs is written while we are still in the host's
+ * cgroup namespace. With nsdelegate (systemd mounts cgroup2 so), the kernel refuses a migration by
+ * a writer whose cgroup namespace root is not an ancestor of both cgroups (ENOENT), which it would
+ * be once we joined the container's. The cgroup2 directory the stager was born into needs no write. */
+static int attach_join_cgroups(const struct spec *s) {
     char pidtext[32];
     snprintf(pidtext, sizeof pidtext, "%d\n", getpid());
-    born_in_cgroup = cgfd >= 0;
-    for (int i = 0; i < s.ncgroups; i++)
-        if (!is_v2_procs(s.cgroup_v2, s.cgroups[i]) && write_file(s.cgroups[i], pidtext) < 0) die("%s", errbuf);
-    /* The user namespace first: it grants the rights needed for the others. */
+    for (int i = 0; i < s->ncgroups; i++)
+        if (!is_v2_procs(s->cgroup_v2, s->cgroups[i]) && write_file(s->cgroups[i], pidtext) < 0) return -1;
+    if (s->cgroup_v2 && !born_in_cgroup) {
+        char procs[PATH_MAX];
+        snprintf(procs, sizeof procs, "%s/cgroup.procs", s->cgroup_v2);
+        if (write_file(procs, pidtext) < 0) return -1;
+    }
+    return 0;
+}
+
+/* The user namespace first (it grants the rights the others need), then the rest, pid included
+ * (which applies to our children only). */
+static int attach_join_namespaces(struct attach_plan *a) {
     for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; i < s.nns; i++) {
-            int is_user = !strcmp(s.nsnames[i], "user");
+        for (int i = 0; i < a->s.nns; i++) {
+            int is_user = !strcmp(a->s.nsnames[i], "user");
             if ((pass == 0) != is_user) continue;
-            if (setns(fds[i], 0) < 0) die("join %s namespace of pid %d: %s", s.nsnames[i], s.target_pid, strerror(errno));
-            close(fds[i]);
-            /* Start at the container's root, never in a host directory (the kernel does this on a
-             * mount namespace switch; said explicitly since the command's cwd is resolved from it). */
-            if (!strcmp(s.nsnames[i], "mnt") && chdir("/") < 0) die("chdir / in the container: %s", strerror(errno));
+            if (setns(a->nsfds[i], 0) < 0) return fail("join %s namespace of pid %d", a->s.nsnames[i], a->s.target_pid);
+            close(a->nsfds[i]);
+            a->nsfds[i] = -1;
+            /* Never stay in a host directory (CVE-2024-21626): the command's cwd is resolved from here. */
+            if (!strcmp(a->s.nsnames[i], "mnt") && chdir("/") < 0) return fail("chdir / in the container");
         }
-    int joined_user = 0;
-    for (int i = 0; i < s.nns; i++) joined_user |= !strcmp(s.nsnames[i], "user");
-    /* A pid namespace applies to children only: fork, and relay the child's status. */
-    pid_t child = fork_into(cgfd, 0);
-    if (child < 0) die("fork: %s", strerror(errno));
+    return 0;
+}
+
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+#define DEVPTS_MAJOR 5
+#define PTMX_MINOR 2
+
+/* Is fd a pty master (a ptmx clone)? */
+static int is_pty_master(int fd) {
+    struct stat st;
+    unsigned int n;
+    return fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && major(st.st_rdev) == DEVPTS_MAJOR
+        && minor(st.st_rdev) == PTMX_MINOR && ioctl(fd, TIOCGPTN, &n) == 0;
+}
+
+/* A new pty in the devpts of the mount namespace we are in (the container's own instance, so
+ * `tty` names the slave there): /dev/pts/ptmx without following links the container may have
+ * planted. The slave is opened through the master (TIOCGPTPEER), never by a path. */
+static int attach_open_pty(int *master, int *slave) {
+    struct open_how how = { .flags = O_RDWR | O_NOCTTY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+    *master = (int)syscall(SYS_openat2, AT_FDCWD, "/dev/pts/ptmx", &how, sizeof how);
+    if (*master < 0) return fail("open /dev/pts/ptmx in the container");
+    if (!is_pty_master(*master)) { errno = ENOTTY; return fail("/dev/pts/ptmx in the container is not a pty multiplexer"); }
+    int unlock = 0;
+    if (ioctl(*master, TIOCSPTLCK, &unlock) < 0) return fail("unlock the pty");
+    *slave = ioctl(*master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (*slave < 0) return fail("open the pty slave");
+    return 0;
+}
+
+/* Everything but stdio and `keep` is closed: no host descriptor reaches the container. */
+static void close_all_but(int keep) {
+    if (keep > 3) syscall(SYS_close_range, 3, keep - 1, 0);
+    if (syscall(SYS_close_range, keep >= 3 ? keep + 1 : 3, ~0U, 0) == 0) return;
+    long max = sysconf(_SC_OPEN_MAX);
+    for (int fd = 3; fd < (max > 0 ? max : 1024); fd++) if (fd != keep) close(fd);
+}
+
+static volatile pid_t forward_to;
+
+/* Termination signals the stager (or the non-interactive relay) receives go to its child. */
+static void forward_signal(int sig) {
+    int saved = errno;
+    if (forward_to > 0) kill(forward_to, sig);
+    errno = saved;
+}
+
+static const int forwarded_signals[] = { SIGTERM, SIGHUP, SIGINT, SIGQUIT };
+
+static void install_forwarding(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = forward_signal;
+    sa.sa_flags = SA_RESTART;
+    for (size_t i = 0; i < sizeof forwarded_signals / sizeof *forwarded_signals; i++) sigaction(forwarded_signals[i], &sa, NULL);
+}
+
+/* Waits for pid; its exit code, or 128+signal. */
+static int wait_status(pid_t pid) {
+    int status;
+    while (waitpid(pid, &status, 0) < 0) if (errno != EINTR) return 125;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The stager (see above). Never returns. */
+static void attach_stage(struct attach_plan *a, int sock) {
+    const struct spec *s = &a->s;
+    /* Out of the caller's process group: the terminal's signals reach the caller and the relay only. */
+    setpgid(0, 0);
+    if (attach_join_cgroups(s) < 0) attach_fail(sock);
+    if (attach_join_namespaces(a) < 0) attach_fail(sock);
+    /* In a container's user namespace our ids are unmapped: act as its root, as init does. */
+    if (a->joined_user && become_userns_root() < 0) attach_fail(sock);
+    /* An id change resets dumpability to fs.suid_dumpable: say it again. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) { fail("set non-dumpable"); attach_fail(sock); }
+    if (s->cwd && chdir(s->cwd) < 0 && chdir("/") < 0) { fail("chdir %s", s->cwd); attach_fail(sock); }
+    if (a->interactive) {
+        int master = -1, slave = -1;
+        if (attach_open_pty(&master, &slave) < 0) attach_fail(sock);
+        if (attach_send(sock, "pty", master) < 0) { fail("hand the pty to the relay"); attach_fail(sock); }
+        close(master);
+        /* The caller's terminal is replaced, never passed on. */
+        if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0) { fail("dup2 the pty slave"); attach_fail(sock); }
+        close(slave);
+    }
+    /* Dies with the relay (set after the id switch, which clears it); forwards what it is sent. */
+    install_forwarding();
+    prctl(PR_SET_PDEATHSIG, SIGHUP, 0, 0, 0);
+    sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
+    close_all_but(sock);
+    if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) { fail("set no_new_privs"); attach_fail(sock); }
+    int keep_admin = s->filter_len > 0 && !s->no_new_privs && (s->cap_drop >> CAP_SYS_ADMIN & 1);
+    if (s->has_cap_drop && drop_capabilities(s->cap_drop, keep_admin) < 0) attach_fail(sock);
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) { fail("set non-dumpable"); attach_fail(sock); }
+    if (s->filter_len && install_seccomp(s) < 0) attach_fail(sock);
+    if (keep_admin) drop_capabilities(s->cap_drop, 0);
+    /* From here on, under the container's filter: write, close, clone, wait4, kill, exit. */
+    if (attach_send(sock, "ok", -1) < 0) _exit(125);
+    close(sock);
+    pid_t child = fork_into(-1, 0);
+    if (child < 0) { fprintf(stderr, "psc-helper: fork into the container: %s\n", strerror(errno)); _exit(125); }
     if (child == 0) {
-        /* clone3 was unavailable: join the cgroup2 directory the classic way. */
-        if (cgfd >= 0 && !born_in_cgroup) {
-            char procs[PATH_MAX];
-            snprintf(procs, sizeof procs, "%s/cgroup.procs", s.cgroup_v2);
-            snprintf(pidtext, sizeof pidtext, "%d\n", getpid());
-            if (write_file(procs, pidtext) < 0) die("%s", errbuf);
-        }
-        /* In a container's user namespace our ids are unmapped: act as its root, as init does.
-         * Only now, inside the cgroup: joining it needs the caller's rights on the cgroup files. */
-        if (joined_user && become_userns_root() < 0) die("%s", errbuf);
-        if (s.cwd && chdir(s.cwd) < 0 && chdir("/") < 0) die("chdir %s: %s", s.cwd, strerror(errno));
-        if (apply_security(&s) < 0) die("%s", errbuf);
-        exec_program(&s);
-        fprintf(stderr, "psc-helper: exec %s: %s\n", s.args[0], strerror(errno));
+        setsid();
+        if (a->interactive && ioctl(0, TIOCSCTTY, 0) < 0) { fprintf(stderr, "psc-helper: make the pty the controlling terminal: %s\n", strerror(errno)); _exit(125); }
+        exec_program(s);
+        fprintf(stderr, "psc-helper: exec %s: %s\n", s->args[0], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
     }
-    /* Ignore terminal signals in the relay: the child (same process group) gets them. */
-    signal(SIGINT, SIG_IGN);
-    signal(SIGQUIT, SIG_IGN);
-    int status;
-    while (waitpid(child, &status, 0) < 0)
-        if (errno != EINTR) die("waitpid: %s", strerror(errno));
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    return 128 + WTERMSIG(status);
+    forward_to = child;
+    _exit(wait_status(child));
+}
+
+/* ---- the relay: the caller's terminal <-> the pty master ------------------------------------ */
+
+struct terminal_state { int active; struct termios saved; pid_t foreground; };
+
+static struct terminal_state caller_terminal;
+
+/* Raw mode on the caller's terminal while attached; what it was is restored by terminal_restore. */
+static void terminal_enter_raw(struct terminal_state *t) {
+    if (!isatty(0) || tcgetattr(0, &t->saved) < 0) return;
+    t->foreground = tcgetpgrp(0);
+    struct termios raw = t->saved;
+    cfmakeraw(&raw);
+    if (tcsetattr(0, TCSADRAIN, &raw) == 0) t->active = 1;
+}
+
+/* The caller's terminal as it was: its modes and its foreground process group. */
+static void terminal_restore(struct terminal_state *t) {
+    if (!t->active) return;
+    t->active = 0;
+    struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+    sigaction(SIGTTOU, &ign, &old); /* a background caller may still put things back */
+    tcsetattr(0, TCSADRAIN, &t->saved);
+    if (t->foreground > 0 && tcgetpgrp(0) != t->foreground) tcsetpgrp(0, t->foreground);
+    sigaction(SIGTTOU, &old, NULL);
+}
+
+static void pass_window_size(int master) {
+    struct winsize ws;
+    if (isatty(0) && ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col) ioctl(master, TIOCSWINSZ, &ws);
+}
+
+/* Copies what is readable on `from` to `to`: 1 data moved, 0 end (EOF, or EIO of a pty whose slave
+ * is closed), -1 nothing now. */
+static int pump(int from, int to) {
+    char buf[8192];
+    ssize_t n = read(from, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return -1;
+    if (n <= 0) return 0;
+    return write_all(to, buf, (size_t)n) < 0 ? 0 : 1;
+}
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+/* Relays until the stager (and so the command) ends; returns its status. Every way out restores the
+ * caller's terminal: the command's end, a signal to the relay (SIGTERM, SIGHUP, SIGINT, SIGQUIT),
+ * the end of the caller (its pidfd). */
+static int relay_terminal(int master, pid_t stager) {
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD); sigaddset(&mask, SIGWINCH);
+    for (size_t i = 0; i < sizeof forwarded_signals / sizeof *forwarded_signals; i++) sigaddset(&mask, forwarded_signals[i]);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK); /* the signals are blocked since before the fork */
+    if (sfd < 0) die("signalfd: %s", strerror(errno));
+    int caller = (int)syscall(SYS_pidfd_open, getppid(), 0);
+    int in_open = 1, master_open = 1, status = -1;
+    fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+    terminal_enter_raw(&caller_terminal);
+    pass_window_size(master);
+    while (status < 0) {
+        struct pollfd p[4] = { { master_open ? master : -1, POLLIN, 0 }, { sfd, POLLIN, 0 }, { in_open ? 0 : -1, POLLIN, 0 }, { caller, POLLIN, 0 } };
+        if (poll(p, 4, -1) < 0) { if (errno == EINTR) continue; break; }
+        if (p[0].revents) {
+            int r;
+            while ((r = pump(master, 1)) > 0) {}
+            if (r == 0) master_open = 0; /* every slave closed: wait for the stager's status */
+        }
+        if (p[2].revents && pump(0, master) == 0) {
+            in_open = 0; /* the caller's input ended (not a terminal): end of file for the program */
+            char eof = caller_terminal.active ? caller_terminal.saved.c_cc[VEOF] : 4;
+            write_all(master, &eof, 1);
+        }
+        if (p[3].revents) { kill(stager, SIGHUP); status = 128 + SIGHUP; break; }
+        struct signalfd_siginfo si;
+        while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+            if (si.ssi_signo == SIGWINCH) pass_window_size(master);
+            else if (si.ssi_signo == SIGCHLD) {
+                int st;
+                if (waitpid(stager, &st, WNOHANG) == stager) {
+                    while (pump(master, 1) > 0) {} /* the command's last words */
+                    status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+                }
+            } else { kill(stager, SIGHUP); status = 128 + (int)si.ssi_signo; }
+        }
+    }
+    terminal_restore(&caller_terminal);
+    close(master);
+    return status < 0 ? 125 : status;
+}
+
+/* Non-interactive: the command keeps the caller's stdio (pipes, a file); termination signals to the
+ * relay go on to it, through the stager. */
+static int relay_status(pid_t stager) {
+    forward_to = stager;
+    install_forwarding();
+    sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
+    return wait_status(stager);
+}
+
+static int cmd_exec(const char *file) {
+    struct attach_plan a;
+    memset(&a, 0, sizeof a);
+    parse_spec(&a.s, file);
+    if (a.s.target_pid <= 0) die("spec: pid missing");
+    a.interactive = a.s.terminal;
+    /* Nothing of ours is ever dumpable (inherited by the stager and the command until execve). */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("set non-dumpable: %s", strerror(errno));
+    attach_open_namespaces(&a);
+    int cgfd = a.s.cgroup_v2 ? open(a.s.cgroup_v2, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (a.s.cgroup_v2 && cgfd < 0) die("open cgroup %s: %s", a.s.cgroup_v2, strerror(errno));
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) die("socketpair: %s", strerror(errno));
+    /* Blocked until each side has its handlers: a signal in between is not lost. */
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    /* Born in the container's cgroup2 directory by the relay, which is in the host's cgroup namespace. */
+    pid_t stager = fork_into(cgfd, 0);
+    if (stager < 0) die("fork: %s", strerror(errno));
+    if (stager == 0) {
+        close(sv[0]);
+        if (cgfd >= 0) close(cgfd);
+        attach_stage(&a, sv[1]);
+    }
+    close(sv[1]);
+    if (cgfd >= 0) close(cgfd);
+    for (int i = 0; i < a.s.nns; i++) close(a.nsfds[i]);
+    if (!a.interactive) {
+        /* Nothing to hand over: wait for the end first (no extra wake-up on the way), then read how
+         * the stager fared. Without its "ok" the command never started. */
+        int status = relay_status(stager);
+        char msg[sizeof errbuf + 8];
+        int fd;
+        for (;;) {
+            ssize_t n = attach_recv(sv[0], msg, sizeof msg, &fd);
+            if (fd >= 0) close(fd);
+            if (n > 0 && !strcmp(msg, "ok")) return status;
+            if (n > 4 && !strncmp(msg, "err ", 4)) die("%s", msg + 4);
+            if (n <= 0) die("attach failed: the staging process ended (status %d) before the command started", status);
+        }
+    }
+    int master = -1;
+    for (;;) {
+        char msg[sizeof errbuf + 8];
+        int fd;
+        ssize_t n = attach_recv(sv[0], msg, sizeof msg, &fd);
+        if (n > 0 && !strcmp(msg, "pty") && fd >= 0 && master < 0 && is_pty_master(fd)) {
+            master = fd;
+            pass_window_size(master); /* before the command starts: it reads its size once */
+            continue;
+        }
+        if (fd >= 0) close(fd);
+        if (n > 0 && !strcmp(msg, "ok")) break;
+        int status = wait_status(stager);
+        if (n > 4 && !strncmp(msg, "err ", 4)) die("%s", msg + 4);
+        die("attach failed: the staging process ended (status %d) before the command started", status);
+    }
+    close(sv[0]);
+    if (master < 0) die("attach failed: no pty from the container");
+    return relay_terminal(master, stager);
 }
 
 /* ---- netns-exec: ip netns exec ---------------------------------------------------------- */

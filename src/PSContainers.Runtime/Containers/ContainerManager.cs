@@ -1045,12 +1045,17 @@ public sealed partial class ContainerManager
     private static string QuoteForPowerShell(string word) =>
         word.Length > 0 && word.All(c => char.IsLetterOrDigit(c) || c is '-' or '/' or '.' or '_' or '=' or ':') ? word : "'" + word.Replace("'", "''") + "'";
 
-    /// <summary>Starts an interactive program in the container on the caller's terminal (Enter-Container).</summary>
+    /// <summary>
+    /// Starts an interactive program in the container (Enter-Container): on a new pty of the container's
+    /// own devpts, in a session of its own; the helper relays between it and the caller's terminal,
+    /// which never enters the container (no TIOCSTI into the caller's shell, no foreground group taken).
+    /// </summary>
     public System.Diagnostics.Process StartInteractive(string name, IReadOnlyList<string> command, NamespaceKind namespaces = NamespaceKind.None, string? workingDirectory = null)
     {
         ContainerNames.Validate(name);
         LaunchSpec spec;
         using (Store.Lock(name)) spec = AttachSpec(name, command, namespaces, workingDirectory, null);
+        spec.Terminal = true;
         spec.Environment.Add("TERM=" + (System.Environment.GetEnvironmentVariable("TERM") ?? "xterm"));
         return Helper.StartInteractive("exec", spec, Store.TempDirectory);
     }

@@ -184,8 +184,9 @@ public static class Helper
     }
 
     /// <summary>
-    /// Starts the helper attached to the caller's terminal (interactive attach). The spec goes
-    /// through a private file the helper deletes once read, since stdin stays the terminal.
+    /// Starts the helper on the caller's terminal (interactive attach: the helper relays between it and
+    /// a pty of the container, see psc-helper.c). The spec goes through a private file the helper
+    /// deletes once read, since stdin stays the terminal.
     /// </summary>
     public static Process StartInteractive(string command, LaunchSpec spec, string tempDirectory)
     {

