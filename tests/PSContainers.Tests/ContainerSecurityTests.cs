@@ -331,6 +331,40 @@ public sealed class ContainerSecurityTests : IDisposable
     }
 
     [Fact]
+    public void ReadOnlyBindMount_IsReadOnlyAllTheWayDown_ThroughAHostSubmount()
+    {
+        // The host directory has a filesystem mounted below it. The bind is recursive (the submount
+        // is visible inside); readOnly must hold for the submount too, not only for the top mount:
+        // a remount with MS_REC does not recurse (the kernel ignores MS_REC there).
+        var source = Path.Combine(_store.Root, "ro-src");
+        var sub = Path.Combine(source, "sub");
+        Directory.CreateDirectory(sub);
+        File.WriteAllText(Path.Combine(source, "top.txt"), "host top");
+        HostCommand.Run("mount", "-t", "tmpfs", "-o", "size=1m", "psct-rosub", sub);
+        try
+        {
+            File.WriteAllText(Path.Combine(sub, "host.txt"), "host file");
+            var c = Running("rosub", $"mounts:\n  - {{ source: {source}, target: /mnt/ro, readOnly: true }}\n");
+            Assert.Equal("host file", Exec(c.Name, "cat", "/mnt/ro/sub/host.txt").Output.Single());
+            foreach (var path in new[] { "/mnt/ro/top.txt", "/mnt/ro/sub/host.txt" })
+                Assert.Equal(EROFS, Probe(c.Name, "openw", path));
+            Assert.NotEqual(0, Exec(c.Name, "sh", "-c", "echo changed > /mnt/ro/sub/host.txt").ExitCode);
+            Assert.NotEqual(0, Exec(c.Name, "sh", "-c", "echo new > /mnt/ro/sub/new.txt").ExitCode);
+            Assert.Equal("host file", File.ReadAllText(Path.Combine(sub, "host.txt")));
+            Assert.False(File.Exists(Path.Combine(sub, "new.txt")));
+            Assert.Equal("host top", File.ReadAllText(Path.Combine(source, "top.txt")));
+            // Inside, every mount at or below the target is read-only.
+            var mounts = Exec(c.Name, "cat", "/proc/self/mountinfo").Output.Select(l => l.Split(' ')).Where(f => f[4] == "/mnt/ro" || f[4].StartsWith("/mnt/ro/")).ToList();
+            Assert.Equal(2, mounts.Count);
+            Assert.All(mounts, f => Assert.StartsWith("ro", f[5]));
+        }
+        finally
+        {
+            HostCommand.Run("umount", "-l", sub);
+        }
+    }
+
+    [Fact]
     public void ABadProfile_FailsTheStart_NamingTheFileAndLine()
     {
         using var dir = new TempDir();
