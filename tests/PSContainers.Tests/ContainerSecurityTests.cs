@@ -286,6 +286,62 @@ public sealed class ContainerSecurityTests : IDisposable
     }
 
     [Fact]
+    public void LongRules_NeedJumpsPast255Instructions_AndTheKernelAgrees()
+    {
+        // A rule of 45 maskedEq conditions is 270 instructions: its failure and skip jumps do not
+        // fit a conditional jump's 8-bit offset. Truncated, they land mid-rule and give wrong
+        // verdicts; the checks below are the kernel's own answers.
+        using var dir = new TempDir();
+        var masked = string.Join(", ", Enumerable.Range(0, 45).Select(k => $"{{ index: 1, op: maskedEq, mask: {1UL << k}, value: {1UL << k} }}"));
+        var ne = string.Join(", ", Enumerable.Range(1, 70).Select(k => $"{{ index: 0, op: ne, value: {1000000 + k} }}"));
+        var profile = dir.Write("long.yaml", $$"""
+            defaultAction: allow
+            syscalls:
+              - names: [getpriority]
+                action: errno
+                errno: EXDEV
+                args: [{{masked}}]
+              - names: [getpriority]
+                action: errno
+                errno: EACCES
+                args: [{ index: 0, op: eq, value: 7 }]
+              - names: [getpgid]
+                action: errno
+                errno: EOPNOTSUPP
+                args: [{{ne}}]
+              - names: [getppid]
+                action: errno
+                errno: ENOTTY
+            """);
+        var c = Running("longjump", $"security:\n  seccomp: {{ profile: {profile} }}\n");
+        var settings = SecurityPlan.Resolve(PSContainers.Runtime.Config.ConfigLoader.Load(Path.Combine(_store.StorePath, c.Name, "config.yaml")).Security);
+        var program = SeccompCompiler.Program(settings.Seccomp!, SyscallTable.HostArch);
+        Assert.True(program.Any(i => i.Code == 0x05 && i.K > byte.MaxValue), $"no long jump in {program.Count} instructions: {string.Join(", ", settings.Seccomp!.Rules.Select(r => r.Args?.Count))}"); // it does need long jumps
+        const ulong all45 = (1UL << 45) - 1;
+        var cases = new (string Name, ulong[] Args, int Errno)[]
+        {
+            ("getpriority", new ulong[] { 7, all45 }, 18),                    // every condition holds
+            ("getpriority", new ulong[] { 99, all45 | 1UL << 60 }, 18),        // extra bits are masked away
+            ("getpriority", new ulong[] { 7, all45 & ~(1UL << 44) }, 13),      // the last condition fails: the next rule
+            ("getpriority", new ulong[] { 7, all45 & ~1UL }, 13),              // the first condition fails
+            ("getpriority", new ulong[] { 7, 0 }, 13),
+            ("getpriority", new ulong[] { 99, all45 & ~(1UL << 20) }, EINVAL), // no rule: the kernel's own answer
+            ("getpgid", new ulong[] { 1 }, 95),                                // every ne holds
+            ("getpgid", new ulong[] { 1000070 }, 3),                           // the last ne fails: ESRCH from the kernel
+            ("getpgid", new ulong[] { 1000001 }, 3),                           // the first ne fails
+            ("getppid", Array.Empty<ulong>(), 25),                             // past both long rules
+        };
+        var arch = SyscallTable.HostArch == SeccompArch.X86_64 ? SeccompCompiler.AuditArchX86_64 : SeccompCompiler.AuditArchAarch64;
+        foreach (var (name, args, expected) in cases)
+        {
+            var errno = Probe(c.Name, new[] { "syscall", Sys(name) }.Concat(args.Select(a => ((long)a).ToString())).ToArray());
+            Assert.True(errno == expected, $"{name}({string.Join(", ", args)}): the kernel answered errno {errno}, expected {expected}");
+            var verdict = SeccompInterpreter.Run(settings.SeccompFilter!, arch, int.Parse(Sys(name)), args);
+            Assert.True(verdict == SeccompCompiler.RetAllow ? expected is 0 or 3 or EINVAL : (verdict & 0xFFFF) == expected, $"{name}: the interpreter says {verdict:x}");
+        }
+    }
+
+    [Fact]
     public void DefaultProfile_EveryDeniedCall_IsRefusedByTheKernel_AsGenerated()
     {
         var c = Running("verdicts");
