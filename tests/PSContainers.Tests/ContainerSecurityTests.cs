@@ -1,3 +1,5 @@
+using PSContainers.Runtime;
+using PSContainers.Runtime.Cgroups;
 using System.Security.Cryptography;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Namespaces;
@@ -185,6 +187,145 @@ public sealed class ContainerSecurityTests : IDisposable
         Assert.Equal(0, Probe(n, "mount", "/tmp/loopdev", "/mnt/host", "btrfs"));
         Assert.NotEqual(ENOSYS, Probe(n, "syscall", Sys("clone3"), "0", "0"));
         Assert.NotEqual(ENOSYS, Probe(n, "syscall", Sys("keyctl"), "0", "-1"));
+    }
+
+    /// <summary>
+    /// Mounts each hierarchy given as "type:options" and, in the cgroup the mount shows (the root of
+    /// the container's cgroup namespace), writes every lifting value into every writable control
+    /// file but the ones that act on the container itself (kill, freeze, moves). Prints "root SPEC
+    /// PIDS" per mount and "wrote FILE VALUE" for each write the kernel took.
+    /// </summary>
+    private const string LiftEverything = """
+        major=$1; minor=$2; cpus=$3; shift 3; i=0
+        for spec in "$@"; do
+          i=$((i+1)); d=/tmp/cg$i; mkdir -p $d
+          t=${spec%%:*}; o=${spec#*:}
+          if [ -n "$o" ]; then mount -t $t -o $o none $d; else mount -t $t none $d; fi || { echo "mountfail $spec"; continue; }
+          echo "root $spec $(wc -l < $d/cgroup.procs)"
+          for f in $d/*; do
+            [ -f "$f" ] && [ -w "$f" ] || continue
+            case "${f##*/}" in cgroup.procs|tasks|cgroup.threads|cgroup.kill|cgroup.freeze|freezer.state|cgroup.event_control|memory.force_empty|cgroup.type|cgroup.subtree_control|devices.deny) continue;; esac
+            for v in max -1 9223372036854771712 a "a *:* rwm" "b $major:$minor rwm" "c *:* rwm" "b *:* rwm" "$cpus"; do
+              echo "$v" 2>/dev/null > "$f" && echo "wrote ${f##*/} $v"
+            done
+          done
+        done
+        """;
+
+    /// <summary>The limit files of a cgroup directory: writable, not counters or the process lists.</summary>
+    private static Dictionary<string, string> LimitFiles(IEnumerable<string> dirs)
+    {
+        var skip = new[] { "usage", "failcnt", "stat", "events", "pressure", "current", "peak", "procs", "tasks", "threads", "reclaim", "force_empty", "kill", "freeze", "oom_control" };
+        var files = new Dictionary<string, string>();
+        foreach (var dir in dirs)
+            foreach (var f in Directory.EnumerateFiles(dir))
+            {
+                var name = Path.GetFileName(f);
+                if (skip.Any(name.Contains) || (File.GetUnixFileMode(f) & UnixFileMode.UserWrite) == 0) continue;
+                try { files[f] = File.ReadAllText(f); } catch (IOException) { }
+            }
+        return files;
+    }
+
+    [Fact]
+    public void Limits_CannotBeLiftedFromInside_ThroughTheContainersOwnHierarchies()
+    {
+        // A default (privileged, sys_admin kept) container with memory and pids limits and the
+        // default device rules mounts every hierarchy there is and writes lifting values into its
+        // own cgroup's files. Its cgroup namespace is rooted at the inner cgroup: what it reaches is
+        // below the limits, which stay as they were and still hold.
+        using var loop = new LoopFilesystem("btrfs", 256L << 20);
+        var (major, minor) = DeviceNumbers(loop.LoopDevice!);
+        var cgroups = _store.Manager.Cgroups;
+        var c = Running("lift", "limits: { memory: 64M, pids: 40 }\n");
+        var outer = c.CgroupPath!;
+        var inner = CgroupManager.InnerOf(outer);
+        // The container's processes are in the inner cgroup, the root of their cgroup namespace.
+        // (Named hierarchies without a controller, like name=systemd, are not the container's.)
+        static bool Managed(string line) => !line.Split(':')[1].StartsWith("name=", StringComparison.Ordinal);
+        Assert.All(File.ReadAllLines($"/proc/{c.Pid}/cgroup").Where(Managed), l => Assert.EndsWith("/" + inner, l));
+        Assert.All(Exec(c.Name, "cat", "/proc/1/cgroup").Output.Where(Managed), l => Assert.EndsWith(":/", l));
+        Assert.Empty(cgroups.Pids(outer));
+
+        var before = LimitFiles(cgroups.Directories(outer));
+        Assert.Contains(before, kv => kv.Key.EndsWith("/pids.max") && kv.Value.Trim() == "40");
+        var specs = new List<string>();
+        if (cgroups.V1 is { } v1) specs.AddRange(v1.Mounts.Values.Distinct().Select(m => "cgroup:" + Path.GetFileName(m)));
+        if (cgroups.V2 is not null) specs.Add("cgroup2:");
+        var cpus = File.ReadAllText("/sys/devices/system/cpu/online").Trim();
+        var lift = Exec(c.Name, new[] { "sh", "-c", LiftEverything, "lift", major, minor, cpus }.Concat(specs).ToArray());
+        Assert.DoesNotContain(lift.Output, l => l.StartsWith("mountfail"));
+        // Each mount shows the inner cgroup (the container's own processes, nothing above).
+        Assert.Equal(specs.Count, lift.Output.Count(l => l.StartsWith("root ") && int.Parse(l.Split(' ')[2]) > 0));
+        // The device list can only narrow below a parent: not one allow got through.
+        Assert.DoesNotContain(lift.Output, l => l.StartsWith("wrote devices.allow"));
+        Assert.True(lift.Output.Any(l => l.StartsWith("wrote pids.max max")), string.Join("\n", lift.Output.Concat(lift.Error))); // its own (inner) cgroup it may change
+        var after = LimitFiles(cgroups.Directories(outer));
+        foreach (var (file, value) in before)
+            Assert.True(after.TryGetValue(file, out var now) && now == value, $"{file} changed from '{value.Trim()}' to '{now?.Trim()}'");
+
+        // And they hold: the device, the process count, the memory.
+        Assert.Equal(0, Probe(c.Name, "mknod", "/tmp/loopdev", "b", major, minor));
+        Assert.Equal(EPERM, Probe(c.Name, "read", "/tmp/loopdev", "4"));
+        var forks = Exec(c.Name, "sh", "-c", "i=0; while [ $i -lt 60 ]; do sleep 30 </dev/null >/dev/null 2>&1 & i=$((i+1)); done; true");
+        var sleeping = cgroups.AllPids(outer).Where(p => File.ReadAllText($"/proc/{p}/comm").Trim() == "sleep").ToList();
+        Assert.True(sleeping.Count is > 0 and < 40, $"{sleeping.Count} sleeps under pids.max 40");
+        Assert.Contains(forks.Error, l => l.Contains("fork", StringComparison.OrdinalIgnoreCase));
+        foreach (var p in sleeping) PSContainers.Runtime.Native.Sys.Kill(p, 9);
+        Assert.True(SpinWait.SpinUntil(() => cgroups.AllPids(outer).Count < 10, 5000));
+        var hog = Exec(c.Name, "/bin/busybox", "awk", "BEGIN { s = \"x\"; while (length(s) < 268435456) s = s s; print \"survived\" }");
+        Assert.Equal(137, hog.ExitCode);
+    }
+
+    [Fact]
+    public void V2DeviceProgram_CannotBeReplacedOrDetached_FromInside()
+    {
+        // The bare cgroup2 tree with a v2-only manager: the device rules are an eBPF program on the
+        // outer cgroup. A container with every capability and no seccomp filter (bpf(2) reachable)
+        // mounts cgroup2 and tries to attach an allow-all program to its namespace root (each
+        // attach mode) and below, and to detach what is in force; the host's loop device stays shut.
+        var host = CgroupManager.ForHost();
+        var unified = host.V2?.MountPoint;
+        Assert.NotNull(unified);
+        var v2only = new CgroupManager(null, new CgroupV2Driver(unified!));
+        var manager = new ContainerManager(new PSContainers.Runtime.State.ContainerStore(_store.StorePath), v2only);
+        using var loop = new LoopFilesystem("btrfs", 256L << 20);
+        var (major, minor) = DeviceNumbers(loop.LoopDevice!);
+        var name = TestStore.NewName("bpfdev");
+        var config = Path.Combine(_store.Root, name + ".yaml");
+        File.WriteAllText(config, "security:\n  capabilities: { drop: [] }\n  seccomp: { profile: unconfined }\n");
+        var created = manager.Create(name, new CreateOptions { Template = "busybox", ConfigPath = config });
+        EscapeProbe.InstallInto(created.RootfsPath);
+        try
+        {
+            var c = manager.Start(name);
+            var outerDir = v2only.Directories(c.CgroupPath!)[0];
+            var rules = CgroupDeviceProgram.ReadRules(outerDir)?.Select(r => r.ToString()).ToList();
+            Assert.NotNull(rules);
+            string Line(params string[] args)
+            {
+                var r = manager.Exec(name, new[] { "escape-probe" }.Concat(args).ToArray());
+                Assert.True(r.Output.Length == 1, string.Join("\n", r.Output.Concat(r.Error)));
+                return r.Output[0];
+            }
+            Assert.Equal(0, manager.Exec(name, new[] { "sh", "-c", "mkdir -p /tmp/cg2 && mount -t cgroup2 none /tmp/cg2 && mkdir /tmp/cg2/sub" }).ExitCode);
+            Assert.Equal(0, EscapeProbe.Errno(Line("mknod", "/tmp/loopdev", "b", major, minor)));
+            Assert.Equal(EPERM, EscapeProbe.Errno(Line("read", "/tmp/loopdev", "4")));
+            foreach (var flags in new[] { "0", "1", "2" }) // none, BPF_F_ALLOW_OVERRIDE, BPF_F_ALLOW_MULTI
+            {
+                Assert.Equal(EPERM, EscapeProbe.Errno(Line("bpfdev", "/tmp/cg2", flags)));
+                Assert.Equal(EPERM, EscapeProbe.Errno(Line("bpfdev", "/tmp/cg2/sub", flags)));
+            }
+            Assert.NotEqual(0, EscapeProbe.Errno(Line("bpfdetach", "/tmp/cg2")));
+            Assert.Equal(EPERM, EscapeProbe.Errno(Line("read", "/tmp/loopdev", "4")));
+            Assert.Equal(rules, CgroupDeviceProgram.ReadRules(outerDir)?.Select(r => r.ToString()).ToList());
+            manager.Stop(name, kill: true);
+            Assert.False(v2only.Exists(c.CgroupPath!));
+        }
+        finally
+        {
+            try { manager.Remove(name, force: true); } catch (ContainerException) { }
+        }
     }
 
     [Fact]

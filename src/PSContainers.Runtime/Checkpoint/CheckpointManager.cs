@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using PSContainers.Runtime.Cgroups;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Namespaces;
@@ -104,8 +105,8 @@ public sealed class CheckpointManager
             ConsoleTty = TtyId($"/proc/{init}/root/dev/console"),
             Mounts = ExternalMounts(config),
             Veths = VethNames(config),
-            ProcessCount = Manager.Cgroups.Pids(state.CgroupPath).Count,
-            ForeignCgroups = ForeignCgroups(init, state.CgroupPath),
+            ProcessCount = Manager.Cgroups.AllPids(state.CgroupPath).Count,
+            ForeignCgroups = ForeignCgroups(init, Manager.Cgroups.JoinPathOf(state.CgroupPath)),
         };
         var clock = Stopwatch.StartNew();
         try
@@ -314,7 +315,7 @@ public sealed class CheckpointManager
         if (!Directory.Exists(rootfs))
             throw new ContainerException("RootfsNotFound", ContainerErrorKind.ObjectNotFound, $"The root filesystem of container '{name}' is missing: {rootfs}.", name);
 
-        var cgroupPath = $"{Store.CgroupParent}/{name}";
+        var cgroupPath = Manager.CgroupPathFor(name)!; // restore is root's: always a cgroup
         progress?.Report($"Creating the cgroup {cgroupPath}");
         Manager.CreateCgroupFor(name, cgroupPath, config);
         var rootMounts = Storage.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage);
@@ -340,7 +341,7 @@ public sealed class CheckpointManager
             };
             spec.Command.AddRange(new[] { criu.Path, "swrk", "3" });
             spec.Environment.Add("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-            spec.CgroupDirectories.AddRange(Manager.Cgroups.Directories(cgroupPath));
+            spec.CgroupDirectories.AddRange(Manager.Cgroups.Directories(cgroupPath).Concat(Manager.Cgroups.Directories(CgroupManager.InnerOf(cgroupPath))));
             var logPath = Path.Combine(directory, RestoreLog);
             HelperResult result;
             progress?.Report($"Restoring {manifest.ProcessCount} process(es) into '{name}'");
@@ -375,8 +376,8 @@ public sealed class CheckpointManager
         {
             if (Manager.Cgroups.Exists(cgroupPath))
             {
-                if (Manager.Cgroups.Pids(cgroupPath).Count > 0) Manager.Cgroups.KillAll(cgroupPath);
-                Manager.Cgroups.Remove(cgroupPath);
+                if (Manager.Cgroups.AllPids(cgroupPath).Count > 0) Manager.Cgroups.KillAll(cgroupPath);
+                Manager.Cgroups.RemoveContainer(cgroupPath);
             }
             if (networkTouched)
                 try { Manager.UndoHooks(name, config); } catch (ContainerException) { /* the restore error matters more */ }
@@ -395,8 +396,9 @@ public sealed class CheckpointManager
         opts.Root = rootfs;
         // The restored init becomes the supervisor's child (CLONE_PARENT), not criu's.
         opts.RstSibling = true;
-        // Tasks go into this container's cgroup, whatever the checkpointed container was called.
-        opts.CgRoot.Add(new cgroup_root { Path = "/" + cgroupPath });
+        // Tasks go into this container's inner cgroup (the root of its cgroup namespace), whatever
+        // the checkpointed container was called and whichever layout it was dumped from.
+        opts.CgRoot.Add(new cgroup_root { Path = "/" + CgroupManager.InnerOf(cgroupPath) });
         foreach (var (controller, path) in manifest.ForeignCgroups) opts.CgRoot.Add(new cgroup_root { Ctrl = controller, Path = path });
         var userMounts = config.Mounts.ToDictionary(m => m.Target, m => m.Source);
         foreach (var m in manifest.Mounts)

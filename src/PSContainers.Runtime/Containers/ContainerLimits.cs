@@ -46,7 +46,7 @@ public static class ContainerLimits
         }
         else if (info.CgroupPath is null) RunningCgroup(manager, name, "set the limits");
         IReadOnlyList<CgroupWrite> plan = Array.Empty<CgroupWrite>();
-        if (info.CgroupPath is not null) plan = manager.Cgroups.ApplyLimits(info.CgroupPath, limits);
+        if (info.CgroupPath is not null) plan = manager.Cgroups.ApplyContainerLimits(info.CgroupPath, limits);
         if (yaml is not null) AtomicFile.WriteAllText(manager.Store.ConfigPath(name), yaml);
         return plan;
     }
