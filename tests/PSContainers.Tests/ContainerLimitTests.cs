@@ -184,7 +184,8 @@ public sealed class ContainerLimitTests : IDisposable
         Assert.False(ns["user"].Isolated);
         Assert.All(ns.Values, n => Assert.Equal(info.Pid, n.ProcessId));
         var cgroups = _ps.Run("Get-ProcessNamespace -Id $args[0] -Cgroup", info.Pid).Select(o => (ProcessCgroup)o.BaseObject).ToList();
-        Assert.Contains(cgroups, c => c.Controllers.Contains("memory") && c.Path.EndsWith("/" + name));
-        Assert.Contains(cgroups, c => c.Version == "v2" && c.Path.EndsWith("/" + name));
+        // Init is in the inner cgroup, below the one with the limits.
+        Assert.Contains(cgroups, c => c.Controllers.Contains("memory") && c.Path.EndsWith($"/{name}/{CgroupManager.InnerName}"));
+        Assert.Contains(cgroups, c => c.Version == "v2" && c.Path.EndsWith($"/{name}/{CgroupManager.InnerName}"));
     }
 }

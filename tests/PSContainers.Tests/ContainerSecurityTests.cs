@@ -278,6 +278,37 @@ public sealed class ContainerSecurityTests : IDisposable
     }
 
     [Fact]
+    public void AContainerOnTheOldLayout_IsStillJoinedStoppedAndRemoved()
+    {
+        // What a start before the inner layout left running: every process in the outer cgroup,
+        // no inner one. Attach joins the outer cgroup; stop and remove clean up as before.
+        var c = Running("oldlayout", "limits: { pids: 50 }\n");
+        var cgroups = _store.Manager.Cgroups;
+        var outer = c.CgroupPath!;
+        var inner = CgroupManager.InnerOf(outer);
+        if (cgroups.V2 is { } v2)
+        {
+            var sub = Path.Combine(v2.Directories(outer)[0], "cgroup.subtree_control");
+            var enabled = File.ReadAllText(sub).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (enabled.Length > 0) File.WriteAllText(sub, string.Join(' ', enabled.Select(e => "-" + e)));
+        }
+        foreach (var pid in cgroups.AllPids(outer))
+            foreach (var procs in cgroups.ProcsFiles(outer)) File.WriteAllText(procs, pid.ToString());
+        foreach (var dir in cgroups.Directories(inner)) Directory.Delete(dir);
+        Assert.False(cgroups.Exists(inner));
+        Assert.Equal(outer, cgroups.JoinPathOf(outer));
+
+        var attached = Exec(c.Name, "sh", "-c", "sleep 30 </dev/null >/dev/null 2>&1 & echo $!");
+        Assert.Equal(0, attached.ExitCode);
+        Assert.Contains(cgroups.Pids(outer), p => File.ReadAllText($"/proc/{p}/comm").Trim() == "sleep"); // joined in the outer cgroup
+        var stopped = (ContainerInfo)_ps.Run("Stop-Container $args[0] -PassThru", c.Name).Single().BaseObject;
+        Assert.Equal(PSContainers.Runtime.State.ContainerStatus.Stopped, stopped.State);
+        Assert.False(cgroups.Exists(outer));
+        _ps.Run("Remove-Container $args[0]", c.Name);
+        Assert.False(_store.Manager.Exists(c.Name));
+    }
+
+    [Fact]
     public void V2DeviceProgram_CannotBeReplacedOrDetached_FromInside()
     {
         // The bare cgroup2 tree with a v2-only manager: the device rules are an eBPF program on the

@@ -116,9 +116,11 @@ public sealed class UserNicTests
                 "address=$(Try-Start {{name}}d @{ type = 'veth'; link = '{{bridge}}'; ipv4 = '10.9.9.9/24' })"
                 $env:PSC_USERNIC = '{{user.ModuleFolder}}/psc-usernic'
                 "unprivileged=$(Try-Start {{name}}e @{ type = 'veth'; link = '{{bridge}}' })"
-                & '{{setuid}}' create 1 {{bridge}} eth9 vu1; "pid1=$LASTEXITCODE"
-                & '{{setuid}}' create $PID {{bridge}} eth9 vu2; "hostns=$LASTEXITCODE"
-                & '{{setuid}}' create {{start.Lines.First(l => l.StartsWith("pid="))[4..]}} {{bridge}} 'eth/9' vu3; "badname=$LASTEXITCODE"
+                & '{{setuid}}' create 1 {{bridge}} eth9 vu{{user.Uid:x8}}1; "pid1=$LASTEXITCODE"
+                & '{{setuid}}' create $PID {{bridge}} eth9 vu{{user.Uid:x8}}2; "hostns=$LASTEXITCODE"
+                & '{{setuid}}' create {{start.Lines.First(l => l.StartsWith("pid="))[4..]}} {{bridge}} 'eth/9' vu{{user.Uid:x8}}3; "badname=$LASTEXITCODE"
+                & '{{setuid}}' create {{start.Lines.First(l => l.StartsWith("pid="))[4..]}} {{bridge}} eth9 vu{{(user.Uid + 1):x8}}3; "otheruid=$LASTEXITCODE"
+                & '{{setuid}}' create {{start.Lines.First(l => l.StartsWith("pid="))[4..]}} {{bridge}} eth9 vu3; "nouid=$LASTEXITCODE"
                 & '{{setuid}}' delete {{foreign}}; "foreign=$LASTEXITCODE"
                 & '{{setuid}}' delete {{bridge}}; "bridge=$LASTEXITCODE"
                 exit 0
@@ -135,6 +137,8 @@ public sealed class UserNicTests
             Assert.Equal("4", Value(refused, "pid1"));     // another user's process: not even openable
             Assert.Equal("4", Value(refused, "hostns"));   // the caller's own process, in the host's namespace
             Assert.Equal("2", Value(refused, "badname"));
+            Assert.Equal("2", Value(refused, "otheruid")); // a name another user's start would need: never this user's
+            Assert.Equal("2", Value(refused, "nouid"));
             Assert.Equal("4", Value(refused, "foreign"));  // a host link psc-usernic did not make for this user
             Assert.Equal("2", Value(refused, "bridge"));   // not even a name it would make
             Assert.True(Directory.Exists($"/sys/class/net/{foreign}"));

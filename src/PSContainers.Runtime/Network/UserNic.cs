@@ -20,7 +20,7 @@ public static unsafe class UserNic
     public const string EnvironmentVariable = "PSC_USERNIC";
     public const int CapNetAdmin = 12;
 
-    /// <summary>The host end of a user's veth: "vu" and hex (psc-usernic refuses other names, so a user never squats a host name).</summary>
+    /// <summary>The host end of a user's veth: "vu", the uid as 8 hex digits, 1-5 hex digits (psc-usernic refuses other names, so a user never squats a host name another user needs).</summary>
     public const string HostPrefix = "vu";
 
     public static string InstalledPath =>
