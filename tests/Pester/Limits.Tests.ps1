@@ -109,4 +109,38 @@ syscalls:
         (Invoke-ContainerCommand $c.Name -Command kill, -0, 34567).Error -join "`n" | Should -Match 'No such process'
         (Invoke-ContainerCommand $c.Name -Command kill, -0, 1).ExitCode | Should -Be 0
     }
+
+    It 'installs psc-usernic only along directories nobody but root can change, never through a symlink' {
+        $base = Join-Path $script:root 'install'
+        $real = Join-Path $base 'real'
+        New-Item -ItemType Directory -Path $real -Force | Out-Null
+        # An ancestor another user owns: that user could swap the directory below it between checks.
+        $owned = Join-Path $base 'owned'
+        New-Item -ItemType Directory -Path (Join-Path $owned 'sub') -Force | Out-Null
+        & chown 65534 $owned
+        $err = $null
+        Install-ContainerUserNic -Path (Join-Path $owned 'sub/psc-usernic') -Confirm:$false -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'UserNicUnsafeDirectory,*'
+        $err[0].Exception.Message | Should -BeLike "*$owned*"
+        Test-Path (Join-Path $owned 'sub/psc-usernic') | Should -BeFalse
+        # A group-writable ancestor (not sticky).
+        $group = Join-Path $base 'group'
+        New-Item -ItemType Directory -Path (Join-Path $group 'sub') -Force | Out-Null
+        & chmod 0775 $group
+        Install-ContainerUserNic -Path (Join-Path $group 'sub/psc-usernic') -Confirm:$false -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'UserNicUnsafeDirectory,*'
+        # A symlink on the way is never followed.
+        $link = Join-Path $base 'link'
+        New-Item -ItemType SymbolicLink -Path $link -Target $real | Out-Null
+        Install-ContainerUserNic -Path (Join-Path $link 'psc-usernic') -Confirm:$false -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'UserNicUnsafeDirectory,*'
+        Test-Path (Join-Path $real 'psc-usernic') | Should -BeFalse
+        # Along root's own directories (below the sticky /tmp) it installs.
+        Install-ContainerUserNic -Path (Join-Path $real 'psc-usernic') -Confirm:$false
+        (& getcap (Join-Path $real 'psc-usernic')) | Should -Match 'cap_net_admin=ep'
+        (& stat -c '%u %a' (Join-Path $real 'psc-usernic')) | Should -Be '0 755'
+        Install-ContainerUserNic -Path (Join-Path $real 'psc-usernic-suid') -Setuid -Confirm:$false
+        (& stat -c '%u %a' (Join-Path $real 'psc-usernic-suid')) | Should -Be '0 4755'
+        @(Get-ChildItem -Force $real | Where-Object Name -like '.*tmp') | Should -BeNullOrEmpty
+    }
 }
