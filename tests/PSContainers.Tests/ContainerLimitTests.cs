@@ -101,6 +101,26 @@ public sealed class ContainerLimitTests : IDisposable
     }
 
     [Fact]
+    public void LiveDeviceRules_ReachTheInnerCgroup_AndAWholeListResetIsAPreciseError()
+    {
+        // The container's processes are in the inner cgroup: an allow given live must reach them
+        // (v1 does not pass allows down), a deny holds at once, and on v1 a reset of the whole list
+        // ('a') is refused by the kernel for a cgroup with a child: a precise error, nothing changed.
+        var name = NewRunning("devlive");
+        _ps.Run("Set-CgroupLimit $args[0] -DeviceDeny 'c 1:5 rwm'", name);
+        Assert.NotEqual(0, Exec(name, "sh", "-c", "head -c 1 /dev/zero").ExitCode);
+        _ps.Run("Set-CgroupLimit $args[0] -DeviceAllow 'c 1:5 rwm'", name);
+        Assert.Equal(new[] { "1" }, Exec(name, "sh", "-c", "head -c 1 /dev/zero | wc -c").Output.Select(l => l.Trim()));
+        if (CgroupManager.ForHost().ControllerVersions().GetValueOrDefault("devices") == "v1")
+        {
+            var r = _ps.Invoke("Set-CgroupLimit $args[0] -DeviceDeny a", name);
+            Assert.Equal("DeviceRuleNeedsRestart", Id(r.SingleError));
+            Assert.Contains("-Persist", r.SingleError.Exception.Message);
+            Assert.Equal(0, Exec(name, "sh", "-c", "echo hi > /dev/null").ExitCode);
+        }
+    }
+
+    [Fact]
     public void DenyAllAllowOne_FromConfig()
     {
         var name = NewRunning("devcfg", "Set-CgroupLimit $args[0] -DeviceDeny a -DeviceAllow 'c 1:3 rwm', 'c 136:* rwm', 'c 5:2 rwm' -Persist");

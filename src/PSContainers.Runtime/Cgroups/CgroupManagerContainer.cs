@@ -63,7 +63,7 @@ public sealed partial class CgroupManager
             return w.DeviceProgram is null && dir is not null && v1Outer.Contains(dir) ? Path.Combine(dir, InnerName, Path.GetFileName(w.File)) : null;
         }
         foreach (var w in plan)
-            if (w.Controller == "devices" && w.DeviceProgram is null && w.Value.Trim() == "a")
+            if (w.Controller == "devices" && w.DeviceProgram is null && w.Value.TrimStart().StartsWith('a'))
                 throw new ContainerException("DeviceRuleNeedsRestart", ContainerErrorKind.InvalidOperation,
                     $"The device rule '{(w.File.EndsWith("allow", StringComparison.Ordinal) ? "allow" : "deny")} a' resets the whole device list, which the kernel refuses for a running container's cgroup (cgroup v1 keeps the container's processes in a child cgroup). " +
                     "Use -Persist to save it in config.yaml and restart the container, or give single rules (like 'c 1:3 rwm').", outer);
