@@ -421,7 +421,19 @@ static int do_mounts(const struct spec *s, int rootfd, const char *console_path)
             /* A bind mount ignores MS_RDONLY: remount it read-only (on the new mount, via a fresh fd). */
             close(tfd);
             tfd = open_in_root(rootfd, m->dst, O_PATH);
-            rc = tfd < 0 ? -1 : mount_at_fd(NULL, tfd, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | (kflags & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_REC)), NULL);
+            rc = tfd < 0 ? -1 : mount_at_fd(NULL, tfd, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | (kflags & (MS_NOSUID | MS_NODEV | MS_NOEXEC)), NULL);
+            if (rc == 0 && (kflags & MS_REC)) {
+                /* MS_REMOUNT ignores MS_REC: the mounts below the bind (a host submount) would stay
+                 * writable. mount_setattr(AT_RECURSIVE) makes the whole tree read-only. No fallback:
+                 * a kernel without it (before 5.12) fails the start rather than leave a writable
+                 * submount behind a read-only mount. */
+                struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+                if (kflags & MS_NOSUID) attr.attr_set |= MOUNT_ATTR_NOSUID;
+                if (kflags & MS_NODEV) attr.attr_set |= MOUNT_ATTR_NODEV;
+                if (kflags & MS_NOEXEC) attr.attr_set |= MOUNT_ATTR_NOEXEC;
+                rc = (int)syscall(SYS_mount_setattr, tfd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr);
+                if (rc < 0 && errno == ENOSYS) { errno = 0; return fail("mount %s on %s: a recursive read-only bind needs mount_setattr (Linux 5.12 or later)", m->src, m->dst); }
+            }
         }
         int saved = errno;
         if (tfd >= 0) close(tfd);

@@ -10,6 +10,8 @@
  *       a veth pair: HOSTNAME in the host namespace, attached to BRIDGE and up; its peer NAME in
  *       the network namespace of process PID, which must belong to the caller. The peer is left
  *       down: the container's init brings it up (psc-helper "link-up"), having the rights there.
+ *       HOSTNAME is "vu", the caller's uid as 8 hex digits, and 1-5 hex digits of the caller's
+ *       choice: a user can only ever take names of its own, never one another user's start needs.
  *   psc-usernic delete HOSTNAME
  *       deletes a host end this program made for the caller (a no-op when it is already gone).
  *
@@ -19,9 +21,14 @@
  * every privilege but CAP_NET_ADMIN is dropped before any of that. No shell, no exec, no
  * environment.
  *
- * Which veths are a user's is recorded in the kernel, not in a file: the host end's alias
- * (IFLA_IFALIAS) says "psc-usernic:uid=N". Only CAP_NET_ADMIN in the host namespace can set it, so
- * a user cannot forge or clear it; an interface that is gone (its container's namespace died,
+ * Which veths are a user's is recorded in the kernel, not in a file, and from the moment the pair
+ * exists: its host end's name carries the uid, and the one RTM_NEWLINK that makes the pair also
+ * attaches it to the bridge and brings it up, so a call killed at any point leaves nothing that is
+ * not counted against its owner's quota or that its owner cannot delete (lxc-user-nic's
+ * CVE-2017-5985 class). The alias (IFLA_IFALIAS, set right after: the kernel takes no alias at
+ * creation) says "psc-usernic:uid=N" too, and is what names from before the uid was in them are
+ * recognised by. Only CAP_NET_ADMIN in the host namespace can make such names or set an alias, so
+ * a user cannot forge or clear either; an interface that is gone (its container's namespace died,
  * which deletes both ends) is simply no longer counted, so there is nothing to prune; and the
  * program needs no writable state (no CAP_DAC_OVERRIDE for /run). Counting and creating run under
  * an exclusive flock on the quota file, so two calls of one user cannot both take the last veth.
@@ -121,6 +128,14 @@ static int valid_host_name(const char *s)
     for (const char *p = s + strlen(HOST_PREFIX); *p; p++)
         if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
     return 1;
+}
+
+/* A host end named for `uid`: "vu", the uid as 8 hex digits, then 1..5 hex digits. */
+static int named_for(const char *s, uid_t uid)
+{
+    char prefix[16];
+    snprintf(prefix, sizeof prefix, HOST_PREFIX "%08x", (unsigned)uid);
+    return valid_host_name(s) && strlen(s) > strlen(prefix) && !strncmp(s, prefix, strlen(prefix));
 }
 
 /* ---- the quota file ---------------------------------------------------------------------------- */
@@ -296,7 +311,7 @@ static int get_link(int fd, const char *name, struct link *l)
     return 1;
 }
 
-/* The caller's veths on the bridge (host ends with the caller's alias), their names into `names`. */
+/* The caller's veths on the bridge (host ends named for the caller or with its alias), their names into `names`. */
 static unsigned long count_veths(int fd, int bridge, const char *alias, char *names, size_t names_size)
 {
     static char buf[32768];
@@ -313,7 +328,7 @@ static unsigned long count_veths(int fd, int bridge, const char *alias, char *na
             if (h->nlmsg_type == NLMSG_ERROR) die(FAILED, "cannot list links: %s", strerror(-((struct nlmsgerr *)NLMSG_DATA(h))->error));
             struct link l;
             parse_link(h, &l);
-            if (l.master != bridge || strcmp(l.alias, alias)) continue;
+            if (l.master != bridge || (strcmp(l.alias, alias) && !named_for(l.name, caller))) continue;
             count++;
             size_t used = strlen(names);
             snprintf(names + used, names_size - used, "%s%s", used ? ", " : "", l.name);
@@ -361,7 +376,8 @@ static int create(const char *pid_text, const char *bridge, const char *name, co
 {
     if (!valid_ifname(bridge)) die(USAGE, "'%s' is not an interface name", bridge);
     if (!valid_ifname(name)) die(USAGE, "'%s' is not an interface name (1-15 of A-Z a-z 0-9 _ . -)", name);
-    if (!valid_host_name(host)) die(USAGE, "host end '%s' must be '" HOST_PREFIX "' and 1-13 hex digits", host);
+    if (!named_for(host, caller))
+        die(USAGE, "host end '%s' must be '" HOST_PREFIX "%08x' (your uid in hex) and 1-5 hex digits", host, (unsigned)caller);
     int ns = open_callers_netns(pid_text);
 
     struct passwd *pw = getpwuid(caller);
@@ -395,10 +411,14 @@ static int create(const char *pid_text, const char *bridge, const char *name, co
         die(QUOTA, "quota exhausted: user %s may attach %lu veth%s to %s (%s) and %lu %s in use (%s); stop a container that uses one, or ask root to raise the count",
             user, allowed, allowed == 1 ? "" : "s", bridge, quoted, used, used == 1 ? "is" : "are", in_use);
 
-    /* The pair: host end here, peer created straight in the container's namespace. */
+    /* The pair: host end here, already on the bridge and up, peer created straight in the
+     * container's namespace; all in one request, so there is never a pair that is not attached. */
     struct request r;
     init_request(&r, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+    r.ifi.ifi_flags = IFF_UP;
+    r.ifi.ifi_change = IFF_UP;
     add_attr(&r.nh, IFLA_IFNAME, host, strlen(host) + 1);
+    add_attr(&r.nh, IFLA_MASTER, &br.index, sizeof br.index);
     struct rtattr *linkinfo = add_attr(&r.nh, IFLA_LINKINFO, NULL, 0);
     add_attr(&r.nh, IFLA_INFO_KIND, "veth", 4);
     struct rtattr *data = add_attr(&r.nh, IFLA_INFO_DATA, NULL, 0);
@@ -415,19 +435,16 @@ static int create(const char *pid_text, const char *bridge, const char *name, co
     if (e == -EEXIST) die(FAILED, "cannot create the veth %s/%s: an interface of that name exists (here or in the container)", host, name);
     if (e < 0) die(FAILED, "cannot create the veth %s/%s: %s", host, name, strerror(-e));
 
-    /* Mark it the caller's, attach it, bring it up; undo the pair if any of that fails. */
+    /* The alias too (its name already says whose it is); undo the pair if that fails. */
     struct link made;
     if (!get_link(fd, host, &made)) die(FAILED, "the new veth %s vanished", host);
     init_request(&r, RTM_NEWLINK, 0);
     r.ifi.ifi_index = made.index;
-    r.ifi.ifi_flags = IFF_UP;
-    r.ifi.ifi_change = IFF_UP;
     add_attr(&r.nh, IFLA_IFALIAS, alias, strlen(alias));
-    add_attr(&r.nh, IFLA_MASTER, &br.index, sizeof br.index);
     e = nl_call(fd, &r);
     if (e < 0) {
         delete_link(fd, made.index);
-        die(FAILED, "cannot attach %s to %s: %s", host, bridge, strerror(-e));
+        die(FAILED, "cannot mark %s as uid %u's: %s", host, caller, strerror(-e));
     }
     return OK;
 }
@@ -441,7 +458,9 @@ static int delete(const char *host)
     if (!get_link(fd, host, &l)) return OK;
     char alias[64];
     snprintf(alias, sizeof alias, ALIAS_FORMAT, caller);
-    if (strcmp(l.alias, alias)) die(NOT_YOURS, "%s was not made by psc-usernic for uid %u", host, caller);
+    /* The caller's: its alias, or (a call killed before the alias) a veth named for the caller and no alias at all. */
+    int mine = !strcmp(l.alias, alias) || (l.alias[0] == 0 && !strcmp(l.kind, "veth") && named_for(host, caller));
+    if (!mine) die(NOT_YOURS, "%s was not made by psc-usernic for uid %u", host, caller);
     int e = delete_link(fd, l.index);
     if (e < 0 && e != -ENODEV) die(FAILED, "cannot delete %s: %s", host, strerror(-e));
     return OK;

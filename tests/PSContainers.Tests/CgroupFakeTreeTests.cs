@@ -83,6 +83,34 @@ public sealed class CgroupFakeTreeTests : IDisposable
     };
 
     [Fact]
+    public void V2_ContainerLayout_LimitsOnTheOuterCgroup_ControllersEnabledForTheInnerOne()
+    {
+        var cg = FakeV2();
+        // What the kernel shows in the outer cgroup once its parent enabled them.
+        File.WriteAllText(Path.Combine(_root, "psc", "c1", "cgroup.controllers"), "cpuset cpu io memory hugetlb pids\n");
+        File.WriteAllText(Path.Combine(_root, "psc", "c1", "cgroup.subtree_control"), "");
+        cg.CreateContainer("psc/c1", new CgroupLimits { MemoryMax = 64L << 20, PidsMax = 40 });
+        Assert.Equal("67108864", Leaf("memory.max"));
+        Assert.Equal("40", Leaf("pids.max"));
+        var inner = Path.Combine(_root, "psc", "c1", CgroupManager.InnerName);
+        Assert.True(Directory.Exists(inner));
+        // The limits are not on the inner cgroup (the container's namespace root): nothing was written there.
+        Assert.Empty(Directory.EnumerateFiles(inner));
+        // The outer cgroup enables the controllers for the inner one (it holds no process itself).
+        Assert.Equal(new[] { "+memory", "+pids" }, Leaf("cgroup.subtree_control").Split(' ').Order());
+        Assert.Equal("psc/c1/" + CgroupManager.InnerName, cg.JoinPathOf("psc/c1"));
+        // A container started before the inner layout is joined in its outer cgroup.
+        Directory.CreateDirectory(Path.Combine(_root, "psc", "old"));
+        Assert.Equal("psc/old", cg.JoinPathOf("psc/old"));
+        // Live limits go to the outer cgroup and enable what they need for the inner one.
+        File.WriteAllText(Path.Combine(_root, "psc", "c1", "cgroup.subtree_control"), "");
+        cg.ApplyContainerLimits("psc/c1", new CgroupLimits { CpuWeight = 50 });
+        Assert.Equal("50", Leaf("cpu.weight"));
+        Assert.Equal("+cpu", Leaf("cgroup.subtree_control"));
+        Assert.Empty(Directory.EnumerateFiles(inner));
+    }
+
+    [Fact]
     public void V2_EveryLimit_WritesExactFileContents()
     {
         var cg = FakeV2();

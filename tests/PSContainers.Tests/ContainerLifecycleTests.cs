@@ -48,7 +48,9 @@ public sealed class ContainerLifecycleTests : IDisposable
         Assert.NotNull(started.Pid);
         var initPid = started.Pid!.Value;
         var cgroupPath = started.CgroupPath!;
-        Assert.All(CgroupManager.ForHost().ProcsFiles(cgroupPath), f => Assert.Contains(initPid.ToString(), File.ReadAllLines(f)));
+        // Init lives in the inner cgroup below the one with the limits (see CgroupManagerContainer.cs).
+        Assert.All(CgroupManager.ForHost().ProcsFiles(CgroupManager.InnerOf(cgroupPath)), f => Assert.Contains(initPid.ToString(), File.ReadAllLines(f)));
+        Assert.All(CgroupManager.ForHost().ProcsFiles(cgroupPath), f => Assert.Empty(File.ReadAllLines(f)));
 
         // A second session (another pwsh) sees it running.
         using (var other = _store.OpenSession())

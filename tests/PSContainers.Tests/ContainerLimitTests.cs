@@ -101,6 +101,26 @@ public sealed class ContainerLimitTests : IDisposable
     }
 
     [Fact]
+    public void LiveDeviceRules_ReachTheInnerCgroup_AndAWholeListResetIsAPreciseError()
+    {
+        // The container's processes are in the inner cgroup: an allow given live must reach them
+        // (v1 does not pass allows down), a deny holds at once, and on v1 a reset of the whole list
+        // ('a') is refused by the kernel for a cgroup with a child: a precise error, nothing changed.
+        var name = NewRunning("devlive");
+        _ps.Run("Set-CgroupLimit $args[0] -DeviceDeny 'c 1:5 rwm'", name);
+        Assert.NotEqual(0, Exec(name, "sh", "-c", "head -c 1 /dev/zero").ExitCode);
+        _ps.Run("Set-CgroupLimit $args[0] -DeviceAllow 'c 1:5 rwm'", name);
+        Assert.Equal(new[] { "1" }, Exec(name, "sh", "-c", "head -c 1 /dev/zero | wc -c").Output.Select(l => l.Trim()));
+        if (CgroupManager.ForHost().ControllerVersions().GetValueOrDefault("devices") == "v1")
+        {
+            var r = _ps.Invoke("Set-CgroupLimit $args[0] -DeviceDeny a", name);
+            Assert.Equal("DeviceRuleNeedsRestart", Id(r.SingleError));
+            Assert.Contains("-Persist", r.SingleError.Exception.Message);
+            Assert.Equal(0, Exec(name, "sh", "-c", "echo hi > /dev/null").ExitCode);
+        }
+    }
+
+    [Fact]
     public void DenyAllAllowOne_FromConfig()
     {
         var name = NewRunning("devcfg", "Set-CgroupLimit $args[0] -DeviceDeny a -DeviceAllow 'c 1:3 rwm', 'c 136:* rwm', 'c 5:2 rwm' -Persist");
@@ -193,7 +213,8 @@ public sealed class ContainerLimitTests : IDisposable
         Assert.False(ns["user"].Isolated);
         Assert.All(ns.Values, n => Assert.Equal(info.Pid, n.ProcessId));
         var cgroups = _ps.Run("Get-ProcessNamespace -Id $args[0] -Cgroup", info.Pid).Select(o => (ProcessCgroup)o.BaseObject).ToList();
-        Assert.Contains(cgroups, c => c.Controllers.Contains("memory") && c.Path.EndsWith("/" + name));
-        Assert.Contains(cgroups, c => c.Version == "v2" && c.Path.EndsWith("/" + name));
+        // Init is in the inner cgroup, below the one with the limits.
+        Assert.Contains(cgroups, c => c.Controllers.Contains("memory") && c.Path.EndsWith($"/{name}/{CgroupManager.InnerName}"));
+        Assert.Contains(cgroups, c => c.Version == "v2" && c.Path.EndsWith($"/{name}/{CgroupManager.InnerName}"));
     }
 }

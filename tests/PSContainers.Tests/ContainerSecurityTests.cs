@@ -1,3 +1,5 @@
+using PSContainers.Runtime;
+using PSContainers.Runtime.Cgroups;
 using System.Security.Cryptography;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Namespaces;
@@ -187,6 +189,176 @@ public sealed class ContainerSecurityTests : IDisposable
         Assert.NotEqual(ENOSYS, Probe(n, "syscall", Sys("keyctl"), "0", "-1"));
     }
 
+    /// <summary>
+    /// Mounts each hierarchy given as "type:options" and, in the cgroup the mount shows (the root of
+    /// the container's cgroup namespace), writes every lifting value into every writable control
+    /// file but the ones that act on the container itself (kill, freeze, moves). Prints "root SPEC
+    /// PIDS" per mount and "wrote FILE VALUE" for each write the kernel took.
+    /// </summary>
+    private const string LiftEverything = """
+        major=$1; minor=$2; cpus=$3; shift 3; i=0
+        for spec in "$@"; do
+          i=$((i+1)); d=/tmp/cg$i; mkdir -p $d
+          t=${spec%%:*}; o=${spec#*:}
+          if [ -n "$o" ]; then mount -t $t -o $o none $d; else mount -t $t none $d; fi || { echo "mountfail $spec"; continue; }
+          echo "root $spec $(wc -l < $d/cgroup.procs)"
+          for f in $d/*; do
+            [ -f "$f" ] && [ -w "$f" ] || continue
+            case "${f##*/}" in cgroup.procs|tasks|cgroup.threads|cgroup.kill|cgroup.freeze|freezer.state|cgroup.event_control|memory.force_empty|cgroup.type|cgroup.subtree_control|devices.deny) continue;; esac
+            for v in max -1 9223372036854771712 a "a *:* rwm" "b $major:$minor rwm" "c *:* rwm" "b *:* rwm" "$cpus"; do
+              echo "$v" 2>/dev/null > "$f" && echo "wrote ${f##*/} $v"
+            done
+          done
+        done
+        """;
+
+    /// <summary>The limit files of a cgroup directory: writable, not counters or the process lists.</summary>
+    private static Dictionary<string, string> LimitFiles(IEnumerable<string> dirs)
+    {
+        var skip = new[] { "usage", "failcnt", "stat", "events", "pressure", "current", "peak", "procs", "tasks", "threads", "reclaim", "force_empty", "kill", "freeze", "oom_control" };
+        var files = new Dictionary<string, string>();
+        foreach (var dir in dirs)
+            foreach (var f in Directory.EnumerateFiles(dir))
+            {
+                var name = Path.GetFileName(f);
+                if (skip.Any(name.Contains) || (File.GetUnixFileMode(f) & UnixFileMode.UserWrite) == 0) continue;
+                try { files[f] = File.ReadAllText(f); } catch (IOException) { }
+            }
+        return files;
+    }
+
+    [Fact]
+    public void Limits_CannotBeLiftedFromInside_ThroughTheContainersOwnHierarchies()
+    {
+        // A default (privileged, sys_admin kept) container with memory and pids limits and the
+        // default device rules mounts every hierarchy there is and writes lifting values into its
+        // own cgroup's files. Its cgroup namespace is rooted at the inner cgroup: what it reaches is
+        // below the limits, which stay as they were and still hold.
+        using var loop = new LoopFilesystem("btrfs", 256L << 20);
+        var (major, minor) = DeviceNumbers(loop.LoopDevice!);
+        var cgroups = _store.Manager.Cgroups;
+        var c = Running("lift", "limits: { memory: 64M, pids: 40 }\n");
+        var outer = c.CgroupPath!;
+        var inner = CgroupManager.InnerOf(outer);
+        // The container's processes are in the inner cgroup, the root of their cgroup namespace.
+        // (Named hierarchies without a controller, like name=systemd, are not the container's.)
+        static bool Managed(string line) => !line.Split(':')[1].StartsWith("name=", StringComparison.Ordinal);
+        Assert.All(File.ReadAllLines($"/proc/{c.Pid}/cgroup").Where(Managed), l => Assert.EndsWith("/" + inner, l));
+        Assert.All(Exec(c.Name, "cat", "/proc/1/cgroup").Output.Where(Managed), l => Assert.EndsWith(":/", l));
+        Assert.Empty(cgroups.Pids(outer));
+
+        var before = LimitFiles(cgroups.Directories(outer));
+        Assert.Contains(before, kv => kv.Key.EndsWith("/pids.max") && kv.Value.Trim() == "40");
+        var specs = new List<string>();
+        if (cgroups.V1 is { } v1) specs.AddRange(v1.Mounts.Values.Distinct().Select(m => "cgroup:" + Path.GetFileName(m)));
+        if (cgroups.V2 is not null) specs.Add("cgroup2:");
+        var cpus = File.ReadAllText("/sys/devices/system/cpu/online").Trim();
+        var lift = Exec(c.Name, new[] { "sh", "-c", LiftEverything, "lift", major, minor, cpus }.Concat(specs).ToArray());
+        Assert.DoesNotContain(lift.Output, l => l.StartsWith("mountfail"));
+        // Each mount shows the inner cgroup (the container's own processes, nothing above).
+        Assert.Equal(specs.Count, lift.Output.Count(l => l.StartsWith("root ") && int.Parse(l.Split(' ')[2]) > 0));
+        // The device list can only narrow below a parent: not one allow got through.
+        Assert.DoesNotContain(lift.Output, l => l.StartsWith("wrote devices.allow"));
+        Assert.True(lift.Output.Any(l => l.StartsWith("wrote pids.max max")), string.Join("\n", lift.Output.Concat(lift.Error))); // its own (inner) cgroup it may change
+        var after = LimitFiles(cgroups.Directories(outer));
+        foreach (var (file, value) in before)
+            Assert.True(after.TryGetValue(file, out var now) && now == value, $"{file} changed from '{value.Trim()}' to '{now?.Trim()}'");
+
+        // And they hold: the device, the process count, the memory.
+        Assert.Equal(0, Probe(c.Name, "mknod", "/tmp/loopdev", "b", major, minor));
+        Assert.Equal(EPERM, Probe(c.Name, "read", "/tmp/loopdev", "4"));
+        var forks = Exec(c.Name, "sh", "-c", "i=0; while [ $i -lt 60 ]; do sleep 30 </dev/null >/dev/null 2>&1 & i=$((i+1)); done; true");
+        var sleeping = cgroups.AllPids(outer).Where(p => File.ReadAllText($"/proc/{p}/comm").Trim() == "sleep").ToList();
+        Assert.True(sleeping.Count is > 0 and < 40, $"{sleeping.Count} sleeps under pids.max 40");
+        Assert.Contains(forks.Error, l => l.Contains("fork", StringComparison.OrdinalIgnoreCase));
+        foreach (var p in sleeping) PSContainers.Runtime.Native.Sys.Kill(p, 9);
+        Assert.True(SpinWait.SpinUntil(() => cgroups.AllPids(outer).Count < 10, 5000));
+        var hog = Exec(c.Name, "/bin/busybox", "awk", "BEGIN { s = \"x\"; while (length(s) < 268435456) s = s s; print \"survived\" }");
+        Assert.Equal(137, hog.ExitCode);
+    }
+
+    [Fact]
+    public void AContainerOnTheOldLayout_IsStillJoinedStoppedAndRemoved()
+    {
+        // What a start before the inner layout left running: every process in the outer cgroup,
+        // no inner one. Attach joins the outer cgroup; stop and remove clean up as before.
+        var c = Running("oldlayout", "limits: { pids: 50 }\n");
+        var cgroups = _store.Manager.Cgroups;
+        var outer = c.CgroupPath!;
+        var inner = CgroupManager.InnerOf(outer);
+        if (cgroups.V2 is { } v2)
+        {
+            var sub = Path.Combine(v2.Directories(outer)[0], "cgroup.subtree_control");
+            var enabled = File.ReadAllText(sub).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (enabled.Length > 0) File.WriteAllText(sub, string.Join(' ', enabled.Select(e => "-" + e)));
+        }
+        foreach (var pid in cgroups.AllPids(outer))
+            foreach (var procs in cgroups.ProcsFiles(outer)) File.WriteAllText(procs, pid.ToString());
+        foreach (var dir in cgroups.Directories(inner)) Directory.Delete(dir);
+        Assert.False(cgroups.Exists(inner));
+        Assert.Equal(outer, cgroups.JoinPathOf(outer));
+
+        var attached = Exec(c.Name, "sh", "-c", "sleep 30 </dev/null >/dev/null 2>&1 & echo $!");
+        Assert.Equal(0, attached.ExitCode);
+        Assert.Contains(cgroups.Pids(outer), p => File.ReadAllText($"/proc/{p}/comm").Trim() == "sleep"); // joined in the outer cgroup
+        var stopped = (ContainerInfo)_ps.Run("Stop-Container $args[0] -PassThru", c.Name).Single().BaseObject;
+        Assert.Equal(PSContainers.Runtime.State.ContainerStatus.Stopped, stopped.State);
+        Assert.False(cgroups.Exists(outer));
+        _ps.Run("Remove-Container $args[0]", c.Name);
+        Assert.False(_store.Manager.Exists(c.Name));
+    }
+
+    [Fact]
+    public void V2DeviceProgram_CannotBeReplacedOrDetached_FromInside()
+    {
+        // The bare cgroup2 tree with a v2-only manager: the device rules are an eBPF program on the
+        // outer cgroup. A container with every capability and no seccomp filter (bpf(2) reachable)
+        // mounts cgroup2 and tries to attach an allow-all program to its namespace root (each
+        // attach mode) and below, and to detach what is in force; the host's loop device stays shut.
+        var host = CgroupManager.ForHost();
+        var unified = host.V2?.MountPoint;
+        Assert.NotNull(unified);
+        var v2only = new CgroupManager(null, new CgroupV2Driver(unified!));
+        var manager = new ContainerManager(new PSContainers.Runtime.State.ContainerStore(_store.StorePath), v2only);
+        using var loop = new LoopFilesystem("btrfs", 256L << 20);
+        var (major, minor) = DeviceNumbers(loop.LoopDevice!);
+        var name = TestStore.NewName("bpfdev");
+        var config = Path.Combine(_store.Root, name + ".yaml");
+        File.WriteAllText(config, "security:\n  capabilities: { drop: [] }\n  seccomp: { profile: unconfined }\n");
+        var created = manager.Create(name, new CreateOptions { Template = "busybox", ConfigPath = config });
+        EscapeProbe.InstallInto(created.RootfsPath);
+        try
+        {
+            var c = manager.Start(name);
+            var outerDir = v2only.Directories(c.CgroupPath!)[0];
+            var rules = CgroupDeviceProgram.ReadRules(outerDir)?.Select(r => r.ToString()).ToList();
+            Assert.NotNull(rules);
+            string Line(params string[] args)
+            {
+                var r = manager.Exec(name, new[] { "escape-probe" }.Concat(args).ToArray());
+                Assert.True(r.Output.Length == 1, string.Join("\n", r.Output.Concat(r.Error)));
+                return r.Output[0];
+            }
+            Assert.Equal(0, manager.Exec(name, new[] { "sh", "-c", "mkdir -p /tmp/cg2 && mount -t cgroup2 none /tmp/cg2 && mkdir /tmp/cg2/sub" }).ExitCode);
+            Assert.Equal(0, EscapeProbe.Errno(Line("mknod", "/tmp/loopdev", "b", major, minor)));
+            Assert.Equal(EPERM, EscapeProbe.Errno(Line("read", "/tmp/loopdev", "4")));
+            foreach (var flags in new[] { "0", "1", "2" }) // none, BPF_F_ALLOW_OVERRIDE, BPF_F_ALLOW_MULTI
+            {
+                Assert.Equal(EPERM, EscapeProbe.Errno(Line("bpfdev", "/tmp/cg2", flags)));
+                Assert.Equal(EPERM, EscapeProbe.Errno(Line("bpfdev", "/tmp/cg2/sub", flags)));
+            }
+            Assert.NotEqual(0, EscapeProbe.Errno(Line("bpfdetach", "/tmp/cg2")));
+            Assert.Equal(EPERM, EscapeProbe.Errno(Line("read", "/tmp/loopdev", "4")));
+            Assert.Equal(rules, CgroupDeviceProgram.ReadRules(outerDir)?.Select(r => r.ToString()).ToList());
+            manager.Stop(name, kill: true);
+            Assert.False(v2only.Exists(c.CgroupPath!));
+        }
+        finally
+        {
+            try { manager.Remove(name, force: true); } catch (ContainerException) { }
+        }
+    }
+
     [Fact]
     public void NoHostDescriptor_AndTheWorkingDirectory_IsInsideTheContainer()
     {
@@ -286,6 +458,62 @@ public sealed class ContainerSecurityTests : IDisposable
     }
 
     [Fact]
+    public void LongRules_NeedJumpsPast255Instructions_AndTheKernelAgrees()
+    {
+        // A rule of 45 maskedEq conditions is 270 instructions: its failure and skip jumps do not
+        // fit a conditional jump's 8-bit offset. Truncated, they land mid-rule and give wrong
+        // verdicts; the checks below are the kernel's own answers.
+        using var dir = new TempDir();
+        var masked = string.Join(", ", Enumerable.Range(0, 45).Select(k => $"{{ index: 1, op: maskedEq, mask: {1UL << k}, value: {1UL << k} }}"));
+        var ne = string.Join(", ", Enumerable.Range(1, 70).Select(k => $"{{ index: 0, op: ne, value: {1000000 + k} }}"));
+        var profile = dir.Write("long.yaml", $$"""
+            defaultAction: allow
+            syscalls:
+              - names: [getpriority]
+                action: errno
+                errno: EXDEV
+                args: [{{masked}}]
+              - names: [getpriority]
+                action: errno
+                errno: EACCES
+                args: [{ index: 0, op: eq, value: 7 }]
+              - names: [getpgid]
+                action: errno
+                errno: EOPNOTSUPP
+                args: [{{ne}}]
+              - names: [getppid]
+                action: errno
+                errno: ENOTTY
+            """);
+        var c = Running("longjump", $"security:\n  seccomp: {{ profile: {profile} }}\n");
+        var settings = SecurityPlan.Resolve(PSContainers.Runtime.Config.ConfigLoader.Load(Path.Combine(_store.StorePath, c.Name, "config.yaml")).Security);
+        var program = SeccompCompiler.Program(settings.Seccomp!, SyscallTable.HostArch);
+        Assert.True(program.Any(i => i.Code == 0x05 && i.K > byte.MaxValue), $"no long jump in {program.Count} instructions: {string.Join(", ", settings.Seccomp!.Rules.Select(r => r.Args?.Count))}"); // it does need long jumps
+        const ulong all45 = (1UL << 45) - 1;
+        var cases = new (string Name, ulong[] Args, int Errno)[]
+        {
+            ("getpriority", new ulong[] { 7, all45 }, 18),                    // every condition holds
+            ("getpriority", new ulong[] { 99, all45 | 1UL << 60 }, 18),        // extra bits are masked away
+            ("getpriority", new ulong[] { 7, all45 & ~(1UL << 44) }, 13),      // the last condition fails: the next rule
+            ("getpriority", new ulong[] { 7, all45 & ~1UL }, 13),              // the first condition fails
+            ("getpriority", new ulong[] { 7, 0 }, 13),
+            ("getpriority", new ulong[] { 99, all45 & ~(1UL << 20) }, EINVAL), // no rule: the kernel's own answer
+            ("getpgid", new ulong[] { 1 }, 95),                                // every ne holds
+            ("getpgid", new ulong[] { 1000070 }, 3),                           // the last ne fails: ESRCH from the kernel
+            ("getpgid", new ulong[] { 1000001 }, 3),                           // the first ne fails
+            ("getppid", Array.Empty<ulong>(), 25),                             // past both long rules
+        };
+        var arch = SyscallTable.HostArch == SeccompArch.X86_64 ? SeccompCompiler.AuditArchX86_64 : SeccompCompiler.AuditArchAarch64;
+        foreach (var (name, args, expected) in cases)
+        {
+            var errno = Probe(c.Name, new[] { "syscall", Sys(name) }.Concat(args.Select(a => ((long)a).ToString())).ToArray());
+            Assert.True(errno == expected, $"{name}({string.Join(", ", args)}): the kernel answered errno {errno}, expected {expected}");
+            var verdict = SeccompInterpreter.Run(settings.SeccompFilter!, arch, int.Parse(Sys(name)), args);
+            Assert.True(verdict == SeccompCompiler.RetAllow ? expected is 0 or 3 or EINVAL : (verdict & 0xFFFF) == expected, $"{name}: the interpreter says {verdict:x}");
+        }
+    }
+
+    [Fact]
     public void DefaultProfile_EveryDeniedCall_IsRefusedByTheKernel_AsGenerated()
     {
         var c = Running("verdicts");
@@ -328,6 +556,40 @@ public sealed class ContainerSecurityTests : IDisposable
             .Aggregate(0UL, (m, n) => m | 1UL << Capabilities.Number(n));
         Assert.Equal(kept, Convert.ToUInt64(status["CapBnd"], 16));
         Assert.Equal(kept, Convert.ToUInt64(Status(Exec(keep.Name, "cat", "/proc/self/status").Output)["CapEff"], 16));
+    }
+
+    [Fact]
+    public void ReadOnlyBindMount_IsReadOnlyAllTheWayDown_ThroughAHostSubmount()
+    {
+        // The host directory has a filesystem mounted below it. The bind is recursive (the submount
+        // is visible inside); readOnly must hold for the submount too, not only for the top mount:
+        // a remount with MS_REC does not recurse (the kernel ignores MS_REC there).
+        var source = Path.Combine(_store.Root, "ro-src");
+        var sub = Path.Combine(source, "sub");
+        Directory.CreateDirectory(sub);
+        File.WriteAllText(Path.Combine(source, "top.txt"), "host top");
+        HostCommand.Run("mount", "-t", "tmpfs", "-o", "size=1m", "psct-rosub", sub);
+        try
+        {
+            File.WriteAllText(Path.Combine(sub, "host.txt"), "host file");
+            var c = Running("rosub", $"mounts:\n  - {{ source: {source}, target: /mnt/ro, readOnly: true }}\n");
+            Assert.Equal("host file", Exec(c.Name, "cat", "/mnt/ro/sub/host.txt").Output.Single());
+            foreach (var path in new[] { "/mnt/ro/top.txt", "/mnt/ro/sub/host.txt" })
+                Assert.Equal(EROFS, Probe(c.Name, "openw", path));
+            Assert.NotEqual(0, Exec(c.Name, "sh", "-c", "echo changed > /mnt/ro/sub/host.txt").ExitCode);
+            Assert.NotEqual(0, Exec(c.Name, "sh", "-c", "echo new > /mnt/ro/sub/new.txt").ExitCode);
+            Assert.Equal("host file", File.ReadAllText(Path.Combine(sub, "host.txt")));
+            Assert.False(File.Exists(Path.Combine(sub, "new.txt")));
+            Assert.Equal("host top", File.ReadAllText(Path.Combine(source, "top.txt")));
+            // Inside, every mount at or below the target is read-only.
+            var mounts = Exec(c.Name, "cat", "/proc/self/mountinfo").Output.Select(l => l.Split(' ')).Where(f => f[4] == "/mnt/ro" || f[4].StartsWith("/mnt/ro/")).ToList();
+            Assert.Equal(2, mounts.Count);
+            Assert.All(mounts, f => Assert.StartsWith("ro", f[5]));
+        }
+        finally
+        {
+            HostCommand.Run("umount", "-l", sub);
+        }
     }
 
     [Fact]

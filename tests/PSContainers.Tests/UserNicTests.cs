@@ -116,9 +116,11 @@ public sealed class UserNicTests
                 "address=$(Try-Start {{name}}d @{ type = 'veth'; link = '{{bridge}}'; ipv4 = '10.9.9.9/24' })"
                 $env:PSC_USERNIC = '{{user.ModuleFolder}}/psc-usernic'
                 "unprivileged=$(Try-Start {{name}}e @{ type = 'veth'; link = '{{bridge}}' })"
-                & '{{setuid}}' create 1 {{bridge}} eth9 vu1; "pid1=$LASTEXITCODE"
-                & '{{setuid}}' create $PID {{bridge}} eth9 vu2; "hostns=$LASTEXITCODE"
-                & '{{setuid}}' create {{start.Lines.First(l => l.StartsWith("pid="))[4..]}} {{bridge}} 'eth/9' vu3; "badname=$LASTEXITCODE"
+                & '{{setuid}}' create 1 {{bridge}} eth9 vu{{user.Uid:x8}}1; "pid1=$LASTEXITCODE"
+                & '{{setuid}}' create $PID {{bridge}} eth9 vu{{user.Uid:x8}}2; "hostns=$LASTEXITCODE"
+                & '{{setuid}}' create {{start.Lines.First(l => l.StartsWith("pid="))[4..]}} {{bridge}} 'eth/9' vu{{user.Uid:x8}}3; "badname=$LASTEXITCODE"
+                & '{{setuid}}' create {{start.Lines.First(l => l.StartsWith("pid="))[4..]}} {{bridge}} eth9 vu{{(user.Uid + 1):x8}}3; "otheruid=$LASTEXITCODE"
+                & '{{setuid}}' create {{start.Lines.First(l => l.StartsWith("pid="))[4..]}} {{bridge}} eth9 vu3; "nouid=$LASTEXITCODE"
                 & '{{setuid}}' delete {{foreign}}; "foreign=$LASTEXITCODE"
                 & '{{setuid}}' delete {{bridge}}; "bridge=$LASTEXITCODE"
                 exit 0
@@ -135,6 +137,8 @@ public sealed class UserNicTests
             Assert.Equal("4", Value(refused, "pid1"));     // another user's process: not even openable
             Assert.Equal("4", Value(refused, "hostns"));   // the caller's own process, in the host's namespace
             Assert.Equal("2", Value(refused, "badname"));
+            Assert.Equal("2", Value(refused, "otheruid")); // a name another user's start would need: never this user's
+            Assert.Equal("2", Value(refused, "nouid"));
             Assert.Equal("4", Value(refused, "foreign"));  // a host link psc-usernic did not make for this user
             Assert.Equal("2", Value(refused, "bridge"));   // not even a name it would make
             Assert.True(Directory.Exists($"/sys/class/net/{foreign}"));
@@ -159,6 +163,89 @@ public sealed class UserNicTests
         {
             user.Dispose();
             try { using var host = NetworkClient.Host(); host.DeleteLinks([foreign]); } catch (Exception) { }
+        }
+    }
+
+    [Fact]
+    public void KilledMidCreate_LeavesNothingUncountedOrUndeletable()
+    {
+        // lxc-user-nic's CVE-2017-5985 class: 300 creates, each SIGKILLed after a spread of delays
+        // (before, during and after the kernel made the pair). After each, the owner deletes the
+        // host end it asked for: that must always work and leave nothing behind; every pair that
+        // exists meanwhile counts against the quota; and at the end the whole quota is still free.
+        using var lab = new NetLab();
+        var bridge = lab.HostLink("bk");
+        using var user = new TestUser();
+        var prefix = $"vu{user.Uid:x8}";
+        try
+        {
+            using (var host = NetworkClient.Host())
+            {
+                host.CreateBridge(bridge);
+                host.SetLink(bridge, new LinkChanges { Up = true });
+            }
+            var capability = Path.Combine(user.Folder, "libexec", "psc-usernic");
+            using (var root = new ModuleSession(Path.Combine(user.Folder, "unused-store")))
+                root.Run("Install-ContainerUserNic -Path $args[0] -Confirm:$false", capability);
+            using var quota = new UsernetFile($"{user.Name} veth {bridge} 2\n");
+            var run = user.Run($$"""
+                $ns = [Diagnostics.Process]::Start('unshare', [string[]]@('-Urn', 'sleep', '600'))
+                [Threading.Thread]::Sleep(300)
+                $nsPid = $ns.Id
+                function Usernic([string[]] $a) {
+                    $psi = [Diagnostics.ProcessStartInfo]::new('{{capability}}')
+                    foreach ($x in $a) { $psi.ArgumentList.Add($x) }
+                    $psi.RedirectStandardError = $true
+                    [Diagnostics.Process]::Start($psi)
+                }
+                $made = 0; $unaliased = 0; $bad = @()
+                for ($i = 0; $i -lt 300; $i++) {
+                    $name = '{{prefix}}' + ('{0:x5}' -f $i)
+                    $p = Usernic @('create', "$nsPid", '{{bridge}}', ('e' + $i), $name)
+                    $delay = [Diagnostics.Stopwatch]::StartNew()
+                    $wait = ($i % 60) * 50  # 0 to 2.95 ms
+                    while ($delay.Elapsed.TotalMicroseconds -lt $wait) { }
+                    try { $p.Kill() } catch { }
+                    $p.WaitForExit()
+                    if ([IO.Directory]::Exists("/sys/class/net/$name")) {
+                        $made++
+                        $alias = try { [IO.File]::ReadAllText("/sys/class/net/$name/ifalias").Trim() } catch { '' }
+                        if (-not $alias) { $unaliased++ }
+                        $master = try { [IO.Path]::GetFileName([IO.FileInfo]::new("/sys/class/net/$name/master").LinkTarget) } catch { '' }
+                        if ($master -ne '{{bridge}}') { $bad += "unattached:${name}" }
+                    }
+                    $d = Usernic @('delete', $name); $d.WaitForExit()
+                    if ($d.ExitCode -ne 0) { $bad += "delete:${name}:$($d.ExitCode):$($d.StandardError.ReadToEnd().Trim())" }
+                    if ([IO.Directory]::Exists("/sys/class/net/$name")) { $bad += "left:${name}" }
+                }
+                "made=$made"
+                "unaliased=$unaliased"
+                "bad=$($bad -join ' ')"
+                # The whole quota (2) is free: two creates work, a third is refused.
+                $codes = foreach ($n in 'ffff0', 'ffff1', 'ffff2') { $p = Usernic @('create', "$nsPid", '{{bridge}}', "q$n", ('{{prefix}}' + $n)); $p.WaitForExit(); $p.ExitCode }
+                "quota=$($codes -join ',')"
+                foreach ($n in 'ffff0', 'ffff1') { $p = Usernic @('delete', ('{{prefix}}' + $n)); $p.WaitForExit() }
+                "ports=$([IO.Directory]::GetFileSystemEntries('/sys/class/net/{{bridge}}/brif').Count)"
+                $ns.Kill()
+                exit 0
+                """, timeout: TimeSpan.FromMinutes(5));
+            Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+            Assert.Equal("", Value(run, "bad"));
+            // The loop did reach the kernel: some kills came after the pair was made.
+            Assert.True(int.Parse(Value(run, "made")) > 0, run.StdOut);
+            Assert.Equal("0,0,3", Value(run, "quota"));
+            Assert.Equal("0", Value(run, "ports"));
+            Assert.Empty(Directory.EnumerateFileSystemEntries("/sys/class/net").Select(Path.GetFileName).Where(n => n!.StartsWith(prefix)));
+        }
+        finally
+        {
+            try
+            {
+                using var host = NetworkClient.Host();
+                host.DeleteLinks(Directory.EnumerateFileSystemEntries("/sys/class/net").Select(Path.GetFileName).Where(n => n!.StartsWith(prefix)).ToArray()!);
+            }
+            catch (Exception) { }
+            user.Dispose();
         }
     }
 }

@@ -46,6 +46,19 @@ internal static class CgroupFiles
         return text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToArray();
     }
 
+    /// <summary>The pids in the cgroup directory <paramref name="dir"/> and every cgroup below it.</summary>
+    public static IReadOnlyList<int> ReadPidsTree(string dir)
+    {
+        var pids = new List<int>(ReadPids(Path.Combine(dir, "cgroup.procs")));
+        try
+        {
+            foreach (var sub in Directory.EnumerateDirectories(dir, "*", SearchOption.AllDirectories))
+                pids.AddRange(ReadPids(Path.Combine(sub, "cgroup.procs")));
+        }
+        catch (DirectoryNotFoundException) { }
+        return pids;
+    }
+
     /// <summary>rmdir of a cgroup; EBUSY while the kernel still releases exiting tasks, so retry briefly.</summary>
     public static bool RemoveDirectory(string dir, TimeSpan wait)
     {

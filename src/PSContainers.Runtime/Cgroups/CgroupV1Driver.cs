@@ -63,11 +63,10 @@ public sealed partial class CgroupV1Driver : ICgroupDriver
     public IReadOnlyList<string> Directories(string path) => Hierarchies.Select(root => Path.Combine(root, path)).ToArray();
     public IReadOnlyList<string> ProcsFiles(string path) => Hierarchies.Select(root => Path.Combine(root, path, "cgroup.procs")).ToArray();
 
-    public IReadOnlyList<int> Pids(string path)
-    {
-        var root = Mounts.TryGetValue("freezer", out var f) ? f : Hierarchies.First();
-        return CgroupFiles.ReadPids(Path.Combine(root, path, "cgroup.procs"));
-    }
+    public IReadOnlyList<int> Pids(string path) => CgroupFiles.ReadPids(Path.Combine(PidsDirectory(path), "cgroup.procs"));
+
+    /// <summary>The directory whose cgroup.procs lists the cgroup's processes (the freezer hierarchy's, where there is one).</summary>
+    public string PidsDirectory(string path) => Path.Combine(Mounts.TryGetValue("freezer", out var f) ? f : Hierarchies.First(), path);
 
     public void Freeze(string path, TimeSpan timeout)
     {
@@ -102,9 +101,11 @@ public sealed partial class CgroupV1Driver : ICgroupDriver
             try { Freeze(path, TimeSpan.FromSeconds(2)); frozen = true; }
             catch (ContainerException) { }
         }
-        foreach (var pid in Pids(path)) Sys.Kill(pid, 9);
+        // The cgroups below it too (a container's inner cgroup and whatever it made there).
+        IReadOnlyList<int> All() => CgroupFiles.ReadPidsTree(PidsDirectory(path));
+        foreach (var pid in All()) Sys.Kill(pid, 9);
         if (frozen) Thaw(path);
-        CgroupFiles.WaitUntil(() => { foreach (var pid in Pids(path)) Sys.Kill(pid, 9); return Pids(path).Count == 0; }, TimeSpan.FromSeconds(5));
+        CgroupFiles.WaitUntil(() => { foreach (var pid in All()) Sys.Kill(pid, 9); return All().Count == 0; }, TimeSpan.FromSeconds(5));
     }
 
     public void SetMemoryMax(string path, long? bytes)

@@ -235,6 +235,20 @@ public sealed partial class CgroupV1Driver
     {
         string? Read(string controller, string file) =>
             Owns(controller) ? CgroupFiles.TryRead(Path.Combine(ControllerDir(controller, path), file)) : null;
+        // v1 counts these events in the cgroup of the process they hit, not up the tree: a
+        // container's processes are in cgroups below this one (its inner cgroup), so add them up.
+        long? SumBelow(string controller, string file, string key)
+        {
+            if (!Owns(controller)) return null;
+            var dir = ControllerDir(controller, path);
+            long? total = null;
+            IEnumerable<string> dirs = new[] { dir };
+            try { dirs = dirs.Concat(Directory.EnumerateDirectories(dir, "*", SearchOption.AllDirectories).ToList()); }
+            catch (DirectoryNotFoundException) { }
+            foreach (var d in dirs)
+                if (CgroupStats.KeyValues(CgroupFiles.TryRead(Path.Combine(d, file))).TryGetValue(key, out var v)) total = (total ?? 0) + v;
+            return total;
+        }
         if (controllers.Contains("memory"))
         {
             u.MemoryCurrent = ParseV1(Read("memory", "memory.usage_in_bytes"));
@@ -242,7 +256,7 @@ public sealed partial class CgroupV1Driver
             u.MemoryMax = ParseV1(Read("memory", "memory.limit_in_bytes"));
             if (ParseV1(Read("memory", "memory.memsw.usage_in_bytes")) is { } memsw && u.MemoryCurrent is { } cur) u.SwapCurrent = Math.Max(0, memsw - cur);
             u.MemoryLimitHits = ParseV1(Read("memory", "memory.failcnt"));
-            u.OomKills = CgroupStats.KeyValues(Read("memory", "memory.oom_control")).GetValueOrDefault("oom_kill");
+            u.OomKills = SumBelow("memory", "memory.oom_control", "oom_kill") ?? 0;
         }
         if (controllers.Contains("cpuacct") && Read("cpuacct", "cpuacct.usage") is { } usage)
         {
@@ -263,7 +277,7 @@ public sealed partial class CgroupV1Driver
         {
             u.PidsCurrent = Read("pids", "pids.current") is { } c ? long.Parse(c, CultureInfo.InvariantCulture) : null;
             u.PidsMax = Read("pids", "pids.max") is { } m ? (m == "max" ? CgroupLimits.Unlimited : long.Parse(m, CultureInfo.InvariantCulture)) : null;
-            u.PidsLimitHits = CgroupStats.KeyValues(Read("pids", "pids.events")).GetValueOrDefault("max");
+            u.PidsLimitHits = SumBelow("pids", "pids.events", "max") ?? 0;
         }
         if (controllers.Contains("io") && Owns("io"))
         {

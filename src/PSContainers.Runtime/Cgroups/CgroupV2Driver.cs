@@ -100,7 +100,7 @@ public sealed partial class CgroupV2Driver : ICgroupDriver
         {
             for (var round = 0; round < 100; round++)
             {
-                var pids = Pids(path);
+                var pids = CgroupFiles.ReadPidsTree(Dir(path));
                 if (pids.Count == 0) break;
                 foreach (var pid in pids) Sys.Kill(pid, 9);
                 Thread.Sleep(2);

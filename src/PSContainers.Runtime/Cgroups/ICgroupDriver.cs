@@ -28,7 +28,7 @@ public interface ICgroupDriver
     void Freeze(string path, TimeSpan timeout);
     void Thaw(string path);
     bool IsFrozen(string path);
-    /// <summary>SIGKILL every process in the cgroup.</summary>
+    /// <summary>SIGKILL every process in the cgroup and in every cgroup below it.</summary>
     void KillAll(string path);
 
     void SetMemoryMax(string path, long? bytes);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using PSContainers.Runtime.Cgroups;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Namespaces;
@@ -113,8 +114,8 @@ public sealed class CheckpointManager
             ConsoleTty = TtyId($"/proc/{init}/root/dev/console"),
             Mounts = ExternalMounts(config),
             Veths = VethNames(config),
-            ProcessCount = Manager.Cgroups.Pids(state.CgroupPath).Count,
-            ForeignCgroups = ForeignCgroups(init, state.CgroupPath),
+            ProcessCount = Manager.Cgroups.AllPids(state.CgroupPath).Count,
+            ForeignCgroups = ForeignCgroups(init, Manager.Cgroups.JoinPathOf(state.CgroupPath)),
         };
         var clock = Stopwatch.StartNew();
         // Self-describing before CRIU touches the processes: a killed pwsh leaves a checkpoint that is
@@ -358,7 +359,7 @@ public sealed class CheckpointManager
         // A restore whose pwsh was killed: its supervisor killed criu and the restored tasks, but
         // criu's mounts in the images directory are ours to undo.
         CriuService.UnmountLeftovers(directory);
-        var cgroupPath = $"{Store.CgroupParent}/{name}";
+        var cgroupPath = Manager.CgroupPathFor(name)!; // restore is root's: always a cgroup
         progress?.Report($"Creating the cgroup {cgroupPath}");
         Manager.CreateCgroupFor(name, cgroupPath, config);
         var rootMounts = Storage.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage);
@@ -385,7 +386,7 @@ public sealed class CheckpointManager
             };
             spec.Command.AddRange(new[] { criu.Path, "swrk", "3" });
             spec.Environment.Add("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-            spec.CgroupDirectories.AddRange(Manager.Cgroups.Directories(cgroupPath));
+            spec.CgroupDirectories.AddRange(Manager.Cgroups.Directories(cgroupPath).Concat(Manager.Cgroups.Directories(CgroupManager.InnerOf(cgroupPath))));
             var logPath = Path.Combine(directory, RestoreLog);
             HelperResult result;
             progress?.Report($"Restoring {manifest.ProcessCount} process(es) into '{name}'");
@@ -423,8 +424,8 @@ public sealed class CheckpointManager
             // (a task stuck where the supervisor could not reap it) goes with it.
             if (Manager.Cgroups.Exists(cgroupPath))
             {
-                if (Manager.Cgroups.Pids(cgroupPath).Count > 0) Manager.Cgroups.KillAll(cgroupPath);
-                Manager.Cgroups.Remove(cgroupPath);
+                if (Manager.Cgroups.AllPids(cgroupPath).Count > 0) Manager.Cgroups.KillAll(cgroupPath);
+                Manager.Cgroups.RemoveContainer(cgroupPath);
             }
             if (networkTouched)
                 try { Manager.UndoHooks(name, config); } catch (ContainerException) { /* the restore error matters more */ }
@@ -445,8 +446,9 @@ public sealed class CheckpointManager
         opts.Root = rootfs;
         // The restored init becomes the supervisor's child (CLONE_PARENT), not criu's.
         opts.RstSibling = true;
-        // Tasks go into this container's cgroup, whatever the checkpointed container was called.
-        opts.CgRoot.Add(new cgroup_root { Path = "/" + cgroupPath });
+        // Tasks go into this container's inner cgroup (the root of its cgroup namespace), whatever
+        // the checkpointed container was called and whichever layout it was dumped from.
+        opts.CgRoot.Add(new cgroup_root { Path = "/" + CgroupManager.InnerOf(cgroupPath) });
         foreach (var (controller, path) in manifest.ForeignCgroups) opts.CgRoot.Add(new cgroup_root { Ctrl = controller, Path = path });
         var userMounts = config.Mounts.ToDictionary(m => m.Target, m => m.Source);
         foreach (var m in manifest.Mounts)

@@ -68,7 +68,7 @@ public static class ContainerLimits
         }
         else if (info.CgroupPath is null) RunningCgroup(manager, name, "set the limits");
         IReadOnlyList<CgroupWrite> plan = Array.Empty<CgroupWrite>();
-        if (info.CgroupPath is { } cgroupPath) plan = OnCgroup(manager, name, cgroupPath, "set the limits", () => manager.Cgroups.ApplyLimits(cgroupPath, limits));
+        if (info.CgroupPath is { } cgroupPath) plan = OnCgroup(manager, name, cgroupPath, "set the limits", () => manager.Cgroups.ApplyContainerLimits(cgroupPath, limits));
         if (yaml is not null) AtomicFile.WriteAllText(manager.Store.ConfigPath(name), yaml);
         return plan;
     }

@@ -36,8 +36,8 @@ public sealed partial class ContainerManager
                 $"Container '{name}' was checkpointed, but its init (pid {state.InitPid}) did not go away within 10 s.", name);
         if (state.CgroupPath is { } cgroup && Cgroups.Exists(cgroup))
         {
-            if (Cgroups.Pids(cgroup).Count > 0) Cgroups.KillAll(cgroup);
-            Cgroups.Remove(cgroup);
+            if (Cgroups.AllPids(cgroup).Count > 0) Cgroups.KillAll(cgroup);
+            Cgroups.RemoveContainer(cgroup);
         }
         RunStoppedHooks(Hooks, name, config);
         File.Delete(Store.ExitRecordPath(name));

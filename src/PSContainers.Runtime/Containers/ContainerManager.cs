@@ -71,10 +71,12 @@ public sealed partial class ContainerManager
     }
 
     /// <summary>
-    /// Where a container's cgroup lives: &lt;parent&gt;/&lt;name&gt; in every hierarchy for root; for other
-    /// users under their delegated cgroup2 subtree, or nowhere (null) when they have none.
+    /// Where a container's (outer) cgroup lives: &lt;parent&gt;/&lt;name&gt; in every hierarchy for root;
+    /// for other users under their delegated cgroup2 subtree, or nowhere (null) when they have none.
+    /// Its processes live in the inner cgroup below it (<see cref="CgroupManager.InnerOf"/>). The one
+    /// place that derives it: start, restore and remove all ask here.
     /// </summary>
-    private string? CgroupPathFor(string name)
+    internal string? CgroupPathFor(string name)
     {
         if (Sys.IsRoot) return $"{Store.CgroupParent}/{name}";
         return _delegation.Value.Delegation is { } d ? $"{d.RelativePath}/{Store.CgroupParent}/{name}".TrimStart('/') : null;
@@ -591,9 +593,12 @@ public sealed partial class ContainerManager
             spec.Environment.AddRange(Environment(config));
             if (cgroupPath is not null)
             {
-                spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(cgroupPath));
-                spec.CgroupDirectories.AddRange(Cgroups.Directories(cgroupPath));
-                spec.CgroupV2Directory = Cgroups.V2?.Directories(cgroupPath)[0];
+                // Init is born in the inner cgroup, the root of its cgroup namespace; the
+                // supervisor removes both (inner first) when init is gone.
+                var inner = CgroupManager.InnerOf(cgroupPath);
+                spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(inner));
+                spec.CgroupDirectories.AddRange(Cgroups.Directories(cgroupPath).Concat(Cgroups.Directories(inner)));
+                spec.CgroupV2Directory = Cgroups.V2?.Directories(inner)[0];
             }
             if (config.IdMap is { } idMap)
             {
@@ -651,7 +656,7 @@ public sealed partial class ContainerManager
         }
         catch
         {
-            if (cgroupPath is not null) Cgroups.Remove(cgroupPath);
+            if (cgroupPath is not null) Cgroups.RemoveContainer(cgroupPath);
             throw;
         }
     }
@@ -685,29 +690,22 @@ public sealed partial class ContainerManager
         Warning?.Invoke($"Container '{name}' starts without a cgroup of its own: {why}. It cannot be frozen, and its processes are not counted or limited apart from yours.");
     }
 
-    /// <summary>Creates the container's cgroup in every hierarchy and applies the config's limits.</summary>
+    /// <summary>
+    /// Creates the container's cgroups in every hierarchy: the outer one with the config's limits and
+    /// device rules, the inner one its processes live in (see CgroupManagerContainer.cs).
+    /// </summary>
     private void PrepareCgroup(string name, string cgroupPath, ContainerConfig config)
     {
         if (Cgroups.Exists(cgroupPath))
         {
             // Left over from a run whose supervisor was killed: reuse only if it is empty.
-            if (Cgroups.Pids(cgroupPath).Count > 0)
+            if (Cgroups.AllPids(cgroupPath) is { Count: > 0 } left)
                 throw new ContainerException("CgroupBusy", ContainerErrorKind.ResourceBusy,
-                    $"The cgroup of container '{name}' ({cgroupPath}) still holds processes {string.Join(", ", Cgroups.Pids(cgroupPath))} from an earlier run. " +
+                    $"The cgroup of container '{name}' ({cgroupPath}) still holds processes {string.Join(", ", left)} from an earlier run. " +
                     "Stop them with Stop-Container -Kill, then start again.", name);
-            Cgroups.Remove(cgroupPath);
+            Cgroups.RemoveContainer(cgroupPath);
         }
-        var limits = Security.SecurityPlan.EffectiveLimits(config);
-        Cgroups.Create(cgroupPath, limits.Controllers());
-        try
-        {
-            if (!limits.IsEmpty) Cgroups.ApplyLimits(cgroupPath, limits);
-        }
-        catch
-        {
-            Cgroups.Remove(cgroupPath);
-            throw;
-        }
+        Cgroups.CreateContainer(cgroupPath, Security.SecurityPlan.EffectiveLimits(config));
     }
 
     // ---- stop ---------------------------------------------------------------------------------
@@ -778,7 +776,7 @@ public sealed partial class ContainerManager
                 throw new ContainerException("StopTimeout", ContainerErrorKind.OperationTimeout,
                     $"Container '{name}' did not stop within 10 s of SIGKILL (init pid {state.InitPid}). A process may be stuck in the kernel (D state).", name);
         }
-        if (cgroup is not null && !Cgroups.Remove(cgroup))
+        if (cgroup is not null && !Cgroups.RemoveContainer(cgroup))
             throw new ContainerException("CgroupBusy", ContainerErrorKind.ResourceBusy,
                 $"Container '{name}' stopped, but its cgroup {cgroup} could not be removed (processes still exiting?). Run Stop-Container -Kill again.", name);
         RunStoppedHooks(Hooks, name, config);
@@ -862,8 +860,8 @@ public sealed partial class ContainerManager
         var cgroupPath = CgroupPathFor(name);
         if (cgroupPath is not null && Cgroups.Exists(cgroupPath))
         {
-            if (Cgroups.Pids(cgroupPath).Count > 0) Cgroups.KillAll(cgroupPath);
-            Cgroups.Remove(cgroupPath);
+            if (Cgroups.AllPids(cgroupPath).Count > 0) Cgroups.KillAll(cgroupPath);
+            Cgroups.RemoveContainer(cgroupPath);
         }
         // Rename out of the store first: the container disappears at once and entirely, and a
         // removal interrupted half-way leaves only a .trash entry.
@@ -981,8 +979,10 @@ public sealed partial class ContainerManager
         Security.SecurityPlan.Apply(spec, config, attach: true);
         if (state.CgroupPath is not null && Cgroups.Exists(state.CgroupPath))
         {
-            spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(state.CgroupPath!));
-            spec.CgroupV2Directory = Cgroups.V2?.Directories(state.CgroupPath!)[0];
+            // The inner cgroup, where init is (the outer one for a container started before that layout).
+            var join = Cgroups.JoinPathOf(state.CgroupPath);
+            spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(join));
+            spec.CgroupV2Directory = Cgroups.V2?.Directories(join)[0];
         }
         return spec;
     }

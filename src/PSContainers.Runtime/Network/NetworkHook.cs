@@ -50,8 +50,15 @@ public sealed class NetworkHook : IContainerHook
         return new string(template.Select(c => c == 'x' ? hash[k++] : c).ToArray());
     }
 
-    /// <summary>A non-root user's host end: "vu" and hex (psc-usernic accepts no other host names).</summary>
-    public string UserHostEndName(string container, int index) => UserNic.HostPrefix + Hash(container, index)[..8] + index;
+    /// <summary>
+    /// A non-root user's host end: "vu", the user's uid as 8 hex digits, then 5 hex digits from the
+    /// container and NIC (psc-usernic accepts no other host names, so no user can take one another's start needs).
+    /// </summary>
+    public string UserHostEndName(string container, int index)
+    {
+        var ix = index.ToString("x", System.Globalization.CultureInfo.InvariantCulture);
+        return UserNic.HostPrefix + ((uint)Tmds.Linux.LibC.getuid()).ToString("x8", System.Globalization.CultureInfo.InvariantCulture) + Hash(container, index)[..Math.Max(0, 5 - ix.Length)] + ix;
+    }
 
     /// <summary>Is this a NIC a non-root user can have: a veth on a host bridge (psc-usernic, within root's quota)?</summary>
     private static bool IsUserNic(NicConfig nic) =>

@@ -85,53 +85,108 @@ public static class SeccompCompiler
         _ => RetLog,
     };
 
+    private const ushort Ja = 0x05; // BPF_JMP | BPF_JA: a 32-bit forward offset
+
+    /// <summary>Where a condition's branch goes: on (0), the end of this argument's checks (it held), or the failure exit.</summary>
+    private enum To : byte { Next, Pass, Fail }
+
     /// <summary>
     /// jeq NR, 0, skip-block; conditions (a mismatch jumps to the final "ld nr"); ret; ld nr.
     /// A holds the syscall number on entry and on every way out.
+    /// A conditional jump's offsets are 8 bits (at most 255 instructions forward). A block too long
+    /// for that gets trampolines: "jeq NR, 1, 0; ja skip-block", and each argument's checks end in
+    /// "ja fail" (32-bit offset), which its failing branches reach in a few instructions.
     /// </summary>
     private static IEnumerable<Insn> Block(uint nr, IReadOnlyList<SeccompArg> args, uint ret)
     {
         if (args.Count == 0)
             return new[] { new Insn(JeqK, 0, 1, nr), new Insn(RetK, 0, 0, ret) };
-        // Conditions are built with placeholder jumps to "fail" (the reload of nr) fixed up below.
-        var body = new List<(Insn Insn, bool JtFails, bool JfFails)>();
-        foreach (var a in args)
+        var chunks = args.Select(Checks).ToList();
+        var bodyCount = chunks.Sum(c => c.Count);
+        var block = new List<Insn>();
+        if (bodyCount + 2 <= byte.MaxValue)
         {
-            uint lo = OffArgs + 8 * (uint)a.Index, hi = lo + 4;
-            uint vlo = (uint)a.Value, vhi = (uint)(a.Value >> 32), mlo = (uint)a.Mask, mhi = (uint)(a.Mask >> 32);
-            switch (a.Op)
+            // Short: every failure jumps straight to "ld nr".
+            block.Add(new(JeqK, 0, (byte)(bodyCount + 2), nr));
+            var at = 0;
+            foreach (var chunk in chunks)
             {
-                case SeccompOp.Eq:
-                    body.Add((new(LdAbsW, 0, 0, hi), false, false));
-                    body.Add((new(JeqK, 0, 0, vhi), false, true));
-                    body.Add((new(LdAbsW, 0, 0, lo), false, false));
-                    body.Add((new(JeqK, 0, 0, vlo), false, true));
-                    break;
-                case SeccompOp.MaskedEq:
-                    body.Add((new(LdAbsW, 0, 0, hi), false, false));
-                    body.Add((new(AndK, 0, 0, mhi), false, false));
-                    body.Add((new(JeqK, 0, 0, vhi & mhi), false, true));
-                    body.Add((new(LdAbsW, 0, 0, lo), false, false));
-                    body.Add((new(AndK, 0, 0, mlo), false, false));
-                    body.Add((new(JeqK, 0, 0, vlo & mlo), false, true));
-                    break;
-                default: // Ne: holds when either half differs
-                    body.Add((new(LdAbsW, 0, 0, hi), false, false));
-                    body.Add((new(JeqK, 0, 2, vhi), false, false));
-                    body.Add((new(LdAbsW, 0, 0, lo), false, false));
-                    body.Add((new(JeqK, 0, 0, vlo), true, false));
-                    break;
+                for (var i = 0; i < chunk.Count; i++)
+                {
+                    var (insn, jt, jf) = chunk[i];
+                    byte Off(To to) => to switch
+                    {
+                        To.Pass => (byte)(chunk.Count - i - 1),
+                        To.Fail => (byte)(bodyCount - (at + i)), // over the rest of the body and the ret
+                        _ => 0,
+                    };
+                    block.Add(insn with { Jt = Off(jt), Jf = Off(jf) });
+                }
+                at += chunk.Count;
             }
         }
-        var block = new List<Insn> { new(JeqK, 0, (byte)(body.Count + 2), nr) };
-        for (var i = 0; i < body.Count; i++)
+        else
         {
-            var (insn, jtFails, jfFails) = body[i];
-            var toFail = (byte)(body.Count - i); // over the rest of the body and the ret, onto "ld nr"
-            block.Add(insn with { Jt = jtFails ? toFail : insn.Jt, Jf = jfFails ? toFail : insn.Jf });
+            // Long: each chunk is its checks plus "ja fail"; a check that held jumps over that ja.
+            var longBody = bodyCount + chunks.Count;
+            block.Add(new(JeqK, 1, 0, nr));
+            block.Add(new(Ja, 0, 0, (uint)(longBody + 2)));
+            var at = 0;
+            foreach (var chunk in chunks)
+            {
+                if (chunk.Count + 1 > byte.MaxValue) throw new InvalidOperationException("an argument check is longer than a jump");
+                for (var i = 0; i < chunk.Count; i++)
+                {
+                    var (insn, jt, jf) = chunk[i];
+                    var last = i == chunk.Count - 1;
+                    byte Off(To to) => to switch
+                    {
+                        To.Pass => (byte)(chunk.Count - i),     // past the ja
+                        To.Fail => (byte)(chunk.Count - i - 1), // onto the ja
+                        _ => last ? (byte)1 : (byte)0,          // falling through the last check: past the ja
+                    };
+                    block.Add(insn with { Jt = Off(jt), Jf = Off(jf) });
+                }
+                at += chunk.Count + 1;
+                block.Add(new(Ja, 0, 0, (uint)(longBody - at + 1))); // over the rest of the body and the ret
+            }
         }
         block.Add(new(RetK, 0, 0, ret));
         block.Add(new(LdAbsW, 0, 0, OffNr));
         return block;
+    }
+
+    /// <summary>One argument's checks: loads, masks and conditional jumps with symbolic targets.</summary>
+    private static List<(Insn Insn, To Jt, To Jf)> Checks(SeccompArg a)
+    {
+        uint lo = OffArgs + 8 * (uint)a.Index, hi = lo + 4;
+        uint vlo = (uint)a.Value, vhi = (uint)(a.Value >> 32), mlo = (uint)a.Mask, mhi = (uint)(a.Mask >> 32);
+        return a.Op switch
+        {
+            SeccompOp.Eq => new()
+            {
+                (new(LdAbsW, 0, 0, hi), To.Next, To.Next),
+                (new(JeqK, 0, 0, vhi), To.Next, To.Fail),
+                (new(LdAbsW, 0, 0, lo), To.Next, To.Next),
+                (new(JeqK, 0, 0, vlo), To.Next, To.Fail),
+            },
+            SeccompOp.MaskedEq => new()
+            {
+                (new(LdAbsW, 0, 0, hi), To.Next, To.Next),
+                (new(AndK, 0, 0, mhi), To.Next, To.Next),
+                (new(JeqK, 0, 0, vhi & mhi), To.Next, To.Fail),
+                (new(LdAbsW, 0, 0, lo), To.Next, To.Next),
+                (new(AndK, 0, 0, mlo), To.Next, To.Next),
+                (new(JeqK, 0, 0, vlo & mlo), To.Next, To.Fail),
+            },
+            // Ne: holds when either half differs
+            _ => new()
+            {
+                (new(LdAbsW, 0, 0, hi), To.Next, To.Next),
+                (new(JeqK, 0, 0, vhi), To.Next, To.Pass),
+                (new(LdAbsW, 0, 0, lo), To.Next, To.Next),
+                (new(JeqK, 0, 0, vlo), To.Fail, To.Next),
+            },
+        };
     }
 }

@@ -41,10 +41,15 @@ public sealed class TestStore : IDisposable
         foreach (var dir in cgroups.Directories(CgroupParent))
         {
             if (!Directory.Exists(dir)) continue;
-            foreach (var child in Directory.EnumerateDirectories(dir))
+            // Containers' outer cgroups, their inner ones and anything below: deepest first.
+            foreach (var child in Directory.EnumerateDirectories(dir, "*", SearchOption.AllDirectories).OrderByDescending(d => d.Length).ToList())
             {
-                foreach (var pid in File.ReadAllLines(Path.Combine(child, "cgroup.procs")))
-                    try { Sys.Kill(int.Parse(pid), 9); } catch (Exception) { }
+                try
+                {
+                    foreach (var pid in File.ReadAllLines(Path.Combine(child, "cgroup.procs")))
+                        try { Sys.Kill(int.Parse(pid), 9); } catch (Exception) { }
+                }
+                catch (IOException) { }
                 for (var i = 0; i < 100 && Directory.Exists(child); i++)
                     try { Directory.Delete(child); } catch (IOException) { Thread.Sleep(10); }
             }

