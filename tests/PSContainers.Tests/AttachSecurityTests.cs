@@ -182,8 +182,10 @@ public sealed class AttachSecurityTests : IDisposable
         var cgroups = _store.Manager.Cgroups;
         var spec = new LaunchSpec { TargetPid = c.Pid, Namespaces = NamespaceKind.ContainerDefault };
         spec.Command.AddRange(new[] { "cat", "/proc/self/cgroup" });
-        spec.CgroupProcsFiles.AddRange(cgroups.ProcsFiles(c.CgroupPath!));
-        spec.CgroupV2Directory = cgroups.V2?.Directories(c.CgroupPath!)[0];
+        // Where the runtime's attach joins: the inner cgroup, the root of the container's cgroup namespace.
+        var join = cgroups.JoinPathOf(c.CgroupPath!);
+        spec.CgroupProcsFiles.AddRange(cgroups.ProcsFiles(join));
+        spec.CgroupV2Directory = cgroups.V2?.Directories(join)[0];
         var log = Path.Combine(_store.Root, "attach.strace");
         var psi = new System.Diagnostics.ProcessStartInfo("strace") { RedirectStandardInput = true, RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var a in new[] { "-f", "-y", "-qq", "-s", "256", "-e", "trace=setns,write,clone,clone3", "-o", log, Helper.Path, "exec" }) psi.ArgumentList.Add(a);

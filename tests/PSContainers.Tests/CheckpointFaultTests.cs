@@ -245,10 +245,12 @@ public sealed class CheckpointFaultTests : IDisposable
         var host = Spawn($"Restore-Container -Path '{dir}' -StorePath '{_store.StorePath}'");
         // The restored task (still named criu: its command line comes back at the end of a restore)
         // is looping in CRIU's restorer once it is in the container's cgroup.
-        int[] Restored() => _store.Manager.Cgroups.Directories($"{_store.CgroupParent}/{name}")
-            .Select(d => Path.Combine(d, "cgroup.procs")).Where(File.Exists)
-            .SelectMany(f => { try { return File.ReadAllLines(f); } catch (IOException) { return Array.Empty<string>(); } })
-            .Select(int.Parse).Distinct().ToArray();
+        // (The container's cgroup and below: restored tasks live in its inner cgroup.)
+        int[] Restored()
+        {
+            try { return _store.Manager.Cgroups.AllPids($"{_store.CgroupParent}/{name}").Distinct().ToArray(); }
+            catch (Exception ex) when (ex is IOException or PSContainers.Runtime.ContainerException) { return Array.Empty<int>(); }
+        }
         WaitFor(() => Restored().Length > 0, TimeSpan.FromSeconds(60), "the restored task");
         Thread.Sleep(1000);
         var restored = Restored();

@@ -27,6 +27,8 @@ Describe 'Attach in a real terminal' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
         $script:root = Join-Path ([IO.Path]::GetTempPath()) "psc-test-$($script:id)"
         $script:store = Join-Path $script:root 'store'
         New-Item -ItemType Directory -Path $script:store | Out-Null
+        # A copy in this scope: the caller's session keeps its own $PSDefaultParameterValues.
+        $PSDefaultParameterValues = $PSDefaultParameterValues.Clone()
         $PSDefaultParameterValues['*-Container*:StorePath'] = $script:store
         $script:probe = Join-Path $script:root 'escape-probe'
         & gcc -static -O1 -o $script:probe (Join-Path $PSScriptRoot '../PSContainers.Tests/Probes/escape-probe.c')

@@ -199,7 +199,7 @@ Describe 'Rough edges of the walk-through' -Tag 'E2E', 'Root' -Skip:(-not $canRu
         New-Container $a -ErrorAction Stop | Start-Container -ErrorAction Stop
         New-Container $b -ErrorAction Stop | Start-Container -ErrorAction Stop
         $deadline = [DateTime]::UtcNow.AddSeconds(10)
-        while (-not (Get-ContainerConsoleLog $a, $b | Where-Object { $_ -like '*: started*' }).Count -eq 2 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+        while (@(Get-ContainerConsoleLog $a, $b | Where-Object { $_ -like '*: started*' }).Count -lt 2 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
         $lines = Get-ContainerConsoleLog $a, $b -Tail 1
         $lines.Count | Should -Be 2
         $lines[0].ContainerName | Should -Be $a

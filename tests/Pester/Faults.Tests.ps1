@@ -22,6 +22,8 @@ Describe 'Faults a user can meet' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
         $store = Join-Path $root 'store'
         $null = New-Item -ItemType Directory -Path $store -Force
         Import-Module (Join-Path $PSScriptRoot '../../out/PSContainers/PSContainers.psd1') -Force
+        # A copy in this scope: the caller's session keeps its own $PSDefaultParameterValues.
+        $PSDefaultParameterValues = $PSDefaultParameterValues.Clone()
         $PSDefaultParameterValues['*-Container*:StorePath'] = $store
         $PSDefaultParameterValues['*-CgroupLimit:StorePath'] = $store
         $id = [guid]::NewGuid().ToString('N').Substring(0, 8)

@@ -75,7 +75,7 @@ true
         $r.Output | Should -Not -Contain 'allowed-all'
         if ($devicesDir) { Get-Content (Join-Path $devicesDir 'devices.list') | Should -Be $before }
         (Get-CgroupLimit $c.Name).PidsMax | Should -Be $limitBefore
-        (Measure-Container $c.Name).PidsMax | Should -Be 40
+        [long](Measure-Container $c.Name).PidsMax | Should -Be 40
         # The loop device (if any) stays shut: mknod is allowed, opening it is not.
         $read = Invoke-ContainerCommand $c.Name -Command sh, -c, 'mknod /tmp/l b 7 0 && head -c 1 /tmp/l'
         $read.ExitCode | Should -Not -Be 0

@@ -207,7 +207,8 @@ Describe 'PSContainers' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
             $seen.Pid | Should -Be $started.Pid
             $seen.CgroupPath | Should -Be $cgroupPath
             $cgroups.Exists($cgroupPath) | Should -BeTrue
-            foreach ($procs in $cgroups.ProcsFiles($cgroupPath)) {
+            # Its processes live in the inner cgroup, the root of its cgroup namespace.
+            foreach ($procs in $cgroups.ProcsFiles($cgroups.JoinPathOf($cgroupPath))) {
                 Get-Content -LiteralPath $procs | Should -Contain "$($started.Pid)"
             }
         }

@@ -299,7 +299,7 @@ public static unsafe class ContainerArchive
     static ArchiveSurvey Survey(FileStream file, string path, CancellationToken ct, IProgress<ArchiveProgress>? progress = null)
     {
         file.Position = 0;
-        using var input = TarCompression.Decompress(new NonClosing(file));
+        using var input = new ArchiveInput(TarCompression.Decompress(new NonClosing(file)), path);
         var warnings = new List<string>();
         var extractor = new Extractor(null, warnings, progress, () => file.Position, file.Length, ct);
         var (configText, lxcConfig) = extractor.Run(new PaxTarReader(input));

@@ -251,9 +251,11 @@ public sealed class FaultChecker(TestStore store)
     private HashSet<int> CgroupPids(string cgroup)
     {
         var pids = new HashSet<int>();
-        foreach (var dir in _cgroups.Directories(cgroup).Where(Directory.Exists))
-            foreach (var line in File.ReadAllLines(Path.Combine(dir, "cgroup.procs")))
-                if (int.TryParse(line, out var pid)) pids.Add(pid);
+        // The container's cgroup and below: its processes live in the inner cgroup (<name>/ns).
+        foreach (var top in _cgroups.Directories(cgroup).Where(Directory.Exists))
+            foreach (var dir in Directory.EnumerateDirectories(top, "*", SearchOption.AllDirectories).Prepend(top))
+                foreach (var line in File.ReadAllLines(Path.Combine(dir, "cgroup.procs")))
+                    if (int.TryParse(line, out var pid)) pids.Add(pid);
         return pids;
     }
 
