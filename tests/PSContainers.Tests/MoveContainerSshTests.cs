@@ -82,7 +82,7 @@ public sealed class MoveContainerSshTests : IDisposable
         // Staging removed on both ends; the multiplexing master has exited.
         Assert.False(Directory.Exists(Path.Combine(_remote.StorePath, ".migrate")));
         Assert.False(Directory.Exists(Path.Combine(_store.StorePath, ".migrate")));
-        Assert.Empty(SshServer.MigrationSshProcesses());
+        Assert.Empty(SshServer.MigrationSshProcessesAfter());
     }
 
     [Fact]
@@ -103,7 +103,7 @@ public sealed class MoveContainerSshTests : IDisposable
         Assert.NotEmpty(ticks);
         Assert.True(ticks[0] > beforeMove, $"the first tick on the remote ({ticks[0]}) continues the count ({beforeMove} before the move)");
         Assert.False(Directory.Exists(Path.Combine(_remote.StorePath, ".migrate")));
-        Assert.Empty(SshServer.MigrationSshProcesses());
+        Assert.Empty(SshServer.MigrationSshProcessesAfter());
     }
 
     [Fact]
@@ -118,7 +118,7 @@ public sealed class MoveContainerSshTests : IDisposable
         Assert.Equal(ErrorCategory.ResourceExists, error.CategoryInfo.Category);
         Assert.StartsWith($"On {_ssh.Address}: A container named '{c.Name}' already exists in {_remote.StorePath}", error.Exception.Message);
         Assert.Equal(running.Pid, _store.Manager.Get(c.Name).Pid);
-        Assert.Empty(SshServer.MigrationSshProcesses());
+        Assert.Empty(SshServer.MigrationSshProcessesAfter());
     }
 
     [Fact]

@@ -498,7 +498,7 @@ public sealed partial class ContainerManager
         foreach (var entry in Directory.EnumerateFileSystemEntries(Store.TempDirectory))
         {
             var parts = System.IO.Path.GetFileName(entry).Split('.');
-            if (parts.Length >= 3 && int.TryParse(parts[^2], out var pid) && pid > 0 && !Directory.Exists($"/proc/{pid}"))
+            if (parts.Length >= 3 && int.TryParse(parts[^2], out var pid) && pid > 0 && Sys.ProcessStartTime(pid) is null)
             {
                 // A non-root caller cannot delete what a half-made container's mapped ids own; it stays.
                 try { DeleteTree(entry); }

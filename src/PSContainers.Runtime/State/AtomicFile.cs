@@ -49,7 +49,7 @@ public static class AtomicFile
             foreach (var stale in Directory.EnumerateFiles(dir, prefix + "*.tmp"))
             {
                 var middle = Path.GetFileName(stale)[prefix.Length..^".tmp".Length].Split('.');
-                if (middle.Length == 2 && int.TryParse(middle[0], out var pid) && pid > 0 && !Directory.Exists($"/proc/{pid}"))
+                if (middle.Length == 2 && int.TryParse(middle[0], out var pid) && pid > 0 && Native.Sys.ProcessStartTime(pid) is null)
                     File.Delete(stale);
             }
         }

@@ -139,7 +139,7 @@ public static unsafe class ContainerArchive
         {
             var parts = Path.GetFileName(path).Split('.');
             // "", FILE..., PID, GUID, "partial"
-            if (parts.Length >= 5 && parts[^2].Length == 32 && int.TryParse(parts[^3], out var pid) && pid > 0 && !Directory.Exists($"/proc/{pid}"))
+            if (parts.Length >= 5 && parts[^2].Length == 32 && int.TryParse(parts[^3], out var pid) && pid > 0 && Sys.ProcessStartTime(pid) is null)
                 try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
     }

@@ -116,6 +116,18 @@ public sealed class SshServer : IDisposable
     }
 
     /// <summary>The ssh client processes still using a control socket of a migration (should be none after one).</summary>
+    /// <summary>
+    /// The migration's ssh processes still there after <paramref name="grace"/> (default 5 s): a
+    /// ControlMaster told to exit (ssh -O exit) ends shortly after the command returns, not at once.
+    /// </summary>
+    public static IReadOnlyList<int> MigrationSshProcessesAfter(TimeSpan? grace = null)
+    {
+        var deadline = DateTime.UtcNow + (grace ?? TimeSpan.FromSeconds(5));
+        var left = MigrationSshProcesses();
+        while (left.Count > 0 && DateTime.UtcNow < deadline) { Thread.Sleep(50); left = MigrationSshProcesses(); }
+        return left;
+    }
+
     public static IReadOnlyList<int> MigrationSshProcesses() =>
         System.IO.Directory.EnumerateDirectories("/proc").Select(Path.GetFileName)
             .Where(d => int.TryParse(d, out _))
