@@ -22,6 +22,10 @@ public sealed class CheckpointFaultTests : IDisposable
         foreach (var p in _hosts)
             try { if (!p.HasExited) p.Kill(entireProcessTree: true); p.Dispose(); } catch (Exception) { }
         try { foreach (var n in _store.Manager.Names().ToList()) _store.Manager.Remove(n, force: true); } catch (Exception) { }
+        // CRIU's cgroup yard in a checkpoint directory, when a test failed before its restore was undone.
+        if (Directory.Exists(_store.Root))
+            foreach (var dir in Directory.EnumerateDirectories(_store.Root, "ckpt-*"))
+                try { CriuService.UnmountLeftovers(dir); } catch (Exception) { }
         _store.Dispose();
     }
 
