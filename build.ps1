@@ -6,12 +6,12 @@
 .DESCRIPTION
     1. dotnet build -c <Configuration> at the repository root (PSContainers.slnx): the module
        folder out/PSContainers, with the native helper.
-    2. -Test: dotnet test tests/PSContainers.Tests (xunit; the end-to-end tests need root),
-       then the Pester suite too when Pester 5 or later is installed.
-    3. -Pester: the Pester suite tests/Pester (requires Pester 5 or later).
-
-    The Pester suite runs in a fresh pwsh process: a binary module cannot be unloaded, so a
-    session that imported an earlier build would otherwise test that build.
+    2. -Test: ./test.sh --no-build, the one test command (README "Tests"): the xunit suite, then
+       every tests/Pester file in real pwsh, the leftover check and the "N passed, N failed" line.
+       Needs root; a missing pwsh or Pester is a failure there, not a skip.
+    3. -Pester: only the Pester suite, through the same runner test.sh uses
+       (tools/Invoke-PesterSuite.ps1), in a fresh pwsh: a binary module cannot be unloaded, so a
+       session that imported an earlier build would otherwise test that build.
     Exits 1 when the build or any test fails.
 
 .EXAMPLE
@@ -23,9 +23,9 @@
 #>
 [CmdletBinding()]
 param(
-    # Run the xunit suite, and the Pester suite when Pester 5+ is installed.
+    # Run every test: ./test.sh --no-build (xunit and Pester; needs root).
     [switch] $Test,
-    # Run the Pester suite (fails when Pester 5+ is not installed).
+    # Run only the Pester suite (tools/Invoke-PesterSuite.ps1).
     [switch] $Pester,
     [ValidateNotNullOrEmpty()]
     [string] $Configuration = 'Release'
@@ -64,16 +64,6 @@ if (-not (Get-Command -Name dotnet -CommandType Application -ErrorAction Silentl
     throw 'dotnet was not found on PATH: install the .NET SDK (https://dot.net) to build PSContainers.'
 }
 
-# Pester 5 or later, newest first; $null when not installed (Windows PowerShell's Pester 3 does not count).
-$pesterModule = Get-Module -Name Pester -ListAvailable -ErrorAction SilentlyContinue |
-    Where-Object { $_.Version -ge [version] '5.0' } |
-    Sort-Object -Property Version -Descending |
-    Select-Object -First 1
-$runPester = $Pester -or ($Test -and $null -ne $pesterModule)
-if ($Pester -and $null -eq $pesterModule) {
-    throw 'Pester 5 or later is not installed: Install-Module -Name Pester -MinimumVersion 5.0 -Scope CurrentUser'
-}
-
 Push-Location -LiteralPath $repoRoot
 try {
     # ---- build ----
@@ -87,71 +77,36 @@ try {
     }
     Add-Summary 'build' 'passed' ("out/PSContainers ({0:N0}s)" -f $watch.Elapsed.TotalSeconds)
 
-    # ---- xunit ----
+    # ---- tests: the same runners as test.sh and CI, so they cannot drift ----
     if ($Test) {
-        $watch.Restart()
-        Write-Step "dotnet test tests/PSContainers.Tests -c $Configuration --no-build"
-        dotnet test tests/PSContainers.Tests -c $Configuration --no-build
-        if ($LASTEXITCODE -eq 0) {
-            Add-Summary 'xunit' 'passed' ("{0:N0}s" -f $watch.Elapsed.TotalSeconds)
-        }
-        else {
-            Add-Summary 'xunit' 'failed' "dotnet test exited with $LASTEXITCODE"
-            $failed = $true
-        }
+        Write-Step './test.sh --no-build'
+        & (Join-Path $repoRoot 'test.sh') --no-build
+        Add-Summary 'tests' $(if ($LASTEXITCODE -eq 0) { 'passed' } else { 'failed' }) "test.sh exited with $LASTEXITCODE (its last line counts both suites)"
+        if ($LASTEXITCODE -ne 0) { $failed = $true }
     }
-
-    # ---- Pester ----
-    if ($runPester) {
-        $watch.Restart()
+    elseif ($Pester) {
         $pwsh = Join-Path $PSHOME 'pwsh'
         if (-not (Test-Path -LiteralPath $pwsh -PathType Leaf)) {
             $pwsh = (Get-Command -Name pwsh -CommandType Application -ErrorAction Stop | Select-Object -First 1).Source
         }
-        $tag = [guid]::NewGuid().ToString('N')
-        $runner = Join-Path ([System.IO.Path]::GetTempPath()) "psc-pester-$tag.ps1"
-        $resultFile = Join-Path ([System.IO.Path]::GetTempPath()) "psc-pester-$tag.json"
-        Set-Content -LiteralPath $runner -Encoding utf8NoBOM -Value @'
-param([string] $PesterManifest, [string] $TestPath, [string] $ResultFile)
-Import-Module -Name $PesterManifest -Force -ErrorAction Stop
-$result = Invoke-Pester -Path $TestPath -Output Detailed -PassThru
-[pscustomobject]@{
-    Result           = "$($result.Result)"
-    Passed           = $result.PassedCount
-    Failed           = $result.FailedCount
-    Skipped          = $result.SkippedCount
-    NotRun           = $result.NotRunCount
-    FailedBlocks     = $result.FailedBlocksCount
-    FailedContainers = $result.FailedContainersCount
-} | ConvertTo-Json | Set-Content -LiteralPath $ResultFile -Encoding utf8NoBOM
-if ($result.Result -ne 'Passed') { exit 1 }
-exit 0
-'@
+        $resultFile = Join-Path ([System.IO.Path]::GetTempPath()) "psc-pester-$([guid]::NewGuid().ToString('N')).json"
         try {
-            $testPath = Join-Path $repoRoot 'tests/Pester'
-            Write-Step "pwsh -NoProfile -File <runner>: Invoke-Pester -Path $testPath -Output Detailed -PassThru"
-            & $pwsh -NoProfile -NonInteractive -File $runner -PesterManifest $pesterModule.Path -TestPath $testPath -ResultFile $resultFile
-            $ran = $LASTEXITCODE -eq 0
+            Write-Step 'pwsh -NoProfile -File tools/Invoke-PesterSuite.ps1'
+            & $pwsh -NoProfile -NonInteractive -File (Join-Path $repoRoot 'tools/Invoke-PesterSuite.ps1') -ResultFile $resultFile
             $counts = if (Test-Path -LiteralPath $resultFile) { Get-Content -LiteralPath $resultFile -Raw | ConvertFrom-Json } else { $null }
             if ($null -eq $counts) {
-                Add-Summary 'pester' 'failed' "Pester $($pesterModule.Version) did not complete (pwsh exited with $LASTEXITCODE)"
+                Add-Summary 'pester' 'failed' "the suite did not complete (pwsh exited with $LASTEXITCODE; tools/install-pwsh.sh installs Pester 5.9.1)"
                 $failed = $true
             }
             else {
-                $detail = '{0} passed, {1} failed, {2} skipped, {3} not run, {4} failed blocks, {5} failed files ({6:N0}s, Pester {7})' -f
-                    $counts.Passed, $counts.Failed, $counts.Skipped, $counts.NotRun, $counts.FailedBlocks, $counts.FailedContainers,
-                    $watch.Elapsed.TotalSeconds, $pesterModule.Version
-                $ok = $ran -and $counts.Result -eq 'Passed' -and $counts.Failed -eq 0 -and $counts.FailedBlocks -eq 0 -and $counts.FailedContainers -eq 0
-                Add-Summary 'pester' $(if ($ok) { 'passed' } else { 'failed' }) $detail
+                $ok = $LASTEXITCODE -eq 0 -and $counts.Failed -eq 0
+                Add-Summary 'pester' $(if ($ok) { 'passed' } else { 'failed' }) ('{0} passed, {1} failed in {2} files' -f $counts.Passed, $counts.Failed, $counts.Files)
                 if (-not $ok) { $failed = $true }
             }
         }
         finally {
-            Remove-Item -LiteralPath $runner, $resultFile -Force -ErrorAction SilentlyContinue
+            Remove-Item -LiteralPath $resultFile -Force -ErrorAction SilentlyContinue
         }
-    }
-    elseif ($Test) {
-        Add-Summary 'pester' 'skipped' 'Pester 5+ is not installed (Install-Module Pester -MinimumVersion 5.0)'
     }
 }
 finally {
