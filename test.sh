@@ -61,6 +61,9 @@ x_passed=$(sed -nE 's/.*Passed:[[:space:]]*([0-9]+),.*/\1/p' "$out" | tail -n1)
 x_failed=$(sed -nE 's/.*Failed:[[:space:]]*([0-9]+),.*/\1/p' "$out" | tail -n1)
 passed=$((passed + ${x_passed:-0}))
 failed=$((failed + ${x_failed:-0}))
+# The failed tests by name, repeated at the end where a CI log's tail shows them.
+while IFS= read -r name; do notes+=("xunit: $name"); done \
+    < <(sed -nE 's/^[[:space:]]*Failed (.+) \[[^]]*\][[:space:]]*$/\1/p' "$out" | sort -u)
 if [ "$status" -ne 0 ] && [ "${x_failed:-0}" -eq 0 ]; then
     notes+=("dotnet test exited with $status without reporting a failed test (build or host error)")
     failed=$((failed + 1))
@@ -72,8 +75,10 @@ if ! command -v pwsh >/dev/null 2>&1; then
     notes+=("pwsh is not installed (sudo ./setup.sh, or tools/install-pwsh.sh): the Pester suite did not run")
     failed=$((failed + 1))
 else
-    pwsh -NoProfile -NonInteractive -File tools/Invoke-PesterSuite.ps1 -ResultFile "$pester_json"
-    p_status=$?
+    pwsh -NoProfile -NonInteractive -File tools/Invoke-PesterSuite.ps1 -ResultFile "$pester_json" 2>&1 | tee "$out"
+    p_status=${PIPESTATUS[0]}
+    while IFS= read -r problem; do notes+=("Pester: $problem"); done \
+        < <(sed -E 's/\x1b\[[0-9;]*m//g' "$out" | sed -nE 's/^FAILED: (.*)/\1/p')
     p_counts=$(sed -nE 's/.*"Passed":([0-9]+),"Failed":([0-9]+).*/\1 \2/p' "$pester_json")
     if [ -z "$p_counts" ]; then
         notes+=("the Pester suite did not complete (pwsh exited with $p_status; is Pester 5.9.1 installed? tools/install-pwsh.sh)")

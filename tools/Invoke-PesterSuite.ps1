@@ -45,6 +45,7 @@ foreach ($file in $files) {
     $passed += $result.PassedCount
     $failed += $result.FailedCount
     $skipped += $result.SkippedCount + $result.NotRunCount
+    foreach ($test in $result.Failed) { $problems.Add("$($file.Name): $($test.ExpandedPath)") }
     # A file that does not load, or a BeforeAll/AfterAll that fails, fails no single test.
     if ($result.FailedContainersCount -gt 0 -or $result.FailedBlocksCount -gt 0) {
         $failed += $result.FailedContainersCount + $result.FailedBlocksCount
