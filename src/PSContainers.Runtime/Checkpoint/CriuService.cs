@@ -195,9 +195,24 @@ public static class CriuService
             if (Reason(line) is { } reason && !reasons.Contains(reason)) reasons.Add(reason);
         if (reasons.Count > 3) reasons = reasons.GetRange(reasons.Count - 3, 3);
         if (reasons.Count == 0 && response is { HasCrErrno: true } && response.CrErrno != 0) reasons.Add(Marshal.GetPInvokeErrorMessage(response.CrErrno));
+        // No error in the log: criu was killed or crashed. Its last words are the best clue there is.
+        if (reasons.Count == 0 && LastLogLines(logPath, 3) is { Count: > 0 } last) reasons.Add("the log ends: " + string.Join(" / ", last));
         var message = what + (reasons.Count > 0 ? ": " + string.Join(" | ", reasons) : "") + ".";
         if (logPath is not null) message += $" CRIU's log: {logPath}";
         return new ContainerException(errorId, ContainerErrorKind.InvalidOperation, message, target);
+    }
+
+    private static List<string> LastLogLines(string? logPath, int count)
+    {
+        if (logPath is null || !File.Exists(logPath)) return new();
+        var tail = new Queue<string>();
+        foreach (var line in File.ReadLines(logPath))
+        {
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            tail.Enqueue(line.Trim());
+            if (tail.Count > count) tail.Dequeue();
+        }
+        return tail.ToList();
     }
 
     private static IEnumerable<string> LogErrorLines(string? logPath) =>
@@ -213,7 +228,7 @@ public static class CriuService
         var message = (at >= 0 && close > 0 ? text[(close + 3)..] : text).Trim().TrimEnd('.');
         // No CAP_SYS_RESOURCE in this sandbox, no iptables on the host (nftables locks the network),
         // and the summary lines that only say that something failed.
-        if (message.StartsWith("rlimit:", StringComparison.Ordinal) || message.Contains("iptables", StringComparison.Ordinal)) return null;
+        if (message.StartsWith("rlimit:", StringComparison.Ordinal) || message.Contains("iptables", StringComparison.Ordinal) || message.Contains("ip6tables", StringComparison.Ordinal)) return null;
         if (message.EndsWith("FAILED", StringComparison.Ordinal)) return null;
         return message;
     }

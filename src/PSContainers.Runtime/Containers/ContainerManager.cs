@@ -1004,7 +1004,7 @@ public sealed partial class ContainerManager
         {
             // The container stopped (or was removed) between the check and the attach: say that,
             // not the helper's "open /proc/N/ns/mnt".
-            if (!Sys.IsAlive(spec.TargetPid, initStart))
+            if (StoppedDuringAttach(spec.TargetPid, initStart))
                 throw Store.Exists(name) ? new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
                     $"Cannot run a command in container '{name}': it stopped while the command was being started.", name) : NotFound(name);
             throw new ContainerException("AttachFailed", ContainerErrorKind.InvalidOperation,
@@ -1026,6 +1026,26 @@ public sealed partial class ContainerManager
             Output = result.Output,
             Error = result.Error,
         };
+    }
+
+    /// <summary>
+    /// Whether a failed attach met a container on its way down. An init killed by a stop releases its
+    /// namespaces before it becomes a zombie, and its pid namespace refuses new processes while it
+    /// exits: for a moment the attach fails while the process still looks alive. So a dying init
+    /// (namespaces already gone) counts as stopped, and otherwise the answer waits, briefly and only on
+    /// this error path, for the exit to show.
+    /// </summary>
+    private static bool StoppedDuringAttach(int? pid, ulong? initStart)
+    {
+        for (var i = 0; i < 20; i++)
+        {
+            if (!Sys.IsAlive(pid, initStart)) return true;
+            try { if (new FileInfo($"/proc/{pid}/ns/mnt").LinkTarget is null) return true; }
+            catch (IOException) { return true; }
+            catch (UnauthorizedAccessException) { } // cannot look: the liveness check alone decides
+            Thread.Sleep(50);
+        }
+        return false;
     }
 
     /// <summary>Whether the container (through its init's root) has <paramref name="program"/>: a path, or a name on its PATH.</summary>
