@@ -284,10 +284,13 @@ internal sealed class CriuChannel : IDisposable
     {
         var deadline = DateTime.UtcNow + timeout;
         var buffer = new byte[1 << 20];
+        var peerGone = false;
         while (true)
         {
             var pfd = new Native.PollFd { fd = _fd, events = Native.POLLIN };
-            var ready = Native.poll(&pfd, 1, 200);
+            // criu answers and then exits (swrk serves one request): once it is seen gone, look at the
+            // socket once more, without waiting, for the answer it sent just before.
+            var ready = Native.poll(&pfd, 1, peerGone ? 0 : 200);
             if (ready > 0)
             {
                 nint n;
@@ -295,7 +298,8 @@ internal sealed class CriuChannel : IDisposable
                 if (n > 0) return criu_resp.Parser.ParseFrom(buffer, 0, (int)n);
                 if (n == 0) throw CriuService.Failure(errorId, what + " (CRIU exited without answering)", null, logPath, target);
             }
-            if (!peerAlive()) throw CriuService.Failure(errorId, what + " (CRIU exited without answering)", null, logPath, target);
+            if (peerGone) throw CriuService.Failure(errorId, what + " (CRIU exited without answering)", null, logPath, target);
+            if (!peerAlive()) { peerGone = true; continue; }
             if (DateTime.UtcNow > deadline)
                 throw new ContainerException("CriuTimeout", ContainerErrorKind.OperationTimeout,
                     $"CRIU did not answer within {timeout.TotalSeconds:0} s." + (logPath is null ? "" : $" Its log: {logPath}."), target);
