@@ -180,7 +180,7 @@ public sealed class AttachSecurityTests : IDisposable
     {
         var c = Running("cgorder", "");
         var cgroups = _store.Manager.Cgroups;
-        var spec = new LaunchSpec { TargetPid = c.Pid, Namespaces = NamespaceKind.ContainerDefault };
+        var spec = new ExecSpec { TargetPid = c.Pid, Namespaces = NamespaceKind.ContainerDefault };
         spec.Command.AddRange(new[] { "cat", "/proc/self/cgroup" });
         // Where the runtime's attach joins: the inner cgroup, the root of the container's cgroup namespace.
         var join = cgroups.JoinPathOf(c.CgroupPath!);
