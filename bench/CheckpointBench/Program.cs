@@ -50,7 +50,7 @@ try
         var cli = Path.Combine(work, $"cli{round}");
         Directory.CreateDirectory(cli);
         sw.Restart();
-        var plan = new LaunchSpec();
+        var plan = new StartSpec();
         MountPlan.AddDefaults(plan, config);
         var ext = new List<string>();
         var keys = new List<(string Key, string Source)>();

@@ -44,7 +44,12 @@ public sealed class AttachSecurityTests : IDisposable
         File.WriteAllText(config, yaml);
         var info = (ContainerInfo)_ps.Run("New-Container -Name $args[0] -Template busybox -ConfigPath $args[1]", name, config).Single().BaseObject;
         EscapeProbe.InstallInto(info.RootfsPath);
-        return (ContainerInfo)_ps.Run("Start-Container $args[0] -PassThru", name).Single().BaseObject;
+        var started = (ContainerInfo)_ps.Run("Start-Container $args[0] -PassThru", name).Single().BaseObject;
+        // Booted: busybox init's rcS has said so on the console. Until then its shell may appear
+        // while a race runs, and be caught as if it were an attach (it has no no_new_privs).
+        var console = _store.Manager.Store.ConsoleLogPath(name);
+        Assert.True(SpinWait.SpinUntil(() => File.Exists(console) && File.ReadAllText(console).Contains("started (busybox init"), 30_000), "the container did not finish booting");
+        return started;
     }
 
     /// <summary>
@@ -180,7 +185,7 @@ public sealed class AttachSecurityTests : IDisposable
     {
         var c = Running("cgorder", "");
         var cgroups = _store.Manager.Cgroups;
-        var spec = new LaunchSpec { TargetPid = c.Pid, Namespaces = NamespaceKind.ContainerDefault };
+        var spec = new ExecSpec { TargetPid = c.Pid, Namespaces = NamespaceKind.ContainerDefault };
         spec.Command.AddRange(new[] { "cat", "/proc/self/cgroup" });
         // Where the runtime's attach joins: the inner cgroup, the root of the container's cgroup namespace.
         var join = cgroups.JoinPathOf(c.CgroupPath!);

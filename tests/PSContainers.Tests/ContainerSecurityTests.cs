@@ -302,7 +302,9 @@ public sealed class ContainerSecurityTests : IDisposable
 
         var attached = Exec(c.Name, "sh", "-c", "sleep 30 </dev/null >/dev/null 2>&1 & echo $!");
         Assert.Equal(0, attached.ExitCode);
-        Assert.Contains(cgroups.Pids(outer), p => File.ReadAllText($"/proc/{p}/comm").Trim() == "sleep"); // joined in the outer cgroup
+        // Joined in the outer cgroup (the background child may still be a forked sh for a moment: wait for its exec).
+        static string Comm(int p) { try { return File.ReadAllText($"/proc/{p}/comm").Trim(); } catch (IOException) { return ""; } }
+        Assert.True(SpinWait.SpinUntil(() => cgroups.Pids(outer).Any(p => Comm(p) == "sleep"), 5000), "the attached command's sleep is not in the outer cgroup");
         var stopped = (ContainerInfo)_ps.Run("Stop-Container $args[0] -PassThru", c.Name).Single().BaseObject;
         Assert.Equal(PSContainers.Runtime.State.ContainerStatus.Stopped, stopped.State);
         Assert.False(cgroups.Exists(outer));

@@ -4,6 +4,8 @@ using PSContainers.Runtime.Namespaces;
 
 namespace PSContainers.Tests;
 
+/// <summary>The C# side of the psc-helper protocol: the generated spec classes' bytes, the limits they share
+/// with psc-helper, the reply lines, and the real helper reading what they write. (The C side alone: SpecParserTests.)</summary>
 public sealed class LaunchSpecTests
 {
     private static byte[] Nul(params string[] items) => Encoding.UTF8.GetBytes(string.Concat(items.Select(i => i + "\0")));
@@ -15,7 +17,7 @@ public sealed class LaunchSpecTests
     [Fact]
     public void Serialize_StartSpec_ExactBytes()
     {
-        var spec = new LaunchSpec
+        var spec = new StartSpec
         {
             Namespaces = NamespaceKind.Mount | NamespaceKind.Pid,
             Rootfs = "/store/web/rootfs",
@@ -61,7 +63,7 @@ public sealed class LaunchSpecTests
     [Fact]
     public void Serialize_ExecSpec_ExactBytes()
     {
-        var spec = new LaunchSpec
+        var spec = new ExecSpec
         {
             TargetPid = 4321,
             Namespaces = NamespaceKind.User | NamespaceKind.Mount | NamespaceKind.Pid | NamespaceKind.Network,
@@ -84,7 +86,7 @@ public sealed class LaunchSpecTests
     [Fact]
     public void Serialize_MinimalSpec()
     {
-        var spec = new LaunchSpec();
+        var spec = new StartSpec();
         spec.Command.Add("/bin/true");
         AssertBytes(Nul("flags", "0", "arg", "/bin/true"), spec.Serialize());
     }
@@ -92,23 +94,99 @@ public sealed class LaunchSpecTests
     [Fact]
     public void Serialize_RejectsNul()
     {
-        var arg = new LaunchSpec();
+        var arg = new ExecSpec();
         arg.Command.Add("a\0b");
         var ex = Assert.Throws<ContainerException>(() => arg.Serialize());
         Assert.Equal("InvalidArgument", ex.ErrorId);
         Assert.Equal(ContainerErrorKind.InvalidArgument, ex.Kind);
         Assert.Contains("a\\0b", ex.Message);
 
-        var env = new LaunchSpec();
+        var env = new NetNsExecSpec();
         env.Environment.Add("X=\0");
         Assert.Throws<ContainerException>(() => env.Serialize());
 
-        var mount = new LaunchSpec();
+        var mount = new StartSpec();
         mount.Mounts.Add(new MountEntry("tmpfs", "/tmp", "tmpfs", MountFlags.None, "size=1m\0,exec"));
         Assert.Throws<ContainerException>(() => mount.Serialize());
 
-        var host = new LaunchSpec { Hostname = "\0" };
+        var host = new StartSpec { Hostname = "\0" };
         Assert.Throws<ContainerException>(() => host.Serialize());
+    }
+
+    [Fact]
+    public void Serialize_RefusesWhatTheHelperWouldRefuse_NamingTheKey()
+    {
+        // The limits come from psc-protocol.h, like the helper's: a value over them fails here, before any process starts.
+        var cwd = new ExecSpec { TargetPid = 1, WorkingDirectory = "/" + new string('d', 4095) };
+        var ex = Assert.Throws<ContainerException>(() => cwd.Serialize());
+        Assert.Equal("InvalidArgument", ex.ErrorId);
+        Assert.Contains("'cwd' is too long", ex.Message);
+        Assert.Contains("4096 bytes, at most 4095", ex.Message);
+        new ExecSpec { TargetPid = 1, WorkingDirectory = new string('d', 4095) }.Serialize();
+        // Bytes, not characters: 2048 'é' are 4096 bytes of UTF-8.
+        Assert.Throws<ContainerException>(() => new StartSpec { Rootfs = new string('é', 2048) }.Serialize());
+        var many = new ExecSpec { TargetPid = 1 };
+        many.Command.AddRange(Enumerable.Repeat("x", 257));
+        Assert.Contains("at most 256 'arg'", Assert.Throws<ContainerException>(() => many.Serialize()).Message);
+        var roots = new StartSpec();
+        for (var i = 0; i < 9; i++) roots.RootMounts.Add(new MountEntry("overlay", "", "overlay", MountFlags.None));
+        Assert.Contains("at most 8 'rootmount'", Assert.Throws<ContainerException>(() => roots.Serialize()).Message);
+        Assert.Throws<ContainerException>(() => new ExecSpec { TargetPid = -1 }.Serialize());
+    }
+
+    [Fact]
+    public void EachCommand_HasItsOwnSpec_WithOnlyItsKeys()
+    {
+        Assert.Equal(new[] { "start", "restore", "exec", "netns-exec", "userns-tree" }, HelperProtocol.Commands);
+        Assert.Equal("start", new StartSpec().HelperCommand);
+        Assert.Equal("restore", new RestoreSpec().HelperCommand);
+        Assert.Equal("exec", new ExecSpec().HelperCommand);
+        Assert.Equal("netns-exec", new NetNsExecSpec().HelperCommand);
+        Assert.Equal("userns-tree", new UsernsTreeSpec().HelperCommand);
+        // A restore has no mounts or rootfs, an exec no clone flags, a netns-exec no pid.
+        Assert.Null(typeof(RestoreSpec).GetProperty("Mounts"));
+        Assert.Null(typeof(RestoreSpec).GetProperty("Rootfs"));
+        Assert.Null(typeof(ExecSpec).GetProperty("RootMounts"));
+        Assert.Null(typeof(NetNsExecSpec).GetProperty("TargetPid"));
+        Assert.Null(typeof(UsernsTreeSpec).GetProperty("SeccompFilter"));
+        Assert.NotNull(typeof(RestoreSpec).GetProperty("CriuSocketFd"));
+        var restore = new RestoreSpec { CriuSocketFd = 7, ConsoleLog = "/c", ConsoleLogMaxBytes = 0 };
+        restore.Command.Add("criu");
+        Assert.Equal(Show(Nul("console", "/c", "logmax", "0", "criufd", "7", "arg", "criu")), Show(restore.Serialize()));
+    }
+
+    [Fact]
+    public void MountFlags_AreTheKernelsAndTheHelpersBits()
+    {
+        // Generated from sys/mount.h and psc-protocol.h: MS_RDONLY 1, MS_NOSUID 2, MS_NODEV 4, MS_NOEXEC 8, MS_BIND 4096, MS_REC 16384.
+        Assert.Equal(1UL, (ulong)MountFlags.ReadOnly);
+        Assert.Equal(14UL, (ulong)(MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec));
+        Assert.Equal(4096UL, (ulong)MountFlags.Bind);
+        Assert.Equal(16384UL, (ulong)MountFlags.Recursive);
+        Assert.Equal(1UL << 40, (ulong)MountFlags.SourceInRoot);
+        Assert.Equal(1UL << 44, (ulong)MountFlags.Mask);
+    }
+
+    [Fact]
+    public void Replies_AreParsedByShape_AndMalformedLinesSaySo()
+    {
+        Assert.Equal(new HelperProtocol.Started(12, 34), HelperProtocol.Started.Parse("ok 12 34"));
+        Assert.Equal(new HelperProtocol.StartPaused(5, 6), HelperProtocol.StartPaused.Parse("paused 5 6"));
+        Assert.Equal(new HelperProtocol.RestorePaused(5, 6, "/dev/pts/3"), HelperProtocol.RestorePaused.Parse("paused 5 6 /dev/pts/3"));
+        Assert.Null(HelperProtocol.RestorePaused.Parse("paused 5 6 -").ConsolePty);
+        Assert.Equal("go", new HelperProtocol.Go().Format());
+        Assert.Equal("go 4242", new HelperProtocol.GoRestored(4242).Format());
+        Assert.Equal("abort", new HelperProtocol.Abort().Format());
+        Assert.Equal("paused 1 2 -", new HelperProtocol.RestorePaused(1, 2, null).Format());
+        Assert.True(HelperProtocol.StartPaused.Matches("paused 1 2"));
+        Assert.False(HelperProtocol.StartPaused.Matches("pausedx 1 2"));
+        Assert.False(HelperProtocol.Started.Matches("okay"));
+        foreach (var bad in new[] { "ok 12", "ok 12 34 56", "ok 12 x", "ok 0 5", "ok -1 5", "ok  12 34", "ready 12 34", "ok 99999999999 1", "ok 1 2 " })
+        {
+            var ex = Assert.Throws<ContainerException>(() => HelperProtocol.Started.Parse(bad));
+            Assert.Equal("HelperProtocolError", ex.ErrorId);
+            Assert.Contains(bad, ex.Message);
+        }
     }
 
     // ---- the real helper parses what Serialize writes ----------------------------------------
@@ -116,20 +194,20 @@ public sealed class LaunchSpecTests
     [Fact]
     public void Helper_ExecWithoutPid_Exits125WithAMessage()
     {
-        var spec = new LaunchSpec();
+        var spec = new ExecSpec();
         spec.Command.Add("/bin/true");
-        var result = Helper.Run("exec", spec);
+        var result = Helper.Run(spec);
         Assert.Equal(125, result.ExitCode);
-        Assert.Contains(result.Error, l => l.Contains("psc-helper:") && l.Contains("pid missing"));
+        Assert.Contains(result.Error, l => l.Contains("psc-helper:") && l.Contains("exec needs 'pid'"));
         Assert.Empty(result.Output);
     }
 
     [Fact]
     public void Helper_SpecWithoutProgram_Exits125()
     {
-        var result = Helper.Run("exec", new LaunchSpec { TargetPid = Environment.ProcessId });
+        var result = Helper.Run(new ExecSpec { TargetPid = Environment.ProcessId });
         Assert.Equal(125, result.ExitCode);
-        Assert.Contains(result.Error, l => l.Contains("no program to run"));
+        Assert.Contains(result.Error, l => l.Contains("exec needs 'arg'") && l.Contains("the program to run"));
     }
 
     [Fact]
@@ -137,7 +215,7 @@ public sealed class LaunchSpecTests
     {
         // Joining this test process's own uts and ipc namespaces is a no-op, so this runs anywhere as root
         // and checks that every field Serialize writes reaches the program intact.
-        var spec = new LaunchSpec
+        var spec = new ExecSpec
         {
             TargetPid = Environment.ProcessId,
             Namespaces = NamespaceKind.Uts | NamespaceKind.Ipc,
@@ -151,7 +229,7 @@ public sealed class LaunchSpecTests
         spec.Command.Add("argv0");
         spec.Command.Add("x y");
         spec.Command.Add("");
-        var result = Helper.Run("exec", spec);
+        var result = Helper.Run(spec);
         Assert.True(result.ExitCode == 7, $"exit {result.ExitCode}: {string.Join("\n", result.Error)}");
         Assert.Equal(new[] { "a b  c|/tmp|x y||" }, result.Output);
     }
@@ -159,9 +237,9 @@ public sealed class LaunchSpecTests
     [Fact]
     public void Helper_ExecOfAMissingProgram_Exits127()
     {
-        var spec = new LaunchSpec { TargetPid = Environment.ProcessId };
+        var spec = new ExecSpec { TargetPid = Environment.ProcessId };
         spec.Command.Add("/nonexistent/program");
-        var result = Helper.Run("exec", spec);
+        var result = Helper.Run(spec);
         Assert.Equal(127, result.ExitCode);
         Assert.Contains(result.Error, l => l.Contains("/nonexistent/program"));
     }

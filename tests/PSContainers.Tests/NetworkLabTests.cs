@@ -96,7 +96,7 @@ public sealed class NetworkLabTests : IDisposable
             // A process inside is listed, and its namespace identified.
             using var sleeper = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(Runtime.Namespaces.Helper.Path, "netns-exec")
             { RedirectStandardInput = true })!;
-            var spec = new Runtime.Namespaces.LaunchSpec { NetNsPath = NetNamespaces.PathOf(ns) };
+            var spec = new Runtime.Namespaces.NetNsExecSpec { NetNsPath = NetNamespaces.PathOf(ns) };
             spec.Command.AddRange(new[] { "sleep", "30" });
             spec.Environment.Add("PATH=/usr/bin:/bin");
             sleeper.StandardInput.BaseStream.Write(spec.SerializeFramed());

@@ -194,7 +194,7 @@ public sealed class SecurityPolicyTests
     [Fact]
     public void Spec_CarriesMaskFilterAndNoNewPrivs()
     {
-        var spec = new LaunchSpec { TargetPid = 42 };
+        var spec = new ExecSpec { TargetPid = 42 };
         spec.Command.Add("true");
         SecurityPlan.Apply(spec, new ContainerConfig { Security = new SecurityConfig { CapabilitiesDrop = new() { "chown", "sys_module" } } }, attach: true);
         var text = Encoding.UTF8.GetString(spec.Serialize());
@@ -203,7 +203,7 @@ public sealed class SecurityPolicyTests
         var hex = text.Split('\0').SkipWhile(s => s != "seccomp").Skip(1).First();
         Assert.Equal(Convert.ToHexString(SeccompCompiler.Compile(SeccompProfile.Default, SyscallTable.HostArch)), hex);
         // init gets no_new_privs only when asked.
-        var init = new LaunchSpec();
+        var init = new StartSpec();
         SecurityPlan.Apply(init, new ContainerConfig(), attach: false);
         Assert.False(init.NoNewPrivileges);
     }
@@ -213,7 +213,7 @@ public sealed class SecurityPolicyTests
     {
         static List<MountEntry> Plan(SecurityConfig s)
         {
-            var spec = new LaunchSpec();
+            var spec = new StartSpec();
             MountPlan.AddDefaults(spec, new ContainerConfig { Security = s });
             return spec.Mounts;
         }

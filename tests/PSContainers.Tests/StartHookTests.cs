@@ -79,14 +79,15 @@ public sealed class StartHookTests : IDisposable
         var (upper, work, rootfs) = (Path.Combine(dir, "upper"), Path.Combine(dir, "work"), Path.Combine(dir, "rootfs"));
         foreach (var d in new[] { upper, work, rootfs }) Directory.CreateDirectory(d);
         var exitRecord = Path.Combine(dir, "exit");
-        var spec = new LaunchSpec { Namespaces = NamespaceKind.ContainerDefault, Rootfs = rootfs, Hostname = "ovl", ExitRecord = exitRecord };
+        var spec = new StartSpec { Namespaces = NamespaceKind.ContainerDefault, Rootfs = rootfs, Hostname = "ovl", ExitRecord = exitRecord };
         spec.RootMounts.Add(new MountEntry("overlay", "", "overlay", MountFlags.None, $"lowerdir={lower},upperdir={upper},workdir={work}"));
         MountPlan.AddDefaults(spec, new ContainerConfig());
         spec.Command.AddRange(new[] { "/bin/sh", "-c", "echo written > /new-file; exec sleep 1000" });
         spec.Environment.Add("PATH=/bin:/sbin");
         var result = Helper.Start(spec, null);
         Assert.True(result.ExitCode == 0, string.Join("\n", result.Error));
-        var pids = result.Output.Single().Split(' ').Select(int.Parse).ToArray();
+        var started = HelperProtocol.Started.Parse(result.Output.Single());
+        var pids = new[] { started.Supervisor, started.Init };
         try
         {
             Assert.True(SpinWait.SpinUntil(() => File.Exists(Path.Combine(upper, "new-file")), 5000));

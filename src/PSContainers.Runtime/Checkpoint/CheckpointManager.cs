@@ -220,7 +220,7 @@ public sealed class CheckpointManager
     /// </summary>
     private static List<CheckpointMount> ExternalMounts(ContainerConfig config)
     {
-        var plan = new LaunchSpec();
+        var plan = new StartSpec();
         MountPlan.AddDefaults(plan, config);
         var mounts = new List<CheckpointMount>();
         foreach (var m in plan.Mounts.Where(m => m.Flags.HasFlag(MountFlags.Bind) && !m.Flags.HasFlag(MountFlags.SourceInRoot)))
@@ -376,7 +376,7 @@ public sealed class CheckpointManager
             }
             File.Delete(Store.ExitRecordPath(name));
             using var channel = CriuChannel.Create();
-            var spec = new LaunchSpec
+            var spec = new RestoreSpec
             {
                 ConsoleLog = Store.ConsoleLogPath(name),
                 ConsoleLogMaxBytes = config.Console.LogMaxBytes,
@@ -393,13 +393,12 @@ public sealed class CheckpointManager
             lock (CriuChannel.SpawnLock)
             {
                 channel.ExposePeer();
-                result = Helper.Supervise("restore", spec, fields =>
+                result = Helper.Restore(spec, paused =>
                 {
-                    // "paused <supervisor> <criu> <console pty>"
                     channel.ClosePeer();
-                    var criuPid = int.Parse(fields[2], CultureInfo.InvariantCulture);
+                    var criuPid = paused.Criu;
                     var criuStart = Native.Sys.ProcessStartTime(criuPid);
-                    var opts = RestoreOptionsFor(directory, rootfs, cgroupPath, manifest, config, name, fields[3], options.CriuLogLevel);
+                    var opts = RestoreOptionsFor(directory, rootfs, cgroupPath, manifest, config, name, paused.ConsolePty, options.CriuLogLevel);
                     networkTouched = true;
                     var what = $"CRIU could not restore container '{name}' from '{directory}'";
                     var resp = channel.Call(new criu_req { Type = criu_req_type.Restore, Opts = opts },
@@ -409,14 +408,14 @@ public sealed class CheckpointManager
                     channel.Dispose(); // criu exits once its socket closes
                     progress?.Report("Connecting the host ends of the network");
                     ConnectHostEnds(name, config);
-                    return "go " + resp.Restore.Pid.ToString(CultureInfo.InvariantCulture);
+                    return new HelperProtocol.GoRestored(resp.Restore.Pid);
                 });
             }
             if (result.ExitCode != 0 || result.Output.Length == 0)
                 throw new ContainerException("RestoreFailed", ContainerErrorKind.InvalidOperation,
                     $"Container '{name}' could not be restored: {string.Join(" ", result.Error).Trim()}. CRIU's log: {logPath}.", name);
-            var pids = result.Output[0].Split(' ');
-            Manager.RecordRunning(name, state, int.Parse(pids[0], CultureInfo.InvariantCulture), int.Parse(pids[1], CultureInfo.InvariantCulture), cgroupPath);
+            var started = HelperProtocol.Started.Parse(result.Output[0]);
+            Manager.RecordRunning(name, state, started.Supervisor, started.Init, cgroupPath);
         }
         catch
         {
@@ -440,7 +439,7 @@ public sealed class CheckpointManager
         if (deleteImages) Storage.FsNative.DeleteTree(directory);
     }
 
-    private criu_opts RestoreOptionsFor(string directory, string rootfs, string cgroupPath, CheckpointManifest manifest, ContainerConfig config, string name, string consolePty, int logLevel)
+    private criu_opts RestoreOptionsFor(string directory, string rootfs, string cgroupPath, CheckpointManifest manifest, ContainerConfig config, string name, string? consolePty, int logLevel)
     {
         var opts = BaseOptions(directory, RestoreLog, manifest.TcpEstablished, logLevel);
         opts.Root = rootfs;
@@ -454,10 +453,10 @@ public sealed class CheckpointManager
         foreach (var m in manifest.Mounts)
         {
             var hostPath = m.Key == "console" ? consolePty : userMounts.GetValueOrDefault(m.Target, m.Source);
-            if (m.Key == "console" && consolePty == "-") continue;
+            if (m.Key == "console" && consolePty is null) continue;
             opts.External.Add($"mnt[{m.Key}]:{hostPath}");
         }
-        if (manifest.ConsoleTty is not null && consolePty != "-")
+        if (manifest.ConsoleTty is not null && consolePty is not null)
             opts.InheritFd.Add(new inherit_fd { Key = manifest.ConsoleTty, Fd = 4 });
         // CRIU recreates each veth pair with the host end in its own (the host's) namespace, named
         // as this container's host end; ConnectHostEnds then moves and attaches it.

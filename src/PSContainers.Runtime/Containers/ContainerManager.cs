@@ -578,7 +578,7 @@ public sealed partial class ContainerManager
         {
             File.Delete(Store.ExitRecordPath(name));
             File.Delete(Store.RunRecordPath(name));
-            var spec = new LaunchSpec
+            var spec = new StartSpec
             {
                 Namespaces = Network.NetworkHook.SharesHostNetwork(config) ? NamespaceKind.ContainerDefault & ~NamespaceKind.Network : NamespaceKind.ContainerDefault,
                 Rootfs = rootfs,
@@ -641,8 +641,8 @@ public sealed partial class ContainerManager
                 throw new ContainerException("StartFailed", ContainerErrorKind.InvalidOperation,
                     $"Container '{name}' failed to start: {string.Join(" ", result.Error).Trim()}. " +
                     $"Check the init command ({string.Join(' ', InitCommand(config))}) exists in {rootfs}; the console log is {Store.ConsoleLogPath(name)}.", name);
-            var pids = result.Output[0].Split(' ');
-            int supervisor = int.Parse(pids[0], CultureInfo.InvariantCulture), init = int.Parse(pids[1], CultureInfo.InvariantCulture);
+            var started = HelperProtocol.Started.Parse(result.Output[0]);
+            int supervisor = started.Supervisor, init = started.Init;
             try { RecordRunning(name, state, supervisor, init, cgroupPath); }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
@@ -957,7 +957,7 @@ public sealed partial class ContainerManager
     // ---- exec ---------------------------------------------------------------------------------
 
     /// <summary>Builds the spec that runs a program inside a running container (lxc-attach).</summary>
-    private LaunchSpec AttachSpec(string name, IReadOnlyList<string> command, NamespaceKind namespaces, string? workingDirectory, IDictionary<string, string>? environment)
+    private ExecSpec AttachSpec(string name, IReadOnlyList<string> command, NamespaceKind namespaces, string? workingDirectory, IDictionary<string, string>? environment)
     {
         if (command.Count == 0 || string.IsNullOrEmpty(command[0]))
             throw new ContainerException("NoCommand", ContainerErrorKind.InvalidArgument, "Give the program to run, e.g. -Command hostname or -Command ls,-l,/.", name);
@@ -966,7 +966,7 @@ public sealed partial class ContainerManager
             throw new ContainerException("ContainerFrozen", ContainerErrorKind.InvalidOperation,
                 $"Container '{name}' is frozen; a command would hang. Resume it first with Resume-Container.", name);
         var config = ConfigLoader.Load(Store.ConfigPath(name));
-        var spec = new LaunchSpec
+        var spec = new ExecSpec
         {
             TargetPid = state.InitPid,
             Namespaces = namespaces == NamespaceKind.None ? NamespaceKind.ContainerDefault : namespaces,
@@ -991,7 +991,7 @@ public sealed partial class ContainerManager
         string? workingDirectory = null, IDictionary<string, string>? environment = null, CancellationToken cancellationToken = default)
     {
         ContainerNames.Validate(name);
-        LaunchSpec spec;
+        ExecSpec spec;
         // The lock covers only the checks: a long-running command must not block Stop-Container.
         ulong? initStart;
         using (Store.Lock(name))
@@ -999,7 +999,7 @@ public sealed partial class ContainerManager
             spec = AttachSpec(name, command, namespaces, workingDirectory, environment);
             initStart = spec.TargetPid is { } target ? Sys.ProcessStartTime(target) : null;
         }
-        var result = Helper.Run("exec", spec, cancellationToken);
+        var result = Helper.Run(spec, cancellationToken);
         if (result.ExitCode == 125 && result.Error.Any(l => l.StartsWith("psc-helper:", StringComparison.Ordinal)))
         {
             // The container stopped (or was removed) between the check and the attach: say that,
@@ -1073,11 +1073,11 @@ public sealed partial class ContainerManager
     public System.Diagnostics.Process StartInteractive(string name, IReadOnlyList<string> command, NamespaceKind namespaces = NamespaceKind.None, string? workingDirectory = null)
     {
         ContainerNames.Validate(name);
-        LaunchSpec spec;
+        ExecSpec spec;
         using (Store.Lock(name)) spec = AttachSpec(name, command, namespaces, workingDirectory, null);
         spec.Terminal = true;
         spec.Environment.Add("TERM=" + (System.Environment.GetEnvironmentVariable("TERM") ?? "xterm"));
-        return Helper.StartInteractive("exec", spec, Store.TempDirectory);
+        return Helper.StartInteractive(spec, Store.TempDirectory);
     }
 
     // ---- console ------------------------------------------------------------------------------

@@ -38,9 +38,9 @@ public static class Helper
     }
 
     /// <summary>Runs the helper with the spec on stdin, capturing stdout and stderr as lines.</summary>
-    public static HelperResult Run(string command, LaunchSpec spec, CancellationToken cancellationToken = default)
+    public static HelperResult Run(HelperSpec spec, CancellationToken cancellationToken = default)
     {
-        using var process = Launch(command, out var error);
+        using var process = Launch(spec.HelperCommand, out var error);
         var output = new List<string>();
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.Add(e.Data); };
         process.BeginOutputReadLine();
@@ -54,40 +54,52 @@ public static class Helper
     /// psc-helper start. With <paramref name="whilePaused"/>, the new init waits in its namespaces
     /// (before its mounts and exec) while the callback runs with (supervisor pid, init pid): that
     /// is where host-side set-up that needs the namespaces, like network interfaces, happens. If
-    /// the callback throws, the start is aborted (init killed) and the exception rethrown.
+    /// the callback throws, the start is aborted (init killed) and the exception rethrown. On
+    /// success the output's one line is a <see cref="HelperProtocol.Started"/>.
     /// </summary>
-    public static HelperResult Start(LaunchSpec spec, Action<int, int>? whilePaused)
+    public static HelperResult Start(StartSpec spec, Action<int, int>? whilePaused)
     {
         spec.PauseBeforeExec = whilePaused is not null;
-        return RunPausing("start", spec, whilePaused);
+        return Supervise(spec, HelperProtocol.StartPaused.Matches, HelperProtocol.StartPaused.Parse, whilePaused is null ? null : paused =>
+        {
+            whilePaused(paused.Supervisor, paused.Init);
+            return new HelperProtocol.Go().Format();
+        });
     }
 
     /// <summary>
-    /// Runs a helper command that may report "paused PARENT CHILD" and wait for "go" (start,
-    /// userns-tree): the callback runs meanwhile with those two pids; if it throws, the helper is
-    /// answered "abort" and the exception rethrown once the helper has exited.
+    /// psc-helper userns-tree: without id maps in the spec, the child waits in its new user
+    /// namespace while <paramref name="whilePaused"/> runs with (helper pid, child pid) and writes
+    /// them; if it throws, the helper is answered abort and the exception rethrown.
     /// </summary>
-    public static HelperResult RunPausing(string command, LaunchSpec spec, Action<int, int>? whilePaused) =>
-        Supervise(command, spec, whilePaused is null ? null : fields =>
+    public static HelperResult RunPausing(UsernsTreeSpec spec, Action<int, int>? whilePaused) =>
+        Supervise(spec, HelperProtocol.TreePaused.Matches, HelperProtocol.TreePaused.Parse, whilePaused is null ? null : paused =>
         {
-            whilePaused(int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture), int.Parse(fields[2], System.Globalization.CultureInfo.InvariantCulture));
-            return "go";
+            whilePaused(paused.Parent, paused.Child);
+            return new HelperProtocol.Go().Format();
         });
 
     /// <summary>
-    /// psc-helper start, restore or userns-tree: the helper reports "paused ..." (its fields are
-    /// passed to <paramref name="whilePaused"/>, whose return value is the answer); a throwing
-    /// callback answers "abort" and the exception is rethrown once the helper has exited.
+    /// psc-helper restore: <paramref name="whilePaused"/> drives criu while the supervisor waits, and
+    /// names the init criu restored; a throwing callback answers abort and the exception is rethrown
+    /// once the helper has exited. On success the output's one line is a <see cref="HelperProtocol.Started"/>.
     /// </summary>
-    public static HelperResult Supervise(string command, LaunchSpec spec, Func<string[], string>? whilePaused)
+    public static HelperResult Restore(RestoreSpec spec, Func<HelperProtocol.RestorePaused, HelperProtocol.GoRestored> whilePaused) =>
+        Supervise(spec, HelperProtocol.RestorePaused.Matches, HelperProtocol.RestorePaused.Parse, paused => whilePaused(paused).Format());
+
+    /// <summary>
+    /// Runs a command that may report a paused line and wait for the answer <paramref name="whilePaused"/>
+    /// returns; a throwing callback answers abort and the exception is rethrown once the helper has exited.
+    /// </summary>
+    private static HelperResult Supervise<TPaused>(HelperSpec spec, Func<string, bool> isPaused, Func<string, TPaused> parse, Func<TPaused, string>? whilePaused)
     {
-        using var process = Launch(command, out var error);
+        using var process = Launch(spec.HelperCommand, out var error);
         SendSpec(process, spec, closeAfter: whilePaused is null);
         var output = new List<string>();
         string? line;
         while ((line = process.StandardOutput.ReadLine()) is not null)
         {
-            if (!line.StartsWith("paused ", StringComparison.Ordinal) || whilePaused is null)
+            if (!isPaused(line) || whilePaused is null)
             {
                 output.Add(line);
                 continue;
@@ -95,13 +107,13 @@ public static class Helper
             string answer;
             try
             {
-                answer = whilePaused(line.Split(' '));
+                answer = whilePaused(parse(line));
             }
             catch
             {
                 // The supervisor kills what the helper started (a restore: criu and every restored
                 // task) within seconds; a helper that still has not answered after a minute is killed.
-                Answer(process, "abort");
+                Answer(process, new HelperProtocol.Abort().Format());
                 if (!process.WaitForExit(60_000))
                 {
                     try { process.Kill(); } catch (InvalidOperationException) { }
@@ -166,7 +178,7 @@ public static class Helper
         return process;
     }
 
-    private static void SendSpec(Process process, LaunchSpec spec, bool closeAfter)
+    private static void SendSpec(Process process, HelperSpec spec, bool closeAfter)
     {
         try
         {
@@ -185,17 +197,17 @@ public static class Helper
 
     /// <summary>
     /// Starts the helper on the caller's terminal (interactive attach: the helper relays between it and
-    /// a pty of the container, see psc-helper.c). The spec goes through a private file the helper
+    /// a pty of the container, see src/native/helper/attach.c). The spec goes through a private file the helper
     /// deletes once read, since stdin stays the terminal.
     /// </summary>
-    public static Process StartInteractive(string command, LaunchSpec spec, string tempDirectory)
+    public static Process StartInteractive(ExecSpec spec, string tempDirectory)
     {
         Directory.CreateDirectory(tempDirectory);
         var file = System.IO.Path.Combine(tempDirectory, $"spec.{Guid.NewGuid():N}");
         using (var fs = new FileStream(file, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }))
             fs.Write(spec.Serialize());
-        var psi = new ProcessStartInfo(ExecutableFor(command)) { UseShellExecute = false };
-        psi.ArgumentList.Add(command);
+        var psi = new ProcessStartInfo(ExecutableFor(spec.HelperCommand)) { UseShellExecute = false };
+        psi.ArgumentList.Add(spec.HelperCommand);
         psi.ArgumentList.Add(file);
         return Process.Start(psi)!;
     }

@@ -13,7 +13,7 @@ public static class MountPlan
 {
     private static readonly string[] Devices = { "null", "zero", "full", "random", "urandom", "tty" };
 
-    public static void AddDefaults(LaunchSpec spec, ContainerConfig config)
+    public static void AddDefaults(StartSpec spec, ContainerConfig config)
     {
         const MountFlags safe = MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec;
         Security.SecurityPlan.AddKernelFilesystems(spec, config.Security);

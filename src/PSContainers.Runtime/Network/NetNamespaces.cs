@@ -208,13 +208,13 @@ public static class NetNamespaces
         if (!File.Exists(path))
             throw new ContainerException("NetNamespaceNotFound", ContainerErrorKind.ObjectNotFound,
                 $"No network namespace named '{name}' exists ({path}). Create it with New-NetNamespace.", name);
-        var spec = new LaunchSpec { NetNsPath = path };
+        var spec = new NetNsExecSpec { NetNsPath = path };
         var etc = System.IO.Path.Combine(EtcDirectory, name);
         if (Directory.Exists(etc)) spec.EtcDirectory = etc;
         spec.Command.AddRange(command);
         spec.Environment.AddRange(Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
             .Select(e => $"{e.Key}={e.Value}").Where(s => !s.Contains('\0')));
-        var result = Helper.Run("netns-exec", spec, cancellationToken);
+        var result = Helper.Run(spec, cancellationToken);
         if (result.ExitCode == 125 && result.Error.Any(l => l.StartsWith("psc-helper:", StringComparison.Ordinal)))
             throw new ContainerException("NetNamespaceExecFailed", ContainerErrorKind.InvalidOperation,
                 $"Could not run in network namespace '{name}': {string.Join(" ", result.Error).Replace("psc-helper: ", "")}", name);

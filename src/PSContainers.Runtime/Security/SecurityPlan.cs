@@ -89,7 +89,7 @@ public static class SecurityPlan
     }
 
     /// <summary>Puts the capability mask, the seccomp program and no_new_privs into a start or exec spec.</summary>
-    public static SecuritySettings Apply(LaunchSpec spec, ContainerConfig config, bool attach)
+    public static SecuritySettings Apply(ISecuritySpec spec, ContainerConfig config, bool attach)
     {
         var security = config.Security;
         var settings = Resolve(security, IsSystemContainer(config));
@@ -100,7 +100,7 @@ public static class SecurityPlan
     }
 
     /// <summary>The /proc and /sys mounts and the masks, in mount order (MountPlan calls this first).</summary>
-    public static void AddKernelFilesystems(LaunchSpec spec, SecurityConfig security)
+    public static void AddKernelFilesystems(StartSpec spec, SecurityConfig security)
     {
         const MountFlags safe = MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec;
         spec.Mounts.Add(new MountEntry("proc", "/proc", "proc", safe));

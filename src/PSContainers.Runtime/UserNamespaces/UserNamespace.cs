@@ -20,8 +20,8 @@ public static class UserNamespace
     public static uint CallerUid => LibC.getuid();
     public static uint CallerGid => LibC.getgid();
 
-    /// <summary>Sets a start/exec spec up for a container with <paramref name="map"/>: the user namespace, and for root the maps the helper writes.</summary>
-    public static void Prepare(LaunchSpec spec, IdMap map)
+    /// <summary>Sets a start spec up for a container with <paramref name="map"/>: the user namespace, and for root the maps the helper writes.</summary>
+    public static void Prepare(StartSpec spec, IdMap map)
     {
         spec.Namespaces |= NamespaceKind.User;
         if (!Sys.IsRoot) return; // written with newuidmap/newgidmap while init waits: WriteMaps
@@ -84,7 +84,7 @@ public static class UserNamespace
         // owns is visible (and changeable) in there.
         uint uidInside = map.End(IdMapKind.Uid), gidInside = map.End(IdMapKind.Gid);
         var treeMap = map.With(uidInside, CallerUid, gidInside, CallerGid);
-        var spec = new LaunchSpec();
+        var spec = new UsernsTreeSpec();
         spec.Command.Add(operation);
         spec.Command.Add(Path.GetFullPath(path));
         spec.CallerId = uidInside == gidInside ? uidInside : throw new ContainerException("InvalidIdMap", ContainerErrorKind.InvalidArgument,
@@ -96,7 +96,7 @@ public static class UserNamespace
             spec.UidMap = treeMap.KernelText(IdMapKind.Uid);
             spec.GidMap = treeMap.KernelText(IdMapKind.Gid);
         }
-        var result = Helper.RunPausing("userns-tree", spec, direct ? null : (_, child) => WriteMaps(child, treeMap));
+        var result = Helper.RunPausing(spec, direct ? null : (_, child) => WriteMaps(child, treeMap));
         if (result.ExitCode != 0)
             throw new ContainerException(operation == "shift" ? "RootfsShiftFailed" : "RootfsRemoveFailed", ContainerErrorKind.InvalidOperation,
                 $"Could not {(operation == "shift" ? "give" : "remove")} {path} {(operation == "shift" ? "to" : "owned by")} the container's ids ({map}): " +

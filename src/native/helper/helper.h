@@ -1,0 +1,113 @@
+/*
+ * What the files of psc-helper share: the system headers, and the functions one file offers the
+ * others (by file). psc-helper is one single-threaded static program; see main.c for why it exists.
+ */
+#ifndef PSC_HELPER_H
+#define PSC_HELPER_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <net/if.h>
+#include <ftw.h>
+#include <sys/xattr.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/openat2.h>
+#include <linux/capability.h>
+#include <linux/close_range.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+
+#include "spec.h"
+
+/* util.c */
+extern char errbuf[1024];
+int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+__attribute__((noreturn)) void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int write_all(int fd, const void *buf, size_t len);
+int write_file(const char *path, const char *text);
+
+/* rootfs.c */
+int open_in_root(int rootfd, const char *path, int flags);
+int enter_rootfs(const struct spec *s, const char *console);
+
+/* security.c */
+int drop_capabilities(uint64_t mask, int keep_admin);
+int install_seccomp(const struct spec *s);
+int apply_security(const struct spec *s);
+void reexec_from_sealed_copy(char **argv);
+
+/* process.c */
+extern int born_in_cgroup;
+extern volatile pid_t forward_to;
+extern const int forwarded_signals[4];
+void exec_program(const struct spec *s);
+pid_t fork_into(int cgfd, unsigned long flags);
+int is_v2_procs(const char *cgroup_v2, const char *file);
+void close_all_but(int keep);
+void install_forwarding(void);
+int wait_status(pid_t pid);
+
+/* ids.c */
+int write_id_maps(pid_t pid, const char *uid_map, const char *gid_map);
+int become_userns_root(void);
+int link_up(const char *name);
+
+/* init.c */
+struct child_args { const struct spec *s; int sync_rd; int err_wr; const char *console; };
+int container_init(void *arg);
+
+/* console.c */
+int open_console(const struct spec *s, int *master, int *logfd, char *console_path, size_t size);
+void pump_console(int master, int *logfd, const struct spec *s);
+
+/* supervisor.c */
+void remove_cgroups(const struct spec *s);
+int write_run_record(const struct spec *s, pid_t init, const char *phase);
+void watch_init(const struct spec *s, pid_t child, int master, int logfd, sigset_t *mask);
+int read_answer(int fd, char *answer, size_t size);
+int cmd_start(const char *file, int restore);
+
+/* restore.c */
+int supervise_restore(const struct spec *s, int report_fd, int ctl_fd);
+
+/* terminal.c */
+void pass_window_size(int master);
+int relay_terminal(int master, pid_t stager);
+int relay_status(pid_t stager);
+
+/* attach.c */
+int cmd_exec(const char *file);
+
+/* netns_exec.c */
+int cmd_netns_exec(const char *file);
+
+/* userns_tree.c */
+int cmd_userns_tree(const char *file);
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * psc-helper restore: the supervisor runs criu instead of cloning an init, and supervises the init
+ * criu restores as its child (rst_sibling). Everything criu restored dies with a restore that is
+ * given up.
+ */
+#include "helper.h"
+
+/* waitpid with a deadline: 0 when pid was reaped, 1 when it still runs after ms milliseconds. */
+static int wait_bounded(pid_t pid, int ms) {
+    for (int waited = 0;; waited += 10) {
+        pid_t w = waitpid(pid, NULL, WNOHANG);
+        if (w == pid || (w < 0 && errno == ECHILD)) return 0;
+        if (waited >= ms) return 1;
+        usleep(10000);
+    }
+}
+
+/* SIGKILL to every pid listed in a file of pids (cgroup.procs, /proc/.../children); how many. */
+static int kill_listed(const char *path) {
+    FILE *f = fopen(path, "re");
+    if (!f) return 0;
+    int n = 0;
+    long pid;
+    while (fscanf(f, "%ld", &pid) == 1)
+        if (pid > 0 && pid != getpid() && kill((pid_t)pid, SIGKILL) == 0) n++;
+    fclose(f);
+    return n;
+}
+
+/* A restore that is given up (the caller's timeout, an abort, criu failing): criu and the whole
+ * tree it restored must go, also tasks still looping in CRIU's restorer. They are our children
+ * (rst_sibling) and members of the container's cgroups: kill both until none is left, reaping as
+ * we go, for at most ~5 s (a task stuck in the kernel is left to the caller's cgroup kill). */
+static void kill_restore(const struct spec *s, pid_t criu) {
+    if (criu > 0) kill(criu, SIGKILL);
+    char children[64], procs[PATH_MAX];
+    snprintf(children, sizeof children, "/proc/self/task/%d/children", (int)getpid());
+    for (int round = 0; round < 250; round++) {
+        int found = kill_listed(children);
+        for (int i = 0; i < s->n_cgdirs; i++) {
+            snprintf(procs, sizeof procs, "%s/cgroup.procs", s->cgdirs[i]);
+            found += kill_listed(procs);
+        }
+        while (waitpid(-1, NULL, WNOHANG) > 0) {}
+        if (!found) break;
+        usleep(20000);
+    }
+}
+
+/* Restore (Runtime/Checkpoint): the caller speaks CRIU's RPC on its end of a socketpair; the other
+ * end came to us as criu_fd. We run `criu swrk 3` with that socket as fd 3 and a fresh console
+ * pty slave as fd 4 (the caller maps the checkpoint's console onto it with inherit_fd), and report
+ * RESTORE_PAUSED (supervisor, criu, pty). The caller asks for rst_sibling, so criu creates the restored
+ * init with CLONE_PARENT: it becomes OUR child, and we supervise it exactly like a started one once
+ * the caller answers GO_RESTORED with its pid (ABORT kills whatever was restored). */
+int supervise_restore(const struct spec *s, int report_fd, int ctl_fd) {
+    int master = -1, logfd = -1, slave = -1;
+    char console_path[64] = "";
+    if (s->console_log && (slave = open_console(s, &master, &logfd, console_path, sizeof console_path)) < 0) return -1;
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+
+    pid_t criu = fork();
+    if (criu < 0) return fail("fork criu");
+    if (criu == 0) {
+        /* dup2 clears close-on-exec: exactly fds 0-2 (/dev/null), 3 and 4 reach criu. */
+        if (dup2(s->criu_fd, 3) < 0 || (slave >= 0 && dup2(slave, 4) < 0)) _exit(126);
+        sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
+        exec_program(s);
+        _exit(127);
+    }
+    close(s->criu_fd);
+    send_reply(report_fd, PSC_REPLY_RESTORE_PAUSED, getpid(), criu, console_path[0] ? console_path : "-");
+    char answer[PSC_REPLY_MAX];
+    int restored[4] = { 0 };
+    if (read_answer(ctl_fd, answer, sizeof answer) < 0 || parse_reply(answer, PSC_R_GO_RESTORED, restored) < 0) restored[0] = 0;
+    close(ctl_fd);
+    pid_t init = restored[0];
+    /* After "go" the caller has closed its end of the socket and criu exits by itself (it may
+     * still be unlocking the network: 30 s at most); after anything else (an abort, the caller
+     * gone) neither criu nor anything it restored may outlive the restore. */
+    int criu_stuck = init > 0 ? wait_bounded(criu, 30000) : 1;
+    /* waitpid(WNOHANG) == 0: init is alive and our child (rst_sibling worked). */
+    if (init <= 0 || criu_stuck || waitpid(init, NULL, WNOHANG) != 0) {
+        kill_restore(s, criu);
+        remove_cgroups(s);
+        errno = 0;
+        return fail(init <= 0 ? "restore aborted by the caller" : criu_stuck ? "criu did not exit after restoring init %d" : "restored init %d is not a child of the supervisor", init);
+    }
+    write_run_record(s, init, "released");   /* best effort: the restored init already runs */
+    send_reply(report_fd, PSC_REPLY_STARTED, getpid(), init);
+    close(report_fd);
+    watch_init(s, init, master, logfd, &mask);
+    return 0;
+}
+

@@ -1,0 +1,128 @@
+/*
+ * psc-helper userns-tree: a tree operation (shift ownership, remove) run as root of a user namespace
+ * that maps a container's ids, which is how a non-root user owns files as its subordinate ids.
+ */
+#include "helper.h"
+
+/* A non-root user cannot chown files to its subordinate ids, nor delete files they own. Root of a
+ * user namespace that maps them can: this command runs one tree operation there. The namespace maps
+ * the container's ids and, at "callerid", the caller's own uid and gid, so that the files the caller
+ * made (a template, an extracted archive) are visible and can be handed to the container's root. */
+
+static unsigned long tree_caller_id;
+static const char *tree_error_path;
+
+/* chown that keeps what chown(2) clears: setuid/setgid bits and file capabilities (which, set again
+ * by the namespace's root, become namespaced v3 capabilities of the container's root). */
+static int chown_keep(int dirfd, const char *leaf, const char *path, uid_t uid, gid_t gid) {
+    struct stat st;
+    if (fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0) return fail("stat %s", path);
+    if (st.st_uid == uid && st.st_gid == gid) return 0;
+    if (!S_ISREG(st.st_mode)) {
+        if (fchownat(dirfd, leaf, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) return fail("chown %s", path);
+        return 0;
+    }
+    int fd = openat(dirfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return fail("open %s", path);
+    char caps[64];
+    ssize_t ncaps = fgetxattr(fd, "security.capability", caps, sizeof caps);
+    int rc = fchown(fd, uid, gid);
+    if (rc < 0) fail("chown %s", path);
+    else if ((st.st_mode & (S_ISUID | S_ISGID)) && fchmod(fd, st.st_mode & 07777) < 0) rc = fail("chmod %s", path);
+    else if (ncaps > 0 && fsetxattr(fd, "security.capability", caps, (size_t)ncaps, 0) < 0) rc = fail("restore file capabilities of %s", path);
+    close(fd);
+    return rc;
+}
+
+/* Every entry the caller owns (seen here as tree_caller_id) goes to the namespace's root. */
+static int shift_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    (void)type; (void)ftw;
+    uid_t uid = st->st_uid == tree_caller_id ? 0 : st->st_uid;
+    gid_t gid = st->st_gid == tree_caller_id ? 0 : st->st_gid;
+    if (uid == st->st_uid && gid == st->st_gid) return 0;
+    if (chown_keep(AT_FDCWD, path, path, uid, gid) < 0) { tree_error_path = path; return -1; }
+    return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    (void)st; (void)ftw;
+    if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT) { fail("remove %s", path); tree_error_path = path; return -1; }
+    return 0;
+}
+
+/* Explicit owners ("uid gid relative-path" records, NUL-terminated): the ids an archive gave its
+ * entries. Each path is resolved inside the tree, never through a symlink out of it. */
+static int apply_owners(const char *root, const char *list) {
+    int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) return fail("open %s", root);
+    int fd = open(list, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) { close(rootfd); return fail("open %s", list); }
+    struct stat lst;
+    if (fstat(fd, &lst) < 0) { close(fd); close(rootfd); return fail("stat %s", list); }
+    char *buf = malloc((size_t)lst.st_size + 1);
+    ssize_t n = buf ? read(fd, buf, (size_t)lst.st_size) : -1;
+    close(fd);
+    if (n != lst.st_size) { free(buf); close(rootfd); errno = EIO; return fail("read %s", list); }
+    buf[n] = '\0';
+    int rc = 0;
+    for (char *rec = buf; rec < buf + n && rc == 0; rec += strlen(rec) + 1) {
+        unsigned long uid, gid;
+        int off = 0;
+        if (sscanf(rec, "%lu %lu %n", &uid, &gid, &off) != 2 || off == 0) { errno = EINVAL; rc = fail("owners record '%s'", rec); break; }
+        char *rel = rec + off, *slash = strrchr(rel, '/');
+        int dirfd = slash ? (*slash = '\0', open_in_root(rootfd, rel, O_PATH | O_DIRECTORY)) : dup(rootfd);
+        if (slash) *slash = '/';
+        if (dirfd < 0) { rc = fail("open parent of %s", rel); break; }
+        rc = chown_keep(dirfd, slash ? slash + 1 : rel, rel, (uid_t)uid, (gid_t)gid);
+        close(dirfd);
+    }
+    free(buf);
+    close(rootfd);
+    return rc;
+}
+
+int cmd_userns_tree(const char *file) {
+    struct spec s;
+    read_spec(&s, PSC_CMD_USERNS_TREE, file);
+    if (s.n_args != 2 || s.args[1][0] != '/') die("userns-tree: needs arg shift|remove and an absolute path");
+    int shift = !strcmp(s.args[0], "shift");
+    if (!shift && strcmp(s.args[0], "remove")) die("userns-tree: unknown operation '%s'", s.args[0]);
+    int sync_pipe[2], err_pipe[2];
+    if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
+    pid_t child = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL);
+    if (child < 0) die("clone a user namespace: %s", strerror(errno));
+    if (child == 0) {
+        close(sync_pipe[1]);
+        close(err_pipe[0]);
+        char go;
+        int rc = read(sync_pipe[0], &go, 1) == 1 ? 0 : fail("wait for the id maps");
+        if (rc == 0) rc = become_userns_root();
+        tree_caller_id = s.caller_id;
+        if (rc == 0) rc = nftw(s.args[1], shift ? shift_entry : remove_entry, 64, FTW_PHYS | FTW_MOUNT | (shift ? 0 : FTW_DEPTH));
+        if (rc != 0 && !tree_error_path && errno) fail("walk %s", s.args[1]);
+        if (rc == 0 && shift && s.owners) rc = apply_owners(s.args[1], s.owners);
+        if (rc != 0) write_all(err_pipe[1], errbuf, strlen(errbuf));
+        _exit(rc == 0 ? 0 : 1);
+    }
+    close(sync_pipe[0]);
+    close(err_pipe[1]);
+    /* Root writes the maps itself; otherwise the caller runs newuidmap/newgidmap meanwhile. */
+    if (s.uid_map) {
+        if (write_id_maps(child, s.uid_map, s.gid_map) < 0) { kill(child, SIGKILL); die("%s", errbuf); }
+    } else {
+        fflush(stdout);
+        send_reply(1, PSC_REPLY_TREE_PAUSED, getpid(), child);
+        char answer[PSC_REPLY_MAX];
+        if (!fgets(answer, sizeof answer, stdin) || parse_reply(answer, PSC_R_GO, NULL) < 0) { kill(child, SIGKILL); waitpid(child, NULL, 0); die("aborted by the caller"); }
+    }
+    if (write(sync_pipe[1], "g", 1) != 1) die("release child: %s", strerror(errno));
+    char cerr[sizeof errbuf];
+    ssize_t n, got = 0;
+    while ((n = read(err_pipe[0], cerr + got, sizeof cerr - 1 - (size_t)got)) > 0) got += n;
+    int status;
+    while (waitpid(child, &status, 0) < 0) if (errno != EINTR) die("waitpid: %s", strerror(errno));
+    if (got > 0) { cerr[got] = '\0'; die("%s", cerr); }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die("userns-tree %s %s failed", s.args[0], s.args[1]);
+    return 0;
+}
+
