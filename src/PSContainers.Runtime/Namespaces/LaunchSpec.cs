@@ -55,6 +55,8 @@ public sealed class LaunchSpec
     public long ConsoleLogMaxBytes { get; set; }
     /// <summary>start/restore: where the supervisor writes its own record before init is released (see State.RunRecord).</summary>
     public string? RunRecord { get; set; }
+    /// <summary>restore: CRIU's images directory, where a killed criu's empty cgroup-yard directories are removed.</summary>
+    public string? ImagesDirectory { get; set; }
     public string? ExitRecord { get; set; }
     /// <summary>exec: a new pty in the container's devpts for the command (its controlling terminal,
     /// in a session of its own), relayed by the helper to the caller's terminal (Enter-Container).</summary>
@@ -110,6 +112,7 @@ public sealed class LaunchSpec
         foreach (var m in RootMounts) Put("rootmount", m.Source, m.FsType, ((ulong)m.Flags).ToString(), m.Data);
         if (ExitRecord is not null) Put("exitfile", ExitRecord);
         if (RunRecord is not null) Put("runrecord", RunRecord);
+        if (ImagesDirectory is not null) Put("imagesdir", ImagesDirectory);
         if (UidMap is not null) Put("uidmap", UidMap);
         if (CgroupV2Directory is not null) Put("cgroupv2", CgroupV2Directory);
         if (GidMap is not null) Put("gidmap", GidMap);

@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using PSContainers.Runtime;
+using PSContainers.Runtime.Checkpoint;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Network;
@@ -11,12 +13,12 @@ namespace PSContainers.Tests.Faults;
 
 /// <summary>
 /// kill -9 of a real pwsh at random points of New, Start (with a NIC on a bridge), Copy, Export
-/// (stopped, and -Force of a running container), Import and Remove. Every trial: the call in its
+/// (stopped, and -Force of a running container), Import, Checkpoint (and Save), Restore (and Start
+/// of a saved container) and Remove. Every trial: the call in its
 /// own pwsh, killed after a random delay from the moment it begins (seeded: the seed and every
 /// delay are logged, PSC_FAULT_SEED replays them) or at a chosen moment of the start; then the
 /// state must agree with what runs; then the next command of the same kind must succeed and leave
 /// things clean; then, all containers removed, nothing may be left (FaultChecker).
-/// Checkpoint and Restore trials belong with their fixes (branch faults-a), written on this harness.
 /// </summary>
 [Collection("Containers")]
 public sealed class PwshKillTests : IDisposable
@@ -61,13 +63,16 @@ public sealed class PwshKillTests : IDisposable
     /// <paramref name="killWhen"/>; <paramref name="next"/> is the next command (in this process,
     /// through the runtime a fresh session would use).
     /// </summary>
-    private void Trial(string what, string call, TimeSpan? delay, Func<bool>? killWhen, Action next)
+    /// <paramref name="settle"/>: waits for what the call left running on its own (CRIU, which goes on
+    /// without the pwsh that asked for it) before the state is judged.
+    private void Trial(string what, string call, TimeSpan? delay, Func<bool>? killWhen, Action next, Action? settle = null)
     {
-        var outcome = KilledPwsh.Run(_store.StorePath, call, delay, killWhen);
+        var outcome = KilledPwsh.Run(_store.StorePath, call, delay, killWhen, TimeSpan.FromSeconds(120));
         var where = $"seed {_seed}, {what}, delay {delay?.TotalMilliseconds.ToString("0.0") ?? "-"} ms: " +
                     (outcome.Killed ? $"killed {outcome.SinceGo.TotalMilliseconds:0.0} ms into the call" : $"not killed (exit {outcome.ExitCode})");
         _log.WriteLine(where);
         if (!outcome.Killed && outcome.ExitCode != 0) _log.WriteLine("  stderr: " + outcome.StdErr.Trim());
+        settle?.Invoke();
         var truth = FaultChecker.Settled(() => _check.Truth(allowFrozen: true));
         _log.WriteLine("  then: " + string.Join(", ", M.Names().Select(n => $"{n} {Safe(() => M.Get(n).State.ToString())}")));
         Assert.True(truth.Count == 0, $"{where}: state disagrees with what runs: {string.Join("; ", truth)}");
@@ -289,6 +294,181 @@ public sealed class PwshKillTests : IDisposable
                 ContainerArchive.Import(M, archive, TestStore.NewName("im2"));
                 Assert.True(File.Exists(Path.Combine(M.Get(name).RootfsPath, "bulk", "7", "f159")));
             });
+        }
+    }
+
+    /// <summary>A running counter beside 64 MiB of memory (CounterContainer.Heavy), counted to 20: a restart would be seen counting from 1.</summary>
+    private string HeavyCounter(string hint)
+    {
+        var name = TestStore.NewName(hint);
+        M.Create(name, new CreateOptions { Template = "busybox", Command = ["/bin/sh", "-c", CounterContainer.Heavy] });
+        M.Start(name);
+        CounterContainer.WaitCount(_store, name, 20);
+        return name;
+    }
+
+    /// <summary>CRIU goes on without the killed pwsh: wait until no process has anything open in the images directory.</summary>
+    private static void CriuDone(string dir) =>
+        Assert.True(SpinWait.SpinUntil(() => FaultChecker.ProcessesUsing(dir).Count == 0, TimeSpan.FromSeconds(90)),
+            $"CRIU still works in {dir}: {string.Join(", ", FaultChecker.ProcessesUsing(dir).Select(p => p.What))}");
+
+    /// <summary>
+    /// A kill point: <paramref name="lag"/> after <paramref name="file"/> appears (CRIU has begun:
+    /// its log exists).
+    /// </summary>
+    private static Func<bool> After(string file, TimeSpan lag)
+    {
+        Stopwatch? seen = null;
+        return () =>
+        {
+            if (seen is null && File.Exists(file)) seen = Stopwatch.StartNew();
+            return seen is not null && seen.Elapsed >= lag;
+        };
+    }
+
+    /// <summary>
+    /// After a checkpoint or restore trial: nobody holds the container's lock, CRIU left no mount
+    /// (its cgroup yard, .criu.cgyard.*) or directory of its own in the images directory, and a
+    /// plain Get-Container in a session of its own lists the container in the state the runtime sees.
+    /// </summary>
+    private void AssertQuiet(string name, string dir)
+    {
+        using (M.Store.Lock(name, TimeSpan.Zero)) { }
+        var mounts = File.ReadLines("/proc/self/mountinfo").Select(l => l.Split(' ')[4]).Where(p => p.StartsWith(dir + "/", StringComparison.Ordinal)).ToList();
+        Assert.True(mounts.Count == 0, $"mounts left in {dir}: {string.Join(", ", mounts)}");
+        if (Directory.Exists(dir)) Assert.Empty(Directory.EnumerateDirectories(dir, ".criu.*"));
+        using var session = _store.OpenSession();
+        var listed = session.Invoke("Get-Container");
+        Assert.Empty(listed.Errors);
+        var info = Assert.Single(listed.Output.Select(o => (ContainerInfo)o.BaseObject), c => c.Name == name);
+        Assert.Equal(M.Get(name).State, info.State);
+    }
+
+    /// <summary>Restored, not restarted: the count goes on from where the checkpoint took it.</summary>
+    private void AssertCountsOnFrom(string name, int atCheckpoint)
+    {
+        Thread.Sleep(300);
+        var now = CounterContainer.Count(_store, name);
+        Assert.True(now >= atCheckpoint, $"{name} counts from {now}, below {atCheckpoint} at its checkpoint: it was restarted, not restored");
+        CounterContainer.WaitCount(_store, name, now + 3);
+    }
+
+    [Fact]
+    public void KilledCheckpoint_LeavesTheContainerRunning_OrStoppedAndRestorable()
+    {
+        var dirs = Path.Combine(_store.Root, "ckpt");
+        Directory.CreateDirectory(dirs);
+        _check.ExtraDirectories.Add(dirs);
+        var checkpoints = new CheckpointManager(M);
+        var cal = HeavyCounter("cal");
+        var span = Calibrate("Checkpoint-Container", $"Checkpoint-Container {cal} '{Path.Combine(dirs, cal)}'");
+        M.Remove(cal, force: true);
+        // Random points of Checkpoint-Container and Save-Container, and points while CRIU dumps
+        // (from its log's appearing): the dump then goes on without pwsh and ends the processes.
+        var plan = new List<(string What, bool Save, TimeSpan? Delay, TimeSpan? Lag)>();
+        for (var i = 0; i < 4; i++) plan.Add(($"random #{i}", i % 2 == 1, Delay(span), null));
+        for (var i = 0; i < 3; i++) plan.Add(($"while CRIU dumps #{i}", i == 1, null, Delay(span / 2)));
+        foreach (var (what, save, delay, lag) in plan)
+        {
+            var name = HeavyCounter("ck");
+            var dir = save ? checkpoints.SavedCheckpointDirectory(name) : Path.Combine(dirs, name);
+            var call = save ? $"Save-Container {name}" : $"Checkpoint-Container {name} '{dir}'";
+            Trial($"{(save ? "Save" : "Checkpoint")}-Container, {what}{(lag is { } l ? $" (+{l.TotalMilliseconds:0} ms)" : "")}", call, delay,
+                lag is { } after ? After(Path.Combine(dir, "dump.log"), after) : null, () =>
+            {
+                AssertQuiet(name, dir);
+                var state = M.Get(name).State;
+                _log.WriteLine($"  {name} is {state}");
+                var atCheckpoint = CounterContainer.CountNow(_store, name);
+                switch (state)
+                {
+                    case ContainerStatus.Running:
+                        // The dump never took the processes (or CRIU gave up and resumed them): they
+                        // count on, and the next checkpoint, into a new directory, works.
+                        CounterContainer.WaitCount(_store, name, CounterContainer.Count(_store, name) + 2);
+                        var again = Path.Combine(dirs, name + "-again");
+                        checkpoints.Checkpoint(name, again, new CheckpointOptions());
+                        atCheckpoint = CounterContainer.CountNow(_store, name);
+                        Assert.Equal(ContainerStatus.Stopped, M.Get(name).State);
+                        Assert.Equal(ContainerStatus.Running, checkpoints.Restore(again, null, new RestoreOptions()).State);
+                        break;
+                    case ContainerStatus.Stopped:
+                        Assert.False(save, "a killed Save-Container left the container Stopped, not Saved: Start-Container would not resume it");
+                        Assert.Equal(ContainerStatus.Running, checkpoints.Restore(dir, null, new RestoreOptions()).State);
+                        break;
+                    case ContainerStatus.Saved:
+                        Assert.True(save, "a killed Checkpoint-Container left the container Saved");
+                        Assert.Equal(ContainerStatus.Running, M.Start(name).State);
+                        Assert.False(Directory.Exists(dir), "the saved images outlived the resume");
+                        break;
+                    default:
+                        Assert.Fail($"{name} is {state} after a killed checkpoint");
+                        break;
+                }
+                AssertCountsOnFrom(name, atCheckpoint);
+                M.Stop(name, kill: true);
+                Assert.Equal(ContainerStatus.Stopped, M.Get(name).State);
+            }, settle: () => CriuDone(dir));
+        }
+    }
+
+    [Fact]
+    public void KilledRestore_LeavesTheContainerRunning_OrStoppedAndRestorableAgain()
+    {
+        var dirs = Path.Combine(_store.Root, "ckpt");
+        Directory.CreateDirectory(dirs);
+        _check.ExtraDirectories.Add(dirs);
+        var checkpoints = new CheckpointManager(M);
+        var cal = HeavyCounter("cal");
+        checkpoints.Checkpoint(cal, Path.Combine(dirs, cal), new CheckpointOptions());
+        var span = Calibrate("Restore-Container", $"Restore-Container '{Path.Combine(dirs, cal)}'");
+        M.Remove(cal, force: true);
+        // Random points of Restore-Container and of Start-Container of a saved container (which
+        // restores, then deletes the images), and points while CRIU restores (from its log's appearing).
+        var plan = new List<(string What, bool Saved, TimeSpan? Delay, TimeSpan? Lag)>();
+        for (var i = 0; i < 4; i++) plan.Add(($"random #{i}", i % 2 == 1, Delay(span), null));
+        for (var i = 0; i < 3; i++) plan.Add(($"while CRIU restores #{i}", i == 1, null, Delay(span / 2)));
+        foreach (var (what, saved, delay, lag) in plan)
+        {
+            var name = HeavyCounter("rs");
+            string dir;
+            if (saved)
+            {
+                checkpoints.Save(name);
+                dir = checkpoints.SavedCheckpointDirectory(name);
+            }
+            else checkpoints.Checkpoint(name, dir = Path.Combine(dirs, name), new CheckpointOptions());
+            var atCheckpoint = CounterContainer.CountNow(_store, name);
+            var call = saved ? $"Start-Container {name}" : $"Restore-Container '{dir}'";
+            Trial($"{(saved ? "Start-Container (saved)" : "Restore-Container")}, {what}{(lag is { } l ? $" (+{l.TotalMilliseconds:0} ms)" : "")}", call, delay,
+                lag is { } after ? After(Path.Combine(dir, "restore.log"), after) : null, () =>
+            {
+                AssertQuiet(name, dir);
+                var state = M.Get(name).State;
+                _log.WriteLine($"  {name} is {state}");
+                switch (state)
+                {
+                    case ContainerStatus.Running:
+                        break;
+                    case ContainerStatus.Stopped:
+                        Assert.False(saved, "a killed Start-Container of a saved container left it Stopped: its saved state is lost");
+                        Assert.Equal(ContainerStatus.Running, checkpoints.Restore(dir, null, new RestoreOptions()).State);
+                        break;
+                    case ContainerStatus.Saved:
+                        Assert.True(saved);
+                        Assert.Equal(ContainerStatus.Running, M.Start(name).State);
+                        Assert.False(Directory.Exists(dir), "the saved images outlived the resume");
+                        break;
+                    default:
+                        Assert.Fail($"{name} is {state} after a killed restore");
+                        break;
+                }
+                AssertCountsOnFrom(name, atCheckpoint);
+                // Once it ran again, its checkpoint is history: stopped, it is Stopped (a saved
+                // container's images are not resumed a second time).
+                M.Stop(name, kill: true);
+                Assert.Equal(ContainerStatus.Stopped, M.Get(name).State);
+            }, settle: () => CriuDone(dir));
         }
     }
 
