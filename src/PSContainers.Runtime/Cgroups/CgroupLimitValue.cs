@@ -54,5 +54,6 @@ public readonly struct CgroupLimitValue : IComparable, IComparable<CgroupLimitVa
     public static bool operator !=(CgroupLimitValue a, CgroupLimitValue b) => !a.Equals(b);
 
     public override string ToString() => IsUnlimited ? "max" : Value.ToString(CultureInfo.InvariantCulture);
+    public string ToString(IFormatProvider? provider) => ToString(null, provider);
     public string ToString(string? format, IFormatProvider? provider) => IsUnlimited ? "max" : Value.ToString(format, provider);
 }
