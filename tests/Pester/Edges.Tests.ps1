@@ -6,8 +6,8 @@
 
 .NOTES
     Needs Linux, root and the built module in out/PSContainers. Everything happens in a private
-    store under /tmp/psc-test-<guid>; AfterAll removes its containers, jobs, network namespace,
-    cgroup parent and directory, and restores $PSDefaultParameterValues, also when tests fail.
+    store under /tmp/psc-test-<guid> (TestStore.ps1); AfterAll removes its containers, jobs, network
+    namespace, cgroup parent and directory, also when tests fail.
     The checkpoint -AsJob story also needs criu 4.2+ (.ci/install-criu).
 #>
 
@@ -19,17 +19,10 @@ BeforeDiscovery {
 
 Describe 'Rough edges of the walk-through' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
     BeforeAll {
-        $root = Join-Path ([IO.Path]::GetTempPath()) "psc-test-$([guid]::NewGuid().ToString('N').Substring(0, 12))"
-        $store = Join-Path $root 'store'
-        $null = New-Item -ItemType Directory -Path $store -Force
-        Import-Module (Join-Path $PSScriptRoot '../../out/PSContainers/PSContainers.psd1') -Force
-        $savedDefaults = $PSDefaultParameterValues.Clone()
-        $PSDefaultParameterValues['*-Container*:StorePath'] = $store
-        $PSDefaultParameterValues['*-CgroupLimit:StorePath'] = $store
+        . (Join-Path $PSScriptRoot 'TestStore.ps1')
         $PSDefaultParameterValues['Get-NetworkLink:StorePath'] = $store
         $netns = "psct-ns-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
 
-        function New-TestName([string] $Hint) { "psct-$Hint-$([guid]::NewGuid().ToString('N').Substring(0, 8))" }
         function Get-Completion([string] $Line) {
             (TabExpansion2 -inputScript $Line -cursorColumn $Line.Length).CompletionMatches.CompletionText
         }
@@ -37,19 +30,8 @@ Describe 'Rough edges of the walk-through' -Tag 'E2E', 'Root' -Skip:(-not $canRu
 
     AfterAll {
         Get-Job | Where-Object PSJobTypeName -eq 'PSContainersJob' | Remove-Job -Force -ErrorAction SilentlyContinue
-        foreach ($s in $store, (Join-Path $root 'other')) {
-            Get-Container -StorePath $s -ErrorAction SilentlyContinue | Remove-Container -StorePath $s -Force -Confirm:$false -ErrorAction SilentlyContinue
-            if (Test-Path $s) {
-                $parent = [PSContainers.Runtime.State.ContainerStore]::new($s).CgroupParent
-                foreach ($dir in [PSContainers.Runtime.Cgroups.CgroupManager]::ForHost().Directories($parent)) {
-                    if (Test-Path $dir) { Remove-Item $dir -Force -ErrorAction SilentlyContinue }
-                }
-            }
-        }
         Remove-NetNamespace $netns -Confirm:$false -ErrorAction SilentlyContinue
-        Remove-Item -Recurse -Force $root -ErrorAction SilentlyContinue
-        $PSDefaultParameterValues.Clear()
-        foreach ($k in $savedDefaults.Keys) { $PSDefaultParameterValues[$k] = $savedDefaults[$k] }
+        Remove-TestStore -OtherStore (Join-Path $root 'other')
     }
 
     It 'Get-ContainerCheckpoint /srv/ckpt/* lists the checkpoints the wildcard names, skipping the rest' {
@@ -179,6 +161,10 @@ Describe 'Rough edges of the walk-through' -Tag 'E2E', 'Root' -Skip:(-not $canRu
         $l.MemoryMax.IsUnlimited | Should -BeTrue
         $l.PidsMax -eq 'max' | Should -BeTrue
         $c.MemoryMax -eq 64MB | Should -BeTrue
+        # The number on the left, as Pester's Should -Be puts it: PowerShell converts the limit.
+        64MB -eq $c.MemoryMax | Should -BeTrue
+        $c.MemoryMax | Should -Be 64MB
+        1GB -eq $l.MemoryMax | Should -BeFalse
         $c.MemoryMax.IsUnlimited | Should -BeFalse
         [long]$c.PidsMax | Should -Be 50
         # What was read back is what Set-CgroupLimit takes: max stays max.
