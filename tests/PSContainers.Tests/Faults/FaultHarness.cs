@@ -359,5 +359,15 @@ public abstract class FaultTests : IDisposable
         Assert.True(leaks.Count == 0, $"seed {Seed}, {when}: left behind: {string.Join("; ", leaks)}");
     }
 
-    public virtual void Dispose() => Store.Dispose();
+    public virtual void Dispose()
+    {
+        // CRIU's cgroup yard that a failed trial left mounted in a checkpoint directory is undone
+        // first: deleting the store must never reach into the host's cgroup hierarchies.
+        var yards = File.ReadLines("/proc/self/mountinfo").Select(l => l.Split(' ')[4])
+            .Where(p => p.StartsWith(Store.Root + "/", StringComparison.Ordinal) && p.Contains("/.criu.", StringComparison.Ordinal))
+            .Select(p => p[..p.IndexOf("/.criu.", StringComparison.Ordinal)]).Distinct().ToList();
+        foreach (var dir in yards)
+            try { PSContainers.Runtime.Checkpoint.CriuService.UnmountLeftovers(dir); } catch (Exception) { }
+        Store.Dispose();
+    }
 }
