@@ -3,7 +3,8 @@
 #
 #   sudo ./setup.sh
 #
-# 1. installs what is missing: the Debian packages the module runs with, the .NET SDK 10 (to build),
+# 1. installs what is missing: the Debian packages the module runs with, the .NET SDK 10 (to build;
+#    tools/install-dotnet.sh, which says what to do where Microsoft's downloads are not reached),
 #    PowerShell 7.6.10 and Pester 5.9.1 (tools/install-pwsh.sh), CRIU 4.2 (.ci/install-criu);
 # 2. builds the module (dotnet build -c Release -> out/PSContainers);
 # 3. installs it for all users, in /usr/local/share/powershell/Modules/PSContainers/<version>,
@@ -49,15 +50,9 @@ else
 fi
 
 # The .NET SDK 10 (the module targets .NET 8; the help builder, the tests and pwsh 7.6 need 10).
-if ! { command -v dotnet >/dev/null 2>&1 && dotnet --list-sdks 2>/dev/null | grep -q '^10\.'; }; then
-    log "Installing the .NET SDK 10.0 into /usr/share/dotnet (Microsoft's dotnet-install.sh)"
-    script=$(mktemp)
-    curl -fsSL https://dot.net/v1/dotnet-install.sh -o "$script"
-    bash "$script" --channel 10.0 --install-dir /usr/share/dotnet >/dev/null
-    rm -f "$script"
-    ln -sfn /usr/share/dotnet/dotnet /usr/local/bin/dotnet
-    hash -r
-fi
+log ".NET SDK 10 (tools/install-dotnet.sh)"
+bash tools/install-dotnet.sh
+hash -r
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 log "dotnet $(dotnet --version)"
 

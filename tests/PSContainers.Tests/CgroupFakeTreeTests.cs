@@ -215,8 +215,8 @@ public sealed class CgroupFakeTreeTests : IDisposable
         Assert.Equal(200, r.PidsMax);
         Assert.Equal(300, r.IoWeight);
         var io = Assert.Single(r.IoDeviceLimits);
-        Assert.Equal(("254:0", 10L << 20, 100L), (io.Device, io.ReadBps!.Value, io.WriteIops!.Value));
-        Assert.Equal(64L << 20, r.HugetlbMax["2MB"]);
+        Assert.Equal(("254:0", 10L << 20, 100L), (io.Device, io.ReadBps!.Value.Value, io.WriteIops!.Value.Value));
+        Assert.Equal(64L << 20, r.HugetlbMax["2MB"].Value);
         Assert.Equal("v2", r.ControllerVersions["memory"]);
     }
 
@@ -402,7 +402,7 @@ public sealed class CgroupFakeTreeTests : IDisposable
         Assert.Equal(200_000, l.CpuPeriod);
         Assert.Equal(100, l.PidsMax);
         Assert.Equal("/dev/vda", l.IoDeviceLimits[0].Device);
-        Assert.Equal(64L << 20, l.HugetlbMax["2MB"]);
+        Assert.Equal(64L << 20, l.HugetlbMax["2MB"].Value);
         Assert.Equal(new[] { "deny a *:* rwm", "allow c 1:3 rwm" }, l.Devices.Select(d => d.ToString()));
         Assert.Equal(0x100001u, l.NetClassId);
         Assert.Equal(5u, l.NetPrioIfPrioMap["eth0"]);

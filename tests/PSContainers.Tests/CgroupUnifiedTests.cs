@@ -113,7 +113,7 @@ public sealed class CgroupUnifiedTests : IDisposable
         ps.Run("New-Cgroup -Path $args[0]", _name);
         var report = (CgroupLimitReport)ps.Run("Set-CgroupLimit -Path $args[0] -HugetlbMax @{ '2MB' = '4M' } -PassThru", _name).Single().BaseObject;
         Assert.Equal("4194304", File.ReadAllText(Path.Combine(Unified, _name, "hugetlb.2MB.max")).Trim());
-        Assert.Equal(4L << 20, report.HugetlbMax["2MB"]);
+        Assert.Equal(4L << 20, report.HugetlbMax["2MB"].Value);
         Assert.Equal("v2", report.ControllerVersions["hugetlb"]);
     }
 

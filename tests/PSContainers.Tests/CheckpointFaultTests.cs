@@ -29,18 +29,10 @@ public sealed class CheckpointFaultTests : IDisposable
         _store.Dispose();
     }
 
-    /// <summary>
-    /// pid 1 counts (console and /tmp/count) beside an awk holding 64 MiB, so that CRIU's dump takes
-    /// long enough to be interrupted.
-    /// </summary>
-    private const string HeavyCounter =
-        "awk 'BEGIN { s = \"x\"; for (i = 0; i < 26; i++) s = s s; while (1) system(\"sleep 1\") }' & " +
-        "i=0; while [ ! -e /tmp/quit ]; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done; exit 7";
-
     private string StartHeavyCounter(ModuleSession s, string hint)
     {
         var name = TestStore.NewName(hint);
-        s.Run("New-Container -Name $args[0] -Command /bin/sh,-c,$args[1]", name, HeavyCounter);
+        s.Run("New-Container -Name $args[0] -Command /bin/sh,-c,$args[1]", name, CounterContainer.Heavy);
         s.Run("Start-Container -Name $args[0]", name);
         CounterContainer.WaitCount(_store, name, 5);
         return name;
@@ -60,13 +52,6 @@ public sealed class CheckpointFaultTests : IDisposable
         _ = p.StandardOutput.ReadToEndAsync();
         _ = p.StandardError.ReadToEndAsync();
         return p;
-    }
-
-    /// <summary>The count the frozen counter left; 0 when CRIU froze it between truncating and writing /tmp/count.</summary>
-    private int CountAtCheckpoint(string name)
-    {
-        var file = Path.Combine(_store.Manager.Get(name).RootfsPath, "tmp", "count");
-        return int.TryParse(File.ReadAllText(file).Trim(), out var n) ? n : 0;
     }
 
     private static void WaitFor(Func<bool> condition, TimeSpan timeout, string what) =>
@@ -100,7 +85,7 @@ public sealed class CheckpointFaultTests : IDisposable
         var checkpoint = (CheckpointInfo)s.Run("Get-ContainerCheckpoint -Path $args[0]", dir).Single().BaseObject;
         Assert.True(checkpoint.Interrupted);
         Assert.Equal(name, checkpoint.Container);
-        var atCheckpoint = CountAtCheckpoint(name);
+        var atCheckpoint = CounterContainer.CountNow(_store, name);
 
         var restored = s.Invoke("Restore-Container -Path $args[0] -PassThru", dir);
         Assert.Empty(restored.Errors);
@@ -126,7 +111,7 @@ public sealed class CheckpointFaultTests : IDisposable
 
         WaitFor(() => CheckpointManifest.ImagesFinished(dir) && _store.Manager.Get(name).State != ContainerStatus.Running, TimeSpan.FromSeconds(60), "CRIU to finish the dump");
         Assert.Equal(ContainerStatus.Saved, _store.Manager.Get(name).State);
-        var atCheckpoint = CountAtCheckpoint(name);
+        var atCheckpoint = CounterContainer.CountNow(_store, name);
 
         var started = s.Invoke("Start-Container -Name $args[0] -PassThru", name);
         Assert.Empty(started.Errors);
@@ -267,8 +252,11 @@ public sealed class CheckpointFaultTests : IDisposable
         WaitFor(() => _store.Manager.Cgroups.Directories($"{_store.CgroupParent}/{name}").All(d => !Directory.Exists(d)), TimeSpan.FromSeconds(15), "the cgroup to go");
         using (_store.Manager.Store.Lock(name, TimeSpan.FromSeconds(5))) { }
         Assert.Equal(ContainerStatus.Stopped, _store.Manager.Get(name).State);
+        // criu's cgroup yard lived in criu's own mount namespace: it died with criu.
+        Assert.DoesNotContain(dir, File.ReadAllText("/proc/self/mountinfo"));
+        Assert.Empty(Directory.GetDirectories(dir, ".criu.*"));
 
-        // CRIU's mounts a killed pwsh could not undo go with the next restore (which fails again).
+        // The next restore fails again, the same way, and leaves nothing either.
         var again = s.Invoke("Restore-Container -Path $args[0] -Timeout 5", dir);
         Assert.Equal("CriuTimeout", again.SingleError.FullyQualifiedErrorId.Split(',')[0]);
         AssertNothingLeftBehind(name, dir, marker);

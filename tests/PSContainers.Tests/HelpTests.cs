@@ -155,6 +155,38 @@ public sealed class HelpTests : IClassFixture<HelpSessionFixture>
         Assert.Contains("lxc-start", text);
     }
 
+    [Fact]
+    public void HelpBuilder_RefusesAWrittenSyntax_WhichWouldBeASecondSource()
+    {
+        // en-US/help as it is, plus a copy of one file whose entry has a command:syntax of its own.
+        var root = Path.Combine(Path.GetTempPath(), "psc-test-help-" + Guid.NewGuid().ToString("N")[..12]);
+        var prose = Path.Combine(root, "help");
+        Directory.CreateDirectory(prose);
+        try
+        {
+            foreach (var f in Directory.GetFiles(Path.Combine(TestPaths.RepoRoot, "en-US", "help"), "*.xml"))
+                File.Copy(f, Path.Combine(prose, Path.GetFileName(f)));
+            var file = Path.Combine(prose, "Migration.xml");
+            var text = File.ReadAllText(file);
+            var at = text.IndexOf("<command:parameters>", StringComparison.Ordinal);
+            Assert.True(at > 0);
+            File.WriteAllText(file, text.Insert(at, "<command:syntax><command:syntaxItem><maml:name>Move-Container</maml:name></command:syntaxItem></command:syntax>\n    "));
+
+            var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
+            var builder = Path.Combine(TestPaths.RepoRoot, "tools", "HelpBuilder", "bin", testBin.Parent!.Name, testBin.Name, "psc-helpbuilder.dll");
+            var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in new[] { builder, "--module", TestPaths.ModuleFolder, "--prose", prose, "--output", Path.Combine(root, "out.xml") }) psi.ArgumentList.Add(a);
+            using var p = System.Diagnostics.Process.Start(psi)!;
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var stderr = p.StandardError.ReadToEnd();
+            Assert.True(p.WaitForExit(120_000));
+            Assert.Equal(1, p.ExitCode);
+            Assert.Contains("Migration.xml: Move-Container has a written command:syntax", stderr + stdout.Result);
+            Assert.False(File.Exists(Path.Combine(root, "out.xml")));
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
+
     // ---- reading help objects -----------------------------------------------------------------
 
     private PSObject GetHelp(string cmdlet)

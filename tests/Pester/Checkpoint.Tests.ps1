@@ -16,13 +16,7 @@ BeforeDiscovery {
 
 Describe 'Checkpoint and restore' -Tag 'E2E', 'Root', 'Criu' -Skip:(-not $canRun) {
     BeforeAll {
-        $root = Join-Path ([IO.Path]::GetTempPath()) "psc-test-$([guid]::NewGuid().ToString('N').Substring(0, 12))"
-        $store = Join-Path $root 'store'
-        $null = New-Item -ItemType Directory -Path $store -Force
-        Import-Module (Join-Path $PSScriptRoot '../../out/PSContainers/PSContainers.psd1') -Force
-        # A copy in this scope: the caller's session keeps its own $PSDefaultParameterValues.
-        $PSDefaultParameterValues = $PSDefaultParameterValues.Clone()
-        $PSDefaultParameterValues['*-Container*:StorePath'] = $store
+        . (Join-Path $PSScriptRoot 'TestStore.ps1')
         $counter = 'i=0; while [ ! -e /tmp/quit ]; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done; exit 7'
 
         function Get-Count([string] $Name) {
@@ -38,8 +32,7 @@ Describe 'Checkpoint and restore' -Tag 'E2E', 'Root', 'Criu' -Skip:(-not $canRun
     }
 
     AfterAll {
-        Get-Container -StorePath $store -ErrorAction SilentlyContinue | Remove-Container -Force -Confirm:$false -ErrorAction SilentlyContinue
-        Remove-Item -Recurse -Force $root -ErrorAction SilentlyContinue
+        Remove-TestStore
     }
 
     It 'keeps counting from where it stopped, under a supervisor, and records its exit code' {

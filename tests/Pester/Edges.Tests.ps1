@@ -6,8 +6,8 @@
 
 .NOTES
     Needs Linux, root and the built module in out/PSContainers. Everything happens in a private
-    store under /tmp/psc-test-<guid>; AfterAll removes its containers, jobs, network namespace,
-    cgroup parent and directory, and restores $PSDefaultParameterValues, also when tests fail.
+    store under /tmp/psc-test-<guid> (TestStore.ps1); AfterAll removes its containers, jobs, network
+    namespace, cgroup parent and directory, also when tests fail.
     The checkpoint -AsJob story also needs criu 4.2+ (.ci/install-criu).
 #>
 
@@ -19,17 +19,10 @@ BeforeDiscovery {
 
 Describe 'Rough edges of the walk-through' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
     BeforeAll {
-        $root = Join-Path ([IO.Path]::GetTempPath()) "psc-test-$([guid]::NewGuid().ToString('N').Substring(0, 12))"
-        $store = Join-Path $root 'store'
-        $null = New-Item -ItemType Directory -Path $store -Force
-        Import-Module (Join-Path $PSScriptRoot '../../out/PSContainers/PSContainers.psd1') -Force
-        $savedDefaults = $PSDefaultParameterValues.Clone()
-        $PSDefaultParameterValues['*-Container*:StorePath'] = $store
-        $PSDefaultParameterValues['*-CgroupLimit:StorePath'] = $store
+        . (Join-Path $PSScriptRoot 'TestStore.ps1')
         $PSDefaultParameterValues['Get-NetworkLink:StorePath'] = $store
         $netns = "psct-ns-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
 
-        function New-TestName([string] $Hint) { "psct-$Hint-$([guid]::NewGuid().ToString('N').Substring(0, 8))" }
         function Get-Completion([string] $Line) {
             (TabExpansion2 -inputScript $Line -cursorColumn $Line.Length).CompletionMatches.CompletionText
         }
@@ -37,19 +30,8 @@ Describe 'Rough edges of the walk-through' -Tag 'E2E', 'Root' -Skip:(-not $canRu
 
     AfterAll {
         Get-Job | Where-Object PSJobTypeName -eq 'PSContainersJob' | Remove-Job -Force -ErrorAction SilentlyContinue
-        foreach ($s in $store, (Join-Path $root 'other')) {
-            Get-Container -StorePath $s -ErrorAction SilentlyContinue | Remove-Container -StorePath $s -Force -Confirm:$false -ErrorAction SilentlyContinue
-            if (Test-Path $s) {
-                $parent = [PSContainers.Runtime.State.ContainerStore]::new($s).CgroupParent
-                foreach ($dir in [PSContainers.Runtime.Cgroups.CgroupManager]::ForHost().Directories($parent)) {
-                    if (Test-Path $dir) { Remove-Item $dir -Force -ErrorAction SilentlyContinue }
-                }
-            }
-        }
         Remove-NetNamespace $netns -Confirm:$false -ErrorAction SilentlyContinue
-        Remove-Item -Recurse -Force $root -ErrorAction SilentlyContinue
-        $PSDefaultParameterValues.Clear()
-        foreach ($k in $savedDefaults.Keys) { $PSDefaultParameterValues[$k] = $savedDefaults[$k] }
+        Remove-TestStore -OtherStore (Join-Path $root 'other')
     }
 
     It 'Get-ContainerCheckpoint /srv/ckpt/* lists the checkpoints the wildcard names, skipping the rest' {
@@ -159,6 +141,38 @@ Describe 'Rough edges of the walk-through' -Tag 'E2E', 'Root' -Skip:(-not $canRu
         [long]$c.PidsMax | Should -Be 50
     }
 
+    It 'Get-CgroupLimit shows unlimited values as max in Format-List and Select-Object *, typed so that scripts compare them' {
+        $free = New-TestName 'lfree'
+        $capped = New-TestName 'lcap'
+        New-Container $free -ErrorAction Stop | Start-Container -ErrorAction Stop
+        New-Container $capped -ErrorAction Stop | Start-Container -ErrorAction Stop
+        Set-CgroupLimit $capped -PidsMax 50 -MemoryMax 64MB -ErrorAction Stop
+        $l = Get-CgroupLimit $free -ErrorAction Stop
+        $c = Get-CgroupLimit $capped -ErrorAction Stop
+        foreach ($text in ($l | Format-List | Out-String), ($l | Select-Object * | Out-String)) {
+            $text | Should -Not -Match '9223372036854775807'
+            $text | Should -Match '(?m)^MemoryMax\s+: max\s*$'
+            $text | Should -Match '(?m)^PidsMax\s+: max\s*$'
+        }
+        ($l | Select-Object * | Out-String) | Should -Match '(?m)^CpuQuota\s+: max\s*$'
+        ($c | Format-List | Out-String) | Should -Match '(?m)^MemoryMax\s+: 64M\s*$'
+        ($c | Select-Object * | Out-String) | Should -Match '(?m)^PidsMax\s+: 50\s*$'
+        $l.MemoryMax -eq [PSContainers.Runtime.Cgroups.CgroupLimitValue]::Unlimited | Should -BeTrue
+        $l.MemoryMax.IsUnlimited | Should -BeTrue
+        $l.PidsMax -eq 'max' | Should -BeTrue
+        $c.MemoryMax -eq 64MB | Should -BeTrue
+        # The number on the left, as Pester's Should -Be puts it: PowerShell converts the limit.
+        64MB -eq $c.MemoryMax | Should -BeTrue
+        $c.MemoryMax | Should -Be 64MB
+        1GB -eq $l.MemoryMax | Should -BeFalse
+        $c.MemoryMax.IsUnlimited | Should -BeFalse
+        [long]$c.PidsMax | Should -Be 50
+        # What was read back is what Set-CgroupLimit takes: max stays max.
+        Set-CgroupLimit $capped -MemoryMax $l.MemoryMax -PidsMax $l.PidsMax -ErrorAction Stop
+        (Get-CgroupLimit $capped).MemoryMax.IsUnlimited | Should -BeTrue
+        (Get-CgroupLimit $capped).PidsMax.IsUnlimited | Should -BeTrue
+    }
+
     It 'Measure-Container treats a stopped container the same, bare or piped from Get-Container' {
         $prefix = "psct-m$([guid]::NewGuid().ToString('N').Substring(0, 6))"
         New-Container "$prefix-up" -ErrorAction Stop | Start-Container -ErrorAction Stop
@@ -173,7 +187,7 @@ Describe 'Rough edges of the walk-through' -Tag 'E2E', 'Root' -Skip:(-not $canRu
     }
 
     It 'Tab completion offers what the verb applies to, and completes network namespaces and links' {
-        # Completion sees the command line, not $PSDefaultParameterValues: the store is given on it.
+        # The store is given on the command line here (the next story leaves it to $PSDefaultParameterValues).
         $prefix = "psct-t$([guid]::NewGuid().ToString('N').Substring(0, 6))"
         New-Container "$prefix-run" -ErrorAction Stop | Start-Container -ErrorAction Stop
         New-Container "$prefix-off" -ErrorAction Stop | Out-Null
@@ -191,6 +205,37 @@ Describe 'Rough edges of the walk-through' -Tag 'E2E', 'Root' -Skip:(-not $canRu
         Get-Completion "Get-NetworkLink -Namespace $netns psct-tv" | Should -Be @('psct-tv0', 'psct-tv1')
         Get-Completion "Remove-NetworkLink -Namespace $netns psct-tv1" | Should -Be @('psct-tv1')
         Get-Completion "Get-NetworkLink -StorePath $store -Container $prefix-run l" | Should -Be @('lo')
+    }
+
+    It 'Tab completion uses the store $PSDefaultParameterValues gives the command when -StorePath is not typed' {
+        $prefix = "psct-d$([guid]::NewGuid().ToString('N').Substring(0, 6))"
+        New-Container "$prefix-run" -ErrorAction Stop | Start-Container -ErrorAction Stop
+        New-Container "$prefix-off" -ErrorAction Stop | Out-Null
+        # This file's defaults ('*-Container*:StorePath', '*-CgroupLimit:StorePath') name $store.
+        Get-Completion "Get-Container $prefix-" | Should -Be @("$prefix-off", "$prefix-run")
+        Get-Completion "Stop-Container $prefix-" | Should -Be @("$prefix-run")
+        Get-Completion "Get-CgroupLimit $prefix-" | Should -Be @("$prefix-run")
+        Get-Completion "Get-NetworkLink -Container $prefix-run l" | Should -Be @('lo')
+        # The command line still wins.
+        $other = Join-Path $root 'other'
+        $null = New-Item -ItemType Directory -Path $other -Force
+        Get-Completion "Get-Container -StorePath $other $prefix-" | Should -BeNullOrEmpty
+        try {
+            # Two keys for the command with different stores: PowerShell binds neither, nor does completion.
+            $PSDefaultParameterValues['Get-Container:StorePath'] = $other
+            Get-Completion "Get-Container $prefix-" | Should -BeNullOrEmpty
+            Get-Completion "Stop-Container $prefix-" | Should -Be @("$prefix-run")
+            # A script block value is computed, as when the command binds.
+            $PSDefaultParameterValues['Get-Container:StorePath'] = { $store }
+            Get-Completion "Get-Container $prefix-" | Should -Be @("$prefix-off", "$prefix-run")
+            # Disabled defaults are used neither by the command nor by completion.
+            $PSDefaultParameterValues['Disabled'] = $true
+            Get-Completion "Stop-Container $prefix-" | Should -Not -Contain "$prefix-run"
+        }
+        finally {
+            $PSDefaultParameterValues.Remove('Get-Container:StorePath')
+            $PSDefaultParameterValues.Remove('Disabled')
+        }
     }
 
     It 'Get-ContainerConsoleLog tags lines with their container, follows with -Wait, and the busybox log tells its story' {

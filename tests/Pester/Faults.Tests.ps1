@@ -18,20 +18,12 @@ BeforeDiscovery {
 
 Describe 'Faults a user can meet' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
     BeforeAll {
-        $root = Join-Path ([IO.Path]::GetTempPath()) "psc-test-$([guid]::NewGuid().ToString('N').Substring(0, 12))"
-        $store = Join-Path $root 'store'
-        $null = New-Item -ItemType Directory -Path $store -Force
-        Import-Module (Join-Path $PSScriptRoot '../../out/PSContainers/PSContainers.psd1') -Force
-        # A copy in this scope: the caller's session keeps its own $PSDefaultParameterValues.
-        $PSDefaultParameterValues = $PSDefaultParameterValues.Clone()
-        $PSDefaultParameterValues['*-Container*:StorePath'] = $store
-        $PSDefaultParameterValues['*-CgroupLimit:StorePath'] = $store
+        . (Join-Path $PSScriptRoot 'TestStore.ps1')
         $id = [guid]::NewGuid().ToString('N').Substring(0, 8)
     }
 
     AfterAll {
-        Get-Container -StorePath $store -ErrorAction SilentlyContinue -WarningAction SilentlyContinue | Remove-Container -Force -Confirm:$false -ErrorAction SilentlyContinue
-        Remove-Item -Recurse -Force $root -ErrorAction SilentlyContinue
+        Remove-TestStore
     }
 
     It 'refuses a 10,000-level nested config.yaml quickly, at its line and column, without crashing pwsh' {

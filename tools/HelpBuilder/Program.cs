@@ -2,7 +2,7 @@
 // from the cmdlets.
 //
 //   en-US/help/*.xml   written by people: per cmdlet the synopsis, description, the description of
-//                      every parameter (command:parameters, or a syntax item), examples, notes, links.
+//                      every parameter (command:parameters), examples, notes, links; never a syntax.
 //   the built module   the truth about syntax: it is imported into a PowerShell engine and its
 //                      CommandInfo metadata (what Get-Command shows) gives the parameter sets,
 //                      parameters, types, positions, mandatory flags, pipeline input, aliases,
@@ -111,11 +111,11 @@ internal static class Program
                 var name = command.Element(Command + "details")?.Element(Command + "name")?.Value.Trim();
                 if (string.IsNullOrEmpty(name)) { Errors.Add($"{file}: a command:command without command:details/command:name"); continue; }
                 if (result.ContainsKey(name)) { Errors.Add($"{file}: a second help entry for {name}"); continue; }
-                // Parameter prose: command:parameters first, then any syntax item that describes one.
+                // Syntax comes from the cmdlets only: a written one would be a second source, read by nobody.
+                if (command.Element(Command + "syntax") is not null)
+                    Errors.Add($"{file}: {name} has a written command:syntax; syntax is generated from the cmdlet's metadata, so remove it (parameter prose goes in command:parameters)");
                 var parameters = new Dictionary<string, XElement>(StringComparer.OrdinalIgnoreCase);
-                var candidates = (command.Element(Command + "parameters")?.Elements(Command + "parameter") ?? Enumerable.Empty<XElement>())
-                    .Concat(command.Element(Command + "syntax")?.Elements(Command + "syntaxItem").SelectMany(s => s.Elements(Command + "parameter")) ?? Enumerable.Empty<XElement>());
-                foreach (var p in candidates)
+                foreach (var p in command.Element(Command + "parameters")?.Elements(Command + "parameter") ?? Enumerable.Empty<XElement>())
                 {
                     var pname = p.Element(Maml + "name")?.Value.Trim();
                     if (string.IsNullOrEmpty(pname)) continue;
@@ -148,7 +148,6 @@ internal static class Program
     private static XElement Build(CmdletInfo cmdlet, Prose prose)
     {
         var command = new XElement(prose.Command);
-        command.Element(Command + "syntax")?.Remove();
         command.Element(Command + "parameters")?.Remove();
 
         var own = cmdlet.Parameters.Values.Where(p => !Common.Contains(p.Name)).ToList();

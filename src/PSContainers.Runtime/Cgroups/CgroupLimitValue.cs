@@ -7,9 +7,11 @@ namespace PSContainers.Runtime.Cgroups;
 /// inside). Shows as "max" instead of 9223372036854775807 wherever it is printed (list views,
 /// Select-Object, string conversion), and still compares as a number in scripts:
 /// <c>$u.PidsMax -eq 'max'</c>, <c>$u.MemoryMax.IsUnlimited</c>, <c>$u.MemoryMax -gt 64MB</c>
-/// (unlimited is greater than every number), <c>[long]$u.MemoryMax</c>.
+/// (unlimited is greater than every number), <c>[long]$u.MemoryMax</c>; also with the number on the
+/// left (<c>64MB -eq $l.MemoryMax</c>, Pester's <c>Should -Be 64MB</c>), for which PowerShell
+/// converts it to the number's type (<see cref="IConvertible"/>: max fits none but long).
 /// </summary>
-public readonly struct CgroupLimitValue : IComparable, IComparable<CgroupLimitValue>, IEquatable<CgroupLimitValue>, IFormattable
+public readonly struct CgroupLimitValue : IComparable, IComparable<CgroupLimitValue>, IEquatable<CgroupLimitValue>, IFormattable, IConvertible
 {
     public CgroupLimitValue(long value) => Value = value;
 
@@ -54,5 +56,26 @@ public readonly struct CgroupLimitValue : IComparable, IComparable<CgroupLimitVa
     public static bool operator !=(CgroupLimitValue a, CgroupLimitValue b) => !a.Equals(b);
 
     public override string ToString() => IsUnlimited ? "max" : Value.ToString(CultureInfo.InvariantCulture);
+    public string ToString(IFormatProvider? provider) => ToString(null, provider);
     public string ToString(string? format, IFormatProvider? provider) => IsUnlimited ? "max" : Value.ToString(format, provider);
+
+    // IConvertible: the number, checked (max overflows every type but long, so it equals no smaller number).
+    private IConvertible Number => Value;
+    TypeCode IConvertible.GetTypeCode() => TypeCode.Object;
+    bool IConvertible.ToBoolean(IFormatProvider? provider) => Number.ToBoolean(provider);
+    byte IConvertible.ToByte(IFormatProvider? provider) => Number.ToByte(provider);
+    char IConvertible.ToChar(IFormatProvider? provider) => Number.ToChar(provider);
+    DateTime IConvertible.ToDateTime(IFormatProvider? provider) => Number.ToDateTime(provider);
+    decimal IConvertible.ToDecimal(IFormatProvider? provider) => Number.ToDecimal(provider);
+    double IConvertible.ToDouble(IFormatProvider? provider) => Number.ToDouble(provider);
+    short IConvertible.ToInt16(IFormatProvider? provider) => Number.ToInt16(provider);
+    int IConvertible.ToInt32(IFormatProvider? provider) => Number.ToInt32(provider);
+    long IConvertible.ToInt64(IFormatProvider? provider) => Value;
+    sbyte IConvertible.ToSByte(IFormatProvider? provider) => Number.ToSByte(provider);
+    float IConvertible.ToSingle(IFormatProvider? provider) => Number.ToSingle(provider);
+    object IConvertible.ToType(Type conversionType, IFormatProvider? provider) =>
+        conversionType == typeof(CgroupLimitValue) ? this : conversionType == typeof(string) ? ToString(provider) : Number.ToType(conversionType, provider);
+    ushort IConvertible.ToUInt16(IFormatProvider? provider) => Number.ToUInt16(provider);
+    uint IConvertible.ToUInt32(IFormatProvider? provider) => Number.ToUInt32(provider);
+    ulong IConvertible.ToUInt64(IFormatProvider? provider) => Number.ToUInt64(provider);
 }

@@ -19,17 +19,17 @@ public class CgroupLimits
     public const long DefaultCpuPeriod = 100_000;
 
     /// <summary>Hard memory limit in bytes (v2 memory.max, v1 memory.limit_in_bytes).</summary>
-    public long? MemoryMax { get; set; }
+    public CgroupLimitValue? MemoryMax { get; set; }
     /// <summary>Throttling threshold in bytes (v2 memory.high; no v1 equivalent).</summary>
-    public long? MemoryHigh { get; set; }
+    public CgroupLimitValue? MemoryHigh { get; set; }
     /// <summary>Swap the cgroup may use, in bytes (v2 memory.swap.max; v1 memory.memsw = max + swap).</summary>
-    public long? MemorySwapMax { get; set; }
+    public CgroupLimitValue? MemorySwapMax { get; set; }
     /// <summary>Protected memory / reservation in bytes (v2 memory.low, v1 memory.soft_limit_in_bytes).</summary>
-    public long? MemoryLow { get; set; }
+    public CgroupLimitValue? MemoryLow { get; set; }
     /// <summary>Relative CPU weight 1..10000, default 100 (v2 cpu.weight; v1 cpu.shares = weight*1024/100).</summary>
     public int? CpuWeight { get; set; }
     /// <summary>CPU time in microseconds per <see cref="CpuPeriod"/>; <see cref="Unlimited"/> = no quota.</summary>
-    public long? CpuQuota { get; set; }
+    public CgroupLimitValue? CpuQuota { get; set; }
     /// <summary>Quota period in microseconds, 1000..1000000 (default 100000).</summary>
     public long? CpuPeriod { get; set; }
     /// <summary>CPUs the cgroup may run on, kernel list syntax (0-1,3).</summary>
@@ -37,13 +37,13 @@ public class CgroupLimits
     /// <summary>Memory nodes the cgroup may allocate from, kernel list syntax.</summary>
     public string? CpusetMems { get; set; }
     /// <summary>Maximum number of tasks (processes and threads); <see cref="Unlimited"/> = max.</summary>
-    public long? PidsMax { get; set; }
+    public CgroupLimitValue? PidsMax { get; set; }
     /// <summary>Relative I/O weight 1..10000 (v2 io.weight; v1 blkio.weight / blkio.bfq.weight take 1..1000).</summary>
     public int? IoWeight { get; set; }
     /// <summary>Per-device I/O throttling.</summary>
     public List<IoDeviceLimit> IoDeviceLimits { get; set; } = new();
     /// <summary>hugetlb limit in bytes per page size ("2MB", "1GB").</summary>
-    public Dictionary<string, long> HugetlbMax { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    public Dictionary<string, CgroupLimitValue> HugetlbMax { get; set; } = new(StringComparer.OrdinalIgnoreCase);
     /// <summary>Device access rules, applied in order (the last matching rule decides).</summary>
     public List<DeviceRule> Devices { get; set; } = new();
     /// <summary>v1 net_cls.classid (a tc class handle, e.g. 0x100001 for 10:1).</summary>
@@ -202,10 +202,10 @@ public class CgroupLimits
 public sealed class IoDeviceLimit
 {
     public string Device { get; set; } = "";
-    public long? ReadBps { get; set; }
-    public long? WriteBps { get; set; }
-    public long? ReadIops { get; set; }
-    public long? WriteIops { get; set; }
+    public CgroupLimitValue? ReadBps { get; set; }
+    public CgroupLimitValue? WriteBps { get; set; }
+    public CgroupLimitValue? ReadIops { get; set; }
+    public CgroupLimitValue? WriteIops { get; set; }
 
     public void Validate()
     {
@@ -301,7 +301,7 @@ public static class HugePageSizes
     /// The limits of <paramref name="limits"/> with normalized page sizes, each checked against the
     /// sizes this kernel has (both drivers name the control file after the size).
     /// </summary>
-    public static IEnumerable<(string Size, long Bytes)> Resolve(IReadOnlyDictionary<string, long> limits, string root = DefaultRoot)
+    public static IEnumerable<(string Size, long Bytes)> Resolve(IReadOnlyDictionary<string, CgroupLimitValue> limits, string root = DefaultRoot)
     {
         if (limits.Count == 0) yield break;
         var available = Available(root);

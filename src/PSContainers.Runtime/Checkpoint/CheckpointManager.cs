@@ -356,8 +356,8 @@ public sealed class CheckpointManager
         if (!Directory.Exists(rootfs))
             throw new ContainerException("RootfsNotFound", ContainerErrorKind.ObjectNotFound, $"The root filesystem of container '{name}' is missing: {rootfs}.", name);
 
-        // A restore whose pwsh was killed: its supervisor killed criu and the restored tasks, but
-        // criu's mounts in the images directory are ours to undo.
+        // criu runs in a mount namespace of its own (psc-helper), so its cgroup yard dies with it;
+        // a yard an older build's killed restore left in the host's namespace is undone here.
         CriuService.UnmountLeftovers(directory);
         var cgroupPath = Manager.CgroupPathFor(name)!; // restore is root's: always a cgroup
         progress?.Report($"Creating the cgroup {cgroupPath}");
@@ -383,6 +383,7 @@ public sealed class CheckpointManager
                 ExitRecord = Store.ExitRecordPath(name),
                 RunRecord = Store.RunRecordPath(name),
                 CriuSocketFd = channel.PeerFd,
+                ImagesDirectory = directory,
             };
             spec.Command.AddRange(new[] { criu.Path, "swrk", "3" });
             spec.Environment.Add("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");

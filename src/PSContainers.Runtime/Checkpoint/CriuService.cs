@@ -105,7 +105,16 @@ public static class CriuService
             process.BeginOutputReadLine();
             try
             {
-                return channel.Call(request, WatchingLog(() => !process.HasExited, logPath, errorId, what, target), timeout, errorId, what, target, logPath);
+                return channel.Call(request, WatchingLog(() => !process.HasExited, logPath, errorId, what, target), timeout, errorId, what, target, logPath, () =>
+                {
+                    // criu ended without answering (a crash, a kill): how it ended and its last words on stderr are all there is to say why.
+                    if (!process.WaitForExit(2000)) return null;
+                    process.WaitForExit();
+                    string said;
+                    lock (stderr) said = string.Join(" | ", stderr.Where(l => !string.IsNullOrWhiteSpace(l)).TakeLast(3));
+                    var ended = process.ExitCode > 128 ? $"killed by signal {process.ExitCode - 128}" : $"exit code {process.ExitCode}";
+                    return said.Length > 0 ? $"{ended}: {said}" : ended;
+                });
             }
             finally
             {
@@ -262,11 +271,12 @@ internal sealed class CriuChannel : IDisposable
     }
 
     /// <summary>Sends a request and waits for its answer while <paramref name="peerAlive"/> holds.
-    /// A failed request, or criu ending without an answer, is <paramref name="errorId"/>: "<paramref name="what"/>: criu's words".</summary>
-    public criu_resp Call(criu_req request, Func<bool> peerAlive, TimeSpan timeout, string errorId, string what, object? target, string? logPath)
+    /// A failed request, or criu ending without an answer, is <paramref name="errorId"/>: "<paramref name="what"/>: criu's words";
+    /// <paramref name="howItEnded"/> tells what is known of a criu that ended without answering (its exit and stderr).</summary>
+    public criu_resp Call(criu_req request, Func<bool> peerAlive, TimeSpan timeout, string errorId, string what, object? target, string? logPath, Func<string?>? howItEnded = null)
     {
         Send(request);
-        var resp = Receive(peerAlive, timeout, errorId, what, target, logPath);
+        var resp = Receive(peerAlive, timeout, errorId, what, target, logPath, howItEnded);
         if (!resp.Success) throw CriuService.Failure(errorId, what, resp, logPath, target);
         return resp;
     }
@@ -280,8 +290,9 @@ internal sealed class CriuChannel : IDisposable
                     $"CRIU went away before it took the {request.Type} request ({Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}).");
     }
 
-    private unsafe criu_resp Receive(Func<bool> peerAlive, TimeSpan timeout, string errorId, string what, object? target, string? logPath)
+    private unsafe criu_resp Receive(Func<bool> peerAlive, TimeSpan timeout, string errorId, string what, object? target, string? logPath, Func<string?>? howItEnded)
     {
+        ContainerException Gone() => CriuService.Failure(errorId, what + (howItEnded?.Invoke() is { } how ? $" (CRIU exited without answering, {how})" : " (CRIU exited without answering)"), null, logPath, target);
         var deadline = DateTime.UtcNow + timeout;
         var buffer = new byte[1 << 20];
         var peerGone = false;
@@ -296,9 +307,9 @@ internal sealed class CriuChannel : IDisposable
                 nint n;
                 fixed (byte* p = buffer) n = Native.recv(_fd, p, buffer.Length, 0);
                 if (n > 0) return criu_resp.Parser.ParseFrom(buffer, 0, (int)n);
-                if (n == 0) throw CriuService.Failure(errorId, what + " (CRIU exited without answering)", null, logPath, target);
+                if (n == 0) throw Gone();
             }
-            if (peerGone) throw CriuService.Failure(errorId, what + " (CRIU exited without answering)", null, logPath, target);
+            if (peerGone) throw Gone();
             if (!peerAlive()) { peerGone = true; continue; }
             if (DateTime.UtcNow > deadline)
                 throw new ContainerException("CriuTimeout", ContainerErrorKind.OperationTimeout,

@@ -194,9 +194,9 @@ public static partial class ConfigLoader
             return result;
         }
 
-        private Dictionary<string, long> Hugetlb(Node node)
+        private Dictionary<string, CgroupLimitValue> Hugetlb(Node node)
         {
-            var result = new Dictionary<string, long>(StringComparer.OrdinalIgnoreCase);
+            var result = new Dictionary<string, CgroupLimitValue>(StringComparer.OrdinalIgnoreCase);
             if (node is ScalarNode { IsNull: true }) return result;
             if (node is not MappingNode map) throw Fail(node, $"expected a mapping of page size: limit for limits.hugetlb (e.g. 2MB: 1G), got {node.Kind}");
             foreach (var (key, value) in map.Entries)

@@ -13,6 +13,8 @@ public sealed class SizeOrMaxTransformationAttribute : ArgumentTransformationAtt
     public override object? Transform(EngineIntrinsics engineIntrinsics, object? inputData)
     {
         var value = inputData is PSObject pso ? pso.BaseObject : inputData;
+        // A value Get-CgroupLimit or Measure-Container read back (max included) is taken as it is.
+        if (value is CgroupLimitValue read) return read.Value;
         if (value is string s && CgroupLimits.IsMax(s)) return CgroupLimits.Unlimited;
         if (value is string n && n.TrimStart().StartsWith('-'))
             throw new ArgumentTransformationMetadataException($"'{value}' is negative: give a size of 0 or more, or 'max' for no limit.");
@@ -32,6 +34,7 @@ public sealed class CountOrMaxTransformationAttribute : ArgumentTransformationAt
         switch (value)
         {
             case null: return null;
+            case CgroupLimitValue read: return read.Value;
             case string s when CgroupLimits.IsMax(s): return CgroupLimits.Unlimited;
             case string s when long.TryParse(s, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var n): value = n; break;
         }

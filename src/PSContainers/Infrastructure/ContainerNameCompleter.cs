@@ -7,7 +7,8 @@ using PSContainers.Runtime.State;
 namespace PSContainers.Infrastructure;
 
 /// <summary>
-/// Tab completion of container names from the store the command line points at. A command that
+/// Tab completion of container names from the store the command would use (-StorePath on the command
+/// line, else a matching $PSDefaultParameterValues key, else $env:PSCONTAINERS_PATH or the default). A command that
 /// applies to containers in some states only offers those first (Start-Container the stopped ones,
 /// Stop-Container the running ones, Resume-Container the frozen ones...); when none of the names
 /// that match what was typed is in such a state, it offers them all (the command will say why not).
@@ -37,7 +38,7 @@ public sealed class ContainerNameCompleter : IArgumentCompleter
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
         CommandAst commandAst, IDictionary fakeBoundParameters)
     {
-        var store = Completion.Bound(fakeBoundParameters, "StorePath");
+        var store = Completion.Bound(commandName, fakeBoundParameters, "StorePath");
         var pattern = new WildcardPattern(wordToComplete.Trim('\'', '"') + "*", WildcardOptions.IgnoreCase);
         var states = StatesFor(commandName, parameterName);
         List<string> names;

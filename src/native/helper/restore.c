@@ -27,6 +27,19 @@ static int kill_listed(const char *path) {
     return n;
 }
 
+/* The empty directories of CRIU's cgroup yards (.criu.cgyard.*) a killed criu left in the images
+ * directory: its mounts on them died with its mount namespace (see supervise_restore). */
+static void remove_yards(const struct spec *s) {
+    if (!s->images_dir) return;
+    DIR *d = opendir(s->images_dir);
+    if (!d) return;
+    int dfd = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (!strncmp(e->d_name, ".criu.cgyard.", 13)) unlinkat(dfd, e->d_name, AT_REMOVEDIR);
+    closedir(d);
+}
+
 /* A restore that is given up (the caller's timeout, an abort, criu failing): criu and the whole
  * tree it restored must go, also tasks still looping in CRIU's restorer. They are our children
  * (rst_sibling) and members of the container's cgroups: kill both until none is left, reaping as
@@ -67,6 +80,11 @@ int supervise_restore(const struct spec *s, int report_fd, int ctl_fd) {
     if (criu == 0) {
         /* dup2 clears close-on-exec: exactly fds 0-2 (/dev/null), 3 and 4 reach criu. */
         if (dup2(s->criu_fd, 3) < 0 || (slave >= 0 && dup2(slave, 4) < 0)) _exit(126);
+        /* criu mounts its cgroup yard (.criu.cgyard.*, every hierarchy) in the images directory and
+         * unmounts it only when it ends normally. In a mount namespace of its own (the host's mounts
+         * still reach it, its own never leave it) those mounts die with criu however it ends, and
+         * nothing is left to delete into. */
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) _exit(126);
         sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
         exec_program(s);
         _exit(127);
@@ -86,6 +104,7 @@ int supervise_restore(const struct spec *s, int report_fd, int ctl_fd) {
     if (init <= 0 || criu_stuck || waitpid(init, NULL, WNOHANG) != 0) {
         kill_restore(s, criu);
         remove_cgroups(s);
+        remove_yards(s);
         errno = 0;
         return fail(init <= 0 ? "restore aborted by the caller" : criu_stuck ? "criu did not exit after restoring init %d" : "restored init %d is not a child of the supervisor", init);
     }

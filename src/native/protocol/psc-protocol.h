@@ -105,6 +105,8 @@ enum psc_command {
       "where the supervisor records how init ended") \
     X(RUN_RECORD, "runrecord", STR, run_record, RunRecord, PSC_PATH_MAX, 1, PSC_IN(START) | PSC_IN(RESTORE), PSC_NONE, \
       "where the supervisor writes its own record before init is released (see State.RunRecord)") \
+    X(IMAGES_DIR, "imagesdir", STR, images_dir, ImagesDirectory, PSC_PATH_MAX, 1, PSC_IN(RESTORE), PSC_NONE, \
+      "CRIU's images directory, where the empty cgroup-yard directories of a killed criu are removed") \
     X(UID_MAP, "uidmap", STR, uid_map, UidMap, PSC_PATH_MAX, 1, PSC_IN(START) | PSC_IN(USERNS_TREE), PSC_NONE, \
       "the uid_map the helper writes itself (root); without it the caller writes the maps while paused") \
     X(GID_MAP, "gidmap", STR, gid_map, GidMap, PSC_PATH_MAX, 1, PSC_IN(START) | PSC_IN(USERNS_TREE), PSC_NONE, \

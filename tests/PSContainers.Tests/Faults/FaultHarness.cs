@@ -4,6 +4,7 @@ using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
 using PSContainers.Tests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace PSContainers.Tests.Faults;
 
@@ -319,4 +320,54 @@ public static class FaultSeed
 {
     public static int Next() =>
         int.TryParse(Environment.GetEnvironmentVariable("PSC_FAULT_SEED"), out var seed) ? seed : Random.Shared.Next(1, int.MaxValue);
+}
+
+/// <summary>
+/// What every fault-trial class shares: a store of its own (removed with all it holds, also when a
+/// test fails), the checker of that store, the test's log, and the seed of its random choices
+/// (logged; PSC_FAULT_SEED replays it).
+/// </summary>
+public abstract class FaultTests : IDisposable
+{
+    /// <param name="store">The store to work in; default: a new one under /tmp.</param>
+    protected FaultTests(ITestOutputHelper log, TestStore? store = null)
+    {
+        Log = log;
+        Store = store ?? new TestStore();
+        Check = new FaultChecker(Store);
+        Log.WriteLine($"fault seed {Seed} (PSC_FAULT_SEED={Seed} replays this run)");
+    }
+
+    protected ITestOutputHelper Log { get; }
+    protected TestStore Store { get; }
+    protected FaultChecker Check { get; }
+    protected int Seed { get; } = FaultSeed.Next();
+    protected ContainerManager M => Store.Manager;
+
+    /// <summary>The state agrees with what runs, for every container (after a moment for the helpers of a killed pwsh to notice).</summary>
+    protected void AssertTruth(string when, bool allowFrozen = false)
+    {
+        var truth = FaultChecker.Settled(() => Check.Truth(allowFrozen));
+        Assert.True(truth.Count == 0, $"seed {Seed}, {when}: state disagrees with what runs: {string.Join("; ", truth)}");
+    }
+
+    /// <summary>Removes every container; then nothing of them may be left.</summary>
+    protected void AssertNoLeaks(string when)
+    {
+        foreach (var name in M.Names().ToList()) M.Remove(name, force: true);
+        var leaks = FaultChecker.Settled(Check.Leaks);
+        Assert.True(leaks.Count == 0, $"seed {Seed}, {when}: left behind: {string.Join("; ", leaks)}");
+    }
+
+    public virtual void Dispose()
+    {
+        // CRIU's cgroup yard that a failed trial left mounted in a checkpoint directory is undone
+        // first: deleting the store must never reach into the host's cgroup hierarchies.
+        var yards = File.ReadLines("/proc/self/mountinfo").Select(l => l.Split(' ')[4])
+            .Where(p => p.StartsWith(Store.Root + "/", StringComparison.Ordinal) && p.Contains("/.criu.", StringComparison.Ordinal))
+            .Select(p => p[..p.IndexOf("/.criu.", StringComparison.Ordinal)]).Distinct().ToList();
+        foreach (var dir in yards)
+            try { PSContainers.Runtime.Checkpoint.CriuService.UnmountLeftovers(dir); } catch (Exception) { }
+        Store.Dispose();
+    }
 }

@@ -13,32 +13,31 @@ namespace PSContainers.Tests.Faults;
 /// never leave a container running that the state does not record.
 /// </summary>
 [Collection("Containers")]
-public sealed class FullDiskTests : IDisposable
+public sealed class FullDiskTests : FaultTests
 {
     private readonly LoopFilesystem _fs;
-    private readonly TestStore _store;
-    private readonly FaultChecker _check;
-    private readonly ITestOutputHelper _log;
     private string Filler => Path.Combine(_fs.MountPoint, "filler");
 
-    public FullDiskTests(ITestOutputHelper log)
+    public FullDiskTests(ITestOutputHelper log) : this(log, new LoopFilesystem("ext4", 64L << 20)) { }
+
+    private FullDiskTests(ITestOutputHelper log, LoopFilesystem fs) : base(log, StoreOn(fs))
     {
-        _log = log;
-        _fs = new LoopFilesystem("ext4", 64L << 20);
-        try { _store = new TestStore(Path.Combine(_fs.MountPoint, "t")); }
-        catch { _fs.Dispose(); throw; }
-        _check = new FaultChecker(_store);
-        _check.ExtraDirectories.Add(_store.Root);
+        _fs = fs;
+        Check.ExtraDirectories.Add(Store.Root);
     }
 
-    public void Dispose()
+    private static TestStore StoreOn(LoopFilesystem fs)
+    {
+        try { return new TestStore(Path.Combine(fs.MountPoint, "t")); }
+        catch { fs.Dispose(); throw; }
+    }
+
+    public override void Dispose()
     {
         try { File.Delete(Filler); } catch (Exception) { }
-        _store.Dispose();
+        base.Dispose();
         _fs.Dispose();
     }
-
-    private ContainerManager M => _store.Manager;
 
     /// <summary>Writes until ENOSPC, in ever smaller pieces down to one block.</summary>
     private void Fill()
@@ -50,15 +49,14 @@ public sealed class FullDiskTests : IDisposable
             try { while (true) { f.Write(block); f.Flush(flushToDisk: true); } }
             catch (IOException) { }
         }
-        _log.WriteLine($"filled: {new DriveInfo(_fs.MountPoint).AvailableFreeSpace} bytes free");
+        Log.WriteLine($"filled: {new DriveInfo(_fs.MountPoint).AvailableFreeSpace} bytes free");
     }
 
     private void Refused(string what, Action action)
     {
         var ex = Assert.ThrowsAny<Exception>(action);
-        _log.WriteLine($"{what}: {(ex as ContainerException)?.ErrorId ?? ex.GetType().Name}: {ex.Message}");
-        var truth = FaultChecker.Settled(() => _check.Truth());
-        Assert.True(truth.Count == 0, $"{what} on a full disk: {string.Join("; ", truth)}");
+        Log.WriteLine($"{what}: {(ex as ContainerException)?.ErrorId ?? ex.GetType().Name}: {ex.Message}");
+        AssertTruth($"{what} on a full disk");
         Assert.Empty(Directory.EnumerateFileSystemEntries(M.Store.TempDirectory));
     }
 
@@ -70,7 +68,7 @@ public sealed class FullDiskTests : IDisposable
         M.Create(stopped, new CreateOptions { Template = "busybox" });
         M.Create(running, new CreateOptions { Template = "busybox" });
         M.Start(running);
-        var archive = Path.Combine(_store.Root, "in.tar");
+        var archive = Path.Combine(Store.Root, "in.tar");
         ContainerArchive.Export(M, stopped, archive, force: false);
         Directory.CreateDirectory(M.Store.TempDirectory);
         Fill();
@@ -78,26 +76,24 @@ public sealed class FullDiskTests : IDisposable
         Refused("Start-Container", () => M.Start(stopped));
         Assert.Equal(ContainerStatus.Stopped, M.Get(stopped).State);
         // Through a real pwsh too: an error, and Get-Container in a new session says Stopped.
-        var outcome = KilledPwsh.Run(_store.StorePath, $"Start-Container {stopped}");
+        var outcome = KilledPwsh.Run(Store.StorePath, $"Start-Container {stopped}");
         Assert.False(outcome.StdOut.Contains("DONE"), "Start-Container succeeded on a full disk");
-        _log.WriteLine("pwsh: " + outcome.StdErr.Trim());
+        Log.WriteLine("pwsh: " + outcome.StdErr.Trim());
         Assert.Equal(ContainerStatus.Stopped, M.Get(stopped).State);
         Assert.Equal(ContainerStatus.Running, M.Get(running).State);
 
         Refused("New-Container", () => M.Create(TestStore.NewName("fdn"), new CreateOptions { Template = "busybox" }));
         Refused("Copy-Container", () => new StorageManager(M).Copy(stopped, TestStore.NewName("fdc"), new CopyOptions()));
         Refused("Import-Container", () => ContainerArchive.Import(M, archive, TestStore.NewName("fdi")));
-        var exported = Path.Combine(_store.Root, "out.tar");
+        var exported = Path.Combine(Store.Root, "out.tar");
         Refused("Export-Container -Force", () => ContainerArchive.Export(M, running, exported, force: true));
         Assert.Equal(ContainerStatus.Running, M.Get(running).State); // thawed again
-        Assert.Empty(Directory.EnumerateFiles(_store.Root, "*.partial", SearchOption.AllDirectories));
+        Assert.Empty(Directory.EnumerateFiles(Store.Root, "*.partial", SearchOption.AllDirectories));
 
         // Room again: everything works, and nothing of the failures is left.
         File.Delete(Filler);
         Assert.Equal(ContainerStatus.Running, M.Start(stopped).State);
         M.Stop(stopped, kill: true);
-        foreach (var n in M.Names().ToList()) M.Remove(n, force: true);
-        var leaks = FaultChecker.Settled(_check.Leaks);
-        Assert.True(leaks.Count == 0, string.Join("; ", leaks));
+        AssertNoLeaks("room again");
     }
 }

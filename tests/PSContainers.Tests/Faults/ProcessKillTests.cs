@@ -2,6 +2,7 @@ using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
 using PSContainers.Tests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace PSContainers.Tests.Faults;
 
@@ -11,35 +12,13 @@ namespace PSContainers.Tests.Faults;
 /// work; and nothing may be left.
 /// </summary>
 [Collection("Containers")]
-public sealed class ProcessKillTests : IDisposable
+public sealed class ProcessKillTests(ITestOutputHelper log) : FaultTests(log)
 {
-    private readonly TestStore _store = new();
-    private readonly FaultChecker _check;
-
-    public ProcessKillTests() => _check = new FaultChecker(_store);
-
-    public void Dispose() => _store.Dispose();
-
-    private ContainerManager M => _store.Manager;
-
     private ContainerInfo Started()
     {
         var name = TestStore.NewName("pk");
         M.Create(name, new CreateOptions { Template = "busybox" });
         return M.Start(name);
-    }
-
-    private void AssertTruth(string when)
-    {
-        var truth = FaultChecker.Settled(() => _check.Truth());
-        Assert.True(truth.Count == 0, $"{when}: {string.Join("; ", truth)}");
-    }
-
-    private void AssertNoLeaks()
-    {
-        foreach (var n in M.Names().ToList()) M.Remove(n, force: true);
-        var leaks = FaultChecker.Settled(_check.Leaks);
-        Assert.True(leaks.Count == 0, string.Join("; ", leaks));
     }
 
     [Fact]
@@ -57,7 +36,7 @@ public sealed class ProcessKillTests : IDisposable
         AssertTruth("stopped after its supervisor was killed");
         // And it starts again (the cgroup the dead supervisor could not remove is not in the way).
         Assert.Equal(ContainerStatus.Running, M.Start(c.Name).State);
-        AssertNoLeaks();
+        AssertNoLeaks("at the end");
     }
 
     [Fact]
@@ -70,7 +49,7 @@ public sealed class ProcessKillTests : IDisposable
         AssertTruth("init killed");
         Assert.Equal(ContainerStatus.Running, M.Start(c.Name).State);
         AssertTruth("restarted");
-        AssertNoLeaks();
+        AssertNoLeaks("at the end");
     }
 
     [Fact]
@@ -82,6 +61,6 @@ public sealed class ProcessKillTests : IDisposable
         // Their cgroups outlived them (nobody was left to remove them): not a reason to refuse a start.
         foreach (var c in all) Assert.Equal(ContainerStatus.Running, M.Start(c.Name).State);
         AssertTruth("all restarted");
-        AssertNoLeaks();
+        AssertNoLeaks("at the end");
     }
 }

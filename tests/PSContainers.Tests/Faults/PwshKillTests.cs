@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using PSContainers.Runtime;
+using PSContainers.Runtime.Checkpoint;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Network;
@@ -11,33 +13,19 @@ namespace PSContainers.Tests.Faults;
 
 /// <summary>
 /// kill -9 of a real pwsh at random points of New, Start (with a NIC on a bridge), Copy, Export
-/// (stopped, and -Force of a running container), Import and Remove. Every trial: the call in its
+/// (stopped, and -Force of a running container), Import, Checkpoint (and Save), Restore (and Start
+/// of a saved container) and Remove. Every trial: the call in its
 /// own pwsh, killed after a random delay from the moment it begins (seeded: the seed and every
 /// delay are logged, PSC_FAULT_SEED replays them) or at a chosen moment of the start; then the
 /// state must agree with what runs; then the next command of the same kind must succeed and leave
 /// things clean; then, all containers removed, nothing may be left (FaultChecker).
-/// Checkpoint and Restore trials belong with their fixes (branch faults-a), written on this harness.
 /// </summary>
 [Collection("Containers")]
-public sealed class PwshKillTests : IDisposable
+public sealed class PwshKillTests : FaultTests
 {
-    private readonly TestStore _store = new();
-    private readonly FaultChecker _check;
-    private readonly ITestOutputHelper _log;
-    private readonly int _seed = FaultSeed.Next();
     private readonly Random _random;
 
-    public PwshKillTests(ITestOutputHelper log)
-    {
-        _log = log;
-        _random = new Random(_seed);
-        _check = new FaultChecker(_store);
-        _log.WriteLine($"fault seed {_seed} (PSC_FAULT_SEED={_seed} replays this run)");
-    }
-
-    public void Dispose() => _store.Dispose();
-
-    private ContainerManager M => _store.Manager;
+    public PwshKillTests(ITestOutputHelper log) : base(log) => _random = new Random(Seed);
 
     /// <summary>A busybox container with a few MB of files, so copies, archives and removals take a while.</summary>
     private string Bulky(string hint, string? backend = null)
@@ -61,22 +49,21 @@ public sealed class PwshKillTests : IDisposable
     /// <paramref name="killWhen"/>; <paramref name="next"/> is the next command (in this process,
     /// through the runtime a fresh session would use).
     /// </summary>
-    private void Trial(string what, string call, TimeSpan? delay, Func<bool>? killWhen, Action next)
+    /// <paramref name="settle"/>: waits for what the call left running on its own (CRIU, which goes on
+    /// without the pwsh that asked for it) before the state is judged.
+    private void Trial(string what, string call, TimeSpan? delay, Func<bool>? killWhen, Action next, Action? settle = null)
     {
-        var outcome = KilledPwsh.Run(_store.StorePath, call, delay, killWhen);
-        var where = $"seed {_seed}, {what}, delay {delay?.TotalMilliseconds.ToString("0.0") ?? "-"} ms: " +
+        var outcome = KilledPwsh.Run(Store.StorePath, call, delay, killWhen, TimeSpan.FromSeconds(120));
+        var where = $"{what}, delay {delay?.TotalMilliseconds.ToString("0.0") ?? "-"} ms: " +
                     (outcome.Killed ? $"killed {outcome.SinceGo.TotalMilliseconds:0.0} ms into the call" : $"not killed (exit {outcome.ExitCode})");
-        _log.WriteLine(where);
-        if (!outcome.Killed && outcome.ExitCode != 0) _log.WriteLine("  stderr: " + outcome.StdErr.Trim());
-        var truth = FaultChecker.Settled(() => _check.Truth(allowFrozen: true));
-        _log.WriteLine("  then: " + string.Join(", ", M.Names().Select(n => $"{n} {Safe(() => M.Get(n).State.ToString())}")));
-        Assert.True(truth.Count == 0, $"{where}: state disagrees with what runs: {string.Join("; ", truth)}");
+        Log.WriteLine(where);
+        if (!outcome.Killed && outcome.ExitCode != 0) Log.WriteLine("  stderr: " + outcome.StdErr.Trim());
+        settle?.Invoke();
+        Log.WriteLine("  then: " + string.Join(", ", M.Names().Select(n => $"{n} {Safe(() => M.Get(n).State.ToString())}")));
+        AssertTruth(where, allowFrozen: true);
         next();
-        truth = FaultChecker.Settled(() => _check.Truth());
-        Assert.True(truth.Count == 0, $"{where}: after the next command: {string.Join("; ", truth)}");
-        foreach (var name in M.Names().ToList()) M.Remove(name, force: true);
-        var leaks = FaultChecker.Settled(_check.Leaks);
-        Assert.True(leaks.Count == 0, $"{where}: left behind: {string.Join("; ", leaks)}");
+        AssertTruth($"{where}: after the next command");
+        AssertNoLeaks(where);
     }
 
     private static string Safe(Func<string> f)
@@ -88,9 +75,9 @@ public sealed class PwshKillTests : IDisposable
     /// <summary>How long the uninterrupted call takes (from GO to its end): kill delays are drawn below that.</summary>
     private TimeSpan Calibrate(string what, string call)
     {
-        var outcome = KilledPwsh.Run(_store.StorePath, call);
+        var outcome = KilledPwsh.Run(Store.StorePath, call);
         Assert.True(outcome.ExitCode == 0 && outcome.StdOut.Contains("DONE"), $"{what} fails without a fault: {outcome.StdErr}");
-        _log.WriteLine($"{what}: {outcome.SinceGo.TotalMilliseconds:0} ms uninterrupted");
+        Log.WriteLine($"{what}: {outcome.SinceGo.TotalMilliseconds:0} ms uninterrupted");
         return outcome.SinceGo;
     }
 
@@ -132,7 +119,7 @@ public sealed class PwshKillTests : IDisposable
         {
             var name = TestStore.NewName("st");
             M.Create(name, new CreateOptions { Template = "busybox", Network = [new NicConfig { Type = "veth", Link = DefaultBridge.ConfigName }] });
-            _check.Veths.Add(hook.HostEndName(name, 0));
+            Check.Veths.Add(hook.HostEndName(name, 0));
             return name;
         }
         try
@@ -163,7 +150,7 @@ public sealed class PwshKillTests : IDisposable
                         Assert.Equal("ContainerRunning", Assert.Throws<ContainerException>(() => M.Remove(name)).ErrorId);
                         Assert.Equal("ContainerAlreadyRunning", Assert.Throws<ContainerException>(() => M.Start(name)).ErrorId);
                         Assert.Equal("ContainerNotStopped", Assert.Throws<ContainerException>(() => new StorageManager(M).Copy(name, TestStore.NewName("stc"), new CopyOptions())).ErrorId);
-                        Assert.Equal("ContainerNotStopped", Assert.Throws<ContainerException>(() => ContainerArchive.Export(M, name, Path.Combine(_store.Root, "st.tar"), force: false)).ErrorId);
+                        Assert.Equal("ContainerNotStopped", Assert.Throws<ContainerException>(() => ContainerArchive.Export(M, name, Path.Combine(Store.Root, "st.tar"), force: false)).ErrorId);
                         M.Stop(name, kill: true);
                     }
                     else Assert.Equal(ContainerStatus.Stopped, state);
@@ -188,27 +175,24 @@ public sealed class PwshKillTests : IDisposable
         var name = TestStore.NewName("se");
         M.Create(name, new CreateOptions { Template = "busybox" });
         var record = M.Store.RunRecordPath(name);
-        var outcome = KilledPwsh.Run(_store.StorePath, $"Start-Container {name}", killWhen: () => ReadOrEmpty(record).Contains(" released "));
-        _log.WriteLine($"killed {outcome.Killed} at {outcome.SinceGo.TotalMilliseconds:0} ms");
+        var outcome = KilledPwsh.Run(Store.StorePath, $"Start-Container {name}", killWhen: () => ReadOrEmpty(record).Contains(" released "));
+        Log.WriteLine($"killed {outcome.Killed} at {outcome.SinceGo.TotalMilliseconds:0} ms");
         var run = RunRecord.Read(record);
         Assert.NotNull(run);
-        _log.WriteLine($"state.json records the run: {run.IsRecordedIn(PersistedState.Load(M.Store.StatePath(name)))} (expected: no, pwsh was killed first)");
+        Log.WriteLine($"state.json records the run: {run.IsRecordedIn(PersistedState.Load(M.Store.StatePath(name)))} (expected: no, pwsh was killed first)");
         // The orphan runs and is reported running; then its init ends before any command recorded it.
         Assert.Equal(ContainerStatus.Running, M.Get(name).State);
         Assert.Equal(run.InitPid, M.Get(name).Pid);
         PSContainers.Runtime.Native.Sys.Kill(run.InitPid, 9);
         PSContainers.Runtime.Native.Sys.WaitForExit(run.SupervisorPid, run.SupervisorStartTime, TimeSpan.FromSeconds(10));
         Assert.Equal(ContainerStatus.Stopped, M.Get(name).State);
-        var truth = FaultChecker.Settled(() => _check.Truth());
-        Assert.True(truth.Count == 0, string.Join("; ", truth));
+        AssertTruth("its init ended");
         // The next command that changes it records how that run ended.
         Assert.Equal("ContainerNotRunning", Assert.Throws<ContainerException>(() => M.Stop(name)).ErrorId);
         var info = M.Get(name);
         Assert.Equal("SIGKILL", info.ExitSignal);
         Assert.Equal(ContainerStatus.Running, M.Start(name).State);
-        M.Remove(name, force: true);
-        var leaks = FaultChecker.Settled(_check.Leaks);
-        Assert.True(leaks.Count == 0, string.Join("; ", leaks));
+        AssertNoLeaks("removed");
     }
 
     private static string ReadOrEmpty(string path)
@@ -243,9 +227,9 @@ public sealed class PwshKillTests : IDisposable
     [Fact]
     public void KilledExport_LeavesNoPartialFileOrView_AndNoFrozenContainer()
     {
-        var dest = Path.Combine(_store.Root, "exports");
+        var dest = Path.Combine(Store.Root, "exports");
         Directory.CreateDirectory(dest);
-        _check.ExtraDirectories.Add(dest);
+        Check.ExtraDirectories.Add(dest);
         var archive = Path.Combine(dest, "c.tar");
         var cal = Bulky("cal", "overlay");
         var span = Calibrate("Export-Container", $"Export-Container {cal} '{archive}'");
@@ -272,7 +256,7 @@ public sealed class PwshKillTests : IDisposable
     [Fact]
     public void KilledImport_LeavesNoHalfContainer_AndTheNextImportCleansUp()
     {
-        var archive = Path.Combine(_store.Root, "src.tar");
+        var archive = Path.Combine(Store.Root, "src.tar");
         var source = Bulky("imsrc");
         ContainerArchive.Export(M, source, archive, force: false);
         M.Remove(source);
@@ -289,6 +273,184 @@ public sealed class PwshKillTests : IDisposable
                 ContainerArchive.Import(M, archive, TestStore.NewName("im2"));
                 Assert.True(File.Exists(Path.Combine(M.Get(name).RootfsPath, "bulk", "7", "f159")));
             });
+        }
+    }
+
+    /// <summary>A running counter beside 64 MiB of memory (CounterContainer.Heavy), counted to 20: a restart would be seen counting from 1.</summary>
+    private string HeavyCounter(string hint)
+    {
+        var name = TestStore.NewName(hint);
+        M.Create(name, new CreateOptions { Template = "busybox", Command = ["/bin/sh", "-c", CounterContainer.Heavy] });
+        M.Start(name);
+        CounterContainer.WaitCount(Store, name, 20);
+        return name;
+    }
+
+    /// <summary>CRIU goes on without the killed pwsh: wait until no process has anything open in the images directory.</summary>
+    private static void CriuDone(string dir) =>
+        Assert.True(SpinWait.SpinUntil(() => FaultChecker.ProcessesUsing(dir).Count == 0, TimeSpan.FromSeconds(90)),
+            $"CRIU still works in {dir}: {string.Join(", ", FaultChecker.ProcessesUsing(dir).Select(p => p.What))}");
+
+    /// <summary>
+    /// A kill point: <paramref name="lag"/> after <paramref name="file"/> appears (CRIU has begun:
+    /// its log exists).
+    /// </summary>
+    private static Func<bool> After(string file, TimeSpan lag)
+    {
+        Stopwatch? seen = null;
+        return () =>
+        {
+            if (seen is null && File.Exists(file)) seen = Stopwatch.StartNew();
+            return seen is not null && seen.Elapsed >= lag;
+        };
+    }
+
+    /// <summary>
+    /// After a checkpoint or restore trial: nobody holds the container's lock, CRIU left no mount
+    /// (its cgroup yard, .criu.cgyard.*) or directory of its own in the images directory, and a
+    /// plain Get-Container in a session of its own lists the container in the state the runtime sees.
+    /// </summary>
+    private void AssertQuiet(string name, string dir)
+    {
+        using (M.Store.Lock(name, TimeSpan.Zero)) { }
+        var mounts = File.ReadLines("/proc/self/mountinfo").Select(l => l.Split(' ')[4]).Where(p => p.StartsWith(dir + "/", StringComparison.Ordinal)).ToList();
+        Assert.True(mounts.Count == 0, $"mounts left in {dir}: {string.Join(", ", mounts)}");
+        if (Directory.Exists(dir)) Assert.Empty(Directory.EnumerateDirectories(dir, ".criu.*"));
+        using var session = Store.OpenSession();
+        var listed = session.Invoke("Get-Container");
+        Assert.Empty(listed.Errors);
+        var info = Assert.Single(listed.Output.Select(o => (ContainerInfo)o.BaseObject), c => c.Name == name);
+        Assert.Equal(M.Get(name).State, info.State);
+    }
+
+    /// <summary>Restored, not restarted: the count goes on from where the checkpoint took it.</summary>
+    private void AssertCountsOnFrom(string name, int atCheckpoint)
+    {
+        Thread.Sleep(300);
+        var now = CounterContainer.Count(Store, name);
+        Assert.True(now >= atCheckpoint, $"{name} counts from {now}, below {atCheckpoint} at its checkpoint: it was restarted, not restored");
+        CounterContainer.WaitCount(Store, name, now + 3);
+    }
+
+    /// <summary>Where the trials put their checkpoints (outside the store; checked for leftovers too).</summary>
+    private string CheckpointsDirectory()
+    {
+        var dirs = Path.Combine(Store.Root, "ckpt");
+        Directory.CreateDirectory(dirs);
+        Check.ExtraDirectories.Add(dirs);
+        return dirs;
+    }
+
+    /// <summary>
+    /// Kill points of a CRIU operation: random ones over its span, and some while CRIU works (from
+    /// its log's appearing); every other one of each kind takes the alternative command (Save, or
+    /// Start of a saved container).
+    /// </summary>
+    private List<(string What, bool Alternative, TimeSpan? Delay, TimeSpan? Lag)> CriuPlan(TimeSpan span, string during)
+    {
+        var plan = new List<(string, bool, TimeSpan?, TimeSpan?)>();
+        for (var i = 0; i < 4; i++) plan.Add(($"random #{i}", i % 2 == 1, Delay(span), null));
+        for (var i = 0; i < 3; i++) plan.Add(($"{during} #{i}", i == 1, null, Delay(span / 2)));
+        return plan;
+    }
+
+    /// <summary>
+    /// After a killed checkpoint or restore: a Stopped container restores from <paramref name="dir"/>,
+    /// a Saved one starts (and its images go); either way it counts on from its checkpoint, and once
+    /// stopped again it is Stopped: its checkpoint is history, not resumed a second time.
+    /// </summary>
+    private void AssertResumes(string name, string dir, bool saved, int atCheckpoint, string after)
+    {
+        var state = M.Get(name).State;
+        Log.WriteLine($"  {name} is {state}");
+        switch (state)
+        {
+            case ContainerStatus.Running:
+                break;
+            case ContainerStatus.Stopped:
+                Assert.False(saved, $"a killed {after} left a saved container Stopped: Start-Container would not resume it");
+                Assert.Equal(ContainerStatus.Running, new CheckpointManager(M).Restore(dir, null, new RestoreOptions()).State);
+                break;
+            case ContainerStatus.Saved:
+                Assert.True(saved, $"a killed {after} left a container Saved that was not being saved");
+                Assert.Equal(ContainerStatus.Running, M.Start(name).State);
+                Assert.False(Directory.Exists(dir), "the saved images outlived the resume");
+                break;
+            default:
+                Assert.Fail($"{name} is {state} after a killed {after}");
+                break;
+        }
+        AssertCountsOnFrom(name, atCheckpoint);
+        M.Stop(name, kill: true);
+        Assert.Equal(ContainerStatus.Stopped, M.Get(name).State);
+    }
+
+    [Fact]
+    public void KilledCheckpoint_LeavesTheContainerRunning_OrStoppedAndRestorable()
+    {
+        var dirs = CheckpointsDirectory();
+        var checkpoints = new CheckpointManager(M);
+        var cal = HeavyCounter("cal");
+        var span = Calibrate("Checkpoint-Container", $"Checkpoint-Container {cal} '{Path.Combine(dirs, cal)}'");
+        M.Remove(cal, force: true);
+        // Checkpoint-Container and Save-Container; killed while CRIU dumps, the dump goes on
+        // without pwsh and ends the processes.
+        foreach (var (what, save, delay, lag) in CriuPlan(span, "while CRIU dumps"))
+        {
+            var name = HeavyCounter("ck");
+            var dir = save ? checkpoints.SavedCheckpointDirectory(name) : Path.Combine(dirs, name);
+            var call = save ? $"Save-Container {name}" : $"Checkpoint-Container {name} '{dir}'";
+            var command = save ? "Save-Container" : "Checkpoint-Container";
+            var saved = save;
+            Trial($"{command}, {what}{(lag is { } l ? $" (+{l.TotalMilliseconds:0} ms)" : "")}", call, delay,
+                lag is { } after ? After(Path.Combine(dir, "dump.log"), after) : null, () =>
+            {
+                AssertQuiet(name, dir);
+                if (M.Get(name).State == ContainerStatus.Running)
+                {
+                    // The dump never took the processes (or CRIU gave up and resumed them): they
+                    // count on, and the next checkpoint, into a new directory, works.
+                    CounterContainer.WaitCount(Store, name, CounterContainer.Count(Store, name) + 2);
+                    dir = Path.Combine(dirs, name + "-again");
+                    saved = false;
+                    checkpoints.Checkpoint(name, dir, new CheckpointOptions());
+                    Assert.Equal(ContainerStatus.Stopped, M.Get(name).State);
+                }
+                AssertResumes(name, dir, saved, CounterContainer.CountNow(Store, name), command);
+            }, settle: () => CriuDone(dir));
+        }
+    }
+
+    [Fact]
+    public void KilledRestore_LeavesTheContainerRunning_OrStoppedAndRestorableAgain()
+    {
+        var dirs = CheckpointsDirectory();
+        var checkpoints = new CheckpointManager(M);
+        var cal = HeavyCounter("cal");
+        checkpoints.Checkpoint(cal, Path.Combine(dirs, cal), new CheckpointOptions());
+        var span = Calibrate("Restore-Container", $"Restore-Container '{Path.Combine(dirs, cal)}'");
+        M.Remove(cal, force: true);
+        // Restore-Container, and Start-Container of a saved container (which restores, then
+        // deletes the images).
+        foreach (var (what, saved, delay, lag) in CriuPlan(span, "while CRIU restores"))
+        {
+            var name = HeavyCounter("rs");
+            string dir;
+            if (saved)
+            {
+                checkpoints.Save(name);
+                dir = checkpoints.SavedCheckpointDirectory(name);
+            }
+            else checkpoints.Checkpoint(name, dir = Path.Combine(dirs, name), new CheckpointOptions());
+            var atCheckpoint = CounterContainer.CountNow(Store, name);
+            var call = saved ? $"Start-Container {name}" : $"Restore-Container '{dir}'";
+            var command = saved ? "Start-Container (saved)" : "Restore-Container";
+            Trial($"{command}, {what}{(lag is { } l ? $" (+{l.TotalMilliseconds:0} ms)" : "")}", call, delay,
+                lag is { } after ? After(Path.Combine(dir, "restore.log"), after) : null, () =>
+            {
+                AssertQuiet(name, dir);
+                AssertResumes(name, dir, saved, atCheckpoint, command);
+            }, settle: () => CriuDone(dir));
         }
     }
 

@@ -13,39 +13,23 @@ namespace PSContainers.Tests.Faults;
 /// must agree with what runs, the next commands must work, and nothing may be left.
 /// </summary>
 [Collection("Containers")]
-public sealed class RacingSessionsTests : IDisposable
+public sealed class RacingSessionsTests(ITestOutputHelper log) : FaultTests(log)
 {
-    private readonly TestStore _store = new();
-    private readonly FaultChecker _check;
-    private readonly ITestOutputHelper _log;
-    private readonly int _seed = FaultSeed.Next();
-
-    public RacingSessionsTests(ITestOutputHelper log)
+    private void Trace(string line)
     {
-        _log = log;
-        _check = new FaultChecker(_store);
-        _log.WriteLine($"fault seed {_seed} (PSC_FAULT_SEED={_seed} replays this run)");
-    }
-
-    public void Dispose() => _store.Dispose();
-
-    private void Log(string line)
-    {
-        _log.WriteLine(line);
+        Log.WriteLine(line);
         if (Environment.GetEnvironmentVariable("PSC_FAULT_TRACE") is { Length: > 0 } trace) File.AppendAllText(trace, $"{DateTime.UtcNow:HH:mm:ss.fff} {line}\n");
     }
-
-    private ContainerManager M => _store.Manager;
 
     [Fact]
     public void FourSessionsRacing_AndKilled_LeaveTheTruthAndNoLeftovers()
     {
-        var random = new Random(_seed);
+        var random = new Random(Seed);
         var names = new[] { TestStore.NewName("ra"), TestStore.NewName("rb") };
         foreach (var n in names) M.Create(n, new CreateOptions { Template = "busybox" });
-        var exports = Path.Combine(_store.Root, "exports");
+        var exports = Path.Combine(Store.Root, "exports");
         Directory.CreateDirectory(exports);
-        _check.ExtraDirectories.Add(exports);
+        Check.ExtraDirectories.Add(exports);
         for (var round = 0; round < 2; round++)
         {
             // Each session: an endless loop of random operations on the two containers; errors
@@ -67,7 +51,7 @@ public sealed class RacingSessionsTests : IDisposable
                 var psi = new ProcessStartInfo(KilledPwsh.CommandLine()[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
                 foreach (var a in KilledPwsh.CommandLine()[1..]) psi.ArgumentList.Add(a);
                 foreach (var a in new[] { "-NoProfile", "-NonInteractive", "-Command", script }) psi.ArgumentList.Add(a);
-                psi.Environment[ContainerStore.EnvironmentVariable] = _store.StorePath;
+                psi.Environment[ContainerStore.EnvironmentVariable] = Store.StorePath;
                 var session = Process.Start(psi)!;
                 session.ErrorDataReceived += (_, _) => { };  // drained: a full pipe must not stall a session
                 session.BeginErrorReadLine();
@@ -78,7 +62,7 @@ public sealed class RacingSessionsTests : IDisposable
                 foreach (var p in sessions) Assert.Equal("GO", p.StandardOutput.ReadLine());
                 var engines = sessions.ToDictionary(p => p, KilledPwsh.EnginePid);
                 foreach (var p in sessions) _ = p.StandardOutput.ReadToEndAsync(); // drained from here on
-                Log($"round {round}: four sessions racing");
+                Trace($"round {round}: four sessions racing");
                 // Killed one after another at random moments of the race.
                 var clock = Stopwatch.StartNew();
                 foreach (var p in sessions)
@@ -87,7 +71,7 @@ public sealed class RacingSessionsTests : IDisposable
                     while (clock.Elapsed < at && !p.HasExited) Thread.Sleep(5);
                     Assert.False(p.HasExited, "a session ended on its own");
                     KilledPwsh.KillEngine(engines[p]);
-                    Log($"round {round}: session {engines[p]} killed at {clock.Elapsed.TotalMilliseconds:0} ms");
+                    Trace($"round {round}: session {engines[p]} killed at {clock.Elapsed.TotalMilliseconds:0} ms");
                 }
             }
             finally
@@ -99,27 +83,23 @@ public sealed class RacingSessionsTests : IDisposable
                     p.Dispose();
                 }
             }
-            var truth = FaultChecker.Settled(() => _check.Truth(allowFrozen: true));
-            Log($"round {round}: " + string.Join(", ", M.Names().Select(n => $"{n} {M.Get(n).State}")));
-            Assert.True(truth.Count == 0, $"seed {_seed}, round {round}: {string.Join("; ", truth)}");
+            Trace($"round {round}: " + string.Join(", ", M.Names().Select(n => $"{n} {M.Get(n).State}")));
+            AssertTruth($"round {round}", allowFrozen: true);
             // The next commands: each container stops (thawed if an export was killed while it was frozen) and starts.
             foreach (var n in names)
             {
                 if (M.Get(n).State != ContainerStatus.Stopped) M.Stop(n, kill: true);
                 Assert.Equal(ContainerStatus.Running, M.Start(n).State);
-                Log($"round {round}: {n} restarted");
+                Trace($"round {round}: {n} restarted");
             }
-            truth = FaultChecker.Settled(() => _check.Truth());
-            Assert.True(truth.Count == 0, $"seed {_seed}, round {round}, restarted: {string.Join("; ", truth)}");
+            AssertTruth($"round {round}, restarted");
             // The next export into that directory removes what killed exports left there.
             ContainerArchive.Export(M, names[0], Path.Combine(exports, "next.tar"), force: true);
             Assert.Empty(Directory.EnumerateFiles(exports, "*.partial"));
             // Copies a killed session made stay (they are whole containers); they go with the rest.
             foreach (var n in M.Names().Where(n => !names.Contains(n)).ToList()) M.Remove(n, force: true);
         }
-        foreach (var n in M.Names().ToList()) M.Remove(n, force: true);
         foreach (var f in Directory.EnumerateFiles(exports, "*.tar")) File.Delete(f);
-        var leaks = FaultChecker.Settled(_check.Leaks);
-        Assert.True(leaks.Count == 0, $"seed {_seed}: {string.Join("; ", leaks)}");
+        AssertNoLeaks("after the rounds");
     }
 }

@@ -10,6 +10,24 @@ public static class CounterContainer
 {
     public const string Script = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done";
 
+    /// <summary>
+    /// pid 1 counts (console and /tmp/count, until /tmp/quit exists, then exits 7) beside an awk
+    /// holding 64 MiB, so that CRIU's dump and restore take long enough to be interrupted.
+    /// </summary>
+    public const string Heavy =
+        "awk 'BEGIN { s = \"x\"; for (i = 0; i < 26; i++) s = s s; while (1) system(\"sleep 1\") }' & " +
+        "i=0; while [ ! -e /tmp/quit ]; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done; exit 7";
+
+    /// <summary>
+    /// The count in /tmp/count as it is now, or 0 where the file holds no number (a counter frozen,
+    /// by CRIU or for good, between truncating and writing it).
+    /// </summary>
+    public static int CountNow(TestStore store, string name)
+    {
+        try { return int.TryParse(File.ReadAllText(Path.Combine(store.Manager.Get(name).RootfsPath, "tmp", "count")).Trim(), out var n) ? n : 0; }
+        catch (IOException) { return 0; }
+    }
+
     /// <summary>Creates and starts one in <paramref name="store"/>, and waits until it has counted to 10.</summary>
     public static string Start(TestStore store, string hint)
     {
