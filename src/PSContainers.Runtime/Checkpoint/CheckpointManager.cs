@@ -47,7 +47,7 @@ public sealed class CheckpointManager
     /// <summary>CRIU reads and recreates kernel state (ptrace, every namespace, mounts): root only.</summary>
     private static void RequireRoot(string verb, string name)
     {
-        if (!Native.Sys.IsRoot)
+        if (!Host.HostContext.Current.IsRoot)
             throw new ContainerException("RootRequired", ContainerErrorKind.PermissionDenied,
                 $"Only root can {verb} container '{name}' with CRIU: it reads and recreates the processes' kernel state (ptrace, namespaces, mounts), " +
                 "which a non-root user cannot. Run pwsh as root, or stop the container and start it again instead.", name);

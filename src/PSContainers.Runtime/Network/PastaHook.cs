@@ -60,7 +60,7 @@ public sealed class PastaHook : IContainerHook
         Release(context.Name); // a pasta left by a run that ended without a stop
         var pidFile = PidFile(context.Name);
         var args = Arguments(nic, name, pidFile);
-        if (Sys.IsRoot)
+        if (Host.HostContext.Current.IsRoot)
         {
             // pasta drops the capabilities it does not need, CAP_SYS_PTRACE among them, so it cannot
             // open another root process's /proc/PID/ns: give it a pinned namespace file instead, and
@@ -130,7 +130,7 @@ public sealed class PastaHook : IContainerHook
             if (start is { } s && !Sys.WaitForExit(pid, s, TimeSpan.FromSeconds(2))) try { Sys.Kill(pid, 9); } catch (ContainerException) { }
         }
         File.Delete(pidFile);
-        if (Sys.IsRoot) NetworkHook.Unpin(PinPath(name));
+        if (Host.HostContext.Current.IsRoot) NetworkHook.Unpin(PinPath(name));
     }
 
     // passt and pasta are one program; its comm is passt, or passt.avx2 where the AVX2 build runs.

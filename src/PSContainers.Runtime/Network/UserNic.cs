@@ -55,7 +55,7 @@ public static unsafe class UserNic
     /// </summary>
     public static void Install(string source, string destination, bool setuid)
     {
-        if (!Native.Sys.IsRoot)
+        if (!Host.HostContext.Current.IsRoot)
             throw new ContainerException("UserNicInstallNeedsRoot", ContainerErrorKind.PermissionDenied,
                 "Only root can install psc-usernic privileged; run Install-ContainerUserNic as root.", destination);
         if (!File.Exists(source))

@@ -31,7 +31,7 @@ public sealed partial class DebootstrapTemplate : IRootfsTemplate
     internal DebootstrapTemplate(string? debootstrapPath, Func<bool>? isRoot)
     {
         _debootstrapPath = debootstrapPath;
-        _isRoot = isRoot ?? (() => Tmds.Linux.LibC.geteuid() == 0);
+        _isRoot = isRoot ?? (() => Host.HostContext.Current.IsRoot);
     }
 
     public string Name => "debootstrap";

@@ -17,14 +17,14 @@ public static class UserNamespace
     public const string NewUidMap = "newuidmap";
     public const string NewGidMap = "newgidmap";
 
-    public static uint CallerUid => LibC.getuid();
-    public static uint CallerGid => LibC.getgid();
+    public static uint CallerUid => Host.HostContext.Current.Uid;
+    public static uint CallerGid => Host.HostContext.Current.Gid;
 
     /// <summary>Sets a start/exec spec up for a container with <paramref name="map"/>: the user namespace, and for root the maps the helper writes.</summary>
     public static void Prepare(LaunchSpec spec, IdMap map)
     {
         spec.Namespaces |= NamespaceKind.User;
-        if (!Sys.IsRoot) return; // written with newuidmap/newgidmap while init waits: WriteMaps
+        if (!Host.HostContext.Current.IsRoot) return; // written with newuidmap/newgidmap while init waits: WriteMaps
         spec.UidMap = map.KernelText(IdMapKind.Uid);
         spec.GidMap = map.KernelText(IdMapKind.Gid);
     }
@@ -35,7 +35,7 @@ public static class UserNamespace
     /// </summary>
     public static void WriteMaps(int pid, IdMap map)
     {
-        if (Sys.IsRoot) return;
+        if (Host.HostContext.Current.IsRoot) return;
         foreach (var (tool, kind) in new[] { (NewUidMap, IdMapKind.Uid), (NewGidMap, IdMapKind.Gid) })
         {
             var psi = new ProcessStartInfo(tool) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
@@ -58,7 +58,7 @@ public static class UserNamespace
                     var file = kind == IdMapKind.Uid ? "/etc/subuid" : "/etc/subgid";
                     throw new ContainerException("IdMapRefused", ContainerErrorKind.PermissionDenied,
                         $"{tool} refused the map {string.Join(", ", map.Of(kind))}: {stderr.Trim()}. " +
-                        $"The host ids must be a range {file} grants to {Environment.UserName} (Get-SubordinateIdRange; root adds one with Add-SubordinateIdRange -User {Environment.UserName}).", tool);
+                        $"The host ids must be a range {file} grants to {Host.HostContext.Current.UserName} (Get-SubordinateIdRange; root adds one with Add-SubordinateIdRange -User {Host.HostContext.Current.UserName}).", tool);
                 }
             }
         }
@@ -90,7 +90,7 @@ public static class UserNamespace
         spec.CallerId = uidInside == gidInside ? uidInside : throw new ContainerException("InvalidIdMap", ContainerErrorKind.InvalidArgument,
             $"The id map {map} maps different numbers of uids and gids; rootfs ownership can only be shifted for maps whose uid and gid ranges end at the same container id.");
         spec.OwnersFile = ownersFile;
-        var direct = Sys.IsRoot;
+        var direct = Host.HostContext.Current.IsRoot;
         if (direct)
         {
             spec.UidMap = treeMap.KernelText(IdMapKind.Uid);
