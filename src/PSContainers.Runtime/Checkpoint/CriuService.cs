@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
 
@@ -83,26 +82,28 @@ public static class CriuService
     internal static criu_resp CallOnce(string criuPath, criu_req request, string? logPath, TimeSpan timeout, string errorId, string what, object? target)
     {
         using var channel = CriuChannel.Create();
-        Process process;
-        var stderr = new List<string>();
+        Processes.RunningProgram process;
         lock (CriuChannel.SpawnLock)
         {
             channel.ExposePeer();
             try
             {
-                var psi = new ProcessStartInfo(criuPath) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-                psi.ArgumentList.Add("swrk");
-                psi.ArgumentList.Add(channel.PeerFd.ToString(System.Globalization.CultureInfo.InvariantCulture));
-                process = Process.Start(psi)!;
+                // The protocol runs over the socket; its stdout and stderr are only drained (its log file says what it did).
+                process = Processes.ProcessRunner.Start(new Processes.ProgramStart
+                {
+                    Program = criuPath,
+                    Arguments = new[] { "swrk", channel.PeerFd.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+                    InputMode = Processes.ProgramInput.Inherit,
+                    OutputLimit = 64 << 10,
+                    NotFoundErrorId = "CriuNotFound",
+                    NotFoundAdvice = InstallHint,
+                    Target = target,
+                });
             }
             finally { channel.ClosePeer(); }
         }
         using (process)
         {
-            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (stderr) stderr.Add(e.Data); };
-            process.OutputDataReceived += (_, _) => { };
-            process.BeginErrorReadLine();
-            process.BeginOutputReadLine();
             try
             {
                 return channel.Call(request, WatchingLog(() => !process.HasExited, logPath, errorId, what, target), timeout, errorId, what, target, logPath);
@@ -110,7 +111,7 @@ public static class CriuService
             finally
             {
                 channel.Dispose();
-                if (!process.WaitForExit(10_000)) { try { process.Kill(); } catch (InvalidOperationException) { } process.WaitForExit(10_000); }
+                if (!process.WaitForExit(TimeSpan.FromSeconds(10))) { process.Kill(); process.WaitForExit(TimeSpan.FromSeconds(10)); }
                 if (logPath is not null) CapLog(logPath);
             }
         }

@@ -1056,7 +1056,7 @@ public sealed partial class ContainerManager
     /// own devpts, in a session of its own; the helper relays between it and the caller's terminal,
     /// which never enters the container (no TIOCSTI into the caller's shell, no foreground group taken).
     /// </summary>
-    public System.Diagnostics.Process StartInteractive(string name, IReadOnlyList<string> command, NamespaceKind namespaces = NamespaceKind.None, string? workingDirectory = null)
+    public Processes.RunningProgram StartInteractive(string name, IReadOnlyList<string> command, NamespaceKind namespaces = NamespaceKind.None, string? workingDirectory = null)
     {
         ContainerNames.Validate(name);
         LaunchSpec spec;

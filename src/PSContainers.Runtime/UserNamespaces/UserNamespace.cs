@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Native;
@@ -38,28 +37,20 @@ public static class UserNamespace
         if (Host.HostContext.Current.IsRoot) return;
         foreach (var (tool, kind) in new[] { (NewUidMap, IdMapKind.Uid), (NewGidMap, IdMapKind.Gid) })
         {
-            var psi = new ProcessStartInfo(tool) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-            psi.ArgumentList.Add(pid.ToString(CultureInfo.InvariantCulture));
-            foreach (var a in map.NewIdMapArguments(kind)) psi.ArgumentList.Add(a);
-            Process process;
-            try { process = Process.Start(psi)!; }
-            catch (System.ComponentModel.Win32Exception ex)
+            var result = Processes.ProcessRunner.Run(new Processes.ProgramStart
             {
-                throw new ContainerException("NewIdMapNotFound", ContainerErrorKind.NotInstalled,
-                    $"{tool} is needed to map the container's ids as a non-root user, and it could not be run ({ex.Message}). Install it: apt-get install uidmap.", tool, ex);
-            }
-            using (process)
+                Program = tool,
+                Arguments = new[] { pid.ToString(CultureInfo.InvariantCulture) }.Concat(map.NewIdMapArguments(kind)).ToArray(),
+                Timeout = TimeSpan.FromSeconds(30),
+                NotFoundErrorId = "NewIdMapNotFound",
+                NotFoundAdvice = $"{tool} is needed to map the container's ids as a non-root user. Install it: apt-get install uidmap.",
+            });
+            if (!result.Succeeded)
             {
-                var stderr = process.StandardError.ReadToEnd();
-                process.StandardOutput.ReadToEnd();
-                process.WaitForExit();
-                if (process.ExitCode != 0)
-                {
-                    var file = kind == IdMapKind.Uid ? "/etc/subuid" : "/etc/subgid";
-                    throw new ContainerException("IdMapRefused", ContainerErrorKind.PermissionDenied,
-                        $"{tool} refused the map {string.Join(", ", map.Of(kind))}: {stderr.Trim()}. " +
-                        $"The host ids must be a range {file} grants to {Host.HostContext.Current.UserName} (Get-SubordinateIdRange; root adds one with Add-SubordinateIdRange -User {Host.HostContext.Current.UserName}).", tool);
-                }
+                var file = kind == IdMapKind.Uid ? "/etc/subuid" : "/etc/subgid";
+                var user = Host.HostContext.Current.UserName;
+                throw result.Failure("IdMapRefused", ContainerErrorKind.PermissionDenied, $"{tool} refused the map {string.Join(", ", map.Of(kind))}",
+                    $"The host ids must be a range {file} grants to {user} (Get-SubordinateIdRange; root adds one with Add-SubordinateIdRange -User {user}).", tool);
             }
         }
     }
