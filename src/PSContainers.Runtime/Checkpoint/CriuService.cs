@@ -34,19 +34,19 @@ public static class CriuService
         lock (Checked)
             if (Checked.TryGetValue(path, out var hit) && hit.Stamp == stamp) return hit.Installation;
 
-        var versionResp = CallOnce(path, new criu_req { Type = criu_req_type.Version }, null, TimeSpan.FromSeconds(30), "CriuUnusable", $"{path} did not answer CRIU's VERSION request. " + InstallHint, path);
+        var versionResp = CallOnce(path, new criu_req { Type = criu_req_type.Version }, null, TimeSpan.FromSeconds(30), errorId: "CriuUnusable", what: $"{path} did not answer CRIU's VERSION request. " + InstallHint, path);
         if (versionResp.Version is null)
-            throw Failure("CriuUnusable", $"{path} did not answer CRIU's VERSION request", versionResp, null, path);
+            throw Failure(errorId: "CriuUnusable", what: $"{path} did not answer CRIU's VERSION request", versionResp, null, path);
         var v = versionResp.Version;
         var version = new Version(v.MajorNumber, v.MinorNumber, v.HasSublevel ? v.Sublevel : 0);
         if (version < MinimumVersion)
             throw new ContainerException("CriuTooOld", ContainerErrorKind.NotInstalled,
                 $"{path} is CRIU {version}; checkpoint/restore needs CRIU {MinimumVersion} or later (older versions cannot dump " +
                 "inet sockets on Linux 6.16+, and Debian 12's 3.17 fails on this kernel's vDSO). " + InstallHint, path);
-        CallOnce(path, new criu_req { Type = criu_req_type.Check }, null, TimeSpan.FromSeconds(60), "CriuCheckFailed", $"'criu check' ({path}) reports that this kernel cannot checkpoint", path);
+        CallOnce(path, new criu_req { Type = criu_req_type.Check }, null, TimeSpan.FromSeconds(60), errorId: "CriuCheckFailed", what: $"'criu check' ({path}) reports that this kernel cannot checkpoint", path);
         // Soft-dirty tracking (pre-dump): CRIU answers a FEATURE_CHECK with what is there, or fails it.
         bool memTrack;
-        try { memTrack = CallOnce(path, new criu_req { Type = criu_req_type.FeatureCheck, Features = new criu_features { MemTrack = true } }, null, TimeSpan.FromSeconds(30), "CriuCheckFailed", "feature check", path).Features is { MemTrack: true }; }
+        try { memTrack = CallOnce(path, new criu_req { Type = criu_req_type.FeatureCheck, Features = new criu_features { MemTrack = true } }, null, TimeSpan.FromSeconds(30), errorId: "CriuCheckFailed", what: "feature check", target: path).Features is { MemTrack: true }; }
         catch (ContainerException) { memTrack = false; }
         var installation = new CriuInstallation(path, version, memTrack);
         lock (Checked) Checked[path] = (stamp, installation);

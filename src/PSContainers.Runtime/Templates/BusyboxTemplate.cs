@@ -247,7 +247,7 @@ internal static unsafe class RootfsFile
         fixed (byte* p = Encoding.UTF8.GetBytes(path + "\0"))
             fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)0b110_000_000);
         if (fd < 0)
-            throw Failure("RootfsWriteFailed", "create", path, errno);
+            throw Failure(errorId: "RootfsWriteFailed", "create", path, errno);
         using (var fs = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.Write))
             fs.Write(Encoding.UTF8.GetBytes(content));
         SetMode(path, mode);
@@ -268,7 +268,7 @@ internal static unsafe class RootfsFile
         fixed (byte* p = Encoding.UTF8.GetBytes(path + "\0"))
             rc = fchmodat(AT_FDCWD, p, (mode_t)(ushort)mode, 0);
         if (rc != 0)
-            throw Failure("RootfsChmodFailed", "chmod", path, errno);
+            throw Failure(errorId: "RootfsChmodFailed", "chmod", path, errno);
     }
 
     // errno is passed in, read right after the call: any later P/Invoke may overwrite it.
