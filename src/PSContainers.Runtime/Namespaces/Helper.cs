@@ -1,5 +1,4 @@
 using PSContainers.Runtime.Processes;
-using System.Text;
 
 namespace PSContainers.Runtime.Namespaces;
 
