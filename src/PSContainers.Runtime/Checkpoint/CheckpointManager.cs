@@ -47,7 +47,7 @@ public sealed class CheckpointManager
     /// <summary>CRIU reads and recreates kernel state (ptrace, every namespace, mounts): root only.</summary>
     private static void RequireRoot(string verb, string name)
     {
-        if (!Native.Sys.IsRoot)
+        if (!Host.HostContext.Current.IsRoot)
             throw new ContainerException("RootRequired", ContainerErrorKind.PermissionDenied,
                 $"Only root can {verb} container '{name}' with CRIU: it reads and recreates the processes' kernel state (ptrace, namespaces, mounts), " +
                 "which a non-root user cannot. Run pwsh as root, or stop the container and start it again instead.", name);
@@ -137,12 +137,12 @@ public sealed class CheckpointManager
                 var preOpts = DumpOptions(pre, init, options, manifest);
                 preOpts.TrackMem = true;
                 preOpts.LeaveRunning = true;
-                Call(criu, criu_req_type.PreDump, preOpts, Path.Combine(pre, DumpLog), options.Timeout, "CheckpointFailed", $"CRIU could not pre-dump container '{name}'", name);
+                Call(criu, criu_req_type.PreDump, preOpts, Path.Combine(pre, DumpLog), options.Timeout, errorId: "CheckpointFailed", what: $"CRIU could not pre-dump container '{name}'", name);
                 opts.TrackMem = true;
                 opts.ParentImg = Path.Combine("..", PreDumpDirectory);
             }
             progress?.Report($"Dumping {manifest.ProcessCount} process(es) of '{name}' with CRIU {criu.Version}");
-            Call(criu, criu_req_type.Dump, opts, Path.Combine(directory, DumpLog), options.Timeout, "CheckpointFailed", $"CRIU could not checkpoint container '{name}'", name);
+            Call(criu, criu_req_type.Dump, opts, Path.Combine(directory, DumpLog), options.Timeout, errorId: "CheckpointFailed", what: $"CRIU could not checkpoint container '{name}'", name);
         }
         catch when (!options.LeaveRunning && CheckpointManifest.ImagesFinished(directory) && !Native.Sys.IsAlive(state.InitPid, state.InitStartTime))
         {
@@ -403,9 +403,9 @@ public sealed class CheckpointManager
                     networkTouched = true;
                     var what = $"CRIU could not restore container '{name}' from '{directory}'";
                     var resp = channel.Call(new criu_req { Type = criu_req_type.Restore, Opts = opts },
-                        CriuService.WatchingLog(() => Native.Sys.ProcessStartTime(criuPid) is { } t && t == criuStart, logPath, "RestoreFailed", what, name),
-                        options.Timeout, "RestoreFailed", what, name, logPath);
-                    if (resp.Restore is null) throw CriuService.Failure("RestoreFailed", what, resp, logPath, name);
+                        CriuService.WatchingLog(() => Native.Sys.ProcessStartTime(criuPid) is { } t && t == criuStart, logPath, errorId: "RestoreFailed", what: what, target: name),
+                        options.Timeout, errorId: "RestoreFailed", what: what, target: name, logPath: logPath);
+                    if (resp.Restore is null) throw CriuService.Failure(errorId: "RestoreFailed", what: what, resp, logPath, name);
                     channel.Dispose(); // criu exits once its socket closes
                     progress?.Report("Connecting the host ends of the network");
                     ConnectHostEnds(name, config);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
 
@@ -35,19 +34,19 @@ public static class CriuService
         lock (Checked)
             if (Checked.TryGetValue(path, out var hit) && hit.Stamp == stamp) return hit.Installation;
 
-        var versionResp = CallOnce(path, new criu_req { Type = criu_req_type.Version }, null, TimeSpan.FromSeconds(30), "CriuUnusable", $"{path} did not answer CRIU's VERSION request. " + InstallHint, path);
+        var versionResp = CallOnce(path, new criu_req { Type = criu_req_type.Version }, null, TimeSpan.FromSeconds(30), errorId: "CriuUnusable", what: $"{path} did not answer CRIU's VERSION request. " + InstallHint, path);
         if (versionResp.Version is null)
-            throw Failure("CriuUnusable", $"{path} did not answer CRIU's VERSION request", versionResp, null, path);
+            throw Failure(errorId: "CriuUnusable", what: $"{path} did not answer CRIU's VERSION request", versionResp, null, path);
         var v = versionResp.Version;
         var version = new Version(v.MajorNumber, v.MinorNumber, v.HasSublevel ? v.Sublevel : 0);
         if (version < MinimumVersion)
             throw new ContainerException("CriuTooOld", ContainerErrorKind.NotInstalled,
                 $"{path} is CRIU {version}; checkpoint/restore needs CRIU {MinimumVersion} or later (older versions cannot dump " +
                 "inet sockets on Linux 6.16+, and Debian 12's 3.17 fails on this kernel's vDSO). " + InstallHint, path);
-        CallOnce(path, new criu_req { Type = criu_req_type.Check }, null, TimeSpan.FromSeconds(60), "CriuCheckFailed", $"'criu check' ({path}) reports that this kernel cannot checkpoint", path);
+        CallOnce(path, new criu_req { Type = criu_req_type.Check }, null, TimeSpan.FromSeconds(60), errorId: "CriuCheckFailed", what: $"'criu check' ({path}) reports that this kernel cannot checkpoint", path);
         // Soft-dirty tracking (pre-dump): CRIU answers a FEATURE_CHECK with what is there, or fails it.
         bool memTrack;
-        try { memTrack = CallOnce(path, new criu_req { Type = criu_req_type.FeatureCheck, Features = new criu_features { MemTrack = true } }, null, TimeSpan.FromSeconds(30), "CriuCheckFailed", "feature check", path).Features is { MemTrack: true }; }
+        try { memTrack = CallOnce(path, new criu_req { Type = criu_req_type.FeatureCheck, Features = new criu_features { MemTrack = true } }, null, TimeSpan.FromSeconds(30), errorId: "CriuCheckFailed", what: "feature check", target: path).Features is { MemTrack: true }; }
         catch (ContainerException) { memTrack = false; }
         var installation = new CriuInstallation(path, version, memTrack);
         lock (Checked) Checked[path] = (stamp, installation);
@@ -83,35 +82,35 @@ public static class CriuService
     internal static criu_resp CallOnce(string criuPath, criu_req request, string? logPath, TimeSpan timeout, string errorId, string what, object? target)
     {
         using var channel = CriuChannel.Create();
-        Process process;
-        var stderr = new List<string>();
+        Processes.RunningProgram process;
         lock (CriuChannel.SpawnLock)
         {
             channel.ExposePeer();
             try
             {
-                var psi = new ProcessStartInfo(criuPath) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-                psi.ArgumentList.Add("swrk");
-                psi.ArgumentList.Add(channel.PeerFd.ToString(System.Globalization.CultureInfo.InvariantCulture));
-                process = Process.Start(psi)!;
+                // The protocol runs over the socket; its stdout and stderr are only drained (its log file says what it did).
+                process = Processes.ProcessRunner.Start(new Processes.ProgramStart
+                {
+                    Program = criuPath,
+                    Arguments = new[] { "swrk", channel.PeerFd.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+                    InputMode = Processes.ProgramInput.Inherit,
+                    OutputLimit = 64 << 10,
+                    NotFoundErrorId = "CriuNotFound",
+                    NotFoundAdvice = InstallHint,
+                    Target = target,
+                });
             }
             finally { channel.ClosePeer(); }
         }
         using (process)
         {
-            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (stderr) stderr.Add(e.Data); };
-            process.OutputDataReceived += (_, _) => { };
-            process.BeginErrorReadLine();
-            process.BeginOutputReadLine();
             try
             {
                 return channel.Call(request, WatchingLog(() => !process.HasExited, logPath, errorId, what, target), timeout, errorId, what, target, logPath, () =>
                 {
                     // criu ended without answering (a crash, a kill): how it ended and its last words on stderr are all there is to say why.
-                    if (!process.WaitForExit(2000)) return null;
-                    process.WaitForExit();
-                    string said;
-                    lock (stderr) said = string.Join(" | ", stderr.Where(l => !string.IsNullOrWhiteSpace(l)).TakeLast(3));
+                    if (!process.WaitForExit(TimeSpan.FromSeconds(2))) return null;
+                    var said = string.Join(" | ", process.Error.Split('\n').Where(l => !string.IsNullOrWhiteSpace(l)).TakeLast(3));
                     var ended = process.ExitCode > 128 ? $"killed by signal {process.ExitCode - 128}" : $"exit code {process.ExitCode}";
                     return said.Length > 0 ? $"{ended}: {said}" : ended;
                 });
@@ -119,7 +118,7 @@ public static class CriuService
             finally
             {
                 channel.Dispose();
-                if (!process.WaitForExit(10_000)) { try { process.Kill(); } catch (InvalidOperationException) { } process.WaitForExit(10_000); }
+                if (!process.WaitForExit(TimeSpan.FromSeconds(10))) { process.Kill(); process.WaitForExit(TimeSpan.FromSeconds(10)); }
                 if (logPath is not null) CapLog(logPath);
             }
         }

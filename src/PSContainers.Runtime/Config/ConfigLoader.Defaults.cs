@@ -15,7 +15,7 @@ public static partial class ConfigLoader
     {
         get
         {
-            if (Sys.IsRoot) return null;
+            if (Host.HostContext.Current.IsRoot) return null;
             var configHome = System.Environment.GetEnvironmentVariable("XDG_CONFIG_HOME");
             if (string.IsNullOrEmpty(configHome) || !Path.IsPathRooted(configHome))
                 configHome = Path.Combine(System.Environment.GetFolderPath(System.Environment.SpecialFolder.UserProfile), ".config");

@@ -72,8 +72,9 @@ public sealed partial class ContainerManager
         state.Save(Store.StatePath(name));
     }
 
-    /// <summary>An init (started, or restored by CRIU) now runs under its supervisor: record it.</summary>
-    internal void RecordRunning(string name, PersistedState state, int supervisor, int init, string cgroupPath)
+    /// <summary>An init (started, or restored by CRIU) now runs under its supervisor: record it. A null
+    /// cgroup path: it runs without a cgroup of its own (a caller without a delegated subtree).</summary>
+    internal void RecordRunning(string name, PersistedState state, int supervisor, int init, string? cgroupPath)
     {
         state.SupervisorPid = supervisor;
         state.SupervisorStartTime = Sys.ProcessStartTime(supervisor);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using PSContainers.Runtime.Cgroups;
 using PSContainers.Runtime.Config;
+using PSContainers.Runtime.Host;
 using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
@@ -44,14 +45,17 @@ public sealed partial class ContainerManager
     private readonly Lazy<CgroupManager> _cgroups;
     public CgroupManager Cgroups => _cgroups.Value;
 
-    /// <summary>Non-root: the caller's delegated cgroup2 subtree (null, with the reason, where the host provides none).</summary>
-    private readonly Lazy<(CgroupDelegation? Delegation, string Reason)> _delegation = new(() => (CgroupDelegation.ForCaller(out var why), why));
+    /// <summary>
+    /// Whom the manager acts for: root or not, and for non-root its delegated cgroup2 subtree (read
+    /// once per manager, so a delegation granted meanwhile counts for the next command).
+    /// </summary>
+    public HostContext Host { get; }
 
     /// <summary>
     /// The subordinate-id files a new unprivileged container takes its default id map from, and where
     /// root's range is allocated when it has none (/etc/subuid and /etc/subgid; tests use copies).
     /// </summary>
-    public IdMapping.SubordinateIdDatabase SubordinateIds { get; init; } = new();
+    public IdMapping.SubordinateIdDatabase SubordinateIds { get; init; }
 
     /// <summary>Things worth telling the user that are not errors (a container started without a cgroup).</summary>
     public event Action<string>? Warning;
@@ -59,13 +63,15 @@ public sealed partial class ContainerManager
     /// <summary>What an operation is doing, step by step (the cmdlets' -Verbose).</summary>
     public event Action<string>? Verbose;
 
-    public ContainerManager(ContainerStore store, CgroupManager? cgroups = null)
+    public ContainerManager(ContainerStore store, CgroupManager? cgroups = null, HostContext? host = null)
     {
         Store = store;
+        Host = host ?? HostContext.Detect();
+        SubordinateIds = new(Host.SubordinateIds);
         _cgroups = cgroups is not null ? new Lazy<CgroupManager>(cgroups)
-            : Sys.IsRoot ? new Lazy<CgroupManager>(CgroupManager.ForHost)
+            : Host.IsRoot ? new Lazy<CgroupManager>(CgroupManager.ForHost)
             // A non-root caller manages only its delegated cgroup2 subtree, never v1 hierarchies.
-            : new Lazy<CgroupManager>(() => _delegation.Value.Delegation is { } d ? new CgroupManager(null, new CgroupV2Driver(d.UnifiedMount)) : CgroupManager.ForHost());
+            : new Lazy<CgroupManager>(() => Host.Delegation is { } d ? new CgroupManager(null, new CgroupV2Driver(d.UnifiedMount)) : CgroupManager.ForHost());
         Hooks.Add(new Network.NetworkHook(this));
         Hooks.Add(new Network.PastaHook(this));
     }
@@ -78,8 +84,8 @@ public sealed partial class ContainerManager
     /// </summary>
     internal string? CgroupPathFor(string name)
     {
-        if (Sys.IsRoot) return $"{Store.CgroupParent}/{name}";
-        return _delegation.Value.Delegation is { } d ? $"{d.RelativePath}/{Store.CgroupParent}/{name}".TrimStart('/') : null;
+        if (Host.IsRoot) return $"{Store.CgroupParent}/{name}";
+        return Host.Delegation is { } d ? $"{d.RelativePath}/{Store.CgroupParent}/{name}".TrimStart('/') : null;
     }
 
     public ContainerManager(string? storePath = null) : this(new ContainerStore(storePath)) { }
@@ -428,7 +434,7 @@ public sealed partial class ContainerManager
         if (config.Stop.Signal is null && template is not null) config.Stop.Signal = template.DefaultStopSignal;
         ConfigLoader.Validate(config);
         // Every container of a non-root user is unprivileged; root's are with -Unprivileged.
-        if (config.IdMap is null && (!Sys.IsRoot || options.Unprivileged)) config.IdMap = DefaultIdMap.ForCaller(SubordinateIds, warn: m => Warning?.Invoke(m));
+        if (config.IdMap is null && (!Host.IsRoot || options.Unprivileged)) config.IdMap = DefaultIdMap.ForCaller(SubordinateIds, warn: m => Warning?.Invoke(m));
         // An id-mapped rootfs is a plain directory handed to the mapped ids (see UserNamespace.Shift).
         var backend = Storage.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null && config.IdMap is null ? Storage.StorageBackends.DefaultFor(Store.Root) : "dir"));
         if (config.IdMap is not null && backend.Name != "dir")
@@ -502,7 +508,7 @@ public sealed partial class ContainerManager
             {
                 // A non-root caller cannot delete what a half-made container's mapped ids own; it stays.
                 try { DeleteTree(entry); }
-                catch (Exception ex) when (!Sys.IsRoot && ex is ContainerException or IOException or UnauthorizedAccessException) { }
+                catch (Exception ex) when (!Host.IsRoot && ex is ContainerException or IOException or UnauthorizedAccessException) { }
             }
         }
     }
@@ -604,8 +610,8 @@ public sealed partial class ContainerManager
             {
                 UserNamespace.Prepare(spec, idMap);
                 // Only root can reach into the container's network namespace from outside.
-                spec.LoopbackUp = !Sys.IsRoot;
-                if (!Sys.IsRoot) spec.LinksUp.AddRange(Network.NetworkHook.UserNicNames(config));
+                spec.LoopbackUp = !Host.IsRoot;
+                if (!Host.IsRoot) spec.LinksUp.AddRange(Network.NetworkHook.UserNicNames(config));
             }
             MountPlan.AddDefaults(spec, config);
             Security.SecurityPlan.Apply(spec, config, attach: false);
@@ -615,7 +621,7 @@ public sealed partial class ContainerManager
             HelperResult result;
             try
             {
-                result = Helper.Start(spec, Hooks.Count == 0 && (config.IdMap is null || Sys.IsRoot) ? null : (supervisorPid, initPid) =>
+                result = Helper.Start(spec, Hooks.Count == 0 && (config.IdMap is null || Host.IsRoot) ? null : (supervisorPid, initPid) =>
                 {
                     // The maps first: everything else acts in namespaces that belong to them.
                     if (config.IdMap is { } map) UserNamespace.WriteMaps(initPid, map);
@@ -683,7 +689,7 @@ public sealed partial class ContainerManager
     /// </summary>
     private void NoCgroup(string name, ContainerConfig config)
     {
-        var why = _delegation.Value.Reason;
+        var why = Host.DelegationProblem;
         if (!config.Limits.IsEmpty)
             throw new ContainerException("CgroupNotDelegated", ContainerErrorKind.PermissionDenied,
                 $"Container '{name}' has limits, but {why}. Start it from a delegated cgroup, or remove the limits from its config.yaml.", name);
@@ -921,7 +927,7 @@ public sealed partial class ContainerManager
                 $"Cannot {verb} container '{name}': it is not running.", name);
         ContainerConfig? config = null;
         try { config = ConfigLoader.Load(Store.ConfigPath(name)); }
-        catch (ContainerException) when (Sys.IsRoot) { /* root may act on a container whose config broke */ }
+        catch (ContainerException) when (Host.IsRoot) { /* root may act on a container whose config broke */ }
         RequireAccess(verb, name, config);
         if (needsCgroup && state.CgroupPath is null)
             throw new ContainerException("ContainerHasNoCgroup", ContainerErrorKind.InvalidOperation,
@@ -1070,7 +1076,7 @@ public sealed partial class ContainerManager
     /// own devpts, in a session of its own; the helper relays between it and the caller's terminal,
     /// which never enters the container (no TIOCSTI into the caller's shell, no foreground group taken).
     /// </summary>
-    public System.Diagnostics.Process StartInteractive(string name, IReadOnlyList<string> command, NamespaceKind namespaces = NamespaceKind.None, string? workingDirectory = null)
+    public Processes.RunningProgram StartInteractive(string name, IReadOnlyList<string> command, NamespaceKind namespaces = NamespaceKind.None, string? workingDirectory = null)
     {
         ContainerNames.Validate(name);
         ExecSpec spec;
@@ -1136,9 +1142,9 @@ public sealed partial class ContainerManager
     }
 
     /// <summary>Root may act on every container; other users on user-namespaced ones (their own: the store is theirs).</summary>
-    private static void RequireAccess(string verb, string name, ContainerConfig? config)
+    private void RequireAccess(string verb, string name, ContainerConfig? config)
     {
-        if (!Sys.IsRoot && config?.IdMap is null)
+        if (!Host.IsRoot && config?.IdMap is null)
             throw new ContainerException("RootRequired", ContainerErrorKind.PermissionDenied,
                 $"Container '{name}' is privileged (its config.yaml has no idMap), so only root can {verb} it: it would need CAP_SYS_ADMIN on the host. " +
                 "Run pwsh as root, or create the container as this user (New-Container gives it a user namespace on your subordinate ids).", name);
@@ -1154,9 +1160,9 @@ public sealed partial class ContainerManager
     }
 
     /// <summary>A container directory: a non-root caller deletes what its container's ids own from inside their user namespace.</summary>
-    private static void DeleteContainerTree(string path, ContainerConfig? config)
+    private void DeleteContainerTree(string path, ContainerConfig? config)
     {
-        if (config?.IdMap is { } map && !Sys.IsRoot) UserNamespace.DeleteTree(path, map);
+        if (config?.IdMap is { } map && !Host.IsRoot) UserNamespace.DeleteTree(path, map);
         else DeleteTree(path);
     }
 }

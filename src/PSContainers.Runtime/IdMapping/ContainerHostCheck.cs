@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.IO.Compression;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -345,14 +344,10 @@ public sealed unsafe class ContainerHostCheck
     {
         try
         {
-            var psi = new ProcessStartInfo(path) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            psi.ArgumentList.Add("--version");
-            using var p = Process.Start(psi)!;
-            var output = p.StandardOutput.ReadToEndAsync();
-            if (!p.WaitForExit(10_000)) { p.Kill(); return null; }
-            return output.Result.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("Version:", StringComparison.Ordinal))?[8..].Trim();
+            var result = Processes.ProcessRunner.Run(new Processes.ProgramStart { Program = path, Arguments = new[] { "--version" }, Timeout = TimeSpan.FromSeconds(10) });
+            return result.Output.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("Version:", StringComparison.Ordinal))?[8..].Trim();
         }
-        catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or IOException) { return null; }
+        catch (ContainerException ex) when (ex.Kind is ContainerErrorKind.NotInstalled or ContainerErrorKind.OperationTimeout) { return null; }
     }
 
     // ---- helpers ---------------------------------------------------------------------------------

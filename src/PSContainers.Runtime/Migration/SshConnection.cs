@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using System.Text;
+using PSContainers.Runtime.Processes;
 using System.Text.RegularExpressions;
 
 namespace PSContainers.Runtime.Migration;
@@ -131,12 +131,8 @@ public sealed class SshConnection : IDisposable
     {
         // -f: ssh forks into the background once authenticated and the parent exits 0; -E keeps
         // its messages in a file, because the background master would hold a stderr pipe open.
-        var psi = Start(Arguments("-M", "-N", "-f", "-E", LogPath, "-o", "ControlMaster=yes", "-o", "ControlPersist=60"));
-        using var p = Process.Start(psi) ?? throw NotInstalled();
-        p.StandardInput.Close();
-        using (ct.Register(() => { try { p.Kill(); } catch (InvalidOperationException) { } }))
-            p.WaitForExit();
-        ct.ThrowIfCancellationRequested();
+        // The master it leaves keeps the output pipes: what ssh wrote until it exited is all there is.
+        var p = ProcessRunner.Run(Start(Arguments("-M", "-N", "-f", "-E", LogPath, "-o", "ControlMaster=yes", "-o", "ControlPersist=60")) with { OutputEndTimeout = TimeSpan.Zero }, ct);
         if (p.ExitCode != 0)
         {
             var log = File.Exists(LogPath) ? File.ReadAllText(LogPath).Trim() : "";
@@ -148,22 +144,13 @@ public sealed class SshConnection : IDisposable
         _master = true;
     }
 
-    ProcessStartInfo Start(List<string> args)
+    ProgramStart Start(List<string> args) => new()
     {
-        var psi = new ProcessStartInfo(_options.Program)
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        return psi;
-    }
-
-    ContainerException NotInstalled() =>
-        new("SshNotInstalled", ContainerErrorKind.NotInstalled,
-            $"The OpenSSH client '{_options.Program}' could not be started. Install it (apt-get install openssh-client).", _options.Program);
+        Program = _options.Program,
+        Arguments = args,
+        NotFoundErrorId = "SshNotInstalled",
+        NotFoundAdvice = "Install the OpenSSH client (apt-get install openssh-client).",
+    };
 
     /// <summary>
     /// Runs <paramref name="command"/> through the remote user's shell, <paramref name="input"/>
@@ -173,26 +160,19 @@ public sealed class SshConnection : IDisposable
     {
         var args = Arguments("-T", "-o", "ControlMaster=no");
         args.Add(command);
-        Process p;
-        try { p = Process.Start(Start(args))!; }
-        catch (System.ComponentModel.Win32Exception) { throw NotInstalled(); }
-        using (p)
-        using (ct.Register(() => { try { p.Kill(); } catch (InvalidOperationException) { } }))
+        using var p = ProcessRunner.Start(Start(args) with { InputMode = ProgramInput.Pipe }, ct);
         {
-            var stdout = p.StandardOutput.ReadToEndAsync(CancellationToken.None);
-            var stderr = p.StandardError.ReadToEndAsync(CancellationToken.None);
             try
             {
-                input?.Invoke(p.StandardInput.BaseStream);
-                p.StandardInput.Close();
+                if (input is not null) input(p.StandardInput);
+                if (!p.WriteInputAndClose(null)) p.WaitForExit(TimeSpan.FromSeconds(5));
             }
-            catch (IOException) when (p.WaitForExit(5000))
+            catch (IOException) when (p.WaitForExit(TimeSpan.FromSeconds(5)))
             {
                 // The remote side ended early (a broken pipe): its exit code and stderr tell why.
             }
-            p.WaitForExit();
-            ct.ThrowIfCancellationRequested();
-            var result = new SshResult(p.ExitCode, stdout.Result, stderr.Result);
+            var run = p.Wait();
+            var result = new SshResult(run.ExitCode, run.Output, run.Error);
             if (result.ExitCode == 255)
                 throw new ContainerException("SshFailed", ContainerErrorKind.DeviceError,
                     $"ssh to {_endpoint} failed: {result.StdErr.Trim()}", _endpoint.ToString());
@@ -233,16 +213,9 @@ public sealed class SshConnection : IDisposable
             _master = false;
             try
             {
-                using var p = Process.Start(Start(Arguments("-O", "exit")));
-                if (p is not null)
-                {
-                    p.StandardInput.Close();
-                    p.StandardOutput.ReadToEnd();
-                    p.StandardError.ReadToEnd();
-                    p.WaitForExit();
-                }
+                ProcessRunner.Run(Start(Arguments("-O", "exit")) with { Timeout = TimeSpan.FromSeconds(30) });
             }
-            catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or IOException) { /* ControlPersist ends it */ }
+            catch (ContainerException) { /* ControlPersist ends it */ }
         }
         try { Directory.Delete(_directory, recursive: true); } catch (IOException) { }
     }

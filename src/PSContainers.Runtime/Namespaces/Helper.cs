@@ -1,5 +1,4 @@
-using System.Diagnostics;
-using System.Text;
+using PSContainers.Runtime.Processes;
 
 namespace PSContainers.Runtime.Namespaces;
 
@@ -40,14 +39,13 @@ public static class Helper
     /// <summary>Runs the helper with the spec on stdin, capturing stdout and stderr as lines.</summary>
     public static HelperResult Run(HelperSpec spec, CancellationToken cancellationToken = default)
     {
-        using var process = Launch(spec.HelperCommand, out var error);
-        var output = new List<string>();
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.Add(e.Data); };
-        process.BeginOutputReadLine();
+        // Its output is the command's output the caller asked for: kept whole, as a pipe would pass it.
+        using var process = Launch(spec.HelperCommand, pipeOutput: false);
         SendSpec(process, spec, closeAfter: true);
-        using (cancellationToken.Register(() => { try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } }))
-            process.WaitForExit();
-        return new HelperResult(process.ExitCode, output.ToArray(), Snapshot(error));
+        // Cancelled, it is killed (with what it started) and what it wrote until then is the result.
+        ProgramResult result;
+        using (cancellationToken.Register(process.Kill)) result = process.Wait();
+        return new HelperResult(result.ExitCode, Lines(result.Output), Lines(result.Error));
     }
 
     /// <summary>
@@ -93,7 +91,7 @@ public static class Helper
     /// </summary>
     private static HelperResult Supervise<TPaused>(HelperSpec spec, Func<string, bool> isPaused, Func<string, TPaused> parse, Func<TPaused, string>? whilePaused)
     {
-        using var process = Launch(spec.HelperCommand, out var error);
+        using var process = Launch(spec.HelperCommand, pipeOutput: true);
         SendSpec(process, spec, closeAfter: whilePaused is null);
         var output = new List<string>();
         string? line;
@@ -113,28 +111,19 @@ public static class Helper
             {
                 // The supervisor kills what the helper started (a restore: criu and every restored
                 // task) within seconds; a helper that still has not answered after a minute is killed.
-                Answer(process, new HelperProtocol.Abort().Format());
-                if (!process.WaitForExit(60_000))
+                process.WriteInputAndClose(new HelperProtocol.Abort().Format() + "\n");
+                if (!process.WaitForExit(TimeSpan.FromSeconds(60)))
                 {
-                    try { process.Kill(); } catch (InvalidOperationException) { }
-                    process.WaitForExit(10_000);
+                    process.Kill();
+                    process.WaitForExit(TimeSpan.FromSeconds(10));
                 }
                 throw;
             }
-            Answer(process, answer);
+            // A helper already gone: its exit status says why.
+            process.WriteInputAndClose(answer + "\n");
         }
-        process.WaitForExit();
-        return new HelperResult(process.ExitCode, output.ToArray(), Snapshot(error));
-    }
-
-    private static void Answer(Process process, string word)
-    {
-        try
-        {
-            process.StandardInput.Write(word + "\n");
-            process.StandardInput.Close();
-        }
-        catch (IOException) { /* the helper is gone; its exit status says why */ }
+        var result = process.Wait();
+        return new HelperResult(result.ExitCode, output.ToArray(), Lines(result.Error));
     }
 
     private static readonly object SealedLock = new();
@@ -158,41 +147,39 @@ public static class Helper
         }
     }
 
-    private static Process Launch(string command, out List<string> error)
-    {
-        var psi = new ProcessStartInfo(ExecutableFor(command))
+    private static RunningProgram Launch(string command, bool pipeOutput) =>
+        ProcessRunner.Start(new ProgramStart
         {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            StandardOutputEncoding = Encoding.UTF8,
-            StandardErrorEncoding = Encoding.UTF8,
-        };
-        psi.ArgumentList.Add(command);
-        var process = Process.Start(psi)!;
-        var lines = new List<string>();
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add(e.Data); };
-        process.BeginErrorReadLine();
-        error = lines;
-        return process;
-    }
+            Program = ExecutableFor(command),
+            Arguments = new[] { command },
+            DisplayName = FileName,
+            InputMode = ProgramInput.Pipe,
+            PipeOutput = pipeOutput,
+            OutputLimit = null,
+            OutputEndTimeout = null,
+            NotFoundErrorId = "HelperNotFound",
+            NotFoundAdvice = $"Rebuild the module with 'dotnet build -c Release', or point ${EnvironmentVariable} at a working {FileName}.",
+        });
 
-    private static void SendSpec(Process process, HelperSpec spec, bool closeAfter)
+    private static void SendSpec(RunningProgram process, HelperSpec spec, bool closeAfter)
     {
         try
         {
             var bytes = spec.SerializeFramed();
-            process.StandardInput.BaseStream.Write(bytes, 0, bytes.Length);
-            process.StandardInput.BaseStream.Flush();
-            if (closeAfter) process.StandardInput.Close();
+            process.StandardInput.Write(bytes, 0, bytes.Length);
+            process.StandardInput.Flush();
+            if (closeAfter) process.WriteInputAndClose(null);
         }
         catch (IOException) { /* the helper died early; its stderr says why */ }
     }
 
-    private static string[] Snapshot(List<string> lines)
+    /// <summary>Captured text as the lines a line reader would have given (no trailing empty line).</summary>
+    private static string[] Lines(string text)
     {
-        lock (lines) return lines.ToArray();
+        if (text.Length == 0) return Array.Empty<string>();
+        var lines = text.Split('\n');
+        if (text.EndsWith('\n')) lines = lines[..^1];
+        return lines.Select(l => l.TrimEnd('\r')).ToArray();
     }
 
     /// <summary>
@@ -200,15 +187,20 @@ public static class Helper
     /// a pty of the container, see src/native/helper/attach.c). The spec goes through a private file the helper
     /// deletes once read, since stdin stays the terminal.
     /// </summary>
-    public static Process StartInteractive(ExecSpec spec, string tempDirectory)
+    public static RunningProgram StartInteractive(ExecSpec spec, string tempDirectory)
     {
         Directory.CreateDirectory(tempDirectory);
         var file = System.IO.Path.Combine(tempDirectory, $"spec.{Guid.NewGuid():N}");
         using (var fs = new FileStream(file, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }))
             fs.Write(spec.Serialize());
-        var psi = new ProcessStartInfo(ExecutableFor(spec.HelperCommand)) { UseShellExecute = false };
-        psi.ArgumentList.Add(spec.HelperCommand);
-        psi.ArgumentList.Add(file);
-        return Process.Start(psi)!;
+        return ProcessRunner.Start(new ProgramStart
+        {
+            Program = ExecutableFor(spec.HelperCommand),
+            Arguments = new[] { spec.HelperCommand, file },
+            DisplayName = FileName,
+            InheritStreams = true,
+            NotFoundErrorId = "HelperNotFound",
+            NotFoundAdvice = $"Rebuild the module with 'dotnet build -c Release', or point ${EnvironmentVariable} at a working {FileName}.",
+        });
     }
 }

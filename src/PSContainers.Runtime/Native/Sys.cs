@@ -6,8 +6,6 @@ namespace PSContainers.Runtime.Native;
 /// <summary>The few system calls the runtime makes directly (everything else is files or the helper).</summary>
 public static unsafe class Sys
 {
-    public static bool IsRoot => LibC.geteuid() == 0;
-
     public static int Errno => Marshal.GetLastPInvokeError();
 
     public static string ErrnoMessage(int errno) => Marshal.GetPInvokeErrorMessage(errno);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using PSContainers.Runtime.Containers;
@@ -129,33 +128,20 @@ public sealed class DefaultBridge
 
     public bool NatTableExists() => RunNft("list table ip " + TableName, null).ExitCode == 0;
 
-    private static void Nft(string script)
-    {
-        var (code, error) = RunNft("-f -", script);
-        if (code != 0)
-            throw new ContainerException("NftFailed", ContainerErrorKind.InvalidOperation, $"nft failed ({code}): {error.Trim()}");
-    }
+    private static void Nft(string script) =>
+        RunNft("-f -", script).ThrowIfFailed("NftFailed", ContainerErrorKind.InvalidOperation, "The default bridge's NAT rules could not be applied",
+            "Check that the kernel has nf_tables (modprobe nf_tables) and that no other ruleset conflicts, or set \"nat\": false in network.json.");
 
-    private static (int ExitCode, string Error) RunNft(string arguments, string? input)
-    {
-        var psi = new ProcessStartInfo("nft", arguments) { RedirectStandardInput = true, RedirectStandardError = true, RedirectStandardOutput = true };
-        Process process;
-        try { process = Process.Start(psi)!; }
-        catch (System.ComponentModel.Win32Exception ex)
+    private static Processes.ProgramResult RunNft(string arguments, string? input) =>
+        Processes.ProcessRunner.Run(new Processes.ProgramStart
         {
-            throw new ContainerException("NftNotInstalled", ContainerErrorKind.NotInstalled,
-                "The default bridge's NAT needs nft (Debian package nftables): apt-get install nftables, or set \"nat\": false in network.json.", null, ex);
-        }
-        using (process)
-        {
-            if (input is not null) process.StandardInput.Write(input);
-            process.StandardInput.Close();
-            var stderr = process.StandardError.ReadToEndAsync();
-            process.StandardOutput.ReadToEnd();
-            process.WaitForExit();
-            return (process.ExitCode, stderr.Result);
-        }
-    }
+            Program = "nft",
+            Arguments = arguments.Split(' '),
+            Input = input,
+            Timeout = TimeSpan.FromSeconds(30),
+            NotFoundErrorId = "NftNotInstalled",
+            NotFoundAdvice = "The default bridge's NAT needs nft (Debian package nftables): apt-get install nftables, or set \"nat\": false in network.json.",
+        });
 
     private FileStream Lock()
     {

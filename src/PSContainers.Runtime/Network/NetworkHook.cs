@@ -57,7 +57,7 @@ public sealed class NetworkHook : IContainerHook
     public string UserHostEndName(string container, int index)
     {
         var ix = index.ToString("x", System.Globalization.CultureInfo.InvariantCulture);
-        return UserNic.HostPrefix + ((uint)Tmds.Linux.LibC.getuid()).ToString("x8", System.Globalization.CultureInfo.InvariantCulture) + Hash(container, index)[..Math.Max(0, 5 - ix.Length)] + ix;
+        return UserNic.HostPrefix + (Host.HostContext.Current.Uid).ToString("x8", System.Globalization.CultureInfo.InvariantCulture) + Hash(container, index)[..Math.Max(0, 5 - ix.Length)] + ix;
     }
 
     /// <summary>Is this a NIC a non-root user can have: a veth on a host bridge (psc-usernic, within root's quota)?</summary>
@@ -112,7 +112,7 @@ public sealed class NetworkHook : IContainerHook
     {
         var config = context.Config;
         if (SharesHostNetwork(config)) return;
-        if (!Native.Sys.IsRoot)
+        if (!Host.HostContext.Current.IsRoot)
         {
             StartingAsUser(context);
             return;
@@ -198,7 +198,7 @@ public sealed class NetworkHook : IContainerHook
     {
         lock (_abandoned) if (_abandoned.Remove(name)) return;
         if (SharesHostNetwork(config)) return;
-        if (!Native.Sys.IsRoot)
+        if (!Host.HostContext.Current.IsRoot)
         {
             // The kernel deletes the pair with the container's namespace, but only once its cleanup
             // ran (asynchronously): deleting the host end now frees the quota when the stop returns.

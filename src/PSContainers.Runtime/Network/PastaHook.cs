@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
@@ -60,7 +59,7 @@ public sealed class PastaHook : IContainerHook
         Release(context.Name); // a pasta left by a run that ended without a stop
         var pidFile = PidFile(context.Name);
         var args = Arguments(nic, name, pidFile);
-        if (Sys.IsRoot)
+        if (Host.HostContext.Current.IsRoot)
         {
             // pasta drops the capabilities it does not need, CAP_SYS_PTRACE among them, so it cannot
             // open another root process's /proc/PID/ns: give it a pinned namespace file instead, and
@@ -78,38 +77,40 @@ public sealed class PastaHook : IContainerHook
         // .NET runs child processes with SIGPIPE ignored (inherited through exec), and this pasta
         // takes the ignored disposition it finds for a failure to install its own handler: env(1)
         // restores the default before exec'ing it.
-        var psi = new ProcessStartInfo("env") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true, RedirectStandardInput = true };
-        psi.ArgumentList.Add("--default-signal=PIPE");
-        psi.ArgumentList.Add(Program);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        Process process;
-        try { process = Process.Start(psi)!; }
-        catch (System.ComponentModel.Win32Exception ex)
+        Processes.ProgramResult result;
+        try
+        {
+            // pasta returns once the interface is configured and it has daemonized.
+            result = Processes.ProcessRunner.Run(new Processes.ProgramStart
+            {
+                Program = "env",
+                Arguments = new[] { "--default-signal=PIPE", Program }.Concat(args).ToArray(),
+                DisplayName = "pasta",
+                Timeout = TimeSpan.FromSeconds(30),
+                TimeoutErrorId = "PastaFailed",
+                TimeoutAdvice = "Check the container's pasta options in its config.yaml, and that /dev/net/tun is usable.",
+                NotFoundErrorId = "PastaNotFound",
+                NotFoundAdvice = "Install pasta: apt-get install passt.",
+                Target = context.Name,
+            });
+        }
+        catch (ContainerException)
+        {
+            Release(context.Name);
+            throw;
+        }
+        if (result.ExitCode == 127)
         {
             Release(context.Name);
             throw new ContainerException("PastaNotFound", ContainerErrorKind.NotInstalled,
-                $"Container '{context.Name}' uses pasta networking, but pasta could not be run ({ex.Message}). Install it: apt-get install passt.", context.Name, ex);
+                $"Container '{context.Name}' uses pasta networking, but pasta is not installed. Install it: apt-get install passt.", context.Name);
         }
-        using (process)
+        if (result.ExitCode != 0 || !File.Exists(pidFile))
         {
-            process.StandardInput.Close();
-            var stderr = process.StandardError.ReadToEndAsync();
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            // pasta returns once the interface is configured and it has daemonized.
-            if (!process.WaitForExit(TimeSpan.FromSeconds(30))) { process.Kill(); process.WaitForExit(); }
-            if (process.ExitCode == 127)
-            {
-                Release(context.Name);
-                throw new ContainerException("PastaNotFound", ContainerErrorKind.NotInstalled,
-                    $"Container '{context.Name}' uses pasta networking, but pasta is not installed. Install it: apt-get install passt.", context.Name);
-            }
-            if (process.ExitCode != 0 || !File.Exists(pidFile))
-            {
-                Release(context.Name);
-                var why = string.Join(" ", (stderr.Result + "\n" + stdout.Result).Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith("Failed to send", StringComparison.Ordinal)));
-                throw new ContainerException("PastaFailed", ContainerErrorKind.InvalidOperation,
-                    $"Container '{context.Name}': pasta could not set up its network (exit code {process.ExitCode}): {why}", context.Name);
-            }
+            Release(context.Name);
+            var why = string.Join(" ", (result.Error + "\n" + result.Output).Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith("Failed to send", StringComparison.Ordinal)));
+            throw new ContainerException("PastaFailed", ContainerErrorKind.InvalidOperation,
+                $"Container '{context.Name}': pasta could not set up its network (exit code {result.ExitCode}): {why}", context.Name);
         }
     }
 
@@ -130,7 +131,7 @@ public sealed class PastaHook : IContainerHook
             if (start is { } s && !Sys.WaitForExit(pid, s, TimeSpan.FromSeconds(2))) try { Sys.Kill(pid, 9); } catch (ContainerException) { }
         }
         File.Delete(pidFile);
-        if (Sys.IsRoot) NetworkHook.Unpin(PinPath(name));
+        if (Host.HostContext.Current.IsRoot) NetworkHook.Unpin(PinPath(name));
     }
 
     // passt and pasta are one program; its comm is passt, or passt.avx2 where the AVX2 build runs.

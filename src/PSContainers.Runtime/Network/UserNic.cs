@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using PSContainers.Runtime.IdMapping;
 
 namespace PSContainers.Runtime.Network;
@@ -55,7 +54,7 @@ public static unsafe class UserNic
     /// </summary>
     public static void Install(string source, string destination, bool setuid)
     {
-        if (!Native.Sys.IsRoot)
+        if (!Host.HostContext.Current.IsRoot)
             throw new ContainerException("UserNicInstallNeedsRoot", ContainerErrorKind.PermissionDenied,
                 "Only root can install psc-usernic privileged; run Install-ContainerUserNic as root.", destination);
         if (!File.Exists(source))
@@ -193,16 +192,21 @@ public static unsafe class UserNic
             throw new ContainerException("UserNicNotInstalled", ContainerErrorKind.NotInstalled,
                 $"Container '{container}': a non-root user's veth needs psc-usernic installed privileged, but {problem}. " +
                 $"As root run Install-ContainerUserNic (or point ${EnvironmentVariable} at an installed copy).", container);
-        var psi = new ProcessStartInfo(path) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.Environment.Clear(); // it clears its environment itself; nothing of ours is its business
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var process = Process.Start(psi)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        var message = stderr.Result.Trim();
+        var result = Processes.ProcessRunner.Run(new Processes.ProgramStart
+        {
+            Program = path,
+            Arguments = args.ToArray(),
+            ClearEnvironment = true, // it clears its environment itself; nothing of ours is its business
+            Timeout = TimeSpan.FromSeconds(60),
+            TimeoutErrorId = "UserNicFailed",
+            TimeoutAdvice = "It waits for the usernet quota's lock; check for a hung psc-usernic process.",
+            NotFoundErrorId = "UserNicNotInstalled",
+            NotFoundAdvice = $"As root run Install-ContainerUserNic (or point ${EnvironmentVariable} at an installed copy).",
+            Target = container,
+        });
+        var message = result.Error.Trim();
         if (message.StartsWith(FileName + ": ", StringComparison.Ordinal)) message = message[(FileName.Length + 2)..];
-        var (id, kind) = process.ExitCode switch
+        var (id, kind) = result.ExitCode switch
         {
             0 => (null, default(ContainerErrorKind)),
             2 => ("InvalidNetworkConfig", ContainerErrorKind.InvalidArgument),

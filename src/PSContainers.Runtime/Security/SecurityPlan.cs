@@ -118,7 +118,7 @@ public static class SecurityPlan
         var limits = new CgroupLimits();
         // A non-root caller cannot attach a device program (it needs CAP_SYS_ADMIN); its containers are
         // user-namespaced, where the kernel refuses mknod and /dev holds only bind-mounted pseudo devices.
-        if (config.Security.Devices == "default" && (config.IdMap is null || Native.Sys.IsRoot)) limits.Devices.AddRange(DefaultDeviceRules);
+        if (config.Security.Devices == "default" && (config.IdMap is null || Host.HostContext.Current.IsRoot)) limits.Devices.AddRange(DefaultDeviceRules);
         limits.MergeFrom(config.Limits);
         return limits;
     }

@@ -19,8 +19,8 @@ namespace PSContainers.Runtime.State;
 /// </summary>
 public sealed unsafe class ContainerStore
 {
-    public const string EnvironmentVariable = "PSCONTAINERS_PATH";
-    public const string SystemStorePath = "/var/lib/pscontainers";
+    public const string EnvironmentVariable = Host.HostContext.StoreEnvironmentVariable;
+    public const string SystemStorePath = Host.HostContext.SystemStorePath;
 
     public string Root { get; }
 
@@ -32,16 +32,7 @@ public sealed unsafe class ContainerStore
     }
 
     /// <summary>$PSCONTAINERS_PATH, else /var/lib/pscontainers for root, else ~/.local/share/pscontainers.</summary>
-    public static string DefaultPath()
-    {
-        var env = Environment.GetEnvironmentVariable(EnvironmentVariable);
-        if (!string.IsNullOrWhiteSpace(env)) return env;
-        if (Sys.IsRoot) return SystemStorePath;
-        var dataHome = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
-        if (string.IsNullOrEmpty(dataHome))
-            dataHome = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share");
-        return Path.Combine(dataHome, "pscontainers");
-    }
+    public static string DefaultPath() => Host.HostContext.Current.DefaultStorePath;
 
     public string ContainerDirectory(string name) => Path.Combine(Root, name);
     public string ConfigPath(string name) => Path.Combine(Root, name, "config.yaml");
@@ -92,7 +83,7 @@ public sealed unsafe class ContainerStore
     /// </summary>
     public static void ShareWithContainerRoot(string directory, UserNamespaces.IdMap map)
     {
-        if (!Sys.IsRoot || !Directory.Exists(directory)) return;
+        if (!Host.HostContext.Current.IsRoot || !Directory.Exists(directory)) return;
         int rc;
         fixed (byte* p = Storage.FsNative.Z(directory)) rc = Tmds.Linux.LibC.chown(p, (Tmds.Linux.uid_t)uint.MaxValue, (Tmds.Linux.gid_t)map.RootGid);
         if (rc != 0) throw Storage.FsNative.Error("chown", directory, Storage.FsNative.Errno);
@@ -123,14 +114,14 @@ public sealed unsafe class ContainerStore
         if (!Directory.Exists(Root)) return changes;
         try
         {
-            if (!Storage.TreeDiff.TryLstat(Root, out var st) || (uint)st.st_uid != (uint)Tmds.Linux.LibC.geteuid()) return changes;
+            if (!Storage.TreeDiff.TryLstat(Root, out var st) || (uint)st.st_uid != Host.HostContext.Current.Uid) return changes;
             Tighten(Root, RootMode, "the store directory", changes);
             foreach (var dir in Directory.EnumerateDirectories(Root))
             {
                 var leaf = Path.GetFileName(dir);
                 if (new FileInfo(dir).LinkTarget is not null) continue;
                 // A directory given to a user-namespaced container's root group (ShareWithContainerRoot) keeps 0710.
-                var shared = !leaf.StartsWith('.') && Storage.TreeDiff.TryLstat(dir, out var dst) && (uint)dst.st_gid != (uint)Tmds.Linux.LibC.getegid();
+                var shared = !leaf.StartsWith('.') && Storage.TreeDiff.TryLstat(dir, out var dst) && (uint)dst.st_gid != Host.HostContext.Current.Gid;
                 Tighten(dir, shared ? SharedMode : PrivateMode, leaf.StartsWith('.') ? leaf : $"container directory '{leaf}'", changes);
             }
         }

@@ -378,7 +378,7 @@ public static unsafe class ContainerArchive
         manager.CleanStaleTemp();
         var temp = store.NewTempDirectory(name);
         var warnings = new List<string>();
-        var idMap = options.Unprivileged || !Sys.IsRoot ? UserNamespaces.DefaultIdMap.ForCaller(manager.SubordinateIds, warn: warnings.Add) : null;
+        var idMap = options.Unprivileged || !manager.Host.IsRoot ? UserNamespaces.DefaultIdMap.ForCaller(manager.SubordinateIds, warn: warnings.Add) : null;
         if (idMap is not null) backend = "dir";
         try
         {
@@ -434,7 +434,7 @@ public static unsafe class ContainerArchive
         }
         catch
         {
-            if (idMap is not null && !Sys.IsRoot) UserNamespaces.UserNamespace.DeleteTree(temp, idMap);
+            if (idMap is not null && !manager.Host.IsRoot) UserNamespaces.UserNamespace.DeleteTree(temp, idMap);
             else FsNative.DeleteTree(temp);
             throw;
         }
@@ -505,7 +505,7 @@ public static unsafe class ContainerArchive
         TarEntry? _rootEntry;
         long _entries;
         DateTime _lastReport;
-        readonly bool _isRoot = Sys.IsRoot;
+        readonly bool _isRoot = Host.HostContext.Current.IsRoot;
         long _bytes;
 
         /// <summary>Survey mode (no rootfs): nothing is written; entries and bytes are counted.</summary>

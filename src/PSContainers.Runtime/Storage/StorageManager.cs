@@ -159,7 +159,7 @@ public sealed class StorageManager
             var initAlive = Sys.IsAlive(state.InitPid, state.InitStartTime);
             var supervisorAlive = Sys.IsAlive(state.SupervisorPid, state.SupervisorStartTime);
             if (initAlive || (supervisorAlive && !File.Exists(manager.Store.ExitRecordPath(name)))) return false;
-            if (state.SupervisorPid is not null && !Sys.IsRoot) return false;
+            if (state.SupervisorPid is not null && !manager.Host.IsRoot) return false;
             manager.Remove(name, force: true);
             return true;
         }

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Text;
 using Tmds.Linux;
 using static Tmds.Linux.LibC;
@@ -178,21 +177,23 @@ public sealed class BusyboxTemplate : IRootfsTemplate
         if (AppletCache.TryGetValue(key, out var cached))
             return cached;
 
-        var psi = new ProcessStartInfo(busybox) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add("--list-full");
-        using var p = Process.Start(psi)!;
-        var stderrTask = p.StandardError.ReadToEndAsync(ct);
-        var stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        var list = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        var result = Processes.ProcessRunner.Run(new Processes.ProgramStart
+        {
+            Program = busybox,
+            Arguments = new[] { "--list-full" },
+            Timeout = TimeSpan.FromSeconds(30),
+            NotFoundErrorId = "BusyboxNotFound",
+            NotFoundAdvice = "The busybox template needs a static busybox that runs here; install busybox-static.",
+        }, ct);
+        var list = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(l => l.TrimStart('/'))
             // Only plain relative paths: the list must not be able to place links outside the rootfs.
             .Where(l => l.Length > 0 && !l.Split('/').Any(part => part is "" or "." or ".."))
             .Distinct(StringComparer.Ordinal)
             .ToArray();
-        if (p.ExitCode != 0 || list.Length == 0)
-            throw new ContainerException("BusyboxListFailed", ContainerErrorKind.InvalidOperation,
-                $"'{busybox} --list-full' failed (exit code {p.ExitCode}) {stderrTask.Result.Trim()}. The busybox build must support --list-full; install busybox-static.", busybox);
+        if (result.ExitCode != 0 || list.Length == 0)
+            throw result.Failure("BusyboxListFailed", ContainerErrorKind.InvalidOperation, $"'{busybox} --list-full' listed no applets",
+                "The busybox build must support --list-full; install busybox-static.", busybox);
         AppletCache[key] = list;
         return list;
     }
@@ -246,7 +247,7 @@ internal static unsafe class RootfsFile
         fixed (byte* p = Encoding.UTF8.GetBytes(path + "\0"))
             fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)0b110_000_000);
         if (fd < 0)
-            throw Failure("RootfsWriteFailed", "create", path, errno);
+            throw Failure(errorId: "RootfsWriteFailed", "create", path, errno);
         using (var fs = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.Write))
             fs.Write(Encoding.UTF8.GetBytes(content));
         SetMode(path, mode);
@@ -267,7 +268,7 @@ internal static unsafe class RootfsFile
         fixed (byte* p = Encoding.UTF8.GetBytes(path + "\0"))
             rc = fchmodat(AT_FDCWD, p, (mode_t)(ushort)mode, 0);
         if (rc != 0)
-            throw Failure("RootfsChmodFailed", "chmod", path, errno);
+            throw Failure(errorId: "RootfsChmodFailed", "chmod", path, errno);
     }
 
     // errno is passed in, read right after the call: any later P/Invoke may overwrite it.

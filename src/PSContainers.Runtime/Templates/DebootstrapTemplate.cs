@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.RegularExpressions;
@@ -31,7 +30,7 @@ public sealed partial class DebootstrapTemplate : IRootfsTemplate
     internal DebootstrapTemplate(string? debootstrapPath, Func<bool>? isRoot)
     {
         _debootstrapPath = debootstrapPath;
-        _isRoot = isRoot ?? (() => Tmds.Linux.LibC.geteuid() == 0);
+        _isRoot = isRoot ?? (() => Host.HostContext.Current.IsRoot);
     }
 
     public string Name => "debootstrap";
@@ -185,29 +184,13 @@ public sealed partial class DebootstrapTemplate : IRootfsTemplate
 
     void RunDebootstrap(Settings s, string target, IProgress<TemplateProgress>? progress, CancellationToken ct)
     {
-        var psi = new ProcessStartInfo(FindDebootstrap())
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add("--variant=" + s.Variant);
-        psi.ArgumentList.Add("--arch=" + s.Arch);
-        psi.ArgumentList.Add(s.Release);
-        psi.ArgumentList.Add(target);
-        psi.ArgumentList.Add(s.Mirror);
-        psi.Environment["LC_ALL"] = "C";
-        psi.Environment["DEBIAN_FRONTEND"] = "noninteractive";
+        var program = FindDebootstrap();
         // debootstrap needs chroot, mknod etc., which live in the sbin directories.
-        var path = psi.Environment.TryGetValue("PATH", out var p) && !string.IsNullOrEmpty(p) ? p : "/usr/bin:/bin";
-        psi.Environment["PATH"] = path + ":/usr/local/sbin:/usr/sbin:/sbin";
-
+        var path = Environment.GetEnvironmentVariable("PATH") is { Length: > 0 } p ? p : "/usr/bin:/bin";
         var tail = new Queue<string>();
         var tracker = new ProgressTracker(progress, $"debootstrap {s.Release} ({s.Arch}, {s.Variant})");
-        void OnLine(string? line)
+        void OnLine(string line)
         {
-            if (line is null) return;
             lock (tail)
             {
                 tail.Enqueue(line);
@@ -217,58 +200,39 @@ public sealed partial class DebootstrapTemplate : IRootfsTemplate
         }
 
         progress?.Report(new TemplateProgress(Activity, $"Starting debootstrap {s.Release} from {s.Mirror}", 0));
-        using var process = new Process { StartInfo = psi };
-        process.OutputDataReceived += (_, e) => OnLine(e.Data);
-        process.ErrorDataReceived += (_, e) => OnLine(e.Data);
-        try
+        // Cancelling kills debootstrap with all its children (wget, dpkg in the chroot), so no child
+        // keeps the output pipes open; mounts it leaves in the target are undone by RemoveBuildDirectory.
+        var result = Processes.ProcessRunner.Run(new Processes.ProgramStart
         {
-            process.Start();
-        }
-        catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException)
-        {
-            throw new ContainerException("DebootstrapStartFailed", ContainerErrorKind.NotInstalled,
-                $"Cannot start '{psi.FileName}': {e.Message}. Reinstall it: apt-get install debootstrap", psi.FileName, e);
-        }
-        process.StandardInput.Close();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-
-        using (ct.Register(() => Terminate(process)))
-            process.WaitForExit(); // also waits for the output to be drained
-
-        ct.ThrowIfCancellationRequested();
-        if (process.ExitCode != 0)
+            Program = program,
+            Arguments = new[] { "--variant=" + s.Variant, "--arch=" + s.Arch, s.Release, target, s.Mirror },
+            Environment = new Dictionary<string, string?>
+            {
+                ["LC_ALL"] = "C",
+                ["DEBIAN_FRONTEND"] = "noninteractive",
+                ["PATH"] = path + ":/usr/local/sbin:/usr/sbin:/sbin",
+            },
+            // Its output is progress, kept as the last lines for an error; none of it is needed whole.
+            OutputLimit = 0,
+            ErrorLimit = 64 << 10,
+            OnOutputLine = OnLine,
+            OnErrorLine = OnLine,
+            NotFoundErrorId = "DebootstrapStartFailed",
+            NotFoundAdvice = "Reinstall it: apt-get install debootstrap",
+            Target = program,
+        }, ct);
+        if (result.ExitCode != 0)
         {
             string output;
             lock (tail) output = string.Join("\n", tail);
             var log = LogTail(Path.Combine(target, "debootstrap", "debootstrap.log"));
             var message = new StringBuilder()
-                .Append($"debootstrap {s.Release} ({s.Arch}, variant {s.Variant}) from {s.Mirror} failed with exit code {process.ExitCode}. ")
+                .Append($"debootstrap {s.Release} ({s.Arch}, variant {s.Variant}) from {s.Mirror} failed with exit code {result.ExitCode}. ")
                 .Append("Check the release name, the mirror URL and network access (a proxy can be set with http_proxy).")
                 .Append("\nLast output:\n").Append(output);
             if (log.Length > 0)
                 message.Append("\ndebootstrap.log (tail):\n").Append(log);
             throw new ContainerException("DebootstrapFailed", ContainerErrorKind.InvalidOperation, message.ToString(), s.Release);
-        }
-    }
-
-    /// <summary>
-    /// Kills debootstrap with all its children (wget, dpkg in the chroot), so no child keeps the output
-    /// pipes open; mounts it leaves in the target are undone by <see cref="RemoveBuildDirectory"/>.
-    /// </summary>
-    static void Terminate(Process process)
-    {
-        try
-        {
-            process.Kill(entireProcessTree: true);
-        }
-        catch (InvalidOperationException)
-        {
-            // already exited
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            // a child exited while the tree was walked; the rest were killed
         }
     }
 

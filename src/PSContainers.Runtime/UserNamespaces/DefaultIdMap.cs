@@ -14,11 +14,11 @@ public static class DefaultIdMap
     public static IdMap ForCaller(SubordinateIdDatabase? database = null, Action<string>? warn = null)
     {
         var db = database ?? new SubordinateIdDatabase();
-        var user = UserAccounts.Current();
+        var user = Host.HostContext.Current.User;
         uint? First(SubordinateIdKind kind) =>
             db.GetRanges(user, kind).FirstOrDefault(r => r.Count >= IdMap.DefaultCount)?.Start;
         var (uids, gids) = (First(SubordinateIdKind.Uid), First(SubordinateIdKind.Gid));
-        if ((uids is null || gids is null) && Sys.IsRoot)
+        if ((uids is null || gids is null) && Host.HostContext.Current.IsRoot)
         {
             var added = db.Add(user.Name, IdMap.DefaultCount, null, SubordinateIdDatabase.BothKinds);
             warn?.Invoke($"Root had no subordinate id range; allocated {string.Join(" and ", added.Select(r => $"{r} in {r.Path}"))} for its unprivileged containers.");

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Native;
@@ -17,14 +16,14 @@ public static class UserNamespace
     public const string NewUidMap = "newuidmap";
     public const string NewGidMap = "newgidmap";
 
-    public static uint CallerUid => LibC.getuid();
-    public static uint CallerGid => LibC.getgid();
+    public static uint CallerUid => Host.HostContext.Current.Uid;
+    public static uint CallerGid => Host.HostContext.Current.Gid;
 
     /// <summary>Sets a start spec up for a container with <paramref name="map"/>: the user namespace, and for root the maps the helper writes.</summary>
     public static void Prepare(StartSpec spec, IdMap map)
     {
         spec.Namespaces |= NamespaceKind.User;
-        if (!Sys.IsRoot) return; // written with newuidmap/newgidmap while init waits: WriteMaps
+        if (!Host.HostContext.Current.IsRoot) return; // written with newuidmap/newgidmap while init waits: WriteMaps
         spec.UidMap = map.KernelText(IdMapKind.Uid);
         spec.GidMap = map.KernelText(IdMapKind.Gid);
     }
@@ -35,31 +34,23 @@ public static class UserNamespace
     /// </summary>
     public static void WriteMaps(int pid, IdMap map)
     {
-        if (Sys.IsRoot) return;
+        if (Host.HostContext.Current.IsRoot) return;
         foreach (var (tool, kind) in new[] { (NewUidMap, IdMapKind.Uid), (NewGidMap, IdMapKind.Gid) })
         {
-            var psi = new ProcessStartInfo(tool) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-            psi.ArgumentList.Add(pid.ToString(CultureInfo.InvariantCulture));
-            foreach (var a in map.NewIdMapArguments(kind)) psi.ArgumentList.Add(a);
-            Process process;
-            try { process = Process.Start(psi)!; }
-            catch (System.ComponentModel.Win32Exception ex)
+            var result = Processes.ProcessRunner.Run(new Processes.ProgramStart
             {
-                throw new ContainerException("NewIdMapNotFound", ContainerErrorKind.NotInstalled,
-                    $"{tool} is needed to map the container's ids as a non-root user, and it could not be run ({ex.Message}). Install it: apt-get install uidmap.", tool, ex);
-            }
-            using (process)
+                Program = tool,
+                Arguments = new[] { pid.ToString(CultureInfo.InvariantCulture) }.Concat(map.NewIdMapArguments(kind)).ToArray(),
+                Timeout = TimeSpan.FromSeconds(30),
+                NotFoundErrorId = "NewIdMapNotFound",
+                NotFoundAdvice = $"{tool} is needed to map the container's ids as a non-root user. Install it: apt-get install uidmap.",
+            });
+            if (!result.Succeeded)
             {
-                var stderr = process.StandardError.ReadToEnd();
-                process.StandardOutput.ReadToEnd();
-                process.WaitForExit();
-                if (process.ExitCode != 0)
-                {
-                    var file = kind == IdMapKind.Uid ? "/etc/subuid" : "/etc/subgid";
-                    throw new ContainerException("IdMapRefused", ContainerErrorKind.PermissionDenied,
-                        $"{tool} refused the map {string.Join(", ", map.Of(kind))}: {stderr.Trim()}. " +
-                        $"The host ids must be a range {file} grants to {Environment.UserName} (Get-SubordinateIdRange; root adds one with Add-SubordinateIdRange -User {Environment.UserName}).", tool);
-                }
+                var file = kind == IdMapKind.Uid ? "/etc/subuid" : "/etc/subgid";
+                var user = Host.HostContext.Current.UserName;
+                throw result.Failure("IdMapRefused", ContainerErrorKind.PermissionDenied, $"{tool} refused the map {string.Join(", ", map.Of(kind))}",
+                    $"The host ids must be a range {file} grants to {user} (Get-SubordinateIdRange; root adds one with Add-SubordinateIdRange -User {user}).", tool);
             }
         }
     }
@@ -90,7 +81,7 @@ public static class UserNamespace
         spec.CallerId = uidInside == gidInside ? uidInside : throw new ContainerException("InvalidIdMap", ContainerErrorKind.InvalidArgument,
             $"The id map {map} maps different numbers of uids and gids; rootfs ownership can only be shifted for maps whose uid and gid ranges end at the same container id.");
         spec.OwnersFile = ownersFile;
-        var direct = Sys.IsRoot;
+        var direct = Host.HostContext.Current.IsRoot;
         if (direct)
         {
             spec.UidMap = treeMap.KernelText(IdMapKind.Uid);

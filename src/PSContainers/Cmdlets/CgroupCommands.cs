@@ -11,7 +11,7 @@ public abstract class CgroupCmdlet : PSCmdlet
 {
     protected static CgroupManager Cgroups => CgroupManager.ForHost();
 
-    protected bool Try(Action action) => CmdletErrors.Try(this, action, "CgroupIOError");
+    protected bool Try(Action action) => CmdletErrors.Try(this, action, ioErrorId: "CgroupIOError");
 
     /// <summary>A -Path value as a cgroup that exists in the host's hierarchies.</summary>
     protected static string ExistingPath(string raw)

@@ -55,7 +55,7 @@ public sealed class SetCgroupLimitCommand : ContainerCmdlet
         catch (ContainerException ex) { ThrowTerminatingError(ToErrorRecord(ex)); }
         catch (Exception ex) when (ex is ArgumentTransformationMetadataException or PSInvalidCastException)
         {
-            ThrowTerminatingError(new ErrorRecord(ex, "InvalidCgroupLimit", ErrorCategory.InvalidArgument, null));
+            ThrowTerminatingError(CmdletErrors.Record(ex, "InvalidCgroupLimit", ErrorCategory.InvalidArgument, null));
         }
         if (_limits!.IsEmpty)
             ThrowTerminatingError(ToErrorRecord(new ContainerException("NoLimitGiven", ContainerErrorKind.InvalidArgument,

@@ -19,5 +19,5 @@ public sealed class TestContainerHostCommand : PSCmdlet
     {
         var account = User is null ? null : UserAccounts.Require(User);
         WriteObject(new ContainerHostCheck().Run(account), enumerateCollection: true);
-    }, "HostCheckIOError");
+    }, ioErrorId: "HostCheckIOError");
 }

@@ -10,7 +10,7 @@ public abstract class SubordinateIdCmdlet : PSCmdlet
 {
     protected SubordinateIdDatabase Database { get; } = new();
 
-    protected bool Try(Action action) => CmdletErrors.Try(this, action, "SubordinateIdIOError");
+    protected bool Try(Action action) => CmdletErrors.Try(this, action, ioErrorId: "SubordinateIdIOError");
 
     protected static string Describe(IEnumerable<SubordinateIdKind> kinds) =>
         string.Join(" and ", kinds.Select(k => k == SubordinateIdKind.Uid ? "/etc/subuid" : "/etc/subgid"));

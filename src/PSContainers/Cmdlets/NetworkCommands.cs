@@ -636,6 +636,6 @@ public sealed class InstallContainerUserNicCommand : PSCmdlet
         {
             UserNic.Install(UserNic.ShippedPath, destination, Setuid);
             if (PassThru) WriteObject(new FileInfo(destination));
-        }, "UserNicInstallFailed");
+        }, ioErrorId: "UserNicInstallFailed");
     }
 }

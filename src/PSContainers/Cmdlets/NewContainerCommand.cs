@@ -83,7 +83,7 @@ public sealed class NewContainerCommand : ContainerCmdlet
                 try { options = Options(); }
                 catch (Exception ex) when (ex is ContainerException or ItemNotFoundException or System.Management.Automation.DriveNotFoundException or ProviderNotFoundException)
                 {
-                    WriteError(ex is ContainerException ce ? ToErrorRecord(ce) : new ErrorRecord(ex, "InvalidPath", ErrorCategory.InvalidArgument, name));
+                    WriteError(ex is ContainerException ce ? ToErrorRecord(ce) : CmdletErrors.Record(ex, "InvalidPath", ErrorCategory.InvalidArgument, name));
                     continue;
                 }
                 StartJob(name, (job, manager) =>

@@ -104,7 +104,7 @@ public abstract class ContainerCmdlet : PSCmdlet
     protected static ErrorRecord ToErrorRecord(ContainerException ex) => CmdletErrors.ToRecord(ex);
 
     /// <summary>Runs one step for one target; a runtime failure becomes a non-terminating error.</summary>
-    protected bool Try(Action action) => CmdletErrors.Try(this, action, "ContainerIOError");
+    protected bool Try(Action action) => CmdletErrors.Try(this, action, ioErrorId: "ContainerIOError");
 
     /// <summary>
     /// Expands -Name values: a wildcard matches existing containers (none is fine, as with Get-Process);

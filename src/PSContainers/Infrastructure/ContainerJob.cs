@@ -66,8 +66,8 @@ public sealed class ContainerJob : Job
             {
                 // As the cmdlets map them without -AsJob (CmdletErrors.Try).
                 Error.Add(ex is IOException or UnauthorizedAccessException
-                    ? new ErrorRecord(ex, "ContainerIOError", ErrorCategory.WriteError, null)
-                    : new ErrorRecord(ex, "ContainerJobFailed", ErrorCategory.NotSpecified, null));
+                    ? CmdletErrors.Record(ex, "ContainerIOError", ErrorCategory.WriteError, null)
+                    : CmdletErrors.Record(ex, "ContainerJobFailed", ErrorCategory.NotSpecified, null));
                 _status = ex.Message;
                 final = JobState.Failed;
             }
