@@ -6,6 +6,7 @@ using PSContainers.Runtime.Native;
 using PSContainers.Runtime.Network;
 using PSContainers.Runtime.State;
 using PSContainers.Tests.Infrastructure;
+using PSContainers.Runtime.NetworkHooks;
 
 namespace PSContainers.Tests;
 

@@ -1,6 +1,7 @@
 using System.Text;
 using PSContainers.Runtime;
 using PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.Launcher;
 
 namespace PSContainers.Tests;
 
@@ -118,7 +119,7 @@ public sealed class LaunchSpecTests
     {
         var spec = new LaunchSpec();
         spec.Command.Add("/bin/true");
-        var result = Helper.Run("exec", spec);
+        var result = PscHelper.Run("exec", spec);
         Assert.Equal(125, result.ExitCode);
         Assert.Contains(result.Error, l => l.Contains("psc-helper:") && l.Contains("pid missing"));
         Assert.Empty(result.Output);
@@ -127,7 +128,7 @@ public sealed class LaunchSpecTests
     [Fact]
     public void Helper_SpecWithoutProgram_Exits125()
     {
-        var result = Helper.Run("exec", new LaunchSpec { TargetPid = Environment.ProcessId });
+        var result = PscHelper.Run("exec", new LaunchSpec { TargetPid = Environment.ProcessId });
         Assert.Equal(125, result.ExitCode);
         Assert.Contains(result.Error, l => l.Contains("no program to run"));
     }
@@ -151,7 +152,7 @@ public sealed class LaunchSpecTests
         spec.Command.Add("argv0");
         spec.Command.Add("x y");
         spec.Command.Add("");
-        var result = Helper.Run("exec", spec);
+        var result = PscHelper.Run("exec", spec);
         Assert.True(result.ExitCode == 7, $"exit {result.ExitCode}: {string.Join("\n", result.Error)}");
         Assert.Equal(new[] { "a b  c|/tmp|x y||" }, result.Output);
     }
@@ -161,7 +162,7 @@ public sealed class LaunchSpecTests
     {
         var spec = new LaunchSpec { TargetPid = Environment.ProcessId };
         spec.Command.Add("/nonexistent/program");
-        var result = Helper.Run("exec", spec);
+        var result = PscHelper.Run("exec", spec);
         Assert.Equal(127, result.ExitCode);
         Assert.Contains(result.Error, l => l.Contains("/nonexistent/program"));
     }

@@ -94,9 +94,9 @@ public sealed class NetworkLabTests : IDisposable
             var sys = (ContainerCommandResult)s.Run("Invoke-NetNamespaceCommand $args[0] -Command ls,/sys/class/net", ns).Single().BaseObject;
             Assert.Equal(new[] { "lo" }, sys.Output);
             // A process inside is listed, and its namespace identified.
-            using var sleeper = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(Runtime.Namespaces.Helper.Path, "netns-exec")
+            using var sleeper = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(Runtime.Launcher.PscHelper.Path, "netns-exec")
             { RedirectStandardInput = true })!;
-            var spec = new Runtime.Namespaces.LaunchSpec { NetNsPath = NetNamespaces.PathOf(ns) };
+            var spec = new Runtime.Launcher.LaunchSpec { NetNsPath = NetNamespaces.PathOf(ns) };
             spec.Command.AddRange(new[] { "sleep", "30" });
             spec.Environment.Add("PATH=/usr/bin:/bin");
             sleeper.StandardInput.BaseStream.Write(spec.SerializeFramed());

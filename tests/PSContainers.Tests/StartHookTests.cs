@@ -6,6 +6,7 @@ using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
 using PSContainers.Tests.Infrastructure;
+using PSContainers.Runtime.Launcher;
 
 namespace PSContainers.Tests;
 
@@ -84,7 +85,7 @@ public sealed class StartHookTests : IDisposable
         MountPlan.AddDefaults(spec, new ContainerConfig());
         spec.Command.AddRange(new[] { "/bin/sh", "-c", "echo written > /new-file; exec sleep 1000" });
         spec.Environment.Add("PATH=/bin:/sbin");
-        var result = Helper.Start(spec, null);
+        var result = PscHelper.Start(spec, null);
         Assert.True(result.ExitCode == 0, string.Join("\n", result.Error));
         var pids = result.Output.Single().Split(' ').Select(int.Parse).ToArray();
         try

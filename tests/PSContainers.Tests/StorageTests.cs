@@ -5,6 +5,8 @@ using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.State;
 using PSContainers.Runtime.Storage;
 using PSContainers.Tests.Infrastructure;
+using PSContainers.Runtime.Filesystem;
+using PSContainers.Runtime.Backends;
 
 namespace PSContainers.Tests;
 

@@ -1,7 +1,9 @@
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.Filesystem;
+using PSContainers.Runtime.Launcher;
 
-namespace PSContainers.Runtime.Storage;
+namespace PSContainers.Runtime.Backends;
 
 /// <summary>A read-only view of a root filesystem as a host path; disposing it undoes what made it visible.</summary>
 public sealed class RootfsView : IDisposable

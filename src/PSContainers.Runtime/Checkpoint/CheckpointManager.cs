@@ -6,6 +6,8 @@ using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Network;
 using PSContainers.Runtime.State;
+using PSContainers.Runtime.Launcher;
+using PSContainers.Runtime.NetworkHooks;
 
 namespace PSContainers.Runtime.Checkpoint;
 
@@ -72,7 +74,7 @@ public sealed class CheckpointManager
         using var _ = Store.Lock(name);
         var directory = SavedCheckpointDirectory(name);
         if (Directory.Exists(directory) && Manager.StatusOf(name, Manager.LoadStateOf(name)) != ContainerStatus.Saved)
-            Storage.FsNative.DeleteTree(directory); // left by a save that failed half-way
+            Filesystem.FsNative.DeleteTree(directory); // left by a save that failed half-way
         var saveOptions = new CheckpointOptions { TcpEstablished = options?.TcpEstablished ?? false, PreDump = options?.PreDump ?? false };
         CheckpointLocked(name, directory, saveOptions, savedCheckpoint: directory, progress);
         return Manager.Get(name);
@@ -159,7 +161,7 @@ public sealed class CheckpointManager
                 catch (IOException) { /* a full disk: the marker is harmless while the images are incomplete */ }
             CriuService.UnmountLeftovers(directory); // a killed criu's cgroup yard: never delete into it
             foreach (var entry in Directory.EnumerateFileSystemEntries(directory).Where(e => Path.GetFileName(e) != DumpLog))
-                if (Directory.Exists(entry)) Storage.FsNative.DeleteTree(entry); else File.Delete(entry);
+                if (Directory.Exists(entry)) Filesystem.FsNative.DeleteTree(entry); else File.Delete(entry);
             throw;
         }
         manifest.Time = DateTimeOffset.Now;
@@ -263,7 +265,7 @@ public sealed class CheckpointManager
     private static unsafe string? TtyId(string path)
     {
         Tmds.Linux.stat st;
-        var bytes = Storage.FsNative.Z(path);
+        var bytes = Filesystem.FsNative.Z(path);
         fixed (byte* p = bytes)
             if (Tmds.Linux.LibC.stat(p, &st) != 0) return null;
         return $"tty[{((ulong)st.st_rdev).ToString("x", CultureInfo.InvariantCulture)}:{((ulong)st.st_dev).ToString("x", CultureInfo.InvariantCulture)}]";
@@ -362,7 +364,7 @@ public sealed class CheckpointManager
         var cgroupPath = Manager.CgroupPathFor(name)!; // restore is root's: always a cgroup
         progress?.Report($"Creating the cgroup {cgroupPath}");
         Manager.CreateCgroupFor(name, cgroupPath, config);
-        var rootMounts = Storage.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage);
+        var rootMounts = Backends.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage);
         var mounted = new List<string>();
         var networkTouched = false;
         try
@@ -393,7 +395,7 @@ public sealed class CheckpointManager
             lock (CriuChannel.SpawnLock)
             {
                 channel.ExposePeer();
-                result = Helper.Supervise("restore", spec, fields =>
+                result = PscHelper.Supervise("restore", spec, fields =>
                 {
                     // "paused <supervisor> <criu> <console pty>"
                     channel.ClosePeer();
@@ -435,9 +437,9 @@ public sealed class CheckpointManager
         }
         finally
         {
-            foreach (var path in mounted) Storage.FsNative.Unmount(path);
+            foreach (var path in mounted) Filesystem.FsNative.Unmount(path);
         }
-        if (deleteImages) Storage.FsNative.DeleteTree(directory);
+        if (deleteImages) Filesystem.FsNative.DeleteTree(directory);
     }
 
     private criu_opts RestoreOptionsFor(string directory, string rootfs, string cgroupPath, CheckpointManifest manifest, ContainerConfig config, string name, string consolePty, int logLevel)
@@ -501,7 +503,7 @@ public sealed class CheckpointManager
     }
 
     private static void MountOnHost(MountEntry m, string rootfs) =>
-        Storage.FsNative.Mount(m.Source, rootfs, m.FsType, (ulong)m.Flags & 0xFFFFFFFF, m.Data);
+        Filesystem.FsNative.Mount(m.Source, rootfs, m.FsType, (ulong)m.Flags & 0xFFFFFFFF, m.Data);
 
     private static ContainerException NotFound(string name) =>
         new("ContainerNotFound", ContainerErrorKind.ObjectNotFound, $"No container named '{name}' exists. Get-Container lists the containers of this store.", name);

@@ -1,6 +1,7 @@
 using PSContainers.Runtime.Cgroups;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.State;
+using PSContainers.Runtime.Filesystem;
 
 namespace PSContainers.Runtime.Containers;
 

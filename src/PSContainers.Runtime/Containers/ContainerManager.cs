@@ -6,6 +6,8 @@ using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
 using PSContainers.Runtime.Templates;
 using PSContainers.Runtime.UserNamespaces;
+using PSContainers.Runtime.Filesystem;
+using PSContainers.Runtime.Launcher;
 
 namespace PSContainers.Runtime.Containers;
 
@@ -66,8 +68,8 @@ public sealed partial class ContainerManager
             : Sys.IsRoot ? new Lazy<CgroupManager>(CgroupManager.ForHost)
             // A non-root caller manages only its delegated cgroup2 subtree, never v1 hierarchies.
             : new Lazy<CgroupManager>(() => _delegation.Value.Delegation is { } d ? new CgroupManager(null, new CgroupV2Driver(d.UnifiedMount)) : CgroupManager.ForHost());
-        Hooks.Add(new Network.NetworkHook(this));
-        Hooks.Add(new Network.PastaHook(this));
+        Hooks.Add(new NetworkHooks.NetworkHook(this));
+        Hooks.Add(new NetworkHooks.PastaHook(this));
     }
 
     /// <summary>
@@ -148,8 +150,8 @@ public sealed partial class ContainerManager
         // Ended on its own (the supervisor's record, not yet folded in by a stop), or as the last stop recorded.
         var (stopReason, exitCode, exitSignal) = live.Exit is { } ended ? Classify(ended)
             : live.Status is ContainerStatus.Stopped or ContainerStatus.Saved ? (state.StopReason, state.ExitCode, state.ExitSignal) : (null, null, null);
-        var (ipv4, ipv6) = running && config is not null && !Network.NetworkHook.SharesHostNetwork(config)
-            ? Network.NetworkHook.Addresses(state.InitPid!.Value) : (Array.Empty<string>(), Array.Empty<string>());
+        var (ipv4, ipv6) = running && config is not null && !NetworkHooks.NetworkHook.SharesHostNetwork(config)
+            ? NetworkHooks.NetworkHook.Addresses(state.InitPid!.Value) : (Array.Empty<string>(), Array.Empty<string>());
         return new ContainerInfo
         {
             IPv4 = ipv4,
@@ -176,7 +178,7 @@ public sealed partial class ContainerManager
             StorePath = Store.Root,
             Command = config is null ? Array.Empty<string>() : InitCommand(config).ToArray(),
             SeccompProfile = config?.Security.SeccompProfile,
-            DroppedCapabilities = config is null ? Array.Empty<string>() : Security.Capabilities.NamesOf(Security.Capabilities.DropMask(config.Security.CapabilitiesDrop, config.Security.CapabilitiesKeep, Security.SecurityPlan.IsSystemContainer(config))),
+            DroppedCapabilities = config is null ? Array.Empty<string>() : Security.Capabilities.NamesOf(Security.Capabilities.DropMask(config.Security.CapabilitiesDrop, config.Security.CapabilitiesKeep, Containers.SecurityPlan.IsSystemContainer(config))),
         };
     }
 
@@ -430,7 +432,7 @@ public sealed partial class ContainerManager
         // Every container of a non-root user is unprivileged; root's are with -Unprivileged.
         if (config.IdMap is null && (!Sys.IsRoot || options.Unprivileged)) config.IdMap = DefaultIdMap.ForCaller(SubordinateIds, warn: m => Warning?.Invoke(m));
         // An id-mapped rootfs is a plain directory handed to the mapped ids (see UserNamespace.Shift).
-        var backend = Storage.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null && config.IdMap is null ? Storage.StorageBackends.DefaultFor(Store.Root) : "dir"));
+        var backend = Backends.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null && config.IdMap is null ? Backends.StorageBackends.DefaultFor(Store.Root) : "dir"));
         if (config.IdMap is not null && backend.Name != "dir")
             throw new ContainerException("BackendUnavailable", ContainerErrorKind.InvalidArgument,
                 $"A user-namespaced container (idMap {config.IdMap}) uses the dir backend; {backend.Name} with an id map is not supported. Use -Backend dir.", name);
@@ -453,7 +455,7 @@ public sealed partial class ContainerManager
         EnsureStoreSecure();
         Store.EnsureRoot();
         if (templateOptions.CacheDirectory == Store.CacheDirectory) ContainerStore.CreatePrivateDirectory(Store.CacheDirectory);
-        Storage.StorageBackends.CheckUsable(backend.Name, Store.Root);
+        Backends.StorageBackends.CheckUsable(backend.Name, Store.Root);
         using var _ = Store.Lock(name);
         if (Store.Exists(name) || Directory.Exists(Store.ContainerDirectory(name)))
             throw new ContainerException("ContainerExists", ContainerErrorKind.ResourceExists,
@@ -473,7 +475,7 @@ public sealed partial class ContainerManager
                 // Built as the caller; the container's root is a mapped id: hand the tree over.
                 if (config.IdMap is { } map) UserNamespace.Shift(rootfs, map);
             }
-            else if (backend.Name == "overlay") Storage.OverlayBackend.CreateLayers(temp);
+            else if (backend.Name == "overlay") Backends.OverlayBackend.CreateLayers(temp);
             File.WriteAllText(System.IO.Path.Combine(temp, "config.yaml"), ConfigLoader.Serialize(config));
             new PersistedState { Created = DateTimeOffset.Now }.Save(System.IO.Path.Combine(temp, "state.json"));
             cancellationToken.ThrowIfCancellationRequested();
@@ -580,7 +582,7 @@ public sealed partial class ContainerManager
             File.Delete(Store.RunRecordPath(name));
             var spec = new LaunchSpec
             {
-                Namespaces = Network.NetworkHook.SharesHostNetwork(config) ? NamespaceKind.ContainerDefault & ~NamespaceKind.Network : NamespaceKind.ContainerDefault,
+                Namespaces = NetworkHooks.NetworkHook.SharesHostNetwork(config) ? NamespaceKind.ContainerDefault & ~NamespaceKind.Network : NamespaceKind.ContainerDefault,
                 Rootfs = rootfs,
                 Hostname = config.Hostname ?? name,
                 WorkingDirectory = config.Init.WorkingDirectory,
@@ -605,17 +607,17 @@ public sealed partial class ContainerManager
                 UserNamespace.Prepare(spec, idMap);
                 // Only root can reach into the container's network namespace from outside.
                 spec.LoopbackUp = !Sys.IsRoot;
-                if (!Sys.IsRoot) spec.LinksUp.AddRange(Network.NetworkHook.UserNicNames(config));
+                if (!Sys.IsRoot) spec.LinksUp.AddRange(NetworkHooks.NetworkHook.UserNicNames(config));
             }
             MountPlan.AddDefaults(spec, config);
-            Security.SecurityPlan.Apply(spec, config, attach: false);
-            spec.RootMounts.AddRange(Storage.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage));
+            Containers.SecurityPlan.Apply(spec, config, attach: false);
+            spec.RootMounts.AddRange(Backends.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage));
 
             var hooked = new List<IContainerHook>();
             HelperResult result;
             try
             {
-                result = Helper.Start(spec, Hooks.Count == 0 && (config.IdMap is null || Sys.IsRoot) ? null : (supervisorPid, initPid) =>
+                result = PscHelper.Start(spec, Hooks.Count == 0 && (config.IdMap is null || Sys.IsRoot) ? null : (supervisorPid, initPid) =>
                 {
                     // The maps first: everything else acts in namespaces that belong to them.
                     if (config.IdMap is { } map) UserNamespace.WriteMaps(initPid, map);
@@ -705,7 +707,7 @@ public sealed partial class ContainerManager
                     "Stop them with Stop-Container -Kill, then start again.", name);
             Cgroups.RemoveContainer(cgroupPath);
         }
-        Cgroups.CreateContainer(cgroupPath, Security.SecurityPlan.EffectiveLimits(config));
+        Cgroups.CreateContainer(cgroupPath, Containers.SecurityPlan.EffectiveLimits(config));
     }
 
     // ---- stop ---------------------------------------------------------------------------------
@@ -871,11 +873,11 @@ public sealed partial class ContainerManager
         try { removedConfig = ConfigLoader.Load(Store.ConfigPath(name)); }
         catch (ContainerException) { /* an unreadable config: delete as far as we can */ }
         // A pasta left by a run whose init ended on its own (no stop ran its hooks).
-        foreach (var pasta in Hooks.OfType<Network.PastaHook>()) pasta.Release(name);
+        foreach (var pasta in Hooks.OfType<NetworkHooks.PastaHook>()) pasta.Release(name);
         Directory.Move(Store.ContainerDirectory(name), trash);
         // What the store kept for it outside its directory goes with it: its address leases on the
         // default bridge (else held until the next allocation) and its lock file.
-        try { Network.DefaultBridge.For(Store).Release(name); }
+        try { NetworkHooks.DefaultBridge.For(Store).Release(name); }
         catch (Exception ex) when (ex is ContainerException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
         { Warning?.Invoke($"Container '{name}' was removed, but its address lease could not be released: {ex.Message}"); }
         DeleteContainerTree(trash, removedConfig);
@@ -976,7 +978,7 @@ public sealed partial class ContainerManager
         if (config.IdMap is not null) spec.Namespaces |= NamespaceKind.User;
         spec.Command.AddRange(command);
         spec.Environment.AddRange(Environment(config, environment));
-        Security.SecurityPlan.Apply(spec, config, attach: true);
+        Containers.SecurityPlan.Apply(spec, config, attach: true);
         if (state.CgroupPath is not null && Cgroups.Exists(state.CgroupPath))
         {
             // The inner cgroup, where init is (the outer one for a container started before that layout).
@@ -999,7 +1001,7 @@ public sealed partial class ContainerManager
             spec = AttachSpec(name, command, namespaces, workingDirectory, environment);
             initStart = spec.TargetPid is { } target ? Sys.ProcessStartTime(target) : null;
         }
-        var result = Helper.Run("exec", spec, cancellationToken);
+        var result = PscHelper.Run("exec", spec, cancellationToken);
         if (result.ExitCode == 125 && result.Error.Any(l => l.StartsWith("psc-helper:", StringComparison.Ordinal)))
         {
             // The container stopped (or was removed) between the check and the attach: say that,
@@ -1057,7 +1059,7 @@ public sealed partial class ContainerManager
         using (Store.Lock(name)) spec = AttachSpec(name, command, namespaces, workingDirectory, null);
         spec.Terminal = true;
         spec.Environment.Add("TERM=" + (System.Environment.GetEnvironmentVariable("TERM") ?? "xterm"));
-        return Helper.StartInteractive("exec", spec, Store.TempDirectory);
+        return PscHelper.StartInteractive("exec", spec, Store.TempDirectory);
     }
 
     // ---- console ------------------------------------------------------------------------------
@@ -1130,7 +1132,7 @@ public sealed partial class ContainerManager
     /// <summary>Deletes a tree without following symlinks out of it (.NET deletes links, never their targets).</summary>
     private static void DeleteTree(string path)
     {
-        Storage.FsNative.DeleteTree(path);
+        Filesystem.FsNative.DeleteTree(path);
     }
 
     /// <summary>A container directory: a non-root caller deletes what its container's ids own from inside their user namespace.</summary>

@@ -1,6 +1,7 @@
 using PSContainers.Runtime.Config;
+using PSContainers.Runtime.Launcher;
 
-namespace PSContainers.Runtime.Namespaces;
+namespace PSContainers.Runtime.Containers;
 
 /// <summary>
 /// The mounts every container gets, in order: /proc (with the host-wide knobs under it read-only,
@@ -16,7 +17,7 @@ public static class MountPlan
     public static void AddDefaults(LaunchSpec spec, ContainerConfig config)
     {
         const MountFlags safe = MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec;
-        Security.SecurityPlan.AddKernelFilesystems(spec, config.Security);
+        Containers.SecurityPlan.AddKernelFilesystems(spec, config.Security);
         spec.Mounts.Add(new MountEntry("tmpfs", "/dev", "tmpfs", MountFlags.NoSuid | MountFlags.NoExec, "mode=755,size=65536k"));
         foreach (var d in Devices)
             spec.Mounts.Add(new MountEntry("/dev/" + d, "/dev/" + d, "", MountFlags.Bind | MountFlags.FileTarget));

@@ -1,9 +1,10 @@
 using System.Runtime.InteropServices;
 using System.Text;
 using Tmds.Linux;
+using PSContainers.Runtime.Backends;
 using static Tmds.Linux.LibC;
 
-namespace PSContainers.Runtime.Storage;
+namespace PSContainers.Runtime.Filesystem;
 
 /// <summary>Filesystem system calls the storage code needs: statfs, btrfs ioctls, xattrs, mounts.</summary>
 public static unsafe class FsNative

@@ -5,8 +5,12 @@ using System.Text;
 using PSContainers.Runtime.Cgroups;
 using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Templates;
+using PSContainers.Runtime.Launcher;
+using PSContainers.Runtime.Network;
 
-namespace PSContainers.Runtime.IdMapping;
+using PSContainers.Runtime.IdMapping;
+
+namespace PSContainers.Runtime.HostCheck;
 
 /// <summary>
 /// A preflight of this host for (unprivileged) containers, like lxc-checkconfig plus the user
@@ -283,7 +287,7 @@ public sealed unsafe class ContainerHostCheck
     {
         try
         {
-            var path = Helper.Path;
+            var path = PscHelper.Path;
             return (File.GetUnixFileMode(path) & UnixFileMode.UserExecute) != 0
                 ? new("psc-helper", Tools, HostCheckStatus.Pass, path, null)
                 : new("psc-helper", Tools, HostCheckStatus.Fail, $"{path} is not executable", $"chmod 0755 {path}");

@@ -1,6 +1,8 @@
 using System.Text;
 
-namespace PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.Namespaces;
+
+namespace PSContainers.Runtime.Launcher;
 
 /// <summary>Mount flags (sys/mount.h) plus the helper's own flags in the high bits.</summary>
 [Flags]
@@ -48,7 +50,7 @@ public sealed class LaunchSpec
     public List<MountEntry> Mounts { get; } = new();
     /// <summary>Mounted on the rootfs path itself inside the new mount namespace, before anything else (an overlay rootfs).</summary>
     public List<MountEntry> RootMounts { get; } = new();
-    /// <summary>start: stop before init proceeds and wait for the caller's "go" (see Helper.Start).</summary>
+    /// <summary>start: stop before init proceeds and wait for the caller's "go" (see PscHelper.Start).</summary>
     public bool PauseBeforeExec { get; set; }
     public List<(string Target, string LinkPath)> Symlinks { get; } = new();
     public string? ConsoleLog { get; set; }

@@ -3,6 +3,7 @@ using PSContainers.Runtime.Checkpoint;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.State;
 using PSContainers.Runtime.Storage;
+using PSContainers.Runtime.Filesystem;
 
 namespace PSContainers.Runtime.Migration;
 

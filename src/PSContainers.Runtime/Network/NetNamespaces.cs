@@ -1,6 +1,7 @@
 using System.Text;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.Launcher;
 using static PSContainers.Runtime.Network.NetlinkNative;
 
 namespace PSContainers.Runtime.Network;
@@ -214,7 +215,7 @@ public static class NetNamespaces
         spec.Command.AddRange(command);
         spec.Environment.AddRange(Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
             .Select(e => $"{e.Key}={e.Value}").Where(s => !s.Contains('\0')));
-        var result = Helper.Run("netns-exec", spec, cancellationToken);
+        var result = PscHelper.Run("netns-exec", spec, cancellationToken);
         if (result.ExitCode == 125 && result.Error.Any(l => l.StartsWith("psc-helper:", StringComparison.Ordinal)))
             throw new ContainerException("NetNamespaceExecFailed", ContainerErrorKind.InvalidOperation,
                 $"Could not run in network namespace '{name}': {string.Join(" ", result.Error).Replace("psc-helper: ", "")}", name);

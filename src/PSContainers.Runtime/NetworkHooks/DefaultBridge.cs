@@ -3,8 +3,11 @@ using System.Net;
 using System.Text.Json;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.State;
+using PSContainers.Runtime.Filesystem;
 
-namespace PSContainers.Runtime.Network;
+using PSContainers.Runtime.Network;
+
+namespace PSContainers.Runtime.NetworkHooks;
 
 /// <summary>The store's managed bridge, as &lt;store&gt;/network.json describes it (all keys optional).</summary>
 public sealed class BridgeSettings

@@ -3,9 +3,10 @@ using System.Text;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.IdMapping;
+using PSContainers.Runtime.Network;
 using static PSContainers.Runtime.Network.NetlinkNative;
 
-namespace PSContainers.Runtime.Network;
+namespace PSContainers.Runtime.NetworkHooks;
 
 /// <summary>
 /// Container NICs (LXC's lxc.net.*): made while the new init waits in its fresh network namespace,

@@ -4,7 +4,9 @@ using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Native;
 
-namespace PSContainers.Runtime.Network;
+using PSContainers.Runtime.Network;
+
+namespace PSContainers.Runtime.NetworkHooks;
 
 /// <summary>
 /// User-mode networking (<c>network: [{ type: pasta }]</c>): pasta, from the passt package, attaches

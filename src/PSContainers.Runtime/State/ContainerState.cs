@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using PSContainers.Runtime.Filesystem;
 
 namespace PSContainers.Runtime.State;
 

@@ -94,8 +94,8 @@ public sealed unsafe class ContainerStore
     {
         if (!Sys.IsRoot || !Directory.Exists(directory)) return;
         int rc;
-        fixed (byte* p = Storage.FsNative.Z(directory)) rc = Tmds.Linux.LibC.chown(p, (Tmds.Linux.uid_t)uint.MaxValue, (Tmds.Linux.gid_t)map.RootGid);
-        if (rc != 0) throw Storage.FsNative.Error("chown", directory, Storage.FsNative.Errno);
+        fixed (byte* p = Filesystem.FsNative.Z(directory)) rc = Tmds.Linux.LibC.chown(p, (Tmds.Linux.uid_t)uint.MaxValue, (Tmds.Linux.gid_t)map.RootGid);
+        if (rc != 0) throw Filesystem.FsNative.Error("chown", directory, Filesystem.FsNative.Errno);
         File.SetUnixFileMode(directory, SharedMode);
     }
 

@@ -7,6 +7,8 @@ using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
 using Tmds.Linux;
+using PSContainers.Runtime.Filesystem;
+using PSContainers.Runtime.Backends;
 using static Tmds.Linux.LibC;
 
 namespace PSContainers.Runtime.Storage;

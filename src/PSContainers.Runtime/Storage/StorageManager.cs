@@ -3,6 +3,8 @@ using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
+using PSContainers.Runtime.Filesystem;
+using PSContainers.Runtime.Backends;
 
 namespace PSContainers.Runtime.Storage;
 
@@ -289,7 +291,7 @@ public sealed class StorageManager
         {
             var meta = Path.Combine(path, SnapshotMeta);
             if (!File.Exists(meta)) continue;
-            var record = JsonSerializer.Deserialize<SnapshotRecord>(State.BoundedFile.ReadAllText(meta), JsonOptions);
+            var record = JsonSerializer.Deserialize<SnapshotRecord>(Filesystem.BoundedFile.ReadAllText(meta), JsonOptions);
             if (record is null) continue;
             result.Add(new ContainerSnapshot
             {

@@ -1,5 +1,6 @@
 using System.Text;
 using Tmds.Linux;
+using PSContainers.Runtime.Filesystem;
 using static Tmds.Linux.LibC;
 
 namespace PSContainers.Runtime.Storage;

@@ -3,6 +3,7 @@ using PSContainers.Infrastructure;
 using PSContainers.Runtime;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Network;
+using PSContainers.Runtime.NetworkHooks;
 
 namespace PSContainers.Cmdlets;
 

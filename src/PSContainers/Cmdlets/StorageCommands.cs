@@ -4,6 +4,7 @@ using PSContainers.Infrastructure;
 using PSContainers.Runtime;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Storage;
+using PSContainers.Runtime.Filesystem;
 
 namespace PSContainers.Cmdlets;
 
