@@ -322,7 +322,7 @@ public sealed class ContainerSecurityTests : IDisposable
         var unified = host.V2?.MountPoint;
         Assert.NotNull(unified);
         var v2only = new CgroupManager(null, new CgroupV2Driver(unified!));
-        var manager = new ContainerManager(new PSContainers.Runtime.State.ContainerStore(_store.StorePath), v2only);
+        var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(new PSContainers.Runtime.State.ContainerStore(_store.StorePath), v2only);
         using var loop = new LoopFilesystem("btrfs", 256L << 20);
         var (major, minor) = DeviceNumbers(loop.LoopDevice!);
         var name = TestStore.NewName("bpfdev");

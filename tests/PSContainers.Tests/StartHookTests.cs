@@ -33,6 +33,8 @@ public sealed class StartHookTests : IDisposable
         }
 
         public void Stopped(string name, ContainerConfig config) => StopCalls++;
+
+        public void Removed(string name) { }
     }
 
     [Fact]

@@ -35,7 +35,7 @@ public static unsafe class UserNic
     {
         if (!File.Exists(path))
             return $"{path} does not exist";
-        if (ContainerHostCheck.OwnerOf(path) != 0)
+        if (Filesystem.FsNative.OwnerOf(path) != 0)
             return $"{path} does not belong to root";
         var setuid = File.GetUnixFileMode(path).HasFlag(UnixFileMode.SetUser);
         if (!setuid && FileCapabilities.Read(path)?.Grants(CapNetAdmin) != true)

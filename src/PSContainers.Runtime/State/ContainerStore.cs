@@ -123,14 +123,14 @@ public sealed unsafe class ContainerStore
         if (!Directory.Exists(Root)) return changes;
         try
         {
-            if (!Storage.TreeDiff.TryLstat(Root, out var st) || (uint)st.st_uid != (uint)Tmds.Linux.LibC.geteuid()) return changes;
+            if (!Filesystem.FsNative.TryLstat(Root, out var st) || (uint)st.st_uid != (uint)Tmds.Linux.LibC.geteuid()) return changes;
             Tighten(Root, RootMode, "the store directory", changes);
             foreach (var dir in Directory.EnumerateDirectories(Root))
             {
                 var leaf = Path.GetFileName(dir);
                 if (new FileInfo(dir).LinkTarget is not null) continue;
                 // A directory given to a user-namespaced container's root group (ShareWithContainerRoot) keeps 0710.
-                var shared = !leaf.StartsWith('.') && Storage.TreeDiff.TryLstat(dir, out var dst) && (uint)dst.st_gid != (uint)Tmds.Linux.LibC.getegid();
+                var shared = !leaf.StartsWith('.') && Filesystem.FsNative.TryLstat(dir, out var dst) && (uint)dst.st_gid != (uint)Tmds.Linux.LibC.getegid();
                 Tighten(dir, shared ? SharedMode : PrivateMode, leaf.StartsWith('.') ? leaf : $"container directory '{leaf}'", changes);
             }
         }

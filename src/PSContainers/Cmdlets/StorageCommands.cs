@@ -20,7 +20,7 @@ public sealed class SnapshotNameCompleter : IArgumentCompleter
         List<ContainerSnapshot> snapshots;
         try
         {
-            var manager = new ContainerManager(store);
+            var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(store);
             var storage = new StorageManager(manager);
             snapshots = (container is null ? manager.Names() : new[] { container }).SelectMany(storage.GetSnapshots).ToList();
         }

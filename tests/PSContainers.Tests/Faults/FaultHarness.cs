@@ -173,7 +173,7 @@ public sealed class FaultChecker(TestStore store)
     public IReadOnlyList<string> Truth(bool allowFrozen = false)
     {
         var problems = new List<string>();
-        var manager = new ContainerManager(Root);
+        var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(Root);
         var supervisors = SupervisorsOfStore();
         var claimed = new HashSet<int>();
         foreach (var name in manager.Names())
@@ -212,7 +212,7 @@ public sealed class FaultChecker(TestStore store)
     public IReadOnlyList<string> Leaks()
     {
         var problems = new List<string>(Truth());
-        var manager = new ContainerManager(Root);
+        var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(Root);
         var names = manager.Names().ToHashSet();
         // Processes holding anything in the store (supervisors: console log; inits: rootfs; helpers).
         foreach (var (pid, what) in ProcessesUsing(Root)) problems.Add($"process {pid} still uses the store ({what})");
