@@ -108,6 +108,22 @@ public sealed class RuntimeLayerTests
         Assert.True(wrong.Count == 0, string.Join("\n", wrong));
     }
 
+    /// <summary>The README's "How it works" tree names every folder of the runtime, in layer order.</summary>
+    [Fact]
+    public void ReadmeTreeShowsTheLayers()
+    {
+        var readme = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "README.md"));
+        var tree = readme[readme.IndexOf("## How it works", StringComparison.Ordinal)..];
+        tree = tree[..tree.IndexOf("```", tree.IndexOf("```", StringComparison.Ordinal) + 3, StringComparison.Ordinal)];
+        tree = tree[tree.IndexOf("PSContainers.Runtime/", StringComparison.Ordinal)..tree.IndexOf("native/", StringComparison.Ordinal)];
+        var listed = Regex.Matches(tree, @"^ {4}(\w+)/", RegexOptions.Multiline).Select(m => m.Groups[1].Value).ToList();
+        var folders = Directory.EnumerateDirectories(Path.Combine(TestPaths.RepoRoot, "src", "PSContainers.Runtime"))
+            .Select(Path.GetFileName).Where(f => f is not ("bin" or "obj")).ToList();
+        Assert.Equal(folders.Order(), listed.Order());
+        var layered = Layers.SelectMany(l => l).Where(n => n.Length > 0).ToList();
+        Assert.Equal(layered.Where(listed.Contains), listed.Where(layered.Contains));
+    }
+
     /// <summary>The scan itself sees through lambdas and generic arguments (else the tests above could pass on nothing).</summary>
     [Fact]
     public void ScanSeesReferencesInLambdasAndSignatures()

@@ -3,7 +3,7 @@ namespace PSContainers.Runtime.Config;
 
 /// <summary>
 /// The <c>security:</c> section of config.yaml: what a container's processes may do. Every value
-/// has a safe default (see Security/SecurityPlan.cs); a config without the section gets them all.
+/// has a safe default (see Containers/SecurityPlan.cs); a config without the section gets them all.
 /// Names are stored normalized (capabilities lower case without "cap_").
 /// </summary>
 public sealed class SecurityConfig

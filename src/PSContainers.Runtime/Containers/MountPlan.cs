@@ -6,7 +6,7 @@ namespace PSContainers.Runtime.Containers;
 /// <summary>
 /// The mounts every container gets, in order: /proc (with the host-wide knobs under it read-only,
 /// LXC's proc:mixed), /sys read-only, masked paths (all per the security section, see
-/// Security/SecurityPlan.cs), a tmpfs /dev holding only the device nodes a container needs
+/// Containers/SecurityPlan.cs), a tmpfs /dev holding only the device nodes a container needs
 /// (bind-mounted from the host, which also works inside a user namespace), its own devpts, /dev/shm,
 /// the console; then the user's bind mounts from config.yaml.
 /// </summary>
