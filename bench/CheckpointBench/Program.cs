@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using PSContainers.Runtime.Checkpoint;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.Launcher;
 
 // Checkpoint and restore one running busybox container, round after round, two ways:
 //   runtime: CheckpointManager.Checkpoint (criu swrk over RPC, manifest, stop bookkeeping) and
@@ -18,10 +19,10 @@ for (var i = 0; i < args.Length; i++)
     else if (args[i] == "--repo") repo = args[++i];
     else rounds = int.Parse(args[i]);
 }
-Helper.ConfiguredPath = Path.Combine(repo ?? Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../..")), "out/PSContainers/psc-helper");
+PscHelper.ConfiguredPath = Path.Combine(repo ?? Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../..")), "out/PSContainers/psc-helper");
 var id = Guid.NewGuid().ToString("N")[..6];
 var work = $"/tmp/psc-bench-criu-{id}";
-var manager = new ContainerManager(Path.Combine(work, "store"));
+var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(Path.Combine(work, "store"));
 var checkpoints = new CheckpointManager(manager);
 var criu = checkpoints.Criu();
 var name = $"psc-bench-criu-{id}";

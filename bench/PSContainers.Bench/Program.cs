@@ -16,6 +16,7 @@ using PSContainers.Runtime.Cgroups;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Native;
+using PSContainers.Runtime.Launcher;
 
 namespace PSContainers.Bench;
 
@@ -204,13 +205,13 @@ internal sealed class Bench
         // No host networking: the container gets no interface but its own loopback (no lxcbr0, no veth).
         File.WriteAllText(_lxcConf, "lxc.net.0.type = empty\n");
         // The measured helper is the module's own.
-        Helper.ConfiguredPath = Path.Combine(_moduleFolder, Helper.FileName);
+        PscHelper.ConfiguredPath = Path.Combine(_moduleFolder, PscHelper.FileName);
 
         Log($"work directory {_work}; module {_moduleFolder}");
         if (!_o.ApiOnly) OpenRunspace();
 
         // Warm-up (unmeasured): JIT, page cache, busybox applet list, LXC template.
-        var manager = new ContainerManager(_store);
+        var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(_store);
         BuildFloorRootfs();
         _load.Add(LoadAverage());
         _fsProbe = ProbeInodeCost();
@@ -732,7 +733,7 @@ internal sealed class Bench
         // PSContainers containers of our store, then the store's cgroup parent.
         try
         {
-            var manager = new ContainerManager(_store);
+            var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(_store);
             foreach (var name in manager.Names().ToList())
                 try { manager.Remove(name, force: true); }
                 catch (Exception ex) { Log($"cleanup: Remove-Container {name}: {ex.Message}"); }

@@ -10,13 +10,14 @@ using System.Text;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Native;
+using PSContainers.Runtime.Launcher;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var rounds = args.Length > 0 ? int.Parse(args[0]) : 30;
 var repo = FindRepo();
-Helper.ConfiguredPath = Path.Combine(repo, "out", "PSContainers", Helper.FileName);
+PscHelper.ConfiguredPath = Path.Combine(repo, "out", "PSContainers", PscHelper.FileName);
 var work = Path.Combine("/tmp", "psc-bench-sec-" + Guid.NewGuid().ToString("N")[..8]);
-var manager = new ContainerManager(Path.Combine(work, "store"));
+var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(Path.Combine(work, "store"));
 var loadBefore = File.ReadAllText("/proc/loadavg").Split(' ')[..3];
 var variants = new (string Key, string Label, string Yaml)[]
 {
@@ -62,11 +63,11 @@ finally
 var plain = new List<double>();
 var sealedCopy = new List<double>();
 var fromCopy = new List<double>();
-var processCopy = Sys.SealedExecutableCopy(Helper.Path, Helper.FileName) ?? throw new InvalidOperationException("memfd copy failed");
+var processCopy = Sys.SealedExecutableCopy(PscHelper.Path, PscHelper.FileName) ?? throw new InvalidOperationException("memfd copy failed");
 for (var i = -10; i < rounds * 5; i++)
 {
-    var v = TimeHelper(Helper.Path, "--version", null);
-    var e = TimeHelper(Helper.Path, "exec", "6\npid\01\0");
+    var v = TimeHelper(PscHelper.Path, "--version", null);
+    var e = TimeHelper(PscHelper.Path, "exec", "6\npid\01\0");
     var c = TimeHelper(processCopy, "exec", "6\npid\01\0");
     if (i >= 0) { plain.Add(v); sealedCopy.Add(e); fromCopy.Add(c); }
 }

@@ -32,7 +32,7 @@ try
         foreach (var backend in backends)
         foreach (var size in sizes)
         {
-            var manager = new ContainerManager(Path.Combine(storeRoot, $"{backend}-{size}"));
+            var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(Path.Combine(storeRoot, $"{backend}-{size}"));
             var storage = new StorageManager(manager);
             var src = manager.Create("src", new CreateOptions { Template = "busybox", Backend = backend });
             Fill(backend == "overlay" ? Path.Combine(src.Path, "overlay", "lower") : src.RootfsPath, size);
@@ -50,7 +50,7 @@ try
         var size = sizes.Max();
         Console.WriteLine();
         Console.WriteLine($"Export/import vs GNU tar (busybox + {size} MiB, /tmp; page cache warm)");
-        var manager = new ContainerManager(Path.Combine(root, "tar-store"));
+        var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(Path.Combine(root, "tar-store"));
         var src = manager.Create("src", new CreateOptions { Template = "busybox" });
         Fill(src.RootfsPath, size);
         // Warm-up (JIT, page cache) so the first measured format is not penalised.

@@ -4,6 +4,7 @@ using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Namespaces;
 using PSContainers.Tests.Infrastructure;
 using Xunit.Abstractions;
+using PSContainers.Runtime.Launcher;
 
 namespace PSContainers.Tests;
 
@@ -193,7 +194,7 @@ public sealed class AttachSecurityTests : IDisposable
         spec.CgroupV2Directory = cgroups.V2?.Directories(join)[0];
         var log = Path.Combine(_store.Root, "attach.strace");
         var psi = new System.Diagnostics.ProcessStartInfo("strace") { RedirectStandardInput = true, RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in new[] { "-f", "-y", "-qq", "-s", "256", "-e", "trace=setns,write,clone,clone3", "-o", log, Helper.Path, "exec" }) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "-f", "-y", "-qq", "-s", "256", "-e", "trace=setns,write,clone,clone3", "-o", log, PscHelper.Path, "exec" }) psi.ArgumentList.Add(a);
         string[] output;
         using (var p = System.Diagnostics.Process.Start(psi)!)
         {

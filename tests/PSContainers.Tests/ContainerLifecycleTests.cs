@@ -477,7 +477,7 @@ public sealed class ContainerLifecycleTests : IDisposable
     {
         var donor = NewBusybox(TestStore.NewName("donor"));
         var external = Path.Combine(_store.Root, "external-rootfs");
-        PSContainers.Runtime.Storage.TreeCopier.Copy(donor.RootfsPath, external);
+        PSContainers.Runtime.Filesystem.TreeCopier.Copy(donor.RootfsPath, external);
         var name = TestStore.NewName("ext");
         var info = (ContainerInfo)_ps.Run("New-Container $args[0] -RootfsPath $args[1] -Command /bin/sleep,1000", name, external).Single().BaseObject;
         Assert.Equal(external, info.RootfsPath);

@@ -4,6 +4,7 @@ using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Network;
 using PSContainers.Runtime.State;
 using PSContainers.Tests.Infrastructure;
+using PSContainers.Runtime.NetworkHooks;
 
 namespace PSContainers.Tests;
 

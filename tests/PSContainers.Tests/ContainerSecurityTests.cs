@@ -5,6 +5,7 @@ using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Security;
 using PSContainers.Tests.Infrastructure;
+using PSContainers.Runtime.Launcher;
 
 namespace PSContainers.Tests;
 
@@ -323,7 +324,7 @@ public sealed class ContainerSecurityTests : IDisposable
         var unified = host.V2?.MountPoint;
         Assert.NotNull(unified);
         var v2only = new CgroupManager(null, new CgroupV2Driver(unified!));
-        var manager = new ContainerManager(new PSContainers.Runtime.State.ContainerStore(_store.StorePath), v2only);
+        var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(new PSContainers.Runtime.State.ContainerStore(_store.StorePath), v2only);
         using var loop = new LoopFilesystem("btrfs", 256L << 20);
         var (major, minor) = DeviceNumbers(loop.LoopDevice!);
         var name = TestStore.NewName("bpfdev");
@@ -388,11 +389,11 @@ public sealed class ContainerSecurityTests : IDisposable
         // A private copy of the helper, so that even a broken protection could never damage the build.
         using var dir = new TempDir();
         var helper = Path.Combine(dir.Path, "psc-helper");
-        File.Copy(Helper.Path, helper);
+        File.Copy(PscHelper.Path, helper);
         File.SetUnixFileMode(helper, (UnixFileMode)0b111_101_101);
         var before = SHA256.HashData(File.ReadAllBytes(helper));
-        var previous = Environment.GetEnvironmentVariable(Helper.EnvironmentVariable);
-        Environment.SetEnvironmentVariable(Helper.EnvironmentVariable, helper);
+        var previous = Environment.GetEnvironmentVariable(PscHelper.EnvironmentVariable);
+        Environment.SetEnvironmentVariable(PscHelper.EnvironmentVariable, helper);
         try
         {
             var c = Running("cve5736");
@@ -418,7 +419,7 @@ public sealed class ContainerSecurityTests : IDisposable
         }
         finally
         {
-            Environment.SetEnvironmentVariable(Helper.EnvironmentVariable, previous);
+            Environment.SetEnvironmentVariable(PscHelper.EnvironmentVariable, previous);
         }
     }
 

@@ -6,6 +6,7 @@ using PSContainers.Runtime.Native;
 using PSContainers.Runtime.Network;
 using PSContainers.Runtime.State;
 using PSContainers.Tests.Infrastructure;
+using PSContainers.Runtime.NetworkHooks;
 
 namespace PSContainers.Tests;
 
@@ -169,8 +170,8 @@ public sealed class EdgesTests : IDisposable
         _ps.Run("New-Container $args[0]; New-Container $args[1]", a, b);
         // Leases as a start on the default bridge records them (no bridge needed to lease).
         var bridge = DefaultBridge.For(_store.Manager.Store);
-        bridge.Lease(a, 0, _store.Manager);
-        bridge.Lease(b, 0, _store.Manager);
+        bridge.Lease(a, 0, _store.Manager.Store);
+        bridge.Lease(b, 0, _store.Manager.Store);
         Assert.Equal(2, bridge.Leases().Count);
         var locks = _store.Manager.Store.LockDirectory;
         Assert.True(File.Exists(Path.Combine(locks, a + ".lock")));

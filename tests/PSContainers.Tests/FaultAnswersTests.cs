@@ -81,13 +81,13 @@ public sealed class FaultAnswersTests : IDisposable
         {
             var name = NewSleeper("sl");
             M.Start(name);
-            seen.AddRange(Race(() => { M.PlanLimits(name, limits); M.SetLimits(name, limits, persist: false); M.GetLimits(name); M.Measure(name); },
+            seen.AddRange(Race(() => { new ContainerLimits(M).PlanLimits(name, limits); new ContainerLimits(M).SetLimits(name, limits, persist: false); new ContainerLimits(M).GetLimits(name); new ContainerLimits(M).Measure(name); },
                 () => M.Stop(name, kill: true)));
             // init ending by itself takes no lock: its supervisor removes the cgroup at any moment.
             var init = M.Start(name).Pid!.Value;
-            seen.AddRange(Race(() => { M.PlanLimits(name, limits); M.SetLimits(name, limits, persist: false); M.GetLimits(name); M.Measure(name); },
+            seen.AddRange(Race(() => { new ContainerLimits(M).PlanLimits(name, limits); new ContainerLimits(M).SetLimits(name, limits, persist: false); new ContainerLimits(M).GetLimits(name); new ContainerLimits(M).Measure(name); },
                 () => { HostCommand.Run("kill", "-9", init.ToString()); SpinWait.SpinUntil(() => M.Get(name).State == ContainerStatus.Stopped, TimeSpan.FromSeconds(5)); }));
-            seen.AddRange(Race(() => { M.PlanLimits(name, limits); M.SetLimits(name, limits, persist: true); }, () => M.Remove(name, force: true)));
+            seen.AddRange(Race(() => { new ContainerLimits(M).PlanLimits(name, limits); new ContainerLimits(M).SetLimits(name, limits, persist: true); }, () => M.Remove(name, force: true)));
         }
         Assert.Contains("ContainerNotRunning", seen);
         Assert.Contains("ContainerNotFound", seen);

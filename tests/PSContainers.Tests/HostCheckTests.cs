@@ -2,6 +2,7 @@ using System.IO.Compression;
 using System.Text;
 using PSContainers.Runtime.IdMapping;
 using PSContainers.Tests.Infrastructure;
+using PSContainers.Runtime.HostCheck;
 
 namespace PSContainers.Tests;
 

@@ -53,7 +53,7 @@ public class IdMapConfigTests
         Assert.Equal(["5432"], nic.HostPorts);
         Assert.Equal(nic.Ports, ConfigLoader.Parse(ConfigLoader.Serialize(config), "x").Network[0].Ports);
         Assert.Equal(["--config-net", "--ns-ifname", "eth0", "--quiet", "--pid", "/p", "--tcp-ports", "8080,2222:22", "--tcp-ns", "5432", "--udp-ports", "none", "--udp-ns", "none", "--no-map-gw"],
-            PSContainers.Runtime.Network.PastaHook.Arguments(nic, "eth0", "/p"));
+            PSContainers.Runtime.NetworkHooks.PastaHook.Arguments(nic, "eth0", "/p"));
         Assert.Contains("invalid port '70000'", Assert.Throws<ContainerException>(() => ConfigLoader.Parse("network: [{ type: pasta, ports: [70000] }]", "t")).Message);
         Assert.Contains("'link' does not apply to a pasta interface", Assert.Throws<ContainerException>(() => ConfigLoader.Parse("network: [{ type: pasta, link: br0 }]", "t")).Message);
         Assert.Contains("at most one pasta interface", Assert.Throws<ContainerException>(() => ConfigLoader.Parse("network: [{ type: pasta }, { type: pasta, name: eth1 }]", "t")).Message);

@@ -7,6 +7,7 @@ using PSContainers.Runtime.Migration;
 using PSContainers.Runtime.State;
 using PSContainers.Runtime.Storage;
 using PSContainers.Tests.Infrastructure;
+using PSContainers.Runtime.Filesystem;
 
 namespace PSContainers.Tests;
 

@@ -1,6 +1,7 @@
 using System.Text;
 using PSContainers.Runtime;
 using PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.Launcher;
 
 namespace PSContainers.Tests;
 
@@ -196,7 +197,7 @@ public sealed class LaunchSpecTests
     {
         var spec = new ExecSpec();
         spec.Command.Add("/bin/true");
-        var result = Helper.Run(spec);
+        var result = PscHelper.Run(spec);
         Assert.Equal(125, result.ExitCode);
         Assert.Contains(result.Error, l => l.Contains("psc-helper:") && l.Contains("exec needs 'pid'"));
         Assert.Empty(result.Output);
@@ -205,7 +206,7 @@ public sealed class LaunchSpecTests
     [Fact]
     public void Helper_SpecWithoutProgram_Exits125()
     {
-        var result = Helper.Run(new ExecSpec { TargetPid = Environment.ProcessId });
+        var result = PscHelper.Run(new ExecSpec { TargetPid = Environment.ProcessId });
         Assert.Equal(125, result.ExitCode);
         Assert.Contains(result.Error, l => l.Contains("exec needs 'arg'") && l.Contains("the program to run"));
     }
@@ -229,7 +230,7 @@ public sealed class LaunchSpecTests
         spec.Command.Add("argv0");
         spec.Command.Add("x y");
         spec.Command.Add("");
-        var result = Helper.Run(spec);
+        var result = PscHelper.Run(spec);
         Assert.True(result.ExitCode == 7, $"exit {result.ExitCode}: {string.Join("\n", result.Error)}");
         Assert.Equal(new[] { "a b  c|/tmp|x y||" }, result.Output);
     }
@@ -239,7 +240,7 @@ public sealed class LaunchSpecTests
     {
         var spec = new ExecSpec { TargetPid = Environment.ProcessId };
         spec.Command.Add("/nonexistent/program");
-        var result = Helper.Run(spec);
+        var result = PscHelper.Run(spec);
         Assert.Equal(127, result.ExitCode);
         Assert.Contains(result.Error, l => l.Contains("/nonexistent/program"));
     }

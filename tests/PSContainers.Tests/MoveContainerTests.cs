@@ -156,7 +156,7 @@ public sealed class MoveContainerTests : IDisposable
             Assert.Equal(ContainerStatus.Running, after.State);
             Assert.NotEqual(before.Pid, after.Pid); // stopped for the move, started again by the rollback
             Assert.Equal("made before the move", _store.Manager.Exec(c.Name, new[] { "cat", "/etc/marker" }).Output.Single());
-            Assert.Empty(new ContainerManager(destination).Names());
+            Assert.Empty(PSContainers.Runtime.Composition.ContainerRuntime.Open(destination).Names());
             Assert.False(Directory.Exists(Path.Combine(destination, ".migrate")));
         }
         finally

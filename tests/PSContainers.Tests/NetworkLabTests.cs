@@ -94,7 +94,7 @@ public sealed class NetworkLabTests : IDisposable
             var sys = (ContainerCommandResult)s.Run("Invoke-NetNamespaceCommand $args[0] -Command ls,/sys/class/net", ns).Single().BaseObject;
             Assert.Equal(new[] { "lo" }, sys.Output);
             // A process inside is listed, and its namespace identified.
-            using var sleeper = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(Runtime.Namespaces.Helper.Path, "netns-exec")
+            using var sleeper = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(Runtime.Launcher.PscHelper.Path, "netns-exec")
             { RedirectStandardInput = true })!;
             var spec = new Runtime.Namespaces.NetNsExecSpec { NetNsPath = NetNamespaces.PathOf(ns) };
             spec.Command.AddRange(new[] { "sleep", "30" });

@@ -4,6 +4,8 @@ using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Security;
 using PSContainers.Tests.Infrastructure;
+using PSContainers.Runtime.Launcher;
+using PSContainers.Runtime.Containers;
 
 namespace PSContainers.Tests;
 

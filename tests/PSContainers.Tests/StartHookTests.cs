@@ -6,6 +6,7 @@ using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
 using PSContainers.Tests.Infrastructure;
+using PSContainers.Runtime.Launcher;
 
 namespace PSContainers.Tests;
 
@@ -32,6 +33,8 @@ public sealed class StartHookTests : IDisposable
         }
 
         public void Stopped(string name, ContainerConfig config) => StopCalls++;
+
+        public void Removed(string name) { }
     }
 
     [Fact]
@@ -84,7 +87,7 @@ public sealed class StartHookTests : IDisposable
         MountPlan.AddDefaults(spec, new ContainerConfig());
         spec.Command.AddRange(new[] { "/bin/sh", "-c", "echo written > /new-file; exec sleep 1000" });
         spec.Environment.Add("PATH=/bin:/sbin");
-        var result = Helper.Start(spec, null);
+        var result = PscHelper.Start(spec, null);
         Assert.True(result.ExitCode == 0, string.Join("\n", result.Error));
         var started = HelperProtocol.Started.Parse(result.Output.Single());
         var pids = new[] { started.Supervisor, started.Init };

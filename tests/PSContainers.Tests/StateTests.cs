@@ -3,6 +3,7 @@ using System.Text.Json;
 using PSContainers.Runtime;
 using PSContainers.Runtime.State;
 using PSContainers.Tests.Infrastructure;
+using PSContainers.Runtime.Filesystem;
 
 namespace PSContainers.Tests;
 

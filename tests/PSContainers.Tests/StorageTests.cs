@@ -5,6 +5,8 @@ using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.State;
 using PSContainers.Runtime.Storage;
 using PSContainers.Tests.Infrastructure;
+using PSContainers.Runtime.Filesystem;
+using PSContainers.Runtime.Backends;
 
 namespace PSContainers.Tests;
 
@@ -221,12 +223,16 @@ public sealed class StorageTests : IDisposable
         Assert.False(M.Exists(name));
         Assert.False(Directory.Exists(M.Store.ContainerDirectory(name)));
 
-        // Stopped from inside (init exits): gone at the next Get-Container.
+        // Stopped from inside (init exits): reading it has no side effect, and it is gone at the next Get-Container.
         var second = TestStore.NewName("eph2");
         var running = S.Copy(src.Name, second, new CopyOptions { Ephemeral = true });
         PSContainers.Runtime.Native.Sys.Kill(running.Pid!.Value, 9);
         M.Wait(second, ContainerStatus.Stopped, TimeSpan.FromSeconds(10));
-        Assert.DoesNotContain(M.List(), c => c.Name == second);
+        Assert.Contains(M.List(), c => c.Name == second && c.State == ContainerStatus.Stopped);
+        Assert.Equal(ContainerStatus.Stopped, M.Get(second).State);
+        var listed = _ps.Run("Get-Container").Select(o => ((ContainerInfo)o.BaseObject).Name).ToList();
+        Assert.DoesNotContain(second, listed);
+        Assert.Contains(src.Name, listed);
         Assert.False(Directory.Exists(M.Store.ContainerDirectory(second)));
         Assert.True(M.Exists(src.Name));
     }

@@ -3,6 +3,7 @@ using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.State;
 using PSContainers.Runtime.Storage;
 using PSContainers.Tests.Infrastructure;
+using PSContainers.Runtime.Filesystem;
 
 namespace PSContainers.Tests;
 
@@ -141,7 +142,7 @@ public sealed class StoreBoundaryTests : IDisposable
     public void NewStore_IsMade0711_AndItsDirectories0700_AndAUserNamespacedContainerStillStarts()
     {
         var path = Path.Combine(_store.Root, "fresh");
-        var manager = new ContainerManager(path);
+        var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(path);
         var name = TestStore.NewName("un");
         try
         {

@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using PSContainers.Runtime.IdMapping;
 using PSContainers.Tests.Infrastructure;
+using PSContainers.Runtime.HostCheck;
 
 namespace PSContainers.Tests;
 

@@ -3,6 +3,7 @@ using PSContainers.Runtime;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Storage;
 using PSContainers.Tests.Infrastructure;
+using PSContainers.Runtime.Filesystem;
 
 namespace PSContainers.Tests;
 
@@ -282,7 +283,7 @@ public sealed class TarImportEdgeTests : IDisposable
         HostCommand.Run("mount", "-t", "tmpfs", "-o", "size=32m", "psc-test-tmpfs", small);
         try
         {
-            var manager = new ContainerManager(Path.Combine(small, "store"));
+            var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(Path.Combine(small, "store"));
             var bomb = Bomb("bomb2.tar.gz");
             var ex = Assert.Throws<ContainerException>(() => ContainerArchive.Import(manager, bomb, "psct-big"));
             Assert.Equal("ArchiveTooLarge", ex.ErrorId);

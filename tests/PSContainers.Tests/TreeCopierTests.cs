@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using PSContainers.Runtime;
 using PSContainers.Runtime.Storage;
 using Xunit;
+using PSContainers.Runtime.Filesystem;
 
 namespace PSContainers.Tests;
 

@@ -90,7 +90,8 @@ public sealed class UnprivilegedContainerTests : IDisposable
         // Other programs may change the real files meanwhile; root's own lines there must not.
         string RootsRealRanges() => string.Join(",", new SubordinateIdDatabase().GetRanges("root", 0, SubordinateIdDatabase.BothKinds));
         var realRanges = RootsRealRanges();
-        var manager = new ContainerManager(new PSContainers.Runtime.State.ContainerStore(_store.StorePath)) { SubordinateIds = new SubordinateIdDatabase(ids) };
+        var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(new PSContainers.Runtime.State.ContainerStore(_store.StorePath));
+        manager.SubordinateIds = new SubordinateIdDatabase(ids);
         var warnings = new List<string>();
         manager.Warning += warnings.Add;
         var expected = window + 65536;

@@ -19,19 +19,19 @@ public sealed class UserNicTests
     {
         private const string Directory = "/etc/pscontainers";
         private readonly bool _directoryExisted = System.IO.Directory.Exists(Directory);
-        private readonly byte[]? _previous = File.Exists(Runtime.IdMapping.UsernetQuota.DefaultPath) ? File.ReadAllBytes(Runtime.IdMapping.UsernetQuota.DefaultPath) : null;
+        private readonly byte[]? _previous = File.Exists(Runtime.Network.UsernetQuota.DefaultPath) ? File.ReadAllBytes(Runtime.Network.UsernetQuota.DefaultPath) : null;
 
         public UsernetFile(string content)
         {
             System.IO.Directory.CreateDirectory(Directory);
-            File.WriteAllText(Runtime.IdMapping.UsernetQuota.DefaultPath, content);
-            File.SetUnixFileMode(Runtime.IdMapping.UsernetQuota.DefaultPath, (UnixFileMode)0b110_100_100);
+            File.WriteAllText(Runtime.Network.UsernetQuota.DefaultPath, content);
+            File.SetUnixFileMode(Runtime.Network.UsernetQuota.DefaultPath, (UnixFileMode)0b110_100_100);
         }
 
         public void Dispose()
         {
-            if (_previous is not null) File.WriteAllBytes(Runtime.IdMapping.UsernetQuota.DefaultPath, _previous);
-            else File.Delete(Runtime.IdMapping.UsernetQuota.DefaultPath);
+            if (_previous is not null) File.WriteAllBytes(Runtime.Network.UsernetQuota.DefaultPath, _previous);
+            else File.Delete(Runtime.Network.UsernetQuota.DefaultPath);
             if (!_directoryExisted) System.IO.Directory.Delete(Directory);
         }
     }

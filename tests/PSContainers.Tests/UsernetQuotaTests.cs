@@ -1,6 +1,7 @@
 using PSContainers.Runtime;
 using PSContainers.Runtime.IdMapping;
 using PSContainers.Tests.Infrastructure;
+using PSContainers.Runtime.Network;
 
 namespace PSContainers.Tests;
 

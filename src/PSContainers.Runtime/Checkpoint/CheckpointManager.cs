@@ -6,6 +6,8 @@ using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Network;
 using PSContainers.Runtime.State;
+using PSContainers.Runtime.Launcher;
+using PSContainers.Runtime.NetworkHooks;
 
 namespace PSContainers.Runtime.Checkpoint;
 
@@ -31,12 +33,12 @@ public sealed class CheckpointManager
     /// <summary>How long one CRIU request may take by default (-Timeout).</summary>
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(10);
 
-    public ContainerManager Manager { get; }
+    public IContainerLifecycle Manager { get; }
     private ContainerStore Store => Manager.Store;
     /// <summary>The criu executable; null: $PSCONTAINERS_CRIU, else PATH (see <see cref="CriuService"/>).</summary>
     public string? CriuPath { get; set; }
 
-    public CheckpointManager(ContainerManager manager) => Manager = manager;
+    public CheckpointManager(IContainerLifecycle manager) => Manager = manager;
 
     /// <summary>Where Save-Container puts a container's checkpoint: inside its own directory.</summary>
     public string SavedCheckpointDirectory(string name) => Path.Combine(Store.ContainerDirectory(name), "checkpoint");
@@ -71,8 +73,8 @@ public sealed class CheckpointManager
         RequireRoot("save", name);
         using var _ = Store.Lock(name);
         var directory = SavedCheckpointDirectory(name);
-        if (Directory.Exists(directory) && Manager.StatusOf(name, Manager.LoadStateOf(name)) != ContainerStatus.Saved)
-            Storage.FsNative.DeleteTree(directory); // left by a save that failed half-way
+        if (Directory.Exists(directory) && Manager.Inspect(name).Status != ContainerStatus.Saved)
+            Filesystem.FsNative.DeleteTree(directory); // left by a save that failed half-way
         var saveOptions = new CheckpointOptions { TcpEstablished = options?.TcpEstablished ?? false, PreDump = options?.PreDump ?? false };
         CheckpointLocked(name, directory, saveOptions, savedCheckpoint: directory, progress);
         return Manager.Get(name);
@@ -82,8 +84,7 @@ public sealed class CheckpointManager
     {
         if (!Store.Exists(name)) throw NotFound(name);
         var config = ConfigLoader.Load(Store.ConfigPath(name));
-        var state = Manager.LoadStateOf(name);
-        var status = Manager.StatusOf(name, state);
+        var (state, status) = Manager.Inspect(name);
         if (status != ContainerStatus.Running || state.InitPid is not { } init || state.CgroupPath is null)
             throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
                 status == ContainerStatus.Frozen
@@ -155,11 +156,11 @@ public sealed class CheckpointManager
         {
             // The container runs on (CRIU resumes it on failure); keep only the log to read.
             if (!options.LeaveRunning && state.PendingCheckpoint is not null)
-                try { Manager.ClearCheckpointPending(name, state); }
+                try { Manager.RecordCheckpointPending(name, state, null, save: false); }
                 catch (IOException) { /* a full disk: the marker is harmless while the images are incomplete */ }
             CriuService.UnmountLeftovers(directory); // a killed criu's cgroup yard: never delete into it
             foreach (var entry in Directory.EnumerateFileSystemEntries(directory).Where(e => Path.GetFileName(e) != DumpLog))
-                if (Directory.Exists(entry)) Storage.FsNative.DeleteTree(entry); else File.Delete(entry);
+                if (Directory.Exists(entry)) Filesystem.FsNative.DeleteTree(entry); else File.Delete(entry);
             throw;
         }
         manifest.Time = DateTimeOffset.Now;
@@ -263,7 +264,7 @@ public sealed class CheckpointManager
     private static unsafe string? TtyId(string path)
     {
         Tmds.Linux.stat st;
-        var bytes = Storage.FsNative.Z(path);
+        var bytes = Filesystem.FsNative.Z(path);
         fixed (byte* p = bytes)
             if (Tmds.Linux.LibC.stat(p, &st) != 0) return null;
         return $"tty[{((ulong)st.st_rdev).ToString("x", CultureInfo.InvariantCulture)}:{((ulong)st.st_dev).ToString("x", CultureInfo.InvariantCulture)}]";
@@ -319,7 +320,7 @@ public sealed class CheckpointManager
                 throw new ContainerException("ContainerNotFound", ContainerErrorKind.ObjectNotFound,
                     $"The checkpoint in '{directory}' is of container '{source}', which this store ({Store.Root}) does not have. Create or import it (its root filesystem as at checkpoint time), or restore with -Name into a copy.", source);
             var config = ConfigLoader.Load(Store.ConfigPath(target));
-            var state = Manager.LoadStateOf(target);
+            var state = Manager.Inspect(target).State;
             RestoreLocked(target, directory, config, state, options.DeleteImages, progress, options);
             return Manager.Get(target);
         }
@@ -335,7 +336,7 @@ public sealed class CheckpointManager
     {
         options ??= new RestoreOptions();
         var manifest = CheckpointManifest.Load(directory);
-        var status = Manager.StatusOf(name, state);
+        var status = Manager.Inspect(name).Status;
         if (status is not (ContainerStatus.Stopped or ContainerStatus.Saved))
             throw new ContainerException("ContainerAlreadyRunning", ContainerErrorKind.InvalidOperation,
                 $"Cannot restore into container '{name}': it is {status.ToString().ToLowerInvariant()} (init pid {state.InitPid}). " +
@@ -352,19 +353,53 @@ public sealed class CheckpointManager
         }
         progress?.Report("Checking CRIU");
         var criu = Criu();
-        var rootfs = Manager.RootfsPathOf(name, config);
+        var rootfs = Manager.RootfsOf(name, config);
         if (!Directory.Exists(rootfs))
             throw new ContainerException("RootfsNotFound", ContainerErrorKind.ObjectNotFound, $"The root filesystem of container '{name}' is missing: {rootfs}.", name);
 
         // criu runs in a mount namespace of its own (psc-helper), so its cgroup yard dies with it;
         // a yard an older build's killed restore left in the host's namespace is undone here.
         CriuService.UnmountLeftovers(directory);
-        var cgroupPath = Manager.CgroupPathFor(name)!; // restore is root's: always a cgroup
-        progress?.Report($"Creating the cgroup {cgroupPath}");
-        Manager.CreateCgroupFor(name, cgroupPath, config);
-        var rootMounts = Storage.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage);
-        var mounted = new List<string>();
+        var rootMounts = Backends.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage);
+        var logPath = Path.Combine(directory, RestoreLog);
         var networkTouched = false;
+        string? cgroup = null;
+        progress?.Report("Creating the cgroup");
+        try
+        {
+            Manager.Launch(name, config, state, new LaunchRequest<RestoreSpec>
+            {
+                Spec = new RestoreSpec { ImagesDirectory = directory },
+                Prepare = (spec, cgroupPath) =>
+                {
+                    cgroup = cgroupPath ?? throw new ContainerException("CgroupNotDelegated", ContainerErrorKind.PermissionDenied,
+                        $"Container '{name}' cannot be restored without a cgroup of its own: CRIU puts the restored tasks into it.", name);
+                    spec.Command.AddRange(new[] { criu.Path, "swrk", "3" });
+                    spec.Environment.Add("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+                },
+                Run = spec => RunCriuRestore(spec, name, directory, rootfs, cgroup!, rootMounts, manifest, config, criu, options, logPath, progress, () => networkTouched = true),
+                Failed = result => new ContainerException("RestoreFailed", ContainerErrorKind.InvalidOperation,
+                    $"Container '{name}' could not be restored: {string.Join(" ", result.Error).Trim()}. CRIU's log: {logPath}.", name),
+                HostSideTouched = () => networkTouched,
+            });
+        }
+        catch
+        {
+            CriuService.UnmountLeftovers(directory);
+            CriuService.CapLog(logPath);
+            throw;
+        }
+        if (deleteImages) Filesystem.FsNative.DeleteTree(directory);
+    }
+
+    /// <summary>
+    /// The restore's psc-helper run: the supervisor starts criu swrk, CRIU restores the tasks as the
+    /// supervisor's children, the host ends of the network are connected, and the restored init is let go.
+    /// </summary>
+    private HelperResult RunCriuRestore(RestoreSpec spec, string name, string directory, string rootfs, string cgroupPath, IEnumerable<MountEntry> rootMounts,
+        CheckpointManifest manifest, ContainerConfig config, CriuInstallation criu, RestoreOptions options, string logPath, IProgress<string>? progress, Action networkTouched)
+    {
+        var mounted = new List<string>();
         try
         {
             // An overlay rootfs exists only inside the container's mount namespace: CRIU needs it
@@ -374,33 +409,19 @@ public sealed class CheckpointManager
                 MountOnHost(m, rootfs);
                 mounted.Add(rootfs);
             }
-            File.Delete(Store.ExitRecordPath(name));
             using var channel = CriuChannel.Create();
-            var spec = new RestoreSpec
-            {
-                ConsoleLog = Store.ConsoleLogPath(name),
-                ConsoleLogMaxBytes = config.Console.LogMaxBytes,
-                ExitRecord = Store.ExitRecordPath(name),
-                RunRecord = Store.RunRecordPath(name),
-                CriuSocketFd = channel.PeerFd,
-                ImagesDirectory = directory,
-            };
-            spec.Command.AddRange(new[] { criu.Path, "swrk", "3" });
-            spec.Environment.Add("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-            spec.CgroupDirectories.AddRange(Manager.Cgroups.Directories(cgroupPath).Concat(Manager.Cgroups.Directories(CgroupManager.InnerOf(cgroupPath))));
-            var logPath = Path.Combine(directory, RestoreLog);
-            HelperResult result;
+            spec.CriuSocketFd = channel.PeerFd;
             progress?.Report($"Restoring {manifest.ProcessCount} process(es) into '{name}'");
             lock (CriuChannel.SpawnLock)
             {
                 channel.ExposePeer();
-                result = Helper.Restore(spec, paused =>
+                return PscHelper.Restore(spec, paused =>
                 {
                     channel.ClosePeer();
                     var criuPid = paused.Criu;
                     var criuStart = Native.Sys.ProcessStartTime(criuPid);
                     var opts = RestoreOptionsFor(directory, rootfs, cgroupPath, manifest, config, name, paused.ConsolePty, options.CriuLogLevel);
-                    networkTouched = true;
+                    networkTouched();
                     var what = $"CRIU could not restore container '{name}' from '{directory}'";
                     var resp = channel.Call(new criu_req { Type = criu_req_type.Restore, Opts = opts },
                         CriuService.WatchingLog(() => Native.Sys.ProcessStartTime(criuPid) is { } t && t == criuStart, logPath, errorId: "RestoreFailed", what: what, target: name),
@@ -412,32 +433,11 @@ public sealed class CheckpointManager
                     return new HelperProtocol.GoRestored(resp.Restore.Pid);
                 });
             }
-            if (result.ExitCode != 0 || result.Output.Length == 0)
-                throw new ContainerException("RestoreFailed", ContainerErrorKind.InvalidOperation,
-                    $"Container '{name}' could not be restored: {string.Join(" ", result.Error).Trim()}. CRIU's log: {logPath}.", name);
-            var started = HelperProtocol.Started.Parse(result.Output[0]);
-            Manager.RecordRunning(name, state, started.Supervisor, started.Init, cgroupPath);
-        }
-        catch
-        {
-            // The supervisor has killed criu and what it restored; whatever is still in the cgroup
-            // (a task stuck where the supervisor could not reap it) goes with it.
-            if (Manager.Cgroups.Exists(cgroupPath))
-            {
-                if (Manager.Cgroups.AllPids(cgroupPath).Count > 0) Manager.Cgroups.KillAll(cgroupPath);
-                Manager.Cgroups.RemoveContainer(cgroupPath);
-            }
-            if (networkTouched)
-                try { Manager.UndoHooks(name, config); } catch (ContainerException) { /* the restore error matters more */ }
-            CriuService.UnmountLeftovers(directory);
-            CriuService.CapLog(Path.Combine(directory, RestoreLog));
-            throw;
         }
         finally
         {
-            foreach (var path in mounted) Storage.FsNative.Unmount(path);
+            foreach (var path in mounted) Filesystem.FsNative.Unmount(path);
         }
-        if (deleteImages) Storage.FsNative.DeleteTree(directory);
     }
 
     private criu_opts RestoreOptionsFor(string directory, string rootfs, string cgroupPath, CheckpointManifest manifest, ContainerConfig config, string name, string? consolePty, int logLevel)
@@ -461,7 +461,7 @@ public sealed class CheckpointManager
             opts.InheritFd.Add(new inherit_fd { Key = manifest.ConsoleTty, Fd = 4 });
         // CRIU recreates each veth pair with the host end in its own (the host's) namespace, named
         // as this container's host end; ConnectHostEnds then moves and attaches it.
-        var hook = new NetworkHook(Manager);
+        var hook = new NetworkHook(Store);
         var eth = 0;
         for (var i = 0; i < config.Network.Count; i++)
         {
@@ -478,7 +478,7 @@ public sealed class CheckpointManager
     /// <summary>The host ends CRIU made: into their namespace, onto their bridge, up.</summary>
     private void ConnectHostEnds(string name, ContainerConfig config)
     {
-        var hook = new NetworkHook(Manager);
+        var hook = new NetworkHook(Store);
         for (var i = 0; i < config.Network.Count; i++)
         {
             var nic = config.Network[i];
@@ -501,7 +501,7 @@ public sealed class CheckpointManager
     }
 
     private static void MountOnHost(MountEntry m, string rootfs) =>
-        Storage.FsNative.Mount(m.Source, rootfs, m.FsType, (ulong)m.Flags & 0xFFFFFFFF, m.Data);
+        Filesystem.FsNative.Mount(m.Source, rootfs, m.FsType, (ulong)m.Flags & 0xFFFFFFFF, m.Data);
 
     private static ContainerException NotFound(string name) =>
         new("ContainerNotFound", ContainerErrorKind.ObjectNotFound, $"No container named '{name}' exists. Get-Container lists the containers of this store.", name);

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using PSContainers.Runtime.State;
+using PSContainers.Runtime.Filesystem;
 
 namespace PSContainers.Runtime.Checkpoint;
 

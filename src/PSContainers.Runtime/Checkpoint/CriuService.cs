@@ -186,7 +186,7 @@ public static class CriuService
         }
         catch (IOException) { return; }
         foreach (var point in points.OrderByDescending(p => p.Length).ThenByDescending(p => p, StringComparer.Ordinal))
-            try { Storage.FsNative.Unmount(point); } catch (ContainerException) { }
+            try { Filesystem.FsNative.Unmount(point); } catch (ContainerException) { }
         foreach (var dir in Directory.EnumerateDirectories(directory, ".criu.*"))
             try { Directory.Delete(dir, recursive: false); } catch (IOException) { }
     }

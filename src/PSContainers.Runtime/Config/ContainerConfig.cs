@@ -1,3 +1,4 @@
+using PSContainers.Runtime.Backends;
 namespace PSContainers.Runtime.Config;
 
 /// <summary>

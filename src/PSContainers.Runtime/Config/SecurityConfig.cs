@@ -1,8 +1,9 @@
+using PSContainers.Runtime.Containers;
 namespace PSContainers.Runtime.Config;
 
 /// <summary>
 /// The <c>security:</c> section of config.yaml: what a container's processes may do. Every value
-/// has a safe default (see Security/SecurityPlan.cs); a config without the section gets them all.
+/// has a safe default (see Containers/SecurityPlan.cs); a config without the section gets them all.
 /// Names are stored normalized (capabilities lower case without "cap_").
 /// </summary>
 public sealed class SecurityConfig
@@ -25,7 +26,7 @@ public sealed class SecurityConfig
     /// <summary>ro (LXC sys:ro) or rw.</summary>
     public string Sys { get; set; } = "ro";
     /// <summary>Paths hidden behind /dev/null (files) or an empty read-only tmpfs (directories);
-    /// null = the built-in list (<see cref="Security.SecurityPlan.DefaultMaskedPaths"/>).</summary>
+    /// null = the built-in list (<see cref="Containers.SecurityPlan.DefaultMaskedPaths"/>).</summary>
     public List<string>? MaskedPaths { get; set; }
     /// <summary>default (LXC's device allow-list in the devices cgroup) or unconfined (no default rules).</summary>
     public string Devices { get; set; } = "default";

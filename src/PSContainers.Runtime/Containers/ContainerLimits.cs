@@ -1,13 +1,14 @@
 using PSContainers.Runtime.Cgroups;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.State;
+using PSContainers.Runtime.Filesystem;
 
 namespace PSContainers.Runtime.Containers;
 
-/// <summary>Live resource limits and usage of containers (lxc-cgroup), on top of <see cref="CgroupManager"/>.</summary>
-public static class ContainerLimits
+/// <summary>Live resource limits and usage of containers (lxc-cgroup), on top of <see cref="CgroupManager"/> and the lifecycle.</summary>
+public sealed class ContainerLimits(IContainerLifecycle manager)
 {
-    private static string RunningCgroup(ContainerManager manager, string name, string verb)
+    private string RunningCgroup(string name, string verb)
     {
         var info = manager.Get(name);
         if (info.CgroupPath is null)
@@ -23,7 +24,7 @@ public static class ContainerLimits
     /// after that is the truth about the container (ContainerNotRunning / ContainerNotFound), not a
     /// claim about missing cgroup files or kernel features.
     /// </summary>
-    private static T OnCgroup<T>(ContainerManager manager, string name, string cgroupPath, string verb, Func<T> action)
+    private T OnCgroup<T>(string name, string cgroupPath, string verb, Func<T> action)
     {
         try { return action(); }
         catch (ContainerException ex) when (ex.ErrorId is not ("ContainerNotRunning" or "ContainerNotFound")
@@ -38,13 +39,13 @@ public static class ContainerLimits
     }
 
     /// <summary>The writes <see cref="SetLimits"/> would make now (empty when the container is stopped); planned under the container's lock.</summary>
-    public static IReadOnlyList<CgroupWrite> PlanLimits(this ContainerManager manager, string name, CgroupLimits limits)
+    public IReadOnlyList<CgroupWrite> PlanLimits(string name, CgroupLimits limits)
     {
         ContainerNames.Validate(name);
         limits.Validate();
         using var _ = manager.Store.Lock(name);
         var path = manager.Get(name).CgroupPath;
-        return path is null ? Array.Empty<CgroupWrite>() : OnCgroup(manager, name, path, "plan the limits", () => manager.Cgroups.PlanLimits(path, limits));
+        return path is null ? Array.Empty<CgroupWrite>() : OnCgroup(name, path, "plan the limits", () => manager.Cgroups.PlanLimits(path, limits));
     }
 
     /// <summary>
@@ -52,7 +53,7 @@ public static class ContainerLimits
     /// config.yaml (under the container lock). A stopped container needs <paramref name="persist"/>.
     /// Nothing is changed when the merged config or any write is invalid.
     /// </summary>
-    public static IReadOnlyList<CgroupWrite> SetLimits(this ContainerManager manager, string name, CgroupLimits limits, bool persist)
+    public IReadOnlyList<CgroupWrite> SetLimits(string name, CgroupLimits limits, bool persist)
     {
         ContainerNames.Validate(name);
         limits.Validate();
@@ -66,22 +67,22 @@ public static class ContainerLimits
             ConfigLoader.Validate(config);
             yaml = ConfigLoader.Serialize(config);
         }
-        else if (info.CgroupPath is null) RunningCgroup(manager, name, "set the limits");
+        else if (info.CgroupPath is null) RunningCgroup(name, "set the limits");
         IReadOnlyList<CgroupWrite> plan = Array.Empty<CgroupWrite>();
-        if (info.CgroupPath is { } cgroupPath) plan = OnCgroup(manager, name, cgroupPath, "set the limits", () => manager.Cgroups.ApplyContainerLimits(cgroupPath, limits));
+        if (info.CgroupPath is { } cgroupPath) plan = OnCgroup(name, cgroupPath, "set the limits", () => manager.Cgroups.ApplyContainerLimits(cgroupPath, limits));
         if (yaml is not null) AtomicFile.WriteAllText(manager.Store.ConfigPath(name), yaml);
         return plan;
     }
 
-    public static CgroupLimitReport GetLimits(this ContainerManager manager, string name)
+    public CgroupLimitReport GetLimits(string name)
     {
-        var path = RunningCgroup(manager, name, "read the limits");
-        return OnCgroup(manager, name, path, "read the limits", () => manager.Cgroups.ReadLimits(path, name));
+        var path = RunningCgroup(name, "read the limits");
+        return OnCgroup(name, path, "read the limits", () => manager.Cgroups.ReadLimits(path, name));
     }
 
-    public static CgroupUsage Measure(this ContainerManager manager, string name)
+    public CgroupUsage Measure(string name)
     {
-        var path = RunningCgroup(manager, name, "measure the usage");
-        return OnCgroup(manager, name, path, "measure the usage", () => manager.Cgroups.Measure(path, name));
+        var path = RunningCgroup(name, "measure the usage");
+        return OnCgroup(name, path, "measure the usage", () => manager.Cgroups.Measure(path, name));
     }
 }

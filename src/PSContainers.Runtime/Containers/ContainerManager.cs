@@ -7,6 +7,8 @@ using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
 using PSContainers.Runtime.Templates;
 using PSContainers.Runtime.UserNamespaces;
+using PSContainers.Runtime.Filesystem;
+using PSContainers.Runtime.Launcher;
 
 namespace PSContainers.Runtime.Containers;
 
@@ -37,11 +39,20 @@ public sealed class CreateOptions
 /// container's lock; every multi-step operation completes or rolls back; the status is derived
 /// from the kernel (pids, cgroups) and the supervisor's exit record, never from memory.
 /// </summary>
-public sealed partial class ContainerManager
+public sealed class ContainerManager : IContainerLifecycle
 {
     public ContainerStore Store { get; }
-    /// <summary>Set-up done while a new init waits in its namespaces (see <see cref="IContainerHook"/>).</summary>
+    /// <summary>
+    /// Set-up done while a new init waits in its namespaces (see <see cref="IContainerHook"/>).
+    /// Registered by whoever composes the runtime (Composition/ContainerRuntime.cs), never here.
+    /// </summary>
     public List<IContainerHook> Hooks { get; } = new();
+
+    /// <summary>
+    /// What the lifecycle asks of checkpoints (resuming a saved container, judging an interrupted
+    /// dump); registered by whoever composes the runtime: the checkpoint code lives above the lifecycle.
+    /// </summary>
+    public ICheckpointSupport? Checkpoints { get; set; }
     private readonly Lazy<CgroupManager> _cgroups;
     public CgroupManager Cgroups => _cgroups.Value;
 
@@ -55,7 +66,7 @@ public sealed partial class ContainerManager
     /// The subordinate-id files a new unprivileged container takes its default id map from, and where
     /// root's range is allocated when it has none (/etc/subuid and /etc/subgid; tests use copies).
     /// </summary>
-    public IdMapping.SubordinateIdDatabase SubordinateIds { get; init; }
+    public IdMapping.SubordinateIdDatabase SubordinateIds { get; set; }
 
     /// <summary>Things worth telling the user that are not errors (a container started without a cgroup).</summary>
     public event Action<string>? Warning;
@@ -72,8 +83,6 @@ public sealed partial class ContainerManager
             : Host.IsRoot ? new Lazy<CgroupManager>(CgroupManager.ForHost)
             // A non-root caller manages only its delegated cgroup2 subtree, never v1 hierarchies.
             : new Lazy<CgroupManager>(() => Host.Delegation is { } d ? new CgroupManager(null, new CgroupV2Driver(d.UnifiedMount)) : CgroupManager.ForHost());
-        Hooks.Add(new Network.NetworkHook(this));
-        Hooks.Add(new Network.PastaHook(this));
     }
 
     /// <summary>
@@ -113,7 +122,7 @@ public sealed partial class ContainerManager
     public ContainerInfo Get(string name)
     {
         ContainerNames.Validate(name);
-        if (!Store.Exists(name) || Storage.StorageManager.ReapEphemeral(this, name)) throw NotFound(name);
+        if (!Store.Exists(name)) throw NotFound(name);
         return Describe(name);
     }
 
@@ -122,7 +131,6 @@ public sealed partial class ContainerManager
         foreach (var name in Store.ListNames())
         {
             ContainerInfo info;
-            if (Storage.StorageManager.ReapEphemeral(this, name)) continue;
             try { info = Describe(name); }
             catch (ContainerException) when (!Store.Exists(name)) { continue; } // removed meanwhile
             catch (ContainerException ex) { info = BrokenInfo(name, ex.Message); }
@@ -154,8 +162,8 @@ public sealed partial class ContainerManager
         // Ended on its own (the supervisor's record, not yet folded in by a stop), or as the last stop recorded.
         var (stopReason, exitCode, exitSignal) = live.Exit is { } ended ? Classify(ended)
             : live.Status is ContainerStatus.Stopped or ContainerStatus.Saved ? (state.StopReason, state.ExitCode, state.ExitSignal) : (null, null, null);
-        var (ipv4, ipv6) = running && config is not null && !Network.NetworkHook.SharesHostNetwork(config)
-            ? Network.NetworkHook.Addresses(state.InitPid!.Value) : (Array.Empty<string>(), Array.Empty<string>());
+        var (ipv4, ipv6) = running && config is not null && !NetworkPlan.SharesHostNetwork(config)
+            ? NetworkPlan.Addresses(state.InitPid!.Value) : (Array.Empty<string>(), Array.Empty<string>());
         return new ContainerInfo
         {
             IPv4 = ipv4,
@@ -182,7 +190,7 @@ public sealed partial class ContainerManager
             StorePath = Store.Root,
             Command = config is null ? Array.Empty<string>() : InitCommand(config).ToArray(),
             SeccompProfile = config?.Security.SeccompProfile,
-            DroppedCapabilities = config is null ? Array.Empty<string>() : Security.Capabilities.NamesOf(Security.Capabilities.DropMask(config.Security.CapabilitiesDrop, config.Security.CapabilitiesKeep, Security.SecurityPlan.IsSystemContainer(config))),
+            DroppedCapabilities = config is null ? Array.Empty<string>() : Security.Capabilities.NamesOf(Security.Capabilities.DropMask(config.Security.CapabilitiesDrop, config.Security.CapabilitiesKeep, Containers.SecurityPlan.IsSystemContainer(config))),
         };
     }
 
@@ -224,16 +232,7 @@ public sealed partial class ContainerManager
     /// <summary>Fills in the pids of a run recorded only by its supervisor (in memory; <see cref="RecoverLocked"/> saves it).</summary>
     private void Adopt(string name, PersistedState state, RunRecord run)
     {
-        state.SupervisorPid = run.SupervisorPid;
-        state.SupervisorStartTime = run.SupervisorStartTime;
-        state.InitPid = run.InitPid;
-        state.InitStartTime = run.InitStartTime;
-        state.StartedAt = run.Time;
-        state.StoppedAt = null;
-        state.ExitCode = null;
-        state.ExitSignal = null;
-        state.CgroupPath = CgroupPathFor(name);
-        state.SavedCheckpoint = null;
+        state.BeginRun(run.SupervisorPid, run.SupervisorStartTime, run.InitPid, run.InitStartTime, run.Time, CgroupPathFor(name));
     }
 
     private PersistedState LoadRecordedState(string name)
@@ -274,7 +273,7 @@ public sealed partial class ContainerManager
         var initAlive = Sys.IsAlive(state.InitPid, state.InitStartTime);
         // A checkpoint whose pwsh was killed while CRIU dumped: CRIU ended the processes (the
         // supervisor saw a SIGKILL), but that is a checkpoint, not a crash.
-        if (!initAlive && state.PendingCheckpoint is { } pending && Checkpoint.CheckpointManifest.FinishedButUnrecorded(pending))
+        if (!initAlive && state.PendingCheckpoint is { } pending && (Checkpoints?.DumpFinishedButUnrecorded(pending) ?? false))
             return new Observation(state.SavedCheckpoint == pending ? ContainerStatus.Saved : ContainerStatus.Stopped, supervisorAlive, false, null);
         if (exit is not null && !initAlive) return new Observation(ContainerStatus.Stopped, supervisorAlive, false, exit);
         if (!initAlive) return new Observation(supervisorAlive ? ContainerStatus.Running : ContainerStatus.Stopped, supervisorAlive, false, exit);
@@ -308,7 +307,7 @@ public sealed partial class ContainerManager
     /// is undone: its processes, cgroups and network set-up go, and its exit is recorded. A container
     /// an interrupted Export-Container -Force froze is thawed.
     /// </summary>
-    internal void RecoverLocked(string name)
+    public void RecoverLocked(string name)
     {
         if (!Directory.Exists(Store.ContainerDirectory(name))) return;
         RecoverExportFreeze(name);
@@ -346,14 +345,9 @@ public sealed partial class ContainerManager
         {
             var exit = ReadExitRecord(name);
             state.StartedAt = run.Time;
-            state.StoppedAt = exit?.Time ?? DateTimeOffset.Now;
+            state.EndRun(exit?.Time ?? DateTimeOffset.Now);
             state.ExitCode = exit?.Code;
             state.ExitSignal = exit?.Signal;
-            state.SupervisorPid = null;
-            state.SupervisorStartTime = null;
-            state.InitPid = null;
-            state.InitStartTime = null;
-            state.CgroupPath = null;
             state.Save(Store.StatePath(name));
         }
         File.Delete(recordPath);
@@ -377,7 +371,7 @@ public sealed partial class ContainerManager
     }
 
     /// <summary>Export-Container -Force: freezes a running container, marked so that a killed export's freeze is undone.</summary>
-    internal bool FreezeForExport(string name)
+    public bool FreezeForExport(string name)
     {
         var marker = Store.ExportFreezePath(name);
         var self = System.Environment.ProcessId;
@@ -394,7 +388,7 @@ public sealed partial class ContainerManager
         }
     }
 
-    internal void ThawAfterExport(string name)
+    public void ThawAfterExport(string name)
     {
         try { Thaw(name); }
         finally { File.Delete(Store.ExportFreezePath(name)); }
@@ -436,7 +430,7 @@ public sealed partial class ContainerManager
         // Every container of a non-root user is unprivileged; root's are with -Unprivileged.
         if (config.IdMap is null && (!Host.IsRoot || options.Unprivileged)) config.IdMap = DefaultIdMap.ForCaller(SubordinateIds, warn: m => Warning?.Invoke(m));
         // An id-mapped rootfs is a plain directory handed to the mapped ids (see UserNamespace.Shift).
-        var backend = Storage.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null && config.IdMap is null ? Storage.StorageBackends.DefaultFor(Store.Root) : "dir"));
+        var backend = Backends.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null && config.IdMap is null ? Backends.StorageBackends.DefaultFor(Store.Root) : "dir"));
         if (config.IdMap is not null && backend.Name != "dir")
             throw new ContainerException("BackendUnavailable", ContainerErrorKind.InvalidArgument,
                 $"A user-namespaced container (idMap {config.IdMap}) uses the dir backend; {backend.Name} with an id map is not supported. Use -Backend dir.", name);
@@ -459,7 +453,7 @@ public sealed partial class ContainerManager
         EnsureStoreSecure();
         Store.EnsureRoot();
         if (templateOptions.CacheDirectory == Store.CacheDirectory) ContainerStore.CreatePrivateDirectory(Store.CacheDirectory);
-        Storage.StorageBackends.CheckUsable(backend.Name, Store.Root);
+        Backends.StorageBackends.CheckUsable(backend.Name, Store.Root);
         using var _ = Store.Lock(name);
         if (Store.Exists(name) || Directory.Exists(Store.ContainerDirectory(name)))
             throw new ContainerException("ContainerExists", ContainerErrorKind.ResourceExists,
@@ -479,7 +473,7 @@ public sealed partial class ContainerManager
                 // Built as the caller; the container's root is a mapped id: hand the tree over.
                 if (config.IdMap is { } map) UserNamespace.Shift(rootfs, map);
             }
-            else if (backend.Name == "overlay") Storage.OverlayBackend.CreateLayers(temp);
+            else if (backend.Name == "overlay") Backends.OverlayBackend.CreateLayers(temp);
             File.WriteAllText(System.IO.Path.Combine(temp, "config.yaml"), ConfigLoader.Serialize(config));
             new PersistedState { Created = DateTimeOffset.Now }.Save(System.IO.Path.Combine(temp, "state.json"));
             cancellationToken.ThrowIfCancellationRequested();
@@ -498,7 +492,7 @@ public sealed partial class ContainerManager
     /// read-only overlay views, which are unmounted first) whose process is gone: a killed pwsh.
     /// An entry whose process lives is never touched.
     /// </summary>
-    internal void CleanStaleTemp()
+    public void CleanStaleTemp()
     {
         if (!Directory.Exists(Store.TempDirectory)) return;
         foreach (var entry in Directory.EnumerateFileSystemEntries(Store.TempDirectory))
@@ -571,12 +565,88 @@ public sealed partial class ContainerManager
             throw new ContainerException("ContainerAlreadyRunning", ContainerErrorKind.InvalidOperation,
                 $"Container '{name}' is already {live.Status.ToString().ToLowerInvariant()} (init pid {state.InitPid}). Stop it first, or use Restart-Container.", name);
         RequireAccess("start", name, config);
-        if (live.Status == ContainerStatus.Saved) return RestoreSavedLocked(name, config, state);
+        if (live.Status == ContainerStatus.Saved) return ResumeSavedLocked(name, config, state);
         var rootfs = RootfsOf(name, config);
         if (!Directory.Exists(rootfs))
             throw new ContainerException("RootfsNotFound", ContainerErrorKind.ObjectNotFound,
                 $"The root filesystem of container '{name}' is missing: {rootfs}.", name);
 
+        var hooked = new List<IContainerHook>();
+        Launch(name, config, state, new LaunchRequest<StartSpec>
+        {
+            Spec = new StartSpec(),
+            Prepare = (spec, cgroupPath) =>
+            {
+                spec.Namespaces = NetworkPlan.SharesHostNetwork(config) ? NamespaceKind.ContainerDefault & ~NamespaceKind.Network : NamespaceKind.ContainerDefault;
+                spec.Rootfs = rootfs;
+                spec.Hostname = config.Hostname ?? name;
+                spec.WorkingDirectory = config.Init.WorkingDirectory;
+                spec.Command.AddRange(InitCommand(config));
+                spec.Environment.AddRange(Environment(config));
+                if (cgroupPath is not null)
+                {
+                    // Init is born in the inner cgroup, the root of its cgroup namespace; the
+                    // supervisor removes both (inner first) when init is gone.
+                    var inner = CgroupManager.InnerOf(cgroupPath);
+                    spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(inner));
+                    spec.CgroupV2Directory = Cgroups.V2?.Directories(inner)[0];
+                }
+                if (config.IdMap is { } idMap)
+                {
+                    UserNamespace.Prepare(spec, idMap);
+                    // Only root can reach into the container's network namespace from outside.
+                    spec.LoopbackUp = !Host.IsRoot;
+                    if (!Host.IsRoot) spec.LinksUp.AddRange(NetworkPlan.UserNicNames(config));
+                }
+                MountPlan.AddDefaults(spec, config);
+                SecurityPlan.Apply(spec, config, attach: false);
+                spec.RootMounts.AddRange(Backends.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage));
+            },
+            Run = spec =>
+            {
+                HelperResult result;
+                try
+                {
+                    result = PscHelper.Start(spec, Hooks.Count == 0 && (config.IdMap is null || Host.IsRoot) ? null : (supervisorPid, initPid) =>
+                    {
+                        // The maps first: everything else acts in namespaces that belong to them.
+                        if (config.IdMap is { } map) UserNamespace.WriteMaps(initPid, map);
+                        var context = new ContainerStartContext(name, config, supervisorPid, initPid);
+                        foreach (var hook in Hooks)
+                        {
+                            // Added first: a hook that fails half-way gets its (idempotent) Stopped too.
+                            hooked.Add(hook);
+                            hook.Starting(context);
+                        }
+                    });
+                    if (result.ExitCode != 0 || result.Output.Length == 0) RunStoppedHooks(hooked, name, config);
+                }
+                catch
+                {
+                    RunStoppedHooks(hooked, name, config);
+                    throw;
+                }
+                return result;
+            },
+            Failed = result => result.Error.Any(l => l.Contains("write run record", StringComparison.Ordinal))
+                ? new ContainerException("StartFailed", ContainerErrorKind.DeviceError,
+                    $"Container '{name}' was not started: its supervisor could not record it ({string.Join(" ", result.Error).Trim()}), so init was never let go. Free space in {Store.Root} and start it again.", name)
+                : new ContainerException("StartFailed", ContainerErrorKind.InvalidOperation,
+                    $"Container '{name}' failed to start: {string.Join(" ", result.Error).Trim()}. " +
+                    $"Check the init command ({string.Join(' ', InitCommand(config))}) exists in {rootfs}; the console log is {Store.ConsoleLogPath(name)}.", name),
+        });
+        return (config, state);
+    }
+
+    /// <summary>
+    /// The one launch path of a container's run, shared by Start-Container and a CRIU restore: the
+    /// cgroup (derived here only), the records of the last run cleared, the spec's console, records
+    /// and cgroups, psc-helper run by the caller's <see cref="LaunchRequest{TSpec}.Run"/>, and the run
+    /// recorded; a launch that fails leaves no cgroup behind, and one that cannot be recorded is undone.
+    /// </summary>
+    public void Launch<TSpec>(string name, ContainerConfig config, PersistedState state, LaunchRequest<TSpec> request)
+        where TSpec : HelperSpec, ISupervisedSpec
+    {
         var cgroupPath = CgroupPathFor(name);
         if (cgroupPath is null) NoCgroup(name, config);
         else PrepareCgroup(name, cgroupPath, config);
@@ -584,87 +654,96 @@ public sealed partial class ContainerManager
         {
             File.Delete(Store.ExitRecordPath(name));
             File.Delete(Store.RunRecordPath(name));
-            var spec = new StartSpec
-            {
-                Namespaces = Network.NetworkHook.SharesHostNetwork(config) ? NamespaceKind.ContainerDefault & ~NamespaceKind.Network : NamespaceKind.ContainerDefault,
-                Rootfs = rootfs,
-                Hostname = config.Hostname ?? name,
-                WorkingDirectory = config.Init.WorkingDirectory,
-                ConsoleLog = Store.ConsoleLogPath(name),
-                ConsoleLogMaxBytes = config.Console.LogMaxBytes,
-                ExitRecord = Store.ExitRecordPath(name),
-                RunRecord = Store.RunRecordPath(name),
-            };
-            spec.Command.AddRange(InitCommand(config));
-            spec.Environment.AddRange(Environment(config));
+            var spec = request.Spec;
+            spec.ConsoleLog = Store.ConsoleLogPath(name);
+            spec.ConsoleLogMaxBytes = config.Console.LogMaxBytes;
+            spec.ExitRecord = Store.ExitRecordPath(name);
+            spec.RunRecord = Store.RunRecordPath(name);
             if (cgroupPath is not null)
-            {
-                // Init is born in the inner cgroup, the root of its cgroup namespace; the
-                // supervisor removes both (inner first) when init is gone.
-                var inner = CgroupManager.InnerOf(cgroupPath);
-                spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(inner));
-                spec.CgroupDirectories.AddRange(Cgroups.Directories(cgroupPath).Concat(Cgroups.Directories(inner)));
-                spec.CgroupV2Directory = Cgroups.V2?.Directories(inner)[0];
-            }
-            if (config.IdMap is { } idMap)
-            {
-                UserNamespace.Prepare(spec, idMap);
-                // Only root can reach into the container's network namespace from outside.
-                spec.LoopbackUp = !Host.IsRoot;
-                if (!Host.IsRoot) spec.LinksUp.AddRange(Network.NetworkHook.UserNicNames(config));
-            }
-            MountPlan.AddDefaults(spec, config);
-            Security.SecurityPlan.Apply(spec, config, attach: false);
-            spec.RootMounts.AddRange(Storage.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage));
-
-            var hooked = new List<IContainerHook>();
-            HelperResult result;
-            try
-            {
-                result = Helper.Start(spec, Hooks.Count == 0 && (config.IdMap is null || Host.IsRoot) ? null : (supervisorPid, initPid) =>
-                {
-                    // The maps first: everything else acts in namespaces that belong to them.
-                    if (config.IdMap is { } map) UserNamespace.WriteMaps(initPid, map);
-                    var context = new ContainerStartContext(name, config, this, supervisorPid, initPid);
-                    foreach (var hook in Hooks)
-                    {
-                        // Added first: a hook that fails half-way gets its (idempotent) Stopped too.
-                        hooked.Add(hook);
-                        hook.Starting(context);
-                    }
-                });
-                if (result.ExitCode != 0 || result.Output.Length == 0) RunStoppedHooks(hooked, name, config);
-            }
-            catch
-            {
-                RunStoppedHooks(hooked, name, config);
-                throw;
-            }
-            if ((result.ExitCode != 0 || result.Output.Length == 0) && result.Error.Any(l => l.Contains("write run record", StringComparison.Ordinal)))
-                throw new ContainerException("StartFailed", ContainerErrorKind.DeviceError,
-                    $"Container '{name}' was not started: its supervisor could not record it ({string.Join(" ", result.Error).Trim()}), so init was never let go. Free space in {Store.Root} and start it again.", name);
-            if (result.ExitCode != 0 || result.Output.Length == 0)
-                throw new ContainerException("StartFailed", ContainerErrorKind.InvalidOperation,
-                    $"Container '{name}' failed to start: {string.Join(" ", result.Error).Trim()}. " +
-                    $"Check the init command ({string.Join(' ', InitCommand(config))}) exists in {rootfs}; the console log is {Store.ConsoleLogPath(name)}.", name);
+                spec.CgroupDirectories.AddRange(Cgroups.Directories(cgroupPath).Concat(Cgroups.Directories(CgroupManager.InnerOf(cgroupPath))));
+            request.Prepare(spec, cgroupPath);
+            var result = request.Run(spec);
+            if (result.ExitCode != 0 || result.Output.Length == 0) throw request.Failed(result);
             var started = HelperProtocol.Started.Parse(result.Output[0]);
             int supervisor = started.Supervisor, init = started.Init;
-            try { RecordRunning(name, state, supervisor, init, cgroupPath); }
+            try
+            {
+                state.BeginRun(supervisor, Sys.ProcessStartTime(supervisor), init, Sys.ProcessStartTime(init), DateTimeOffset.Now, cgroupPath);
+                state.Save(Store.StatePath(name));
+            }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
                 // Unrecorded, it would run unseen by the next command until that found the
-                // supervisor's record: a start that cannot be recorded (a full disk) is undone.
+                // supervisor's record: a launch that cannot be recorded (a full disk) is undone.
                 UndoUnrecordedStart(name, config, supervisor, init, cgroupPath);
                 throw new ContainerException("StartFailed", ContainerErrorKind.DeviceError,
                     $"Container '{name}' was started but its state could not be written ({ex.Message}); the start was undone. Free space in {Store.Root} and start it again.", name, ex);
             }
-            return (config, state);
         }
         catch
         {
-            if (cgroupPath is not null) Cgroups.RemoveContainer(cgroupPath);
+            // Whatever the launch left in the cgroup (a task the supervisor could not reap) goes with it.
+            if (cgroupPath is not null && Cgroups.Exists(cgroupPath))
+            {
+                if (Cgroups.AllPids(cgroupPath).Count > 0) Cgroups.KillAll(cgroupPath);
+                Cgroups.RemoveContainer(cgroupPath);
+            }
+            if (request.HostSideTouched?.Invoke() == true)
+                try { RunStoppedHooks(Hooks, name, config); } catch (ContainerException) { /* the launch's error matters more */ }
             throw;
         }
+    }
+
+    /// <summary>Start-Container of a saved container: restores its checkpoint (and discards it).</summary>
+    private (ContainerConfig, PersistedState) ResumeSavedLocked(string name, ContainerConfig config, PersistedState state)
+    {
+        var checkpoints = Checkpoints ?? throw new ContainerException("CheckpointSupportMissing", ContainerErrorKind.InvalidOperation,
+            $"Container '{name}' is saved (its checkpoint is {state.SavedCheckpoint}); starting it restores that checkpoint, but this ContainerManager was composed without checkpoint support. " +
+            "Open the store with ContainerRuntime.Open (the cmdlets do).", name);
+        checkpoints.ResumeSaved(this, name, config, state);
+        return (config, LoadState(name));
+    }
+
+    // ---- what checkpoints record (IContainerLifecycle) ------------------------------------------
+
+    public ContainerRun Inspect(string name)
+    {
+        var state = LoadState(name);
+        return new ContainerRun(state, Observe(name, state).Status);
+    }
+
+    public void RecordCheckpointPending(string name, PersistedState state, string? directory, bool save)
+    {
+        state.PendingCheckpoint = directory;
+        state.SavedCheckpoint = save ? directory : null;
+        state.Save(Store.StatePath(name));
+    }
+
+    /// <summary>
+    /// After a dump without LeaveRunning CRIU has killed the processes: finish the stop the way
+    /// Stop-Container does, but record a checkpoint, not a crash (no exit code, and the supervisor's
+    /// "signaled 9" record is discarded).
+    /// </summary>
+    public void RecordCheckpointStop(string name, ContainerConfig config, PersistedState state, string? savedCheckpoint)
+    {
+        if (!WaitStopped(state, TimeSpan.FromSeconds(10)))
+            throw new ContainerException("StopTimeout", ContainerErrorKind.OperationTimeout,
+                $"Container '{name}' was checkpointed, but its init (pid {state.InitPid}) did not go away within 10 s.", name);
+        if (state.CgroupPath is { } cgroup && Cgroups.Exists(cgroup))
+        {
+            if (Cgroups.AllPids(cgroup).Count > 0) Cgroups.KillAll(cgroup);
+            Cgroups.RemoveContainer(cgroup);
+        }
+        RunStoppedHooks(Hooks, name, config);
+        File.Delete(Store.ExitRecordPath(name));
+        File.Delete(Store.RunRecordPath(name));
+        state.EndRun(DateTimeOffset.Now);
+        state.ExitCode = null;
+        state.ExitSignal = null;
+        state.StopReason = ContainerStopReason.Checkpointed;
+        state.SavedCheckpoint = savedCheckpoint;
+        state.PendingCheckpoint = null;
+        state.Save(Store.StatePath(name));
     }
 
     /// <summary>Kills a just-started init and its supervisor, and undoes their set-up (the caller removes the cgroup).</summary>
@@ -711,7 +790,7 @@ public sealed partial class ContainerManager
                     "Stop them with Stop-Container -Kill, then start again.", name);
             Cgroups.RemoveContainer(cgroupPath);
         }
-        Cgroups.CreateContainer(cgroupPath, Security.SecurityPlan.EffectiveLimits(config));
+        Cgroups.CreateContainer(cgroupPath, Containers.SecurityPlan.EffectiveLimits(config));
     }
 
     // ---- stop ---------------------------------------------------------------------------------
@@ -719,14 +798,9 @@ public sealed partial class ContainerManager
     public ContainerInfo Stop(string name, TimeSpan? timeout = null, bool kill = false)
     {
         ContainerNames.Validate(name);
-        ContainerInfo info;
-        using (Store.Lock(name))
-        {
-            var (config, state) = StopLocked(name, timeout, kill);
-            info = Describe(name, config, state);
-        }
-        Storage.StorageManager.ReapEphemeral(this, name);
-        return info;
+        using var _ = Store.Lock(name);
+        var (config, state) = StopLocked(name, timeout, kill);
+        return Describe(name, config, state);
     }
 
     private (ContainerConfig, PersistedState) StopLocked(string name, TimeSpan? timeout, bool kill)
@@ -787,12 +861,7 @@ public sealed partial class ContainerManager
                 $"Container '{name}' stopped, but its cgroup {cgroup} could not be removed (processes still exiting?). Run Stop-Container -Kill again.", name);
         RunStoppedHooks(Hooks, name, config);
         var exit = ReadExitRecord(name);
-        state.SupervisorPid = null;
-        state.SupervisorStartTime = null;
-        state.InitPid = null;
-        state.InitStartTime = null;
-        state.CgroupPath = null;
-        state.StoppedAt = exit?.Time ?? DateTimeOffset.Now;
+        state.EndRun(exit?.Time ?? DateTimeOffset.Now);
         if (endedAlready && exit is not null)
             (state.StopReason, state.ExitCode, state.ExitSignal) = Classify(exit);
         else if (stopped && exit is not null && exit.Signal != 9)
@@ -852,7 +921,7 @@ public sealed partial class ContainerManager
         using var held = Store.Lock(name);
         if (!Store.Exists(name)) throw NotFound(name);
         RecoverLocked(name);
-        Storage.StorageManager.CheckNoDependentClones(Store, name, force);
+        Backends.StorageBackends.CheckNoDependentClones(Store, name, force);
         var state = LoadState(name);
         var live = Observe(name, state);
         if (live.Status is not (ContainerStatus.Stopped or ContainerStatus.Saved))
@@ -876,14 +945,13 @@ public sealed partial class ContainerManager
         ContainerConfig? removedConfig = null;
         try { removedConfig = ConfigLoader.Load(Store.ConfigPath(name)); }
         catch (ContainerException) { /* an unreadable config: delete as far as we can */ }
-        // A pasta left by a run whose init ended on its own (no stop ran its hooks).
-        foreach (var pasta in Hooks.OfType<Network.PastaHook>()) pasta.Release(name);
+        // What the hooks keep for it outside a run (a pasta of a run whose init ended on its own, its
+        // address leases on the default bridge) goes with it; a failure there does not keep it.
+        foreach (var hook in Hooks)
+            try { hook.Removed(name); }
+            catch (Exception ex) when (ex is ContainerException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+            { Warning?.Invoke($"Container '{name}' was removed, but what its {hook.GetType().Name} kept for it could not be released: {ex.Message}"); }
         Directory.Move(Store.ContainerDirectory(name), trash);
-        // What the store kept for it outside its directory goes with it: its address leases on the
-        // default bridge (else held until the next allocation) and its lock file.
-        try { Network.DefaultBridge.For(Store).Release(name); }
-        catch (Exception ex) when (ex is ContainerException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
-        { Warning?.Invoke($"Container '{name}' was removed, but its address lease could not be released: {ex.Message}"); }
         DeleteContainerTree(trash, removedConfig);
         // Gone: its lock file goes too (deleted while held; see ContainerLock), and so do what
         // killed removals of other containers left.
@@ -982,7 +1050,7 @@ public sealed partial class ContainerManager
         if (config.IdMap is not null) spec.Namespaces |= NamespaceKind.User;
         spec.Command.AddRange(command);
         spec.Environment.AddRange(Environment(config, environment));
-        Security.SecurityPlan.Apply(spec, config, attach: true);
+        Containers.SecurityPlan.Apply(spec, config, attach: true);
         if (state.CgroupPath is not null && Cgroups.Exists(state.CgroupPath))
         {
             // The inner cgroup, where init is (the outer one for a container started before that layout).
@@ -1005,7 +1073,7 @@ public sealed partial class ContainerManager
             spec = AttachSpec(name, command, namespaces, workingDirectory, environment);
             initStart = spec.TargetPid is { } target ? Sys.ProcessStartTime(target) : null;
         }
-        var result = Helper.Run(spec, cancellationToken);
+        var result = PscHelper.Run(spec, cancellationToken);
         if (result.ExitCode == 125 && result.Error.Any(l => l.StartsWith("psc-helper:", StringComparison.Ordinal)))
         {
             // The container stopped (or was removed) between the check and the attach: say that,
@@ -1083,7 +1151,7 @@ public sealed partial class ContainerManager
         using (Store.Lock(name)) spec = AttachSpec(name, command, namespaces, workingDirectory, null);
         spec.Terminal = true;
         spec.Environment.Add("TERM=" + (System.Environment.GetEnvironmentVariable("TERM") ?? "xterm"));
-        return Helper.StartInteractive(spec, Store.TempDirectory);
+        return PscHelper.StartInteractive(spec, Store.TempDirectory);
     }
 
     // ---- console ------------------------------------------------------------------------------
@@ -1122,7 +1190,7 @@ public sealed partial class ContainerManager
         if (errors is not null) throw new AggregateException(errors);
     }
 
-    private string RootfsOf(string name, ContainerConfig? config) => config?.Rootfs ?? Store.RootfsPath(name);
+    public string RootfsOf(string name, ContainerConfig? config) => config?.Rootfs ?? Store.RootfsPath(name);
 
     private static IEnumerable<string> InitCommand(ContainerConfig config) =>
         config.Init.Command.Count > 0 ? config.Init.Command : new List<string> { "/sbin/init" };
@@ -1156,7 +1224,7 @@ public sealed partial class ContainerManager
     /// <summary>Deletes a tree without following symlinks out of it (.NET deletes links, never their targets).</summary>
     private static void DeleteTree(string path)
     {
-        Storage.FsNative.DeleteTree(path);
+        Filesystem.FsNative.DeleteTree(path);
     }
 
     /// <summary>A container directory: a non-root caller deletes what its container's ids own from inside their user namespace.</summary>

@@ -3,7 +3,7 @@ using PSContainers.Runtime.Config;
 namespace PSContainers.Runtime.Containers;
 
 /// <summary>What a hook knows about a starting container.</summary>
-public sealed record ContainerStartContext(string Name, ContainerConfig Config, ContainerManager Manager, int SupervisorPid, int InitPid);
+public sealed record ContainerStartContext(string Name, ContainerConfig Config, int SupervisorPid, int InitPid);
 
 /// <summary>
 /// Host-side set-up that needs the container's namespaces but must be done before its init runs
@@ -16,4 +16,10 @@ public interface IContainerHook
 {
     void Starting(ContainerStartContext context);
     void Stopped(string name, ContainerConfig config);
+
+    /// <summary>
+    /// The container is being removed (under its lock, its directory still in place): what the hook
+    /// keeps for it outside a run goes. A failure here does not stop the removal; it is reported as a warning.
+    /// </summary>
+    void Removed(string name);
 }

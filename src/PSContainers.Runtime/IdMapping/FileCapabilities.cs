@@ -50,6 +50,6 @@ public sealed record FileCapabilities(ulong Permitted, ulong Inheritable, bool E
     public static FileCapabilities? Read(string path)
     {
         var target = File.ResolveLinkTarget(path, returnFinalTarget: true)?.FullName ?? path;
-        return Storage.FsNative.GetXattr(target, XattrName) is { } value ? Parse(value) : null;
+        return Filesystem.FsNative.GetXattr(target, XattrName) is { } value ? Parse(value) : null;
     }
 }

@@ -1,4 +1,5 @@
 using PSContainers.Runtime.State;
+using PSContainers.Runtime.Filesystem;
 
 namespace PSContainers.Runtime.IdMapping;
 

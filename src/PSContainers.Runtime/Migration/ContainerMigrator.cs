@@ -71,7 +71,7 @@ public sealed class MigrationResult
 /// </summary>
 public static class ContainerMigrator
 {
-    public static MigrationResult Move(ContainerManager source, string name, MigrationDestination destination, MoveOptions options,
+    public static MigrationResult Move(IContainerLifecycle source, string name, MigrationDestination destination, MoveOptions options,
         IProgress<MigrationProgress>? progress = null, CancellationToken ct = default)
     {
         ContainerNames.Validate(name);
@@ -91,7 +91,7 @@ public static class ContainerMigrator
         if (info.State is ContainerStatus.Saved)
             throw new ContainerException("ContainerSaved", ContainerErrorKind.InvalidOperation,
                 $"Container '{name}' is saved (checkpointed by Save-Container). Start-Container resumes it; then move it, with -Warm to keep its processes' state.", name);
-        if (!options.Keep) StorageManager.CheckNoDependentClones(source.Store, name, options.Force);
+        if (!options.Keep) Backends.StorageBackends.CheckNoDependentClones(source.Store, name, options.Force);
         // The destination imports with the untrusted-config policy: what it would remove is said
         // now, before anything is stopped, rather than found missing after the move.
         var hostAccess = UntrustedConfigPolicy.Find(config).Where(h => h.Key is not ("storage.lower" or "storage.origin")).ToList();
@@ -198,9 +198,9 @@ public static class ContainerMigrator
         };
     }
 
-    static MigrationTarget OpenTarget(ContainerManager source, MigrationDestination destination, MoveOptions options, CancellationToken ct)
+    static MigrationTarget OpenTarget(IContainerLifecycle source, MigrationDestination destination, MoveOptions options, CancellationToken ct)
     {
-        if (!destination.IsRemote) return new LocalTarget(new ContainerManager(destination.StorePath));
+        if (!destination.IsRemote) return new LocalTarget(Composition.ContainerRuntime.Open(destination.StorePath));
         var ssh = SshConnection.Open(destination.Ssh!, options.Ssh, ct);
         try { return new SshTarget(ssh, destination, options.Ssh, source.Store.Root); }
         catch
@@ -223,7 +223,7 @@ public static class ContainerMigrator
     /// Removes the destination copy and brings a source that was running back: from its checkpoint
     /// (warm; its processes go on), else by starting it. What could not be undone, as sentences.
     /// </summary>
-    static List<string> Rollback(MigrationTarget target, string newName, ContainerManager source, string name, bool wasStopped, string images)
+    static List<string> Rollback(MigrationTarget target, string newName, IContainerLifecycle source, string name, bool wasStopped, string images)
     {
         var problems = new List<string>();
         try { target.RemoveImported(newName); }

@@ -3,6 +3,7 @@ using PSContainers.Runtime.Checkpoint;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.State;
 using PSContainers.Runtime.Storage;
+using PSContainers.Runtime.Filesystem;
 
 namespace PSContainers.Runtime.Migration;
 
@@ -50,11 +51,11 @@ internal abstract class MigrationTarget : IDisposable
 /// <summary>Another store on this host: the source writes straight into its staging directory.</summary>
 internal sealed class LocalTarget : MigrationTarget
 {
-    readonly ContainerManager _manager;
+    readonly IContainerLifecycle _manager;
 
     public override string LocalStaging { get; }
 
-    public LocalTarget(ContainerManager manager)
+    public LocalTarget(IContainerLifecycle manager)
     {
         _manager = manager;
         LocalStaging = StagingUnder(manager.Store.Root);

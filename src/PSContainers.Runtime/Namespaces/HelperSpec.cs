@@ -48,6 +48,24 @@ public interface ISecuritySpec
 
 public sealed partial class StartSpec : ISecuritySpec { }
 
+/// <summary>
+/// What a start and a restore share: a supervisor that keeps the console log, records how init
+/// ended and its own run, and removes the container's cgroups (Containers.ContainerManager.Launch
+/// sets these for both).
+/// </summary>
+public interface ISupervisedSpec
+{
+    string? ConsoleLog { get; set; }
+    long? ConsoleLogMaxBytes { get; set; }
+    string? ExitRecord { get; set; }
+    string? RunRecord { get; set; }
+    List<string> CgroupDirectories { get; }
+}
+
+public sealed partial class StartSpec : ISupervisedSpec { }
+
+public sealed partial class RestoreSpec : ISupervisedSpec { }
+
 public sealed partial class ExecSpec : ISecuritySpec { }
 
 /// <summary>
@@ -188,7 +206,7 @@ public static partial class HelperProtocol
     internal static int Pid(string text, string line) =>
         text.All(char.IsAsciiDigit) && text[0] != '0' && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
             ? pid : throw new ContainerException("HelperProtocolError", ContainerErrorKind.InvalidData,
-                $"psc-helper answered '{line}', where '{text}' should be a process id. The helper and the runtime do not match: rebuild the module (dotnet build) or point ${Helper.EnvironmentVariable} at the helper built with it.");
+                $"psc-helper answered '{line}', where '{text}' should be a process id. The helper and the runtime do not match: rebuild the module (dotnet build) or point $PSCONTAINERS_HELPER at the helper built with it.");
 
     internal static string? Path(string text, string line) => text == "-" ? null : text;
 
@@ -201,5 +219,5 @@ public static partial class HelperProtocol
 
     private static ContainerException Malformed(string line, string word, int count) =>
         new("HelperProtocolError", ContainerErrorKind.InvalidData,
-            $"psc-helper answered '{line}', which is not a '{word}' line with {count} field(s). The helper and the runtime do not match: rebuild the module (dotnet build) or point ${Helper.EnvironmentVariable} at the helper built with it.");
+            $"psc-helper answered '{line}', which is not a '{word}' line with {count} field(s). The helper and the runtime do not match: rebuild the module (dotnet build) or point $PSCONTAINERS_HELPER at the helper built with it.");
 }

@@ -1,6 +1,6 @@
 using System.Text;
-using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.Launcher;
 using static PSContainers.Runtime.Network.NetlinkNative;
 
 namespace PSContainers.Runtime.Network;
@@ -26,10 +26,10 @@ public sealed class NetworkLocation
         return new NetworkLocation(path, "netns:" + name);
     }
 
-    public static NetworkLocation ForContainer(ContainerManager manager, string name)
+    /// <summary>A container's network namespace, by its init's pid (null: it is not running).</summary>
+    public static NetworkLocation ForContainer(string name, int? initPid)
     {
-        var info = manager.Get(name);
-        if (info.Pid is not { } pid)
+        if (initPid is not { } pid)
             throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
                 $"Container '{name}' is not running, so it has no network namespace. Start it with Start-Container.", name);
         return ForPid(pid, "container:" + name);
@@ -199,7 +199,7 @@ public static class NetNamespaces
     }
 
     /// <summary>ip netns exec: runs a program in the namespace with /etc/netns/name/* over /etc and a fresh /sys.</summary>
-    public static ContainerCommandResult Exec(string name, IReadOnlyList<string> command, CancellationToken cancellationToken = default)
+    public static HelperResult Exec(string name, IReadOnlyList<string> command, CancellationToken cancellationToken = default)
     {
         ValidateName(name);
         if (command.Count == 0 || string.IsNullOrEmpty(command[0]))
@@ -214,10 +214,10 @@ public static class NetNamespaces
         spec.Command.AddRange(command);
         spec.Environment.AddRange(Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
             .Select(e => $"{e.Key}={e.Value}").Where(s => !s.Contains('\0')));
-        var result = Helper.Run(spec, cancellationToken);
+        var result = PscHelper.Run(spec, cancellationToken);
         if (result.ExitCode == 125 && result.Error.Any(l => l.StartsWith("psc-helper:", StringComparison.Ordinal)))
             throw new ContainerException("NetNamespaceExecFailed", ContainerErrorKind.InvalidOperation,
                 $"Could not run in network namespace '{name}': {string.Join(" ", result.Error).Replace("psc-helper: ", "")}", name);
-        return new ContainerCommandResult { Name = name, Command = command.ToArray(), ExitCode = result.ExitCode, Output = result.Output, Error = result.Error };
+        return result;
     }
 }

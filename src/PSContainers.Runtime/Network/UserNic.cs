@@ -1,4 +1,5 @@
 using PSContainers.Runtime.IdMapping;
+using PSContainers.Runtime.HostCheck;
 
 namespace PSContainers.Runtime.Network;
 
@@ -26,14 +27,14 @@ public static unsafe class UserNic
         Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } path ? path : DefaultPath;
 
     /// <summary>The unprivileged copy the module ships (beside psc-helper): what root installs.</summary>
-    public static string ShippedPath => Path.Combine(Path.GetDirectoryName(Namespaces.Helper.Path)!, FileName);
+    public static string ShippedPath => Path.Combine(Path.GetDirectoryName(Launcher.PscHelper.Path)!, FileName);
 
     /// <summary>Why the program at <paramref name="path"/> cannot work for a non-root caller; null when it is installed privileged.</summary>
     public static string? InstallationProblem(string path)
     {
         if (!File.Exists(path))
             return $"{path} does not exist";
-        if (ContainerHostCheck.OwnerOf(path) != 0)
+        if (Filesystem.FsNative.OwnerOf(path) != 0)
             return $"{path} does not belong to root";
         var setuid = File.GetUnixFileMode(path).HasFlag(UnixFileMode.SetUser);
         if (!setuid && FileCapabilities.Read(path)?.Grants(CapNetAdmin) != true)
@@ -85,7 +86,7 @@ public static unsafe class UserNic
                 // After the chown, which clears setuid bits and file capabilities.
                 if (fchmod(fd, setuid ? 0b100_111_101_101u : 0b111_101_101u) != 0) throw InstallFailed("set the mode of", temporary, destination);
                 if (!setuid)
-                    Storage.FsNative.SetXattr(fd, temporary, FileCapabilities.XattrName, FileCapabilities.Encode(1UL << CapNetAdmin, effective: true));
+                    Filesystem.FsNative.SetXattr(fd, temporary, FileCapabilities.XattrName, FileCapabilities.Encode(1UL << CapNetAdmin, effective: true));
             }
             if (RenameAt(dirfd, temporary, dirfd, name) != 0) throw InstallFailed("rename into place", temporary, destination);
             created = false;
@@ -170,12 +171,12 @@ public static unsafe class UserNic
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)] private static extern int fchmod(int fd, uint mode);
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)] private static extern int close(int fd);
 
-    private static int OpenAt(int dirfd, string path, int flags, uint mode) { fixed (byte* p = Storage.FsNative.Z(path)) return openat(dirfd, p, flags, mode); }
-    private static int MkdirAt(int dirfd, string path, uint mode) { fixed (byte* p = Storage.FsNative.Z(path)) return mkdirat(dirfd, p, mode); }
-    private static int UnlinkAt(int dirfd, string path) { fixed (byte* p = Storage.FsNative.Z(path)) return unlinkat(dirfd, p, 0); }
+    private static int OpenAt(int dirfd, string path, int flags, uint mode) { fixed (byte* p = Filesystem.FsNative.Z(path)) return openat(dirfd, p, flags, mode); }
+    private static int MkdirAt(int dirfd, string path, uint mode) { fixed (byte* p = Filesystem.FsNative.Z(path)) return mkdirat(dirfd, p, mode); }
+    private static int UnlinkAt(int dirfd, string path) { fixed (byte* p = Filesystem.FsNative.Z(path)) return unlinkat(dirfd, p, 0); }
     private static int RenameAt(int olddirfd, string oldpath, int newdirfd, string newpath)
     {
-        fixed (byte* o = Storage.FsNative.Z(oldpath), n = Storage.FsNative.Z(newpath)) return renameat(olddirfd, o, newdirfd, n);
+        fixed (byte* o = Filesystem.FsNative.Z(oldpath), n = Filesystem.FsNative.Z(newpath)) return renameat(olddirfd, o, newdirfd, n);
     }
 
     /// <summary>psc-usernic create: the veth <paramref name="hostName"/>/<paramref name="name"/> on <paramref name="bridge"/> into the namespace of <paramref name="pid"/>.</summary>

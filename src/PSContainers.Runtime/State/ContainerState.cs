@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using PSContainers.Runtime.Filesystem;
 
 namespace PSContainers.Runtime.State;
 
@@ -80,6 +81,38 @@ public sealed class PersistedState
         WriteIndented = true,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
+
+    /// <summary>
+    /// An init now runs under its supervisor (started, restored by CRIU, or adopted from the
+    /// supervisor's run record): the run's pids and cgroup, and nothing left of the last end.
+    /// The one place a run is recorded.
+    /// </summary>
+    public void BeginRun(int supervisorPid, ulong? supervisorStartTime, int initPid, ulong? initStartTime, DateTimeOffset startedAt, string? cgroupPath)
+    {
+        SupervisorPid = supervisorPid;
+        SupervisorStartTime = supervisorStartTime;
+        InitPid = initPid;
+        InitStartTime = initStartTime;
+        StartedAt = startedAt;
+        StoppedAt = null;
+        ExitCode = null;
+        ExitSignal = null;
+        StopReason = null;
+        CgroupPath = cgroupPath;
+        SavedCheckpoint = null;
+        PendingCheckpoint = null;
+    }
+
+    /// <summary>The run is over (a stop, a checkpoint, a recovered crash): no pids, no cgroup. The one place a run is reset; the caller records how it ended.</summary>
+    public void EndRun(DateTimeOffset stoppedAt)
+    {
+        SupervisorPid = null;
+        SupervisorStartTime = null;
+        InitPid = null;
+        InitStartTime = null;
+        CgroupPath = null;
+        StoppedAt = stoppedAt;
+    }
 
     public static PersistedState Load(string path) =>
         JsonSerializer.Deserialize<PersistedState>(BoundedFile.ReadAllText(path), Options)

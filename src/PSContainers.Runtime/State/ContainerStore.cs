@@ -85,8 +85,8 @@ public sealed unsafe class ContainerStore
     {
         if (!Host.HostContext.Current.IsRoot || !Directory.Exists(directory)) return;
         int rc;
-        fixed (byte* p = Storage.FsNative.Z(directory)) rc = Tmds.Linux.LibC.chown(p, (Tmds.Linux.uid_t)uint.MaxValue, (Tmds.Linux.gid_t)map.RootGid);
-        if (rc != 0) throw Storage.FsNative.Error("chown", directory, Storage.FsNative.Errno);
+        fixed (byte* p = Filesystem.FsNative.Z(directory)) rc = Tmds.Linux.LibC.chown(p, (Tmds.Linux.uid_t)uint.MaxValue, (Tmds.Linux.gid_t)map.RootGid);
+        if (rc != 0) throw Filesystem.FsNative.Error("chown", directory, Filesystem.FsNative.Errno);
         File.SetUnixFileMode(directory, SharedMode);
     }
 
@@ -114,14 +114,14 @@ public sealed unsafe class ContainerStore
         if (!Directory.Exists(Root)) return changes;
         try
         {
-            if (!Storage.TreeDiff.TryLstat(Root, out var st) || (uint)st.st_uid != Host.HostContext.Current.Uid) return changes;
+            if (!Filesystem.FsNative.TryLstat(Root, out var st) || (uint)st.st_uid != Host.HostContext.Current.Uid) return changes;
             Tighten(Root, RootMode, "the store directory", changes);
             foreach (var dir in Directory.EnumerateDirectories(Root))
             {
                 var leaf = Path.GetFileName(dir);
                 if (new FileInfo(dir).LinkTarget is not null) continue;
                 // A directory given to a user-namespaced container's root group (ShareWithContainerRoot) keeps 0710.
-                var shared = !leaf.StartsWith('.') && Storage.TreeDiff.TryLstat(dir, out var dst) && (uint)dst.st_gid != Host.HostContext.Current.Gid;
+                var shared = !leaf.StartsWith('.') && Filesystem.FsNative.TryLstat(dir, out var dst) && (uint)dst.st_gid != Host.HostContext.Current.Gid;
                 Tighten(dir, shared ? SharedMode : PrivateMode, leaf.StartsWith('.') ? leaf : $"container directory '{leaf}'", changes);
             }
         }

@@ -3,6 +3,8 @@ using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
+using PSContainers.Runtime.Filesystem;
+using PSContainers.Runtime.Backends;
 
 namespace PSContainers.Runtime.Storage;
 
@@ -47,10 +49,10 @@ public sealed class CopyOptions
 /// </summary>
 public sealed class StorageManager
 {
-    public ContainerManager Manager { get; }
+    public IContainerLifecycle Manager { get; }
     private ContainerStore Store => Manager.Store;
 
-    public StorageManager(ContainerManager manager) => Manager = manager;
+    public StorageManager(IContainerLifecycle manager) => Manager = manager;
 
     const string SnapshotMeta = "snapshot.json";
     static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
@@ -120,47 +122,22 @@ public sealed class StorageManager
     private string? LowerOwner(string name, ContainerConfig config) =>
         config.Storage.Lower == OverlayBackend.OwnLower(Store.ContainerDirectory(name)) ? name : config.Storage.Origin;
 
-    /// <summary>Containers of the store whose lower layer is <paramref name="name"/>'s rootfs.</summary>
-    public static IReadOnlyList<string> DependentClones(ContainerStore store, string name)
-    {
-        var result = new List<string>();
-        foreach (var other in store.ListNames())
-        {
-            if (other == name) continue;
-            try { if (ConfigLoader.Load(store.ConfigPath(other)).Storage.Origin == name) result.Add(other); }
-            catch (ContainerException) { }
-        }
-        return result;
-    }
-
-    /// <summary>Remove-Container's check: a container whose rootfs is a clone's lower layer stays unless -Force.</summary>
-    public static void CheckNoDependentClones(ContainerStore store, string name, bool force)
-    {
-        var clones = DependentClones(store, name);
-        if (clones.Count > 0 && !force)
-            throw new ContainerException("ContainerHasClones", ContainerErrorKind.InvalidOperation,
-                $"Container '{name}' is the base of the snapshot clones {string.Join(", ", clones)}: removing it would break them. " +
-                "Remove those clones first, or use -Force (they will not start any more).", name);
-    }
-
     /// <summary>
-    /// Destroys an ephemeral container that has run and stopped. Called wherever the runtime observes
-    /// a container (Get-Container, Stop-Container): the supervisor is C and cannot remove a store
-    /// entry, and this way it is gone before anything can use it again. True when it was removed.
+    /// Destroys an ephemeral container that has run and stopped: what lxc-start's monitor does when an
+    /// ephemeral container ends (the supervisor here is C and cannot remove a store entry). An explicit
+    /// step of the commands (Stop-Container after its stop, Get-Container before it reports), never a
+    /// side effect of reading a container. True when it was removed.
     /// </summary>
-    public static bool ReapEphemeral(ContainerManager manager, string name)
+    public bool ReapEphemeral(string name)
     {
         try
         {
-            var config = ConfigLoader.Load(manager.Store.ConfigPath(name));
-            if (!config.Storage.Ephemeral) return false;
-            var state = PersistedState.Load(manager.Store.StatePath(name));
-            if (state.StartedAt is null) return false;
-            var initAlive = Sys.IsAlive(state.InitPid, state.InitStartTime);
-            var supervisorAlive = Sys.IsAlive(state.SupervisorPid, state.SupervisorStartTime);
-            if (initAlive || (supervisorAlive && !File.Exists(manager.Store.ExitRecordPath(name)))) return false;
-            if (state.SupervisorPid is not null && !manager.Host.IsRoot) return false;
-            manager.Remove(name, force: true);
+            if (!ConfigLoader.Load(Store.ConfigPath(name)).Storage.Ephemeral) return false;
+            var (state, status) = Manager.Inspect(name);
+            if (state.StartedAt is null || status != ContainerStatus.Stopped) return false;
+            // A run only root may end (its supervisor outlived init): left to root.
+            if (state.SupervisorPid is not null && !Host.HostContext.Current.IsRoot) return false;
+            Manager.Remove(name, force: true);
             return true;
         }
         catch (Exception ex) when (ex is ContainerException or IOException or JsonException or InvalidDataException)
@@ -289,7 +266,7 @@ public sealed class StorageManager
         {
             var meta = Path.Combine(path, SnapshotMeta);
             if (!File.Exists(meta)) continue;
-            var record = JsonSerializer.Deserialize<SnapshotRecord>(State.BoundedFile.ReadAllText(meta), JsonOptions);
+            var record = JsonSerializer.Deserialize<SnapshotRecord>(Filesystem.BoundedFile.ReadAllText(meta), JsonOptions);
             if (record is null) continue;
             result.Add(new ContainerSnapshot
             {

@@ -1,5 +1,6 @@
 using System.Text;
 using Tmds.Linux;
+using PSContainers.Runtime.Filesystem;
 using static Tmds.Linux.LibC;
 
 namespace PSContainers.Runtime.Storage;
@@ -8,15 +9,6 @@ namespace PSContainers.Runtime.Storage;
 internal static unsafe class TreeDiff
 {
     static readonly EnumerationOptions List = new() { AttributesToSkip = 0, RecurseSubdirectories = false, IgnoreInaccessible = false };
-
-    internal static bool TryLstat(string path, out stat st)
-    {
-        stat s;
-        int rc;
-        fixed (byte* p = FsNative.Z(path)) rc = lstat(p, &s);
-        st = s;
-        return rc == 0;
-    }
 
     internal static string TypeName(stat st) => (st.st_mode & S_IFMT) switch
     {
@@ -42,7 +34,7 @@ internal static unsafe class TreeDiff
         foreach (var name in Names(dir))
         {
             var path = Path.Combine(dir, name);
-            if (!TryLstat(path, out var st)) continue;
+            if (!FsNative.TryLstat(path, out var st)) continue;
             Add(result, container, ChangeKind.Added, rel + name, st);
             if (IsDir(st)) AddTree(result, container, path, rel + name + "/");
         }
@@ -86,8 +78,8 @@ internal static unsafe class TreeDiff
         {
             var a = Path.Combine(now, name);
             var b = Path.Combine(then, name);
-            var hasA = TryLstat(a, out var sa);
-            var hasB = TryLstat(b, out var sb);
+            var hasA = FsNative.TryLstat(a, out var sa);
+            var hasB = FsNative.TryLstat(b, out var sb);
             if (hasA && !hasB)
             {
                 Add(result, container, ChangeKind.Added, rel + name, sa);
@@ -118,10 +110,10 @@ internal static unsafe class TreeDiff
         foreach (var name in Names(upper))
         {
             var u = Path.Combine(upper, name);
-            if (!TryLstat(u, out var su)) continue;
+            if (!FsNative.TryLstat(u, out var su)) continue;
             var l = lower is null ? null : Path.Combine(lower, name);
-            var hasL = l is not null && TryLstat(l, out _);
-            TryLstat(l ?? "", out var sl);
+            var hasL = l is not null && FsNative.TryLstat(l, out _);
+            FsNative.TryLstat(l ?? "", out var sl);
             if (IsWhiteout(su))
             {
                 if (hasL) Add(result, container, ChangeKind.Deleted, rel + name, sl);
@@ -140,7 +132,7 @@ internal static unsafe class TreeDiff
                 OverlayDir(u, l, rel + name + "/", container, result);
                 if (opaque)
                     foreach (var hidden in Names(l!))
-                        if (!TryLstat(Path.Combine(u, hidden), out _) && TryLstat(Path.Combine(l!, hidden), out var sh))
+                        if (!FsNative.TryLstat(Path.Combine(u, hidden), out _) && FsNative.TryLstat(Path.Combine(l!, hidden), out var sh))
                             Add(result, container, ChangeKind.Deleted, rel + name + "/" + hidden, sh);
                 continue;
             }

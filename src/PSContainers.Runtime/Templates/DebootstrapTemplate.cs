@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.RegularExpressions;
 using PSContainers.Runtime.Storage;
+using PSContainers.Runtime.Filesystem;
 
 namespace PSContainers.Runtime.Templates;
 

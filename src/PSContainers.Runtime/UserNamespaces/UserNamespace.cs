@@ -2,6 +2,7 @@ using System.Globalization;
 using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Native;
 using Tmds.Linux;
+using PSContainers.Runtime.Launcher;
 
 namespace PSContainers.Runtime.UserNamespaces;
 
@@ -87,7 +88,7 @@ public static class UserNamespace
             spec.UidMap = treeMap.KernelText(IdMapKind.Uid);
             spec.GidMap = treeMap.KernelText(IdMapKind.Gid);
         }
-        var result = Helper.RunPausing(spec, direct ? null : (_, child) => WriteMaps(child, treeMap));
+        var result = PscHelper.RunPausing(spec, direct ? null : (_, child) => WriteMaps(child, treeMap));
         if (result.ExitCode != 0)
             throw new ContainerException(operation == "shift" ? "RootfsShiftFailed" : "RootfsRemoveFailed", ContainerErrorKind.InvalidOperation,
                 $"Could not {(operation == "shift" ? "give" : "remove")} {path} {(operation == "shift" ? "to" : "owned by")} the container's ids ({map}): " +

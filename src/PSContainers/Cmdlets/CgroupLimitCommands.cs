@@ -111,13 +111,13 @@ public sealed class SetCgroupLimitCommand : ContainerCmdlet
         foreach (var name in ResolveNames(Name))
             Try(() =>
             {
-                var plan = Manager.PlanLimits(name, limits);
+                var plan = new ContainerLimits(Manager).PlanLimits(name, limits);
                 var action = (plan.Count > 0 ? $"Set cgroup limits: {Describe(plan)}" : "Set cgroup limits") + (Persist ? " and save them in config.yaml" : "");
                 if (!ShouldProcess(name, action)) return;
-                Manager.SetLimits(name, limits, Persist);
+                new ContainerLimits(Manager).SetLimits(name, limits, Persist);
                 if (PassThru)
                 {
-                    if (Manager.Get(name).CgroupPath is not null) WriteObject(Manager.GetLimits(name));
+                    if (Manager.Get(name).CgroupPath is not null) WriteObject(new ContainerLimits(Manager).GetLimits(name));
                     else
                     {
                         var saved = Runtime.Config.ConfigLoader.Load(Manager.Store.ConfigPath(name)).Limits;
@@ -179,7 +179,7 @@ public abstract class CgroupReadCmdlet : ContainerCmdlet
 public sealed class GetCgroupLimitCommand : CgroupReadCmdlet
 {
     protected override object ReadPath(string cgroupPath) => CgroupManager.ForHost().ReadLimits(cgroupPath);
-    protected override object ReadContainer(string name) => Manager.GetLimits(name);
+    protected override object ReadContainer(string name) => new ContainerLimits(Manager).GetLimits(name);
 }
 
 /// <summary>Measure-VM for containers: memory, CPU, pids, I/O and OOM kills from the cgroup counters.</summary>
@@ -188,5 +188,5 @@ public sealed class GetCgroupLimitCommand : CgroupReadCmdlet
 public sealed class MeasureContainerCommand : CgroupReadCmdlet
 {
     protected override object ReadPath(string cgroupPath) => CgroupManager.ForHost().Measure(cgroupPath);
-    protected override object ReadContainer(string name) => Manager.Measure(name);
+    protected override object ReadContainer(string name) => new ContainerLimits(Manager).Measure(name);
 }

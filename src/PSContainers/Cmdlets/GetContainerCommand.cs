@@ -2,6 +2,7 @@ using System.Management.Automation;
 using PSContainers.Infrastructure;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.State;
+using PSContainers.Runtime.Storage;
 
 namespace PSContainers.Cmdlets;
 
@@ -22,6 +23,11 @@ public sealed class GetContainerCommand : ContainerCmdlet
 
     protected override void ProcessRecord()
     {
+        // Ephemeral containers that ended go first, as lxc-start's monitor would have removed them:
+        // a step of this command, not of reading a container (ContainerManager.Get has no side effects).
+        var patterns = Name.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToArray();
+        var storage = new StorageManager(Manager);
+        foreach (var name in Manager.Names().Where(n => patterns.Any(p => p.IsMatch(n))).ToList()) storage.ReapEphemeral(name);
         foreach (var name in ResolveNames(Name))
             Try(() =>
             {

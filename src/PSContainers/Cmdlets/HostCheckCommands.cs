@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using PSContainers.Infrastructure;
 using PSContainers.Runtime.IdMapping;
+using PSContainers.Runtime.HostCheck;
 
 namespace PSContainers.Cmdlets;
 

@@ -32,7 +32,12 @@ public abstract class StopCmdlet : PassThruCmdlet
 public sealed class StopContainerCommand : StopCmdlet
 {
     protected override void ProcessRecord() =>
-        ForEachContainer(Kill ? "Kill container" : "Stop container", name => Emit(Manager.Stop(name, Grace, Kill)));
+        ForEachContainer(Kill ? "Kill container" : "Stop container", name =>
+        {
+            Emit(Manager.Stop(name, Grace, Kill));
+            // An ephemeral container goes once it stopped (lxc-stop of an lxc-copy -e container).
+            new PSContainers.Runtime.Storage.StorageManager(Manager).ReapEphemeral(name);
+        });
 }
 
 /// <summary>lxc-stop -r: stop (if running) and start again.</summary>
@@ -55,7 +60,7 @@ public sealed class RemoveContainerCommand : NameCmdlet
 
     protected override void ProcessRecord() => ForEachContainer("Remove container", name =>
     {
-        var clones = Force ? PSContainers.Runtime.Storage.StorageManager.DependentClones(Manager.Store, name) : Array.Empty<string>();
+        var clones = Force ? PSContainers.Runtime.Backends.StorageBackends.DependentClones(Manager.Store, name) : Array.Empty<string>();
         Manager.Remove(name, Force);
         if (clones.Count > 0) WriteWarning($"Removed '{name}', the base of the snapshot clones {string.Join(", ", clones)}: they no longer start.");
     });

@@ -94,7 +94,7 @@ public sealed class MoveContainerCommand : ContainerCmdlet
             var manager = Manager;
             if (KeepHostAccess && !Force && manager.Exists(Name))
             {
-                var hostAccess = PSContainers.Runtime.Config.UntrustedConfigPolicy.Find(PSContainers.Runtime.Config.ConfigLoader.Load(manager.Store.ConfigPath(Name)));
+                var hostAccess = PSContainers.Runtime.Storage.UntrustedConfigPolicy.Find(PSContainers.Runtime.Config.ConfigLoader.Load(manager.Store.ConfigPath(Name)));
                 if (hostAccess.Count > 0 && !ShouldContinue(
                         $"Container '{Name}' keeps these settings at {destination}, which widen its access to that host:\n" +
                         string.Join("\n", hostAccess.Select(h => $"  {h.Key} ({h.Value}): {h.Reason}")) + "\nKeep them?",

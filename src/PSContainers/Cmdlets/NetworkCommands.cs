@@ -3,6 +3,7 @@ using PSContainers.Infrastructure;
 using PSContainers.Runtime;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Network;
+using PSContainers.Runtime.NetworkHooks;
 
 namespace PSContainers.Cmdlets;
 
@@ -27,7 +28,7 @@ public abstract class NetworkCmdlet : ContainerCmdlet
             throw new ContainerException("AmbiguousLocation", ContainerErrorKind.InvalidArgument,
                 $"Give either -{nsParameter} or -{containerParameter}, not both.");
         if (ns is not null) return NetworkLocation.ForNamespace(ns);
-        if (container is not null) return NetworkLocation.ForContainer(Manager, container);
+        if (container is not null) return NetworkLocation.ForContainer(container, Manager.Get(container).Pid);
         return NetworkLocation.Host;
     }
 
@@ -151,7 +152,11 @@ public sealed class InvokeNetNamespaceCommandCommand : ContainerCmdlet
     protected override void ProcessRecord()
     {
         if (ShouldProcess(Name, $"Run '{string.Join(' ', Command)}'"))
-            Try(() => WriteObject(NetNamespaces.Exec(Name, Command, _cancel.Token)));
+            Try(() =>
+            {
+                var result = NetNamespaces.Exec(Name, Command, _cancel.Token);
+                WriteObject(new ContainerCommandResult { Name = Name, Command = Command.ToArray(), ExitCode = result.ExitCode, Output = result.Output, Error = result.Error });
+            });
     }
 
     protected override void StopProcessing() => _cancel.Cancel();

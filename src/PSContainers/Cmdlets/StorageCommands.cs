@@ -4,6 +4,7 @@ using PSContainers.Infrastructure;
 using PSContainers.Runtime;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Storage;
+using PSContainers.Runtime.Filesystem;
 
 namespace PSContainers.Cmdlets;
 
@@ -19,7 +20,7 @@ public sealed class SnapshotNameCompleter : IArgumentCompleter
         List<ContainerSnapshot> snapshots;
         try
         {
-            var manager = new ContainerManager(store);
+            var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(store);
             var storage = new StorageManager(manager);
             snapshots = (container is null ? manager.Names() : new[] { container }).SelectMany(storage.GetSnapshots).ToList();
         }

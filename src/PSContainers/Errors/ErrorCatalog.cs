@@ -59,6 +59,7 @@ public static class ErrorCatalog
         new("CheckpointNotFound", ErrorCategory.ObjectNotFound, "Give the directory Checkpoint-Container wrote."),
         new("CheckpointPathInvalid", ErrorCategory.InvalidArgument, "Give a directory path (new or empty) for the checkpoint."),
         new("CheckpointUnsupported", ErrorCategory.NotImplemented, "Remove what CRIU cannot checkpoint (named in the message) from the container, or stop and start it instead."),
+        new("CheckpointSupportMissing", ErrorCategory.InvalidOperation, "Open the store with PSContainers.Runtime.Composition.ContainerRuntime.Open (the cmdlets do): a saved container is started by restoring its checkpoint."),
         new("CommandNotFound", ErrorCategory.ObjectNotFound, "Give the program and each argument as separate strings (-Command ls,-l,/), or run a shell: -Command sh,-c,'...'."),
         new("ConfigAccessDenied", ErrorCategory.PermissionDenied, "You may not read the config file; run as its owner or fix its permissions."),
         new("ConfigNotFound", ErrorCategory.ObjectNotFound, "Check the config file's path."),

@@ -26,7 +26,7 @@ public abstract class ContainerCmdlet : PSCmdlet
             var path = StorePath is null ? null : GetUnresolvedProviderPathFromPSPath(StorePath);
             if (_manager is null || _managerStore != path)
             {
-                _manager = new ContainerManager(path);
+                _manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(path);
                 _manager.Warning += m => Say(warning: true, m);
                 _manager.Verbose += m => Say(warning: false, m);
                 _managerStore = path;
@@ -81,7 +81,7 @@ public abstract class ContainerCmdlet : PSCmdlet
     protected void StartJob(string target, Action<ContainerJob, ContainerManager> work)
     {
         var path = StorePath is null ? null : GetUnresolvedProviderPathFromPSPath(StorePath);
-        var manager = new ContainerManager(path);
+        var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(path);
         // The command with what it was given (the whole input line could hold several statements).
         var command = MyInvocation.MyCommand.Name + " " + string.Join(" ", MyInvocation.BoundParameters
             .Where(p => p.Key != "AsJob").Select(p => p.Value is SwitchParameter ? $"-{p.Key}" : $"-{p.Key} {FormatArgument(p.Value)}"));

@@ -44,7 +44,7 @@ public sealed class ContainerNameCompleter : IArgumentCompleter
         List<string> names;
         try
         {
-            var manager = new ContainerManager(store);
+            var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(store);
             var matching = manager.Names().Where(pattern.IsMatch).ToList();
             names = matching;
             if (states is not null)

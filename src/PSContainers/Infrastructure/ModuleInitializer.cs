@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.Launcher;
 
 namespace PSContainers.Infrastructure;
 
@@ -7,11 +8,11 @@ namespace PSContainers.Infrastructure;
 public sealed class ModuleInitializer : IModuleAssemblyInitializer
 {
     /// <summary>The native programs shipped in the module folder.</summary>
-    internal static readonly string[] NativePrograms = { Helper.FileName, "psc-usernic" };
+    internal static readonly string[] NativePrograms = { PscHelper.FileName, "psc-usernic" };
 
     public void OnImport()
     {
-        Helper.ConfiguredPath = Path.Combine(ModuleInfo.Directory, Helper.FileName);
+        PscHelper.ConfiguredPath = Path.Combine(ModuleInfo.Directory, PscHelper.FileName);
         foreach (var program in NativePrograms) RestoreExecuteBits(Path.Combine(ModuleInfo.Directory, program));
     }
 

@@ -86,7 +86,7 @@ public sealed class NetworkLinkNameCompleter : IArgumentCompleter
             var ns = Completion.Bound(commandName, fakeBoundParameters, "Namespace");
             var container = Completion.Bound(commandName, fakeBoundParameters, "Container");
             var location = ns is not null ? NetworkLocation.ForNamespace(ns)
-                : container is not null ? NetworkLocation.ForContainer(new ContainerManager(Completion.Bound(commandName, fakeBoundParameters, "StorePath")), container)
+                : container is not null ? NetworkLocation.ForContainer(container, PSContainers.Runtime.Composition.ContainerRuntime.Open(Completion.Bound(commandName, fakeBoundParameters, "StorePath")).Get(container).Pid)
                 : NetworkLocation.Host;
             using var client = new NetworkClient(location);
             names = client.GetLinks().Select(l => l.Name).ToList();

@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using PSContainers.Runtime.Config;
+using PSContainers.Runtime;
 
 namespace PSContainers.Infrastructure;
 

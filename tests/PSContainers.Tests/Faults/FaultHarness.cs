@@ -5,6 +5,7 @@ using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
 using PSContainers.Tests.Infrastructure;
 using Xunit.Abstractions;
+using PSContainers.Runtime.NetworkHooks;
 
 namespace PSContainers.Tests.Faults;
 
@@ -173,7 +174,7 @@ public sealed class FaultChecker(TestStore store)
     public IReadOnlyList<string> Truth(bool allowFrozen = false)
     {
         var problems = new List<string>();
-        var manager = new ContainerManager(Root);
+        var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(Root);
         var supervisors = SupervisorsOfStore();
         var claimed = new HashSet<int>();
         foreach (var name in manager.Names())
@@ -212,7 +213,7 @@ public sealed class FaultChecker(TestStore store)
     public IReadOnlyList<string> Leaks()
     {
         var problems = new List<string>(Truth());
-        var manager = new ContainerManager(Root);
+        var manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(Root);
         var names = manager.Names().ToHashSet();
         // Processes holding anything in the store (supervisors: console log; inits: rootfs; helpers).
         foreach (var (pid, what) in ProcessesUsing(Root)) problems.Add($"process {pid} still uses the store ({what})");

@@ -8,6 +8,7 @@ using PSContainers.Runtime.State;
 using PSContainers.Runtime.Storage;
 using PSContainers.Tests.Infrastructure;
 using Xunit.Abstractions;
+using PSContainers.Runtime.NetworkHooks;
 
 namespace PSContainers.Tests.Faults;
 

@@ -20,7 +20,7 @@ public sealed class TestStore : IDisposable
     {
         Root = root ?? Path.Combine(Path.GetTempPath(), "psc-test-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(StorePath);
-        Manager = new ContainerManager(StorePath);
+        Manager = PSContainers.Runtime.Composition.ContainerRuntime.Open(StorePath);
     }
 
     public string CgroupParent => Manager.Store.CgroupParent;

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using PSContainers.Runtime.Storage;
 using Tmds.Linux;
+using PSContainers.Runtime.Filesystem;
 using static Tmds.Linux.LibC;
 
 namespace PSContainers.Tests.Infrastructure;

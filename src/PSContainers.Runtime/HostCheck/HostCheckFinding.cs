@@ -1,4 +1,4 @@
-namespace PSContainers.Runtime.IdMapping;
+namespace PSContainers.Runtime.HostCheck;
 
 public enum HostCheckStatus
 {

@@ -1,7 +1,10 @@
 using PSContainers.Runtime.Cgroups;
 using PSContainers.Runtime.Security;
+using PSContainers.Runtime.Containers;
 
-namespace PSContainers.Runtime.Config;
+using PSContainers.Runtime.Config;
+
+namespace PSContainers.Runtime.Storage;
 
 /// <summary>One setting of an untrusted config.yaml that widens the container's access to the host.</summary>
 /// <param name="Key">The config key, as written in config.yaml (mounts[0], security.seccomp.profile, network[1]).</param>
@@ -157,7 +160,7 @@ public static class UntrustedConfigPolicy
                 "phys" => $"it moves the host interface '{nic.Link}' into the container",
                 "macvlan" or "ipvlan" or "vlan" => $"it puts the container on the host interface '{nic.Link}' directly",
                 "veth" when nic.LinkNamespace is not null => $"it connects to the network namespace '{nic.LinkNamespace}'",
-                "veth" when nic.Link is not null && nic.Link != Network.DefaultBridge.ConfigName => $"it joins the host bridge '{nic.Link}'",
+                "veth" when nic.Link is not null && nic.Link != NetworkHooks.DefaultBridge.ConfigName => $"it joins the host bridge '{nic.Link}'",
                 _ => null,
             };
             if (reason is not null)

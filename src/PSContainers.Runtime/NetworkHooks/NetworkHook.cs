@@ -3,9 +3,12 @@ using System.Text;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.IdMapping;
+using PSContainers.Runtime.Network;
 using static PSContainers.Runtime.Network.NetlinkNative;
 
-namespace PSContainers.Runtime.Network;
+using PSContainers.Runtime.State;
+
+namespace PSContainers.Runtime.NetworkHooks;
 
 /// <summary>
 /// Container NICs (LXC's lxc.net.*): made while the new init waits in its fresh network namespace,
@@ -15,32 +18,16 @@ namespace PSContainers.Runtime.Network;
 /// </summary>
 public sealed class NetworkHook : IContainerHook
 {
-    private readonly ContainerManager _manager;
+    private readonly ContainerStore _store;
     private readonly HashSet<string> _abandoned = new();
 
-    public NetworkHook(ContainerManager manager) => _manager = manager;
-
-    public static bool SharesHostNetwork(ContainerConfig config) => config.Network.Any(n => n.Type == "none");
-
-    private static IEnumerable<(NicConfig Nic, int Index, string Name)> Interfaces(ContainerConfig config)
-    {
-        var eth = 0;
-        for (var i = 0; i < config.Network.Count; i++)
-        {
-            var nic = config.Network[i];
-            if (nic.Type is "none" or "empty") continue;
-            // pasta's interface is PastaHook's: it only takes its ethN place here.
-            if (nic.Type == "pasta") { eth++; continue; }
-            yield return (nic, i, nic.Name ?? $"eth{eth}");
-            eth++;
-        }
-    }
+    public NetworkHook(ContainerStore store) => _store = store;
 
     /// <summary>The generated host-side veth name: stable per store, container and NIC (so a stop in another process finds it).</summary>
     public string HostEndName(string container, int index) => "vp" + Hash(container, index)[..8] + index;
 
     private string Hash(string container, int index) =>
-        Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{_manager.Store.Root}\0{container}\0{index}"))).ToLowerInvariant();
+        Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{_store.Root}\0{container}\0{index}"))).ToLowerInvariant();
 
     /// <summary>Fills the 'x' digits of a MAC template from a hash of the container and NIC (stable across restarts).</summary>
     public string FillMac(string template, string container, int index)
@@ -60,14 +47,6 @@ public sealed class NetworkHook : IContainerHook
         return UserNic.HostPrefix + (Host.HostContext.Current.Uid).ToString("x8", System.Globalization.CultureInfo.InvariantCulture) + Hash(container, index)[..Math.Max(0, 5 - ix.Length)] + ix;
     }
 
-    /// <summary>Is this a NIC a non-root user can have: a veth on a host bridge (psc-usernic, within root's quota)?</summary>
-    private static bool IsUserNic(NicConfig nic) =>
-        nic.Type == "veth" && nic.Link is not null && nic.Link != DefaultBridge.ConfigName && nic.LinkNamespace is null;
-
-    /// <summary>The in-container names of a non-root user's veths that init brings up itself (psc-usernic leaves them down).</summary>
-    public static IEnumerable<string> UserNicNames(ContainerConfig config) =>
-        SharesHostNetwork(config) ? [] : Interfaces(config).Where(x => IsUserNic(x.Nic) && x.Nic.Up).Select(x => x.Name);
-
     /// <summary>
     /// A non-root caller has no rights in the host's network: its veths on a bridge are made by
     /// psc-usernic within root's quota; every other kind is refused. Nothing is configured inside
@@ -79,9 +58,9 @@ public sealed class NetworkHook : IContainerHook
         var made = new List<string>();
         try
         {
-            foreach (var (nic, index, name) in Interfaces(context.Config))
+            foreach (var (nic, index, name) in NetworkPlan.Interfaces(context.Config))
             {
-                if (!IsUserNic(nic))
+                if (!NetworkPlan.IsUserNic(nic))
                     throw new ContainerException("NetworkNeedsRoot", ContainerErrorKind.PermissionDenied,
                         $"Container '{context.Name}': network[{index}] is a {nic.Type} interface{(nic.Type == "veth" ? " not on a named host bridge" : "")}, which only root can create. " +
                         $"As a non-root user use user-mode networking (network: [{{ type: pasta }}]) or a veth on a bridge root granted you in {UsernetQuota.DefaultPath} (network: [{{ type: veth, link: BRIDGE }}]).", context.Name);
@@ -103,7 +82,7 @@ public sealed class NetworkHook : IContainerHook
         }
     }
 
-    private string PinPath(string name) => Path.Combine(_manager.Store.ContainerDirectory(name), "netns");
+    private string PinPath(string name) => Path.Combine(_store.ContainerDirectory(name), "netns");
 
     private static NetworkLocation LinkLocation(NicConfig nic) =>
         nic.LinkNamespace is null ? NetworkLocation.Host : NetworkLocation.ForNamespace(nic.LinkNamespace);
@@ -111,7 +90,7 @@ public sealed class NetworkHook : IContainerHook
     public void Starting(ContainerStartContext context)
     {
         var config = context.Config;
-        if (SharesHostNetwork(config)) return;
+        if (NetworkPlan.SharesHostNetwork(config)) return;
         if (!Host.HostContext.Current.IsRoot)
         {
             StartingAsUser(context);
@@ -126,7 +105,7 @@ public sealed class NetworkHook : IContainerHook
             inside.SetLink("lo", new LinkChanges { Up = true });
             if (config.Network.Any(n => n.Type == "phys")) Pin(context.InitPid, PinPath(context.Name));
             DefaultBridge? bridge = null;
-            foreach (var (nic, index, name) in Interfaces(config))
+            foreach (var (nic, index, name) in NetworkPlan.Interfaces(config))
             {
                 var mac = nic.HwAddress is null ? null : FillMac(nic.HwAddress, context.Name, index);
                 var ipv4 = nic.IPv4.ToList();
@@ -142,10 +121,10 @@ public sealed class NetworkHook : IContainerHook
                                 if (nic.LinkNamespace is not null)
                                     throw new ContainerException("InvalidNetworkConfig", ContainerErrorKind.InvalidArgument,
                                         $"Container '{context.Name}': the default bridge lives on the host; remove linkNamespace from network[{index}].", context.Name);
-                                bridge ??= DefaultBridge.For(_manager.Store);
+                                bridge ??= DefaultBridge.For(_store);
                                 bridge.Ensure();
                                 master = bridge.Settings.Name;
-                                if (ipv4.Count == 0) ipv4.Add(bridge.Lease(context.Name, index, _manager));
+                                if (ipv4.Count == 0) ipv4.Add(bridge.Lease(context.Name, index, _store));
                                 gateway4 ??= bridge.GatewayAddress;
                             }
                             var hostName = nic.HostName ?? HostEndName(context.Name, index);
@@ -178,7 +157,7 @@ public sealed class NetworkHook : IContainerHook
                 if (gateway4 is not null) inside.AddRoute("default", gateway4, name);
                 if (nic.IPv6Gateway is not null) inside.AddRoute("default", nic.IPv6Gateway, name);
             }
-            bridge?.UpdateHosts(_manager);
+            bridge?.UpdateHosts(_store);
         }
         catch
         {
@@ -197,12 +176,12 @@ public sealed class NetworkHook : IContainerHook
     public void Stopped(string name, ContainerConfig config)
     {
         lock (_abandoned) if (_abandoned.Remove(name)) return;
-        if (SharesHostNetwork(config)) return;
+        if (NetworkPlan.SharesHostNetwork(config)) return;
         if (!Host.HostContext.Current.IsRoot)
         {
             // The kernel deletes the pair with the container's namespace, but only once its cleanup
             // ran (asynchronously): deleting the host end now frees the quota when the stop returns.
-            foreach (var (nic, index, _) in Interfaces(config).Where(x => IsUserNic(x.Nic)))
+            foreach (var (nic, index, _) in NetworkPlan.Interfaces(config).Where(x => NetworkPlan.IsUserNic(x.Nic)))
                 try { UserNic.Delete(UserHostEndName(name, index), name); } catch (ContainerException) { }
             return;
         }
@@ -212,20 +191,26 @@ public sealed class NetworkHook : IContainerHook
             try
             {
                 using var inside = new NetworkClient(NetworkLocation.ForPath(pin, "container:" + name));
-                foreach (var (nic, _, inner) in Interfaces(config).Where(x => x.Nic.Type == "phys"))
+                foreach (var (nic, _, inner) in NetworkPlan.Interfaces(config).Where(x => x.Nic.Type == "phys"))
                     if (inside.LinkExists(inner))
                         inside.SetLink(inner, new LinkChanges { Up = false, NewName = inner == nic.Link ? null : nic.Link, MoveTo = LinkLocation(nic) });
             }
             finally { Unpin(pin); }
         }
         // Host ends of veth pairs: one batch per namespace (all requests sent before any ack is read).
-        foreach (var group in Interfaces(config).Where(x => x.Nic.Type == "veth").GroupBy(x => x.Nic.LinkNamespace))
+        foreach (var group in NetworkPlan.Interfaces(config).Where(x => x.Nic.Type == "veth").GroupBy(x => x.Nic.LinkNamespace))
         {
             if (group.Key is not null && !NetNamespaces.Exists(group.Key)) continue;
             using var client = new NetworkClient(group.Key is null ? NetworkLocation.Host : NetworkLocation.ForNamespace(group.Key));
             client.DeleteLinks(group.Select(x => x.Nic.HostName ?? HostEndName(name, x.Index)));
         }
     }
+
+    /// <summary>
+    /// A removed container's addresses on the default bridge are free at once (else held until the
+    /// next allocation reclaims them).
+    /// </summary>
+    public void Removed(string name) => DefaultBridge.For(_store).Release(name);
 
     /// <summary>Keeps a container's network namespace alive after its init is gone (a bind mount of its nsfs file).</summary>
     internal static void Pin(int pid, string path)
@@ -245,17 +230,5 @@ public sealed class NetworkHook : IContainerHook
         if (!File.Exists(path)) return;
         umount2(path, MNT_DETACH);
         File.Delete(path);
-    }
-
-    /// <summary>The addresses of a running container (its ContainerInfo.IPv4/IPv6), loopback and link-local left out.</summary>
-    public static (string[] IPv4, string[] IPv6) Addresses(int pid)
-    {
-        try
-        {
-            using var client = new NetworkClient(NetworkLocation.ForPid(pid));
-            var all = client.GetAddresses().Where(a => a.Scope == "global").ToList();
-            return (all.Where(a => a.Family == "IPv4").Select(a => a.Address).ToArray(), all.Where(a => a.Family == "IPv6").Select(a => a.Address).ToArray());
-        }
-        catch (ContainerException) { return (Array.Empty<string>(), Array.Empty<string>()); }
     }
 }

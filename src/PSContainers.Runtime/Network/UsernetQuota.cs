@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace PSContainers.Runtime.IdMapping;
+using PSContainers.Runtime.IdMapping;
+
+namespace PSContainers.Runtime.Network;
 
 /// <summary>One line of the usernet file: "user type bridge count" or "@group type bridge count".</summary>
 public sealed record UsernetEntry(string Name, string Type, string Bridge, int Count, int Line)

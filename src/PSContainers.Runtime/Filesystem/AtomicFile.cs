@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace PSContainers.Runtime.State;
+namespace PSContainers.Runtime.Filesystem;
 
 /// <summary>
 /// Writes a file so that readers see either the old or the new content, never a torn one, even if

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace PSContainers.Runtime.Config;
+namespace PSContainers.Runtime;
 
 /// <summary>
 /// Byte sizes as people write them: <c>512</c>, <c>512K</c>, <c>512KB</c>, <c>512KiB</c>, <c>1.5G</c>.

@@ -1,11 +1,13 @@
 using PSContainers.Runtime.Config;
+using PSContainers.Runtime.Launcher;
+using PSContainers.Runtime.Namespaces;
 
-namespace PSContainers.Runtime.Namespaces;
+namespace PSContainers.Runtime.Containers;
 
 /// <summary>
 /// The mounts every container gets, in order: /proc (with the host-wide knobs under it read-only,
 /// LXC's proc:mixed), /sys read-only, masked paths (all per the security section, see
-/// Security/SecurityPlan.cs), a tmpfs /dev holding only the device nodes a container needs
+/// Containers/SecurityPlan.cs), a tmpfs /dev holding only the device nodes a container needs
 /// (bind-mounted from the host, which also works inside a user namespace), its own devpts, /dev/shm,
 /// the console; then the user's bind mounts from config.yaml.
 /// </summary>
@@ -16,7 +18,7 @@ public static class MountPlan
     public static void AddDefaults(StartSpec spec, ContainerConfig config)
     {
         const MountFlags safe = MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec;
-        Security.SecurityPlan.AddKernelFilesystems(spec, config.Security);
+        Containers.SecurityPlan.AddKernelFilesystems(spec, config.Security);
         spec.Mounts.Add(new MountEntry("tmpfs", "/dev", "tmpfs", MountFlags.NoSuid | MountFlags.NoExec, "mode=755,size=65536k"));
         foreach (var d in Devices)
             spec.Mounts.Add(new MountEntry("/dev/" + d, "/dev/" + d, "", MountFlags.Bind | MountFlags.FileTarget));

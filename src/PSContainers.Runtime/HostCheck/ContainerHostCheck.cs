@@ -4,8 +4,12 @@ using System.Text;
 using PSContainers.Runtime.Cgroups;
 using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Templates;
+using PSContainers.Runtime.Launcher;
+using PSContainers.Runtime.Network;
 
-namespace PSContainers.Runtime.IdMapping;
+using PSContainers.Runtime.IdMapping;
+
+namespace PSContainers.Runtime.HostCheck;
 
 /// <summary>
 /// A preflight of this host for (unprivileged) containers, like lxc-checkconfig plus the user
@@ -143,7 +147,7 @@ public sealed unsafe class ContainerHostCheck
         if (user.Uid == UserAccounts.Current().Uid && OwnCgroup() is { } own) candidates.Add(Path.Combine(root, own.TrimStart('/')));
         candidates.Add(Path.Combine(root, "user.slice", $"user-{user.Uid}.slice", $"user@{user.Uid}.service"));
         foreach (var dir in candidates)
-            if (Directory.Exists(dir) && OwnerOf(Path.Combine(dir, "cgroup.procs")) == user.Uid)
+            if (Directory.Exists(dir) && Filesystem.FsNative.OwnerOf(Path.Combine(dir, "cgroup.procs")) == user.Uid)
                 return new(name, Cgroups, HostCheckStatus.Pass, $"{dir} is delegated to {user.Name}", null);
         return new(name, Cgroups, HostCheckStatus.Warn,
             $"no cgroup v2 subtree is delegated to {user.Name} (looked at {string.Join(", ", candidates)}): its containers run without resource limits",
@@ -156,13 +160,6 @@ public sealed unsafe class ContainerHostCheck
         var file = Path.Combine(ProcRoot, "self", "cgroup");
         if (!File.Exists(file)) return null;
         return File.ReadLines(file).FirstOrDefault(l => l.StartsWith("0::", StringComparison.Ordinal))?[3..];
-    }
-
-    internal static uint? OwnerOf(string path)
-    {
-        Tmds.Linux.stat st;
-        fixed (byte* p = Encoding.UTF8.GetBytes(path + "\0"))
-            return Tmds.Linux.LibC.stat(p, &st) == 0 ? st.st_uid : null;
     }
 
     // ---- filesystems and security ----------------------------------------------------------------
@@ -229,7 +226,7 @@ public sealed unsafe class ContainerHostCheck
             return new(tool, Ids, severity, $"{tool} is not installed: user namespaces can map only the caller's own id",
                 "apt-get install uidmap (shadow-utils' newuidmap and newgidmap).");
         var info = new FileInfo(File.ResolveLinkTarget(path, true)?.FullName ?? path);
-        if ((info.UnixFileMode & UnixFileMode.SetUser) != 0 && OwnerOf(info.FullName) == 0)
+        if ((info.UnixFileMode & UnixFileMode.SetUser) != 0 && Filesystem.FsNative.OwnerOf(info.FullName) == 0)
             return new(tool, Ids, HostCheckStatus.Pass, $"{path} is setuid root", null);
         var caps = FileCapabilities.Read(path);
         if (caps is not null && caps.Grants(capability))
@@ -282,7 +279,7 @@ public sealed unsafe class ContainerHostCheck
     {
         try
         {
-            var path = Helper.Path;
+            var path = PscHelper.Path;
             return (File.GetUnixFileMode(path) & UnixFileMode.UserExecute) != 0
                 ? new("psc-helper", Tools, HostCheckStatus.Pass, path, null)
                 : new("psc-helper", Tools, HostCheckStatus.Fail, $"{path} is not executable", $"chmod 0755 {path}");

@@ -1,7 +1,10 @@
+using PSContainers.Runtime.State;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.Filesystem;
+using PSContainers.Runtime.Launcher;
 
-namespace PSContainers.Runtime.Storage;
+namespace PSContainers.Runtime.Backends;
 
 /// <summary>A read-only view of a root filesystem as a host path; disposing it undoes what made it visible.</summary>
 public sealed class RootfsView : IDisposable
@@ -41,6 +44,29 @@ public interface IStorageBackend
 
 public static class StorageBackends
 {
+    /// <summary>Snapshot clones: the containers of the store whose lower layer is <paramref name="name"/>'s rootfs.</summary>
+    public static IReadOnlyList<string> DependentClones(ContainerStore store, string name)
+    {
+        var result = new List<string>();
+        foreach (var other in store.ListNames())
+        {
+            if (other == name) continue;
+            try { if (ConfigLoader.Load(store.ConfigPath(other)).Storage.Origin == name) result.Add(other); }
+            catch (ContainerException) { }
+        }
+        return result;
+    }
+
+    /// <summary>Remove-Container's check: a container whose rootfs is a clone's lower layer stays unless -Force.</summary>
+    public static void CheckNoDependentClones(ContainerStore store, string name, bool force)
+    {
+        var clones = DependentClones(store, name);
+        if (clones.Count > 0 && !force)
+            throw new ContainerException("ContainerHasClones", ContainerErrorKind.InvalidOperation,
+                $"Container '{name}' is the base of the snapshot clones {string.Join(", ", clones)}: removing it would break them. " +
+                "Remove those clones first, or use -Force (they will not start any more).", name);
+    }
+
     public static readonly IStorageBackend Dir = new DirBackend();
     public static readonly IStorageBackend Overlay = new OverlayBackend();
     public static readonly IStorageBackend Btrfs = new BtrfsBackend();

@@ -7,6 +7,8 @@ using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
 using Tmds.Linux;
+using PSContainers.Runtime.Filesystem;
+using PSContainers.Runtime.Backends;
 using static Tmds.Linux.LibC;
 
 namespace PSContainers.Runtime.Storage;
@@ -60,7 +62,7 @@ public static unsafe class ContainerArchive
 {
     // ---- export -----------------------------------------------------------------------------------
 
-    public static void Export(ContainerManager manager, string name, string path, bool force, IProgress<ArchiveProgress>? progress = null, CancellationToken ct = default)
+    public static void Export(IContainerLifecycle manager, string name, string path, bool force, IProgress<ArchiveProgress>? progress = null, CancellationToken ct = default)
     {
         ContainerNames.Validate(name);
         var kind = TarCompression.ForPath(path);
@@ -180,7 +182,7 @@ public static unsafe class ContainerArchive
         public void Entry(string host, string archivePath)
         {
             ct.ThrowIfCancellationRequested();
-            if (!TreeDiff.TryLstat(host, out var st)) return; // deleted meanwhile
+            if (!FsNative.TryLstat(host, out var st)) return; // deleted meanwhile
             var type = st.st_mode & S_IFMT;
             if (type == S_IFSOCK) return;
             var mounted = mountPoints.Contains(archivePath);
@@ -278,7 +280,7 @@ public static unsafe class ContainerArchive
             $"Refusing archive entry '{entry}': {why}. The archive may be hostile; nothing was imported.", entry);
 
     /// <summary>Recreates a container from an archive (see the overload with <see cref="ImportOptions"/>).</summary>
-    public static ImportResult Import(ContainerManager manager, string path, string name, IProgress<ArchiveProgress>? progress = null, CancellationToken ct = default, bool unprivileged = false) =>
+    public static ImportResult Import(IContainerLifecycle manager, string path, string name, IProgress<ArchiveProgress>? progress = null, CancellationToken ct = default, bool unprivileged = false) =>
         Import(manager, path, new ImportOptions { Name = name, Unprivileged = unprivileged }, null, progress, ct);
 
     /// <summary>
@@ -353,7 +355,7 @@ public static unsafe class ContainerArchive
     /// </summary>
     /// <param name="survey">The caller's own survey of the same file (the cmdlet's, which asked for
     /// confirmation with it); when null the archive is surveyed here.</param>
-    public static ImportResult Import(ContainerManager manager, string path, ImportOptions options, ArchiveSurvey? survey = null, IProgress<ArchiveProgress>? progress = null, CancellationToken ct = default)
+    public static ImportResult Import(IContainerLifecycle manager, string path, ImportOptions options, ArchiveSurvey? survey = null, IProgress<ArchiveProgress>? progress = null, CancellationToken ct = default)
     {
         var store = manager.Store;
         if (!File.Exists(path))

@@ -3,7 +3,11 @@ using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Native;
 
-namespace PSContainers.Runtime.Network;
+using PSContainers.Runtime.Network;
+
+using PSContainers.Runtime.State;
+
+namespace PSContainers.Runtime.NetworkHooks;
 
 /// <summary>
 /// User-mode networking (<c>network: [{ type: pasta }]</c>): pasta, from the passt package, attaches
@@ -17,12 +21,12 @@ namespace PSContainers.Runtime.Network;
 public sealed class PastaHook : IContainerHook
 {
     public const string Program = "pasta";
-    private readonly ContainerManager _manager;
+    private readonly ContainerStore _store;
 
-    public PastaHook(ContainerManager manager) => _manager = manager;
+    public PastaHook(ContainerStore store) => _store = store;
 
-    private string PidFile(string name) => Path.Combine(_manager.Store.ContainerDirectory(name), "pasta.pid");
-    private string PinPath(string name) => Path.Combine(_manager.Store.ContainerDirectory(name), "pasta.netns");
+    private string PidFile(string name) => Path.Combine(_store.ContainerDirectory(name), "pasta.pid");
+    private string PinPath(string name) => Path.Combine(_store.ContainerDirectory(name), "pasta.netns");
 
     /// <summary>The pasta interface of a config and its name inside (ethN by position, like every NIC).</summary>
     public static (NicConfig Nic, string Name)? Interface(ContainerConfig config)
@@ -119,6 +123,9 @@ public sealed class PastaHook : IContainerHook
         if (Interface(config) is null) return;
         Release(name);
     }
+
+    /// <summary>A pasta left by a run whose init ended on its own (no stop ran the hooks) goes with its container.</summary>
+    public void Removed(string name) => Release(name);
 
     /// <summary>Stops the container's pasta (checked by name: a reused pid is left alone) and unpins its namespace.</summary>
     public void Release(string name)

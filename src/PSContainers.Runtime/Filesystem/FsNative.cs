@@ -3,7 +3,7 @@ using System.Text;
 using Tmds.Linux;
 using static Tmds.Linux.LibC;
 
-namespace PSContainers.Runtime.Storage;
+namespace PSContainers.Runtime.Filesystem;
 
 /// <summary>Filesystem system calls the storage code needs: statfs, btrfs ioctls, xattrs, mounts.</summary>
 public static unsafe class FsNative
@@ -279,5 +279,23 @@ public static unsafe class FsNative
         fixed (byte* t = Z(target))
             if (umount2(t, MNT_DETACH) != 0 && Errno != EINVAL && Errno != ENOENT)
                 throw Error("unmount", target, Errno);
+    }
+
+    /// <summary>lstat(2) without throwing: false when the path is gone or unreadable.</summary>
+    internal static bool TryLstat(string path, out Tmds.Linux.stat st)
+    {
+        Tmds.Linux.stat s;
+        int rc;
+        fixed (byte* p = Z(path)) rc = Tmds.Linux.LibC.lstat(p, &s);
+        st = s;
+        return rc == 0;
+    }
+
+    /// <summary>The owner of a file (stat(2), following links); null when it cannot be read.</summary>
+    internal static uint? OwnerOf(string path)
+    {
+        Tmds.Linux.stat st;
+        fixed (byte* p = Z(path))
+            return Tmds.Linux.LibC.stat(p, &st) == 0 ? st.st_uid : null;
     }
 }

@@ -2,8 +2,13 @@ using System.Net;
 using System.Text.Json;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.State;
+using PSContainers.Runtime.Filesystem;
 
-namespace PSContainers.Runtime.Network;
+using PSContainers.Runtime.Network;
+
+using PSContainers.Runtime.Config;
+
+namespace PSContainers.Runtime.NetworkHooks;
 
 /// <summary>The store's managed bridge, as &lt;store&gt;/network.json describes it (all keys optional).</summary>
 public sealed class BridgeSettings
@@ -33,7 +38,7 @@ public sealed class Lease
 public sealed class DefaultBridge
 {
     /// <summary>The value of a NIC's <c>link</c> that means "the store's managed bridge".</summary>
-    public const string ConfigName = "default";
+    public const string ConfigName = NetworkPlan.DefaultBridgeLink;
 
     public ContainerStore Store { get; }
     public BridgeSettings Settings { get; }
@@ -161,10 +166,10 @@ public sealed class DefaultBridge
     }
 
     /// <summary>The container NIC's address: its recorded lease, else the lowest free one (leases of removed containers are reclaimed).</summary>
-    public string Lease(string container, int nic, ContainerManager manager)
+    public string Lease(string container, int nic, ContainerStore store)
     {
         using var _ = Lock();
-        var leases = Leases().Where(l => manager.Exists(l.Container)).ToList();
+        var leases = Leases().Where(l => store.Exists(l.Container)).ToList();
         var mine = leases.FirstOrDefault(l => l.Container == container && l.Nic == nic);
         if (mine is null)
         {
@@ -198,19 +203,21 @@ public sealed class DefaultBridge
     /// <summary>
     /// Writes the name of every container with a lease (and the bridge's own, as "gateway") into a
     /// managed block of each such container's /etc/hosts: resolution without a daemon, for any libc.
+    /// Reads only the store: it runs inside a start (under that container's lock), so it never
+    /// observes or changes another container.
     /// </summary>
-    public void UpdateHosts(ContainerManager manager)
+    public void UpdateHosts(ContainerStore store)
     {
         using var _ = Lock();
-        var leases = Leases().Where(l => manager.Exists(l.Container)).ToList();
+        var leases = Leases().Where(l => store.Exists(l.Container)).ToList();
         var lines = new List<string> { HostsBegin, $"{GatewayAddress}\t{Settings.Name} gateway" };
         lines.AddRange(leases.GroupBy(l => l.Container).Select(g => $"{g.OrderBy(l => l.Nic).First().Address}\t{g.Key}"));
         lines.Add(HostsEnd);
         foreach (var container in leases.Select(l => l.Container).Distinct())
         {
             string rootfs;
-            try { rootfs = manager.Get(container).RootfsPath; }
-            catch (ContainerException) { continue; }
+            try { rootfs = ConfigLoader.Load(store.ConfigPath(container)).Rootfs ?? store.RootfsPath(container); }
+            catch (Exception ex) when (ex is ContainerException or IOException) { continue; } // removed meanwhile, or a broken config
             var etc = Path.Combine(rootfs, "etc");
             var hosts = Path.Combine(etc, "hosts");
             // Never follow a symlink planted in the container's rootfs out to the host.

@@ -3,7 +3,7 @@ using System.Text;
 using Tmds.Linux;
 using static Tmds.Linux.LibC;
 
-namespace PSContainers.Runtime.Storage;
+namespace PSContainers.Runtime.Filesystem;
 
 /// <summary>
 /// Copies a directory tree like <c>cp -a</c>: file types, numeric owners, full modes (setuid/setgid/sticky),

@@ -3,7 +3,7 @@ using System.Globalization;
 using System.IO.Compression;
 using System.Text;
 
-namespace PSContainers.Runtime.Storage;
+namespace PSContainers.Runtime.Filesystem;
 
 /// <summary>Entry types of the ustar format (the typeflag byte).</summary>
 public enum TarEntryType : byte

@@ -1,8 +1,11 @@
 using PSContainers.Runtime.Cgroups;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.Launcher;
 
-namespace PSContainers.Runtime.Security;
+using PSContainers.Runtime.Security;
+
+namespace PSContainers.Runtime.Containers;
 
 /// <summary>What a container's security section resolves to: the numbers and bytes the helper applies.</summary>
 public sealed record SecuritySettings(ulong CapabilityDropMask, SeccompProfile? Seccomp, string SeccompSource, byte[]? SeccompFilter)

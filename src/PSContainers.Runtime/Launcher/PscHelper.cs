@@ -1,6 +1,7 @@
+using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Processes;
 
-namespace PSContainers.Runtime.Namespaces;
+namespace PSContainers.Runtime.Launcher;
 
 /// <summary>Output of a program run through the helper.</summary>
 public sealed record HelperResult(int ExitCode, string[] Output, string[] Error);
@@ -9,7 +10,7 @@ public sealed record HelperResult(int ExitCode, string[] Output, string[] Error)
 /// Locates and runs psc-helper, the small single-threaded native program that does what a
 /// multi-threaded .NET process cannot: clone into new namespaces, pivot_root, setns, exec.
 /// </summary>
-public static class Helper
+public static class PscHelper
 {
     public const string EnvironmentVariable = "PSCONTAINERS_HELPER";
     public const string FileName = "psc-helper";
@@ -26,7 +27,7 @@ public static class Helper
                 Environment.GetEnvironmentVariable(EnvironmentVariable),
                 ConfiguredPath,
                 System.IO.Path.Combine(AppContext.BaseDirectory, FileName),
-                System.IO.Path.Combine(System.IO.Path.GetDirectoryName(typeof(Helper).Assembly.Location) ?? "", FileName),
+                System.IO.Path.Combine(System.IO.Path.GetDirectoryName(typeof(PscHelper).Assembly.Location) ?? "", FileName),
             };
             foreach (var c in candidates)
                 if (!string.IsNullOrEmpty(c) && File.Exists(c)) return c;

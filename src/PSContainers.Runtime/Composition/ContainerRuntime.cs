@@ -1,0 +1,28 @@
+using PSContainers.Runtime.Cgroups;
+using PSContainers.Runtime.Checkpoint;
+using PSContainers.Runtime.Containers;
+using PSContainers.Runtime.NetworkHooks;
+using PSContainers.Runtime.State;
+
+namespace PSContainers.Runtime.Composition;
+
+/// <summary>
+/// The composition root: a store's <see cref="ContainerManager"/> with what runs on top of the
+/// lifecycle plugged in (the network hooks of a start, checkpoint support for saved containers).
+/// The lifecycle itself knows only the contracts (<see cref="IContainerHook"/>, <see cref="ICheckpointSupport"/>).
+/// </summary>
+public static class ContainerRuntime
+{
+    /// <summary>The store at <paramref name="storePath"/> (null: the caller's default store).</summary>
+    public static ContainerManager Open(string? storePath = null) => Compose(new ContainerManager(new ContainerStore(storePath)));
+
+    public static ContainerManager Open(ContainerStore store, CgroupManager? cgroups = null) => Compose(new ContainerManager(store, cgroups));
+
+    private static ContainerManager Compose(ContainerManager manager)
+    {
+        manager.Hooks.Add(new NetworkHook(manager.Store));
+        manager.Hooks.Add(new PastaHook(manager.Store));
+        manager.Checkpoints = new CheckpointSupport();
+        return manager;
+    }
+}
