@@ -127,6 +127,18 @@ public sealed class CgroupFakeTreeTests : IDisposable
         File.WriteAllText(Path.Combine(_root, "psc", "c1", "cgroup.controllers"), "memory pids\n");
         cg.CreateContainer("psc/c1", new CgroupLimits());
         Assert.Equal(new[] { "+memory", "+pids" }, Leaf("cgroup.subtree_control").Split(' ').Order());
+        // A level holding processes (a non-root caller's own cgroup) is left alone, and so is what is
+        // below it: enabling pids or cpu there would make it a thread root, where no new cgroup can
+        // hold a process.
+        Directory.Delete(_root, recursive: true);
+        cg = FakeV2();
+        File.WriteAllText(Path.Combine(_root, "psc", "cgroup.type"), "domain\n");
+        File.WriteAllText(Path.Combine(_root, "psc", "cgroup.procs"), "4242\n");
+        cg.CreateContainer("psc/c1", new CgroupLimits());
+        Assert.Equal(new[] { "+cpu", "+io", "+memory", "+pids" }, File.ReadAllText(Path.Combine(_root, "cgroup.subtree_control")).Split(' ').Order());
+        Assert.Equal("", File.ReadAllText(Path.Combine(_root, "psc", "cgroup.subtree_control")));
+        Assert.Equal("", Leaf("cgroup.subtree_control"));
+
         // A limit on a controller that is not there is still an error, never a silently skipped limit.
         Directory.Delete(_root, recursive: true);
         cg = FakeV2("memory pids");

@@ -181,7 +181,7 @@ public sealed class ContainerLimitTests : IDisposable
         _ps.Run("Set-CgroupLimit $args[0] -PidsMax 33 -WhatIf", name);
         Assert.Equal("max", File.ReadAllText(pidsFile).Trim());
         // cpuset where the kernel has it (not under user-mode Linux).
-        var cpuset = HostCgroups.Host.HasController("cpuset");
+        var cpuset = HostCgroups.VersionOf("cpuset") == "v1" || HostCgroups.V2RootControllers.Contains("cpuset");
         var report = (CgroupLimitReport)_ps.Run($"Get-Container $args[0] | Set-CgroupLimit -PidsMax 33 -CpuWeight 50 {(cpuset ? "-CpusetCpus 0" : "")} -MemoryLow '16M' -PassThru", name).Single().BaseObject;
         Assert.Equal("33", File.ReadAllText(pidsFile).Trim());
         Assert.Equal(33, report.PidsMax);
@@ -205,7 +205,7 @@ public sealed class ContainerLimitTests : IDisposable
         Assert.True(negSize.Contains("negative"), negSize);
         Assert.Equal("InvalidDeviceRule", Id(_ps.Invoke("Set-CgroupLimit $args[0] -DeviceAllow 'q 1:3 rwm'", name).SingleError));
         var cpus = _ps.Invoke("Set-CgroupLimit $args[0] -PidsMax 7 -CpusetCpus 0-511", name).SingleError;
-        if (HostCgroups.Host.HasController("cpuset"))
+        if (HostCgroups.VersionOf("cpuset") == "v1" || HostCgroups.V2RootControllers.Contains("cpuset"))
         {
             Assert.Equal("CgroupCpusNotOnline", Id(cpus));
             Assert.Contains("not on this machine", cpus.Exception.Message);
