@@ -73,7 +73,7 @@ Import-Module '$modulePath'
 `$sw = [Diagnostics.Stopwatch]::StartNew()
 New-Container -Name '$slow' -Template busybox -StorePath '$store' | Out-Null
 "NEWCONTAINER-SECONDS=`$([int]`$sw.Elapsed.TotalSeconds)"
-# What the module asks before it would draw (a quick New-Container never gets there): no answer, and quickly.
+# What the module asked before the first draw, directly: no answer, and quickly.
 `$sw.Restart()
 "PROBE=`$([PSContainers.Runtime.Native.Terminal]::AnswersCursorQuery([timespan]::FromMilliseconds(500))) MS=`$([int]`$sw.Elapsed.TotalMilliseconds)"
 Remove-Container -Name '$slow' -StorePath '$store' -Force -Confirm:`$false

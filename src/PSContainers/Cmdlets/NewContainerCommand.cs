@@ -1,5 +1,4 @@
 using System.Collections;
-using System.Collections.Concurrent;
 using System.Management.Automation;
 using PSContainers.Infrastructure;
 using PSContainers.Runtime;
@@ -120,7 +119,7 @@ public sealed class NewContainerCommand : ContainerCmdlet
         // Templates report progress from their own threads, and only the pipeline thread may
         // write: build on a worker and relay its progress here.
         var activityId = Math.Abs(name.GetHashCode() % 10000) + 1;
-        return ProgressRelay.Run<TemplateProgress, ContainerInfo>(this, activityId,
+        return ProgressRelay.Run<TemplateProgress, ContainerInfo>(this,
             p => new ProgressRecord(activityId, $"{p.Activity} ({name})", string.IsNullOrEmpty(p.Status) ? "..." : p.Status) { PercentComplete = Math.Clamp(p.PercentComplete, -1, 100) },
             new ProgressRecord(activityId, $"Creating {name}", "Done") { RecordType = ProgressRecordType.Completed },
             progress => manager.Create(name, options, progress, _cancel.Token));

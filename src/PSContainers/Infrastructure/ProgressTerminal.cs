@@ -7,8 +7,8 @@ namespace PSContainers.Infrastructure;
 /// cursor position for each draw: .NET writes ESC[6n and, when no reply comes, waits seconds for it
 /// (about 10 s for the first, measured), and a draw asks several times; a terminal that never answers
 /// (a serial or hypervisor console, `script` writing to a file) turned a 2 s New-Container into 29 s.
-/// Asked once per process with a short timeout of our own, just before the first progress record
-/// would be written (so a quick command never asks): an answering terminal replies within milliseconds.
+/// Asked once per process with a short timeout of our own, when the first progress record would be
+/// drawn: an answering terminal replies within milliseconds.
 /// </summary>
 internal static class ProgressTerminal
 {
