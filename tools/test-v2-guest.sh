@@ -8,7 +8,7 @@
 #
 # The image ($V2LAB/v2guest.img, default /tmp/v2lab) is reused while the key of what made it
 # (the guest scripts, the host's .NET, the pwsh version) is unchanged; otherwise rebuilt (~4-6 min).
-# In the guest (1 CPU, .NET 6-9x slower than here) about 12 min: the xunit classes below, the
+# In the guest (1 CPU, .NET 6-9x slower than here) about 15-25 min: the xunit classes below, the
 # real-pwsh story tests/Pester/Story.Tests.ps1, and tests/v2guest/Attach-Nsdelegate.ps1; then a check
 # that nothing was left behind in the guest's cgroup tree and mounts.
 set -uo pipefail
@@ -71,8 +71,10 @@ echo "=== guest: \$(uname -r), cgroup2: \$(grep ' - cgroup2 ' /proc/self/mountin
 echo "=== guest: xunit (${CLASSES[*]})"
 dotnet test tests/PSContainers.Tests/bin/Release/net10.0/PSContainers.Tests.dll --filter '$filter' \
     --logger 'console;verbosity=normal' 2>&1 | tee $job/xunit.out
-x_passed=\$(sed -nE 's/.*Passed:[[:space:]]*([0-9]+),.*/\1/p' $job/xunit.out | tail -n1)
-x_failed=\$(sed -nE 's/.*Failed:[[:space:]]*([0-9]+),.*/\1/p' $job/xunit.out | tail -n1)
+# The test assembly run directly ends with "Total tests: N" and one line each "Passed: N", "Failed: N".
+x_passed=\$(sed -nE 's/^[[:space:]]*Passed:[[:space:]]*([0-9]+)[[:space:]]*$/\1/p' $job/xunit.out | tail -n1)
+x_failed=\$(sed -nE 's/^[[:space:]]*Failed:[[:space:]]*([0-9]+)[[:space:]]*$/\1/p' $job/xunit.out | tail -n1)
+grep -qE '^[[:space:]]*Total tests:' $job/xunit.out || x_passed=
 [ -n "\$x_passed" ] || { echo "FAILED: the xunit run did not report its counts"; x_failed=\$((\${x_failed:-0} + 1)); }
 passed=\$((passed + \${x_passed:-0})); failed=\$((failed + \${x_failed:-0}))
 
@@ -94,7 +96,7 @@ echo "V2GUEST-COUNTS \$passed \$failed"
 EOF
 chmod 755 "$job/in-guest.sh"
 
-echo "=== running in the v2 guest (user-mode Linux; about 12 min)"
+echo "=== running in the v2 guest (user-mode Linux; 15-25 min)"
 t0=$(date +%s)
 "$guest/run-in-v2-guest.sh" --timeout 2700 --share "$repo" --share "$modules:/usr/local/share/powershell/Modules:ro" --share "$job" \
     -- bash "$job/in-guest.sh" 2>&1 | tee "$job/guest.out"
