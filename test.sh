@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Runs every test of PSContainers: builds (Release), runs the xunit suite (tests/PSContainers.Tests)
-# and the Pester suite (in real pwsh with Pester 5.9.1, every file in
-# tests/Pester), checks that nothing was left behind, and ends with one line "N passed, N failed"
-# counting both suites. Exits 1 when anything failed. Needs root (sudo ./test.sh) and what
-# ./setup.sh installs; a missing pwsh or Pester is a failure, not a skip.
+# and the Pester suite (in real pwsh with Pester 5.9.1, every file in tests/Pester), checks that
+# nothing was left behind, then runs the layout-dependent tests again inside a pure cgroup-v2 guest
+# (tools/test-v2-guest.sh: user-mode Linux, systemd's mount options), and ends with one line
+# "N passed, N failed" counting all of them. Exits 1 when anything failed. Needs root
+# (sudo ./test.sh) and what ./setup.sh installs; a missing pwsh or Pester is a failure, not a skip.
 #
 #   sudo ./test.sh                 everything
 #   sudo ./test.sh --no-build      the last build as it is
+#   sudo ./test.sh --no-v2-guest   without the pure cgroup-v2 guest (this host's layout only)
 set -uo pipefail
 cd "$(dirname "$0")"
 
 build=1
+v2guest=1
 for arg in "$@"; do
     case "$arg" in
         --no-build) build= ;;
-        *) echo "usage: $0 [--no-build]" >&2; exit 2 ;;
+        --no-v2-guest) v2guest= ;;
+        *) echo "usage: $0 [--no-build] [--no-v2-guest]" >&2; exit 2 ;;
     esac
 done
 
@@ -101,6 +105,23 @@ fi
 if [ -n "$leftover" ]; then
     notes+=("resources left behind by the tests:" "$leftover")
     failed=$((failed + 1))
+fi
+
+# ---- the pure cgroup-v2 guest (after the leftover check: it changes nothing on this host but /tmp/v2lab) ----
+if [ -n "$v2guest" ]; then
+    log "Pure cgroup-v2 guest (tools/test-v2-guest.sh)"
+    guest_out=$(mktemp)
+    tools/test-v2-guest.sh 2>&1 | tee "$guest_out"
+    g_counts=$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$guest_out" | tail -n1)
+    rm -f "$guest_out"
+    if [ -z "$g_counts" ]; then
+        notes+=("the pure cgroup-v2 guest run did not report its counts (tools/test-v2-guest.sh)")
+        failed=$((failed + 1))
+    else
+        passed=$((passed + ${g_counts%% *}))
+        failed=$((failed + ${g_counts##* }))
+        [ "${g_counts##* }" -eq 0 ] || notes+=("${g_counts##* } failed in the pure cgroup-v2 guest (see its output above)")
+    fi
 fi
 
 if [ ${#notes[@]} -gt 0 ]; then

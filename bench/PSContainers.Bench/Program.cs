@@ -79,6 +79,8 @@ internal sealed class Options
     public bool Help { get; private set; }
     /// <summary>Diagnostics: run only the runtime-API cycles (e.g. under strace), print their per-step times.</summary>
     public bool ApiOnly { get; private set; }
+    /// <summary>Without LXC (e.g. in the pure cgroup-v2 guest): PSContainers against the floor only, as ratios.</summary>
+    public bool NoLxc { get; private set; }
 
     public const string Usage =
         "usage: PSContainers.Bench [ITERATIONS] [--iterations N] [--warmup N] [--containers K] [--output FILE] [--repo DIR] [--no-graceful]\n" +
@@ -88,7 +90,9 @@ internal sealed class Options
         "  --output                 also write the markdown results to FILE\n" +
         "  --repo                   repository root (default: found above the binary or the current directory)\n" +
         "  --no-graceful            skip the graceful-stop cycles (each costs ~2 s of busybox init shutdown)\n" +
-        "  --api-only               diagnostics: only the runtime-API cycles (no PowerShell, LXC or floor), e.g. under strace";
+        "  --api-only               diagnostics: only the runtime-API cycles (no PowerShell, LXC or floor), e.g. under strace\n" +
+        "  --no-lxc                 PSContainers (PowerShell and runtime API) against the floor only, reported as ratios\n" +
+        "                           (tools/bench-v2-guest.sh runs this inside the pure cgroup-v2 guest)";
 
     public static Options Parse(string[] args)
     {
@@ -107,6 +111,7 @@ internal sealed class Options
                 case "--repo": o.RepoRoot = Path.GetFullPath(Next()); break;
                 case "--no-graceful": o.SkipGraceful = true; break;
                 case "--api-only": o.ApiOnly = true; break;
+                case "--no-lxc": o.NoLxc = true; break;
                 default:
                     if (int.TryParse(args[i], out var n) && n >= 1) o.Iterations = n;
                     else throw new ArgumentException($"unknown argument '{args[i]}'");
@@ -196,7 +201,8 @@ internal sealed class Bench
         _moduleFolder = Path.Combine(repo, "out", "PSContainers");
         if (!File.Exists(Path.Combine(_moduleFolder, "PSContainers.psd1")))
             throw new InvalidOperationException($"{_moduleFolder} has no module: run 'dotnet build -c Release' at {repo} first (bench/run.sh does).");
-        foreach (var tool in new[] { "lxc-create", "lxc-start", "lxc-attach", "lxc-stop", "lxc-destroy", "unshare", "nsenter", "busybox" })
+        var tools = new[] { "lxc-create", "lxc-start", "lxc-attach", "lxc-stop", "lxc-destroy", "unshare", "nsenter", "busybox" };
+        foreach (var tool in _o.NoLxc ? tools.Where(t => !t.StartsWith("lxc-", StringComparison.Ordinal)) : tools)
             if (Which(tool) is null) throw new InvalidOperationException($"'{tool}' is not on PATH (apt-get install lxc busybox-static util-linux).");
 
         Directory.CreateDirectory(_work);
@@ -220,7 +226,7 @@ internal sealed class Bench
         {
             if (!_o.ApiOnly) PscCycle(kill: true, record: false);
             ApiCycle(manager, record: false);
-            if (!_o.ApiOnly) { LxcCycle(kill: true, record: false); FloorCycle(record: false); }
+            if (!_o.ApiOnly) { if (!_o.NoLxc) LxcCycle(kill: true, record: false); FloorCycle(record: false); }
         }
 
         // Measured cycles, interleaved so that background load hits every scenario alike:
@@ -231,7 +237,12 @@ internal sealed class Bench
         {
             if (!_o.ApiOnly) PscCycle(kill: true, record: true);
             ApiCycle(manager, record: true);
-            if (!_o.ApiOnly) { LxcCycle(kill: true, record: true); FloorCycle(record: true); }
+            if (!_o.ApiOnly) { if (!_o.NoLxc) LxcCycle(kill: true, record: true); FloorCycle(record: true); }
+        }
+        if (_o.NoLxc)
+        {
+            _load.Add(LoadAverage());
+            return FloorRatios(repo);
         }
         if (_o.ApiOnly)
             return string.Join("\n", new[] { "create", "start", "exec", "stop", "remove", "sis", "total" }
@@ -543,6 +554,35 @@ internal sealed class Bench
     }
 
     // ---- report -------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Start, exec and stop of PSContainers as multiples of the floor's, measured on this machine
+    /// (absolute times differ between machines and guests; the ratios are what compare).
+    /// </summary>
+    private string FloorRatios(string repo)
+    {
+        static string X(double r) => r.ToString("0.00", CultureInfo.InvariantCulture) + "x";
+        var layout = CgroupManager.ForHost().Layout;
+        var cgroup2 = File.ReadLines("/proc/self/mountinfo").FirstOrDefault(l => l.Contains(" - cgroup2 ", StringComparison.Ordinal))?.Split(" - ")[1] ?? "none";
+        var sb = new StringBuilder();
+        sb.AppendLine("# PSContainers versus the floor (ratios)");
+        sb.AppendLine();
+        // In the guest there is no git (and no repository metadata): bench/run-v2-guest.sh passes the commit.
+        var commit = Environment.GetEnvironmentVariable("PSC_BENCH_COMMIT") ?? RunProcess("git", new[] { "-C", repo, "rev-parse", "--short", "HEAD" }).Output.Trim();
+        sb.AppendLine($"- Date: {DateTimeOffset.Now:yyyy-MM-dd HH:mm:ss zzz}; PSContainers {commit}");
+        sb.AppendLine($"- Kernel: {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}; cgroups: {layout} ({cgroup2}); nproc = {Environment.ProcessorCount}");
+        sb.AppendLine($"- Iterations: {_o.Iterations} (after {_o.Warmup} warm-up); load average at start: {_load.FirstOrDefault()}, at end: {_load.LastOrDefault()}");
+        sb.AppendLine("- Median of each step divided by the median of the floor's same step (`unshare ... --root`, `nsenter -a true`, `kill -9`).");
+        sb.AppendLine();
+        sb.AppendLine("| Step | PSContainers, PowerShell / floor | runtime API / floor |");
+        sb.AppendLine("|---|---:|---:|");
+        foreach (var (step, label) in new[] { ("start", "start"), ("exec", "run `true` inside"), ("stop", "stop (kill)"), ("sis", "start + exec + stop") })
+        {
+            var floor = _s.Median("floor." + step);
+            sb.AppendLine($"| {label} | {X(_s.Median("psc.kill." + step) / floor)} | {X(_s.Median("api." + step) / floor)} |");
+        }
+        return sb.ToString();
+    }
 
     private string Report(string repo)
     {

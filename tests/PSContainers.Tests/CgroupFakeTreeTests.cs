@@ -111,6 +111,42 @@ public sealed class CgroupFakeTreeTests : IDisposable
     }
 
     [Fact]
+    public void V2_ContainerWithoutLimits_GetsTheAccountingControllers_WhereDelegated()
+    {
+        // Everything delegated: memory, pids, cpu and io are on from the outer cgroup down before init starts.
+        var cg = FakeV2();
+        File.WriteAllText(Path.Combine(_root, "psc", "c1", "cgroup.controllers"), "cpuset cpu io memory hugetlb pids\n");
+        cg.CreateContainer("psc/c1", new CgroupLimits());
+        foreach (var dir in new[] { _root, Path.Combine(_root, "psc"), Path.Combine(_root, "psc", "c1") })
+            Assert.Equal(new[] { "+cpu", "+io", "+memory", "+pids" }, File.ReadAllText(Path.Combine(dir, "cgroup.subtree_control")).Split(' ').Order());
+        Assert.True(Directory.Exists(Path.Combine(_root, "psc", "c1", CgroupManager.InnerName)));
+
+        Directory.Delete(_root, recursive: true);
+        // A subtree given only memory and pids: those, and no error for cpu and io (no limit asks for them).
+        cg = FakeV2("memory pids");
+        File.WriteAllText(Path.Combine(_root, "psc", "c1", "cgroup.controllers"), "memory pids\n");
+        cg.CreateContainer("psc/c1", new CgroupLimits());
+        Assert.Equal(new[] { "+memory", "+pids" }, Leaf("cgroup.subtree_control").Split(' ').Order());
+        // A level holding processes (a non-root caller's own cgroup) is left alone, and so is what is
+        // below it: enabling pids or cpu there would make it a thread root, where no new cgroup can
+        // hold a process.
+        Directory.Delete(_root, recursive: true);
+        cg = FakeV2();
+        File.WriteAllText(Path.Combine(_root, "psc", "cgroup.type"), "domain\n");
+        File.WriteAllText(Path.Combine(_root, "psc", "cgroup.procs"), "4242\n");
+        cg.CreateContainer("psc/c1", new CgroupLimits());
+        Assert.Equal(new[] { "+cpu", "+io", "+memory", "+pids" }, File.ReadAllText(Path.Combine(_root, "cgroup.subtree_control")).Split(' ').Order());
+        Assert.Equal("", File.ReadAllText(Path.Combine(_root, "psc", "cgroup.subtree_control")));
+        Assert.Equal("", Leaf("cgroup.subtree_control"));
+
+        // A limit on a controller that is not there is still an error, never a silently skipped limit.
+        Directory.Delete(_root, recursive: true);
+        cg = FakeV2("memory pids");
+        var ex = Assert.Throws<ContainerException>(() => cg.CreateContainer("psc/c1", new CgroupLimits { CpuWeight = 50 }));
+        Assert.Equal("CgroupControllerUnavailable", ex.ErrorId);
+    }
+
+    [Fact]
     public void V2_EveryLimit_WritesExactFileContents()
     {
         var cg = FakeV2();

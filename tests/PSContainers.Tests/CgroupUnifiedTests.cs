@@ -8,13 +8,14 @@ using PSContainers.Tests.Infrastructure;
 namespace PSContainers.Tests;
 
 /// <summary>
-/// The real cgroup2 mount at /sys/fs/cgroup/unified (hybrid host): eBPF device rules, hugetlb,
-/// freeze and the plain cgroup cmdlets, on test cgroups of their own (removed even on failure).
+/// The host's real cgroup2 mount (/sys/fs/cgroup/unified on a hybrid host, /sys/fs/cgroup on a pure
+/// v2 one): eBPF device rules, hugetlb, the accounting controllers of a container's cgroups, freeze
+/// and the plain cgroup cmdlets, on test cgroups of their own (removed even on failure).
 /// </summary>
 [Collection("Containers")]
 public sealed class CgroupUnifiedTests : IDisposable
 {
-    private const string Unified = "/sys/fs/cgroup/unified";
+    private static readonly string Unified = HostCgroups.V2Mount;
     private readonly string _name = "psc-test-cg-" + Guid.NewGuid().ToString("N")[..8];
     private readonly List<Process> _processes = new();
     private readonly TestStore _store = new();
@@ -35,9 +36,11 @@ public sealed class CgroupUnifiedTests : IDisposable
                 for (var i = 0; i < 100 && Directory.Exists(d); i++)
                     try { Directory.Delete(d); } catch (IOException) { Thread.Sleep(10); }
             }
-        // Put the root's subtree_control back as we found it (only hugetlb is ever enabled by these tests).
-        if (_rootSubtreeBefore is not null && !_rootSubtreeBefore.Split(' ').Contains("hugetlb"))
-            try { File.WriteAllText(Path.Combine(Unified, "cgroup.subtree_control"), "-hugetlb"); } catch (IOException) { }
+        // Put the root's subtree_control back as we found it (controllers these tests enabled there).
+        if (_rootSubtreeBefore is not null)
+            foreach (var c in File.ReadAllText(Path.Combine(Unified, "cgroup.subtree_control")).Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                         .Except(_rootSubtreeBefore.Split(' ')))
+                try { File.WriteAllText(Path.Combine(Unified, "cgroup.subtree_control"), "-" + c); } catch (IOException) { }
         _store.Dispose();
     }
 
@@ -105,7 +108,7 @@ public sealed class CgroupUnifiedTests : IDisposable
         Assert.Equal(new[] { "NULL-DENIED", "ZERO-OK" }, Finish(p));
     }
 
-    [Fact]
+    [CgroupV2ControllerFact("hugetlb")]
     public void Hugetlb_OnTheRealUnifiedTree_ThroughTheCmdlets()
     {
         _rootSubtreeBefore = File.ReadAllText(Path.Combine(Unified, "cgroup.subtree_control")).Trim();
@@ -118,19 +121,48 @@ public sealed class CgroupUnifiedTests : IDisposable
     }
 
     [Fact]
+    public void ContainerCgroups_GetTheAccountingControllersTheTreeHas_BeforeAnyProcess()
+    {
+        // A v2-only manager on the real cgroup2 mount: whatever of memory, pids, cpu and io it offers
+        // (hybrid: usually none, they are bound to v1; pure v2: all) is on for the inner cgroup, with
+        // no limit asking for it, and nothing it lacks is an error.
+        _rootSubtreeBefore = File.ReadAllText(Path.Combine(Unified, "cgroup.subtree_control")).Trim();
+        var v2 = new CgroupManager(null, new CgroupV2Driver(Unified));
+        v2.CreateContainer(_name, new CgroupLimits());
+        var inner = Path.Combine(Unified, _name, CgroupManager.InnerName);
+        var innerControllers = File.ReadAllText(Path.Combine(inner, "cgroup.controllers")).Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var expected = CgroupManager.AccountingControllers.Intersect(HostCgroups.V2RootControllers).Order().ToArray();
+        Assert.Equal(expected, innerControllers.Intersect(CgroupManager.AccountingControllers).Order().ToArray());
+        if (expected.Contains("memory"))
+        {
+            // Charged from the first moment: a process in the inner cgroup shows in the outer one's memory.current.
+            var p = Waiting("cat /proc/self/status > /dev/null; head -c 4000000 /dev/zero | tail -c 1 > /dev/null");
+            File.WriteAllText(Path.Combine(inner, "cgroup.procs"), p.Id.ToString());
+            Finish(p);
+            Assert.True(v2.Measure(_name).MemoryCurrent > 0, "memory.current of the outer cgroup");
+        }
+        Assert.True(v2.RemoveContainer(_name));
+        Assert.False(Directory.Exists(Path.Combine(Unified, _name)));
+    }
+
+    [Fact]
     public void PlainCgroup_NewAddFreezeThawListRemove()
     {
         using var ps = _store.OpenSession();
         var created = (CgroupInfo)ps.Run("New-Cgroup $args[0]", _name).Single().BaseObject;
         Assert.Equal("/" + _name, created.Path);
         Assert.Contains("unified", created.Controllers);
-        Assert.Contains(created.Controllers, c => c.Contains("memory"));
+        // Hybrid: the v1 hierarchies hold it too; pure v2: the one tree is all there is.
+        if (HostCgroups.IsUnified) Assert.Equal(new[] { "unified" }, created.Controllers);
+        else Assert.Contains(created.Controllers, c => c.Contains("memory"));
 
         var sleeper = Process.Start("/bin/sleep", "60");
         _processes.Add(sleeper);
         ps.Run("Add-CgroupProcess -Path $args[0] -Id $args[1]", _name, sleeper.Id);
         Assert.Contains(ProcessNamespaces.ReadCgroups(sleeper.Id), c => c.HierarchyId == 0 && c.Path == "/" + _name);
-        Assert.Contains(ProcessNamespaces.ReadCgroups(sleeper.Id), c => c.Controllers.Contains("pids") && c.Path == "/" + _name);
+        if (!HostCgroups.IsUnified)
+            Assert.Contains(ProcessNamespaces.ReadCgroups(sleeper.Id), c => c.Controllers.Contains("pids") && c.Path == "/" + _name);
+        else Assert.Equal(new[] { "0::/" + _name }, File.ReadAllLines($"/proc/{sleeper.Id}/cgroup"));
 
         ps.Run("Suspend-Cgroup $args[0]", _name);
         var frozen = (CgroupInfo)ps.Run("Get-Cgroup $args[0]", _name).Single().BaseObject;

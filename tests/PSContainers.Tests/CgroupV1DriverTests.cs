@@ -5,7 +5,7 @@ using PSContainers.Tests.Infrastructure;
 
 namespace PSContainers.Tests;
 
-/// <summary>The v1 driver against this host's real v1 hierarchies, with real processes.</summary>
+/// <summary>The v1 driver against this host's real v1 hierarchies, with real processes (skipped on a pure v2 host).</summary>
 [Collection("Containers")]
 public sealed class CgroupV1DriverTests : IDisposable
 {
@@ -65,7 +65,7 @@ public sealed class CgroupV1DriverTests : IDisposable
         return true;
     }
 
-    [Fact]
+    [CgroupV1Fact]
     public void Create_MakesTheCgroupInEveryHierarchy()
     {
         Assert.Contains("memory", _driver.Controllers);
@@ -87,7 +87,7 @@ public sealed class CgroupV1DriverTests : IDisposable
         Assert.Equal(dirs.Select(d => Path.Combine(d, "cgroup.procs")), _driver.ProcsFiles(Leaf));
     }
 
-    [Fact]
+    [CgroupV1Fact]
     public void Create_MissingController_ErrorsNamingItAndCreatesNothing()
     {
         var ex = Assert.Throws<ContainerException>(() => _driver.Create(Leaf, new[] { "memory", "rdma_nope" }));
@@ -96,7 +96,7 @@ public sealed class CgroupV1DriverTests : IDisposable
         Assert.False(_driver.Exists(_name));
     }
 
-    [Fact]
+    [CgroupV1Fact]
     public void Create_CpusetInheritsCpusAndMems_SoAProcessCanJoin()
     {
         var cpusetRoot = _driver.Mounts["cpuset"];
@@ -115,7 +115,7 @@ public sealed class CgroupV1DriverTests : IDisposable
         Assert.Equal(new[] { p.Pid }, _driver.Pids(Leaf));
     }
 
-    [Fact]
+    [CgroupV1Fact]
     public void FreezeThaw_ThroughFreezerState()
     {
         _driver.Create(Leaf, Array.Empty<string>());
@@ -136,7 +136,7 @@ public sealed class CgroupV1DriverTests : IDisposable
         Assert.False(p.Process.HasExited);
     }
 
-    [Fact]
+    [CgroupV1Fact]
     public void KillAll_KillsEveryProcess_AlsoWhenFrozen()
     {
         _driver.Create(Leaf, Array.Empty<string>());
@@ -153,7 +153,7 @@ public sealed class CgroupV1DriverTests : IDisposable
         Assert.True(_driver.Remove(Leaf));
     }
 
-    [Fact]
+    [CgroupV1Fact]
     public void MemoryLimit_WrittenToLimitInBytes_AndReadBack()
     {
         _driver.Create(Leaf, new[] { "memory" });
@@ -169,7 +169,7 @@ public sealed class CgroupV1DriverTests : IDisposable
         Assert.Null(_driver.GetMemoryMax(Leaf));
     }
 
-    [Fact]
+    [CgroupV1Fact]
     public void Remove_RemovesFromEveryHierarchy_AndFailsWhilePopulated()
     {
         _driver.Create(Leaf, Array.Empty<string>());

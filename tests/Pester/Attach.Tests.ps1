@@ -163,6 +163,14 @@ Import-Module '$script:module'
         (Screen) | Should -Not -Match 'New-Item.*\n.*Directory:'
     }
 
+    It 'finds that a real terminal answers a cursor position query, so progress is drawn there' {
+        # The other side of tests/Pester/Story.Tests.ps1 (a terminal that never answers: no progress).
+        NewPane
+        TypeLine "`"Q=`$([PSContainers.Runtime.Native.Terminal]::AnswersCursorQuery([timespan]::FromMilliseconds(500)))=Q`""
+        (WaitFor 'Q=(\w+)=Q').Groups[1].Value | Should -Be 'True'
+        AssertPromptWorks 'cpr'
+    }
+
     It 'runs a non-interactive command in its own process group: kill(0) leaves the caller alive' {
         NewPane
         TypeLine "`"K=`$((Invoke-ContainerCommand $script:priv -Command sh,-c,'kill -TERM 0; sleep 3; echo survived').ExitCode)=K`""

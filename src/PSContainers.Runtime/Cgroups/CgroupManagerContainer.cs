@@ -17,6 +17,9 @@ public sealed partial class CgroupManager
     /// <summary>The inner cgroup's name, below the outer one.</summary>
     public const string InnerName = "ns";
 
+    /// <summary>The controllers every container's cgroups get on v2 (where delegated), limits or not: what Measure-Container reports.</summary>
+    public static readonly IReadOnlyList<string> AccountingControllers = new[] { "memory", "pids", "cpu", "io" };
+
     /// <summary>The inner cgroup of a container whose outer cgroup is <paramref name="outer"/>.</summary>
     public static string InnerOf(string outer) => $"{outer}/{InnerName}";
 
@@ -34,6 +37,10 @@ public sealed partial class CgroupManager
         Create(outer, controllers);
         try
         {
+            // Usage is charged to the cgroup that has the controller when it happens: enabled only
+            // with a limit, what init used before would count for the parent (Measure-Container 0).
+            if (V2 is not null)
+                V2.EnableWhereAvailable(InnerOf(outer), AccountingControllers.Where(c => !(V1?.Controllers.Contains(c) ?? false)).ToArray());
             if (!limits.IsEmpty) ApplyLimits(outer, limits);
             // On v2 this enables the controllers in the outer cgroup's subtree_control, for the inner one.
             Create(InnerOf(outer), controllers);

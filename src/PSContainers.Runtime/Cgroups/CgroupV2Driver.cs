@@ -38,6 +38,40 @@ public sealed partial class CgroupV2Driver : ICgroupDriver
     }
 
     /// <summary>
+    /// Enables, in every ancestor of <paramref name="path"/> (the mount root to its parent), those of
+    /// <paramref name="controllers"/> the level has: for accounting, not limits, so a controller this
+    /// subtree was not given (not delegated, or refused) is left off rather than an error; the levels
+    /// below then do not have it either. It stops at a level that holds processes (a non-root
+    /// caller's own delegated cgroup): the kernel refuses memory and io there, and would take cpu and
+    /// pids, but that makes the level a thread root, under which no new cgroup can hold a process
+    /// (clone into it: EOPNOTSUPP).
+    /// </summary>
+    public void EnableWhereAvailable(string path, IReadOnlyCollection<string> controllers)
+    {
+        var current = MountPoint;
+        foreach (var part in path.Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            // The root cgroup (no cgroup.type) may hold processes and enable anything.
+            if (File.Exists(Path.Combine(current, "cgroup.type")) && CgroupFiles.ReadPids(Path.Combine(current, "cgroup.procs")).Count > 0) return;
+            var available = (CgroupFiles.TryRead(Path.Combine(current, "cgroup.controllers")) ?? "")
+                .Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+            var enabled = (CgroupFiles.TryRead(Path.Combine(current, "cgroup.subtree_control")) ?? "")
+                .Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+            var toEnable = controllers.Where(c => available.Contains(c) && !enabled.Contains(c)).ToArray();
+            var file = Path.Combine(current, "cgroup.subtree_control");
+            if (toEnable.Length > 0)
+                try { CgroupFiles.Write(file, string.Join(' ', toEnable.Select(c => "+" + c))); }
+                catch (ContainerException)
+                {
+                    // The kernel takes all or none of one write: one at a time, so a refused one keeps the others.
+                    foreach (var c in toEnable)
+                        try { CgroupFiles.Write(file, "+" + c); } catch (ContainerException) { }
+                }
+            current = Path.Combine(current, part);
+        }
+    }
+
+    /// <summary>
     /// Enables controllers for the children of <paramref name="dir"/>. A controller missing from its
     /// cgroup.controllers is not delegated to this subtree: that is an error naming the controller,
     /// never a silently skipped limit.

@@ -181,6 +181,12 @@ public sealed partial class CgroupV2Driver
         }
     }
 
+    private static IEnumerable<string> SubDirectories(string dir)
+    {
+        try { return Directory.EnumerateDirectories(dir, "*", SearchOption.AllDirectories).ToList(); }
+        catch (DirectoryNotFoundException) { return Array.Empty<string>(); }
+    }
+
     public void Measure(string path, CgroupUsage u, IReadOnlyCollection<string> controllers)
     {
         var dir = Dir(path);
@@ -214,7 +220,11 @@ public sealed partial class CgroupV2Driver
         {
             u.PidsCurrent = Value("pids.current");
             u.PidsMax = Value("pids.max");
-            u.PidsLimitHits = CgroupStats.KeyValues(Read("pids.events")).GetValueOrDefault("max");
+            // Before Linux 6.13 (no pids.events.local) a refused fork is counted in the forking
+            // process's cgroup, not up the tree: the container's processes are below this one.
+            u.PidsLimitHits = File.Exists(Path.Combine(dir, "pids.events.local"))
+                ? CgroupStats.KeyValues(Read("pids.events")).GetValueOrDefault("max")
+                : new[] { dir }.Concat(SubDirectories(dir)).Sum(d => CgroupStats.KeyValues(CgroupFiles.TryRead(Path.Combine(d, "pids.events"))).GetValueOrDefault("max"));
         }
         if (controllers.Contains("io"))
             foreach (var line in (Read("io.stat") ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries))

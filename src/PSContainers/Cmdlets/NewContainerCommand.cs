@@ -1,5 +1,4 @@
 using System.Collections;
-using System.Collections.Concurrent;
 using System.Management.Automation;
 using PSContainers.Infrastructure;
 using PSContainers.Runtime;
@@ -116,34 +115,15 @@ public sealed class NewContainerCommand : ContainerCmdlet
     private ContainerInfo Create(string name)
     {
         var options = Options();
+        var manager = Manager; // on this thread: its store check may warn
         // Templates report progress from their own threads, and only the pipeline thread may
         // write: build on a worker and relay its progress here.
-        var queue = new BlockingCollection<TemplateProgress>();
-        var progress = new QueueProgress(queue);
-        var manager = Manager; // on this thread: its store check may warn
-        var task = Task.Run(() =>
-        {
-            try { return manager.Create(name, options, progress, _cancel.Token); }
-            finally { queue.CompleteAdding(); }
-        });
         var activityId = Math.Abs(name.GetHashCode() % 10000) + 1;
-        foreach (var p in queue.GetConsumingEnumerable())
-            WriteProgress(new ProgressRecord(activityId, $"{p.Activity} ({name})", string.IsNullOrEmpty(p.Status) ? "..." : p.Status)
-            { PercentComplete = Math.Clamp(p.PercentComplete, -1, 100) });
-        WriteProgress(new ProgressRecord(activityId, $"Creating {name}", "Done") { RecordType = ProgressRecordType.Completed });
-        try { task.Wait(); } catch (AggregateException) { /* thrown below */ }
-        FlushMessages();
-        try { return task.GetAwaiter().GetResult(); }
-        catch (OperationCanceledException) { throw new PipelineStoppedException(); }
+        return ProgressRelay.Run<TemplateProgress, ContainerInfo>(this,
+            p => new ProgressRecord(activityId, $"{p.Activity} ({name})", string.IsNullOrEmpty(p.Status) ? "..." : p.Status) { PercentComplete = Math.Clamp(p.PercentComplete, -1, 100) },
+            new ProgressRecord(activityId, $"Creating {name}", "Done") { RecordType = ProgressRecordType.Completed },
+            progress => manager.Create(name, options, progress, _cancel.Token));
     }
 
     protected override void StopProcessing() => _cancel.Cancel();
-
-    private sealed class QueueProgress(BlockingCollection<TemplateProgress> queue) : IProgress<TemplateProgress>
-    {
-        public void Report(TemplateProgress value)
-        {
-            try { queue.Add(value); } catch (InvalidOperationException) { }
-        }
-    }
 }

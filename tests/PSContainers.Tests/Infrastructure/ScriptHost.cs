@@ -54,7 +54,7 @@ public static class ScriptHost
         p.StandardInput.Close();
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeout ?? TimeSpan.FromMinutes(2)))
+        if (!p.WaitForExit((timeout ?? TimeSpan.FromMinutes(2)) * TestPaths.SlowFactor))
         {
             p.Kill(entireProcessTree: true);
             throw new TimeoutException($"psc-scripthost did not finish: {script}");

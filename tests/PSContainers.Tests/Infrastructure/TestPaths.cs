@@ -2,6 +2,14 @@ namespace PSContainers.Tests.Infrastructure;
 
 public static class TestPaths
 {
+    /// <summary>
+    /// How much longer than on a development host the tests' waits for a whole pwsh process may take:
+    /// PSC_TEST_SLOW_FACTOR (tools/test-v2-guest.sh sets it for the user-mode-Linux guest, where
+    /// .NET runs several times slower), else 1.
+    /// </summary>
+    public static double SlowFactor { get; } =
+        double.TryParse(Environment.GetEnvironmentVariable("PSC_TEST_SLOW_FACTOR"), System.Globalization.CultureInfo.InvariantCulture, out var f) && f >= 1 ? f : 1;
+
     /// <summary>The repository root: the first parent of the test binaries holding PSContainers.psd1.</summary>
     public static string RepoRoot
     {
