@@ -68,13 +68,16 @@ public sealed class StateTests : IDisposable
         var a = new string('a', 1 << 20);
         var b = new string('b', 3 << 19) + "end";
         AtomicFile.WriteAllText(file, a);
-        var stop = DateTime.UtcNow.AddSeconds(1.5);
+        // Until enough writes and reads overlapped, not for a fixed time: on a loaded machine 1.5 s
+        // gave the readers a handful of turns. The minute is only a bound.
+        var bound = DateTime.UtcNow.AddSeconds(60);
         var torn = 0;
         var reads = 0;
         var writes = 0;
+        bool Going() => (Volatile.Read(ref writes) < 40 || Volatile.Read(ref reads) < 40) && DateTime.UtcNow < bound;
         var writers = Enumerable.Range(0, 2).Select(w => Task.Run(() =>
         {
-            for (var i = 0; DateTime.UtcNow < stop; i++)
+            for (var i = 0; Going(); i++)
             {
                 AtomicFile.WriteAllText(file, (i + w) % 2 == 0 ? a : b);
                 Interlocked.Increment(ref writes);
@@ -82,7 +85,7 @@ public sealed class StateTests : IDisposable
         })).ToArray();
         var readers = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
         {
-            while (DateTime.UtcNow < stop)
+            while (Going())
             {
                 var text = File.ReadAllText(file);
                 if (text != a && text != b) Interlocked.Increment(ref torn);
