@@ -823,16 +823,7 @@ public static unsafe class ContainerArchive
         {
             int fd = OpenBeneath(rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, RESOLVE_NO_SYMLINKS_, entry.Path);
             if (fd < 0) return;
-            try
-            {
-                if (!Recorded(entry) && fchown(fd, (uid_t)(uint)entry.Uid, (gid_t)(uint)entry.Gid) != 0 && (_isRoot || FsNative.Errno != EPERM)) throw FsNative.Error("chown", entry.Path, FsNative.Errno);
-                foreach (var (k, v) in entry.Xattrs) FsNative.SetXattr(fd, entry.Path, k, v);
-                if (fchmod(fd, (mode_t)(entry.Mode & 0xFFF)) != 0) throw FsNative.Error("chmod", entry.Path, FsNative.Errno);
-                var times = stackalloc timespec[2];
-                times[0] = new timespec { tv_sec = entry.MTimeSeconds, tv_nsec = (long_t)entry.MTimeNanoseconds };
-                times[1] = times[0];
-                futimens(fd, times);
-            }
+            try { Metadata(fd, entry); }
             finally { close(fd); }
         }
     }

@@ -75,6 +75,10 @@ int supervise_restore(const struct spec *s, int report_fd, int ctl_fd) {
     sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_BLOCK, &mask, NULL);
 
+    /* What criu forks (its helpers, tasks it restores before rst_sibling applies) is reparented to
+     * us, not to the host's init, when criu dies: a restore that is given up finds and kills it
+     * among our children (kill_restore) instead of leaving it stopped somewhere on the host. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) return fail("become the subreaper of criu's processes");
     pid_t criu = fork();
     if (criu < 0) return fail("fork criu");
     if (criu == 0) {

@@ -80,8 +80,13 @@ void watch_init(const struct spec *s, pid_t child, int master, int logfd, sigset
         if (pfds[0].revents & POLLIN) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof si) == sizeof si) {}
-            pid_t w = waitpid(child, &status, WNOHANG);
-            if (w == child) break;
+            /* Every child is reaped (a restore's supervisor adopts what a killed criu left, see
+             * supervise_restore); init's end ends the watch. */
+            pid_t w;
+            int st, done = 0;
+            while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+                if (w == child) { status = st; done = 1; }
+            if (done) break;
         }
     }
     if (master >= 0) pump_console(master, &logfd, s);
