@@ -48,6 +48,9 @@ public class ConfigValidateTests
             "network:\n- type: vlan\n  link: eth0", "network[0]", "2:3"),
         new("network duplicate name", c => c.Network = new() { new NicConfig(), new NicConfig { Name = "eth0" } },
             "network:\n- type: veth\n- name: eth0", "network[1]", "3:3"),
+        // A type in another case is that type (as in YAML), so this is a second pasta interface.
+        new("network second pasta", c => c.Network = new() { new NicConfig { Type = "PASTA" }, new NicConfig { Type = "pasta" } },
+            "network:\n- type: PASTA\n- type: pasta", "network[1]", "3:3"),
         new("storage.backend", c => c.Storage.Backend = "zfs", "storage:\n  backend: zfs", "storage.backend", "2:12"),
         new("storage.lower", c => c.Storage.Lower = "/x/../y", "storage:\n  lower: /x/../y", "storage.lower", "2:10"),
         new("security.capabilities", c => c.Security.CapabilitiesDrop = new() { "cap_nope" },

@@ -69,17 +69,19 @@ public static partial class ConfigLoader
     private static string? NetworkProblem(List<NicConfig> network)
     {
         var names = new Dictionary<string, int>(StringComparer.Ordinal);
+        // The NICs so far as the binder stores them: the type in its canonical spelling (OneOf takes any case).
+        var seen = new List<NicConfig>();
         for (int i = 0; i < network.Count; i++)
         {
             var nic = network[i];
             string path = $"network[{i}]";
             if (ConfigRules.NicValues(nic, path) is { } badValue) return badValue;
-            // The canonical spelling, as the binder stores it (a value in another case passes OneOf).
             string type = ConfigRules.Match(nic.Type, ConfigRules.NicTypes)!;
-            var probe = type == nic.Type ? nic : new NicConfig { Type = type, Name = nic.Name, Link = nic.Link, VlanId = nic.VlanId };
             foreach (var key in ConfigRules.NicKeysSet(nic))
                 if (ConfigRules.NicKey(type, key, path) is { } badKey) return badKey;
-            if (ConfigRules.NicInList(probe, path, i, network.Count, network.Take(i).ToList(), names) is { } bad) return bad;
+            var canonical = new NicConfig { Type = type, Name = nic.Name, Link = nic.Link, VlanId = nic.VlanId };
+            if (ConfigRules.NicInList(canonical, path, i, network.Count, seen, names) is { } bad) return bad;
+            seen.Add(canonical);
         }
         return null;
     }

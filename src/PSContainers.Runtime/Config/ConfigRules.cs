@@ -439,7 +439,8 @@ internal static class ConfigRules
             if (names is null) return null;
             for (int i = 0; i < names.Count; i++)
             {
-                if (string.IsNullOrEmpty(names[i])) return NameMissing($"{path}[{i}]");
+                // null is what an empty YAML item (- ) reads as; "" goes to the rule, as a quoted '' does.
+                if (names[i] is null) return NameMissing($"{path}[{i}]");
                 if (rule(names[i], path) is { } bad) return bad;
             }
             return null;
@@ -455,7 +456,7 @@ internal static class ConfigRules
             OneOf(s.Proc, "security.proc", ProcModes),
             OneOf(s.Sys, "security.sys", SysModes),
             s.MaskedPaths is null ? null
-                : s.MaskedPaths.Select((p, i) => string.IsNullOrEmpty(p) ? NameMissing($"security.maskedPaths[{i}]")
+                : s.MaskedPaths.Select((p, i) => p is null ? NameMissing($"security.maskedPaths[{i}]")
                     : AbsolutePath(p, $"security.maskedPaths[{i}]", allowDotDot: false)).FirstOrDefault(x => x is not null),
             OneOf(s.Devices, "security.devices", DeviceModes));
     }
