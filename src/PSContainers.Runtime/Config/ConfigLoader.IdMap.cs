@@ -32,7 +32,7 @@ public static partial class ConfigLoader
                 var text = String(seq.Items[i], $"idMap[{i}]") ?? "";
                 entries.Add(UserNamespaces.IdMap.ParseEntry(text, out var problem) ?? throw Fail(seq.Items[i], $"invalid idMap[{i}] '{text}': {problem}"));
             }
-            if (UserNamespaces.IdMap.Problem(entries) is { } wrong) throw Fail(node, $"invalid idMap: {wrong}");
+            Check(node, ConfigRules.IdMap(entries));
             return new IdMap(entries);
         }
     }

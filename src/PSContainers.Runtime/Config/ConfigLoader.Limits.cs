@@ -105,18 +105,18 @@ public static partial class ConfigLoader
             Node? cpusNode = null;
             Section(node, "limits", new()
             {
-                ["memory"] = s => l.Memory = SizeOrMax(s, "limits.memory", MinMemory),
+                ["memory"] = s => l.Memory = SizeOrMax(s, "limits.memory", ConfigRules.MinMemory),
                 ["memoryHigh"] = s => l.MemoryHigh = SizeOrMax(s, "limits.memoryHigh", 0),
                 ["memorySwap"] = s => l.MemorySwapMax = SizeOrMax(s, "limits.memorySwap", 0),
                 ["memoryLow"] = s => l.MemoryLow = SizeOrMax(s, "limits.memoryLow", 0),
-                ["cpuWeight"] = s => l.CpuWeight = Integer(s, "limits.cpuWeight", 1, 10000, "a weight from 1 to 10000 (default 100)"),
+                ["cpuWeight"] = s => l.CpuWeight = Integer(s, "limits.cpuWeight", 1, 10000, ConfigRules.WeightExpected),
                 ["cpus"] = s => { cpus = Cpus(s); cpusNode = s; },
-                ["cpuQuota"] = s => l.CpuQuota = CountOrMax(s, "limits.cpuQuota", 1000, "microseconds per period (at least 1000), or max"),
-                ["cpuPeriod"] = s => l.CpuPeriod = Integer(s, "limits.cpuPeriod", 1000, 1_000_000, "microseconds from 1000 to 1000000"),
+                ["cpuQuota"] = s => l.CpuQuota = CountOrMax(s, "limits.cpuQuota", 1000, ConfigRules.CpuQuotaExpected),
+                ["cpuPeriod"] = s => l.CpuPeriod = Integer(s, "limits.cpuPeriod", 1000, 1_000_000, ConfigRules.CpuPeriodExpected),
                 ["cpusetCpus"] = s => l.CpusetCpus = List(s, "limits.cpusetCpus"),
                 ["cpusetMems"] = s => l.CpusetMems = List(s, "limits.cpusetMems"),
-                ["pids"] = s => l.PidsMax = CountOrMax(s, "limits.pids", 1, "a number of processes (at least 1), or max"),
-                ["ioWeight"] = s => l.IoWeight = Integer(s, "limits.ioWeight", 1, 10000, "a weight from 1 to 10000 (default 100)"),
+                ["pids"] = s => l.PidsMax = CountOrMax(s, "limits.pids", 1, ConfigRules.PidsExpected),
+                ["ioWeight"] = s => l.IoWeight = Integer(s, "limits.ioWeight", 1, 10000, ConfigRules.WeightExpected),
                 ["io"] = s => l.IoDeviceLimits = Io(s),
                 ["hugetlb"] = s => l.HugetlbMax = Hugetlb(s),
                 ["devices"] = s => l.Devices = Devices(s),
@@ -125,7 +125,7 @@ public static partial class ConfigLoader
             });
             if (cpus is { } c)
             {
-                if (l.CpuQuota is not null) throw Fail(cpusNode!, "give either limits.cpus or limits.cpuQuota, not both");
+                if (l.CpuQuota is not null) throw Fail(cpusNode!, ConfigRules.BothCpusAndQuota);
                 try { l.CpuQuota = CgroupLimits.CpusToQuota(c, l.CpuPeriod ?? CgroupLimits.DefaultCpuPeriod); }
                 catch (ContainerException ex) { throw Fail(cpusNode!, ex.Message); }
             }
@@ -136,7 +136,7 @@ public static partial class ConfigLoader
             string? text = String(node, path);
             if (text is null) return null;
             if (CgroupLimits.IsMax(text)) return CgroupLimits.Unlimited;
-            return Size(node, path, min, MaxMemory);
+            return Size(node, path, min, ConfigRules.MaxMemory);
         }
 
         private long? CountOrMax(Node node, string path, long min, string expected)
@@ -144,8 +144,9 @@ public static partial class ConfigLoader
             string? text = String(node, path);
             if (text is null) return null;
             if (CgroupLimits.IsMax(text)) return CgroupLimits.Unlimited;
-            if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long v) || v < min)
-                throw Fail(node, $"invalid value '{text}' for {path} (expected {expected})");
+            if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long v))
+                throw Fail(node, ConfigRules.InvalidValue(path, text, expected));
+            Check(node, ConfigRules.CountOrMax(v, text, path, min, expected));
             return v;
         }
 
@@ -162,8 +163,7 @@ public static partial class ConfigLoader
         {
             string? text = String(node, path);
             if (text is null) return null;
-            try { CpuList.Parse(text, path); }
-            catch (ContainerException ex) { throw Fail(node, ex.Message); }
+            Check(node, ConfigRules.CpuList(text, path));
             return text.Trim();
         }
 
@@ -184,11 +184,10 @@ public static partial class ConfigLoader
                     ["device"] = v => io.Device = String(v, path + ".device") ?? "",
                     ["readBps"] = v => io.ReadBps = SizeOrMax(v, path + ".readBps", 1),
                     ["writeBps"] = v => io.WriteBps = SizeOrMax(v, path + ".writeBps", 1),
-                    ["readIops"] = v => io.ReadIops = CountOrMax(v, path + ".readIops", 1, "operations per second, or max"),
-                    ["writeIops"] = v => io.WriteIops = CountOrMax(v, path + ".writeIops", 1, "operations per second, or max"),
+                    ["readIops"] = v => io.ReadIops = CountOrMax(v, path + ".readIops", 1, ConfigRules.IopsExpected),
+                    ["writeIops"] = v => io.WriteIops = CountOrMax(v, path + ".writeIops", 1, ConfigRules.IopsExpected),
                 });
-                try { io.Validate(); }
-                catch (ContainerException ex) { throw Fail(item, ex.Message); }
+                Check(item, ConfigRules.IoDevice(io));
                 result.Add(io);
             }
             return result;
@@ -201,9 +200,7 @@ public static partial class ConfigLoader
             if (node is not MappingNode map) throw Fail(node, $"expected a mapping of page size: limit for limits.hugetlb (e.g. 2MB: 1G), got {node.Kind}");
             foreach (var (key, value) in map.Entries)
             {
-                string size;
-                try { size = HugePageSizes.Parse(key.Value); }
-                catch (ContainerException ex) { throw Fail(key, ex.Message); }
+                Check(key, ConfigRules.HugePageSize(key.Value, out string size));
                 result[size] = SizeOrMax(value, $"limits.hugetlb.{key.Value}", 0) ?? throw Fail(value, $"limits.hugetlb.{key.Value} needs a size or max");
             }
             return result;
@@ -217,10 +214,8 @@ public static partial class ConfigLoader
             for (int i = 0; i < seq.Items.Count; i++)
             {
                 string? text = String(seq.Items[i], $"limits.devices[{i}]");
-                if (text is null || !(text.StartsWith("allow ", StringComparison.OrdinalIgnoreCase) || text.StartsWith("deny ", StringComparison.OrdinalIgnoreCase)))
-                    throw Fail(seq.Items[i], $"limits.devices[{i}] must start with allow or deny, e.g. 'allow c 1:3 rwm' or 'deny a'");
-                try { result.Add(DeviceRule.Parse(text, allow: true)); }
-                catch (ContainerException ex) { throw Fail(seq.Items[i], ex.Message); }
+                Check(seq.Items[i], ConfigRules.DeviceRuleText(text, i, out var rule));
+                result.Add(rule!);
             }
             return result;
         }
@@ -243,10 +238,9 @@ public static partial class ConfigLoader
             if (node is not MappingNode map) throw Fail(node, $"expected a mapping of interface: priority for limits.netPrio, got {node.Kind}");
             foreach (var (key, value) in map.Entries)
             {
-                var prio = Integer(value, $"limits.netPrio.{key.Value}", 0, int.MaxValue, "a priority of 0 or more")
+                var prio = Integer(value, $"limits.netPrio.{key.Value}", 0, int.MaxValue, ConfigRules.NetPrioExpected)
                     ?? throw Fail(value, $"limits.netPrio.{key.Value} needs a priority");
-                if (key.Value.Length is 0 or > 15 || key.Value.Any(c => c is ' ' or '/'))
-                    throw Fail(key, $"invalid interface name '{key.Value}' under limits.netPrio (1 to 15 characters, no spaces or '/')");
+                Check(key, ConfigRules.NetPrioInterface(key.Value));
                 result[key.Value] = (uint)prio;
             }
             return result;

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
@@ -11,7 +10,7 @@ namespace PSContainers.Runtime.Config;
 /// <summary>The <c>network:</c> list of config.yaml (one mapping per NIC, like LXC's lxc.net.N.* keys).</summary>
 public static partial class ConfigLoader
 {
-    public static readonly string[] NicTypes = { "none", "empty", "veth", "macvlan", "vlan", "phys", "ipvlan", "pasta" };
+    public static string[] NicTypes => ConfigRules.NicTypes;
 
     private static void SerializeNetwork(IEmitter e, List<NicConfig>? network)
     {
@@ -108,44 +107,22 @@ public static partial class ConfigLoader
                     ["linkNamespace"] = v => { given["linkNamespace"] = v; nic.LinkNamespace = NamespaceName(v, $"{path}.linkNamespace"); },
                     ["hostName"] = v => { given["hostName"] = v; nic.HostName = LinkName(v, $"{path}.hostName"); },
                     ["hwAddress"] = v => { given["hwAddress"] = v; nic.HwAddress = Mac(v, $"{path}.hwAddress"); },
-                    ["mtu"] = v => { given["mtu"] = v; nic.Mtu = Integer(v, $"{path}.mtu", 68, 65535, "an MTU from 68 to 65535"); },
+                    ["mtu"] = v => { given["mtu"] = v; nic.Mtu = Integer(v, $"{path}.mtu", 68, 65535, ConfigRules.MtuExpected); },
                     ["up"] = v => { given["up"] = v; nic.Up = Boolean(v, $"{path}.up") ?? true; },
                     ["ipv4"] = v => { given["ipv4"] = v; nic.IPv4 = Addresses(v, $"{path}.ipv4", AddressFamily.InterNetwork); },
                     ["ipv6"] = v => { given["ipv6"] = v; nic.IPv6 = Addresses(v, $"{path}.ipv6", AddressFamily.InterNetworkV6); },
                     ["ipv4Gateway"] = v => { given["ipv4Gateway"] = v; nic.IPv4Gateway = Gateway(v, $"{path}.ipv4Gateway", AddressFamily.InterNetwork); },
                     ["ipv6Gateway"] = v => { given["ipv6Gateway"] = v; nic.IPv6Gateway = Gateway(v, $"{path}.ipv6Gateway", AddressFamily.InterNetworkV6); },
-                    ["macvlanMode"] = v => { given["macvlanMode"] = v; nic.MacvlanMode = OneOf(v, $"{path}.macvlanMode", new[] { "private", "vepa", "bridge", "passthru" }); },
-                    ["vlanId"] = v => { given["vlanId"] = v; nic.VlanId = Integer(v, $"{path}.vlanId", 0, 4094, "a VLAN id from 0 to 4094"); },
-                    ["ipvlanMode"] = v => { given["ipvlanMode"] = v; nic.IpvlanMode = OneOf(v, $"{path}.ipvlanMode", new[] { "l2", "l3", "l3s" }); },
+                    ["macvlanMode"] = v => { given["macvlanMode"] = v; nic.MacvlanMode = OneOf(v, $"{path}.macvlanMode", ConfigRules.MacvlanModes); },
+                    ["vlanId"] = v => { given["vlanId"] = v; nic.VlanId = Integer(v, $"{path}.vlanId", 0, 4094, ConfigRules.VlanIdExpected); },
+                    ["ipvlanMode"] = v => { given["ipvlanMode"] = v; nic.IpvlanMode = OneOf(v, $"{path}.ipvlanMode", ConfigRules.IpvlanModes); },
                     ["ports"] = v => { given["ports"] = v; nic.Ports = Ports(v, $"{path}.ports"); },
                     ["hostPorts"] = v => { given["hostPorts"] = v; nic.HostPorts = Ports(v, $"{path}.hostPorts"); },
                 });
                 // Keys that mean nothing for this type are mistakes worth reporting.
-                var allowed = nic.Type switch
-                {
-                    "none" or "empty" => new[] { "type" },
-                    "veth" => new[] { "type", "name", "link", "linkNamespace", "hostName", "hwAddress", "mtu", "up", "ipv4", "ipv6", "ipv4Gateway", "ipv6Gateway" },
-                    "pasta" => new[] { "type", "name", "mtu", "ports", "hostPorts" },
-                    "phys" => new[] { "type", "name", "link", "linkNamespace", "hwAddress", "mtu", "up", "ipv4", "ipv6", "ipv4Gateway", "ipv6Gateway" },
-                    var t => new[] { "type", "name", "link", "linkNamespace", "hwAddress", "mtu", "up", "ipv4", "ipv6", "ipv4Gateway", "ipv6Gateway", t + "Mode", t == "vlan" ? "vlanId" : "" },
-                };
                 foreach (var (key, at) in given)
-                    if (!allowed.Contains(key))
-                        throw Fail(at, $"'{key}' does not apply to a {nic.Type} interface ({path}); it takes: {string.Join(", ", allowed.Where(a => a.Length > 0))}");
-                if (nic.Type is "macvlan" or "vlan" or "ipvlan" or "phys" && nic.Link is null)
-                    throw Fail(item, $"{path}: a {nic.Type} interface needs 'link' ({(nic.Type == "phys" ? "the interface to move in" : "its parent interface")})");
-                if (nic.Type == "vlan" && nic.VlanId is null) throw Fail(item, $"{path}: a vlan interface needs 'vlanId'");
-                if (nic.Type == "none" && seq.Items.Count > 1)
-                    throw Fail(item, $"{path}: type none shares the host's network, so it must be the only entry of network");
-                if (nic.Type == "pasta" && result.Any(n => n.Type == "pasta"))
-                    throw Fail(item, $"{path}: a container has at most one pasta interface (pasta forwards all traffic through one)");
-                if (nic.Type is "veth" or "macvlan" or "vlan" or "ipvlan" or "phys" or "pasta")
-                {
-                    var name = nic.Name ?? $"eth{result.Count(n => n.Type is not ("none" or "empty"))}";
-                    if (names.TryGetValue(name, out var other))
-                        throw Fail(item, $"{path}: interface name '{name}' is already used by network[{other}]; give it another 'name'");
-                    names[name] = i;
-                }
+                    Check(at, ConfigRules.NicKey(nic.Type, key, path));
+                Check(item, ConfigRules.NicInList(nic, path, i, seq.Items.Count, result, names));
                 result.Add(nic);
             }
             return result;
@@ -165,10 +142,8 @@ public static partial class ConfigLoader
             foreach (var item in items)
             {
                 var text = String(item, path)!;
-                var parts = text.Split(':');
-                if (parts.Length > 2 || parts.Any(p => !int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535))
-                    throw Fail(item, $"invalid port '{text}' for {path} (expected PORT or OUTER:INNER, each 1-65535)");
-                result.Add(string.Join(':', parts.Select(p => int.Parse(p, CultureInfo.InvariantCulture).ToString(CultureInfo.InvariantCulture))));
+                Check(item, ConfigRules.Port(text, path, out var port));
+                result.Add(port);
             }
             return result;
         }
@@ -177,26 +152,21 @@ public static partial class ConfigLoader
         {
             var text = String(node, path);
             if (text is null) return null;
-            var match = values.FirstOrDefault(v => v.Equals(text, StringComparison.OrdinalIgnoreCase));
-            return match ?? throw Fail(node, $"invalid value '{text}' for {path} (expected one of: {string.Join(", ", values)})");
+            Check(node, ConfigRules.OneOf(text, path, values));
+            return ConfigRules.Match(text, values);
         }
 
         private string? LinkName(Node node, string path)
         {
             var name = String(node, path);
-            if (name is null) return null;
-            var bytes = Encoding.UTF8.GetByteCount(name);
-            if (bytes is 0 or > 15 || name.Any(c => c is '/' or ':' or '\0' || char.IsWhiteSpace(c)) || name is "." or "..")
-                throw Fail(node, $"invalid interface name '{name}' for {path}: the kernel allows 1-15 bytes without '/', ':' or spaces{(bytes > 15 ? $" (it has {bytes})" : "")}");
+            if (name is not null) Check(node, ConfigRules.LinkName(name, path));
             return name;
         }
 
         private string? NamespaceName(Node node, string path)
         {
             var name = String(node, path);
-            if (name is null) return null;
-            if (name.Contains('/') || name is "." or "..")
-                throw Fail(node, $"invalid network namespace name '{name}' for {path} (a name under /run/netns, without '/')");
+            if (name is not null) Check(node, ConfigRules.NamespaceName(name, path));
             return name;
         }
 
@@ -204,8 +174,7 @@ public static partial class ConfigLoader
         {
             var text = String(node, path);
             if (text is null) return null;
-            if (!Regex.IsMatch(text, "^([0-9a-fA-Fx]{2}:){5}[0-9a-fA-Fx]{2}$") || text.StartsWith('x') || (Convert.ToInt32(text[..2], 16) & 1) != 0)
-                throw Fail(node, $"invalid MAC address '{text}' for {path} (six unicast hex bytes; 'x' digits are filled in, e.g. 00:16:3e:xx:xx:xx)");
+            Check(node, ConfigRules.Mac(text, path));
             return text.ToLowerInvariant();
         }
 
@@ -222,14 +191,8 @@ public static partial class ConfigLoader
             foreach (var item in items)
             {
                 var text = String(item, path)!;
-                var slash = text.IndexOf('/');
-                if (slash < 0)
-                    throw Fail(item, $"address '{text}' for {path} has no prefix length (write it as address/prefix, e.g. {text}/{(family == AddressFamily.InterNetwork ? 24 : 64)})");
-                var max = family == AddressFamily.InterNetwork ? 32 : 128;
-                if (!IPAddress.TryParse(text[..slash], out var ip) || ip.AddressFamily != family || (family == AddressFamily.InterNetwork && text[..slash].Count(c => c == '.') != 3)
-                    || !int.TryParse(text[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var prefix) || prefix > max)
-                    throw Fail(item, $"invalid {(family == AddressFamily.InterNetwork ? "IPv4" : "IPv6")} address '{text}' for {path} (expected address/prefix with a prefix of 0-{max})");
-                result.Add($"{ip}/{prefix}");
+                Check(item, ConfigRules.Address(text, path, family, out var address));
+                result.Add(address);
             }
             return result;
         }
@@ -238,9 +201,8 @@ public static partial class ConfigLoader
         {
             var text = String(node, path);
             if (text is null) return null;
-            if (!IPAddress.TryParse(text, out var ip) || ip.AddressFamily != family || (family == AddressFamily.InterNetwork && text.Count(c => c == '.') != 3))
-                throw Fail(node, $"invalid gateway '{text}' for {path} (expected an {(family == AddressFamily.InterNetwork ? "IPv4" : "IPv6")} address without prefix)");
-            return ip.ToString();
+            Check(node, ConfigRules.Gateway(text, path, family, out var gateway));
+            return gateway;
         }
     }
 }

@@ -79,14 +79,14 @@ public static partial class ConfigLoader
                     ["deny"] = c => s.SeccompDeny = SyscallList(c, "security.seccomp.deny"),
                     ["allow"] = c => s.SeccompAllow = SyscallList(c, "security.seccomp.allow"),
                 }),
-                ["proc"] = v => s.Proc = OneOf(v, "security.proc", new[] { "mixed", "rw" }) ?? "mixed",
-                ["sys"] = v => s.Sys = OneOf(v, "security.sys", new[] { "ro", "rw" }) ?? "ro",
+                ["proc"] = v => s.Proc = OneOf(v, "security.proc", ConfigRules.ProcModes) ?? "mixed",
+                ["sys"] = v => s.Sys = OneOf(v, "security.sys", ConfigRules.SysModes) ?? "ro",
                 ["maskedPaths"] = v => s.MaskedPaths = PathList(v, "security.maskedPaths"),
-                ["devices"] = v => s.Devices = OneOf(v, "security.devices", new[] { "default", "unconfined" }) ?? "default",
+                ["devices"] = v => s.Devices = OneOf(v, "security.devices", ConfigRules.DeviceModes) ?? "default",
                 ["noNewPrivileges"] = v => s.NoNewPrivileges = Boolean(v, "security.noNewPrivileges") ?? false,
             });
             if (dropNode is not null && keepNode is not null && s.CapabilitiesDrop is not null && s.CapabilitiesKeep is not null)
-                throw Fail(keepNode, "security.capabilities takes either drop (these are dropped) or keep (only these are kept), not both");
+                throw Fail(keepNode, ConfigRules.DropAndKeep);
         }
 
         /// <summary>A list of names; null for a missing/empty value, an empty list for [].</summary>
@@ -95,7 +95,7 @@ public static partial class ConfigLoader
             if (node is ScalarNode { IsNull: true }) return null;
             if (node is not SequenceNode seq)
                 throw Fail(node, $"expected a list for {path} (e.g. [a, b]), got {node.Kind}");
-            return seq.Items.Select((item, i) => (String(item, $"{path}[{i}]") ?? throw Fail(item, $"{path}[{i}] must not be empty"), item)).ToList();
+            return seq.Items.Select((item, i) => (String(item, $"{path}[{i}]") ?? throw Fail(item, ConfigRules.NameMissing($"{path}[{i}]")), item)).ToList();
         }
 
         private List<string>? CapabilityList(Node node, string path, bool allowDefault)
@@ -105,9 +105,7 @@ public static partial class ConfigLoader
             var result = new List<string>();
             foreach (var (name, at) in items)
             {
-                var n = Capabilities.Normalize(name);
-                if (!(allowDefault && n == "default") && Capabilities.Number(n) < 0)
-                    throw Fail(at, $"unknown capability '{name}' in {path} (known: {(allowDefault ? "default, " : "")}{string.Join(", ", Capabilities.Names)})");
+                Check(at, ConfigRules.Capability(name, path, allowDefault, out var n));
                 if (!result.Contains(n)) result.Add(n);
             }
             return result;
@@ -118,8 +116,7 @@ public static partial class ConfigLoader
             var result = new List<string>();
             foreach (var (name, at) in NameList(node, path) ?? new())
             {
-                if (!SyscallTable.IsKnown(name))
-                    throw Fail(at, $"unknown system call '{name}' in {path} (names as in syscalls(2), e.g. keyctl, ptrace, unshare)");
+                Check(at, ConfigRules.Syscall(name, path));
                 if (!result.Contains(name)) result.Add(name);
             }
             return result;
@@ -135,19 +132,16 @@ public static partial class ConfigLoader
         private string SeccompProfileName(Node node)
         {
             var text = String(node, "security.seccomp.profile");
-            if (text is null or "default") return "default";
-            if (text == "unconfined") return text;
-            if (!text.StartsWith('/'))
-                throw Fail(node, $"invalid value '{text}' for security.seccomp.profile (expected default, unconfined or the absolute path of a profile file)");
-            return AbsolutePath(node, "security.seccomp.profile", allowDotDot: true)!;
+            if (text is null) return "default";
+            Check(node, ConfigRules.SeccompProfile(text));
+            return text;
         }
 
         private string? Errno(Node node, string path)
         {
             var text = String(node, path);
             if (text is null) return null;
-            if (!SyscallTable.TryParseErrno(text, out _))
-                throw Fail(node, $"invalid value '{text}' for {path} (expected {SyscallTable.ErrnoHelp})");
+            Check(node, ConfigRules.Errno(text, path));
             return text.ToUpperInvariant();
         }
 

@@ -94,20 +94,6 @@ public static partial class ConfigLoader
     /// Writes the config as YAML that <see cref="Parse"/> reads back to an equal config. Sizes are
     /// written with the largest exact unit (256M); null values are left out.
     /// </summary>
-    /// <summary>
-    /// Validates a config assembled in code (cmdlet parameters) by the same rules as a file, so a
-    /// bad -Hostname or -Command is rejected before anything is created.
-    /// </summary>
-    public static void Validate(ContainerConfig config)
-    {
-        try { Parse(Serialize(config), "parameters"); }
-        catch (ContainerException ex) when (ex.ErrorId == ErrorId)
-        {
-            var message = Regex.Replace(ex.Message, @"^parameters:\d+:\d+: ", "");
-            throw new ContainerException("InvalidArgument", ContainerErrorKind.InvalidArgument, message, null, ex);
-        }
-    }
-
     public static string Serialize(ContainerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -450,7 +436,7 @@ public static partial class ConfigLoader
                 ["stop"] = v => Section(v, "stop", new()
                 {
                     ["signal"] = s => config.Stop.Signal = Signal(s),
-                    ["timeout"] = s => config.Stop.Timeout = Integer(s, "stop.timeout", 0, 86400, "whole seconds from 0 to 86400") ?? 10,
+                    ["timeout"] = s => config.Stop.Timeout = Integer(s, "stop.timeout", 0, 86400, ConfigRules.StopTimeoutExpected) ?? 10,
                 }),
                 ["limits"] = v => Limits(v, config.Limits),
                 ["console"] = v => Section(v, "console", new()
@@ -470,10 +456,6 @@ public static partial class ConfigLoader
             });
             return config;
         }
-
-        // The kernel refuses (or immediately OOM-kills) anything much smaller; 1 EiB is "unlimited" in practice.
-        private const long MinMemory = 1L << 20;
-        private const long MaxMemory = 1L << 60;
 
         /// <summary>Dispatches each key of a mapping to its handler; null means "all defaults".</summary>
         private void Section(Node node, string path, OrderedHandlers handlers)
@@ -503,32 +485,16 @@ public static partial class ConfigLoader
         private string? Hostname(Node node)
         {
             string? name = String(node, "hostname");
-            if (name is null)
-                return null;
-            string? problem = HostnameProblem(name);
-            if (problem is not null)
-                throw Fail(node, $"invalid hostname '{name}': {problem}");
+            if (name is not null && ConfigRules.Hostname(name) is { } problem)
+                throw Fail(node, problem);
             return name;
         }
 
-        internal static string? HostnameProblem(string name)
+        /// <summary>Throws at <paramref name="at"/> when a rule found a problem.</summary>
+        private void Check(Node at, string? problem)
         {
-            // sethostname(2) takes at most 64 bytes (HOST_NAME_MAX), tighter than DNS's 253.
-            if (name.Length is 0 or > 64)
-                return "it must be 1 to 64 characters long";
-            foreach (string label in name.Split('.'))
-            {
-                if (label.Length is 0 or > 63)
-                    return "each dot-separated label must be 1 to 63 characters long";
-                foreach (char c in label)
-                {
-                    if (!char.IsAsciiLetterOrDigit(c) && c != '-')
-                        return "only letters, digits, '-' and '.' are allowed";
-                }
-                if (label[0] == '-' || label[^1] == '-')
-                    return "a label must not start or end with '-'";
-            }
-            return null;
+            if (problem is not null)
+                throw Fail(at, problem);
         }
 
         private List<string> Command(Node node)
@@ -543,14 +509,9 @@ public static partial class ConfigLoader
                 Node item = seq.Items[i];
                 string path = $"init.command[{i}]";
                 string? arg = String(item, path);
-                if (string.IsNullOrEmpty(arg))
-                    throw Fail(item, $"{path} must be a non-empty string");
-                if (arg.Contains('\0'))
-                    throw Fail(item, $"{path} must not contain a NUL character");
-                if (i == 0 && !arg.StartsWith('/') && arg.Contains('/'))
-                    throw Fail(item, $"invalid program '{arg}' for init.command: use an absolute path (/bin/sh) or a bare program name looked up in PATH (sh)");
-                ExecString(item, path, arg);
-                result.Add(arg);
+                Check(item, ConfigRules.CommandArgument(arg, i));
+                Check(item, _exec.Charge(path, arg!));
+                result.Add(arg!);
             }
             return result;
         }
@@ -565,36 +526,17 @@ public static partial class ConfigLoader
             foreach (var (key, value) in map.Entries)
             {
                 string name = key.Value;
-                if (name.Length == 0)
-                    throw Fail(key, "an environment variable name must not be empty");
-                if (name.Contains('=') || name.Contains('\0'))
-                    throw Fail(key, $"invalid environment variable name '{name}': it must not contain '=' or NUL");
+                Check(key, ConfigRules.EnvironmentName(name));
                 // "FOO:" sets FOO to the empty string, which is what a shell's FOO= does.
                 string text = String(value, $"init.environment.{name}") ?? "";
-                if (text.Contains('\0'))
-                    throw Fail(value, $"init.environment.{name} must not contain a NUL character");
-                ExecString(value, $"init.environment.{name}", name + "=" + text);
+                Check(value, ConfigRules.EnvironmentValue(name, text));
+                Check(value, _exec.Charge($"init.environment.{name}", name + "=" + text));
                 result[name] = text;
             }
             return result;
         }
 
-        // execve(2) refuses a single argument or NAME=value longer than MAX_ARG_STRLEN (32 pages) and
-        // all of them together beyond ARG_MAX (a quarter of the 8 MiB stack by default): refused here,
-        // with the position, instead of as a failed start.
-        private const int MaxExecString = 128 * 1024 - 1;
-        private const long MaxExecTotal = 1 << 20;
-        private long _execTotal;
-
-        private void ExecString(Node at, string path, string text)
-        {
-            long bytes = System.Text.Encoding.UTF8.GetByteCount(text) + 1;
-            if (bytes > MaxExecString + 1)
-                throw Fail(at, $"{path} is {bytes - 1} bytes long; the kernel passes at most {MaxExecString} bytes per argument or environment entry to a program");
-            _execTotal += bytes + IntPtr.Size;
-            if (_execTotal > MaxExecTotal)
-                throw Fail(at, $"init.command and init.environment together exceed {Sizes.Format(MaxExecTotal)}, more than the kernel passes to a program");
-        }
+        private readonly ConfigRules.ExecBudget _exec = new();
 
         private List<MountConfig> Mounts(Node node)
         {
@@ -618,9 +560,9 @@ public static partial class ConfigLoader
                     ["readOnly"] = v => mount.ReadOnly = Boolean(v, path + ".readOnly") ?? false,
                 });
                 if (!hasSource)
-                    throw Fail(item, $"{path} needs a source (an absolute host path)");
+                    throw Fail(item, ConfigRules.MountSourceMissing(path));
                 if (!hasTarget)
-                    throw Fail(item, $"{path} needs a target (an absolute path inside the container)");
+                    throw Fail(item, ConfigRules.MountTargetMissing(path));
                 result.Add(mount);
             }
             return result;
@@ -629,35 +571,24 @@ public static partial class ConfigLoader
         private string? AbsolutePath(Node node, string path, bool allowDotDot)
         {
             string? value = String(node, path);
-            if (value is null)
-                return null;
-            if (!value.StartsWith('/'))
-                throw Fail(node, $"invalid path '{value}' for {path}: it must be absolute (start with '/')");
-            if (value.Contains('\0'))
-                throw Fail(node, $"invalid path for {path}: it must not contain a NUL character");
-            // A target is resolved inside the rootfs; '..' would be a way to name a host path instead.
-            if (!allowDotDot && value.Split('/').Contains(".."))
-                throw Fail(node, $"invalid path '{value}' for {path}: '..' components are not allowed");
+            if (value is not null)
+                Check(node, ConfigRules.AbsolutePath(value, path, allowDotDot));
             return value;
         }
 
         private string? Signal(Node node)
         {
             string? text = String(node, "stop.signal");
-            if (text is null)
-                return null;
-            if (!Signals.TryParse(text, out _))
-                throw Fail(node, $"invalid signal '{text}' for stop.signal ({Signals.SyntaxHelp})");
+            if (text is not null)
+                Check(node, ConfigRules.Signal(text));
             return text;
         }
 
         private string? Backend(Node node)
         {
             string? text = String(node, "storage.backend");
-            if (text is null)
-                return null;
-            if (text is not ("dir" or "overlay" or "btrfs"))
-                throw Fail(node, $"unknown storage backend '{text}' for storage.backend (expected one of: dir, overlay, btrfs)");
+            if (text is not null)
+                Check(node, ConfigRules.Backend(text));
             return text;
         }
 
@@ -666,9 +597,9 @@ public static partial class ConfigLoader
             string? text = String(node, path);
             if (text is null)
                 return null;
-            if (!long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long value)
-                || value < min || value > max)
-                throw Fail(node, $"invalid value '{text}' for {path} (expected {expected})");
+            if (!long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long value))
+                throw Fail(node, ConfigRules.InvalidValue(path, text, expected));
+            Check(node, ConfigRules.Integer(value, text, path, min, max, expected));
             return (int)value;
         }
 
@@ -691,13 +622,7 @@ public static partial class ConfigLoader
                 return null;
             if (!Sizes.TryParse(text, out long bytes))
                 throw Fail(node, $"invalid size '{text}' for {path} ({Sizes.SyntaxHelp})");
-            if (bytes < min || bytes > max)
-            {
-                string range = max == long.MaxValue
-                    ? $"at least {Sizes.Format(min)}"
-                    : $"between {Sizes.Format(min)} and {Sizes.Format(max)}";
-                throw Fail(node, $"size '{text}' for {path} is out of range (it must be {range})");
-            }
+            Check(node, ConfigRules.Size(bytes, text, path, min, max));
             return bytes;
         }
     }
