@@ -35,7 +35,7 @@ internal static class Program
             return 2;
         }
         if (options.Help) { Console.WriteLine(Options.Usage); return 0; }
-        if (!Sys.IsRoot) { Console.Error.WriteLine("psc-bench: run as root (containers need CAP_SYS_ADMIN)."); return 2; }
+        if (!PSContainers.Runtime.Host.HostContext.Current.IsRoot) { Console.Error.WriteLine("psc-bench: run as root (containers need CAP_SYS_ADMIN)."); return 2; }
 
         var bench = new Bench(options);
         Console.CancelKeyPress += (_, e) =>
