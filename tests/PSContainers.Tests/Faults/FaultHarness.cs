@@ -253,11 +253,18 @@ public sealed class FaultChecker(TestStore store)
     private HashSet<int> CgroupPids(string cgroup)
     {
         var pids = new HashSet<int>();
-        // The container's cgroup and below: its processes live in the inner cgroup (<name>/ns).
+        // The container's cgroup and below: its processes live in the inner cgroup (<name>/ns). A
+        // supervisor may remove them while they are read (its init just ended): gone, they hold no one.
         foreach (var top in _cgroups.Directories(cgroup).Where(Directory.Exists))
-            foreach (var dir in Directory.EnumerateDirectories(top, "*", SearchOption.AllDirectories).Prepend(top))
-                foreach (var line in File.ReadAllLines(Path.Combine(dir, "cgroup.procs")))
-                    if (int.TryParse(line, out var pid)) pids.Add(pid);
+        {
+            try
+            {
+                foreach (var dir in Directory.EnumerateDirectories(top, "*", SearchOption.AllDirectories).Prepend(top))
+                    foreach (var line in File.ReadAllLines(Path.Combine(dir, "cgroup.procs")))
+                        if (int.TryParse(line, out var pid)) pids.Add(pid);
+            }
+            catch (IOException) { }
+        }
         return pids;
     }
 
