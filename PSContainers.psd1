@@ -1,12 +1,15 @@
 @{
     RootModule           = 'PSContainers.dll'
+    # The class-based DSC resource PSContainer (a script module: DSC finds classes only in .psm1 files).
+    NestedModules        = @('PSContainersDsc.psm1')
+    DscResourcesToExport = @('PSContainer')
     ModuleVersion        = '0.1.0'
     GUID                 = '5b0c7f3e-3a57-4c1e-9d55-6a3f2d8e4c11'
     Author               = 'PSContainers contributors'
     Description          = 'Linux containers from PowerShell: namespaces, cgroups, rootfs templates and a tiny per-container supervisor, as cmdlets that emit typed objects.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
-    FormatsToProcess     = @('Formats/Containers.Format.ps1xml', 'Formats/Cgroups.Format.ps1xml', 'Formats/Network.Format.ps1xml', 'Formats/Storage.Format.ps1xml', 'Formats/IdMapping.Format.ps1xml', 'Formats/Checkpoint.Format.ps1xml', 'Formats/Migration.Format.ps1xml')
+    FormatsToProcess     = @('Formats/Containers.Format.ps1xml', 'Formats/Cgroups.Format.ps1xml', 'Formats/Network.Format.ps1xml', 'Formats/Storage.Format.ps1xml', 'Formats/IdMapping.Format.ps1xml', 'Formats/Checkpoint.Format.ps1xml', 'Formats/Migration.Format.ps1xml', 'Formats/Autostart.Format.ps1xml')
     CmdletsToExport      = @(
         'New-Container', 'Get-Container', 'Start-Container', 'Stop-Container', 'Restart-Container',
         'Remove-Container', 'Wait-Container', 'Suspend-Container', 'Resume-Container',
@@ -21,7 +24,9 @@
         'Copy-Container', 'New-ContainerSnapshot', 'Get-ContainerSnapshot', 'Restore-ContainerSnapshot',
         'Remove-ContainerSnapshot', 'Get-ContainerDiff', 'Export-Container', 'Import-Container',
         'Get-SubordinateIdRange', 'Add-SubordinateIdRange', 'Remove-SubordinateIdRange', 'Test-ContainerHost', 'Install-ContainerUserNic',
-        'Checkpoint-Container', 'Restore-Container', 'Save-Container', 'Get-ContainerCheckpoint', 'Move-Container'
+        'Checkpoint-Container', 'Restore-Container', 'Save-Container', 'Get-ContainerCheckpoint', 'Move-Container',
+        'Set-ContainerAutostart', 'Start-ContainerAutostart', 'Stop-ContainerAutostart',
+        'Install-ContainerAutostartService', 'Uninstall-ContainerAutostartService'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -23,6 +23,7 @@ public sealed class RuntimeLayerTests
         new[] { "HostCheck" },       // Test-ContainerHost: asks every piece below whether the host can run it
         new[] { "Checkpoint" },      // CRIU checkpoint/restore, through the lifecycle's launch path
         new[] { "Storage" },         // copy, snapshots, diff, export/import of containers
+        new[] { "Autostart" },       // autostart settings, lxc-autostart's order, the boot unit
         new[] { "NetworkHooks" },    // the start hooks that give a container its network
         new[] { "Containers" },      // the lifecycle: create, start, stop, remove, one launch path
         new[] { "Templates" },       // rootfs builders

@@ -24,7 +24,8 @@ public static partial class ConfigLoader
             ?? (c.Console is { } console ? ConfigRules.ConsoleLogMaxBytes(console.LogMaxBytes, ConfigRules.Text(console.LogMaxBytes)) : null)
             ?? NetworkProblem(c.Network ?? new List<NicConfig>())
             ?? StorageProblem(c.Storage ?? new StorageConfig())
-            ?? ConfigRules.Security(c.Security ?? new SecurityConfig());
+            ?? ConfigRules.Security(c.Security ?? new SecurityConfig())
+            ?? ConfigRules.Autostart(c.Autostart ?? new AutostartConfig());
         // c.IdMap needs no check: an IdMap refuses entries the kernel would refuse when it is made.
     }
 

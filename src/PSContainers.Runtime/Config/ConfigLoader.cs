@@ -173,6 +173,7 @@ public static partial class ConfigLoader
         SerializeSecurity(e, config.Security ?? new SecurityConfig());
 
         SerializeIdMap(e, config.IdMap);
+        SerializeAutostart(e, config.Autostart ?? new AutostartConfig());
         e.Emit(new MappingEnd());
         e.Emit(new DocumentEnd(isImplicit: true));
         e.Emit(new StreamEnd());
@@ -453,6 +454,7 @@ public static partial class ConfigLoader
                 }),
                 ["security"] = v => Security(v, config.Security),
                 ["idMap"] = v => config.IdMap = IdMap(v),
+                ["autostart"] = v => Autostart(v, config.Autostart),
             });
             return config;
         }

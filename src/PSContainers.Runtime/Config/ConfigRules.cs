@@ -461,6 +461,40 @@ internal static class ConfigRules
             OneOf(s.Devices, "security.devices", DeviceModes));
     }
 
+    // ---- autostart --------------------------------------------------------------------------------
+
+    public const string AutostartDelayExpected = "whole seconds from 0 to 86400";
+    public const string AutostartOrderExpected = "a whole number (higher starts first)";
+    public const int MaxGroups = 64;
+
+    /// <summary>
+    /// A group name: what lxc.group allows in practice (it splits on commas and spaces), and safe in a
+    /// systemd command line: 1-64 letters, digits, '_', '.', '-', not starting with '-' or '.'.
+    /// </summary>
+    public static string? GroupName(string? name, string path)
+    {
+        if (string.IsNullOrEmpty(name)) return $"{path} must not be empty (a container in no group belongs to the NULL group: leave groups empty)";
+        if (name.Length > 64 || name[0] is '-' or '.' || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-'))
+            return $"invalid group name '{name}' for {path}: use 1 to 64 letters, digits, '_', '.' or '-', not starting with '-' or '.'";
+        return null;
+    }
+
+    public static string? Autostart(AutostartConfig a)
+    {
+        if (Integer(a.Delay, Text(a.Delay), "autostart.delay", 0, 86400, AutostartDelayExpected) is { } badDelay) return badDelay;
+        var groups = a.Groups ?? new List<string>();
+        if (groups.Count > MaxGroups) return $"autostart.groups has {groups.Count} groups; at most {MaxGroups} are allowed";
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < groups.Count; i++)
+        {
+            if (GroupName(groups[i], $"autostart.groups[{i}]") is { } bad) return bad;
+            if (!seen.Add(groups[i])) return DuplicateGroup(groups[i], i);
+        }
+        return null;
+    }
+
+    public static string DuplicateGroup(string name, int index) => $"autostart.groups[{index}]: group '{name}' is listed twice";
+
     // ---- idMap ------------------------------------------------------------------------------------
 
     public static string? IdMap(IReadOnlyList<UserNamespaces.IdMapEntry> entries) =>

@@ -23,6 +23,26 @@ public sealed class ContainerConfig
     public SecurityConfig Security { get; set; } = new();
     /// <summary>User namespace map (LXC's lxc.idmap); null = no user namespace (a privileged container, root only).</summary>
     public UserNamespaces.IdMap? IdMap { get; set; }
+    /// <summary>Start at boot and in Start-ContainerAutostart (LXC's lxc.start.auto, lxc.start.delay, lxc.start.order, lxc.group).</summary>
+    public AutostartConfig Autostart { get; set; } = new();
+}
+
+/// <summary>
+/// The <c>autostart:</c> section. Containers in no group belong to the NULL group (lxc-autostart's
+/// term), which Start-ContainerAutostart -Group '' selects.
+/// </summary>
+public sealed class AutostartConfig
+{
+    /// <summary>Started by Start-ContainerAutostart and at boot (lxc.start.auto).</summary>
+    public bool Enabled { get; set; }
+    /// <summary>Seconds to wait after starting this container before the next one is started (lxc.start.delay).</summary>
+    public int Delay { get; set; }
+    /// <summary>Higher starts first, and stops last (lxc.start.order); ties go by name.</summary>
+    public int Order { get; set; }
+    /// <summary>The groups the container belongs to (lxc.group); empty = the NULL group.</summary>
+    public List<string> Groups { get; set; } = new();
+
+    public bool IsDefault => !Enabled && Delay == 0 && Order == 0 && Groups.Count == 0;
 }
 
 public sealed class InitConfig

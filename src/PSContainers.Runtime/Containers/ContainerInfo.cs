@@ -42,6 +42,14 @@ public sealed class ContainerInfo
     public string[] DroppedCapabilities { get; init; } = Array.Empty<string>();
     /// <summary>Why the container is <c>Broken</c> (or what is wrong with a running one's config); null when all is well.</summary>
     public string? Problem { get; init; }
+    /// <summary>autostart.enabled: started by Start-ContainerAutostart and at boot (lxc.start.auto).</summary>
+    public bool Autostart { get; init; }
+    /// <summary>autostart.order: higher starts first, stops last (lxc.start.order).</summary>
+    public int AutostartOrder { get; init; }
+    /// <summary>autostart.delay: seconds waited after its start before the next container's (lxc.start.delay).</summary>
+    public int AutostartDelay { get; init; }
+    /// <summary>autostart.groups (lxc.group); empty = the NULL group.</summary>
+    public string[] Groups { get; init; } = Array.Empty<string>();
 
     public override string ToString() => Name;
 }

@@ -191,6 +191,10 @@ public sealed class ContainerManager : IContainerLifecycle
             Command = config is null ? Array.Empty<string>() : InitCommand(config).ToArray(),
             SeccompProfile = config?.Security.SeccompProfile,
             DroppedCapabilities = config is null ? Array.Empty<string>() : Security.Capabilities.NamesOf(Security.Capabilities.DropMask(config.Security.CapabilitiesDrop, config.Security.CapabilitiesKeep, Containers.SecurityPlan.IsSystemContainer(config))),
+            Autostart = config?.Autostart.Enabled ?? false,
+            AutostartOrder = config?.Autostart.Order ?? 0,
+            AutostartDelay = config?.Autostart.Delay ?? 0,
+            Groups = config?.Autostart.Groups.ToArray() ?? Array.Empty<string>(),
         };
     }
 
