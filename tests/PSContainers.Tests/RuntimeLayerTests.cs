@@ -25,6 +25,7 @@ public sealed class RuntimeLayerTests
         new[] { "Storage" },         // copy, snapshots, diff, export/import of containers
         new[] { "NetworkHooks" },    // the start hooks that give a container its network
         new[] { "Containers" },      // the lifecycle: create, start, stop, remove, one launch path
+        new[] { "Events" },          // the store's event journal: records, appends, reads, live follow
         new[] { "Templates" },       // rootfs builders
         new[] { "Backends" },        // where a rootfs lives (dir, overlay, btrfs)
         new[] { "Config" },          // config.yaml: model and loader
