@@ -174,9 +174,10 @@ public sealed class ContainerManager : IContainerLifecycle
         // Ended on its own (the supervisor's record, not yet folded in by a stop), or as the last stop recorded.
         var (stopReason, exitCode, exitSignal) = live.Exit is { } ended ? Classify(ended)
             : live.Status is ContainerStatus.Stopped or ContainerStatus.Saved ? (state.StopReason, state.ExitCode, state.ExitSignal) : (null, null, null);
-        var run = running ? RunRecord.Read(Store.RunRecordPath(name)) : null;
+        // The supervisor's run record counts the restarts of the run (also one that ended and is not yet folded in by a stop).
+        var run = state.SupervisorPid is not null ? RunRecord.Read(Store.RunRecordPath(name)) : null;
         if (run is not null && !run.IsRecordedIn(state)) run = null;
-        var restarts = running ? run?.Restarts ?? 0 : state.Restarts ?? 0;
+        var restarts = run?.Restarts ?? state.Restarts ?? 0;
         // Since init's last (re)start: a restart by policy writes the run record anew.
         var upSince = run is { Restarts: > 0 } ? run.Time : state.StartedAt;
         var lastExit = running ? LastExitOfRestart(run?.LastExit) : LastExitText(stopReason, exitCode, exitSignal);
@@ -609,7 +610,6 @@ public sealed class ContainerManager : IContainerLifecycle
         ContainerNames.Validate(name);
         using var _ = Store.Lock(name);
         var (config, state) = StartLocked(name);
-        EmitStarted(name, state);
         return Describe(name, config, state);
     }
 
@@ -703,12 +703,6 @@ public sealed class ContainerManager : IContainerLifecycle
         return (config, state);
     }
 
-    /// <summary>Started, or Restored when the start resumed a saved container (its checkpoint support records that).</summary>
-    private void EmitStarted(string name, PersistedState state)
-    {
-        if (state.StopReason is null && state.InitPid is { } init) Emit(name, ContainerEventKind.Started, ("init", init.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-    }
-
     /// <summary>
     /// The one launch path of a container's run, shared by Start-Container and a CRIU restore: the
     /// cgroup (derived here only), the records of the last run cleared, the spec's console, records
@@ -733,7 +727,8 @@ public sealed class ContainerManager : IContainerLifecycle
             spec.EventJournalDirectory = Events.Directory;
             spec.EventJournalMaxBytes = Events.MaxBytes;
             spec.StopMarker = Store.StopMarkerPath(name);
-            if (cgroupPath is not null) spec.OomWatchDirectory = Cgroups.MemoryDirectory(cgroupPath);
+            // Init's own cgroup: v1 counts a kill only where the victim lives (and notifies the subtree of the OOM group).
+            if (cgroupPath is not null) spec.OomWatchDirectory = Cgroups.MemoryDirectory(CgroupManager.InnerOf(cgroupPath));
             spec.ConsoleLog = Store.ConsoleLogPath(name);
             spec.ConsoleLogMaxBytes = config.Console.LogMaxBytes;
             spec.ExitRecord = Store.ExitRecordPath(name);
@@ -1004,7 +999,6 @@ public sealed class ContainerManager : IContainerLifecycle
         var status = Observe(name, LoadState(name)).Status;
         if (status != ContainerStatus.Stopped) StopLocked(name, timeout, kill);
         var (config, state) = StartLocked(name);
-        EmitStarted(name, state);
         return Describe(name, config, state);
     }
 

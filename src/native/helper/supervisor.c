@@ -181,6 +181,10 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
     /* The namespaces a restart keeps (the network the caller just set up): held from here on. */
     if (restart_hold(s, child, s->console_log ? console_path : NULL) < 0) goto kill_child;
     if (write_run_record(s, child, "released") < 0) goto kill_child;
+    /* Recorded here, before init goes on, so that its own end can never come first in the journal. */
+    char started[64];
+    snprintf(started, sizeof started, "init=%d", (int)child);
+    emit_event(s, PSC_EVENT_STARTED, started);
     if (write(sync_pipe[1], "g", 1) != 1) { fail("release init"); goto kill_child; }
     close(sync_pipe[1]);
 
@@ -192,7 +196,12 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
     if (got > 0) {
         cerr[got] = '\0';
         snprintf(errbuf, sizeof errbuf, "%s", cerr);
-        waitpid(child, NULL, 0);
+        int st = 0;
+        waitpid(child, &st, 0);
+        char details[96];
+        exit_details(st, details, sizeof details);
+        strncat(details, " start-failed=1", sizeof details - strlen(details) - 1);
+        emit_event(s, PSC_EVENT_DIED, details);
         goto undo;
     }
 

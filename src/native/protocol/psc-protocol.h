@@ -251,7 +251,7 @@ enum psc_key {
  */
 #define PSC_EVENT_KINDS(X) \
     X(CREATED, "created", Created, "New-Container (or a copy or import) made the container") \
-    X(STARTED, "started", Started, "Start-Container started init") \
+    X(STARTED, "started", Started, "init was started (recorded by its supervisor before init runs; details: init)") \
     X(STOPPED, "stopped", Stopped, "Stop-Container ended init (reason: requested or killed)") \
     X(DIED, "died", Died, "init ended on its own (code, or signal): reported by its supervisor") \
     X(OOM_KILLED, "oom-killed", OomKilled, "the kernel's OOM killer killed a process of the container (its memory limit): reported by its supervisor") \
