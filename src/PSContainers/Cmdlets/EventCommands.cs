@@ -129,7 +129,7 @@ public sealed class RegisterContainerEventCommand : ContainerCmdlet
     {
         var source = new ContainerEventSource(Manager.Events, EventFilter.Of(Name, Kind));
         source.Start();
-        var subscriber = Events.SubscribeEvent(source, nameof(ContainerEventSource.EventRaised), SourceIdentifier ?? Guid.NewGuid().ToString(), MessageData, Action, true, false);
+        var subscriber = Events.SubscribeEvent(source, nameof(ContainerEventSource.EventRaised), SourceIdentifier ?? Guid.NewGuid().ToString(), MessageData, Action, supportEvent: false, forwardEvent: false);
         subscriber.Unsubscribed += (_, _) => source.Dispose();
         WriteObject(subscriber.Action);
     }
