@@ -175,11 +175,13 @@ public sealed class ContainerEventTests : IDisposable
         Assert.Equal(0, ((ContainerInfo)_ps.Run("Get-Container $args[0]", name).Single().BaseObject).Restarts);
     }
 
-    [Fact]
-    public void RestartWorks_WithTheStartingPwshGone_AndKeepsTheNetwork()
+    [Theory]
+    [InlineData("-Privileged")]
+    [InlineData("-Unprivileged")]
+    public void RestartWorks_WithTheStartingPwshGone_AndKeepsTheNetwork(string mode)
     {
         var name = TestStore.NewName("evrg");
-        NewBusybox(name, "sleep 1000", "restart: { policy: on-failure, backoff: 100ms }");
+        NewBusybox(name, "sleep 1000", "restart: { policy: on-failure, backoff: 100ms }", mode == "-Unprivileged" ? mode : "");
         var module = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "out", "PSContainers", "PSContainers.psd1");
         var psi = new ProcessStartInfo("pwsh", new[] { "-NoProfile", "-Command", $"Import-Module '{Path.GetFullPath(module)}'; Start-Container '{name}' -StorePath '{_store.StorePath}'" })
         { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -191,6 +193,7 @@ public sealed class ContainerEventTests : IDisposable
         var first = (ContainerInfo)_ps.Run("Get-Container $args[0]", name).Single().BaseObject;
         Assert.Equal(ContainerStatus.Running, first.State);
         var netBefore = new FileInfo($"/proc/{first.Pid}/ns/net").LinkTarget;
+        var userBefore = new FileInfo($"/proc/{first.Pid}/ns/user").LinkTarget;
         Runtime.Native.Sys.Kill(first.Pid!.Value, 9);
         WaitFor(name, ev => ev.Any(e => e.Kind == ContainerEventKind.RestartedByPolicy));
         var second = (ContainerInfo)_ps.Run("Get-Container $args[0]", name).Single().BaseObject;
@@ -198,8 +201,13 @@ public sealed class ContainerEventTests : IDisposable
         Assert.NotEqual(first.Pid, second.Pid);
         Assert.Equal(1, second.Restarts);
         Assert.Equal("signal SIGKILL", second.LastExit);
-        // The network namespace (with what the start's hooks set up in it) is the same one; the pid namespace is new.
+        // The network namespace (with what the start's hooks set up in it) and the user namespace
+        // (its id maps) are the same ones; the new init is pid 1 of a new pid namespace (the old one
+        // died with the old init: its inode number may be reused, so only pid 1 tells; sh execs its last command).
         Assert.Equal(netBefore, new FileInfo($"/proc/{second.Pid}/ns/net").LinkTarget);
+        Assert.Equal(userBefore, new FileInfo($"/proc/{second.Pid}/ns/user").LinkTarget);
+        var self = (ContainerCommandResult)_ps.Run("Invoke-ContainerCommand $args[0] -Command sh,-c,'cat /proc/1/cmdline; echo; hostname'", name).Single().BaseObject;
+        Assert.Equal(new[] { "sleep1000", name }, self.Output.Select(l => l.Replace("\0", "")).ToArray());
         var died = EventsOf(name).Single(e => e.Kind == ContainerEventKind.Died);
         Assert.Equal("9", died.Details["signal"]);
         _ps.Run("Stop-Container $args[0] -Kill", name);

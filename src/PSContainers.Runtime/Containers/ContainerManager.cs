@@ -792,7 +792,9 @@ public sealed class ContainerManager : IContainerLifecycle
         state.SavedCheckpoint = save ? directory : null;
         state.Save(Store.StatePath(name));
         // The dump ends init: asked for, so its supervisor neither reports it as died nor restarts it.
+        // A dump that failed (the container runs on) takes it back.
         if (directory is not null) MarkStopRequested(name);
+        else File.Delete(Store.StopMarkerPath(name));
     }
 
     /// <summary>
