@@ -13,7 +13,7 @@
     CmdletsToExport      = @(
         'New-Container', 'Get-Container', 'Start-Container', 'Stop-Container', 'Restart-Container',
         'Remove-Container', 'Wait-Container', 'Suspend-Container', 'Resume-Container',
-        'Invoke-ContainerCommand', 'Enter-Container', 'Get-ContainerConsoleLog',
+        'Invoke-ContainerCommand', 'Enter-Container', 'Get-ContainerConsoleLog', 'Get-ContainerEvent', 'Register-ContainerEvent',
         'Set-CgroupLimit', 'Get-CgroupLimit', 'Measure-Container', 'New-Cgroup', 'Get-Cgroup', 'Add-CgroupProcess',
         'Remove-Cgroup', 'Suspend-Cgroup', 'Resume-Cgroup', 'Get-ProcessNamespace',
         'New-NetNamespace', 'Get-NetNamespace', 'Remove-NetNamespace', 'Invoke-NetNamespaceCommand',

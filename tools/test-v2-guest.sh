@@ -27,7 +27,7 @@ start=$(date +%s)
 # (timing-bound: the tracer's window is sized for the host), pasta and the non-root defaults/export.
 CLASSES=(CgroupUnifiedTests CgroupV2DriverTests CgroupFakeTreeTests CgroupLayoutTests CgroupV1DriverTests
          ContainerLifecycleTests ContainerLimitTests ContainerSecurityTests AttachSecurityTests SecurityPolicyTests
-         UnprivilegedContainerTests NonRootContainerTests)
+         UnprivilegedContainerTests NonRootContainerTests ContainerEventTests)
 EXCLUDE=(AttachSecurityTests.PtraceRace_ ContainerSecurityTests.LongRules_ ContainerSecurityTests.EscapeSuite_
          ContainerSecurityTests.DefaultProfile_ ContainerSecurityTests.ProfileFromYaml_
          NonRootContainerTests.NonRootUser_Pasta_ NonRootContainerTests.ExportOfAShiftedContainer_ NonRootContainerTests.NonRootUser_Defaults_)

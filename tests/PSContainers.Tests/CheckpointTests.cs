@@ -1,3 +1,4 @@
+using PSContainers.Runtime.Namespaces;
 using System.Diagnostics;
 using System.Management.Automation;
 using PSContainers.Runtime;
@@ -119,6 +120,15 @@ public sealed class CheckpointTests : IDisposable
         AssertNoCgroupLeft(name);
         s.Run("Remove-Container -Name $args[0]", name);
         Assert.False(_store.Manager.Exists(name));
+        // The journal has it all, in order: the dump's kill is no death (it was asked for); the restored init's own end is.
+        var events = _store.Manager.Events.Read().Where(e => e.Container == name).ToList();
+        Assert.Equal(new[]
+        {
+            ContainerEventKind.Created, ContainerEventKind.LimitsChanged, ContainerEventKind.Started, ContainerEventKind.Checkpointed,
+            ContainerEventKind.Restored, ContainerEventKind.Died, ContainerEventKind.Removed,
+        }, events.Select(e => e.Kind));
+        Assert.Equal(dir, events[3].Details["directory"]);
+        Assert.Equal("7", events[5].Details["code"]);
     }
 
     [Fact]

@@ -71,10 +71,31 @@ public class ConfigLoaderTests
     }
 
     [Fact]
+    public void Restart_IsParsed_Validated_AndRoundTrips()
+    {
+        var c = ConfigLoader.Parse("restart: { policy: on-failure, maxRetries: 5, backoff: 500ms }\n", "config.yaml");
+        Assert.Equal(RestartPolicy.OnFailure, c.Restart.Policy);
+        Assert.Equal(5, c.Restart.MaxRetries);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), c.Restart.Backoff);
+        var again = ConfigLoader.Parse(ConfigLoader.Serialize(c), "config.yaml");
+        Assert.Equal((c.Restart.Policy, c.Restart.MaxRetries, c.Restart.Backoff), (again.Restart.Policy, again.Restart.MaxRetries, again.Restart.Backoff));
+        Assert.Equal(TimeSpan.FromMinutes(2), ConfigLoader.Parse("restart: { policy: always, backoff: 2m }", "c").Restart.Backoff);
+        Assert.Equal(RestartPolicy.No, ConfigLoader.Parse("hostname: a", "c").Restart.Policy);
+        Assert.DoesNotContain("restart", ConfigLoader.Serialize(new ContainerConfig()));
+
+        Assert.StartsWith("config.yaml:2:11: ", Fails("restart:\n  policy: sometimes\n").Message);
+        Assert.Contains("restart.policy", Fails("restart:\n  policy: sometimes\n").Message);
+        Assert.StartsWith("config.yaml:1:21: ", Fails("restart: { backoff: 1 }").Message);
+        Assert.Contains("restart.backoff", Fails("restart: { backoff: 2d }").Message);
+        Assert.Contains("restart.maxRetries", Fails("restart: { maxRetries: -1 }").Message);
+        Assert.Contains("unknown key 'retries' under 'restart'", Fails("restart: { retries: 3 }").Message);
+    }
+
+    [Fact]
     public void UnknownTopLevelKey()
     {
         var ex = Fails("hostname: web1\nhostnmae: web2\n");
-        Assert.Equal("config.yaml:2:1: unknown key 'hostnmae' (expected one of: template, hostname, rootfs, init, mounts, stop, limits, console, network, storage, security, idMap, autostart)", ex.Message);
+        Assert.Equal("config.yaml:2:1: unknown key 'hostnmae' (expected one of: template, hostname, rootfs, init, mounts, stop, restart, limits, console, network, storage, security, idMap, autostart)", ex.Message);
     }
 
     [Fact]

@@ -26,6 +26,7 @@ public sealed class RuntimeLayerTests
         new[] { "Autostart" },       // autostart settings, lxc-autostart's order, the boot unit
         new[] { "NetworkHooks" },    // the start hooks that give a container its network
         new[] { "Containers" },      // the lifecycle: create, start, stop, remove, one launch path
+        new[] { "Events" },          // the store's event journal: records, appends, reads, live follow
         new[] { "Templates" },       // rootfs builders
         new[] { "Backends" },        // where a rootfs lives (dir, overlay, btrfs)
         new[] { "Config" },          // config.yaml: model and loader

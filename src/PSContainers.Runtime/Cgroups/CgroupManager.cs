@@ -82,6 +82,11 @@ public sealed partial class CgroupManager
     }
 
     public bool Exists(string path) => Drivers.Any(d => d.Exists(path));
+    /// <summary>The directory of the memory controller for <paramref name="path"/> (v1 memory hierarchy, else cgroup2), or null without one.</summary>
+    public string? MemoryDirectory(string path) =>
+        V1 is not null && V1.Mounts.TryGetValue("memory", out var mount) ? Path.Combine(mount, path)
+        : V2 is not null && (Layout == CgroupLayoutKind.Unified || V2.Controllers.Contains("memory")) ? V2.Directories(path)[0] : null;
+
     public IReadOnlyList<string> Directories(string path) => Drivers.SelectMany(d => d.Directories(path)).ToArray();
     public IReadOnlyList<string> ProcsFiles(string path) => Drivers.SelectMany(d => d.ProcsFiles(path)).ToArray();
     public IReadOnlyList<int> Pids(string path) => (V2 as ICgroupDriver ?? V1!).Pids(path);

@@ -172,6 +172,7 @@ public sealed class CheckpointManager
             progress?.Report($"Recording '{name}' as {(savedCheckpoint is null ? "stopped" : "saved")}");
             Manager.RecordCheckpointStop(name, config, state, savedCheckpoint);
         }
+        Manager.Emit(name, ContainerEventKind.Checkpointed, ("directory", directory), ("leaveRunning", options.LeaveRunning ? "true" : "false"));
         return manifest.ToInfo(directory);
     }
 
@@ -389,6 +390,7 @@ public sealed class CheckpointManager
             CriuService.CapLog(logPath);
             throw;
         }
+        Manager.Emit(name, ContainerEventKind.Restored, ("directory", directory));
         if (deleteImages) Filesystem.FsNative.DeleteTree(directory);
     }
 

@@ -149,6 +149,17 @@ public static partial class ConfigLoader
         Plain(e, stop.Timeout.ToString(CultureInfo.InvariantCulture));
         e.Emit(new MappingEnd());
 
+        if (config.Restart is { IsDefault: false } restart)
+        {
+            Key(e, "restart");
+            e.Emit(new MappingStart(null, null, true, MappingStyle.Block));
+            Pair(e, "policy", restart.Policy switch { RestartPolicy.OnFailure => "on-failure", RestartPolicy.Always => "always", _ => "no" });
+            Key(e, "maxRetries");
+            Plain(e, restart.MaxRetries.ToString(CultureInfo.InvariantCulture));
+            Pair(e, "backoff", ConfigRules.FormatDuration(restart.Backoff));
+            e.Emit(new MappingEnd());
+        }
+
         SerializeLimits(e, config.Limits ?? new LimitsConfig());
 
         var console = config.Console ?? new ConsoleConfig();
@@ -439,6 +450,12 @@ public static partial class ConfigLoader
                     ["signal"] = s => config.Stop.Signal = Signal(s),
                     ["timeout"] = s => config.Stop.Timeout = Integer(s, "stop.timeout", 0, 86400, ConfigRules.StopTimeoutExpected) ?? 10,
                 }),
+                ["restart"] = v => Section(v, "restart", new()
+                {
+                    ["policy"] = s => config.Restart.Policy = RestartPolicyOf(s),
+                    ["maxRetries"] = s => config.Restart.MaxRetries = Integer(s, "restart.maxRetries", 0, 1000000, ConfigRules.RestartMaxRetriesExpected) ?? 0,
+                    ["backoff"] = s => config.Restart.Backoff = DurationOf(s, "restart.backoff") ?? TimeSpan.FromSeconds(1),
+                }),
                 ["limits"] = v => Limits(v, config.Limits),
                 ["console"] = v => Section(v, "console", new()
                 {
@@ -603,6 +620,22 @@ public static partial class ConfigLoader
                 throw Fail(node, ConfigRules.InvalidValue(path, text, expected));
             Check(node, ConfigRules.Integer(value, text, path, min, max, expected));
             return (int)value;
+        }
+
+        private RestartPolicy RestartPolicyOf(Node node)
+        {
+            var text = String(node, "restart.policy");
+            if (text is null) return RestartPolicy.No;
+            Check(node, ConfigRules.RestartPolicy(text, out var policy));
+            return policy;
+        }
+
+        private TimeSpan? DurationOf(Node node, string path)
+        {
+            var text = String(node, path);
+            if (text is null) return null;
+            Check(node, ConfigRules.Duration(text, path, out var value));
+            return value;
         }
 
         private bool? Boolean(Node node, string path)

@@ -146,6 +146,35 @@ internal static class ConfigRules
     public static string? StopTimeout(long seconds, string text) =>
         Integer(seconds, text, "stop.timeout", 0, 86400, StopTimeoutExpected);
 
+    // ---- restart ----------------------------------------------------------------------------------
+
+    public const string RestartPolicyExpected = "one of: no, on-failure, always";
+    public static string? RestartPolicy(string text, out Config.RestartPolicy policy)
+    {
+        policy = text switch { "no" => Config.RestartPolicy.No, "on-failure" => Config.RestartPolicy.OnFailure, "always" => Config.RestartPolicy.Always, _ => Config.RestartPolicy.No };
+        return text is "no" or "on-failure" or "always" ? null : InvalidValue("restart.policy", text, RestartPolicyExpected);
+    }
+
+    public const string RestartMaxRetriesExpected = "a count from 0 (no limit) to 1000000";
+    public const string DurationExpected = "a duration from 1ms to 1h, like 500ms, 1s, 2m";
+
+    /// <summary>A duration as config.yaml writes it: a whole number with ms, s, m or h.</summary>
+    public static string? Duration(string text, string path, out TimeSpan value)
+    {
+        value = TimeSpan.Zero;
+        var m = System.Text.RegularExpressions.Regex.Match(text, @"^([0-9]{1,7})(ms|s|m|h)$");
+        if (!m.Success) return InvalidValue(path, text, DurationExpected);
+        var n = long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        value = m.Groups[2].Value switch { "ms" => TimeSpan.FromMilliseconds(n), "s" => TimeSpan.FromSeconds(n), "m" => TimeSpan.FromMinutes(n), _ => TimeSpan.FromHours(n) };
+        return value < TimeSpan.FromMilliseconds(1) || value > TimeSpan.FromHours(1) ? InvalidValue(path, text, DurationExpected) : null;
+    }
+
+    /// <summary>The shortest way config.yaml writes <paramref name="value"/>.</summary>
+    public static string FormatDuration(TimeSpan value) =>
+        value.TotalMilliseconds % 1000 != 0 ? $"{(long)value.TotalMilliseconds}ms"
+        : value.TotalSeconds % 60 != 0 ? $"{(long)value.TotalSeconds}s"
+        : value.TotalMinutes % 60 != 0 ? $"{(long)value.TotalMinutes}m" : $"{(long)value.TotalHours}h";
+
     public static string? ConsoleLogMaxBytes(long bytes, string text) =>
         Size(bytes, text, "console.logMaxBytes", 0, long.MaxValue);
 

@@ -15,6 +15,8 @@ public sealed class ContainerConfig
     public InitConfig Init { get; set; } = new();
     public List<MountConfig> Mounts { get; set; } = new();
     public StopConfig Stop { get; set; } = new();
+    /// <summary>restart: what the container's supervisor does when init ends on its own.</summary>
+    public RestartConfig Restart { get; set; } = new();
     public LimitsConfig Limits { get; set; } = new();
     public ConsoleConfig Console { get; set; } = new();
     /// <summary>Network interfaces (see NicConfig); empty = a network namespace with loopback only.</summary>
@@ -60,6 +62,29 @@ public sealed class MountConfig
     /// <summary>Absolute path inside the container; created if missing, resolved within the rootfs.</summary>
     public string Target { get; set; } = "";
     public bool ReadOnly { get; set; }
+}
+
+/// <summary>restart.policy: whether the supervisor starts init again when it ended on its own (never after Stop-Container).</summary>
+public enum RestartPolicy
+{
+    /// <summary>Never (the default).</summary>
+    No,
+    /// <summary>After a non-zero exit or a signal (not after a clean exit or a power-off inside).</summary>
+    OnFailure,
+    /// <summary>After any end init came to on its own.</summary>
+    Always,
+}
+
+/// <summary>restart: { policy, maxRetries, backoff }, carried out by the supervisor (psc-helper restart.c).</summary>
+public sealed class RestartConfig
+{
+    public RestartPolicy Policy { get; set; } = RestartPolicy.No;
+    /// <summary>The most restarts of one run (since Start-Container); 0 = no limit.</summary>
+    public int MaxRetries { get; set; }
+    /// <summary>The delay before the first restart, doubled for each further one (at most 5 minutes).</summary>
+    public TimeSpan Backoff { get; set; } = TimeSpan.FromSeconds(1);
+
+    public bool IsDefault => Policy == RestartPolicy.No && MaxRetries == 0 && Backoff == TimeSpan.FromSeconds(1);
 }
 
 public sealed class StopConfig

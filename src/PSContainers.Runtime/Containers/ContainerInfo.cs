@@ -25,6 +25,12 @@ public sealed class ContainerInfo
     /// requested stop or a power-off that ended it by signal (nothing went wrong), and after a checkpoint.
     /// </summary>
     public int? ExitCode { get; init; }
+    /// <summary>How long init has run, for a running container (since its last restart by policy, if any).</summary>
+    public TimeSpan? Uptime { get; init; }
+    /// <summary>Restarts by the restart policy in the current run (or the last one, when stopped).</summary>
+    public int Restarts { get; init; }
+    /// <summary>How init last ended, in words: exit code N, signal SIGx, OOM kill, stopped, killed, powered off, checkpointed; null if it never ended.</summary>
+    public string? LastExit { get; init; }
     public string? ExitSignal { get; init; }
     public string[] IPv4 { get; init; } = Array.Empty<string>();
     public string[] IPv6 { get; init; } = Array.Empty<string>();

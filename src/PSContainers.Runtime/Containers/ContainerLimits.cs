@@ -1,3 +1,4 @@
+using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Cgroups;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.State;
@@ -71,6 +72,9 @@ public sealed class ContainerLimits(IContainerLifecycle manager)
         IReadOnlyList<CgroupWrite> plan = Array.Empty<CgroupWrite>();
         if (info.CgroupPath is { } cgroupPath) plan = OnCgroup(name, cgroupPath, "set the limits", () => manager.Cgroups.ApplyContainerLimits(cgroupPath, limits));
         if (yaml is not null) AtomicFile.WriteAllText(manager.Store.ConfigPath(name), yaml);
+        var changed = plan.Select(w => (Path.GetFileName(w.File), w.Value)).ToList();
+        if (persist) changed.Add(("persisted", "true"));
+        manager.Emit(name, ContainerEventKind.LimitsChanged, changed.ToArray());
         return plan;
     }
 

@@ -9,6 +9,7 @@ using PSContainers.Runtime.Templates;
 using PSContainers.Runtime.UserNamespaces;
 using PSContainers.Runtime.Filesystem;
 using PSContainers.Runtime.Launcher;
+using PSContainers.Runtime.Events;
 
 namespace PSContainers.Runtime.Containers;
 
@@ -77,6 +78,7 @@ public sealed class ContainerManager : IContainerLifecycle
     public ContainerManager(ContainerStore store, CgroupManager? cgroups = null, HostContext? host = null)
     {
         Store = store;
+        Events = new EventJournal(store.Root);
         Host = host ?? HostContext.Detect();
         SubordinateIds = new(Host.SubordinateIds);
         _cgroups = cgroups is not null ? new Lazy<CgroupManager>(cgroups)
@@ -98,6 +100,16 @@ public sealed class ContainerManager : IContainerLifecycle
     }
 
     public ContainerManager(string? storePath = null) : this(new ContainerStore(storePath)) { }
+
+    /// <summary>The store's event journal: every lifecycle change below is recorded there, where it happens.</summary>
+    public EventJournal Events { get; }
+
+    /// <summary>Records an event; a journal that cannot be written is a warning, never the operation's failure.</summary>
+    public void Emit(string name, ContainerEventKind kind, params (string Key, string Value)[] details)
+    {
+        if (Events.Append(name, kind, details.Select(d => KeyValuePair.Create(d.Key, d.Value))) is { } problem)
+            Warning?.Invoke($"The {kind} event of container '{name}' was not recorded: {problem}");
+    }
 
     /// <summary>
     /// Brings the store to its permissions (see <see cref="ContainerStore.Secure"/>): a store made by
@@ -162,6 +174,13 @@ public sealed class ContainerManager : IContainerLifecycle
         // Ended on its own (the supervisor's record, not yet folded in by a stop), or as the last stop recorded.
         var (stopReason, exitCode, exitSignal) = live.Exit is { } ended ? Classify(ended)
             : live.Status is ContainerStatus.Stopped or ContainerStatus.Saved ? (state.StopReason, state.ExitCode, state.ExitSignal) : (null, null, null);
+        // The supervisor's run record counts the restarts of the run (also one that ended and is not yet folded in by a stop).
+        var run = state.SupervisorPid is not null ? RunRecord.Read(Store.RunRecordPath(name)) : null;
+        if (run is not null && !run.IsRecordedIn(state)) run = null;
+        var restarts = run?.Restarts ?? state.Restarts ?? 0;
+        // Since init's last (re)start: a restart by policy writes the run record anew.
+        var upSince = run is { Restarts: > 0 } ? run.Time : state.StartedAt;
+        var lastExit = running ? LastExitOfRestart(run?.LastExit) : LastExitText(stopReason, exitCode, exitSignal);
         var (ipv4, ipv6) = running && config is not null && !NetworkPlan.SharesHostNetwork(config)
             ? NetworkPlan.Addresses(state.InitPid!.Value) : (Array.Empty<string>(), Array.Empty<string>());
         return new ContainerInfo
@@ -180,6 +199,9 @@ public sealed class ContainerManager : IContainerLifecycle
             StartedAt = state.StartedAt,
             StoppedAt = live.Exit?.Time ?? state.StoppedAt,
             StopReason = stopReason,
+            Uptime = running && upSince is { } since ? DateTimeOffset.Now - since : null,
+            Restarts = restarts,
+            LastExit = lastExit,
             ExitCode = exitCode,
             ExitSignal = exitSignal is { } sig ? Signals.Name(sig) : null,
             MemoryLimit = config?.Limits.Memory,
@@ -196,6 +218,26 @@ public sealed class ContainerManager : IContainerLifecycle
             AutostartDelay = config?.Autostart.Delay ?? 0,
             Groups = config?.Autostart.Groups.ToArray() ?? Array.Empty<string>(),
         };
+    }
+
+    /// <summary>How init last ended, in words: "exit code 3", "signal SIGSEGV", "OOM kill", "stopped"...; null if it never ended.</summary>
+    private static string? LastExitText(ContainerStopReason? reason, int? code, int? signal) => reason switch
+    {
+        ContainerStopReason.Requested => "stopped",
+        ContainerStopReason.Killed => "killed",
+        ContainerStopReason.Exited or ContainerStopReason.Failed => $"exit code {code}",
+        ContainerStopReason.PoweredOff => "powered off",
+        ContainerStopReason.OomKilled => "OOM kill",
+        ContainerStopReason.Crashed => signal is { } sig ? $"signal {Signals.Name(sig)}" : "crashed",
+        ContainerStopReason.Checkpointed => "checkpointed",
+        _ => null,
+    };
+
+    /// <summary>The end of the init before a restart by policy, as the supervisor's run record has it (exited:N, signaled:N, oom:N).</summary>
+    private static string? LastExitOfRestart(string? recorded)
+    {
+        if (recorded is null || recorded.Split(':') is not [var how, var num] || !int.TryParse(num, out var n)) return null;
+        return how switch { "exited" => $"exit code {n}", "signaled" => $"signal {Signals.Name(n)}", "oom" => "OOM kill", _ => null };
     }
 
     /// <summary>A container whose records cannot be read: what is known (its name and paths) and why.</summary>
@@ -227,9 +269,16 @@ public sealed class ContainerManager : IContainerLifecycle
     private PersistedState LoadState(string name)
     {
         var state = LoadRecordedState(name);
-        if (RunRecord.Read(Store.RunRecordPath(name)) is { Released: true } run && !run.IsRecordedIn(state)
+        var run = RunRecord.Read(Store.RunRecordPath(name));
+        if (run is { Released: true } && !run.IsRecordedIn(state)
             && (Sys.IsAlive(run.SupervisorPid, run.SupervisorStartTime) || Sys.IsAlive(run.InitPid, run.InitStartTime)))
             Adopt(name, state, run);
+        else if (run is { Released: true } && run.IsRecordedIn(state) && run.InitPid != state.InitPid)
+        {
+            // The supervisor started init again by its restart policy: the run goes on with the new init.
+            state.InitPid = run.InitPid;
+            state.InitStartTime = run.InitStartTime;
+        }
         return state;
     }
 
@@ -253,7 +302,15 @@ public sealed class ContainerManager : IContainerLifecycle
         }
     }
 
-    private sealed record ExitRecord(int Code, int? Signal, DateTimeOffset Time);
+    private sealed record ExitRecord(int Code, int? Signal, DateTimeOffset Time, bool OomKilled = false);
+
+    /// <summary>Before a stop or a dump ends init: the marker its supervisor checks (see psc-helper restart.c).</summary>
+    private void MarkStopRequested(string name)
+    {
+        try { File.WriteAllText(Store.StopMarkerPath(name), ""); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        { Warning?.Invoke($"Container '{name}': the stop marker could not be written ({ex.Message}); its supervisor may report the stop as a death, or restart it."); }
+    }
 
     /// <summary>
     /// How an init that ended on its own is reported. The init of a pid namespace receives only the
@@ -263,6 +320,7 @@ public sealed class ContainerManager : IContainerLifecycle
     private static (ContainerStopReason?, int?, int?) Classify(ExitRecord exit) => exit.Signal switch
     {
         null => (exit.Code == 0 ? ContainerStopReason.Exited : ContainerStopReason.Failed, exit.Code, null),
+        9 when exit.OomKilled => (ContainerStopReason.OomKilled, exit.Code, exit.Signal),
         2 or 1 => (ContainerStopReason.PoweredOff, null, null),
         _ => (ContainerStopReason.Crashed, exit.Code, exit.Signal),
     };
@@ -301,7 +359,7 @@ public sealed class ContainerManager : IContainerLifecycle
         var parts = text.Split(' ');
         if (parts.Length < 3 || !int.TryParse(parts[1], out var value) || !long.TryParse(parts[2], out var time)) return null;
         var when = DateTimeOffset.FromUnixTimeSeconds(time);
-        return parts[0] == "signaled" ? new ExitRecord(128 + value, value, when) : new ExitRecord(value, null, when);
+        return parts[0] == "signaled" ? new ExitRecord(128 + value, value, when, parts.Length > 3 && parts[3] == "oom") : new ExitRecord(value, null, when);
     }
 
     /// <summary>
@@ -488,6 +546,7 @@ public sealed class ContainerManager : IContainerLifecycle
             DeleteContainerTree(temp, config);
             throw;
         }
+        Emit(name, ContainerEventKind.Created);
         return Describe(name);
     }
 
@@ -585,6 +644,12 @@ public sealed class ContainerManager : IContainerLifecycle
                 spec.Rootfs = rootfs;
                 spec.Hostname = config.Hostname ?? name;
                 spec.WorkingDirectory = config.Init.WorkingDirectory;
+                if (config.Restart.Policy != RestartPolicy.No)
+                {
+                    spec.RestartPolicy = config.Restart.Policy == RestartPolicy.Always ? "always" : "on-failure";
+                    spec.RestartMaxRetries = config.Restart.MaxRetries;
+                    spec.RestartBackoffMilliseconds = (long)config.Restart.Backoff.TotalMilliseconds;
+                }
                 spec.Command.AddRange(InitCommand(config));
                 spec.Environment.AddRange(Environment(config));
                 if (cgroupPath is not null)
@@ -658,7 +723,16 @@ public sealed class ContainerManager : IContainerLifecycle
         {
             File.Delete(Store.ExitRecordPath(name));
             File.Delete(Store.RunRecordPath(name));
+            File.Delete(Store.StopMarkerPath(name));
             var spec = request.Spec;
+            // The supervisor's part of the events (init's end, OOM kills, restarts), in this container's name.
+            Events.EnsureDirectory();
+            spec.ContainerName = name;
+            spec.EventJournalDirectory = Events.Directory;
+            spec.EventJournalMaxBytes = Events.MaxBytes;
+            spec.StopMarker = Store.StopMarkerPath(name);
+            // Init's own cgroup: v1 counts a kill only where the victim lives (and notifies the subtree of the OOM group).
+            if (cgroupPath is not null) spec.OomWatchDirectory = Cgroups.MemoryDirectory(CgroupManager.InnerOf(cgroupPath));
             spec.ConsoleLog = Store.ConsoleLogPath(name);
             spec.ConsoleLogMaxBytes = config.Console.LogMaxBytes;
             spec.ExitRecord = Store.ExitRecordPath(name);
@@ -721,6 +795,10 @@ public sealed class ContainerManager : IContainerLifecycle
         state.PendingCheckpoint = directory;
         state.SavedCheckpoint = save ? directory : null;
         state.Save(Store.StatePath(name));
+        // The dump ends init: asked for, so its supervisor neither reports it as died nor restarts it.
+        // A dump that failed (the container runs on) takes it back.
+        if (directory is not null) MarkStopRequested(name);
+        else File.Delete(Store.StopMarkerPath(name));
     }
 
     /// <summary>
@@ -818,6 +896,14 @@ public sealed class ContainerManager : IContainerLifecycle
             throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
                 $"Container '{name}' is not running{(live.Status == ContainerStatus.Saved ? " (it is saved: Start-Container resumes it)" : "")}.", name);
         RequireAccess("stop", name, config);
+        // Before any signal: the supervisor then knows init's end was asked for (no died event, no restart).
+        MarkStopRequested(name);
+        if (!live.InitAlive && live.SupervisorAlive && config.Restart.Policy != RestartPolicy.No)
+        {
+            // Between restarts (init down, its supervisor waiting out the backoff): SIGTERM ends the
+            // waiting; a restart that raced with the marker is killed with the cgroup below.
+            Sys.Kill(state.SupervisorPid!.Value, 15);
+        }
         var cgroup = state.CgroupPath;
         // A frozen container cannot act on a signal: thaw it so it can shut down (or die).
         if (live.Status == ContainerStatus.Frozen && cgroup is not null) Cgroups.Thaw(cgroup);
@@ -865,7 +951,9 @@ public sealed class ContainerManager : IContainerLifecycle
                 $"Container '{name}' stopped, but its cgroup {cgroup} could not be removed (processes still exiting?). Run Stop-Container -Kill again.", name);
         RunStoppedHooks(Hooks, name, config);
         var exit = ReadExitRecord(name);
+        var restarts = RunRecord.Read(Store.RunRecordPath(name)) is { } run && run.IsRecordedIn(state) ? run.Restarts : 0;
         state.EndRun(exit?.Time ?? DateTimeOffset.Now);
+        state.Restarts = restarts;
         if (endedAlready && exit is not null)
             (state.StopReason, state.ExitCode, state.ExitSignal) = Classify(exit);
         else if (stopped && exit is not null && exit.Signal != 9)
@@ -893,6 +981,9 @@ public sealed class ContainerManager : IContainerLifecycle
         }
         state.Save(Store.StatePath(name));
         File.Delete(Store.RunRecordPath(name));
+        File.Delete(Store.StopMarkerPath(name));
+        if (!endedAlready)
+            Emit(name, ContainerEventKind.Stopped, ("reason", state.StopReason == ContainerStopReason.Killed ? "killed" : "requested"));
         return (config, state);
     }
 
@@ -960,6 +1051,7 @@ public sealed class ContainerManager : IContainerLifecycle
         // Gone: its lock file goes too (deleted while held; see ContainerLock), and so do what
         // killed removals of other containers left.
         held.DeleteOnRelease();
+        Emit(name, ContainerEventKind.Removed);
         CleanTrash();
         CleanStaleLocks();
     }
@@ -974,6 +1066,7 @@ public sealed class ContainerManager : IContainerLifecycle
         if (status == ContainerStatus.Frozen)
             throw new ContainerException("ContainerAlreadyFrozen", ContainerErrorKind.InvalidOperation, $"Container '{name}' is already frozen.", name);
         Cgroups.Freeze(state.CgroupPath!, timeout ?? TimeSpan.FromSeconds(10));
+        Emit(name, ContainerEventKind.Frozen);
         return Describe(name);
     }
 
@@ -985,6 +1078,7 @@ public sealed class ContainerManager : IContainerLifecycle
         if (status != ContainerStatus.Frozen)
             throw new ContainerException("ContainerNotFrozen", ContainerErrorKind.InvalidOperation, $"Container '{name}' is not frozen.", name);
         Cgroups.Thaw(state.CgroupPath!);
+        Emit(name, ContainerEventKind.Thawed);
         return Describe(name);
     }
 

@@ -23,6 +23,10 @@ public interface IContainerLifecycle
     /// <summary>Where a new unprivileged container's default id map comes from.</summary>
     SubordinateIdDatabase SubordinateIds { get; }
 
+    /// <summary>The store's event journal; <see cref="Emit"/> records one (Rename-Container, checkpoints and limits use it).</summary>
+    Events.EventJournal Events { get; }
+    void Emit(string name, ContainerEventKind kind, params (string Key, string Value)[] details);
+
     bool Exists(string name);
     /// <summary>Reads the container as it is now; no side effects.</summary>
     ContainerInfo Get(string name);

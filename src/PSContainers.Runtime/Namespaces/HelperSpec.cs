@@ -60,6 +60,11 @@ public interface ISupervisedSpec
     string? ExitRecord { get; set; }
     string? RunRecord { get; set; }
     List<string> CgroupDirectories { get; }
+    string? ContainerName { get; set; }
+    string? EventJournalDirectory { get; set; }
+    long? EventJournalMaxBytes { get; set; }
+    string? StopMarker { get; set; }
+    string? OomWatchDirectory { get; set; }
 }
 
 public sealed partial class StartSpec : ISupervisedSpec { }

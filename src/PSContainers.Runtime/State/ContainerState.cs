@@ -43,6 +43,8 @@ public enum ContainerStopReason
     Crashed,
     /// <summary>Checkpoint-Container or Save-Container ended its processes after dumping them.</summary>
     Checkpointed,
+    /// <summary>The kernel's OOM killer killed init (the container's memory limit), as its supervisor saw in the memory cgroup's OOM kill count.</summary>
+    OomKilled,
 }
 
 /// <summary>
@@ -75,6 +77,8 @@ public sealed class PersistedState
     /// CRIU finishes anyway, the status says checkpointed (or saved), not killed.
     /// </summary>
     public string? PendingCheckpoint { get; set; }
+    /// <summary>Restarts by the restart policy in the last run (the running one's are in the supervisor's run record).</summary>
+    public int? Restarts { get; set; }
 
     private static readonly JsonSerializerOptions Options = new()
     {
@@ -101,6 +105,7 @@ public sealed class PersistedState
         CgroupPath = cgroupPath;
         SavedCheckpoint = null;
         PendingCheckpoint = null;
+        Restarts = null;
     }
 
     /// <summary>The run is over (a stop, a checkpoint, a recovered crash): no pids, no cgroup. The one place a run is reset; the caller records how it ended.</summary>

@@ -43,6 +43,8 @@ public sealed unsafe class ContainerStore
     /// <summary>The supervisor's own record of the current run (see <see cref="RunRecord"/>).</summary>
     public string RunRecordPath(string name) => Path.Combine(Root, name, RunRecord.FileName);
     /// <summary>Export-Container -Force froze the container: "PID STARTTIME" of the exporting process (thawed if it died).</summary>
+    /// <summary>Written by a stop or a dump before it ends init: the supervisor reads it as "asked for" (no died event, no restart).</summary>
+    public string StopMarkerPath(string name) => Path.Combine(Root, name, "stop-requested");
     public string ExportFreezePath(string name) => Path.Combine(Root, name, "frozen-by-export");
     public string LockDirectory => Path.Combine(Root, ".locks");
     public string TempDirectory => Path.Combine(Root, ".tmp");

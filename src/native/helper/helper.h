@@ -86,7 +86,23 @@ int container_init(void *arg);
 int open_console(const struct spec *s, int *master, int *logfd, char *console_path, size_t size);
 void pump_console(int master, int *logfd, const struct spec *s);
 
+/* events.c */
+struct oom_watch { int fd, control, v1; unsigned long long count; char dir[PATH_MAX]; };
+void emit_event(const struct spec *s, enum psc_event kind, const char *details);
+void exit_details(int status, char *out, size_t size);
+int oom_watch_open(const char *dir, struct oom_watch *w);
+unsigned long long oom_watch_check(const struct spec *s, struct oom_watch *w);
+void oom_watch_close(struct oom_watch *w);
+
+/* restart.c */
+extern int restart_count;
+extern char restart_last_exit[32];
+int restart_hold(const struct spec *s, pid_t init, const char *console);
+void restart_release(void);
+pid_t restart_init(const struct spec *s, int status, int oom_killed, int sfd, int *terminated);
+
 /* supervisor.c */
+unsigned long long proc_start_time(pid_t pid);
 void remove_cgroups(const struct spec *s);
 int write_run_record(const struct spec *s, pid_t init, const char *phase);
 void watch_init(const struct spec *s, pid_t child, int master, int logfd, sigset_t *mask);

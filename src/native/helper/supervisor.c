@@ -6,12 +6,12 @@
  */
 #include "helper.h"
 
-static void write_exit_file(const char *path, int status) {
+static void write_exit_file(const char *path, int status, int oom) {
     char tmp[PATH_MAX], text[128];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     struct timespec ts; clock_gettime(CLOCK_REALTIME, &ts);
     if (WIFEXITED(status)) snprintf(text, sizeof text, "exited %d %lld\n", WEXITSTATUS(status), (long long)ts.tv_sec);
-    else snprintf(text, sizeof text, "signaled %d %lld\n", WTERMSIG(status), (long long)ts.tv_sec);
+    else snprintf(text, sizeof text, "signaled %d %lld%s\n", WTERMSIG(status), (long long)ts.tv_sec, oom ? " oom" : "");
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return;
     /* Atomic (rename) but not fsync'ed: after a power loss the container is stopped anyway. */
@@ -31,7 +31,7 @@ void remove_cgroups(const struct spec *s) {
 
 /* Field 22 of /proc/PID/stat: the start time in clock ticks since boot (with the pid, it names one
  * process for good: a recycled pid has another start time). 0 if unreadable. */
-static unsigned long long proc_start_time(pid_t pid) {
+unsigned long long proc_start_time(pid_t pid) {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -49,7 +49,9 @@ static unsigned long long proc_start_time(pid_t pid) {
     return start;
 }
 
-/* The supervisor's own record, "<supervisor> <start> <init> <start> <phase> <unix-time>", written
+/* The supervisor's own record, "<supervisor> <start> <init> <start> <phase> <unix-time> <restarts>
+ * <last exit>" (the last two: restarts by policy in this run, and how the init before the current
+ * one ended, "-" or exited:N, signaled:N, oom:9; see restart.c), written
  * atomically into the container's directory before init is released ("paused": set-up still
  * going on; "released": init was let go). With it the runtime always finds what it started, even
  * when the pwsh that started it was killed before it recorded anything (Runtime: RunRecord).
@@ -57,10 +59,10 @@ static unsigned long long proc_start_time(pid_t pid) {
  * fails the start here, before init runs, rather than leaving a container nobody recorded. */
 int write_run_record(const struct spec *s, pid_t init, const char *phase) {
     if (!s->run_record) return 0;
-    char tmp[PATH_MAX], text[160];
+    char tmp[PATH_MAX], text[200];
     snprintf(tmp, sizeof tmp, "%s.tmp", s->run_record);
-    snprintf(text, sizeof text, "%d %llu %d %llu %s %lld\n", (int)getpid(), proc_start_time(getpid()),
-             (int)init, proc_start_time(init), phase, (long long)time(NULL));
+    snprintf(text, sizeof text, "%d %llu %d %llu %s %lld %d %s\n", (int)getpid(), proc_start_time(getpid()),
+             (int)init, proc_start_time(init), phase, (long long)time(NULL), restart_count, restart_last_exit);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return fail("write run record %s", tmp);
     if (write_all(fd, text, strlen(text)) < 0) { int e = errno; close(fd); unlink(tmp); errno = e; return fail("write run record %s", tmp); }
@@ -68,30 +70,56 @@ int write_run_record(const struct spec *s, pid_t init, const char *phase) {
     return 0;
 }
 
-/* Lives as long as init does: pumps the console, then removes the cgroups and records the exit. */
+/* Lives as long as init does: pumps the console, reports OOM kills and init's end as events,
+ * starts init again when its restart policy says so (restart.c), then removes the cgroups and
+ * records the exit. SIGTERM (Stop-Container while init is down between restarts) ends restarting. */
 void watch_init(const struct spec *s, pid_t child, int master, int logfd, sigset_t *mask) {
+    sigaddset(mask, SIGTERM);
+    sigprocmask(SIG_BLOCK, mask, NULL);
     int sfd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    struct pollfd pfds[2] = { { sfd, POLLIN, 0 }, { master, POLLIN, 0 } };
-    int status = 0;
+    struct oom_watch oom;
+    int oomfd = oom_watch_open(s->oom_watch, &oom);
+    int status = 0, oom_killed = 0, terminated = 0;
     for (;;) {
-        int rc = poll(pfds, master >= 0 ? 2 : 1, -1);
+        struct pollfd pfds[3] = { { sfd, POLLIN, 0 }, { oomfd, POLLIN, 0 }, { master, POLLIN, 0 } };
+        int rc = poll(pfds, master >= 0 ? 3 : 2, -1);
         if (rc < 0 && errno != EINTR) break;
-        if (master >= 0 && (pfds[1].revents & POLLIN)) pump_console(master, &logfd, s);
+        if (master >= 0 && (pfds[2].revents & POLLIN)) pump_console(master, &logfd, s);
+        if (oomfd >= 0 && (pfds[1].revents & POLLIN) && oom_watch_check(s, &oom)) oom_killed = 1;
         if (pfds[0].revents & POLLIN) {
             struct signalfd_siginfo si;
-            while (read(sfd, &si, sizeof si) == sizeof si) {}
+            int done = 0;
+            while (read(sfd, &si, sizeof si) == sizeof si)
+                if (si.ssi_signo == SIGTERM) terminated = 1;
             /* Every child is reaped (a restore's supervisor adopts what a killed criu left, see
-             * supervise_restore); init's end ends the watch. */
+             * supervise_restore; a restart's intermediate process); init's end ends this run. */
             pid_t w;
-            int st, done = 0;
+            int st;
             while ((w = waitpid(-1, &st, WNOHANG)) > 0)
                 if (w == child) { status = st; done = 1; }
-            if (done) break;
+            if (!done) continue;
+            if (master >= 0) pump_console(master, &logfd, s);
+            /* The kill is counted before init's end is signalled: a last look finds it. */
+            if (oom_watch_check(s, &oom)) oom_killed = 1;
+            int requested = s->stop_mark && access(s->stop_mark, F_OK) == 0;
+            oom_killed = oom_killed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+            char details[96];
+            exit_details(status, details, sizeof details);
+            if (oom_killed) strncat(details, " oom=1", sizeof details - strlen(details) - 1);
+            /* A stop that was asked for is the runtime's event (stopped, with its reason). */
+            if (!requested) emit_event(s, PSC_EVENT_DIED, details);
+            if (requested || terminated) break;
+            pid_t next = restart_init(s, status, oom_killed, sfd, &terminated);
+            if (next <= 0) break;
+            child = next;
+            oom_killed = 0;
         }
     }
+    restart_release();
+    oom_watch_close(&oom);
     if (master >= 0) pump_console(master, &logfd, s);
     remove_cgroups(s);
-    if (s->exit_file) write_exit_file(s->exit_file, status);
+    if (s->exit_file) write_exit_file(s->exit_file, status, oom_killed);
 }
 
 /* One line from the caller (through the launcher), without its newline; -1 at its end. */
@@ -150,7 +178,13 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
         }
     }
     close(ctl_fd);
+    /* The namespaces a restart keeps (the network the caller just set up): held from here on. */
+    if (restart_hold(s, child, s->console_log ? console_path : NULL) < 0) goto kill_child;
     if (write_run_record(s, child, "released") < 0) goto kill_child;
+    /* Recorded here, before init goes on, so that its own end can never come first in the journal. */
+    char started[64];
+    snprintf(started, sizeof started, "init=%d", (int)child);
+    emit_event(s, PSC_EVENT_STARTED, started);
     if (write(sync_pipe[1], "g", 1) != 1) { fail("release init"); goto kill_child; }
     close(sync_pipe[1]);
 
@@ -162,7 +196,12 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
     if (got > 0) {
         cerr[got] = '\0';
         snprintf(errbuf, sizeof errbuf, "%s", cerr);
-        waitpid(child, NULL, 0);
+        int st = 0;
+        waitpid(child, &st, 0);
+        char details[96];
+        exit_details(st, details, sizeof details);
+        strncat(details, " start-failed=1", sizeof details - strlen(details) - 1);
+        emit_event(s, PSC_EVENT_DIED, details);
         goto undo;
     }
 
@@ -172,6 +211,7 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
     return 0;
 
 kill_child:
+    restart_release();
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
 undo:

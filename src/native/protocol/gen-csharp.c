@@ -45,6 +45,13 @@ static const struct reply replies[] = {
 #undef PSC_F
 };
 
+struct event_kind { const char *word, *cs, *doc; };
+static const struct event_kind event_kinds[] = {
+#define PSC_X(id, word, cs, doc) { word, #cs, doc },
+    PSC_EVENT_KINDS(PSC_X)
+#undef PSC_X
+};
+
 #define COUNT(a) (sizeof (a) / sizeof *(a))
 
 static FILE *out;
@@ -165,6 +172,20 @@ int main(int argc, char **argv) {
     fputs("    /// <summary>The commands' words, as psc-helper's main() takes them.</summary>\n    public static readonly string[] Commands = { ", out);
     for (size_t c = 0; c < COUNT(commands); c++) fprintf(out, "%s\"%s\"", c ? ", " : "", commands[c].word);
     fputs(" };\n}\n", out);
+
+    fputs("/// <summary>What happened to a container (psc-protocol.h, PSC_EVENT_KINDS).</summary>\n"
+          "public enum ContainerEventKind\n{\n", out);
+    for (size_t i = 0; i < COUNT(event_kinds); i++) {
+        summary("    ", event_kinds[i].doc);
+        fprintf(out, "    %s,\n", event_kinds[i].cs);
+    }
+    fputs("}\n\n/// <summary>The event journal's record (psc-protocol.h, PSC_EVENT_*).</summary>\n"
+          "public static class EventRecordFormat\n{\n", out);
+    fputs("    /// <summary>Each kind's word in a record, in the order of <see cref=\"ContainerEventKind\"/>.</summary>\n    public static readonly string[] Words = { ", out);
+    for (size_t i = 0; i < COUNT(event_kinds); i++) fprintf(out, "%s\"%s\"", i ? ", " : "", event_kinds[i].word);
+    fprintf(out, " };\n    public const int RecordMax = %d;\n    public const string Journal = \"%s\";\n"
+            "    public const string Rotated = \"%s\";\n    public const string Lock = \"%s\";\n}\n",
+            PSC_EVENT_RECORD_MAX, PSC_EVENT_JOURNAL, PSC_EVENT_ROTATED, PSC_EVENT_LOCK);
 
     if (fclose(out) != 0 || rename(tmp, argv[1]) != 0) { perror(argv[1]); return 1; }
     return 0;

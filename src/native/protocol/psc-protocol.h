@@ -141,6 +141,22 @@ enum psc_command {
       "prctl(PR_SET_NO_NEW_PRIVS) before exec") \
     X(SECCOMP, "seccomp", BPF, filter, SeccompFilter, PSC_BPF_HEX_MAX, 1, PSC_IN(START) | PSC_IN(EXEC), PSC_NONE, \
       "a classic BPF program (struct sock_filter[]) installed with seccomp() as the last step before exec") \
+    X(NAME, "name", STR, name, ContainerName, 64, 1, PSC_IN(START) | PSC_IN(RESTORE), PSC_NONE, \
+      "the container's name, which the supervisor's events carry (never anything the container says)") \
+    X(EVENTS, "events", STR, events_dir, EventJournalDirectory, PSC_PATH_MAX, 1, PSC_IN(START) | PSC_IN(RESTORE), PSC_NONE, \
+      "the store's event journal directory (PSC_EVENT_*), where the supervisor records exits, OOM kills and restarts") \
+    X(EVENTS_MAX, "eventsmax", I64, events_max, EventJournalMaxBytes, PSC_NUMBER_MAX, 1, PSC_IN(START) | PSC_IN(RESTORE), PSC_NONE, \
+      "the journal's bound in bytes (its current file rotates at half of it)") \
+    X(STOP_MARK, "stopmark", STR, stop_mark, StopMarker, PSC_PATH_MAX, 1, PSC_IN(START) | PSC_IN(RESTORE), PSC_NONE, \
+      "the file a stop or checkpoint creates before it ends init: that end was asked for (no died event, no restart)") \
+    X(OOM_WATCH, "oomwatch", STR, oom_watch, OomWatchDirectory, PSC_PATH_MAX, 1, PSC_IN(START) | PSC_IN(RESTORE), PSC_NONE, \
+      "the memory cgroup directory whose OOM kills the supervisor reports (v2 memory.events, v1 memory.oom_control)") \
+    X(RESTART, "restart", STR, restart_policy, RestartPolicy, 16, 1, PSC_IN(START), PSC_NONE, \
+      "the restart policy the supervisor carries out: no, on-failure or always (see restart.c)") \
+    X(RESTART_MAX, "restartmax", I32, restart_max, RestartMaxRetries, PSC_NUMBER_MAX, 1, PSC_IN(START), PSC_NONE, \
+      "the most restarts in a row (0: no limit)") \
+    X(RESTART_BACKOFF, "restartbackoff", I64, restart_backoff_ms, RestartBackoffMilliseconds, PSC_NUMBER_MAX, 1, PSC_IN(START), PSC_NONE, \
+      "the first restart's delay in ms, doubled for each further one") \
     X(ENV, "env", LIST, envs, Environment, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL, PSC_NONE, \
       "the program's environment, NAME=value") \
     X(ARG, "arg", LIST, args, Command, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL, PSC_ALL, \
@@ -222,6 +238,43 @@ enum psc_key {
 #define PSC_FORMAT_(word, fields) word fields(PSC_REPLY_FMT_FIELD) "\n"
 #define PSC_WORD(...) PSC_WORD_(__VA_ARGS__)
 #define PSC_WORD_(word, fields) word
+
+/*
+ * Container events (Events/EventJournal): the kinds, and the record both the runtime and the
+ * supervisor append to <store>/.events/journal. One record is one line,
+ *   "<unix seconds>.<nanoseconds, 9 digits>\t<kind word>\t<container>\t<details>\n"
+ * at most PSC_EVENT_RECORD_MAX bytes (under PIPE_BUF), written with one write(2) to a file opened
+ * O_APPEND while holding an exclusive flock on PSC_EVENT_LOCK, which is also what a rotation (the
+ * journal renamed to PSC_EVENT_ROTATED once it reaches half the bound) takes. Details are
+ * space-separated key=value pairs; a value has no space, tab, newline or '%' (those are %XX).
+ * X(ID, word, C# name, what it means)
+ */
+#define PSC_EVENT_KINDS(X) \
+    X(CREATED, "created", Created, "New-Container (or a copy or import) made the container") \
+    X(STARTED, "started", Started, "init was started (recorded by its supervisor before init runs; details: init)") \
+    X(STOPPED, "stopped", Stopped, "Stop-Container ended init (reason: requested or killed)") \
+    X(DIED, "died", Died, "init ended on its own (code, or signal): reported by its supervisor") \
+    X(OOM_KILLED, "oom-killed", OomKilled, "the kernel's OOM killer killed a process of the container (its memory limit): reported by its supervisor") \
+    X(FROZEN, "frozen", Frozen, "Suspend-Container froze it") \
+    X(THAWED, "thawed", Thawed, "Resume-Container thawed it") \
+    X(CHECKPOINTED, "checkpointed", Checkpointed, "Checkpoint-Container or Save-Container dumped it") \
+    X(RESTORED, "restored", Restored, "Restore-Container (or the start of a saved container) restored it") \
+    X(REMOVED, "removed", Removed, "Remove-Container removed it") \
+    X(RENAMED, "renamed", Renamed, "Rename-Container renamed it (details: from, to)") \
+    X(LIMITS_CHANGED, "limits-changed", LimitsChanged, "Set-ContainerLimit changed its limits") \
+    X(RESTARTED_BY_POLICY, "restarted", RestartedByPolicy, "its supervisor started init again by its restart policy (attempt, delay)")
+
+enum psc_event {
+#define PSC_X(id, word, cs, doc) PSC_EVENT_##id,
+    PSC_EVENT_KINDS(PSC_X)
+#undef PSC_X
+    PSC_EVENT_COUNT
+};
+
+#define PSC_EVENT_RECORD_MAX 1024
+#define PSC_EVENT_JOURNAL "journal"
+#define PSC_EVENT_ROTATED "journal.1"
+#define PSC_EVENT_LOCK "lock"
 
 /* The longest reply line, with its newline. */
 #define PSC_REPLY_MAX 128
