@@ -74,4 +74,16 @@ public sealed class StorageConfig
     public string? Origin { get; set; }
     /// <summary>Destroyed when it stops (Copy-Container -Ephemeral).</summary>
     public bool Ephemeral { get; set; }
+    /// <summary>
+    /// A user-namespaced container's rootfs ownership on disk (storage.ids, recorded by the store):
+    /// "idmapped", the ids the container sees (0..65535), shown to it through an idmapped mount; or
+    /// "shifted" (and absent: containers made before idmapped mounts), chowned into the host range.
+    /// </summary>
+    public string? Ids { get; set; }
+
+    public const string IdsIdmapped = "idmapped";
+    public const string IdsShifted = "shifted";
+
+    /// <summary>True when the rootfs holds container-view ids (never for a privileged container).</summary>
+    public bool IsIdmapped => Ids == IdsIdmapped;
 }
