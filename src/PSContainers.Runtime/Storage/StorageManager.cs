@@ -180,7 +180,9 @@ public sealed class StorageManager
             var finalDir = Store.ContainerDirectory(newName);
             var clone = CloneConfig(config);
             clone.Rootfs = null;
-            clone.Storage = new StorageConfig { Ephemeral = options.Ephemeral };
+            // The copy's tree holds what the source's holds: its mode (storage.ids) goes with it. A
+            // copy of an idmapped tree walks nothing for ids (a btrfs or overlay clone is O(1)).
+            clone.Storage = new StorageConfig { Ephemeral = options.Ephemeral, Ids = config.Rootfs is null ? config.Storage.Ids : null };
             if (clone.Hostname == source) clone.Hostname = null;
             NewNetworkIdentity(clone);
             var temp = NewTemp(newName);
@@ -409,7 +411,7 @@ public sealed class StorageManager
         clone.Rootfs = null;
         if (clone.Hostname == name) clone.Hostname = null;
         NewNetworkIdentity(clone);
-        clone.Storage = new StorageConfig { Backend = snapshot.Backend };
+        clone.Storage = new StorageConfig { Backend = snapshot.Backend, Ids = clone.Storage.Ids };
         var temp = NewTemp(newName);
         try
         {

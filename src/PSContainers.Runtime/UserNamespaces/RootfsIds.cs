@@ -65,6 +65,30 @@ public static class RootfsIds
         return why is null;
     }
 
+    /// <summary>
+    /// Root: mounts <paramref name="path"/> (or, with <paramref name="overlayLowers"/>, an overlay of
+    /// those idmapped layers and <paramref name="overlayDirectory"/>'s upper and work) idmapped onto
+    /// <paramref name="map"/> over <paramref name="path"/> in the caller's mount namespace: what CRIU
+    /// takes as the root of a restored idmapped container. The caller unmounts it.
+    /// </summary>
+    public static void MountIdmapped(string path, IdMap map, IReadOnlyList<string> overlayLowers, string? overlayDirectory)
+    {
+        var spec = new UsernsTreeSpec
+        {
+            CallerId = map.End(IdMapKind.Uid),
+            UidMap = map.KernelText(IdMapKind.Uid),
+            GidMap = map.KernelText(IdMapKind.Gid),
+            OverlayDirectory = overlayDirectory,
+        };
+        spec.OverlayLowers.AddRange(overlayLowers);
+        spec.Command.Add("idmap-mount");
+        spec.Command.Add(Path.GetFullPath(path));
+        var result = PscHelper.RunPausing(spec, null);
+        if (result.ExitCode != 0)
+            throw new ContainerException("IdmapMountFailed", ContainerErrorKind.InvalidOperation,
+                $"Could not mount {path} idmapped onto the container's ids ({map}): {string.Join(" ", result.Error).Replace("psc-helper: ", "").Trim()}.", path);
+    }
+
     private static string? Probe(string path, IdMap map)
     {
         var spec = new UsernsTreeSpec

@@ -187,6 +187,8 @@ public static class ErrorCatalog
         new("RootfsPathNotDirectory", ErrorCategory.InvalidData, "Remove the file or symlink from the rootfs where a directory belongs."),
         new("RootfsRemoveFailed", ErrorCategory.InvalidOperation, "Files owned by the container's ids could not be removed; read the message, and remove them as root if needed."),
         new("RootfsShiftFailed", ErrorCategory.InvalidOperation, "The rootfs could not be given to the container's ids; check your subordinate ids and free space."),
+        new("IdmapProbeFailed", ErrorCategory.InvalidOperation, "Whether the store's filesystem can be idmapped could not be found out; check that psc-helper is intact and the store path exists."),
+        new("IdmapMountFailed", ErrorCategory.InvalidOperation, "The container's rootfs could not be mounted idmapped for the restore; read the reason, and check the kernel supports idmapped mounts on the store's filesystem."),
         new("RootfsWriteFailed", ErrorCategory.DeviceError, "A file could not be written in the rootfs; check the filesystem and free space.", ErrorCategory.PermissionDenied, ErrorCategory.InvalidOperation),
         new("RouteExists", ErrorCategory.ResourceExists, "Remove the existing route first (Remove-NetworkRoute)."),
         new("RouteNotFound", ErrorCategory.ObjectNotFound, "Get-NetworkRoute lists the routes; check the destination."),

@@ -109,7 +109,7 @@ int cmd_netns_exec(const char *file);
 
 /* idmap.c */
 int idmapped_clone(const char *path, int userns_fd);
-int idmapped_root(const struct spec *s, pid_t init);
+int idmapped_root(const struct spec *s, const char *rootfs, pid_t init);
 int send_fd(int sock, char byte, int fd);
 int recv_fd(int sock, char *byte, int *fd);
 

@@ -95,7 +95,7 @@ static unsigned long host_root_of(const char *map) {
 
 /* The supervisor's part: the container's root as a detached, idmapped mount (a bind of the rootfs,
  * or an overlay of idmapped layers) onto the user namespace of `init`, whose maps are written. */
-int idmapped_root(const struct spec *s, pid_t init) {
+int idmapped_root(const struct spec *s, const char *rootfs, pid_t init) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/ns/user", (int)init);
     int userns = open(path, O_RDONLY | O_CLOEXEC);
@@ -107,7 +107,7 @@ int idmapped_root(const struct spec *s, pid_t init) {
         if (uid == (unsigned long)-1 || gid == (unsigned long)-1 || !s->ovl_dir) { close(userns); errno = EINVAL; return fail("an idmapped overlay needs uidmap, gidmap and ovl-dir"); }
         fd = idmapped_overlay(s, userns, (uid_t)uid, (gid_t)gid);
     } else {
-        fd = idmapped_clone(s->rootfs, userns);
+        fd = idmapped_clone(rootfs, userns);
     }
     close(userns);
     return fd;

@@ -141,7 +141,7 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
     if (s->uid_map && write_id_maps(child, s->uid_map, s->gid_map) < 0) goto kill_child;
     /* Made now (the maps are written, init waits), attached by init in its own mount namespace. */
     int root_fd = -1;
-    if (s->idmap_root && (root_fd = idmapped_root(s, child)) < 0) goto kill_child;
+    if (s->idmap_root && (root_fd = idmapped_root(s, s->rootfs, child)) < 0) goto kill_child;
     /* Recorded before anything else can happen to init: a caller killed from here on leaves a
      * record the next command finds (and undoes, or completes once init was released). */
     if (write_run_record(s, child, "paused") < 0) goto kill_child;

@@ -89,8 +89,13 @@ int cmd_userns_tree(const char *file) {
     /* idmap-probe: can a mount of this path be idmapped onto the namespace (root only: see idmap.c)?
      * Nothing is walked or changed; exit 3 with the kernel's reason when it cannot. */
     int probe = !strcmp(s.args[0], "idmap-probe");
-    if (probe && !s.uid_map) die("userns-tree idmap-probe: only root idmaps mounts (give uidmap)");
-    if (!shift && !probe && strcmp(s.args[0], "remove")) die("userns-tree: unknown operation '%s'", s.args[0]);
+    /* idmap-mount: the tree (or the overlay of ovl-lower and ovl-dir) idmapped onto the namespace
+     * and mounted over the path in the caller's mount namespace, for criu, which rebuilds a
+     * checkpointed container's mounts from its --root (a bind of an idmapped mount stays idmapped).
+     * The caller unmounts it. */
+    int idmount = !strcmp(s.args[0], "idmap-mount");
+    if ((probe || idmount) && !s.uid_map) die("userns-tree %s: only root idmaps mounts (give uidmap)", s.args[0]);
+    if (!shift && !probe && !idmount && strcmp(s.args[0], "remove")) die("userns-tree: unknown operation '%s'", s.args[0]);
     int sync_pipe[2], err_pipe[2];
     if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
     pid_t child = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL);
@@ -102,7 +107,7 @@ int cmd_userns_tree(const char *file) {
         int rc = read(sync_pipe[0], &go, 1) == 1 ? 0 : fail("wait for the id maps");
         if (rc == 0) rc = become_userns_root();
         tree_caller_id = s.caller_id;
-        if (probe) _exit(rc == 0 ? 0 : 1);
+        if (probe || idmount) _exit(rc == 0 ? 0 : 1);
         if (rc == 0) rc = nftw(s.args[1], shift ? shift_entry : remove_entry, 64, FTW_PHYS | FTW_MOUNT | (shift ? 0 : FTW_DEPTH));
         if (rc != 0 && !tree_error_path && errno) fail("walk %s", s.args[1]);
         if (rc == 0 && shift && s.owners) rc = apply_owners(s.args[1], s.owners);
@@ -129,6 +134,16 @@ int cmd_userns_tree(const char *file) {
         if (fd >= 0) close(fd);
         else snprintf(probe_error, sizeof probe_error, "%s", errbuf);
         if (userns >= 0) close(userns);
+    }
+    if (idmount) {
+        int fd = idmapped_root(&s, s.args[1], child);
+        if (fd < 0 || syscall(SYS_move_mount, fd, "", AT_FDCWD, s.args[1], MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+            if (fd >= 0) fail("mount the idmapped tree on %s", s.args[1]);
+            kill(child, SIGKILL);
+            waitpid(child, NULL, 0);
+            die("%s", errbuf);
+        }
+        close(fd);
     }
     if (write(sync_pipe[1], "g", 1) != 1) die("release child: %s", strerror(errno));
     char cerr[sizeof errbuf];

@@ -129,9 +129,9 @@ enum psc_command {
       "a file of NUL-terminated \"uid gid relative-path\" records applied after the shift") \
     X(IDMAP_ROOT, "idmap-root", FLAG, idmap_root, IdmappedRoot, 1, 1, PSC_IN(START), PSC_NONE, \
       "the supervisor hands init the rootfs as an idmapped mount onto init's user namespace (the tree on disk holds the container's own ids)") \
-    X(OVL_LOWER, "ovl-lower", LIST, ovl_lowers, OverlayLowers, PSC_PATH_MAX, 64, PSC_IN(START), PSC_NONE, \
+    X(OVL_LOWER, "ovl-lower", LIST, ovl_lowers, OverlayLowers, PSC_PATH_MAX, 64, PSC_IN(START) | PSC_IN(USERNS_TREE), PSC_NONE, \
       "with idmap-root: the overlay's lower layers, topmost first, each idmapped (instead of a rootmount)") \
-    X(OVL_DIR, "ovl-dir", STR, ovl_dir, OverlayDirectory, PSC_PATH_MAX, 1, PSC_IN(START), PSC_NONE, \
+    X(OVL_DIR, "ovl-dir", STR, ovl_dir, OverlayDirectory, PSC_PATH_MAX, 1, PSC_IN(START) | PSC_IN(USERNS_TREE), PSC_NONE, \
       "with idmap-root and ovl-lower: the directory holding the overlay's upper/ and work/ (idmapped as one mount)") \
     X(CGROUP, "cgroup", LIST, cgroups, CgroupProcsFiles, PSC_PATH_MAX, PSC_MAX_ITEMS, PSC_IN(START) | PSC_IN(EXEC), PSC_NONE, \
       "cgroup.procs files the process joins") \
