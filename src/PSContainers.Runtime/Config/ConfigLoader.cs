@@ -174,6 +174,7 @@ public static partial class ConfigLoader
         SerializeSecurity(e, config.Security ?? new SecurityConfig());
 
         SerializeIdMap(e, config.IdMap);
+        if (config.IdMapIsolated) { Key(e, "idMapIsolated"); Plain(e, "true"); }
         e.Emit(new MappingEnd());
         e.Emit(new DocumentEnd(isImplicit: true));
         e.Emit(new StreamEnd());
@@ -455,6 +456,7 @@ public static partial class ConfigLoader
                 }),
                 ["security"] = v => Security(v, config.Security),
                 ["idMap"] = v => config.IdMap = IdMap(v),
+                ["idMapIsolated"] = v => config.IdMapIsolated = Boolean(v, "idMapIsolated") ?? false,
             });
             return config;
         }

@@ -23,6 +23,12 @@ public sealed class ContainerConfig
     public SecurityConfig Security { get; set; } = new();
     /// <summary>User namespace map (LXC's lxc.idmap); null = no user namespace (a privileged container, root only).</summary>
     public UserNamespaces.IdMap? IdMap { get; set; }
+    /// <summary>
+    /// idMapIsolated: true (like Incus's security.idmap.isolated): the container gets a block of host
+    /// ids of its own, allocated from the caller's subordinate ranges when it is made (its idMap is
+    /// then that block) and freed when it is removed (IdRanges/IsolatedIdRanges).
+    /// </summary>
+    public bool IdMapIsolated { get; set; }
 }
 
 public sealed class InitConfig

@@ -398,6 +398,21 @@ public sealed class ContainerManager : IContainerLifecycle
 
     public ContainerInfo Create(string name, CreateOptions options, IProgress<TemplateProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        // What a failed create must give back (an isolated id block it allocated).
+        var undo = new List<Action>();
+        try { return Create(name, options, progress, undo, cancellationToken); }
+        catch
+        {
+            foreach (var u in undo) u();
+            throw;
+        }
+    }
+
+    /// <summary>The store's isolated id blocks (idMapIsolated), cut from the caller's subordinate ranges.</summary>
+    public IdRanges.IsolatedIdRanges IsolatedIdRanges => new(Store, SubordinateIds);
+
+    private ContainerInfo Create(string name, CreateOptions options, IProgress<TemplateProgress>? progress, List<Action> undo, CancellationToken cancellationToken)
+    {
         ContainerNames.Validate(name);
         var config = ConfigLoader.LoadForNewContainer(options.ConfigPath);
         IRootfsTemplate? template = null;
@@ -427,6 +442,15 @@ public sealed class ContainerManager : IContainerLifecycle
         if (config.Init.Command.Count == 0 && template is not null) config.Init.Command = template.DefaultInitCommand.ToList();
         if (config.Stop.Signal is null && template is not null) config.Stop.Signal = template.DefaultStopSignal;
         ConfigLoader.Validate(config);
+        if (config.IdMapIsolated)
+        {
+            if (config.IdMap is not null)
+                throw new ContainerException("InvalidIdMap", ContainerErrorKind.InvalidArgument,
+                    $"The config of '{name}' has both idMapIsolated: true and an idMap ({config.IdMap}); an isolated container's map is allocated for it. Remove one of them.", name);
+            ContainerNames.Validate(name);
+            config.IdMap = IsolatedIdRanges.Allocate(name, out var isNew).Map;
+            if (isNew) undo.Add(() => IsolatedIdRanges.Free(name));
+        }
         // Every container of a non-root user is unprivileged; root's are with -Unprivileged.
         if (config.IdMap is null && (!Host.IsRoot || options.Unprivileged)) config.IdMap = DefaultIdMap.ForCaller(SubordinateIds, warn: m => Warning?.Invoke(m));
         // An id-mapped rootfs is kept with the container's own ids and idmapped at start where the
@@ -964,6 +988,8 @@ public sealed class ContainerManager : IContainerLifecycle
             { Warning?.Invoke($"Container '{name}' was removed, but what its {hook.GetType().Name} kept for it could not be released: {ex.Message}"); }
         Directory.Move(Store.ContainerDirectory(name), trash);
         DeleteContainerTree(trash, removedConfig);
+        // Its isolated id block (idMapIsolated) is free for the next container.
+        IsolatedIdRanges.Free(name);
         // Gone: its lock file goes too (deleted while held; see ContainerLock), and so do what
         // killed removals of other containers left.
         held.DeleteOnRelease();

@@ -380,7 +380,12 @@ public static unsafe class ContainerArchive
         manager.CleanStaleTemp();
         var temp = store.NewTempDirectory(name);
         var warnings = new List<string>();
-        var idMap = options.Unprivileged || !manager.Host.IsRoot ? UserNamespaces.DefaultIdMap.ForCaller(manager.SubordinateIds, warn: warnings.Add) : null;
+        var unprivileged = options.Unprivileged || !manager.Host.IsRoot;
+        // An isolated container (idMapIsolated in its config) gets a block of its own here too.
+        var isolated = unprivileged && survey.ConfigText is { } surveyed && ConfigLoader.Parse(surveyed, $"{Path.GetFileName(path)}:config.yaml").IdMapIsolated;
+        var ranges = new IdRanges.IsolatedIdRanges(store, manager.SubordinateIds);
+        var allocated = false;
+        var idMap = !unprivileged ? null : isolated ? ranges.Allocate(name, out allocated).Map : UserNamespaces.DefaultIdMap.ForCaller(manager.SubordinateIds, warn: warnings.Add);
         // The archive holds the ids the container sees: where the store can be idmapped they are
         // extracted as they are (storage.ids idmapped); otherwise shifted into the container's range.
         string? notIdmapped = null;
@@ -434,6 +439,7 @@ public static unsafe class ContainerArchive
                 config.IdMap = null;
             }
             else if (idMap is not null) config.IdMap = idMap;
+            if (idMap is null) config.IdMapIsolated = false;
             File.WriteAllText(Path.Combine(temp, "config.yaml"), ConfigLoader.Serialize(config));
             new PersistedState { Created = DateTimeOffset.Now }.Save(Path.Combine(temp, "state.json"));
             ct.ThrowIfCancellationRequested();
@@ -443,6 +449,7 @@ public static unsafe class ContainerArchive
         {
             if (idMap is not null && !manager.Host.IsRoot) UserNamespaces.UserNamespace.DeleteTree(temp, idMap);
             else FsNative.DeleteTree(temp);
+            if (allocated) ranges.Free(name);
             throw;
         }
         return new ImportResult { Container = manager.Get(name), Warnings = warnings };
