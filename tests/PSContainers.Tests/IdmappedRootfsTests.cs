@@ -181,6 +181,10 @@ public sealed class IdmappedRootfsTests : IDisposable
                 Assert.DoesNotContain("idmapped", RootMountOptions(started.Pid!.Value));
                 Assert.Equal(["0 /bin/busybox"], Sh(m, c.Name, "stat -c '%u %n' /bin/busybox"));
                 m.Stop(c.Name, kill: true);
+                // Said once: the next container on this filesystem is shifted without a second warning.
+                var d = m.Create(TestStore.NewName("ram2"), Unprivileged(s, start));
+                Assert.Equal("shifted", Config(s, d.Name).Storage.Ids);
+                Assert.Single(warnings);
             }
             finally { s.Dispose(); }
         }

@@ -399,7 +399,7 @@ public static unsafe class ContainerArchive
             file.Position = 0;
             using var input = new ArchiveInput(TarCompression.Decompress(new NonClosing(file)), path);
             // Shifted: extracted as the caller, owners recorded and applied in the container's user namespace.
-            if (idMap is not null && !idmapped) warnings.Add(UserNamespaces.RootfsIds.FallbackWarning(rootfs, notIdmapped));
+            if (idMap is not null && !idmapped) UserNamespaces.RootfsIds.WarnOnce(rootfs, notIdmapped, warnings.Add);
             var owners = idMap is null || idmapped ? null : new StringBuilder();
             var extractor = new Extractor(rootfs, warnings, progress, () => file.Position, fileSize, ct, owners) { Budget = (survey.Bytes, survey.Entries), ArchivePath = path };
             var (configText, lxcConfig) = extractor.Run(new PaxTarReader(input));

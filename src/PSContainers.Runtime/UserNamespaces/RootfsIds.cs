@@ -35,14 +35,25 @@ public static class RootfsIds
     public static bool Give(string rootfs, IdMap map, Action<string>? warn, string? ownersFile = null)
     {
         if (CanIdmap(rootfs, map, out var why)) return true;
-        warn?.Invoke(FallbackWarning(rootfs, why));
+        WarnOnce(rootfs, why, warn);
         UserNamespace.Shift(rootfs, map, ownersFile);
         return false;
     }
 
-    /// <summary>The one warning of the fallback: what happened, why, and what it costs.</summary>
+    // The reasons (per filesystem) already told in this process: the fallback is said once, not at
+    // every create of a session (a non-root user's containers always fall back).
+    private static readonly ConcurrentDictionary<string, bool> Told = new();
+
+    /// <summary>Tells <paramref name="warn"/> of the fallback for <paramref name="path"/>, once per reason and filesystem in this process.</summary>
+    public static void WarnOnce(string path, string? why, Action<string>? warn)
+    {
+        var key = (Filesystem.FsNative.TryLstat(Path.GetDirectoryName(Path.GetFullPath(path)) ?? "/", out var st) ? ((ulong)st.st_dev).ToString(System.Globalization.CultureInfo.InvariantCulture) : "") + "\n" + why;
+        if (warn is not null && Told.TryAdd(key, true)) warn(FallbackWarning(path, why));
+    }
+
+    /// <summary>The warning of the fallback: what happened, why, and what it costs.</summary>
     public static string FallbackWarning(string path, string? why) =>
-        $"The rootfs at {path} cannot be shown to the container through an idmapped mount ({why}); its files were chowned into the container's host id range instead (a walk of the whole tree; copies and snapshots of it stay shifted).";
+        $"The rootfs at {path} cannot be shown to the container through an idmapped mount ({why}); its files were chowned into the container's host id range instead (a walk of the whole tree; copies and snapshots of it stay shifted). Said once per filesystem in this session.";
 
     /// <summary>
     /// Whether a mount of <paramref name="path"/> can be idmapped onto a user namespace with
