@@ -99,6 +99,13 @@ public sealed class NonRootContainerTests
         File.WriteAllText(config, $"idMap: [u 0 {hostStart} 65536, g 0 {hostStart} 65536]\n");
         root.Run("New-Container $args[0] -ConfigPath $args[1] | Out-Null", source, config);
         var rootfs = Path.Combine(store.StorePath, source, "rootfs");
+        // Root's container is idmapped on this store; shifted as a container of an older store was
+        // (or one on a filesystem that cannot be idmapped).
+        PSContainers.Runtime.UserNamespaces.UserNamespace.Shift(rootfs, PSContainers.Runtime.UserNamespaces.IdMap.ForRanges(hostStart, hostStart));
+        var configPath = Path.Combine(store.StorePath, source, "config.yaml");
+        var shifted = PSContainers.Runtime.Config.ConfigLoader.Load(configPath);
+        shifted.Storage.Ids = "shifted";
+        File.WriteAllText(configPath, PSContainers.Runtime.Config.ConfigLoader.Serialize(shifted));
         Directory.CreateDirectory(Path.Combine(rootfs, "home", "alice"));
         HostCommand.Run("chown", $"{hostStart + 1000}:{hostStart + 1000}", Path.Combine(rootfs, "home", "alice"));
         using var user = new TestUser();

@@ -30,6 +30,7 @@ public sealed class RuntimeLayerTests
         new[] { "Templates" },       // rootfs builders
         new[] { "Backends" },        // where a rootfs lives (dir, overlay, btrfs)
         new[] { "Config" },          // config.yaml: model and loader
+        new[] { "IdRanges" },        // isolated id blocks of a store (idMapIsolated), under a store-wide lock
         new[] { "State", "Security", "Network" }, // kernel-facing pieces and the store
         new[] { "UserNamespaces" },
         new[] { "Host" },            // who calls: root or not, ids, the cgroup layout and delegation

@@ -52,10 +52,12 @@ public sealed class UnprivilegedContainerTests : IDisposable
         var name = TestStore.NewName("uns");
         var start = TestRangeStart();
         var created = (ContainerInfo)_ps.Run("New-Container $args[0] -ConfigPath $args[1]", name, ConfigWithIdMap(start)).Single().BaseObject;
-        // The rootfs was built by root and handed to the container's root: host uid = start.
-        Assert.Equal(start, StatOwner(created.RootfsPath).Uid);
-        Assert.Equal(start, StatOwner(Path.Combine(created.RootfsPath, "bin", "busybox")).Uid);
-        Assert.Equal(start, StatOwner(Path.Combine(created.RootfsPath, "etc", "shadow")).Gid);
+        // The rootfs was built by root and kept with the container's own ids (0), shown to the
+        // container through an idmapped mount: nothing was chowned into the range.
+        Assert.Equal("idmapped", PSContainers.Runtime.Config.ConfigLoader.Load(created.ConfigPath).Storage.Ids);
+        Assert.Equal(0u, StatOwner(created.RootfsPath).Uid);
+        Assert.Equal(0u, StatOwner(Path.Combine(created.RootfsPath, "bin", "busybox")).Uid);
+        Assert.Equal(0u, StatOwner(Path.Combine(created.RootfsPath, "etc", "shadow")).Gid);
         Assert.Equal(0b110_000_000u, StatOwner(Path.Combine(created.RootfsPath, "etc", "shadow")).Mode);
         Assert.Contains($"u 0 {start} 65536", File.ReadAllText(created.ConfigPath));
 
@@ -65,9 +67,9 @@ public sealed class UnprivilegedContainerTests : IDisposable
         Assert.Equal($"0 {start} 65536", File.ReadAllText($"/proc/{started.Pid}/uid_map").Split(' ', StringSplitOptions.RemoveEmptyEntries) is var f ? string.Join(' ', f).Trim() : "");
         Assert.Equal(["0"], Exec(_ps, name, "id", "-u").Output);
         Assert.Equal(["0"], Exec(_ps, name, "id", "-g").Output);
-        // Files the container makes belong to its root on the host, i.e. the mapped uid.
+        // Files the container makes are stored with the ids it sees (its root's are 0 on disk).
         Assert.Equal(0, Exec(_ps, name, "touch", "/root/made-inside").ExitCode);
-        Assert.Equal(start, StatOwner(Path.Combine(created.RootfsPath, "root", "made-inside")).Uid);
+        Assert.Equal(0u, StatOwner(Path.Combine(created.RootfsPath, "root", "made-inside")).Uid);
         // Its own proc, sysfs and devices work in the user namespace.
         Assert.Equal(["1"], Exec(_ps, name, "sh", "-c", "echo $$ > /dev/null; cat /proc/1/stat | cut -d' ' -f1").Output);
         Assert.Equal(0, Exec(_ps, name, "ls", "/sys/class/net/lo").ExitCode);
@@ -102,7 +104,7 @@ public sealed class UnprivilegedContainerTests : IDisposable
         Assert.Equal($"psct-other:{window}:65536\nroot:{expected}:65536\n", File.ReadAllText(ids.SubGid));
         Assert.Contains(warnings, w => w.StartsWith("Root had no subordinate id range; allocated", StringComparison.Ordinal) && w.Contains(ids.SubUid));
         Assert.Equal(IdMap.ForRanges(expected, expected).ToString(), PSContainers.Runtime.Config.ConfigLoader.Load(created.ConfigPath).IdMap!.ToString());
-        Assert.Equal(expected, StatOwner(created.RootfsPath).Uid);
+        Assert.Equal(0u, StatOwner(created.RootfsPath).Uid); // idmapped: kept with the container's ids
 
         var started = manager.Start(name);
         Assert.Equal($"0 {expected} 65536", string.Join(' ', File.ReadAllText($"/proc/{started.Pid}/uid_map").Split(' ', StringSplitOptions.RemoveEmptyEntries)).Trim());

@@ -36,9 +36,41 @@ Describe 'Unprivileged containers' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
     It 'runs init as the mapped uid, with uid 0 inside' {
         $name = "psct-uns-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
         $c = New-Container $name -ConfigPath $script:config | Start-Container -PassThru
-        (& stat -c '%u' $c.RootfsPath) | Should -Be "$($script:start)"
+        # The rootfs keeps the container's own ids (idmapped at start): root-owned on disk.
+        (& stat -c '%u' $c.RootfsPath) | Should -Be '0'
         (Get-Content "/proc/$($c.Pid)/status" | Where-Object { $_ -like 'Uid:*' }) -split '\s+' | Select-Object -Index 1 | Should -Be "$($script:start)"
         (Invoke-ContainerCommand $name -Command id, -u).Output | Should -Be '0'
         Remove-Container $name -Force
+    }
+
+    It 'tells a story of an idmapped rootfs: written inside, cloned, exported and imported with container ids' {
+        $name = "psct-idm-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+        $c = New-Container $name -ConfigPath $script:config -WarningVariable warned
+        $warned | Should -BeNullOrEmpty
+        Get-Content $c.ConfigPath | Should -Contain '  ids: idmapped'
+        Start-Container $name
+        (Invoke-ContainerCommand $name -Command sh, -c, 'stat -c %u /bin/busybox; mkdir /home/u; touch /home/u/f; chown -R 1000:1000 /home/u; stat -c %u /home/u/f').Output |
+            Should -Be @('0', '1000')
+        Stop-Container $name -Kill
+        # The host sees what the container gave: 1000, not the host range.
+        (& stat -c '%u' (Join-Path $c.RootfsPath 'home/u/f')) | Should -Be '1000'
+
+        # A snapshot clone is an overlay layer over the same tree, and works as made.
+        $clone = Copy-Container $name -NewName "$name-s" -Snapshot
+        (Get-Content $clone.ConfigPath) | Should -Contain '  backend: overlay'
+        Start-Container $clone.Name
+        (Invoke-ContainerCommand $clone.Name -Command sh, -c, 'echo more >> /home/u/f; stat -c %u /home/u/f').Output | Should -Be '1000'
+        Stop-Container $clone.Name -Kill
+
+        # Export holds the container's ids; the import (on the same range) extracts them as they are.
+        $archive = Join-Path $script:root 'idm.tar'
+        Export-Container $name -Path $archive
+        (& tar --numeric-owner -tvf $archive | Where-Object { $_ -like '*rootfs/home/u/f' }) | Should -Match ' 1000/1000 '
+        Remove-Container $clone.Name -Force
+        Remove-Container $name -Force
+        $i = Import-Container $archive -Name "$name-i" -KeepHostAccess -WarningAction SilentlyContinue
+        # Root's plain import is privileged (or unprivileged where that is the default): ids as archived either way.
+        (& stat -c '%u' (Join-Path $i.RootfsPath 'home/u/f')) | Should -Be '1000'
+        Remove-Container "$name-i" -Force
     }
 }

@@ -40,6 +40,12 @@ public interface IStorageBackend
     RootfsView SnapshotView(string snapshotDir, StorageConfig storage, string scratchDirectory);
     /// <summary>What the helper mounts on the rootfs inside the new mount namespace at start.</summary>
     IEnumerable<MountEntry> RootMounts(string containerDir, StorageConfig storage);
+    /// <summary>
+    /// A rootfs in idmapped mode (storage.ids idmapped): what the helper idmaps onto the container's
+    /// user namespace at start instead of the root mounts (psc-helper idmap.c). dir and btrfs: the
+    /// rootfs itself; overlay: each layer, the overlay made over them.
+    /// </summary>
+    void IdmappedRoot(StartSpec spec, string containerDir, StorageConfig storage) => spec.IdmappedRoot = true;
 }
 
 public static class StorageBackends
@@ -236,6 +242,23 @@ internal sealed class OverlayBackend : IStorageBackend
 
     // overlay's option parser splits on ',' and ':' unless escaped with a backslash.
     internal static string Escape(string path) => path.Replace("\\", "\\\\").Replace(",", "\\,").Replace(":", "\\:");
+
+    public void IdmappedRoot(StartSpec spec, string containerDir, StorageConfig storage)
+    {
+        spec.IdmappedRoot = true;
+        spec.OverlayLowers.Add(ExistingLower(storage, containerDir));
+        spec.OverlayDirectory = Path.Combine(containerDir, "overlay");
+    }
+
+    private static string ExistingLower(StorageConfig storage, string containerDir)
+    {
+        var lower = LowerOf(storage, containerDir);
+        if (!Directory.Exists(lower))
+            throw new ContainerException("OverlayLowerMissing", ContainerErrorKind.ObjectNotFound,
+                $"The lower layer {lower} of this overlay container is gone (was the container it was cloned from removed with -Force?). " +
+                "The container cannot start; remove it.", containerDir);
+        return lower;
+    }
 
     public IEnumerable<MountEntry> RootMounts(string containerDir, StorageConfig storage)
     {

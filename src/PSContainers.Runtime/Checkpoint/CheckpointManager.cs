@@ -406,11 +406,20 @@ public sealed class CheckpointManager
         {
             // An overlay rootfs exists only inside the container's mount namespace: CRIU needs it
             // at --root while it rebuilds that namespace; the restored namespace keeps its own.
-            foreach (var m in rootMounts)
+            // An idmapped rootfs (storage.ids) likewise, idmapped: CRIU's bind of it keeps the idmap.
+            if (config.IdMap is { } map && config.Storage.IsIdmapped && config.Rootfs is null)
             {
-                MountOnHost(m, rootfs);
+                var layers = new StartSpec();
+                Backends.StorageBackends.Get(config.Storage.Backend).IdmappedRoot(layers, Store.ContainerDirectory(name), config.Storage);
+                UserNamespaces.RootfsIds.MountIdmapped(rootfs, map, layers.OverlayLowers, layers.OverlayDirectory);
                 mounted.Add(rootfs);
             }
+            else
+                foreach (var m in rootMounts)
+                {
+                    MountOnHost(m, rootfs);
+                    mounted.Add(rootfs);
+                }
             using var channel = CriuChannel.Create();
             spec.CriuSocketFd = channel.PeerFd;
             progress?.Report($"Restoring {manifest.ProcessCount} process(es) into '{name}'");

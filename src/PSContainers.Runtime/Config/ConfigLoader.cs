@@ -171,7 +171,7 @@ public static partial class ConfigLoader
         SerializeNetwork(e, config.Network);
 
         var storage = config.Storage ?? new StorageConfig();
-        if (storage.Backend is not null || storage.Lower is not null || storage.Origin is not null || storage.Ephemeral)
+        if (storage.Backend is not null || storage.Lower is not null || storage.Origin is not null || storage.Ephemeral || storage.Ids is not null)
         {
             Key(e, "storage");
             e.Emit(new MappingStart(null, null, true, MappingStyle.Block));
@@ -179,11 +179,13 @@ public static partial class ConfigLoader
             if (storage.Lower is not null) Pair(e, "lower", storage.Lower);
             if (storage.Origin is not null) Pair(e, "origin", storage.Origin);
             if (storage.Ephemeral) { Key(e, "ephemeral"); Plain(e, "true"); }
+            if (storage.Ids is not null) Pair(e, "ids", storage.Ids);
             e.Emit(new MappingEnd());
         }
         SerializeSecurity(e, config.Security ?? new SecurityConfig());
 
         SerializeIdMap(e, config.IdMap);
+        if (config.IdMapIsolated) { Key(e, "idMapIsolated"); Plain(e, "true"); }
         SerializeAutostart(e, config.Autostart ?? new AutostartConfig());
         e.Emit(new MappingEnd());
         e.Emit(new DocumentEnd(isImplicit: true));
@@ -468,9 +470,11 @@ public static partial class ConfigLoader
                     ["lower"] = s => config.Storage.Lower = AbsolutePath(s, "storage.lower", allowDotDot: false),
                     ["origin"] = s => config.Storage.Origin = String(s, "storage.origin"),
                     ["ephemeral"] = s => config.Storage.Ephemeral = Boolean(s, "storage.ephemeral") ?? false,
+                    ["ids"] = s => config.Storage.Ids = StorageIds(s),
                 }),
                 ["security"] = v => Security(v, config.Security),
                 ["idMap"] = v => config.IdMap = IdMap(v),
+                ["idMapIsolated"] = v => config.IdMapIsolated = Boolean(v, "idMapIsolated") ?? false,
                 ["autostart"] = v => Autostart(v, config.Autostart),
             });
             return config;
@@ -608,6 +612,14 @@ public static partial class ConfigLoader
             string? text = String(node, "storage.backend");
             if (text is not null)
                 Check(node, ConfigRules.Backend(text));
+            return text;
+        }
+
+        private string? StorageIds(Node node)
+        {
+            string? text = String(node, "storage.ids");
+            if (text is not null && text is not (StorageConfig.IdsIdmapped or StorageConfig.IdsShifted))
+                Check(node, $"storage.ids must be {StorageConfig.IdsIdmapped} or {StorageConfig.IdsShifted}, not '{text}'");
             return text;
         }
 

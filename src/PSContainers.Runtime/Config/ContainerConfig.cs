@@ -25,6 +25,12 @@ public sealed class ContainerConfig
     public SecurityConfig Security { get; set; } = new();
     /// <summary>User namespace map (LXC's lxc.idmap); null = no user namespace (a privileged container, root only).</summary>
     public UserNamespaces.IdMap? IdMap { get; set; }
+    /// <summary>
+    /// idMapIsolated: true (like Incus's security.idmap.isolated): the container gets a block of host
+    /// ids of its own, allocated from the caller's subordinate ranges when it is made (its idMap is
+    /// then that block) and freed when it is removed (IdRanges/IsolatedIdRanges).
+    /// </summary>
+    public bool IdMapIsolated { get; set; }
     /// <summary>Start at boot and in Start-ContainerAutostart (LXC's lxc.start.auto, lxc.start.delay, lxc.start.order, lxc.group).</summary>
     public AutostartConfig Autostart { get; set; } = new();
 }
@@ -119,4 +125,16 @@ public sealed class StorageConfig
     public string? Origin { get; set; }
     /// <summary>Destroyed when it stops (Copy-Container -Ephemeral).</summary>
     public bool Ephemeral { get; set; }
+    /// <summary>
+    /// A user-namespaced container's rootfs ownership on disk (storage.ids, recorded by the store):
+    /// "idmapped", the ids the container sees (0..65535), shown to it through an idmapped mount; or
+    /// "shifted" (and absent: containers made before idmapped mounts), chowned into the host range.
+    /// </summary>
+    public string? Ids { get; set; }
+
+    public const string IdsIdmapped = "idmapped";
+    public const string IdsShifted = "shifted";
+
+    /// <summary>True when the rootfs holds container-view ids (never for a privileged container).</summary>
+    public bool IsIdmapped => Ids == IdsIdmapped;
 }

@@ -460,6 +460,21 @@ public sealed class ContainerManager : IContainerLifecycle
 
     public ContainerInfo Create(string name, CreateOptions options, IProgress<TemplateProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        // What a failed create must give back (an isolated id block it allocated).
+        var undo = new List<Action>();
+        try { return Create(name, options, progress, undo, cancellationToken); }
+        catch
+        {
+            foreach (var u in undo) u();
+            throw;
+        }
+    }
+
+    /// <summary>The store's isolated id blocks (idMapIsolated), cut from the caller's subordinate ranges.</summary>
+    public IdRanges.IsolatedIdRanges IsolatedIdRanges => new(Store, SubordinateIds);
+
+    private ContainerInfo Create(string name, CreateOptions options, IProgress<TemplateProgress>? progress, List<Action> undo, CancellationToken cancellationToken)
+    {
         ContainerNames.Validate(name);
         var config = ConfigLoader.LoadForNewContainer(options.ConfigPath);
         IRootfsTemplate? template = null;
@@ -489,13 +504,25 @@ public sealed class ContainerManager : IContainerLifecycle
         if (config.Init.Command.Count == 0 && template is not null) config.Init.Command = template.DefaultInitCommand.ToList();
         if (config.Stop.Signal is null && template is not null) config.Stop.Signal = template.DefaultStopSignal;
         ConfigLoader.Validate(config);
+        if (config.IdMapIsolated)
+        {
+            if (config.IdMap is not null)
+                throw new ContainerException("InvalidIdMap", ContainerErrorKind.InvalidArgument,
+                    $"The config of '{name}' has both idMapIsolated: true and an idMap ({config.IdMap}); an isolated container's map is allocated for it. Remove one of them.", name);
+            ContainerNames.Validate(name);
+            config.IdMap = IsolatedIdRanges.Allocate(name, out var isNew).Map;
+            if (isNew) undo.Add(() => IsolatedIdRanges.Free(name));
+        }
         // Every container of a non-root user is unprivileged; root's are with -Unprivileged.
         if (config.IdMap is null && (!Host.IsRoot || options.Unprivileged)) config.IdMap = DefaultIdMap.ForCaller(SubordinateIds, warn: m => Warning?.Invoke(m));
-        // An id-mapped rootfs is a plain directory handed to the mapped ids (see UserNamespace.Shift).
-        var backend = Backends.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null && config.IdMap is null ? Backends.StorageBackends.DefaultFor(Store.Root) : "dir"));
-        if (config.IdMap is not null && backend.Name != "dir")
+        // An id-mapped rootfs is kept with the container's own ids and idmapped at start where the
+        // store's filesystem allows (RootfsIds); every backend works then. Shifted (chowned into the
+        // host range), it is a plain directory.
+        var idmappable = config.IdMap is { } probeMap && externalRootfs is null && UserNamespaces.RootfsIds.CanIdmap(Store.Root, probeMap, out string? _);
+        var backend = Backends.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null && (config.IdMap is null || idmappable) ? Backends.StorageBackends.DefaultFor(Store.Root) : "dir"));
+        if (config.IdMap is not null && backend.Name != "dir" && !idmappable)
             throw new ContainerException("BackendUnavailable", ContainerErrorKind.InvalidArgument,
-                $"A user-namespaced container (idMap {config.IdMap}) uses the dir backend; {backend.Name} with an id map is not supported. Use -Backend dir.", name);
+                $"A user-namespaced container (idMap {config.IdMap}) whose rootfs cannot be idmapped here ({(Host.IsRoot ? "the store's filesystem does not support idmapped mounts" : "only root may idmap mounts")}) uses the dir backend; {backend.Name} needs an idmapped rootfs. Use -Backend dir.", name);
         if (externalRootfs is not null && backend.Name != "dir")
         {
             // An existing root directory can be the read-only lower layer of an overlay; nothing else.
@@ -532,10 +559,14 @@ public sealed class ContainerManager : IContainerLifecycle
             {
                 var rootfs = backend.CreateRootfs(temp, Store.ContainerDirectory(name), config.Storage);
                 template.Build(rootfs, templateOptions, progress, cancellationToken);
-                // Built as the caller; the container's root is a mapped id: hand the tree over.
-                if (config.IdMap is { } map) UserNamespace.Shift(rootfs, map);
+                // Built as the caller: kept so and idmapped at start, or handed over to the mapped ids.
+                if (config.IdMap is { } map)
+                    config.Storage.Ids = UserNamespaces.RootfsIds.Give(rootfs, map, m => Warning?.Invoke(m)) ? StorageConfig.IdsIdmapped : StorageConfig.IdsShifted;
             }
             else if (backend.Name == "overlay") Backends.OverlayBackend.CreateLayers(temp);
+            // An empty rootfs (filled by the caller, or an overlay of a given directory) is idmapped when it can be.
+            if (config.IdMap is not null && config.Storage.Ids is null && config.Rootfs is null)
+                config.Storage.Ids = idmappable ? StorageConfig.IdsIdmapped : StorageConfig.IdsShifted;
             File.WriteAllText(System.IO.Path.Combine(temp, "config.yaml"), ConfigLoader.Serialize(config));
             new PersistedState { Created = DateTimeOffset.Now }.Save(System.IO.Path.Combine(temp, "state.json"));
             cancellationToken.ThrowIfCancellationRequested();
@@ -669,7 +700,11 @@ public sealed class ContainerManager : IContainerLifecycle
                 }
                 MountPlan.AddDefaults(spec, config);
                 SecurityPlan.Apply(spec, config, attach: false);
-                spec.RootMounts.AddRange(Backends.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage));
+                var storage = Backends.StorageBackends.Get(config.Storage.Backend);
+                if (config.IdMap is not null && config.Storage.IsIdmapped && config.Rootfs is null)
+                    storage.IdmappedRoot(spec, Store.ContainerDirectory(name), config.Storage);
+                else
+                    spec.RootMounts.AddRange(storage.RootMounts(Store.ContainerDirectory(name), config.Storage));
             },
             Run = spec =>
             {
@@ -1048,6 +1083,8 @@ public sealed class ContainerManager : IContainerLifecycle
             { Warning?.Invoke($"Container '{name}' was removed, but what its {hook.GetType().Name} kept for it could not be released: {ex.Message}"); }
         Directory.Move(Store.ContainerDirectory(name), trash);
         DeleteContainerTree(trash, removedConfig);
+        // Its isolated id block (idMapIsolated) is free for the next container.
+        IsolatedIdRanges.Free(name);
         // Gone: its lock file goes too (deleted while held; see ContainerLock), and so do what
         // killed removals of other containers left.
         held.DeleteOnRelease();

@@ -109,7 +109,7 @@ public static unsafe class ContainerArchive
                     var now = DateTimeOffset.Now.ToUnixTimeSeconds();
                     writer.WriteEntry(new TarEntry { Path = "config.yaml", Type = TarEntryType.Regular, Mode = 0x1A4, Size = configBytes.Length, MTimeSeconds = now }, new MemoryStream(configBytes));
                     long? total = progress is null ? null : TotalSize(view.Path);
-                    var walker = new ExportWalker(writer, progress, total, ct, MountPoints(view.Path), config.IdMap);
+                    var walker = new ExportWalker(writer, progress, total, ct, MountPoints(view.Path), config.Storage.IsIdmapped ? null : config.IdMap);
                     // "/." so that /proc/PID/root (a link to the container's root) is read as the directory it leads to.
                     walker.Entry(view.Path.TrimEnd('/') + "/.", "rootfs");
                     walker.Done();
@@ -380,25 +380,35 @@ public static unsafe class ContainerArchive
         manager.CleanStaleTemp();
         var temp = store.NewTempDirectory(name);
         var warnings = new List<string>();
-        var idMap = options.Unprivileged || !manager.Host.IsRoot ? UserNamespaces.DefaultIdMap.ForCaller(manager.SubordinateIds, warn: warnings.Add) : null;
-        if (idMap is not null) backend = "dir";
+        var unprivileged = options.Unprivileged || !manager.Host.IsRoot;
+        // An isolated container (idMapIsolated in its config) gets a block of its own here too.
+        var isolated = unprivileged && survey.ConfigText is { } surveyed && ConfigLoader.Parse(surveyed, $"{Path.GetFileName(path)}:config.yaml").IdMapIsolated;
+        var ranges = new IdRanges.IsolatedIdRanges(store, manager.SubordinateIds);
+        var allocated = false;
+        var idMap = !unprivileged ? null : isolated ? ranges.Allocate(name, out allocated).Map : UserNamespaces.DefaultIdMap.ForCaller(manager.SubordinateIds, warn: warnings.Add);
+        // The archive holds the ids the container sees: where the store can be idmapped they are
+        // extracted as they are (storage.ids idmapped); otherwise shifted into the container's range.
+        string? notIdmapped = null;
+        var idmapped = idMap is not null && UserNamespaces.RootfsIds.CanIdmap(store.Root, idMap, out notIdmapped);
+        if (idMap is not null && !idmapped) backend = "dir";
         try
         {
-            var storage = new StorageConfig { Backend = backend };
+            var storage = new StorageConfig { Backend = backend, Ids = idMap is null ? null : idmapped ? StorageConfig.IdsIdmapped : StorageConfig.IdsShifted };
             var rootfs = StorageBackends.Get(backend).CreateRootfs(temp, store.ContainerDirectory(name), storage);
             var fileSize = file.Length;
             file.Position = 0;
             using var input = new ArchiveInput(TarCompression.Decompress(new NonClosing(file)), path);
-            // Id-mapped: extracted as the caller, owners recorded and applied in the container's user namespace.
-            var owners = idMap is null ? null : new StringBuilder();
+            // Shifted: extracted as the caller, owners recorded and applied in the container's user namespace.
+            if (idMap is not null && !idmapped) UserNamespaces.RootfsIds.WarnOnce(rootfs, notIdmapped, warnings.Add);
+            var owners = idMap is null || idmapped ? null : new StringBuilder();
             var extractor = new Extractor(rootfs, warnings, progress, () => file.Position, fileSize, ct, owners) { Budget = (survey.Bytes, survey.Entries), ArchivePath = path };
             var (configText, lxcConfig) = extractor.Run(new PaxTarReader(input));
             if (configText != survey.ConfigText) throw Changed(path);
-            if (idMap is not null)
+            if (owners is not null)
             {
                 var ownersFile = Path.Combine(temp, "owners");
                 File.WriteAllText(ownersFile, owners!.ToString());
-                UserNamespaces.UserNamespace.Shift(rootfs, idMap, ownersFile);
+                UserNamespaces.UserNamespace.Shift(rootfs, idMap!, ownersFile);
                 File.Delete(ownersFile);
             }
             ContainerConfig config;
@@ -429,6 +439,7 @@ public static unsafe class ContainerArchive
                 config.IdMap = null;
             }
             else if (idMap is not null) config.IdMap = idMap;
+            if (idMap is null) config.IdMapIsolated = false;
             File.WriteAllText(Path.Combine(temp, "config.yaml"), ConfigLoader.Serialize(config));
             new PersistedState { Created = DateTimeOffset.Now }.Save(Path.Combine(temp, "state.json"));
             ct.ThrowIfCancellationRequested();
@@ -438,6 +449,7 @@ public static unsafe class ContainerArchive
         {
             if (idMap is not null && !manager.Host.IsRoot) UserNamespaces.UserNamespace.DeleteTree(temp, idMap);
             else FsNative.DeleteTree(temp);
+            if (allocated) ranges.Free(name);
             throw;
         }
         return new ImportResult { Container = manager.Get(name), Warnings = warnings };

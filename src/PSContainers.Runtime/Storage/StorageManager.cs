@@ -59,6 +59,8 @@ public sealed class StorageManager
 
     // ---- shared -----------------------------------------------------------------------------------
 
+    private IdRanges.IsolatedIdRanges Ranges => new(Store, Manager.SubordinateIds);
+
     private ContainerConfig LoadConfig(string name) => ConfigLoader.Load(Store.ConfigPath(name));
 
     private static ContainerConfig CloneConfig(ContainerConfig config) => ConfigLoader.Parse(ConfigLoader.Serialize(config), "config");
@@ -180,9 +182,22 @@ public sealed class StorageManager
             var finalDir = Store.ContainerDirectory(newName);
             var clone = CloneConfig(config);
             clone.Rootfs = null;
-            clone.Storage = new StorageConfig { Ephemeral = options.Ephemeral };
+            // The copy's tree holds what the source's holds: its mode (storage.ids) goes with it. A
+            // copy of an idmapped tree walks nothing for ids (a btrfs or overlay clone is O(1)).
+            clone.Storage = new StorageConfig { Ephemeral = options.Ephemeral, Ids = config.Rootfs is null ? config.Storage.Ids : null };
             if (clone.Hostname == source) clone.Hostname = null;
             NewNetworkIdentity(clone);
+            // An isolated container's copy gets a block of its own: with an idmapped tree that is
+            // only a new map (the tree holds container ids); a shifted tree holds the source's block.
+            var allocated = false;
+            if (clone.IdMapIsolated && clone.IdMap is not null)
+            {
+                if (!config.Storage.IsIdmapped)
+                    throw new ContainerException("IsolatedCopyShifted", ContainerErrorKind.InvalidOperation,
+                        $"Container '{source}' is isolated (idMapIsolated) and its rootfs is shifted into its own host id block ({config.IdMap}), which a copy must not share. " +
+                        $"Export it (Export-Container) and import the archive under the new name: the import gives it a block of its own.", source);
+                clone.IdMap = Ranges.Allocate(newName, out allocated).Map;
+            }
             var temp = NewTemp(newName);
             try
             {
@@ -237,6 +252,7 @@ public sealed class StorageManager
             catch
             {
                 FsNative.DeleteTree(temp);
+                if (allocated) Ranges.Free(newName);
                 throw;
             }
         }
@@ -409,7 +425,7 @@ public sealed class StorageManager
         clone.Rootfs = null;
         if (clone.Hostname == name) clone.Hostname = null;
         NewNetworkIdentity(clone);
-        clone.Storage = new StorageConfig { Backend = snapshot.Backend };
+        clone.Storage = new StorageConfig { Backend = snapshot.Backend, Ids = clone.Storage.Ids };
         var temp = NewTemp(newName);
         try
         {

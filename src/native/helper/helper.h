@@ -54,7 +54,7 @@ int write_file(const char *path, const char *text);
 
 /* rootfs.c */
 int open_in_root(int rootfd, const char *path, int flags);
-int enter_rootfs(const struct spec *s, const char *console);
+int enter_rootfs(const struct spec *s, const char *console, int idmapped_root_fd);
 
 /* security.c */
 int drop_capabilities(uint64_t mask, int keep_admin);
@@ -122,6 +122,12 @@ int cmd_exec(const char *file);
 
 /* netns_exec.c */
 int cmd_netns_exec(const char *file);
+
+/* idmap.c */
+int idmapped_clone(const char *path, int userns_fd);
+int idmapped_root(const struct spec *s, const char *rootfs, pid_t init);
+int send_fd(int sock, char byte, int fd);
+int recv_fd(int sock, char *byte, int *fd);
 
 /* userns_tree.c */
 int cmd_userns_tree(const char *file);

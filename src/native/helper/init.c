@@ -11,8 +11,11 @@ int container_init(void *arg) {
     struct child_args *c = arg;
     const struct spec *s = c->s;
     char go;
-    /* Wait until the supervisor has put us in our cgroups and written the id maps. */
-    if (read(c->sync_rd, &go, 1) != 1) { fail("sync with supervisor"); goto out; }
+    int root_fd;
+    /* Wait until the supervisor has put us in our cgroups and written the id maps; with an
+     * idmapped root, the mount comes with the go. */
+    if (recv_fd(c->sync_rd, &go, &root_fd) < 0) { fail("sync with supervisor"); goto out; }
+    if (s->idmap_root && root_fd < 0) { errno = 0; fail("the supervisor sent no idmapped rootfs"); goto out; }
     close(c->sync_rd);
     /* A cgroup namespace rooted at the container's own cgroup: unshared only now, after joining it. */
     if ((s->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) { fail("unshare cgroup namespace"); goto out; }
@@ -25,7 +28,7 @@ int container_init(void *arg) {
         if (tty > 2) close(tty);
     }
     if (s->clone_flags & CLONE_NEWNS) {
-        if (enter_rootfs(s, c->console) < 0) goto out;
+        if (enter_rootfs(s, c->console, root_fd) < 0) goto out;
     } else if ((s->clone_flags & CLONE_NEWUSER) && become_userns_root() < 0) goto out;
     if (s->loopback_up && link_up("lo") < 0) goto out;
     for (int i = 0; i < s->n_links_up; i++) if (link_up(s->links_up[i]) < 0) goto out;

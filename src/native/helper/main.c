@@ -18,7 +18,8 @@
  *                "tty" on a pty of the container relayed to the caller's terminal (terminal.c);
  *                exits with its status (128+signal if killed). Runs from a sealed copy (security.c).
  *   netns-exec   netns_exec.c: ip netns exec.
- *   userns-tree  userns_tree.c: chown a tree into a user namespace's ids, or delete one owned by them.
+ *   userns-tree  userns_tree.c: chown a tree into a user namespace's ids, or delete one owned by them, or
+ *                probe whether a path can be idmapped (idmap.c: the idmapped rootfs the supervisor gives init).
  *
  * Exit status 125 (with "psc-helper: ..." on stderr) is the helper's own failure.
  */

@@ -89,7 +89,8 @@ static int backoff_wait(int sfd, long long ms, int *terminated) {
 /* Makes init again (see the design above); its pid, or -1 with the reason in errbuf. */
 static pid_t relaunch(const struct spec *s) {
     int sync_pipe[2], err_pipe[2], pid_pipe[2];
-    if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0 || pipe2(pid_pipe, O_CLOEXEC) < 0) return fail("pipe");
+    /* A socket, as at the first start: an idmapped root goes to init with the go byte. */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pipe) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0 || pipe2(pid_pipe, O_CLOEXEC) < 0) return fail("pipe");
     struct child_args ca = { s, sync_pipe[0], err_pipe[1], held_console[0] ? held_console : NULL };
     pid_t mid = fork();
     if (mid < 0) return fail("fork");
@@ -121,8 +122,13 @@ static pid_t relaunch(const struct spec *s) {
     born_in_cgroup = 0;
     for (int i = 0; i < s->n_cgroups; i++)
         if (write_file(s->cgroups[i], pidtext) < 0) goto kill_init;
-    if (write_run_record(s, init, "released") < 0) goto kill_init;
-    if (write(sync_pipe[1], "g", 1) != 1) { fail("release init"); goto kill_init; }
+    /* The new init is in the held user namespace: the same idmapping as the first start's. */
+    int root_fd = -1;
+    if (s->idmap_root && (root_fd = idmapped_root(s, s->rootfs, init)) < 0) goto kill_init;
+    if (write_run_record(s, init, "released") < 0) { if (root_fd >= 0) close(root_fd); goto kill_init; }
+    int sent = send_fd(sync_pipe[1], 'g', root_fd);
+    if (root_fd >= 0) close(root_fd);
+    if (sent < 0) { fail("release init"); goto kill_init; }
     close(sync_pipe[1]);
     char cerr[sizeof errbuf];
     ssize_t got = 0, r;

@@ -161,15 +161,23 @@ static int do_mounts(const struct spec *s, int rootfd, const char *console_path)
 /* In init's new mount namespace: the root mounts, the rootfs bound on itself, the container's
  * mounts inside it (through descriptors, never through paths the container could redirect), then
  * pivot_root into it. Becomes the user namespace's root on the way (see below). */
-int enter_rootfs(const struct spec *s, const char *console) {
+int enter_rootfs(const struct spec *s, const char *console, int idmapped_root_fd) {
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return fail("make mounts private");
-    /* Root mounts (an overlay rootfs) live only in this mount namespace: the host never sees them. */
-    for (int i = 0; i < s->n_root_mounts; i++) {
-        const struct mount_rec *m = &s->root_mounts[i];
-        if (mount(m->src, s->rootfs, m->type, (unsigned long)(m->flags & 0xFFFFFFFFULL), m->data[0] ? m->data : NULL) < 0)
-            return fail("mount %s (%s) on %s", m->src, m->type, s->rootfs);
+    if (idmapped_root_fd >= 0) {
+        /* The supervisor's detached, idmapped mount (idmap.c) becomes the rootfs here, in this
+         * mount namespace only; it replaces the root mounts and the bind below. */
+        if (syscall(SYS_move_mount, idmapped_root_fd, "", AT_FDCWD, s->rootfs, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+            return fail("attach the idmapped rootfs on %s", s->rootfs);
+        close(idmapped_root_fd);
+    } else {
+        /* Root mounts (an overlay rootfs) live only in this mount namespace: the host never sees them. */
+        for (int i = 0; i < s->n_root_mounts; i++) {
+            const struct mount_rec *m = &s->root_mounts[i];
+            if (mount(m->src, s->rootfs, m->type, (unsigned long)(m->flags & 0xFFFFFFFFULL), m->data[0] ? m->data : NULL) < 0)
+                return fail("mount %s (%s) on %s", m->src, m->type, s->rootfs);
+        }
+        if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) return fail("bind rootfs %s", s->rootfs);
     }
-    if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) return fail("bind rootfs %s", s->rootfs);
     int rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) return fail("open rootfs %s", s->rootfs);
     /* In a user namespace, switch ids only now: the host paths above (the store, maybe under a

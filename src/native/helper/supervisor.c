@@ -143,8 +143,9 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
     int master = -1, logfd = -1;
     char console_path[64] = "";
     if (s->console_log && open_console(s, &master, &logfd, console_path, sizeof console_path) < 0) return -1;
+    /* The sync channel is a socket: with an idmapped root it carries the mount to init too. */
     int sync_pipe[2], err_pipe[2];
-    if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) return fail("pipe");
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pipe) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) return fail("pipe");
 
     sigset_t mask;
     sigemptyset(&mask);
@@ -166,6 +167,9 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
     for (int i = 0; i < s->n_cgroups; i++)
         if (!is_v2_procs(s->cgroup_v2, s->cgroups[i]) && write_file(s->cgroups[i], pidtext) < 0) goto kill_child;
     if (s->uid_map && write_id_maps(child, s->uid_map, s->gid_map) < 0) goto kill_child;
+    /* Made now (the maps are written, init waits), attached by init in its own mount namespace. */
+    int root_fd = -1;
+    if (s->idmap_root && (root_fd = idmapped_root(s, s->rootfs, child)) < 0) goto kill_child;
     /* Recorded before anything else can happen to init: a caller killed from here on leaves a
      * record the next command finds (and undoes, or completes once init was released). */
     if (write_run_record(s, child, "paused") < 0) goto kill_child;
@@ -185,8 +189,9 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
     char started[64];
     snprintf(started, sizeof started, "init=%d", (int)child);
     emit_event(s, PSC_EVENT_STARTED, started);
-    if (write(sync_pipe[1], "g", 1) != 1) { fail("release init"); goto kill_child; }
+    if (send_fd(sync_pipe[1], 'g', root_fd) < 0) { fail("release init"); goto kill_child; }
     close(sync_pipe[1]);
+    if (root_fd >= 0) close(root_fd);
 
     /* EOF on the error pipe: init exec'd (or died without a word). */
     char cerr[sizeof errbuf];

@@ -62,7 +62,7 @@ static int apply_owners(const char *root, const char *list) {
     char *buf = malloc((size_t)lst.st_size + 1);
     ssize_t n = buf ? read(fd, buf, (size_t)lst.st_size) : -1;
     close(fd);
-    if (n != lst.st_size) { free(buf); close(rootfd); errno = EIO; return fail("read %s", list); }
+    if (n < 0 || n != lst.st_size) { free(buf); close(rootfd); errno = EIO; return fail("read %s", list); }
     buf[n] = '\0';
     int rc = 0;
     for (char *rec = buf; rec < buf + n && rc == 0; rec += strlen(rec) + 1) {
@@ -86,7 +86,16 @@ int cmd_userns_tree(const char *file) {
     read_spec(&s, PSC_CMD_USERNS_TREE, file);
     if (s.n_args != 2 || s.args[1][0] != '/') die("userns-tree: needs arg shift|remove and an absolute path");
     int shift = !strcmp(s.args[0], "shift");
-    if (!shift && strcmp(s.args[0], "remove")) die("userns-tree: unknown operation '%s'", s.args[0]);
+    /* idmap-probe: can a mount of this path be idmapped onto the namespace (root only: see idmap.c)?
+     * Nothing is walked or changed; exit 3 with the kernel's reason when it cannot. */
+    int probe = !strcmp(s.args[0], "idmap-probe");
+    /* idmap-mount: the tree (or the overlay of ovl-lower and ovl-dir) idmapped onto the namespace
+     * and mounted over the path in the caller's mount namespace, for criu, which rebuilds a
+     * checkpointed container's mounts from its --root (a bind of an idmapped mount stays idmapped).
+     * The caller unmounts it. */
+    int idmount = !strcmp(s.args[0], "idmap-mount");
+    if ((probe || idmount) && !s.uid_map) die("userns-tree %s: only root idmaps mounts (give uidmap)", s.args[0]);
+    if (!shift && !probe && !idmount && strcmp(s.args[0], "remove")) die("userns-tree: unknown operation '%s'", s.args[0]);
     int sync_pipe[2], err_pipe[2];
     if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
     pid_t child = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL);
@@ -98,6 +107,7 @@ int cmd_userns_tree(const char *file) {
         int rc = read(sync_pipe[0], &go, 1) == 1 ? 0 : fail("wait for the id maps");
         if (rc == 0) rc = become_userns_root();
         tree_caller_id = s.caller_id;
+        if (probe || idmount) _exit(rc == 0 ? 0 : 1);
         if (rc == 0) rc = nftw(s.args[1], shift ? shift_entry : remove_entry, 64, FTW_PHYS | FTW_MOUNT | (shift ? 0 : FTW_DEPTH));
         if (rc != 0 && !tree_error_path && errno) fail("walk %s", s.args[1]);
         if (rc == 0 && shift && s.owners) rc = apply_owners(s.args[1], s.owners);
@@ -115,6 +125,26 @@ int cmd_userns_tree(const char *file) {
         char answer[PSC_REPLY_MAX];
         if (!fgets(answer, sizeof answer, stdin) || parse_reply(answer, PSC_R_GO, NULL) < 0) { kill(child, SIGKILL); waitpid(child, NULL, 0); die("aborted by the caller"); }
     }
+    char probe_error[sizeof errbuf] = "";
+    if (probe) {
+        char ns[64];
+        snprintf(ns, sizeof ns, "/proc/%d/ns/user", (int)child);
+        int userns = open(ns, O_RDONLY | O_CLOEXEC);
+        int fd = userns < 0 ? fail("open %s", ns) : idmapped_clone(s.args[1], userns);
+        if (fd >= 0) close(fd);
+        else snprintf(probe_error, sizeof probe_error, "%s", errbuf);
+        if (userns >= 0) close(userns);
+    }
+    if (idmount) {
+        int fd = idmapped_root(&s, s.args[1], child);
+        if (fd < 0 || syscall(SYS_move_mount, fd, "", AT_FDCWD, s.args[1], MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+            if (fd >= 0) fail("mount the idmapped tree on %s", s.args[1]);
+            kill(child, SIGKILL);
+            waitpid(child, NULL, 0);
+            die("%s", errbuf);
+        }
+        close(fd);
+    }
     if (write(sync_pipe[1], "g", 1) != 1) die("release child: %s", strerror(errno));
     char cerr[sizeof errbuf];
     ssize_t n, got = 0;
@@ -122,6 +152,7 @@ int cmd_userns_tree(const char *file) {
     int status;
     while (waitpid(child, &status, 0) < 0) if (errno != EINTR) die("waitpid: %s", strerror(errno));
     if (got > 0) { cerr[got] = '\0'; die("%s", cerr); }
+    if (probe_error[0]) { fprintf(stderr, "psc-helper: %s\n", probe_error); exit(3); }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die("userns-tree %s %s failed", s.args[0], s.args[1]);
     return 0;
 }

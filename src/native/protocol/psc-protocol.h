@@ -127,6 +127,12 @@ enum psc_command {
       "the in-namespace id the caller's own uid and gid are mapped to") \
     X(OWNERS, "owners", STR, owners, OwnersFile, PSC_PATH_MAX, 1, PSC_IN(USERNS_TREE), PSC_NONE, \
       "a file of NUL-terminated \"uid gid relative-path\" records applied after the shift") \
+    X(IDMAP_ROOT, "idmap-root", FLAG, idmap_root, IdmappedRoot, 1, 1, PSC_IN(START), PSC_NONE, \
+      "the supervisor hands init the rootfs as an idmapped mount onto init's user namespace (the tree on disk holds the container's own ids)") \
+    X(OVL_LOWER, "ovl-lower", LIST, ovl_lowers, OverlayLowers, PSC_PATH_MAX, 64, PSC_IN(START) | PSC_IN(USERNS_TREE), PSC_NONE, \
+      "with idmap-root: the overlay's lower layers, topmost first, each idmapped (instead of a rootmount)") \
+    X(OVL_DIR, "ovl-dir", STR, ovl_dir, OverlayDirectory, PSC_PATH_MAX, 1, PSC_IN(START) | PSC_IN(USERNS_TREE), PSC_NONE, \
+      "with idmap-root and ovl-lower: the directory holding the overlay's upper/ and work/ (idmapped as one mount)") \
     X(CGROUP, "cgroup", LIST, cgroups, CgroupProcsFiles, PSC_PATH_MAX, PSC_MAX_ITEMS, PSC_IN(START) | PSC_IN(EXEC), PSC_NONE, \
       "cgroup.procs files the process joins") \
     X(CGROUP_DIR, "cgdir", LIST, cgdirs, CgroupDirectories, PSC_PATH_MAX, PSC_MAX_ITEMS, PSC_IN(START) | PSC_IN(RESTORE), PSC_NONE, \
