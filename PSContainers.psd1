@@ -21,7 +21,8 @@
         'Copy-Container', 'New-ContainerSnapshot', 'Get-ContainerSnapshot', 'Restore-ContainerSnapshot',
         'Remove-ContainerSnapshot', 'Get-ContainerDiff', 'Export-Container', 'Import-Container',
         'Get-SubordinateIdRange', 'Add-SubordinateIdRange', 'Remove-SubordinateIdRange', 'Test-ContainerHost', 'Install-ContainerUserNic',
-        'Checkpoint-Container', 'Restore-Container', 'Save-Container', 'Get-ContainerCheckpoint', 'Move-Container'
+        'Checkpoint-Container', 'Restore-Container', 'Save-Container', 'Get-ContainerCheckpoint', 'Move-Container',
+        'Copy-ContainerItem', 'Get-ContainerConfig', 'Set-ContainerConfig', 'Rename-Container'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()
