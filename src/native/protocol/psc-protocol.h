@@ -141,6 +141,14 @@ enum psc_command {
       "prctl(PR_SET_NO_NEW_PRIVS) before exec") \
     X(SECCOMP, "seccomp", BPF, filter, SeccompFilter, PSC_BPF_HEX_MAX, 1, PSC_IN(START) | PSC_IN(EXEC), PSC_NONE, \
       "a classic BPF program (struct sock_filter[]) installed with seccomp() as the last step before exec") \
+    X(UID, "uid", U32, uid, UserId, PSC_NUMBER_MAX, 1, PSC_IN(EXEC), PSC_NONE, \
+      "the uid, as the container sees it, the command runs as (its root when absent)") \
+    X(GID, "gid", U32, gid, GroupId, PSC_NUMBER_MAX, 1, PSC_IN(EXEC), PSC_NONE, \
+      "the gid, as the container sees it, the command runs as (its root group when absent)") \
+    X(GROUPS, "groups", LIST, groups, SupplementaryGroups, PSC_NUMBER_MAX, PSC_MAX_ITEMS, PSC_IN(EXEC), PSC_NONE, \
+      "the command's supplementary gids, decimal (none when uid or gid is given without them)") \
+    X(TIMEOUT, "timeout", I64, timeout_ms, TimeoutMilliseconds, PSC_NUMBER_MAX, 1, PSC_IN(EXEC), PSC_NONE, \
+      "milliseconds after which the command's process group is killed and the relay exits 124 (0: none)") \
     X(ENV, "env", LIST, envs, Environment, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL, PSC_NONE, \
       "the program's environment, NAME=value") \
     X(ARG, "arg", LIST, args, Command, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL, PSC_ALL, \
