@@ -45,7 +45,7 @@ public static class ExecIdentities
         {
             var entry = passwd.FirstOrDefault(f => f.Length >= 7 && f[0] == user)
                 ?? (uint.TryParse(user, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? passwd.FirstOrDefault(f => f.Length >= 7 && f[2] == user) ?? new[] { "", "", user, "0", "", "/", "" } : null)
-                ?? throw new ContainerException("UserNotFound", ContainerErrorKind.ObjectNotFound,
+                ?? throw new ContainerException("ContainerUserNotFound", ContainerErrorKind.ObjectNotFound,
                     $"Container '{container}' has no user '{user}' in its /etc/passwd. Give a user it has, or a numeric uid.", user);
             uid = Id(entry[2], "uid", container, user);
             gid = Id(entry[3], "gid", container, user);
@@ -62,7 +62,7 @@ public static class ExecIdentities
             var entry = groups.FirstOrDefault(f => f.Length >= 3 && f[0] == group);
             gid = entry is not null ? Id(entry[2], "gid", container, group)
                 : uint.TryParse(group, NumberStyles.None, CultureInfo.InvariantCulture, out var g) ? g
-                : throw new ContainerException("GroupNotFound", ContainerErrorKind.ObjectNotFound,
+                : throw new ContainerException("ContainerGroupNotFound", ContainerErrorKind.ObjectNotFound,
                     $"Container '{container}' has no group '{group}' in its /etc/group. Give a group it has, or a numeric gid.", group);
             if (supplementary.Count > 0) supplementary[0] = gid.Value;
         }
@@ -71,7 +71,7 @@ public static class ExecIdentities
 
     private static uint Id(string text, string what, string container, string name) =>
         uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var id) && id != uint.MaxValue ? id
-            : throw new ContainerException("UserNotFound", ContainerErrorKind.InvalidData,
+            : throw new ContainerException("ContainerAccountInvalid", ContainerErrorKind.InvalidData,
                 $"Container '{container}': the {what} of '{name}' in its account files is not a number ('{text}'). Fix the container's /etc/passwd or /etc/group, or give numeric ids.", name);
 
     private static List<string[]> Parse(string? text) =>

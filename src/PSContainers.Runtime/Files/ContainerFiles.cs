@@ -155,7 +155,7 @@ public sealed unsafe class ContainerFiles(IContainerLifecycle lifecycle)
                 return new OpenedRoot(root, null, null);
             }
             if (run.Status is not (ContainerStatus.Stopped or ContainerStatus.Saved))
-                throw new ContainerException("ContainerBusy", ContainerErrorKind.InvalidOperation,
+                throw new ContainerException("ContainerBusy", ContainerErrorKind.ResourceBusy,
                     $"Container '{name}' is {run.Status}; copy files once it is running or stopped.", name);
             var dir = store.ContainerDirectory(name);
             if (config.Storage.Backend == "overlay" && config.Rootfs is null)

@@ -40,7 +40,7 @@ public sealed class ContainerRenamer(IContainerLifecycle lifecycle)
                 $"A container named '{newName}' already exists in {store.Root}. Choose another -NewName, or remove it first.", newName);
         var status = lifecycle.Inspect(name).Status;
         if (status != ContainerStatus.Stopped)
-            throw new ContainerException("ContainerRunning", ContainerErrorKind.InvalidOperation,
+            throw new ContainerException("ContainerNotStopped", ContainerErrorKind.InvalidOperation,
                 $"Container '{name}' is {status.ToString().ToLowerInvariant()}; only a stopped container can be renamed. Stop it first with Stop-Container" +
                 (status == ContainerStatus.Saved ? " (a saved container: start it to restore its checkpoint, then stop it)." : "."), name);
 
