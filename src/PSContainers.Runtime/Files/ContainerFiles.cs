@@ -79,9 +79,12 @@ public sealed unsafe class ContainerFiles(IContainerLifecycle lifecycle)
         using var root = OpenContainerRoot(name, write: true, out var ids);
         var (uid, gid) = (Disk(ids, IdMapKind.Uid, options.Owner ?? 0, name), Disk(ids, IdMapKind.Gid, options.Group ?? 0, name));
         var sources = hostPaths.Select(p => Path.GetFullPath(p)).ToList();
+        var (rootUid, rootGid) = ids.Root;
         var copier = new Copier(root.Root, CopyDirection.ToContainer, name, options, progress, warn, ct)
         {
             Chown = (fd, isLink, dir, entry) => Owner(fd, isLink, dir, entry, uid, gid, root.Root),
+            ChownParent = fd => Owner(fd, false, -1, "", rootUid, rootGid, root.Root),
+            CreateAs = root.Running && ids.Map is not null ? () => CreatingAs(rootUid, rootGid) : null,
             ViewIds = (u, g) => (ids.ToContainer(IdMapKind.Uid, u) ?? 65534, ids.ToContainer(IdMapKind.Gid, g) ?? 65534),
             ModeOf = (mode, type) => (uint)(type == Ft.IFREG && options.Mode is { } m ? (uint)m & 0xFFF : mode & 0xFFF),
         };
@@ -119,10 +122,35 @@ public sealed unsafe class ContainerFiles(IContainerLifecycle lifecycle)
     private static void Owner(int fd, bool isLink, int dir, string entry, uint uid, uint gid, InRoot root)
     {
         int rc;
+        var empty = stackalloc byte[1] { 0 };
         if (isLink)
             fixed (byte* e = FsNative.Z(entry)) rc = fchownat(dir, e, uid, gid, AT_SYMLINK_NOFOLLOW);
-        else rc = fchown(fd, uid, gid);
+        else rc = fchownat(fd, empty, uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW); // an O_PATH descriptor too
         if (rc != 0) throw FsNative.Error("set the owner of", root.Show(entry), FsNative.Errno, "Copying into a container sets its owners: run as root, or as the user whose subordinate ids the container uses.");
+    }
+
+    // Without SetLastError: restoring the ids must not replace the errno of the creation it wrapped.
+    [System.Runtime.InteropServices.DllImport("libc")]
+    private static extern int setfsuid(uint fsuid);
+    [System.Runtime.InteropServices.DllImport("libc")]
+    private static extern int setfsgid(uint fsgid);
+
+    /// <summary>
+    /// A running user-namespaced container's own mounts (a tmpfs it mounted) take new files only from
+    /// ids mapped in its namespace (else EOVERFLOW): this thread creates them as the container's root
+    /// (fsuid/fsgid, this thread only; the whole copy runs on one thread), and is itself again after
+    /// each creation (its file capabilities come back with fsuid 0), before the owner is set.
+    /// </summary>
+    private static IDisposable CreatingAs(uint uid, uint gid)
+    {
+        var oldGid = (uint)setfsgid(gid);
+        var oldUid = (uint)setfsuid(uid);
+        return new Restore(() => { setfsuid(oldUid); setfsgid(oldGid); });
+    }
+
+    private sealed class Restore(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
     }
 
     /// <summary>The container's root as a descriptor, with what was mounted to reach it; see the class remarks.</summary>
@@ -152,7 +180,7 @@ public sealed unsafe class ContainerFiles(IContainerLifecycle lifecycle)
                 }
                 ids = ids.ThroughContainerMounts();
                 @lock.Dispose();
-                return new OpenedRoot(root, null, null);
+                return new OpenedRoot(root, null, null) { Running = true };
             }
             if (run.Status is not (ContainerStatus.Stopped or ContainerStatus.Saved))
                 throw new ContainerException("ContainerBusy", ContainerErrorKind.ResourceBusy,
@@ -208,6 +236,7 @@ public sealed unsafe class ContainerFiles(IContainerLifecycle lifecycle)
     private sealed class OpenedRoot(InRoot root, Action? unmount, ContainerLock? held) : IDisposable
     {
         public InRoot Root => root;
+        public bool Running { get; init; }
         public void Dispose()
         {
             root.Dispose();

@@ -20,6 +20,10 @@ internal sealed unsafe class Copier(InRoot destination, CopyDirection direction,
     public required Action<int, bool, int, string> Chown { get; init; }
     /// <summary>Ids written on disk -> ids the output reports.</summary>
     public required Func<uint, uint, (uint, uint)> ViewIds { get; init; }
+    /// <summary>Sets the owner of a missing parent directory the copy made (the destination side's root).</summary>
+    public Action<int>? ChownParent { get; init; }
+    /// <summary>Around each creation: acting as the id new entries must be created by (see ContainerFiles.CreatingAs); null: as we are.</summary>
+    public Func<IDisposable?>? CreateAs { get; init; }
     /// <summary>(source mode, file type) -> the permission bits written.</summary>
     public required Func<uint, uint, uint> ModeOf { get; init; }
 
@@ -56,7 +60,7 @@ internal sealed unsafe class Copier(InRoot destination, CopyDirection direction,
             if (intoDirectory)
             {
                 int dir = destination.TryOpen(destinationPath, O_PATH | O_DIRECTORY);
-                if (dir == -ENOENT) dir = destination.MakeDirectories(destinationPath, fd => Chown(fd, false, -1, destinationPath));
+                if (dir == -ENOENT) using (CreateAs?.Invoke()) dir = destination.MakeDirectories(destinationPath, ChownParent);
                 if (dir < 0) throw FsNative.Error("open directory", destination.Show(destinationPath), -dir);
                 try
                 {
@@ -74,7 +78,9 @@ internal sealed unsafe class Copier(InRoot destination, CopyDirection direction,
                 if (opened.Count > 1)
                     throw new ContainerException("DestinationNotDirectory", ContainerErrorKind.InvalidArgument,
                         $"Several items are copied, so '{destination.Show(destinationPath)}' must be a directory; it is a file.", destinationPath);
-                var (dir, name) = destination.OpenParent(destinationPath, create: true, fd => Chown(fd, false, -1, destinationPath));
+                int dir;
+                string name;
+                using (CreateAs?.Invoke()) (dir, name) = destination.OpenParent(destinationPath, create: true, ChownParent);
                 try { CopyEntry(opened[0].Fd, opened[0].St, source.Show(opened[0].Path), dir, name, destinationPath); }
                 finally { close(dir); }
             }
@@ -121,8 +127,10 @@ internal sealed unsafe class Copier(InRoot destination, CopyDirection direction,
             else
             {
                 if (exists) ReplaceOrRefuse(dstDir, name, dstShow, existing);
-                fixed (byte* n = FsNative.Z(name))
-                    if (mkdirat(dstDir, n, (mode_t)0b111_000_000) != 0) throw FsNative.Error("create directory", dstShow, FsNative.Errno);
+                int made;
+                using (CreateAs?.Invoke())
+                    fixed (byte* n = FsNative.Z(name)) made = mkdirat(dstDir, n, (mode_t)0b111_000_000);
+                if (made != 0) throw FsNative.Error("create directory", dstShow, FsNative.Errno);
                 dir = OpenAt(dstDir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, dstShow);
                 Chown(dir, false, dstDir, name);
                 if (fchmod(dir, (mode_t)ModeOf((uint)st.st_mode, type)) != 0) throw FsNative.Error("set the mode of", dstShow, FsNative.Errno);
@@ -163,8 +171,9 @@ internal sealed unsafe class Copier(InRoot destination, CopyDirection direction,
             if (type == Ft.IFLNK) CopyLink(srcFd, dstDir, temp, dstShow, srcShow);
             else CopyFile(srcFd, st, dstDir, temp, dstShow, srcShow);
             int rc;
-            fixed (byte* t = FsNative.Z(temp), n = FsNative.Z(name))
-                rc = renameat2(dstDir, t, dstDir, n, options.Force ? 0u : RENAME_NOREPLACE);
+            using (CreateAs?.Invoke())
+                fixed (byte* t = FsNative.Z(temp), n = FsNative.Z(name))
+                    rc = renameat2(dstDir, t, dstDir, n, options.Force ? 0u : RENAME_NOREPLACE);
             if (rc != 0)
             {
                 int e = FsNative.Errno;
@@ -175,7 +184,9 @@ internal sealed unsafe class Copier(InRoot destination, CopyDirection direction,
         }
         finally
         {
-            if (temp is not null) fixed (byte* t = FsNative.Z(temp)) unlinkat(dstDir, t, 0);
+            if (temp is not null)
+                using (CreateAs?.Invoke())
+                    fixed (byte* t = FsNative.Z(temp)) unlinkat(dstDir, t, 0);
         }
         _filesDone++;
         progress?.Report(new FileCopyProgress(_filesDone, _filesTotal, _bytesDone, _bytesTotal, srcShow));
@@ -186,8 +197,10 @@ internal sealed unsafe class Copier(InRoot destination, CopyDirection direction,
         if (!options.Force)
             throw new ContainerException("CopyDestinationExists", ContainerErrorKind.ResourceExists,
                 $"'{show}' already exists and is not a directory. Add -Force to replace it.", show);
-        fixed (byte* n = FsNative.Z(name))
-            if (unlinkat(dir, n, 0) != 0) throw FsNative.Error("remove", show, FsNative.Errno);
+        int rc;
+        using (CreateAs?.Invoke())
+            fixed (byte* n = FsNative.Z(name)) rc = unlinkat(dir, n, 0);
+        if (rc != 0) throw FsNative.Error("remove", show, FsNative.Errno);
     }
 
     private void CopyFile(int srcFd, in stat st, int dstDir, string temp, string dstShow, string srcShow)
@@ -198,7 +211,8 @@ internal sealed unsafe class Copier(InRoot destination, CopyDirection direction,
         if (rfd < 0) throw FsNative.Error("read", dstShow, FsNative.Errno);
         using var input = new SafeFileHandle(rfd, true);
         int wfd;
-        fixed (byte* t = FsNative.Z(temp)) wfd = openat(dstDir, t, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0b110_000_000);
+        using (CreateAs?.Invoke())
+            fixed (byte* t = FsNative.Z(temp)) wfd = openat(dstDir, t, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0b110_000_000);
         if (wfd < 0) throw FsNative.Error("create", dstShow, FsNative.Errno);
         using var handle = new SafeFileHandle(wfd, true);
         var buffer = new byte[1 << 16];
@@ -231,7 +245,8 @@ internal sealed unsafe class Copier(InRoot destination, CopyDirection direction,
         {
             var z = new byte[target.Length + 1];
             target.CopyTo(z, 0);
-            fixed (byte* tg = z) rc = symlinkat(tg, dstDir, t);
+            using (CreateAs?.Invoke())
+                fixed (byte* tg = z) rc = symlinkat(tg, dstDir, t);
         }
         if (rc != 0) throw FsNative.Error("create link", dstShow, FsNative.Errno);
         Chown(-1, true, dstDir, temp);
