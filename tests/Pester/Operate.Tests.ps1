@@ -61,6 +61,18 @@ Describe 'Operate: files, config, rename, exec' -Tag 'E2E', 'Root' -Skip:(-not $
             & stat -c %u (Join-Path $out 'sub/b.txt') | Should -Be '0'
         }
 
+        It 'copies into and out of a stopped overlay container (its layers mounted for the copy only)' {
+            $ov = New-TestName opo
+            New-Container $ov -Backend overlay | Out-Null
+            Copy-ContainerItem -Path (Join-Path $script:src 'a.txt') -Destination /etc/added.txt -ToContainer $ov
+            Copy-ContainerItem -Path /etc/added.txt -Destination (Join-Path $root 'ov-out.txt') -FromContainer $ov
+            Get-Content (Join-Path $root 'ov-out.txt') | Should -Be 'alpha'
+            (Get-Content /proc/mounts) -match [regex]::Escape($store) | Should -BeNullOrEmpty
+            Start-Container $ov | Out-Null
+            try { (Invoke-ContainerCommand $ov -Command cat, /etc/added.txt).Output | Should -Be 'alpha' }
+            finally { Stop-Container $ov -Kill | Out-Null }
+        }
+
         It 'refuses a directory without -Recurse and an existing file without -Force' {
             { Copy-ContainerItem -Path $script:src -Destination /x -ToContainer $script:box -ErrorAction Stop } |
                 Should -Throw -ErrorId 'DirectoryNeedsRecurse,PSContainers.Cmdlets.CopyContainerItemCommand'
