@@ -22,8 +22,8 @@ public sealed class RuntimeLayerTests
         new[] { "Composition" },     // composes a store's runtime: the lifecycle with its hooks and checkpoint support
         new[] { "HostCheck" },       // Test-ContainerHost: asks every piece below whether the host can run it
         new[] { "Checkpoint" },      // CRIU checkpoint/restore, through the lifecycle's launch path
-        new[] { "Storage" },         // copy, snapshots, diff, export/import of containers
-        new[] { "Autostart" },       // autostart settings, lxc-autostart's order, the boot unit
+        new[] { "Storage" },         // copy, snapshots, diff, export/import of containers; rename
+        new[] { "Autostart", "Files" }, // autostart settings, lxc-autostart's order, the boot unit; files copied into and out of a container
         new[] { "NetworkHooks" },    // the start hooks that give a container its network
         new[] { "Containers" },      // the lifecycle: create, start, stop, remove, one launch path
         new[] { "Events" },          // the store's event journal: records, appends, reads, live follow

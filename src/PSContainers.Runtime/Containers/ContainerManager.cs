@@ -1166,7 +1166,7 @@ public sealed class ContainerManager : IContainerLifecycle
     // ---- exec ---------------------------------------------------------------------------------
 
     /// <summary>Builds the spec that runs a program inside a running container (lxc-attach).</summary>
-    private ExecSpec AttachSpec(string name, IReadOnlyList<string> command, NamespaceKind namespaces, string? workingDirectory, IDictionary<string, string>? environment)
+    private ExecSpec AttachSpec(string name, IReadOnlyList<string> command, NamespaceKind namespaces, string? workingDirectory, IDictionary<string, string>? environment, ExecOptions? options = null)
     {
         if (command.Count == 0 || string.IsNullOrEmpty(command[0]))
             throw new ContainerException("NoCommand", ContainerErrorKind.InvalidArgument, "Give the program to run, e.g. -Command hostname or -Command ls,-l,/.", name);
@@ -1184,7 +1184,12 @@ public sealed class ContainerManager : IContainerLifecycle
         // Its user namespace first: the other namespaces belong to it, and so do the command's ids.
         if (config.IdMap is not null) spec.Namespaces |= NamespaceKind.User;
         spec.Command.AddRange(command);
-        spec.Environment.AddRange(Environment(config, environment));
+        var identity = ExecIdentities.Resolve(name, state.InitPid!.Value, options?.User, options?.Group);
+        spec.Environment.AddRange(Environment(config, environment, options?.ClearEnvironment ?? false, identity.Home));
+        (spec.UserId, spec.GroupId) = (identity.Uid, identity.Gid);
+        spec.SupplementaryGroups.AddRange(identity.SupplementaryGroups.Select(g => g.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        if (options?.Timeout is { } timeout) spec.TimeoutMilliseconds = Math.Max(1, (long)timeout.TotalMilliseconds);
+        spec.Terminal = options?.Terminal ?? false;
         Containers.SecurityPlan.Apply(spec, config, attach: true);
         if (state.CgroupPath is not null && Cgroups.Exists(state.CgroupPath))
         {
@@ -1197,7 +1202,7 @@ public sealed class ContainerManager : IContainerLifecycle
     }
 
     public ContainerCommandResult Exec(string name, IReadOnlyList<string> command, NamespaceKind namespaces = NamespaceKind.None,
-        string? workingDirectory = null, IDictionary<string, string>? environment = null, CancellationToken cancellationToken = default)
+        string? workingDirectory = null, IDictionary<string, string>? environment = null, CancellationToken cancellationToken = default, ExecOptions? options = null)
     {
         ContainerNames.Validate(name);
         ExecSpec spec;
@@ -1205,10 +1210,14 @@ public sealed class ContainerManager : IContainerLifecycle
         ulong? initStart;
         using (Store.Lock(name))
         {
-            spec = AttachSpec(name, command, namespaces, workingDirectory, environment);
+            spec = AttachSpec(name, command, namespaces, workingDirectory, environment, options);
             initStart = spec.TargetPid is { } target ? Sys.ProcessStartTime(target) : null;
         }
-        var result = PscHelper.Run(spec, cancellationToken);
+        var result = PscHelper.Run(spec, options?.Input, cancellationToken);
+        // The relay killed the command at its timeout (124, and its own message last on stderr).
+        if (spec.TimeoutMilliseconds is { } ms && result.ExitCode == 124 && result.Error.LastOrDefault()?.StartsWith("psc-helper: timed out", StringComparison.Ordinal) == true)
+            throw new ContainerException("CommandTimeout", ContainerErrorKind.OperationTimeout,
+                $"'{string.Join(' ', command)}' in container '{name}' ran longer than {TimeSpan.FromMilliseconds(ms).TotalSeconds:0.###} s and was killed (with its process group). Raise -Timeout, or check what it waits for.", name);
         if (result.ExitCode == 125 && result.Error.Any(l => l.StartsWith("psc-helper:", StringComparison.Ordinal)))
         {
             // The container stopped (or was removed) between the check and the attach: say that,
@@ -1279,11 +1288,12 @@ public sealed class ContainerManager : IContainerLifecycle
     /// own devpts, in a session of its own; the helper relays between it and the caller's terminal,
     /// which never enters the container (no TIOCSTI into the caller's shell, no foreground group taken).
     /// </summary>
-    public Processes.RunningProgram StartInteractive(string name, IReadOnlyList<string> command, NamespaceKind namespaces = NamespaceKind.None, string? workingDirectory = null)
+    public Processes.RunningProgram StartInteractive(string name, IReadOnlyList<string> command, NamespaceKind namespaces = NamespaceKind.None, string? workingDirectory = null,
+        IDictionary<string, string>? environment = null, ExecOptions? options = null)
     {
         ContainerNames.Validate(name);
         ExecSpec spec;
-        using (Store.Lock(name)) spec = AttachSpec(name, command, namespaces, workingDirectory, null);
+        using (Store.Lock(name)) spec = AttachSpec(name, command, namespaces, workingDirectory, environment, options);
         spec.Terminal = true;
         spec.Environment.Add("TERM=" + (System.Environment.GetEnvironmentVariable("TERM") ?? "xterm"));
         return PscHelper.StartInteractive(spec, Store.TempDirectory);
@@ -1330,16 +1340,20 @@ public sealed class ContainerManager : IContainerLifecycle
     private static IEnumerable<string> InitCommand(ContainerConfig config) =>
         config.Init.Command.Count > 0 ? config.Init.Command : new List<string> { "/sbin/init" };
 
-    private static IEnumerable<string> Environment(ContainerConfig config, IDictionary<string, string>? extra = null)
+    private static IEnumerable<string> Environment(ContainerConfig config, IDictionary<string, string>? extra = null, bool clear = false, string? home = null)
     {
-        // Like LXC: a sane PATH, and container=... so init systems know where they run.
+        // Like LXC: a sane PATH, and container=... so init systems know where they run. Cleared
+        // (lxc-attach --clear-env): the given variables and a PATH to find the program by.
         var env = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            ["container"] = "pscontainers",
-            ["HOME"] = "/root",
         };
-        foreach (var (k, v) in config.Init.Environment) env[k] = v;
+        if (!clear)
+        {
+            env["container"] = "pscontainers";
+            env["HOME"] = home ?? "/root";
+            foreach (var (k, v) in config.Init.Environment) env[k] = v;
+        }
         if (extra is not null) foreach (var (k, v) in extra) env[k] = v;
         return env.Select(kv => $"{kv.Key}={kv.Value}");
     }

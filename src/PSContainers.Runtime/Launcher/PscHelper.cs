@@ -38,14 +38,28 @@ public static class PscHelper
     }
 
     /// <summary>Runs the helper with the spec on stdin, capturing stdout and stderr as lines.</summary>
-    public static HelperResult Run(HelperSpec spec, CancellationToken cancellationToken = default)
+    public static HelperResult Run(HelperSpec spec, CancellationToken cancellationToken = default) => Run(spec, null, cancellationToken);
+
+    /// <summary>
+    /// Runs the helper with the spec on stdin and then <paramref name="input"/> (the helper reads
+    /// exactly the spec, so what follows is the program's standard input), written concurrently
+    /// with the capture of the output so that a program echoing its input never blocks.
+    /// </summary>
+    public static HelperResult Run(HelperSpec spec, Stream? input, CancellationToken cancellationToken = default)
     {
         // Its output is the command's output the caller asked for: kept whole, as a pipe would pass it.
         using var process = Launch(spec.HelperCommand, pipeOutput: false);
-        SendSpec(process, spec, closeAfter: true);
+        SendSpec(process, spec, closeAfter: input is null);
+        var writer = input is null ? null : Task.Run(() =>
+        {
+            try { input.CopyTo(process.StandardInput); }
+            catch (IOException) { /* the program stopped reading: what it got is its input */ }
+            process.WriteInputAndClose(null);
+        });
         // Cancelled, it is killed (with what it started) and what it wrote until then is the result.
         ProgramResult result;
         using (cancellationToken.Register(process.Kill)) result = process.Wait();
+        writer?.Wait(TimeSpan.FromSeconds(5));
         return new HelperResult(result.ExitCode, Lines(result.Output), Lines(result.Error));
     }
 

@@ -197,6 +197,19 @@ public sealed class DefaultBridge
             AtomicFile.WriteAllText(LeasesPath, JsonSerializer.Serialize(leases, JsonOptions));
     }
 
+    /// <summary>Rename-Container: the leases of <paramref name="oldName"/> become <paramref name="newName"/>'s (same addresses). Returns whether it had any.</summary>
+    public bool RenameLeases(string oldName, string newName)
+    {
+        if (!File.Exists(LeasesPath)) return false;
+        using var _ = Lock();
+        var leases = Leases();
+        var mine = leases.Where(l => l.Container == oldName).ToList();
+        if (mine.Count == 0) return false;
+        foreach (var l in mine) l.Container = newName;
+        AtomicFile.WriteAllText(LeasesPath, JsonSerializer.Serialize(leases, JsonOptions));
+        return true;
+    }
+
     private const string HostsBegin = "# BEGIN pscontainers bridge hosts (managed; edits here are replaced)";
     private const string HostsEnd = "# END pscontainers bridge hosts";
 

@@ -48,13 +48,114 @@ public sealed class InvokeContainerCommandCommand : NameCmdlet
     [Parameter]
     public Hashtable? Environment { get; set; }
 
+    /// <summary>The command's environment is only -Environment (and a PATH), not the container's (lxc-attach --clear-env).</summary>
+    [Parameter]
+    public SwitchParameter ClearEnvironment { get; set; }
+
+    /// <summary>Standard input from the pipeline: strings as lines ending in \n, bytes as they are.</summary>
+    [Parameter(ValueFromPipeline = true)]
+    public object? InputObject { get; set; }
+
+    /// <summary>Standard input from a file.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? InputFile { get; set; }
+
+    /// <summary>Run as this user of the container: a name from its /etc/passwd, or a uid.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? User { get; set; }
+
+    /// <summary>Run with this group of the container: a name from its /etc/group, or a gid.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Group { get; set; }
+
+    /// <summary>Seconds after which the command (its process group) is killed.</summary>
+    [Parameter]
+    [ValidateRange(0.001, 31_536_000.0)]
+    public double? Timeout { get; set; }
+
+    /// <summary>Give the command a terminal (a pty of the container), non-interactively: its output is read back through it.</summary>
+    [Parameter]
+    public SwitchParameter Tty { get; set; }
+
     private readonly CancellationTokenSource _cancel = new();
+    private MemoryStream? _input;
+    private bool _inputFromPipeline;
+
+    protected override void BeginProcessing()
+    {
+        base.BeginProcessing();
+        // -Name on the command line and something piped: the pipeline is the command's input, run once at the end.
+        _inputFromPipeline = MyInvocation.ExpectingInput && MyInvocation.BoundParameters.ContainsKey(nameof(Name));
+        if (_inputFromPipeline && InputFile is not null)
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("Give the command's input either from the pipeline or with -InputFile, not both."),
+                "InputConflict", ErrorCategory.InvalidArgument, InputFile));
+    }
 
     protected override void ProcessRecord()
     {
+        if (!_inputFromPipeline) { Run(InputFile is null ? null : OpenInputFile()); return; }
+        _input ??= new MemoryStream();
+        Append(_input, InputObject);
+    }
+
+    protected override void EndProcessing()
+    {
+        if (!_inputFromPipeline) return;
+        _input ??= new MemoryStream();
+        _input.Position = 0;
+        Run(_input);
+    }
+
+    private void Run(Stream? input)
+    {
         var env = Environment?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? "");
-        ForEachContainer($"Run '{string.Join(' ', Command)}'", name =>
-            WriteObject(Manager.Exec(name, Command, NamespaceSelection.ToKind(Namespace), WorkingDirectory, env, _cancel.Token)));
+        var options = new ExecOptions
+        {
+            User = User,
+            Group = Group,
+            ClearEnvironment = ClearEnvironment,
+            Timeout = Timeout is { } t ? TimeSpan.FromSeconds(t) : null,
+            Terminal = Tty,
+        };
+        try
+        {
+            ForEachContainer($"Run '{string.Join(' ', Command)}'", name =>
+            {
+                if (input is { CanSeek: true }) input.Position = 0;
+                WriteObject(Manager.Exec(name, Command, NamespaceSelection.ToKind(Namespace), WorkingDirectory, env, _cancel.Token, options with { Input = input }));
+            });
+        }
+        finally { if (input is FileStream) input.Dispose(); }
+    }
+
+    private FileStream OpenInputFile()
+    {
+        var path = GetResolvedProviderPathFromPSPath(InputFile!, out _).Single();
+        return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+    }
+
+    /// <summary>Strings (and other objects, as text) are lines, each ending in \n, as a native pipe gets them; bytes are written as they are.</summary>
+    private static void Append(MemoryStream stream, object? item)
+    {
+        switch (item is PSObject p ? p.BaseObject : item)
+        {
+            case null: return;
+            case byte b: stream.WriteByte(b); return;
+            case byte[] bytes: stream.Write(bytes); return;
+            case string s:
+                var text = System.Text.Encoding.UTF8.GetBytes(s + "\n");
+                stream.Write(text);
+                return;
+            case IEnumerable e:
+                foreach (var x in e) Append(stream, x);
+                return;
+            case var other:
+                stream.Write(System.Text.Encoding.UTF8.GetBytes(other.ToString() + "\n"));
+                return;
+        }
     }
 
     protected override void StopProcessing() => _cancel.Cancel();
@@ -81,12 +182,29 @@ public sealed class EnterContainerCommand : ContainerCmdlet
     [Parameter]
     public string? WorkingDirectory { get; set; }
 
+    /// <summary>Extra environment variables for the shell.</summary>
+    [Parameter]
+    public Hashtable? Environment { get; set; }
+
+    [Parameter]
+    public SwitchParameter ClearEnvironment { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? User { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Group { get; set; }
+
     protected override void ProcessRecord()
     {
         if (!ShouldProcess(Name, "Enter container")) return;
         Try(() =>
         {
-            using var process = Manager.StartInteractive(Name, Command, NamespaceSelection.ToKind(Namespace), WorkingDirectory);
+            var env = Environment?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? "");
+            var options = new ExecOptions { User = User, Group = Group, ClearEnvironment = ClearEnvironment };
+            using var process = Manager.StartInteractive(Name, Command, NamespaceSelection.ToKind(Namespace), WorkingDirectory, env, options);
             process.WaitForExit();
             SessionState.PSVariable.Set("LASTEXITCODE", process.ExitCode);
         });

@@ -24,7 +24,7 @@ public sealed class ContainerNameCompleter : IArgumentCompleter
         var command = commandName[(commandName.LastIndexOf('\\') + 1)..];
         return (command.ToLowerInvariant(), parameterName.ToLowerInvariant()) switch
         {
-            ("start-container", _) => Down,
+            ("start-container", _) or ("rename-container", _) => Down,
             ("stop-container", _) or ("invoke-containercommand", _) or ("enter-container", _) or ("checkpoint-container", _)
                 or ("save-container", _) or ("measure-container", _) or ("get-cgrouplimit", _) => Live,
             ("suspend-container", _) => new[] { ContainerStatus.Running },

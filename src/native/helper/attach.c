@@ -171,6 +171,7 @@ static void attach_stage(struct attach_plan *a, int sock) {
     }
     /* Dies with the relay (set after the id switch, which clears it); forwards what it is sent. */
     install_forwarding();
+    install_kill_request();
     prctl(PR_SET_PDEATHSIG, SIGHUP, 0, 0, 0);
     sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
     close_all_but(sock);
@@ -188,11 +189,15 @@ static void attach_stage(struct attach_plan *a, int sock) {
     if (child == 0) {
         setsid();
         if (a->interactive && ioctl(0, TIOCSCTTY, 0) < 0) { fprintf(stderr, "psc-helper: make the pty the controlling terminal: %s\n", strerror(errno)); _exit(125); }
+        /* Last, under the container's filter and capabilities like everything after the staging:
+         * the ids (-User, -Group) of the command alone; the stager stays the container's root. */
+        if (switch_ids(s) < 0) { fprintf(stderr, "psc-helper: %s\n", errbuf); _exit(125); }
         exec_program(s);
         fprintf(stderr, "psc-helper: exec %s: %s\n", s->args[0], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
     }
     forward_to = child;
+    kill_if_requested();
     _exit(wait_status(child));
 }
 
@@ -227,13 +232,16 @@ int cmd_exec(const char *file) {
     if (!a.interactive) {
         /* Nothing to hand over: wait for the end first (no extra wake-up on the way), then read how
          * the stager fared. Without its "ok" the command never started. */
-        int status = relay_status(stager);
+        int status = relay_status(stager, a.s.has_timeout_ms ? a.s.timeout_ms : 0);
         char msg[sizeof errbuf + 8];
         int fd;
         for (;;) {
             ssize_t n = attach_recv(sv[0], msg, sizeof msg, &fd);
             if (fd >= 0) close(fd);
-            if (n > 0 && !strcmp(msg, "ok")) return status;
+            if (n > 0 && !strcmp(msg, "ok")) {
+                if (relay_timed_out) fprintf(stderr, "psc-helper: timed out after %lld ms: the command was killed\n", (long long)a.s.timeout_ms);
+                return status;
+            }
             if (n > 4 && !strncmp(msg, "err ", 4)) die("%s", msg + 4);
             if (n <= 0) die("attach failed: the staging process ended (status %d) before the command started", status);
         }
@@ -256,6 +264,8 @@ int cmd_exec(const char *file) {
     }
     close(sv[0]);
     if (master < 0) die("attach failed: no pty from the container");
-    return relay_terminal(master, stager);
+    int status = relay_terminal(master, stager, a.s.has_timeout_ms ? a.s.timeout_ms : 0);
+    if (relay_timed_out) fprintf(stderr, "psc-helper: timed out after %lld ms: the command was killed\n", (long long)a.s.timeout_ms);
+    return status;
 }
 

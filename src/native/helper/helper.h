@@ -29,6 +29,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -71,6 +72,9 @@ pid_t fork_into(int cgfd, unsigned long flags);
 int is_v2_procs(const char *cgroup_v2, const char *file);
 void close_all_but(int keep);
 void install_forwarding(void);
+void install_kill_request(void);
+void kill_if_requested(void);
+int switch_ids(const struct spec *s);
 int wait_status(pid_t pid);
 
 /* ids.c */
@@ -114,8 +118,9 @@ int supervise_restore(const struct spec *s, int report_fd, int ctl_fd);
 
 /* terminal.c */
 void pass_window_size(int master);
-int relay_terminal(int master, pid_t stager);
-int relay_status(pid_t stager);
+int relay_terminal(int master, pid_t stager, int64_t timeout_ms);
+int relay_status(pid_t stager, int64_t timeout_ms);
+extern volatile sig_atomic_t relay_timed_out;
 
 /* attach.c */
 int cmd_exec(const char *file);

@@ -94,3 +94,51 @@ int wait_status(pid_t pid) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+
+/* The relay's timeout reaches the stager as SIGUSR1: the command's whole process group (it leads its
+ * own session) is killed. A request that arrives before the command is forked is kept for then. */
+static volatile sig_atomic_t kill_requested;
+
+static void kill_command(int sig) {
+    (void)sig;
+    int saved = errno;
+    kill_requested = 1;
+    if (forward_to > 0) { kill(-forward_to, SIGKILL); kill(forward_to, SIGKILL); }
+    errno = saved;
+}
+
+void install_kill_request(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = kill_command;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+void kill_if_requested(void) {
+    if (kill_requested && forward_to > 0) { kill(-forward_to, SIGKILL); kill(forward_to, SIGKILL); }
+}
+
+/* The command's ids inside the container: supplementary groups, then gid, then uid (each step
+ * needs the privilege the next one gives up). setresuid to a non-root uid clears the capabilities,
+ * as for any non-root process. Returns -1 with errbuf set. */
+int switch_ids(const struct spec *s) {
+    if (!s->has_uid && !s->has_gid && !s->n_groups) return 0;
+    gid_t list[PSC_MAX_ITEMS] = { 0 };
+    int n = 0;
+    for (int i = 0; i < s->n_groups; i++) {
+        char *end;
+        errno = 0;
+        unsigned long g = strtoul(s->groups[i], &end, 10);
+        if (errno || *end || end == s->groups[i] || g > UINT32_MAX - 1) { errno = EINVAL; return fail("supplementary group '%s'", s->groups[i]); }
+        list[n++] = (gid_t)g;
+    }
+    /* A user namespace whose gid map was written without setgroups allowed refuses setgroups;
+     * dropping to no supplementary groups is then what we have (become_userns_root left none). */
+    if (setgroups((size_t)n, list) < 0 && !(n == 0 && errno == EPERM)) return fail("setgroups");
+    if (s->has_gid && setresgid(s->gid, s->gid, s->gid) < 0) return fail("setgid %u", s->gid);
+    if (s->has_uid && setresuid(s->uid, s->uid, s->uid) < 0) return fail("setuid %u", s->uid);
+    /* The id change made us dumpable again until the exec. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    return 0;
+}

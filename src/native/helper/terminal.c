@@ -51,7 +51,16 @@ static int pump(int from, int to) {
 /* Relays until the stager (and so the command) ends; returns its status. Every way out restores the
  * caller's terminal: the command's end, a signal to the relay (SIGTERM, SIGHUP, SIGINT, SIGQUIT),
  * the end of the caller (its pidfd). */
-int relay_terminal(int master, pid_t stager) {
+volatile sig_atomic_t relay_timed_out;
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int relay_terminal(int master, pid_t stager, int64_t timeout_ms) {
+    int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD); sigaddset(&mask, SIGWINCH);
@@ -65,7 +74,13 @@ int relay_terminal(int master, pid_t stager) {
     pass_window_size(master);
     while (status < 0) {
         struct pollfd p[4] = { { master_open ? master : -1, POLLIN, 0 }, { sfd, POLLIN, 0 }, { in_open ? 0 : -1, POLLIN, 0 }, { caller, POLLIN, 0 } };
-        if (poll(p, 4, -1) < 0) { if (errno == EINTR) continue; break; }
+        int wait = -1;
+        if (deadline && !relay_timed_out) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0) { relay_timed_out = 1; kill(stager, SIGUSR1); }
+            else wait = left > INT32_MAX ? INT32_MAX : (int)left;
+        }
+        if (poll(p, 4, wait) < 0) { if (errno == EINTR) continue; break; }
         if (p[0].revents) {
             int r;
             while ((r = pump(master, 1)) > 0) {}
@@ -91,15 +106,35 @@ int relay_terminal(int master, pid_t stager) {
     }
     terminal_restore(&caller_terminal);
     close(master);
+    if (relay_timed_out) return 124;
     return status < 0 ? 125 : status;
 }
 
 /* Non-interactive: the command keeps the caller's stdio (pipes, a file); termination signals to the
  * relay go on to it, through the stager. */
-int relay_status(pid_t stager) {
+static pid_t timed_stager;
+
+static void on_timeout(int sig) {
+    (void)sig;
+    relay_timed_out = 1;
+    if (timed_stager > 0) kill(timed_stager, SIGUSR1);
+}
+
+int relay_status(pid_t stager, int64_t timeout_ms) {
     forward_to = stager;
     install_forwarding();
+    if (timeout_ms > 0) {
+        timed_stager = stager;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_timeout;
+        sa.sa_flags = SA_RESTART;
+        sigaction(SIGALRM, &sa, NULL);
+        struct itimerval it = { { 0, 0 }, { (time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000 } };
+        if (setitimer(ITIMER_REAL, &it, NULL) < 0) die("setitimer: %s", strerror(errno));
+    }
     sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
-    return wait_status(stager);
+    int status = wait_status(stager);
+    return relay_timed_out ? 124 : status;
 }
 
