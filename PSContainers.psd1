@@ -6,7 +6,7 @@
     Description          = 'Linux containers from PowerShell: namespaces, cgroups, rootfs templates and a tiny per-container supervisor, as cmdlets that emit typed objects.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
-    FormatsToProcess     = @('Formats/Containers.Format.ps1xml', 'Formats/Cgroups.Format.ps1xml', 'Formats/Network.Format.ps1xml', 'Formats/Storage.Format.ps1xml', 'Formats/IdMapping.Format.ps1xml', 'Formats/Checkpoint.Format.ps1xml', 'Formats/Migration.Format.ps1xml')
+    FormatsToProcess     = @('Formats/Containers.Format.ps1xml', 'Formats/Cgroups.Format.ps1xml', 'Formats/Network.Format.ps1xml', 'Formats/Storage.Format.ps1xml', 'Formats/IdMapping.Format.ps1xml', 'Formats/Checkpoint.Format.ps1xml', 'Formats/Migration.Format.ps1xml', 'Formats/Manifests.Format.ps1xml')
     CmdletsToExport      = @(
         'New-Container', 'Get-Container', 'Start-Container', 'Stop-Container', 'Restart-Container',
         'Remove-Container', 'Wait-Container', 'Suspend-Container', 'Resume-Container',
@@ -21,7 +21,8 @@
         'Copy-Container', 'New-ContainerSnapshot', 'Get-ContainerSnapshot', 'Restore-ContainerSnapshot',
         'Remove-ContainerSnapshot', 'Get-ContainerDiff', 'Export-Container', 'Import-Container',
         'Get-SubordinateIdRange', 'Add-SubordinateIdRange', 'Remove-SubordinateIdRange', 'Test-ContainerHost', 'Install-ContainerUserNic',
-        'Checkpoint-Container', 'Restore-Container', 'Save-Container', 'Get-ContainerCheckpoint', 'Move-Container'
+        'Checkpoint-Container', 'Restore-Container', 'Save-Container', 'Get-ContainerCheckpoint', 'Move-Container',
+        'Test-ContainerManifest', 'Invoke-ContainerManifest'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()
