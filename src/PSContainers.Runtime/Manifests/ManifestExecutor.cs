@@ -215,7 +215,7 @@ public sealed class ManifestExecutor(ManifestPlanner planner, ManifestApplyOptio
     {
         var owner = ManifestOwnership.OwnerOf(Manager.Store, c.Name);
         if (owner == Manifest.Id || options.Adopt) return;
-        throw new ContainerException(NotOwnedErrorId, ContainerErrorKind.InvalidOperation,
+        throw new ContainerException("ManifestContainerNotOwned", ContainerErrorKind.InvalidOperation,
             $"Container '{c.Name}' exists but {(owner is null ? "was not made by this manifest" : $"belongs to manifest '{owner}'")} ({Manifest.Id}); " +
             "it is left as it is. Run with -Adopt to let this manifest take it over, or rename one of them.", c.Name);
     }
@@ -295,7 +295,7 @@ public sealed class ManifestExecutor(ManifestPlanner planner, ManifestApplyOptio
             catch (OperationCanceledException) when (!ct.IsCancellationRequested) { last = "the probe did not finish in time"; }
             catch (ContainerException ex) { last = ex.Message; }
             if (DateTime.UtcNow + probe.Interval > deadline)
-                throw new ContainerException(ReadinessErrorId, ContainerErrorKind.OperationTimeout,
+                throw new ContainerException("ManifestReadinessFailed", ContainerErrorKind.OperationTimeout,
                     $"The readiness probe of '{c.Name}' ({string.Join(" ", probe.Command)}) did not succeed within {probe.Timeout.TotalSeconds:0.###}s ({attempts} attempts; last: {last}). " +
                     "Its dependents were not started. Check the container (Get-ContainerConsoleLog), or give the probe a longer timeout.", c.Name);
             Thread.Sleep(probe.Interval);

@@ -96,7 +96,7 @@ public static class ManifestParser
                 if (!resources.Any(x => x.Id == target))
                     throw Fail(file, at.Start, $"{r.Id} depends on '{reference}', which this manifest does not declare (declared: {string.Join(", ", resources.Select(x => x.Id))})");
                 if (target == r.Id)
-                    throw new ContainerException(CycleErrorId, ContainerErrorKind.InvalidData, $"{file}:{at.Start.Line}:{at.Start.Column}: dependency cycle: {r.Id} -> {r.Id}", r.Id);
+                    throw new ContainerException("ManifestDependencyCycle", ContainerErrorKind.InvalidData, $"{file}:{at.Start.Line}:{at.Start.Column}: dependency cycle: {r.Id} -> {r.Id}", r.Id);
                 if (!r.DependsOn.Contains(target)) r.DependsOn.Add(target);
             }
             // A NIC on a bridge or in a namespace this manifest declares needs it first: implied, not repeated by hand.
@@ -140,7 +140,7 @@ public static class ManifestParser
                 }
                 var cycle = path.Skip(path.IndexOf(current.Id)).Append(current.Id).ToList();
                 var first = byId[cycle[0]];
-                throw new ContainerException(CycleErrorId, ContainerErrorKind.InvalidData,
+                throw new ContainerException("ManifestDependencyCycle", ContainerErrorKind.InvalidData,
                     $"{first.Source}: dependency cycle: {string.Join(" -> ", cycle)}. Remove one of these dependsOn entries (or the NIC that implies it).", first.Id);
             }
             done.Add(next.Id);
@@ -301,9 +301,9 @@ public static class ManifestParser
                         break;
                     default:
                         config.Entries.Add((key, value));
-                        declared.Add(key.Value);
-                        if (value is MappingNode sub)
+                        if (value is MappingNode { Entries.Count: > 0 } sub)
                             declared.AddRange(sub.Entries.Select(e => $"{key.Value}.{e.Key.Value}"));
+                        else declared.Add(key.Value);
                         break;
                 }
             }
@@ -317,10 +317,11 @@ public static class ManifestParser
                     : ex.Message;
                 throw new ContainerException(ErrorId, ContainerErrorKind.ParserError, message, file, ex);
             }
+            Node At(string key) => config.Entries.FirstOrDefault(e => e.Key.Value == key).Value ?? body;
             if (archive is not null && (bound.Template is not null || bound.Rootfs is not null))
-                throw Fail(body, $"{path} gives archive together with {(bound.Template is not null ? "template" : "rootfs")}: a container is made from one of template, rootfs or archive");
+                throw Fail(At(bound.Template is not null ? "template" : "rootfs"), $"{path} gives archive together with {(bound.Template is not null ? "template" : "rootfs")}: a container is made from one of template, rootfs or archive");
             if (bound.Template is not null && bound.Template != "none" && TemplateRegistry.Names.All(n => !n.Equals(bound.Template, StringComparison.OrdinalIgnoreCase)))
-                throw Fail(body, $"unknown template '{bound.Template}' for {path} (known: {string.Join(", ", TemplateRegistry.Names)})");
+                throw Fail(At("template"), $"unknown template '{bound.Template}' for {path} (known: {string.Join(", ", TemplateRegistry.Names)})");
             return new ManifestContainer
             {
                 Name = name.Value, State = state, Config = bound, DeclaredKeys = declared, Archive = archive,
