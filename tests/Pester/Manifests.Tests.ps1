@@ -31,6 +31,13 @@ Describe 'Container manifests' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
             }
             $copy
         }
+        # -WhatIf writes its lines to the host (not to a stream): a transcript catches them.
+        function script:Get-WhatIf([string] $manifest) {
+            $t = Join-Path $root "whatif-$([guid]::NewGuid().ToString('N')).txt"
+            $null = Start-Transcript -LiteralPath $t
+            try { Invoke-ContainerManifest $manifest -WhatIf } finally { $null = Stop-Transcript }
+            @(Get-Content -LiteralPath $t | Where-Object { $_ -like 'What if: *' })
+        }
         function script:Get-Footprint([string] $name) {
             $config = Join-Path $store $name 'config.yaml'
             [pscustomobject]@{
@@ -52,7 +59,8 @@ Describe 'Container manifests' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
             $manifest = Copy-Example $File
             $plan = @(Test-ContainerManifest $manifest)
             $plan.Count | Should -BeGreaterThan 0
-            $whatIf = Invoke-ContainerManifest $manifest -WhatIf 6>&1 | Out-String
+            $whatIf = Get-WhatIf $manifest
+            $whatIf | Should -Be @($plan | ForEach-Object { "What if: $($_.Order). $($_.Step)" })
             @(Get-Container).Count | Should -Be 0
             $results = @(Invoke-ContainerManifest $manifest)
             $results | Where-Object { -not $_.Converged } | ForEach-Object { "$($_.Resource): $($_.Reason)" } | Should -BeNullOrEmpty
@@ -99,7 +107,7 @@ $side
 
         It 'applies from nothing, in dependency order' {
             $m = Write-Manifest
-            (Invoke-ContainerManifest $m -WhatIf 6>&1 | Out-String) | Should -Not -BeNullOrEmpty
+            (Get-WhatIf $m)[1] | Should -Be "What if: 2. start container $db and wait for its readiness probe"
             @(Get-Container).Count | Should -Be 0
             $r = Invoke-ContainerManifest $m
             ($r | Where-Object Name -eq $db).Changes | Should -Contain "start container $db"
@@ -149,9 +157,9 @@ $side
             Stop-Container $web -Kill
             $m = Write-Manifest -webCommand 'exec sleep 3000'
             $before = Get-Footprint $web
-            $out = Invoke-ContainerManifest $m -WhatIf 6>&1 | Out-String
-            $out | Should -Match "What if: 1\. set init\.command \[/bin/sh, -c, exec sleep 3000\] on $web \(config\.yaml; the next start uses it\)"
-            $out | Should -Match "What if: 2\. start container $web"
+            Get-WhatIf $m | Should -Be @(
+                "What if: 1. set init.command [/bin/sh, -c, exec sleep 3000] on $web (config.yaml; the next start uses it)",
+                "What if: 2. start container $web")
             Get-Footprint $web | Should -Be $before
             (Get-Container $web).State | Should -Be 'Stopped'
         }
