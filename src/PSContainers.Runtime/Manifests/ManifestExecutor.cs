@@ -54,7 +54,7 @@ public sealed class ManifestApplyOptions
 /// starts only after everything it depends on converged (a started container after its readiness
 /// probe passed). A failure fails that resource and skips its dependents; the others go on.
 /// </summary>
-public sealed class ManifestExecutor(ManifestPlanner planner, ManifestApplyOptions options)
+public sealed class ManifestExecutor(ManifestPlanner planner, ManifestApplyOptions options, IReadOnlyList<ManifestDrift>? plan = null)
 {
     public const string ReadinessErrorId = "ManifestReadinessFailed";
     public const string NotOwnedErrorId = "ManifestContainerNotOwned";
@@ -77,7 +77,15 @@ public sealed class ManifestExecutor(ManifestPlanner planner, ManifestApplyOptio
         foreach (var resource in Manifest.Resources)
         {
             var deps = resource.DependsOn.Select(d => tasks[d]).ToArray();
-            var task = Run(resource.Id, resource.Kind, resource.Name, deps, throttle, ct, r => Converge(resource, r, ct));
+            var task = Run(resource.Id, resource.Kind, resource.Name, deps, throttle, ct, r =>
+            {
+                // Planned just before with no drift, and nothing it depends on changed since: a second
+                // look would find the same (a no-op apply reads each resource once, not twice).
+                if (plan is not null && plan.All(d => d.Resource != resource.Id) && resource.DependsOn.All(d => tasks[d].Result.Outcome == ManifestOutcome.Unchanged)
+                    && !(resource is ManifestContainer { Readiness: not null } && Manifest.DependentsOf(resource.Id).Any(dep => plan.Any(d => d.Resource == dep.Id))))
+                    return;
+                Converge(resource, r, ct);
+            });
             tasks[resource.Id] = task;
             all.Add(task);
         }
@@ -227,7 +235,7 @@ public sealed class ManifestExecutor(ManifestPlanner planner, ManifestApplyOptio
             ContainerArchive.Import(Manager, c.Archive, c.Name, ct: ct);
             ManifestOwnership.Mark(Manager.Store, c.Name, Manifest.Id);
             // The archive brings its own config; the manifest's keys are laid over it.
-            var paths = ManifestPlanner.ComparedPaths(c, ConfigYaml.Of(c.Config));
+            var paths = ManifestPlanner.ComparedPaths(c, planner.DesiredYaml(c));
             if (paths.Count > 0) WriteConfig(c, paths);
             return;
         }
@@ -261,7 +269,7 @@ public sealed class ManifestExecutor(ManifestPlanner planner, ManifestApplyOptio
         var configPath = Manager.Store.ConfigPath(c.Name);
         using var _ = Manager.Store.Lock(c.Name);
         var merged = ConfigYaml.Of(ConfigLoader.Load(configPath));
-        var desired = ConfigYaml.Of(c.Config);
+        var desired = planner.DesiredYaml(c);
         foreach (var path in paths) ConfigYaml.Set(merged, path, ConfigYaml.At(desired, path));
         var config = ConfigLoader.Parse(ConfigYaml.Write(merged), $"{configPath} (with {string.Join(", ", paths)} from {c.Source})");
         ConfigLoader.Validate(config);

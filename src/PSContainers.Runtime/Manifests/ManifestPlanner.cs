@@ -144,6 +144,11 @@ public sealed class ManifestPlanner(ContainerManager manager, Manifest manifest)
         return drift;
     }
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ManifestContainer, YamlMappingNode> _desired = new();
+
+    /// <summary>The container's declared config as config.yaml writes it (made once per apply; read, never changed).</summary>
+    internal YamlMappingNode DesiredYaml(ManifestContainer c) => _desired.GetOrAdd(c, x => ConfigYaml.Of(x.Config));
+
     private static string NotOwnedReason(string? owner) =>
         owner is null ? "it was not made by this manifest" : $"it belongs to manifest '{owner}'";
 
@@ -152,7 +157,7 @@ public sealed class ManifestPlanner(ContainerManager manager, Manifest manifest)
     {
         var drift = new List<ManifestDrift>();
         var actualConfig = ConfigLoader.Load(manager.Store.ConfigPath(c.Name));
-        var desired = ConfigYaml.Of(c.Config);
+        var desired = DesiredYaml(c);
         var actual = ConfigYaml.Of(actualConfig);
         var paths = ComparedPaths(c, desired);
         foreach (var path in paths)

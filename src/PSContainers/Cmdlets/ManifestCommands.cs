@@ -114,7 +114,7 @@ public sealed class InvokeContainerManifestCommand : ManifestCmdlet
         {
             StartJob(target, (job, manager) =>
             {
-                var executor = new ManifestExecutor(new ManifestPlanner(manager, manifest), options);
+                var executor = new ManifestExecutor(new ManifestPlanner(manager, manifest), options, plan);
                 foreach (var r in executor.Apply(job.Token))
                 {
                     job.Output.Add(PSObject.AsPSObject(r));
@@ -123,7 +123,7 @@ public sealed class InvokeContainerManifestCommand : ManifestCmdlet
             });
             return;
         }
-        var results = new ManifestExecutor(new ManifestPlanner(Manager, manifest), options).Apply(_stop.Token);
+        var results = new ManifestExecutor(new ManifestPlanner(Manager, manifest), options, plan).Apply(_stop.Token);
         FlushMessages();
         if (results.All(r => r.Outcome == ManifestOutcome.Unchanged))
             WriteVerbose($"{target}: nothing changed ({results.Count} resources already as declared)");
