@@ -148,7 +148,7 @@ PSContainers runs in a warm pwsh; ansible-playbook is one process per run. "Chan
 
 Reported as changed on the no-op re-apply: PSContainers $(($p.NoOpChanged | Measure-Object -Maximum).Maximum) resources, Ansible changed=$(($a.NoOpChanged | Measure-Object -Maximum).Maximum).
 After the change by hand: PSContainers changed $(($p.HandChanged | Measure-Object -Maximum).Maximum) resource (the limit, live and in config.yaml), Ansible changed=$(($a.HandChanged | Measure-Object -Maximum).Maximum)
-(lxc_container inserts a second lxc.cgroup.memory.limit_in_bytes line after the edited one instead of replacing it, then restarts the container).
+(per the module's code, lxc_container inserts a second lxc.cgroup.memory.limit_in_bytes line after the edited one instead of replacing it, and stops and starts a running container to apply it).
 Targets: no-op under 1 s: $(if ($m.pNoOp -lt 1) { 'met' } else { 'NOT met' }); no-op >= 10x faster: $(if ($m.aNoOp / $m.pNoOp -ge 10) { 'met' } else { 'NOT met' }); first apply >= 5x faster: $(if ($m.aFirst / $m.pFirst -ge 5) { 'met' } else { 'NOT met' }).
 "@
 Write-Host $section
