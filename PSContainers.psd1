@@ -9,7 +9,7 @@
     Description          = 'Linux containers from PowerShell: namespaces, cgroups, rootfs templates and a tiny per-container supervisor, as cmdlets that emit typed objects.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
-    FormatsToProcess     = @('Formats/Containers.Format.ps1xml', 'Formats/Cgroups.Format.ps1xml', 'Formats/Network.Format.ps1xml', 'Formats/Storage.Format.ps1xml', 'Formats/IdMapping.Format.ps1xml', 'Formats/Checkpoint.Format.ps1xml', 'Formats/Migration.Format.ps1xml', 'Formats/Autostart.Format.ps1xml', 'Formats/Operate.Format.ps1xml')
+    FormatsToProcess     = @('Formats/Containers.Format.ps1xml', 'Formats/Cgroups.Format.ps1xml', 'Formats/Network.Format.ps1xml', 'Formats/Storage.Format.ps1xml', 'Formats/IdMapping.Format.ps1xml', 'Formats/Checkpoint.Format.ps1xml', 'Formats/Migration.Format.ps1xml', 'Formats/Autostart.Format.ps1xml', 'Formats/Operate.Format.ps1xml', 'Formats/Manifests.Format.ps1xml')
     CmdletsToExport      = @(
         'New-Container', 'Get-Container', 'Start-Container', 'Stop-Container', 'Restart-Container',
         'Remove-Container', 'Wait-Container', 'Suspend-Container', 'Resume-Container',
@@ -27,7 +27,8 @@
         'Checkpoint-Container', 'Restore-Container', 'Save-Container', 'Get-ContainerCheckpoint', 'Move-Container',
         'Set-ContainerAutostart', 'Start-ContainerAutostart', 'Stop-ContainerAutostart',
         'Install-ContainerAutostartService', 'Uninstall-ContainerAutostartService',
-        'Copy-ContainerItem', 'Get-ContainerConfig', 'Set-ContainerConfig', 'Rename-Container'
+        'Copy-ContainerItem', 'Get-ContainerConfig', 'Set-ContainerConfig', 'Rename-Container',
+        'Test-ContainerManifest', 'Invoke-ContainerManifest'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

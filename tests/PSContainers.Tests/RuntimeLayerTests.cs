@@ -18,6 +18,7 @@ public sealed class RuntimeLayerTests
     /// </summary>
     private static readonly string[][] Layers =
     {
+        new[] { "Manifests" },       // Test-/Invoke-ContainerManifest: parse, plan and converge declared containers, bridges, namespaces
         new[] { "Migration" },       // Move-Container: export, checkpoint, import into another store (opened through Composition)
         new[] { "Composition" },     // composes a store's runtime: the lifecycle with its hooks and checkpoint support
         new[] { "HostCheck" },       // Test-ContainerHost: asks every piece below whether the host can run it

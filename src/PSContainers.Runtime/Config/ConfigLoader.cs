@@ -91,6 +91,15 @@ public static partial class ConfigLoader
     }
 
     /// <summary>
+    /// Reads a YAML document into the node tree, with this loader's limits and errors (Manifests/
+    /// reads its files this way, so a container's body embedded there is checked by <see cref="BindTree"/>).
+    /// </summary>
+    internal static Node? ReadTree(string yaml, string sourceName) => new Reader(sourceName).ReadDocument(yaml);
+
+    /// <summary>Binds a mapping of config.yaml keys (a subtree of a larger document) with every rule of <see cref="Parse"/>.</summary>
+    internal static ContainerConfig BindTree(Node? node, string sourceName) => new Binder(sourceName).Bind(node);
+
+    /// <summary>
     /// Writes the config as YAML that <see cref="Parse"/> reads back to an equal config. Sizes are
     /// written with the largest exact unit (256M); null values are left out.
     /// </summary>
@@ -220,7 +229,7 @@ public static partial class ConfigLoader
 
     // ---- node tree --------------------------------------------------------------------------------
 
-    private abstract class Node
+    internal abstract class Node
     {
         public Mark Start;
         public abstract string Kind { get; }
@@ -228,7 +237,7 @@ public static partial class ConfigLoader
         public long Count = 1, Bytes;
     }
 
-    private sealed class ScalarNode : Node
+    internal sealed class ScalarNode : Node
     {
         public string Value = "";
         public ScalarStyle Style;
@@ -238,13 +247,13 @@ public static partial class ConfigLoader
         public override string Kind => IsNull ? "null" : "a scalar";
     }
 
-    private sealed class SequenceNode : Node
+    internal sealed class SequenceNode : Node
     {
         public readonly List<Node> Items = new();
         public override string Kind => "a list";
     }
 
-    private sealed class MappingNode : Node
+    internal sealed class MappingNode : Node
     {
         public readonly List<(ScalarNode Key, Node Value)> Entries = new();
         public override string Kind => "a mapping";
@@ -261,7 +270,7 @@ public static partial class ConfigLoader
         return text[..i];
     }
 
-    private static ContainerException Error(string sourceName, Mark at, string message) =>
+    internal static ContainerException Error(string sourceName, Mark at, string message) =>
         new(ErrorId, ContainerErrorKind.ParserError,
             $"{sourceName}:{at.Line}:{at.Column}: {message}", sourceName);
 
