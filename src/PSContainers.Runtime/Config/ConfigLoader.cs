@@ -172,6 +172,7 @@ public static partial class ConfigLoader
         }
         SerializeSecurity(e, config.Security ?? new SecurityConfig());
 
+        if (config.Privileged is { } privileged) { Key(e, "privileged"); Plain(e, privileged ? "true" : "false"); }
         SerializeIdMap(e, config.IdMap);
         e.Emit(new MappingEnd());
         e.Emit(new DocumentEnd(isImplicit: true));
@@ -453,7 +454,10 @@ public static partial class ConfigLoader
                 }),
                 ["security"] = v => Security(v, config.Security),
                 ["idMap"] = v => config.IdMap = IdMap(v),
+                ["privileged"] = v => config.Privileged = Boolean(v, "privileged"),
             });
+            if (config.Privileged == true && config.IdMap is not null)
+                throw Fail(root, ConfigRules.PrivilegedWithIdMap(config.IdMap.ToString()));
             return config;
         }
 

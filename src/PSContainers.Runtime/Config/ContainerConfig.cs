@@ -23,6 +23,14 @@ public sealed class ContainerConfig
     public SecurityConfig Security { get; set; } = new();
     /// <summary>User namespace map (LXC's lxc.idmap); null = no user namespace (a privileged container, root only).</summary>
     public UserNamespaces.IdMap? IdMap { get; set; }
+    /// <summary>
+    /// <c>privileged:</c> the container's mode. On creation: true = no user namespace (root only),
+    /// false or absent = user-namespaced (the caller's default id map unless <see cref="IdMap"/> names
+    /// one). New containers record it (true, or their idMap). An existing container's mode is its
+    /// idMap: none = privileged (a config made before the key existed has neither and keeps the
+    /// privileged mode it was made with: its rootfs is host-owned).
+    /// </summary>
+    public bool? Privileged { get; set; }
 }
 
 public sealed class InitConfig

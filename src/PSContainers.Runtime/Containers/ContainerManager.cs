@@ -30,8 +30,13 @@ public sealed class CreateOptions
     public IReadOnlyList<NicConfig>? Network { get; set; }
     /// <summary>Storage backend: dir, overlay, btrfs; null: the config's, else btrfs on a btrfs store, else dir.</summary>
     public string? Backend { get; set; }
-    /// <summary>Root: map the container into root's subordinate id range (a user namespace). Non-root containers always are.</summary>
+    /// <summary>
+    /// The default, said explicitly: the container runs in a user namespace on the caller's
+    /// subordinate ids (the config's idMap, else the caller's default map). Kept for callers that say so.
+    /// </summary>
     public bool Unprivileged { get; set; }
+    /// <summary>Root: no user namespace (today's privileged container; config.yaml <c>privileged: true</c> asks the same).</summary>
+    public bool Privileged { get; set; }
 }
 
 /// <summary>
@@ -176,6 +181,8 @@ public sealed class ContainerManager : IContainerLifecycle
             Path = Store.ContainerDirectory(name),
             Template = config?.Template,
             Hostname = config?.Hostname ?? name,
+            Mode = config is null ? null : ContainerModes.Of(config),
+            HostIdRange = ContainerModes.HostIdRange(config?.IdMap),
             Created = state.Created,
             StartedAt = state.StartedAt,
             StoppedAt = live.Exit?.Time ?? state.StoppedAt,
@@ -427,13 +434,15 @@ public sealed class ContainerManager : IContainerLifecycle
         if (config.Init.Command.Count == 0 && template is not null) config.Init.Command = template.DefaultInitCommand.ToList();
         if (config.Stop.Signal is null && template is not null) config.Stop.Signal = template.DefaultStopSignal;
         ConfigLoader.Validate(config);
-        // Every container of a non-root user is unprivileged; root's are with -Unprivileged.
-        if (config.IdMap is null && (!Host.IsRoot || options.Unprivileged)) config.IdMap = DefaultIdMap.ForCaller(SubordinateIds, warn: m => Warning?.Invoke(m));
+        // The mode (see ContainerModes): user-namespaced unless privileged is asked for; recorded in
+        // config.yaml either way, so an existing container never changes mode under its rootfs.
+        var privileged = ContainerModes.Decide(config, options.Privileged, options.Unprivileged, Host.IsRoot, name);
+        var userNamespaced = !privileged;
         // An id-mapped rootfs is a plain directory handed to the mapped ids (see UserNamespace.Shift).
-        var backend = Backends.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null && config.IdMap is null ? Backends.StorageBackends.DefaultFor(Store.Root) : "dir"));
-        if (config.IdMap is not null && backend.Name != "dir")
+        var backend = Backends.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null && !userNamespaced ? Backends.StorageBackends.DefaultFor(Store.Root) : "dir"));
+        if (userNamespaced && backend.Name != "dir")
             throw new ContainerException("BackendUnavailable", ContainerErrorKind.InvalidArgument,
-                $"A user-namespaced container (idMap {config.IdMap}) uses the dir backend; {backend.Name} with an id map is not supported. Use -Backend dir.", name);
+                $"A user-namespaced container (the default) uses the dir backend; {backend.Name} with an id map is not supported. Use -Backend dir, or -Privileged for a privileged container on {backend.Name}.", name);
         if (externalRootfs is not null && backend.Name != "dir")
         {
             // An existing root directory can be the read-only lower layer of an overlay; nothing else.
@@ -464,8 +473,11 @@ public sealed class ContainerManager : IContainerLifecycle
         ContainerStore.CreatePrivateDirectory(Store.TempDirectory);
         CleanStaleTemp();
         var temp = Store.NewTempDirectory(name);
+        DefaultIdMap.Allocation? allocation = null;
         try
         {
+            // Taken last, after every check: a range allocated for root goes again if the create fails.
+            if (userNamespaced && config.IdMap is null) config.IdMap = (allocation = DefaultIdMap.Allocate(SubordinateIds)).Map;
             if (template is not null)
             {
                 var rootfs = backend.CreateRootfs(temp, Store.ContainerDirectory(name), config.Storage);
@@ -481,9 +493,11 @@ public sealed class ContainerManager : IContainerLifecycle
         }
         catch
         {
-            DeleteContainerTree(temp, config);
+            try { DeleteContainerTree(temp, config); }
+            finally { DefaultIdMap.Release(SubordinateIds, allocation); }
             throw;
         }
+        if (allocation?.Notice is { } notice) Warning?.Invoke(notice);
         return Describe(name);
     }
 
@@ -559,6 +573,7 @@ public sealed class ContainerManager : IContainerLifecycle
         if (!Store.Exists(name)) throw NotFound(name);
         RecoverLocked(name);
         var config = ConfigLoader.Load(Store.ConfigPath(name));
+        ContainerModes.CheckExisting(config, name);
         var state = LoadState(name);
         var live = Observe(name, state);
         if (live.Status is ContainerStatus.Running or ContainerStatus.Frozen)
@@ -808,6 +823,7 @@ public sealed class ContainerManager : IContainerLifecycle
         if (!Store.Exists(name)) throw NotFound(name);
         RecoverLocked(name);
         var config = ConfigLoader.Load(Store.ConfigPath(name));
+        ContainerModes.CheckExisting(config, name);
         var state = LoadState(name);
         var live = Observe(name, state);
         if (live.Status is ContainerStatus.Stopped or ContainerStatus.Saved)
