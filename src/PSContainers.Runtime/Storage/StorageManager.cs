@@ -40,6 +40,8 @@ public sealed class CopyOptions
     public bool Snapshot { get; set; }
     /// <summary>Destroyed when it stops; it is started right away (lxc-copy -e).</summary>
     public bool Ephemeral { get; set; }
+    /// <summary>Told when the copy is not what was asked for in every respect (a snapshot clone made as a full copy).</summary>
+    public Action<string>? Warning { get; set; }
 }
 
 /// <summary>
@@ -187,7 +189,14 @@ public sealed class StorageManager
             try
             {
                 string readLayer, writeRoot;
-                if (options.Snapshot)
+                // A user-namespaced container's root mounts are made in its user namespace, where an
+                // overlay over host-made layers cannot create its work directory (the kernel refuses
+                // files for the unmapped host root: EOVERFLOW). Until its layers are idmapped, its
+                // snapshot clone is a full copy: the same ids, already the map's, nothing to shift.
+                var snapshot = options.Snapshot && !(config.IdMap is not null && backend.Name != "btrfs");
+                if (options.Snapshot && !snapshot)
+                    options.Warning?.Invoke($"Container '{source}' is user-namespaced: its clone '{newName}' is a full copy, not a copy-on-write overlay (an overlay over its layers cannot be mounted in its user namespace without idmapped layers).");
+                if (snapshot)
                 {
                     if (backend.Name == "btrfs" && config.Rootfs is null)
                     {

@@ -57,7 +57,7 @@ public sealed class CopyContainerCommand : ContainerCmdlet
     protected override void ProcessRecord()
     {
         if (!ShouldProcess(Name, $"Copy container to '{NewName}'{(Snapshot ? " (snapshot clone)" : "")}")) return;
-        Try(() => WriteObject(new StorageManager(Manager).Copy(Name, NewName, new CopyOptions { Snapshot = Snapshot, Ephemeral = Ephemeral }, _cancel.Token)));
+        Try(() => WriteObject(new StorageManager(Manager).Copy(Name, NewName, new CopyOptions { Snapshot = Snapshot, Ephemeral = Ephemeral, Warning = WriteWarning }, _cancel.Token)));
     }
 
     protected override void StopProcessing() => _cancel.Cancel();
