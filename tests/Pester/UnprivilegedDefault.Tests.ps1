@@ -25,9 +25,16 @@ Describe 'Unprivileged by default' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
         $files = '/etc/subuid', '/etc/subgid'
         $lockTimeout = [TimeSpan]::FromSeconds(15)
 
-        # Both files replaced together under shadow-utils' locks (the way Add-SubordinateIdRange writes them).
+        # The module's own lock (internal: it is not an API): shadow-utils' locks, as
+        # Add-SubordinateIdRange takes them, so no writer of the files runs while we read or replace them.
+        $shadowLock = [PSContainers.Runtime.Containers.ContainerInfo].Assembly.GetType('PSContainers.Runtime.IdMapping.ShadowLock', $true)
+        $acquire = $shadowLock.GetMethod('Acquire')
+        $passwdLock = $shadowLock.GetField('PasswdLockPath').GetValue($null)
+        function Lock-SubordinateFiles { $acquire.Invoke($null, @([string[]] $files, $passwdLock, $lockTimeout)) }
+
+        # Both files replaced together under those locks.
         function Set-SubordinateFiles([byte[][]] $Content) {
-            $lock = [PSContainers.Runtime.IdMapping.ShadowLock]::Acquire($files, [PSContainers.Runtime.IdMapping.ShadowLock]::PasswdLockPath, $lockTimeout)
+            $lock = Lock-SubordinateFiles
             try {
                 for ($i = 0; $i -lt $files.Count; $i++) {
                     [PSContainers.Runtime.Filesystem.AtomicFile]::WriteAllBytes($files[$i], $Content[$i], $true, "$($files[$i])+", $files[$i])
@@ -38,7 +45,7 @@ Describe 'Unprivileged by default' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
         function Get-RootLine([string] $Path) { @(Get-Content -LiteralPath $Path | Where-Object { $_ -match '^(root|0):' }) }
 
         # Read under the lock too: what is saved is a state the files really had.
-        $lock = [PSContainers.Runtime.IdMapping.ShadowLock]::Acquire($files, [PSContainers.Runtime.IdMapping.ShadowLock]::PasswdLockPath, $lockTimeout)
+        $lock = Lock-SubordinateFiles
         try { $saved = @(, [IO.File]::ReadAllBytes($files[0])) + @(, [IO.File]::ReadAllBytes($files[1])) }
         finally { $lock.Dispose() }
 
@@ -81,9 +88,9 @@ Describe 'Unprivileged by default' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
             $c = New-Container $name -WarningVariable warned -WarningAction SilentlyContinue -ErrorAction Stop
             $notice = @($warned | Where-Object { "$_" -like 'Root had no subordinate id range; allocated*' })
             $notice.Count | Should -Be 1
-            $uid = Get-RootLine /etc/subuid
+            $uid = @(Get-RootLine /etc/subuid)
             $uid.Count | Should -Be 1
-            $start = [uint32]($uid[0] -split ':')[1]
+            $start = [uint32]($uid[0].Split(':')[1])
             (Get-RootLine /etc/subgid) | Should -Be @("root:${start}:65536")
             "$($c.Mode)" | Should -Be 'Unprivileged'
             $c.HostIdRange | Should -Be "$start-$($start + 65535)"

@@ -1064,6 +1064,10 @@ public sealed class ContainerManager : IContainerLifecycle
         };
         // Its user namespace first: the other namespaces belong to it, and so do the command's ids.
         if (config.IdMap is not null) spec.Namespaces |= NamespaceKind.User;
+        // A user-namespaced container in the host's network namespace (type none): that namespace
+        // belongs to the host's user namespace, which a command joined to the container's cannot
+        // enter (EPERM). It keeps the caller's, which for a caller on the host is that very one.
+        if (config.IdMap is not null && NetworkPlan.SharesHostNetwork(config)) spec.Namespaces &= ~NamespaceKind.Network;
         spec.Command.AddRange(command);
         spec.Environment.AddRange(Environment(config, environment));
         Containers.SecurityPlan.Apply(spec, config, attach: true);
