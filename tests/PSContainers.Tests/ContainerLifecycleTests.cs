@@ -276,6 +276,8 @@ public sealed class ContainerLifecycleTests : IDisposable
         // Present inside the rootfs: the mount goes there.
         var inRoot = Path.Combine(info.RootfsPath, outside.TrimStart('/'));
         Directory.CreateDirectory(inRoot);
+        // Made by host root: handed to the container's root (the rootfs's owner), who makes the target in it.
+        HostCommand.Run("chown", "-R", "--reference=" + info.RootfsPath, Path.Combine(info.RootfsPath, outside.TrimStart('/').Split('/')[0]));
         _ps.Run("Start-Container $args[0]", name);
         Assert.Empty(Directory.EnumerateFileSystemEntries(outside));
         Assert.True(Directory.Exists(Path.Combine(inRoot, "evil")));

@@ -236,8 +236,8 @@ public sealed class ContainerLimitTests : IDisposable
         var info = (ContainerInfo)_ps.Run("Get-Container $args[0]", name).Single().BaseObject;
         var ns = _ps.Run("Get-Container $args[0] | Get-ProcessNamespace -ReferenceId $args[1]", name, Environment.ProcessId)
             .Select(o => (ProcessNamespace)o.BaseObject).ToDictionary(n => n.Type);
-        foreach (var t in new[] { "mnt", "pid", "uts", "ipc", "net", "cgroup" }) Assert.True(ns[t].Isolated, t);
-        Assert.False(ns["user"].Isolated);
+        // A user namespace too: the default container is unprivileged.
+        foreach (var t in new[] { "mnt", "pid", "uts", "ipc", "net", "cgroup", "user" }) Assert.True(ns[t].Isolated, t);
         Assert.All(ns.Values, n => Assert.Equal(info.Pid, n.ProcessId));
         var cgroups = _ps.Run("Get-ProcessNamespace -Id $args[0] -Cgroup", info.Pid).Select(o => (ProcessCgroup)o.BaseObject).ToList();
         // Init is in the inner cgroup, below the one with the limits.

@@ -149,6 +149,11 @@ public sealed class ContainerNetworkTests : IDisposable
         var pe = ((ContainerInfo)s.Run("Start-Container $args[0] -PassThru", empty).Single().BaseObject).Pid!.Value;
         Assert.Equal(NetNamespaces.InodeOfPid(Environment.ProcessId), NetNamespaces.InodeOfPid(pn));
         Assert.NotEqual(NetNamespaces.InodeOfPid(Environment.ProcessId), NetNamespaces.InodeOfPid(pe));
+        // User-namespaced (the default) in the host's network namespace: no sysfs of its own can be
+        // mounted there, so the host's /sys is bound in, read-only.
+        var sys = (ContainerCommandResult)s.Run("Invoke-ContainerCommand $args[0] -Command /bin/sh,-c,'ls /sys/class/net; touch /sys/x 2>&1'", none).Single().BaseObject;
+        Assert.Contains("lo", sys.Output);
+        Assert.Contains(sys.Output, l => l.Contains("Read-only file system"));
         var links = s.Run("Get-NetworkLink -Container $args[0]", empty).Select(o => (NetworkLink)o.BaseObject).ToList();
         Assert.Equal("lo", Assert.Single(links).Name);
         Assert.True(links[0].IsUp);

@@ -46,12 +46,14 @@ public sealed class ContainerSecurityTests : IDisposable
           devices: unconfined
         """;
 
+    // The escape suite is about the controls of a privileged container (root inside is host root):
+    // -Privileged, as every root container was before unprivileged became the default.
     private ContainerInfo Running(string hint, string? yaml = null, string command = "")
     {
         var name = TestStore.NewName(hint);
         var config = Path.Combine(_store.Root, name + ".yaml");
         File.WriteAllText(config, yaml ?? "");
-        var info = (ContainerInfo)_ps.Run($"New-Container -Name $args[0] -Template busybox -ConfigPath $args[1] {command}", name, config).Single().BaseObject;
+        var info = (ContainerInfo)_ps.Run($"New-Container -Name $args[0] -Template busybox -Privileged -ConfigPath $args[1] {command}", name, config).Single().BaseObject;
         EscapeProbe.InstallInto(info.RootfsPath);
         return (ContainerInfo)_ps.Run("Start-Container $args[0] -PassThru", name).Single().BaseObject;
     }
@@ -341,7 +343,7 @@ public sealed class ContainerSecurityTests : IDisposable
         var name = TestStore.NewName("bpfdev");
         var config = Path.Combine(_store.Root, name + ".yaml");
         File.WriteAllText(config, "security:\n  capabilities: { drop: [] }\n  seccomp: { profile: unconfined }\n");
-        var created = manager.Create(name, new CreateOptions { Template = "busybox", ConfigPath = config });
+        var created = manager.Create(name, new CreateOptions { Template = "busybox", ConfigPath = config, Privileged = true });
         EscapeProbe.InstallInto(created.RootfsPath);
         try
         {

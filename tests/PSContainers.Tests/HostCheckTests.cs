@@ -73,10 +73,28 @@ public sealed class HostCheckTests : IDisposable
         Assert.All(findings.Where(f => f.Status != HostCheckStatus.Pass), f => Assert.False(string.IsNullOrWhiteSpace(f.Remedy), f.Name));
         Assert.All(findings, f => Assert.Equal("daemon", f.User));
 
+        // New-Container's default (unprivileged) cannot be met: one finding says what is missing.
+        var unprivileged = F("unprivileged default");
+        Assert.Equal(HostCheckStatus.Fail, unprivileged.Status);
+        foreach (var missing in new[] { "user.max_user_namespaces", "kernel.unprivileged_userns_clone", "newuidmap", "subgid range" })
+            Assert.Contains(missing, unprivileged.Detail);
+        Assert.Contains("apt-get install uidmap", unprivileged.Remedy);
+        Assert.DoesNotContain("-Privileged", unprivileged.Remedy);
+
         // For root the unprivileged-only settings are warnings.
         var root = FakeHost(bin).Run(UserAccounts.Require("root"));
         Assert.Equal(HostCheckStatus.Warn, root.Single(f => f.Name == "kernel.unprivileged_userns_clone").Status);
         Assert.Equal(HostCheckStatus.Pass, root.Single(f => f.Name == "cgroup delegation").Status);
+        // Root without a range: its first container allocates one from the free window (daemon has 100000-100999).
+        var rootRange = root.Single(f => f.Name == "subuid range");
+        Assert.Equal(HostCheckStatus.Pass, rootRange.Status);
+        Assert.Contains("allocates 101000-166535", rootRange.Detail);
+        // What root misses is only the kernel's user namespaces here (no newuidmap needed, it writes its maps).
+        var rootDefault = root.Single(f => f.Name == "unprivileged default");
+        Assert.Equal(HostCheckStatus.Fail, rootDefault.Status);
+        Assert.Contains("user.max_user_namespaces", rootDefault.Detail);
+        Assert.DoesNotContain("newuidmap", rootDefault.Detail);
+        Assert.Contains("New-Container -Privileged", rootDefault.Remedy);
     }
 
     [Fact]

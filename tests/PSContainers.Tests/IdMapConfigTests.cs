@@ -25,6 +25,50 @@ public class IdMapConfigTests
         Assert.Null(ConfigLoader.Parse("hostname: a\n", "t").IdMap);
     }
 
+    [Fact]
+    public void Privileged_ParsesRoundTrips_AndContradictsAnIdMap()
+    {
+        Assert.True(ConfigLoader.Parse("privileged: true\n", "t").Privileged);
+        Assert.False(ConfigLoader.Parse("privileged: false\n", "t").Privileged);
+        Assert.Null(ConfigLoader.Parse("hostname: a\n", "t").Privileged);
+        var privileged = new ContainerConfig { Privileged = true };
+        Assert.Contains("privileged: true", ConfigLoader.Serialize(privileged));
+        Assert.True(ConfigLoader.Parse(ConfigLoader.Serialize(privileged), "again").Privileged);
+        Assert.DoesNotContain("privileged", ConfigLoader.Serialize(new ContainerConfig()));
+        var both = Assert.Throws<ContainerException>(() => ConfigLoader.Parse("privileged: true\nidMap: [u 0 100000 65536, g 0 100000 65536]\n", "b.yaml"));
+        Assert.StartsWith("b.yaml:1:1: privileged: true contradicts idMap [u 0 100000 65536, g 0 100000 65536]", both.Message);
+        var coded = Assert.Throws<ContainerException>(() => ConfigLoader.Validate(new ContainerConfig { Privileged = true, IdMap = IdMap.ForRanges(100000, 100000) }));
+        Assert.Contains("contradicts idMap", coded.Message);
+        var notBool = Assert.Throws<ContainerException>(() => ConfigLoader.Parse("privileged: maybe\n", "n.yaml"));
+        Assert.StartsWith("n.yaml:1:13:", notBool.Message);
+    }
+
+    [Fact]
+    public void ContainerModes_DecideTheNewContainersMode_AndRecordIt()
+    {
+        var unprivileged = new ContainerConfig();
+        Assert.False(PSContainers.Runtime.Containers.ContainerModes.Decide(unprivileged, false, false, isRoot: true, "c"));
+        Assert.Null(unprivileged.Privileged);
+        var privileged = new ContainerConfig();
+        Assert.True(PSContainers.Runtime.Containers.ContainerModes.Decide(privileged, true, false, isRoot: true, "c"));
+        Assert.True(privileged.Privileged);
+        Assert.True(PSContainers.Runtime.Containers.ContainerModes.Decide(new ContainerConfig { Privileged = true }, false, false, isRoot: true, "c"));
+        Assert.Equal("PrivilegedNeedsRoot", Assert.Throws<ContainerException>(() =>
+            PSContainers.Runtime.Containers.ContainerModes.Decide(new ContainerConfig(), true, false, isRoot: false, "c")).ErrorId);
+        Assert.Equal("ConflictingParameters", Assert.Throws<ContainerException>(() =>
+            PSContainers.Runtime.Containers.ContainerModes.Decide(new ContainerConfig(), true, true, isRoot: true, "c")).ErrorId);
+        Assert.Equal("ConflictingParameters", Assert.Throws<ContainerException>(() =>
+            PSContainers.Runtime.Containers.ContainerModes.Decide(new ContainerConfig { IdMap = IdMap.ForRanges(100000, 100000) }, true, false, isRoot: true, "c")).ErrorId);
+        // An existing config: its idMap decides; neither key is the privileged mode it was made with.
+        Assert.Equal(PSContainers.Runtime.Containers.ContainerMode.Privileged, PSContainers.Runtime.Containers.ContainerModes.Of(new ContainerConfig()));
+        Assert.Equal(PSContainers.Runtime.Containers.ContainerMode.Unprivileged, PSContainers.Runtime.Containers.ContainerModes.Of(new ContainerConfig { IdMap = IdMap.ForRanges(1, 1) }));
+        Assert.Equal("ContainerModeUndecided", Assert.Throws<ContainerException>(() =>
+            PSContainers.Runtime.Containers.ContainerModes.CheckExisting(new ContainerConfig { Privileged = false }, "c")).ErrorId);
+        Assert.Equal("100000-165535", PSContainers.Runtime.Containers.ContainerModes.HostIdRange(IdMap.ForRanges(100000, 100000)));
+        Assert.Equal("uid 100000-165535, gid 200000-265535", PSContainers.Runtime.Containers.ContainerModes.HostIdRange(IdMap.ForRanges(100000, 200000)));
+        Assert.Null(PSContainers.Runtime.Containers.ContainerModes.HostIdRange(null));
+    }
+
     [Theory]
     [InlineData("idMap: [u 0 100000]\n", "1:9", "expected 'u|g CONTAINER-ID HOST-ID COUNT'")]
     [InlineData("idMap: [x 0 1 1, g 0 1 1]\n", "1:9", "expected 'u|g")]

@@ -91,7 +91,8 @@ public sealed class ImportPolicyTests : IDisposable
     /// <summary>
     /// Each kind: the config YAML, the command run in the container, and what its output is when
     /// the escape works. Kept (-KeepHostAccess) the escape must work; imported plainly it must not,
-    /// and a warning names the key.
+    /// and a warning names the key. Both imported privileged (-Privileged): the escapes are a
+    /// privileged container's (a user-namespaced one's root could not use most of them anyway).
     /// </summary>
     [Theory]
     [MemberData(nameof(EscapeKinds))]
@@ -130,7 +131,7 @@ public sealed class ImportPolicyTests : IDisposable
         var archive = ArchiveWith(yaml);
 
         // Kept: the setting is there, and the escape works.
-        var kept = ContainerArchive.Import(_store.Manager, archive, new ImportOptions { Name = TestStore.NewName("keep"), KeepHostAccess = true });
+        var kept = ContainerArchive.Import(_store.Manager, archive, new ImportOptions { Name = TestStore.NewName("keep"), KeepHostAccess = true, Privileged = true });
         Assert.Contains(kept.Warnings, w => w.StartsWith($"Kept {key} ", StringComparison.Ordinal));
         if (kind == "seccomp-profile-path")
         {
@@ -149,7 +150,7 @@ public sealed class ImportPolicyTests : IDisposable
         }
 
         // Imported plainly: removed, with a warning naming the key; the escape fails.
-        var plain = ContainerArchive.Import(_store.Manager, archive, new ImportOptions { Name = TestStore.NewName("plain") });
+        var plain = ContainerArchive.Import(_store.Manager, archive, new ImportOptions { Name = TestStore.NewName("plain"), Privileged = true });
         var warning = Assert.Single(plain.Warnings, w => w.StartsWith($"Removed {key} ", StringComparison.Ordinal));
         Assert.Contains("-KeepHostAccess", warning);
         Assert.Empty(UntrustedConfigPolicy.Find(ConfigLoader.Load(plain.Container.ConfigPath)));

@@ -32,9 +32,11 @@ public sealed class MigrationTests : IDisposable
 
     private string Archive(string name) => Path.Combine(_store.Root, name);
 
+    // The fixture gives files host owners outside any container's 0-65535 (123456, 654321): an
+    // owner-exact round trip is a privileged container's (the default's is below).
     private ContainerInfo Populated(string hint)
     {
-        var c = _store.Manager.Create(TestStore.NewName(hint), new CreateOptions { Template = "busybox", Hostname = "exported-host", Environment = new Dictionary<string, string> { ["MODE"] = "test" } });
+        var c = _store.Manager.Create(TestStore.NewName(hint), new CreateOptions { Template = "busybox", Hostname = "exported-host", Environment = new Dictionary<string, string> { ["MODE"] = "test" }, Privileged = true });
         TreeFixture.Populate(c.RootfsPath);
         return c;
     }
@@ -56,7 +58,7 @@ public sealed class MigrationTests : IDisposable
         Assert.Equal(src.Name, exported.Container);
         Assert.Empty(Directory.EnumerateFiles(_store.Root, "*.partial"));
         var name = TestStore.NewName("imp");
-        var imported = (ContainerInfo)_ps.Run("Import-Container -Path $args[0] -Name $args[1] -StorePath $args[2]", archive, name, _other.StorePath).Single().BaseObject;
+        var imported = (ContainerInfo)_ps.Run("Import-Container -Path $args[0] -Name $args[1] -StorePath $args[2] -Privileged", archive, name, _other.StorePath).Single().BaseObject;
         Assert.Equal(_other.StorePath, imported.StorePath);
         TreeFixture.AssertSameTree(src.RootfsPath, imported.RootfsPath);
         var caps = FsNative.GetXattr(Path.Combine(imported.RootfsPath, "opt/fixture/cap-bin"), "security.capability");
@@ -67,6 +69,26 @@ public sealed class MigrationTests : IDisposable
         Assert.Equal("exported-host", config.Hostname);
         Assert.Equal("test", config.Init.Environment["MODE"]);
         Assert.Equal(ContainerStatus.Running, _other.Manager.Start(name).State);
+        Assert.Equal("exported-host", _other.Manager.Exec(name, new[] { "hostname" }).Output.Single());
+    }
+
+    [Fact]
+    public void RoundTrip_OfTheDefaultUnprivilegedContainer_KeepsTheOwnersItSees()
+    {
+        var src = _store.Manager.Create(TestStore.NewName("uexp"), new CreateOptions { Template = "busybox", Hostname = "exported-host" });
+        Assert.Equal(ContainerMode.Unprivileged, src.Mode);
+        var srcMap = ConfigLoader.Load(src.ConfigPath).IdMap!;
+        var archive = Archive("u.tar.zst");
+        _ps.Run("Export-Container $args[0] -Path $args[1]", src.Name, archive);
+        var name = TestStore.NewName("uimp");
+        var imported = (ContainerInfo)_ps.Run("Import-Container -Path $args[0] -Name $args[1] -StorePath $args[2]", archive, name, _other.StorePath).Single().BaseObject;
+        Assert.Equal(ContainerMode.Unprivileged, imported.Mode);
+        var map = ConfigLoader.Load(imported.ConfigPath).IdMap!;
+        // Owned by the container's root on both sides: the range's first id.
+        Assert.Equal(srcMap.RootUid, UnprivilegedContainerTests.StatOwner(Path.Combine(src.RootfsPath, "bin", "busybox")).Uid);
+        Assert.Equal(map.RootUid, UnprivilegedContainerTests.StatOwner(Path.Combine(imported.RootfsPath, "bin", "busybox")).Uid);
+        Assert.Equal(ContainerStatus.Running, _other.Manager.Start(name).State);
+        Assert.Equal("0", _other.Manager.Exec(name, new[] { "/bin/sh", "-c", "stat -c %u /bin/busybox" }).Output.Single());
         Assert.Equal("exported-host", _other.Manager.Exec(name, new[] { "hostname" }).Output.Single());
     }
 
@@ -103,7 +125,8 @@ public sealed class MigrationTests : IDisposable
 
         using var ps = PowerShell.Create();
         ps.Runspace = _ps.Runspace;
-        ps.AddScript("Import-Container $args[0] -Name $args[1]").AddArgument(archive).AddArgument(TestStore.NewName("fromlxc"));
+        // A privileged LXC container's archive (host owners, 123456 among them): imported as one.
+        ps.AddScript("Import-Container $args[0] -Name $args[1] -Privileged").AddArgument(archive).AddArgument(TestStore.NewName("fromlxc"));
         var output = ps.Invoke();
         Assert.False(ps.HadErrors, string.Join("\n", ps.Streams.Error));
         var info = (ContainerInfo)output.Single().BaseObject;
@@ -124,7 +147,7 @@ public sealed class MigrationTests : IDisposable
     [Fact]
     public void RunningContainer_NeedsForce_WhichFreezesAndThawsIt()
     {
-        var c = _store.Manager.Create(TestStore.NewName("run"), new CreateOptions { Template = "busybox", Backend = "overlay" });
+        var c = _store.Manager.Create(TestStore.NewName("run"), new CreateOptions { Template = "busybox", Backend = "overlay", Privileged = true /* overlay with an id map: 15a */ });
         _store.Manager.Start(c.Name);
         _store.Manager.Exec(c.Name, new[] { "/bin/sh", "-c", "echo live > /live-file" });
         var r = _ps.Invoke("Export-Container $args[0] $args[1]", c.Name, Archive("run.tar"));

@@ -52,7 +52,7 @@ public sealed class StoreBoundaryTests : IDisposable
     public void HostUser_CannotRunASetuidCopy_APrivilegedContainersRootMade()
     {
         var name = TestStore.NewName("suid");
-        var c = _store.Manager.Create(name, new CreateOptions { Template = "busybox" });
+        var c = _store.Manager.Create(name, new CreateOptions { Template = "busybox", Privileged = true });
         // An ordinary dynamically linked program in the image (the host's cat: it runs on the host as well).
         File.Copy("/usr/bin/cat", Path.Combine(c.RootfsPath, "bin", "hostcat"));
         _store.Manager.Start(name);

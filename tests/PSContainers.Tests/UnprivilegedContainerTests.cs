@@ -184,7 +184,7 @@ public sealed class UnprivilegedContainerTests : IDisposable
         var privilegedConfig = Path.Combine(_store.Root, "priv.yaml");
         File.WriteAllText(privilegedConfig, mount);
         var unprivileged = TestStore.NewName("unpriv");
-        _ps.Run("New-Container $args[0] -ConfigPath $args[1] | Start-Container", privileged, privilegedConfig);
+        _ps.Run("New-Container $args[0] -ConfigPath $args[1] -Privileged | Start-Container", privileged, privilegedConfig);
         _ps.Run("New-Container $args[0] -ConfigPath $args[1] | Start-Container", unprivileged, ConfigWithIdMap(TestRangeStart(), mount));
 
         Assert.Equal(["host secret"], Exec(_ps, privileged, "cat", "/secret").Output);

@@ -90,7 +90,8 @@ Describe 'Rough edges of the walk-through' -Tag 'E2E', 'Root' -Skip:(-not $canRu
         New-Container $long -ErrorAction Stop | Out-Null
         $wide = Get-Container $long | Out-String -Width 200
         $wide | Should -Match ([regex]::Escape($long) + '\s+Stopped\s')
-        $wide | Should -Match 'Template\s+Memory\s+Created'
+        $wide | Should -Match 'Template\s+Memory\s+Mode\s+HostIds\s+Created'
+        $wide | Should -Match 'Unprivileged\s+\d+-\d+\s'
         $narrow = Get-Container $long | Out-String -Width 75
         $narrow | Should -Match ([regex]::Escape($long) + '\s+Stopped')
         $narrow | Should -Not -Match 'Created'

@@ -92,7 +92,8 @@ Describe 'The store and Import-Container' -Tag 'E2E', 'Root' -Skip:(-not $canRun
 
     It 'removes a bind mount from an imported config, with a warning naming the key' {
         $name = NewName 'plain'
-        $c = Import-Container $script:evil $name -WarningVariable w -WarningAction SilentlyContinue
+        # Privileged: the escape would work in a privileged container; the removal is what stops it.
+        $c = Import-Container $script:evil $name -Privileged -WarningVariable w -WarningAction SilentlyContinue
         ($w | Where-Object { "$_" -like 'Removed mounts`[0`]*' }) | Should -Not -BeNullOrEmpty
         "$w" | Should -Match '-KeepHostAccess'
         Get-Content $c.ConfigPath | Should -Not -Contain "  - source: $($script:hostDir)"
@@ -103,7 +104,7 @@ Describe 'The store and Import-Container' -Tag 'E2E', 'Root' -Skip:(-not $canRun
 
     It 'keeps it with -KeepHostAccess -Force, and then the container writes on the host' {
         $name = NewName 'keep'
-        Import-Container $script:evil $name -KeepHostAccess -Force -WarningVariable w -WarningAction SilentlyContinue | Start-Container
+        Import-Container $script:evil $name -KeepHostAccess -Force -Privileged -WarningVariable w -WarningAction SilentlyContinue | Start-Container
         "$w" | Should -Match 'Kept mounts\[0\]'
         (Invoke-ContainerCommand $name -Command /bin/sh, -c, 'echo pwned > /hostdir/x').ExitCode | Should -Be 0
         Get-Content (Join-Path $script:hostDir 'x') | Should -Be 'pwned'

@@ -59,7 +59,7 @@ Describe 'What a user sees' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
     Context 'Containers' {
         It 'Get-Container shows the table of lxc-ls --fancy' {
             $text = Get-Container | Show
-            $text | Should -Match '(?m)^Name\s+State\s+Pid\s+IPv4\s+Template\s+Memory\s+Created\s*$'
+            $text | Should -Match '(?m)^Name\s+State\s+Pid\s+IPv4\s+Template\s+Memory\s+Mode\s+HostIds\s+Created\s*$'
             $text | Should -Match "(?m)^$name\s+Running\s+$($container.Pid)\s+-\s+busybox\s"
         }
 
@@ -135,7 +135,8 @@ Set-CgroupLimit -Name $name -StorePath '$store' -PidsMax 5 -Persist -WhatIf
 
             $rootfs = (Get-Container -Name $base).RootfsPath
             Set-Content -LiteralPath (Join-Path $rootfs 'etc/motd') -Value 'hello'
-            Remove-Item -LiteralPath (Join-Path $rootfs 'etc/hostname')
+            # -Force: owned by the container's root (a subordinate uid), so .NET calls it read-only for host root.
+            Remove-Item -LiteralPath (Join-Path $rootfs 'etc/hostname') -Force
             $text = Get-ContainerDiff -Name $base | Show
             $text | Should -Match '(?m)^Kind\s+Type\s+Path\s*$'
             $text | Should -Match '(?m)^Added\s+File\s+/etc/motd\s*$'

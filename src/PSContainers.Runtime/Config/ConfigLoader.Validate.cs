@@ -16,6 +16,7 @@ public static partial class ConfigLoader
 
     private static string? Problem(ContainerConfig c)
     {
+        if (c.Privileged == true && c.IdMap is not null) return ConfigRules.PrivilegedWithIdMap(c.IdMap.ToString());
         if (c.Hostname is { } host && ConfigRules.Hostname(host) is { } badHost) return badHost;
         if (c.Rootfs is { } rootfs && ConfigRules.AbsolutePath(rootfs, "rootfs", allowDotDot: false) is { } badRootfs) return badRootfs;
         return InitProblem(c.Init ?? new InitConfig()) ?? MountsProblem(c.Mounts ?? new List<MountConfig>())

@@ -193,6 +193,7 @@ public static partial class ConfigLoader
         }
         SerializeSecurity(e, config.Security ?? new SecurityConfig());
 
+        if (config.Privileged is { } privileged) { Key(e, "privileged"); Plain(e, privileged ? "true" : "false"); }
         SerializeIdMap(e, config.IdMap);
         if (config.IdMapIsolated) { Key(e, "idMapIsolated"); Plain(e, "true"); }
         SerializeAutostart(e, config.Autostart ?? new AutostartConfig());
@@ -484,8 +485,11 @@ public static partial class ConfigLoader
                 ["security"] = v => Security(v, config.Security),
                 ["idMap"] = v => config.IdMap = IdMap(v),
                 ["idMapIsolated"] = v => config.IdMapIsolated = Boolean(v, "idMapIsolated") ?? false,
+                ["privileged"] = v => config.Privileged = Boolean(v, "privileged"),
                 ["autostart"] = v => Autostart(v, config.Autostart),
             });
+            if (config.Privileged == true && config.IdMap is not null)
+                throw Fail(root, ConfigRules.PrivilegedWithIdMap(config.IdMap.ToString()));
             return config;
         }
 

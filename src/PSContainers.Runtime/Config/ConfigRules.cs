@@ -528,4 +528,8 @@ internal static class ConfigRules
 
     public static string? IdMap(IReadOnlyList<UserNamespaces.IdMapEntry> entries) =>
         UserNamespaces.IdMap.Problem(entries) is { } wrong ? $"invalid idMap: {wrong}" : null;
+
+    /// <summary>privileged: true and an idMap ask for both modes at once.</summary>
+    public static string PrivilegedWithIdMap(string idMap) =>
+        $"privileged: true contradicts idMap [{idMap}]: a privileged container has no user namespace. Remove one of them (privileged: true for a privileged container, idMap for a user-namespaced one).";
 }

@@ -26,6 +26,14 @@ public sealed class ContainerConfig
     /// <summary>User namespace map (LXC's lxc.idmap); null = no user namespace (a privileged container, root only).</summary>
     public UserNamespaces.IdMap? IdMap { get; set; }
     /// <summary>
+    /// <c>privileged:</c> the container's mode. On creation: true = no user namespace (root only),
+    /// false or absent = user-namespaced (the caller's default id map unless <see cref="IdMap"/> names
+    /// one). New containers record it (true, or their idMap). An existing container's mode is its
+    /// idMap: none = privileged (a config made before the key existed has neither and keeps the
+    /// privileged mode it was made with: its rootfs is host-owned).
+    /// </summary>
+    public bool? Privileged { get; set; }
+    /// <summary>
     /// idMapIsolated: true (like Incus's security.idmap.isolated): the container gets a block of host
     /// ids of its own, allocated from the caller's subordinate ranges when it is made (its idMap is
     /// then that block) and freed when it is removed (IdRanges/IsolatedIdRanges).

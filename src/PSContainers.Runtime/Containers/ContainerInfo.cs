@@ -12,6 +12,10 @@ public sealed class ContainerInfo
     public string Path { get; init; } = "";
     public string? Template { get; init; }
     public string Hostname { get; init; } = "";
+    /// <summary>Privileged (no user namespace) or Unprivileged (user-namespaced, the default); null when the config cannot be read.</summary>
+    public ContainerMode? Mode { get; init; }
+    /// <summary>The host ids the container's ids are (e.g. 100000-165535); null for a privileged container.</summary>
+    public string? HostIdRange { get; init; }
     public DateTimeOffset Created { get; init; }
     public DateTimeOffset? StartedAt { get; init; }
     public DateTimeOffset? StoppedAt { get; init; }

@@ -31,8 +31,13 @@ public sealed class CreateOptions
     public IReadOnlyList<NicConfig>? Network { get; set; }
     /// <summary>Storage backend: dir, overlay, btrfs; null: the config's, else btrfs on a btrfs store, else dir.</summary>
     public string? Backend { get; set; }
-    /// <summary>Root: map the container into root's subordinate id range (a user namespace). Non-root containers always are.</summary>
+    /// <summary>
+    /// The default, said explicitly: the container runs in a user namespace on the caller's
+    /// subordinate ids (the config's idMap, else the caller's default map). Kept for callers that say so.
+    /// </summary>
     public bool Unprivileged { get; set; }
+    /// <summary>Root: no user namespace (today's privileged container; config.yaml <c>privileged: true</c> asks the same).</summary>
+    public bool Privileged { get; set; }
 }
 
 /// <summary>
@@ -195,6 +200,8 @@ public sealed class ContainerManager : IContainerLifecycle
             Path = Store.ContainerDirectory(name),
             Template = config?.Template,
             Hostname = config?.Hostname ?? name,
+            Mode = config is null ? null : ContainerModes.Of(config),
+            HostIdRange = ContainerModes.HostIdRange(config?.IdMap),
             Created = state.Created,
             StartedAt = state.StartedAt,
             StoppedAt = live.Exit?.Time ?? state.StoppedAt,
@@ -504,25 +511,31 @@ public sealed class ContainerManager : IContainerLifecycle
         if (config.Init.Command.Count == 0 && template is not null) config.Init.Command = template.DefaultInitCommand.ToList();
         if (config.Stop.Signal is null && template is not null) config.Stop.Signal = template.DefaultStopSignal;
         ConfigLoader.Validate(config);
+        // The mode (see ContainerModes): user-namespaced unless privileged is asked for; recorded in
+        // config.yaml either way, so an existing container never changes mode under its rootfs.
+        var privileged = ContainerModes.Decide(config, options.Privileged, options.Unprivileged, Host.IsRoot, name);
+        var userNamespaced = !privileged;
         if (config.IdMapIsolated)
         {
+            if (privileged)
+                throw new ContainerException("ConflictingParameters", ContainerErrorKind.InvalidArgument,
+                    $"The config of '{name}' has idMapIsolated: true, but the container is privileged (no user namespace, so no id block). Drop one of them.", name);
             if (config.IdMap is not null)
                 throw new ContainerException("InvalidIdMap", ContainerErrorKind.InvalidArgument,
                     $"The config of '{name}' has both idMapIsolated: true and an idMap ({config.IdMap}); an isolated container's map is allocated for it. Remove one of them.", name);
-            ContainerNames.Validate(name);
             config.IdMap = IsolatedIdRanges.Allocate(name, out var isNew).Map;
             if (isNew) undo.Add(() => IsolatedIdRanges.Free(name));
         }
-        // Every container of a non-root user is unprivileged; root's are with -Unprivileged.
-        if (config.IdMap is null && (!Host.IsRoot || options.Unprivileged)) config.IdMap = DefaultIdMap.ForCaller(SubordinateIds, warn: m => Warning?.Invoke(m));
         // An id-mapped rootfs is kept with the container's own ids and idmapped at start where the
         // store's filesystem allows (RootfsIds); every backend works then. Shifted (chowned into the
-        // host range), it is a plain directory.
-        var idmappable = config.IdMap is { } probeMap && externalRootfs is null && UserNamespaces.RootfsIds.CanIdmap(Store.Root, probeMap, out string? _);
-        var backend = Backends.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null && (config.IdMap is null || idmappable) ? Backends.StorageBackends.DefaultFor(Store.Root) : "dir"));
-        if (config.IdMap is not null && backend.Name != "dir" && !idmappable)
+        // host range), it is a plain directory. Whether the filesystem can be idmapped does not depend
+        // on the map: the default map (taken below, after every check) is not needed to ask.
+        var idmappable = userNamespaced && externalRootfs is null &&
+            UserNamespaces.RootfsIds.CanIdmap(Store.Root, config.IdMap ?? IdMap.ForRanges(IdMap.DefaultCount, IdMap.DefaultCount), out string? _);
+        var backend = Backends.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null && (!userNamespaced || idmappable) ? Backends.StorageBackends.DefaultFor(Store.Root) : "dir"));
+        if (userNamespaced && backend.Name != "dir" && !idmappable)
             throw new ContainerException("BackendUnavailable", ContainerErrorKind.InvalidArgument,
-                $"A user-namespaced container (idMap {config.IdMap}) whose rootfs cannot be idmapped here ({(Host.IsRoot ? "the store's filesystem does not support idmapped mounts" : "only root may idmap mounts")}) uses the dir backend; {backend.Name} needs an idmapped rootfs. Use -Backend dir.", name);
+                $"A user-namespaced container (the default) whose rootfs cannot be idmapped here ({(Host.IsRoot ? "the store's filesystem does not support idmapped mounts" : "only root may idmap mounts")}) uses the dir backend; {backend.Name} needs an idmapped rootfs. Use -Backend dir{(Host.IsRoot ? $", or -Privileged for a privileged container on {backend.Name}" : "")}.", name);
         if (externalRootfs is not null && backend.Name != "dir")
         {
             // An existing root directory can be the read-only lower layer of an overlay; nothing else.
@@ -553,8 +566,11 @@ public sealed class ContainerManager : IContainerLifecycle
         ContainerStore.CreatePrivateDirectory(Store.TempDirectory);
         CleanStaleTemp();
         var temp = Store.NewTempDirectory(name);
+        DefaultIdMap.Allocation? allocation = null;
         try
         {
+            // Taken last, after every check: a range allocated for root goes again if the create fails.
+            if (userNamespaced && config.IdMap is null) config.IdMap = (allocation = DefaultIdMap.Allocate(SubordinateIds)).Map;
             if (template is not null)
             {
                 var rootfs = backend.CreateRootfs(temp, Store.ContainerDirectory(name), config.Storage);
@@ -574,9 +590,11 @@ public sealed class ContainerManager : IContainerLifecycle
         }
         catch
         {
-            DeleteContainerTree(temp, config);
+            try { DeleteContainerTree(temp, config); }
+            finally { DefaultIdMap.Release(SubordinateIds, allocation); }
             throw;
         }
+        if (allocation?.Notice is { } notice) Warning?.Invoke(notice);
         Emit(name, ContainerEventKind.Created);
         return Describe(name);
     }
@@ -653,6 +671,7 @@ public sealed class ContainerManager : IContainerLifecycle
         if (!Store.Exists(name)) throw NotFound(name);
         RecoverLocked(name);
         var config = ConfigLoader.Load(Store.ConfigPath(name));
+        ContainerModes.CheckExisting(config, name);
         var state = LoadState(name);
         var live = Observe(name, state);
         if (live.Status is ContainerStatus.Running or ContainerStatus.Frozen)
@@ -925,6 +944,7 @@ public sealed class ContainerManager : IContainerLifecycle
         if (!Store.Exists(name)) throw NotFound(name);
         RecoverLocked(name);
         var config = ConfigLoader.Load(Store.ConfigPath(name));
+        ContainerModes.CheckExisting(config, name);
         var state = LoadState(name);
         var live = Observe(name, state);
         if (live.Status is ContainerStatus.Stopped or ContainerStatus.Saved)
@@ -1183,6 +1203,10 @@ public sealed class ContainerManager : IContainerLifecycle
         };
         // Its user namespace first: the other namespaces belong to it, and so do the command's ids.
         if (config.IdMap is not null) spec.Namespaces |= NamespaceKind.User;
+        // A user-namespaced container in the host's network namespace (type none): that namespace
+        // belongs to the host's user namespace, which a command joined to the container's cannot
+        // enter (EPERM). It keeps the caller's, which for a caller on the host is that very one.
+        if (config.IdMap is not null && NetworkPlan.SharesHostNetwork(config)) spec.Namespaces &= ~NamespaceKind.Network;
         spec.Command.AddRange(command);
         var identity = ExecIdentities.Resolve(name, state.InitPid!.Value, options?.User, options?.Group);
         spec.Environment.AddRange(Environment(config, environment, options?.ClearEnvironment ?? false, identity.Home));

@@ -18,7 +18,7 @@ public static class MountPlan
     public static void AddDefaults(StartSpec spec, ContainerConfig config)
     {
         const MountFlags safe = MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec;
-        Containers.SecurityPlan.AddKernelFilesystems(spec, config.Security);
+        Containers.SecurityPlan.AddKernelFilesystems(spec, config.Security, hostSysfs: config.IdMap is not null && NetworkPlan.SharesHostNetwork(config));
         spec.Mounts.Add(new MountEntry("tmpfs", "/dev", "tmpfs", MountFlags.NoSuid | MountFlags.NoExec, "mode=755,size=65536k"));
         foreach (var d in Devices)
             spec.Mounts.Add(new MountEntry("/dev/" + d, "/dev/" + d, "", MountFlags.Bind | MountFlags.FileTarget));

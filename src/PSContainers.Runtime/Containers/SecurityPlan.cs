@@ -103,14 +103,21 @@ public static class SecurityPlan
     }
 
     /// <summary>The /proc and /sys mounts and the masks, in mount order (MountPlan calls this first).</summary>
-    public static void AddKernelFilesystems(StartSpec spec, SecurityConfig security)
+    /// <param name="hostSysfs">
+    /// A user-namespaced container in the host's network namespace (network type none): the kernel
+    /// lets only the network namespace's owner (the host's user namespace) mount a sysfs, so the
+    /// host's /sys is bound in instead, read-only whatever security.sys says.
+    /// </param>
+    public static void AddKernelFilesystems(StartSpec spec, SecurityConfig security, bool hostSysfs = false)
     {
         const MountFlags safe = MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec;
         spec.Mounts.Add(new MountEntry("proc", "/proc", "proc", safe));
         if (security.Proc == "mixed")
             foreach (var p in ProcReadOnlyPaths)
                 spec.Mounts.Add(new MountEntry(p, p, "", MountFlags.Bind | MountFlags.ReadOnly | MountFlags.SourceInRoot | MountFlags.Optional | safe));
-        spec.Mounts.Add(new MountEntry("sysfs", "/sys", "sysfs", safe | (security.Sys == "ro" ? MountFlags.ReadOnly : MountFlags.None)));
+        spec.Mounts.Add(hostSysfs
+            ? new MountEntry("/sys", "/sys", "", MountFlags.Bind | MountFlags.Recursive | MountFlags.ReadOnly | safe)
+            : new MountEntry("sysfs", "/sys", "sysfs", safe | (security.Sys == "ro" ? MountFlags.ReadOnly : MountFlags.None)));
         foreach (var p in security.MaskedPaths ?? (IEnumerable<string>)DefaultMaskedPaths)
             spec.Mounts.Add(new MountEntry("", p, "", MountFlags.Mask));
     }

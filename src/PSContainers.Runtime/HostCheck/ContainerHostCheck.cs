@@ -49,6 +49,7 @@ public sealed unsafe class ContainerHostCheck
         findings.Add(UserNicHelper(user));
         findings.Add(Busybox());
         findings.Add(Criu());
+        findings.Add(UnprivilegedDefault(findings, user));
         return findings.Select(f => f with { User = user.Name }).ToList();
     }
 
@@ -257,10 +258,23 @@ public sealed unsafe class ContainerHostCheck
             var total = ranges.Sum(r => (long)r.Count);
             var listed = string.Join(", ", ranges.Select(r => $"{r.Start}-{r.End}"));
             var remedy = $"Add-SubordinateIdRange -User {user.Name} -Kind {kind} (or: usermod {flag} 100000-165535 {user.Name}).";
-            if (ranges.Count == 0)
-                yield return new(name, Ids, user.Uid == 0 ? HostCheckStatus.Warn : HostCheckStatus.Fail,
-                    $"{user.Name} has no range in {file}: " + (user.Uid == 0 ? "root's user-namespaced (-Unprivileged) containers need one" : "unprivileged containers cannot map ids 0-65535"),
-                    remedy);
+            if (ranges.Count == 0 && user.Uid == 0)
+            {
+                // Root's first unprivileged container allocates its range (DefaultIdMap): fine while one is free.
+                var defaults = SubordinateIds.Defaults;
+                uint? free = null;
+                try { free = SubordinateIdFile.FindFree(SubordinateIds.GetRanges(kind), defaults.Min(kind), defaults.Max(kind), 65536); }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+                yield return free is { } f
+                    ? new(name, Ids, HostCheckStatus.Pass,
+                        $"root has no range in {file} yet: its first unprivileged container (the default) allocates {f}-{f + 65535L} there", null)
+                    : new(name, Ids, HostCheckStatus.Fail,
+                        $"root has no range in {file} and no 65536 free ids are left between {defaults.Min(kind)} and {defaults.Max(kind)} (login.defs): new containers, unprivileged by default, cannot get ids",
+                        $"Free ids in {file}, raise SUB_{(kind == SubordinateIdKind.Uid ? "UID" : "GID")}_MAX in /etc/login.defs, or add a range by hand: Add-SubordinateIdRange -User root -Start <id>. Meanwhile New-Container -Privileged still works.");
+            }
+            else if (ranges.Count == 0)
+                yield return new(name, Ids, HostCheckStatus.Fail,
+                    $"{user.Name} has no range in {file}: unprivileged containers cannot map ids 0-65535", remedy);
             else if (total < 65536)
                 yield return new(name, Ids, HostCheckStatus.Warn, $"{user.Name} has {total} ids in {file} ({listed}): fewer than the 65536 a container maps (ids 0-65535)", remedy);
             else
@@ -271,6 +285,30 @@ public sealed unsafe class ContainerHostCheck
             yield return new("subordinate id files", Ids, HostCheckStatus.Warn,
                 string.Join("; ", problems.Select(p => $"{p.Path}:{p.Line}: '{p.Text}' ({p.Problem})")) + " - ignored, as shadow-utils ignores them",
                 "Fix or remove those lines (vipw-like: edit the file as root).");
+    }
+
+    // ---- the default mode ------------------------------------------------------------------------
+
+    /// <summary>
+    /// Whether New-Container's default (an unprivileged, user-namespaced container) can be met for
+    /// the user, from the findings that decide it; what is missing, each with its own finding above.
+    /// </summary>
+    private static HostCheckFinding UnprivilegedDefault(IReadOnlyList<HostCheckFinding> findings, UserAccount user)
+    {
+        const string name = "unprivileged default";
+        var root = user.Uid == 0;
+        // Root writes its maps itself (no newuidmap) and may create user namespaces whatever the
+        // Debian/AppArmor switches say; a non-root user needs those too.
+        bool Decides(HostCheckFinding f) => f.Name is "user namespace" or "user.max_user_namespaces" or "subuid range" or "subgid range"
+            || (!root && f.Name is "newuidmap" or "newgidmap" or "kernel.unprivileged_userns_clone" or "kernel.apparmor_restrict_unprivileged_userns");
+        var missing = findings.Where(f => Decides(f) && f.Status == HostCheckStatus.Fail).ToList();
+        if (missing.Count == 0)
+            return new(name, Ids, HostCheckStatus.Pass,
+                $"New-Container makes {user.Name}'s containers user-namespaced by default, and this host can: user namespaces, subordinate ids{(root ? "" : ", newuidmap/newgidmap")}", null);
+        return new(name, Ids, HostCheckStatus.Fail,
+            $"New-Container's default (an unprivileged, user-namespaced container) cannot be met for {user.Name}: {string.Join("; ", missing.Select(f => $"{f.Name}: {f.Detail}"))}",
+            string.Join(" ", missing.Select(f => f.Remedy).Where(r => r is not null).Distinct()) +
+            (root ? " Until then, New-Container -Privileged makes a privileged container." : ""));
     }
 
     // ---- tools -----------------------------------------------------------------------------------

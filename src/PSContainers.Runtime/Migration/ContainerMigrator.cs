@@ -150,7 +150,7 @@ public static class ContainerMigrator
             if (images is not null) bytes += target.Send(images, Sent, ct);
             Report(warm ? "Restore" : wasRunning ? "Start" : "Import",
                 $"Importing '{newName}'{(warm ? " and restoring its processes" : wasRunning ? " and starting it" : "")}", 80);
-            state = target.Receive(new ReceiveRequest(newName, archive, images, wasRunning, config.IdMap is not null, options.KeepHostAccess), ct);
+            state = target.Receive(new ReceiveRequest(newName, archive, images, wasRunning, config.IdMap is null, options.KeepHostAccess), ct);
             var expected = wasRunning ? ContainerStatus.Running : ContainerStatus.Stopped;
             if (state != expected)
                 throw new ContainerException("MigrationVerifyFailed", ContainerErrorKind.InvalidOperation,

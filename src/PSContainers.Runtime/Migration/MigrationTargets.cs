@@ -8,9 +8,10 @@ using PSContainers.Runtime.Filesystem;
 namespace PSContainers.Runtime.Migration;
 
 /// <summary>What the receiving side makes of the transferred files.</summary>
-/// <param name="Unprivileged">The source is user-namespaced: so is the destination (on the destination's own ids).</param>
+/// <param name="Privileged">The source is privileged: so is the destination (the mover, not the transferred config, asks
+/// for it); otherwise the destination is user-namespaced on its own ids.</param>
 /// <param name="KeepHostAccess">The destination keeps the settings that widen host access (Move-Container -KeepHostAccess).</param>
-internal sealed record ReceiveRequest(string Name, string Archive, string? Images, bool Start, bool Unprivileged = false, bool KeepHostAccess = false);
+internal sealed record ReceiveRequest(string Name, string Archive, string? Images, bool Start, bool Privileged = false, bool KeepHostAccess = false);
 
 /// <summary>
 /// The receiving side of a migration: a staging directory for the transferred files, the import
@@ -78,7 +79,7 @@ internal sealed class LocalTarget : MigrationTarget
     public override ContainerStatus Receive(ReceiveRequest request, CancellationToken ct)
     {
         var imported = ContainerArchive.Import(_manager, request.Archive,
-            new ImportOptions { Name = request.Name, Unprivileged = request.Unprivileged, KeepHostAccess = request.KeepHostAccess }, null, null, ct);
+            new ImportOptions { Name = request.Name, Privileged = request.Privileged, Unprivileged = !request.Privileged, KeepHostAccess = request.KeepHostAccess }, null, null, ct);
         ReceiveWarnings.AddRange(imported.Warnings);
         Imported = true;
         if (request.Images is not null) return new CheckpointManager(_manager).Restore(request.Images, null, new RestoreOptions()).State;
@@ -177,7 +178,7 @@ internal sealed class SshTarget : MigrationTarget
         try
         {
             var state = RunScript($"""
-                $null = Import-Container -Path {Quote(Remote(request.Archive))} -Name {name} -StorePath $store -Confirm:$false{(request.Unprivileged ? " -Unprivileged" : "")}{(request.KeepHostAccess ? " -KeepHostAccess -Force" : "")} -WarningVariable pscWarnings -WarningAction SilentlyContinue
+                $null = Import-Container -Path {Quote(Remote(request.Archive))} -Name {name} -StorePath $store -Confirm:$false{(request.Privileged ? " -Privileged" : " -Unprivileged")}{(request.KeepHostAccess ? " -KeepHostAccess -Force" : "")} -WarningVariable pscWarnings -WarningAction SilentlyContinue
                 {EmitWarnings}
                 Emit 'IMPORTED' {name}
                 {then}

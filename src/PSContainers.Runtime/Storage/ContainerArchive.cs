@@ -21,8 +21,13 @@ public sealed class ImportOptions
 {
     /// <summary>The new container's name; null: the name the archive suggests (see <see cref="ArchiveSurvey.SuggestedName"/>).</summary>
     public string? Name { get; set; }
-    /// <summary>Root: map the container into root's subordinate ids (a non-root caller's imports always are).</summary>
+    /// <summary>The default, said explicitly: map the container into the caller's subordinate ids.</summary>
     public bool Unprivileged { get; set; }
+    /// <summary>
+    /// Root: import as a privileged container with the archive's owners. Only the importer can ask for
+    /// it: an archive's own <c>privileged: true</c> is untrusted and never honoured by itself.
+    /// </summary>
+    public bool Privileged { get; set; }
     /// <summary>Keep the config settings that widen the container's access to the host (see <see cref="UntrustedConfigPolicy"/>).</summary>
     public bool KeepHostAccess { get; set; }
     /// <summary>Refuse an archive whose files add up to more bytes than this; null: only the store's free space bounds it.</summary>
@@ -380,19 +385,24 @@ public static unsafe class ContainerArchive
         manager.CleanStaleTemp();
         var temp = store.NewTempDirectory(name);
         var warnings = new List<string>();
-        var unprivileged = options.Unprivileged || !manager.Host.IsRoot;
+        // User-namespaced unless the importer asks for privileged (see ContainerModes).
+        var privileged = ContainerModes.Decide(new ContainerConfig(), options.Privileged, options.Unprivileged, manager.Host.IsRoot, name);
         // An isolated container (idMapIsolated in its config) gets a block of its own here too.
-        var isolated = unprivileged && survey.ConfigText is { } surveyed && ConfigLoader.Parse(surveyed, $"{Path.GetFileName(path)}:config.yaml").IdMapIsolated;
+        var isolated = !privileged && survey.ConfigText is { } surveyed && ConfigLoader.Parse(surveyed, $"{Path.GetFileName(path)}:config.yaml").IdMapIsolated;
         var ranges = new IdRanges.IsolatedIdRanges(store, manager.SubordinateIds);
         var allocated = false;
-        var idMap = !unprivileged ? null : isolated ? ranges.Allocate(name, out allocated).Map : UserNamespaces.DefaultIdMap.ForCaller(manager.SubordinateIds, warn: warnings.Add);
-        // The archive holds the ids the container sees: where the store can be idmapped they are
-        // extracted as they are (storage.ids idmapped); otherwise shifted into the container's range.
+        UserNamespaces.DefaultIdMap.Allocation? allocation = null;
+        UserNamespaces.IdMap? idMap = null;
         string? notIdmapped = null;
-        var idmapped = idMap is not null && UserNamespaces.RootfsIds.CanIdmap(store.Root, idMap, out notIdmapped);
-        if (idMap is not null && !idmapped) backend = "dir";
+        var idmapped = false;
         try
         {
+            // Taken after every check: a range allocated for root goes again if the import fails.
+            if (!privileged) idMap = isolated ? ranges.Allocate(name, out allocated).Map : (allocation = UserNamespaces.DefaultIdMap.Allocate(manager.SubordinateIds)).Map;
+            // The archive holds the ids the container sees: where the store can be idmapped they are
+            // extracted as they are (storage.ids idmapped); otherwise shifted into the container's range.
+            idmapped = idMap is not null && UserNamespaces.RootfsIds.CanIdmap(store.Root, idMap, out notIdmapped);
+            if (idMap is not null && !idmapped) backend = "dir";
             var storage = new StorageConfig { Backend = backend, Ids = idMap is null ? null : idmapped ? StorageConfig.IdsIdmapped : StorageConfig.IdsShifted };
             var rootfs = StorageBackends.Get(backend).CreateRootfs(temp, store.ContainerDirectory(name), storage);
             var fileSize = file.Length;
@@ -434,11 +444,12 @@ public static unsafe class ContainerArchive
             config.Storage = storage;
             config.Rootfs = null;
             if (idMap is null && config.IdMap is not null)
-            {
-                warnings.Add($"The archived container was user-namespaced (idMap {config.IdMap}); it is imported as a privileged one with the archived owners. Import it with -Unprivileged to map it.");
-                config.IdMap = null;
-            }
-            else if (idMap is not null) config.IdMap = idMap;
+                warnings.Add($"The archived container was user-namespaced (idMap {config.IdMap}); it is imported as a privileged one with the archived owners (-Privileged). Import it without -Privileged to map it.");
+            else if (idMap is not null && config.Privileged == true)
+                warnings.Add("The archive's config asks for a privileged container (privileged: true); it is imported user-namespaced on your ids: an archive cannot make its container privileged. Import it with -Privileged if you trust it.");
+            // The importer's choice, recorded (see ContainerModes): never the archive's map or mode.
+            config.IdMap = idMap;
+            config.Privileged = privileged ? true : null;
             if (idMap is null) config.IdMapIsolated = false;
             File.WriteAllText(Path.Combine(temp, "config.yaml"), ConfigLoader.Serialize(config));
             new PersistedState { Created = DateTimeOffset.Now }.Save(Path.Combine(temp, "state.json"));
@@ -447,11 +458,19 @@ public static unsafe class ContainerArchive
         }
         catch
         {
-            if (idMap is not null && !manager.Host.IsRoot) UserNamespaces.UserNamespace.DeleteTree(temp, idMap);
-            else FsNative.DeleteTree(temp);
-            if (allocated) ranges.Free(name);
+            try
+            {
+                if (idMap is not null && !manager.Host.IsRoot) UserNamespaces.UserNamespace.DeleteTree(temp, idMap);
+                else FsNative.DeleteTree(temp);
+            }
+            finally
+            {
+                UserNamespaces.DefaultIdMap.Release(manager.SubordinateIds, allocation);
+                if (allocated) ranges.Free(name);
+            }
             throw;
         }
+        if (allocation?.Notice is { } notice) warnings.Insert(0, notice);
         return new ImportResult { Container = manager.Get(name), Warnings = warnings };
     }
 

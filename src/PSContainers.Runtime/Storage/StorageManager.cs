@@ -40,6 +40,8 @@ public sealed class CopyOptions
     public bool Snapshot { get; set; }
     /// <summary>Destroyed when it stops; it is started right away (lxc-copy -e).</summary>
     public bool Ephemeral { get; set; }
+    /// <summary>Told when the copy is not what was asked for in every respect (a snapshot clone made as a full copy).</summary>
+    public Action<string>? Warning { get; set; }
 }
 
 /// <summary>
@@ -202,7 +204,14 @@ public sealed class StorageManager
             try
             {
                 string readLayer, writeRoot;
-                if (options.Snapshot)
+                // An idmapped container's clone is an overlay of idmapped layers (or a btrfs snapshot).
+                // A shifted one's root mounts are made in its user namespace, where an overlay over
+                // host-made layers cannot create its work directory (the kernel refuses files for the
+                // unmapped host root: EOVERFLOW): its snapshot clone is a full copy, with the same ids.
+                var snapshot = options.Snapshot && !(config.IdMap is not null && !config.Storage.IsIdmapped && backend.Name != "btrfs");
+                if (options.Snapshot && !snapshot)
+                    options.Warning?.Invoke($"Container '{source}' is user-namespaced with a shifted rootfs: its clone '{newName}' is a full copy, not a copy-on-write overlay (an overlay over its layers cannot be mounted in its user namespace without idmapped layers).");
+                if (snapshot)
                 {
                     if (backend.Name == "btrfs" && config.Rootfs is null)
                     {

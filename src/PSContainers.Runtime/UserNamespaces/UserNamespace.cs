@@ -73,16 +73,25 @@ public static class UserNamespace
     private static void RunTree(string operation, string path, IdMap map, string? ownersFile)
     {
         // The caller's own ids are mapped too, just above the container's, so that what the caller
-        // owns is visible (and changeable) in there.
+        // owns is visible (and changeable) in there. Root maps host ids 0.. instead (as many as the
+        // container has, below its range): a tree root built (debootstrap) has files of several
+        // owners (root:shadow, _apt) that mean the container's ids, and its namespace's root can
+        // only open and chown what has a mapped owner and group.
         uint uidInside = map.End(IdMapKind.Uid), gidInside = map.End(IdMapKind.Gid);
-        var treeMap = map.With(uidInside, CallerUid, gidInside, CallerGid);
+        var direct = Host.HostContext.Current.IsRoot;
+        uint count = 1;
+        if (direct && CallerUid == 0 && CallerGid == 0)
+            count = Math.Min(Math.Min(uidInside, gidInside), map.Entries.Min(e => e.HostId));
+        var treeMap = count > 1
+            ? new IdMap(map.Entries.Append(new IdMapEntry(IdMapKind.Uid, uidInside, 0, count)).Append(new IdMapEntry(IdMapKind.Gid, gidInside, 0, count)))
+            : map.With(uidInside, CallerUid, gidInside, CallerGid);
         var spec = new UsernsTreeSpec();
         spec.Command.Add(operation);
         spec.Command.Add(Path.GetFullPath(path));
         spec.CallerId = uidInside == gidInside ? uidInside : throw new ContainerException("InvalidIdMap", ContainerErrorKind.InvalidArgument,
             $"The id map {map} maps different numbers of uids and gids; rootfs ownership can only be shifted for maps whose uid and gid ranges end at the same container id.");
         spec.OwnersFile = ownersFile;
-        var direct = Host.HostContext.Current.IsRoot;
+        if (count > 1) spec.CallerCount = count;
         if (direct)
         {
             spec.UidMap = treeMap.KernelText(IdMapKind.Uid);

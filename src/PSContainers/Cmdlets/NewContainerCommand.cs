@@ -61,9 +61,13 @@ public sealed class NewContainerCommand : ContainerCmdlet
     [ValidateSet("dir", "overlay", "btrfs")]
     public string? Backend { get; set; }
 
-    /// <summary>Root: run the container in a user namespace on root's subordinate ids (LXC's unprivileged mode). A non-root user's containers always are.</summary>
+    /// <summary>The default, said explicitly: the container runs in a user namespace on the caller's subordinate ids (LXC's unprivileged mode).</summary>
     [Parameter]
     public SwitchParameter Unprivileged { get; set; }
+
+    /// <summary>Root: no user namespace (the container's root is the host's root); config.yaml's privileged: true asks the same.</summary>
+    [Parameter]
+    public SwitchParameter Privileged { get; set; }
 
     /// <summary>Create in the background: a PowerShell job per container (Receive-Job returns the container, with the template's progress).</summary>
     [Parameter]
@@ -108,6 +112,7 @@ public sealed class NewContainerCommand : ContainerCmdlet
                 (IReadOnlyDictionary<string, object?>)h.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value is PSObject p ? p.BaseObject : e.Value))),
             Backend = Backend,
             Unprivileged = Unprivileged,
+            Privileged = Privileged,
             Environment = Environment?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? ""),
             TemplateOptions = new TemplateOptions { Release = Release, Mirror = Mirror },
         };

@@ -57,7 +57,7 @@ public sealed class CopyContainerCommand : ContainerCmdlet
     protected override void ProcessRecord()
     {
         if (!ShouldProcess(Name, $"Copy container to '{NewName}'{(Snapshot ? " (snapshot clone)" : "")}")) return;
-        Try(() => WriteObject(new StorageManager(Manager).Copy(Name, NewName, new CopyOptions { Snapshot = Snapshot, Ephemeral = Ephemeral }, _cancel.Token)));
+        Try(() => WriteObject(new StorageManager(Manager).Copy(Name, NewName, new CopyOptions { Snapshot = Snapshot, Ephemeral = Ephemeral, Warning = WriteWarning }, _cancel.Token)));
     }
 
     protected override void StopProcessing() => _cancel.Cancel();
@@ -283,9 +283,13 @@ public sealed class ImportContainerCommand : ContainerCmdlet
     [ValidateNotNullOrEmpty]
     public string? Name { get; set; }
 
-    /// <summary>Root: import into a user namespace on root's subordinate ids, shifting the archive's owners (a non-root caller's imports always are).</summary>
+    /// <summary>The default, said explicitly: import into a user namespace on the caller's subordinate ids, shifting the archive's owners.</summary>
     [Parameter]
     public SwitchParameter Unprivileged { get; set; }
+
+    /// <summary>Root: import as a privileged container with the archive's owners (an archive's own privileged: true is never honoured without it).</summary>
+    [Parameter]
+    public SwitchParameter Privileged { get; set; }
 
     /// <summary>Keep the archive's settings that widen the container's access to the host (bind mounts, dropped protections, host NICs); asks first unless -Force.</summary>
     [Parameter]
@@ -326,7 +330,7 @@ public sealed class ImportContainerCommand : ContainerCmdlet
                     "\nKeep these settings? Only do so for an archive from a source you trust.",
                     "Import with host access"))
                 return;
-            var options = new ImportOptions { Name = name, Unprivileged = Unprivileged, KeepHostAccess = KeepHostAccess, MaximumSize = MaximumSize };
+            var options = new ImportOptions { Name = name, Unprivileged = Unprivileged, Privileged = Privileged, KeepHostAccess = KeepHostAccess, MaximumSize = MaximumSize };
             if (AsJob)
             {
                 StartJob(name, (job, jobManager) =>

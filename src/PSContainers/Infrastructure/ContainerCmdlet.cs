@@ -46,12 +46,12 @@ public abstract class ContainerCmdlet : PSCmdlet
 
     private void Say(bool warning, string message)
     {
-        // A cmdlet whose BeginProcessing did not call ours: write as before (its operations run here).
-        if (_pipelineThread == -1)
-        {
-            if (warning) WriteWarning(message); else WriteVerbose(message);
-            return;
-        }
+        // A cmdlet whose BeginProcessing did not call ours learns its pipeline thread here: that
+        // thread has the runspace, a worker has none. A message from any other thread always waits
+        // in the queue (writing it there is what failed with "WriteObject and WriteError methods
+        // cannot be called from outside the overrides of ...").
+        if (_pipelineThread == -1 && System.Management.Automation.Runspaces.Runspace.DefaultRunspace is not null)
+            _pipelineThread = Environment.CurrentManagedThreadId;
         _pending.Enqueue((warning, message));
         if (Environment.CurrentManagedThreadId == _pipelineThread) FlushMessages();
     }

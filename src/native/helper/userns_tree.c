@@ -9,7 +9,7 @@
  * the container's ids and, at "callerid", the caller's own uid and gid, so that the files the caller
  * made (a template, an extracted archive) are visible and can be handed to the container's root. */
 
-static unsigned long tree_caller_id;
+static unsigned long tree_caller_id, tree_caller_count;
 static const char *tree_error_path;
 
 /* chown that keeps what chown(2) clears: setuid/setgid bits and file capabilities (which, set again
@@ -34,11 +34,13 @@ static int chown_keep(int dirfd, const char *leaf, const char *path, uid_t uid, 
     return rc;
 }
 
-/* Every entry the caller owns (seen here as tree_caller_id) goes to the namespace's root. */
+/* Every entry the caller owns (seen here as tree_caller_id) goes to the namespace's root. Root maps
+ * host ids 0..callercount-1 there (a template run as root made files of several owners, root:shadow
+ * among them, meaning the container's ids): host id X becomes container id X. */
 static int shift_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
     (void)type; (void)ftw;
-    uid_t uid = st->st_uid == tree_caller_id ? 0 : st->st_uid;
-    gid_t gid = st->st_gid == tree_caller_id ? 0 : st->st_gid;
+    uid_t uid = st->st_uid >= tree_caller_id && st->st_uid - tree_caller_id < tree_caller_count ? (uid_t)(st->st_uid - tree_caller_id) : st->st_uid;
+    gid_t gid = st->st_gid >= tree_caller_id && st->st_gid - tree_caller_id < tree_caller_count ? (gid_t)(st->st_gid - tree_caller_id) : st->st_gid;
     if (uid == st->st_uid && gid == st->st_gid) return 0;
     if (chown_keep(AT_FDCWD, path, path, uid, gid) < 0) { tree_error_path = path; return -1; }
     return 0;
@@ -107,6 +109,7 @@ int cmd_userns_tree(const char *file) {
         int rc = read(sync_pipe[0], &go, 1) == 1 ? 0 : fail("wait for the id maps");
         if (rc == 0) rc = become_userns_root();
         tree_caller_id = s.caller_id;
+        tree_caller_count = s.caller_count ? s.caller_count : 1;
         if (probe || idmount) _exit(rc == 0 ? 0 : 1);
         if (rc == 0) rc = nftw(s.args[1], shift ? shift_entry : remove_entry, 64, FTW_PHYS | FTW_MOUNT | (shift ? 0 : FTW_DEPTH));
         if (rc != 0 && !tree_error_path && errno) fail("walk %s", s.args[1]);

@@ -125,6 +125,8 @@ enum psc_command {
       "further links init brings up itself, after the network hooks ran (a non-root user's veths)") \
     X(CALLER_ID, "callerid", U32, caller_id, CallerId, PSC_NUMBER_MAX, 1, PSC_IN(USERNS_TREE), PSC_IN(USERNS_TREE), \
       "the in-namespace id the caller's own uid and gid are mapped to") \
+    X(CALLER_COUNT, "callercount", U32, caller_count, CallerCount, PSC_NUMBER_MAX, 1, PSC_IN(USERNS_TREE), PSC_NONE, \
+      "how many ids from the caller's are mapped there (absent: 1; root: host ids 0.. as a template made them)") \
     X(OWNERS, "owners", STR, owners, OwnersFile, PSC_PATH_MAX, 1, PSC_IN(USERNS_TREE), PSC_NONE, \
       "a file of NUL-terminated \"uid gid relative-path\" records applied after the shift") \
     X(IDMAP_ROOT, "idmap-root", FLAG, idmap_root, IdmappedRoot, 1, 1, PSC_IN(START), PSC_NONE, \
