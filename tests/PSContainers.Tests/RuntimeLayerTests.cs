@@ -24,6 +24,7 @@ public sealed class RuntimeLayerTests
         new[] { "Checkpoint" },      // CRIU checkpoint/restore, through the lifecycle's launch path
         new[] { "Storage" },         // copy, snapshots, diff, export/import of containers
         new[] { "NetworkHooks" },    // the start hooks that give a container its network
+        new[] { "Stats" },           // Measure-Container: usage of many containers, sampled cheaply and often
         new[] { "Containers" },      // the lifecycle: create, start, stop, remove, one launch path
         new[] { "Templates" },       // rootfs builders
         new[] { "Backends" },        // where a rootfs lives (dir, overlay, btrfs)
