@@ -657,6 +657,7 @@ public sealed class ContainerManager : IContainerLifecycle
             var spec = request.Spec;
             spec.ConsoleLog = Store.ConsoleLogPath(name);
             spec.ConsoleLogMaxBytes = config.Console.LogMaxBytes;
+            spec.ConsoleSocket = Store.ConsoleSocketPath(name);
             spec.ExitRecord = Store.ExitRecordPath(name);
             spec.RunRecord = Store.RunRecordPath(name);
             if (cgroupPath is not null)

@@ -60,29 +60,54 @@ public sealed class InvokeContainerCommandCommand : NameCmdlet
     protected override void StopProcessing() => _cancel.Cancel();
 }
 
-/// <summary>lxc-attach with a terminal: an interactive shell inside the container on this console.</summary>
-[Cmdlet(VerbsCommon.Enter, "Container", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
+/// <summary>
+/// lxc-attach with a terminal: an interactive shell inside the container on this console; or, with
+/// -Console, lxc-console -t 0: this terminal attached to the container's console until the detach key.
+/// </summary>
+[Cmdlet(VerbsCommon.Enter, "Container", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low, DefaultParameterSetName = CommandSet)]
 [OutputType(typeof(void))]
 public sealed class EnterContainerCommand : ContainerCmdlet
 {
+    private const string CommandSet = "Command", ConsoleSet = "Console";
+
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(ContainerNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string Name { get; set; } = "";
 
     /// <summary>What to run (default /bin/sh -l).</summary>
-    [Parameter(Position = 1)]
+    [Parameter(Position = 1, ParameterSetName = CommandSet)]
     [ValidateNotNullOrEmpty]
     public string[] Command { get; set; } = { "/bin/sh", "-l" };
 
-    [Parameter]
+    [Parameter(ParameterSetName = CommandSet)]
     public ContainerNamespace[]? Namespace { get; set; }
 
-    [Parameter]
+    [Parameter(ParameterSetName = CommandSet)]
     public string? WorkingDirectory { get; set; }
+
+    /// <summary>Attach to the container's console (what its init reads and writes) instead of running a command.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = ConsoleSet)]
+    public SwitchParameter Console { get; set; }
+
+    /// <summary>The detach prefix: Ctrl+this letter, then q (default a, as lxc-console).</summary>
+    [Parameter(ParameterSetName = ConsoleSet)]
+    [ValidateLength(1, 1)]
+    public string EscapeKey { get; set; } = ContainerConsole.DefaultEscapeKey.ToString();
 
     protected override void ProcessRecord()
     {
+        if (Console)
+        {
+            if (!ShouldProcess(Name, "Attach to the container's console")) return;
+            Try(() =>
+            {
+                var end = new ContainerConsole(Manager).Attach(Name, EscapeKey[0]);
+                if (end == ConsoleDetach.ContainerStopped) WriteWarning($"Container '{Name}' stopped: its console closed.");
+                else WriteVerbose($"Detached from the console of container '{Name}' ({end}).");
+            });
+            return;
+        }
         if (!ShouldProcess(Name, "Enter container")) return;
         Try(() =>
         {

@@ -86,6 +86,15 @@ int container_init(void *arg);
 int open_console(const struct spec *s, int *master, int *logfd, char *console_path, size_t size);
 void pump_console(int master, int *logfd, const struct spec *s);
 
+/* console_relay.c */
+int console_relay_listen(const struct spec *s);
+int console_relay_client(void);
+void console_relay_accept(void);
+void console_relay_input(int master);
+void console_relay_output(const char *buf, size_t len);
+void console_relay_close(void);
+int cmd_console(const char *file);
+
 /* supervisor.c */
 void remove_cgroups(const struct spec *s);
 int write_run_record(const struct spec *s, pid_t init, const char *phase);

@@ -71,12 +71,17 @@ int write_run_record(const struct spec *s, pid_t init, const char *phase) {
 /* Lives as long as init does: pumps the console, then removes the cgroups and records the exit. */
 void watch_init(const struct spec *s, pid_t child, int master, int logfd, sigset_t *mask) {
     int sfd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    struct pollfd pfds[2] = { { sfd, POLLIN, 0 }, { master, POLLIN, 0 } };
+    /* The console socket (console_relay.c) exists only while init lives, and only after its clone. */
+    int console_listen = master >= 0 ? console_relay_listen(s) : -1;
+    struct pollfd pfds[4] = { { sfd, POLLIN, 0 }, { master, POLLIN, 0 }, { console_listen, POLLIN, 0 }, { -1, POLLIN, 0 } };
     int status = 0;
     for (;;) {
-        int rc = poll(pfds, master >= 0 ? 2 : 1, -1);
+        pfds[3].fd = console_relay_client();
+        int rc = poll(pfds, master >= 0 ? 4 : 1, -1);
         if (rc < 0 && errno != EINTR) break;
         if (master >= 0 && (pfds[1].revents & POLLIN)) pump_console(master, &logfd, s);
+        if (pfds[2].revents & POLLIN) console_relay_accept();
+        if (pfds[3].fd >= 0 && pfds[3].revents) console_relay_input(master);
         if (pfds[0].revents & POLLIN) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof si) == sizeof si) {}
@@ -90,6 +95,7 @@ void watch_init(const struct spec *s, pid_t child, int master, int logfd, sigset
         }
     }
     if (master >= 0) pump_console(master, &logfd, s);
+    console_relay_close();
     remove_cgroups(s);
     if (s->exit_file) write_exit_file(s->exit_file, status);
 }
