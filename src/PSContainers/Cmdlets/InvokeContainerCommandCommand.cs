@@ -3,6 +3,7 @@ using System.Management.Automation;
 using PSContainers.Infrastructure;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.Native;
 
 namespace PSContainers.Cmdlets;
 
@@ -166,14 +167,25 @@ public sealed class GetContainerConsoleLogCommand : NameCmdlet
                     var lines = reader.ReadLines();
                     foreach (var line in Tail is { } n && n < lines.Count ? lines.GetRange(lines.Count - n, n) : lines) WriteLine(name, line);
                 });
+            // Woken by inotify on the containers' directories (console.log written, rotated or
+            // truncated; the supervisor's exit record; state.json), not by polling the files. The
+            // status is read again when something other than the log changed, and at least every
+            // few seconds; without inotify (no instance left) every half second instead.
+            using var watch = Inotify.TryCreate();
+            var watched = watch is not null && readers.Keys.All(n => watch.Add(Manager.Store.ContainerDirectory(n),
+                Inotify.Modify | Inotify.CloseWrite | Inotify.Create | Inotify.MovedTo | Inotify.MovedFrom | Inotify.Delete | Inotify.DeleteSelf | Inotify.Attrib));
+            if (!watched) WriteVerbose("inotify is not available: the console logs are checked every 0.5 s.");
+            using var stop = _cancel.Token.Register(() => watch?.Wake());
+            var checkStatus = true;
             while (readers.Count > 0 && !_cancel.IsCancellationRequested)
             {
                 foreach (var (name, reader) in readers.ToList())
                 {
                     // Stopped (or removed): what is left is written, then that container is done.
-                    bool done;
-                    try { done = Manager.Get(name).State is not (PSContainers.Runtime.State.ContainerStatus.Running or PSContainers.Runtime.State.ContainerStatus.Frozen); }
-                    catch (PSContainers.Runtime.ContainerException) { done = true; }
+                    var done = false;
+                    if (checkStatus)
+                        try { done = Manager.Get(name).State is not (PSContainers.Runtime.State.ContainerStatus.Running or PSContainers.Runtime.State.ContainerStatus.Frozen); }
+                        catch (PSContainers.Runtime.ContainerException) { done = true; }
                     foreach (var line in reader.ReadLines(final: done)) WriteLine(name, line);
                     if (done)
                     {
@@ -182,7 +194,11 @@ public sealed class GetContainerConsoleLogCommand : NameCmdlet
                         readers.Remove(name);
                     }
                 }
-                _cancel.Token.WaitHandle.WaitOne(150);
+                if (readers.Count == 0) break;
+                if (!watched) { _cancel.Token.WaitHandle.WaitOne(500); checkStatus = true; continue; }
+                var changes = watch!.Wait(TimeSpan.FromSeconds(5));
+                if (changes is null) break; // Ctrl+C
+                checkStatus = changes.Count == 0 || changes.Any(c => c.Name is not ("console.log" or "console.log.1"));
             }
         }
         finally
