@@ -115,7 +115,8 @@ public sealed class ConsoleRelayTests : IDisposable
             WaitFor("P=0=P");
             WaitFor("F=0=F");
             // A late push, after the detach: when the caller's terminal is read by the caller again.
-            Type("escape-probe tiocsti 0 '||echo late-$((4*4))~' &\r");
+            // (On /dev/console itself: a shell without job control gives a background job /dev/null as stdin.)
+            Type("escape-probe tiocsti 3 '||echo late-$((4*4))~' 3<>/dev/console &\r");
             Type("\u0001q");
             Assert.True(helper.WaitForExit(20_000), "the relay did not end at Ctrl+a q");
             Assert.Equal(0, helper.ExitCode);
@@ -124,8 +125,8 @@ public sealed class ConsoleRelayTests : IDisposable
             Assert.Equal(0, ioctl(slaveFd, FIONREAD, out var pending));
             Assert.Equal(0, pending);
             // ...the line went to the container's console instead (its log shows it ran there).
-            Assert.True(SpinWait.SpinUntil(() => File.ReadAllText(started.ConsoleLogPath).Contains("late-16"), 10_000),
-                "the late TIOCSTI line should have run in the container's shell");
+            Assert.True(SpinWait.SpinUntil(() => File.ReadAllText(started.ConsoleLogPath).Contains("late-16"), 30_000),
+                $"the late TIOCSTI line should have run in the container's shell; its console log:\n{File.ReadAllText(started.ConsoleLogPath)}");
         }
         finally
         {

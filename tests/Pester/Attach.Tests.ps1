@@ -215,12 +215,15 @@ Import-Module '$script:module'
         $marker = Join-Path $script:root 'console-sti'
         TypeLine "escape-probe tiocsti 0 'echo sti-`$((3*3))~'"
         WaitFor 'sti-9' | Out-Null
-        TypeLine "escape-probe tiocsti 0 '||New-Item -ItemType File $marker~' &"
+        # (On /dev/console itself: a shell without job control gives a background job /dev/null as stdin.)
+        TypeLine "escape-probe tiocsti 3 '||New-Item -ItemType File $marker~' 3<>/dev/console &"
         & tmux send-keys -t $script:tmux C-a q
         AssertPromptWorks 'console'
         Start-Sleep -Seconds 3
         AssertPromptWorks 'console-late'
         Test-Path $marker | Should -BeFalse
+        # It was pushed, into the container's console: its shell got the line (and could not run it).
+        (Get-ContainerConsoleLog $con) -join "`n" | Should -Match 'New-Item -ItemType File' 
         # The container runs on, and its console can be attached again; Ctrl+a a sends Ctrl+a.
         (Get-Container $con).State | Should -Be 'Running'
         TypeLine "Enter-Container $con -Console -EscapeKey b"
