@@ -26,7 +26,7 @@ start=$(date +%s)
 # takes minutes in the guest): the seccomp program checks, the escape suites, the ptrace races
 # (timing-bound: the tracer's window is sized for the host), pasta and the non-root defaults/export.
 CLASSES=(CgroupUnifiedTests CgroupV2DriverTests CgroupFakeTreeTests CgroupLayoutTests CgroupV1DriverTests
-         ContainerLifecycleTests ContainerLimitTests ContainerSecurityTests AttachSecurityTests SecurityPolicyTests
+         ContainerLifecycleTests ContainerLimitTests ContainerStatsTests ContainerSecurityTests AttachSecurityTests SecurityPolicyTests
          UnprivilegedContainerTests NonRootContainerTests ContainerEventTests)
 EXCLUDE=(AttachSecurityTests.PtraceRace_ ContainerSecurityTests.LongRules_ ContainerSecurityTests.EscapeSuite_
          ContainerSecurityTests.DefaultProfile_ ContainerSecurityTests.ProfileFromYaml_

@@ -138,12 +138,17 @@ public sealed class LaunchSpecTests
     [Fact]
     public void EachCommand_HasItsOwnSpec_WithOnlyItsKeys()
     {
-        Assert.Equal(new[] { "start", "restore", "exec", "netns-exec", "userns-tree" }, HelperProtocol.Commands);
+        Assert.Equal(new[] { "start", "restore", "exec", "netns-exec", "userns-tree", "console" }, HelperProtocol.Commands);
         Assert.Equal("start", new StartSpec().HelperCommand);
         Assert.Equal("restore", new RestoreSpec().HelperCommand);
         Assert.Equal("exec", new ExecSpec().HelperCommand);
         Assert.Equal("netns-exec", new NetNsExecSpec().HelperCommand);
         Assert.Equal("userns-tree", new UsernsTreeSpec().HelperCommand);
+        Assert.Equal("console", new ConsoleSpec().HelperCommand);
+        // A console attach names only the socket and the escape key: no program, no environment.
+        Assert.Null(typeof(ConsoleSpec).GetProperty("Command"));
+        Assert.Null(typeof(ConsoleSpec).GetProperty("Environment"));
+        Assert.Equal(Show(Nul("consolesock", "/s", "escape", "2")), Show(new ConsoleSpec { ConsoleSocket = "/s", EscapeKey = 2 }.Serialize()));
         // A restore has no mounts or rootfs, an exec no clone flags, a netns-exec no pid.
         Assert.Null(typeof(RestoreSpec).GetProperty("Mounts"));
         Assert.Null(typeof(RestoreSpec).GetProperty("Rootfs"));

@@ -26,6 +26,7 @@ public sealed class RuntimeLayerTests
         new[] { "Storage" },         // copy, snapshots, diff, export/import of containers; rename
         new[] { "Autostart", "Files" }, // autostart settings, lxc-autostart's order, the boot unit; files copied into and out of a container
         new[] { "NetworkHooks" },    // the start hooks that give a container its network
+        new[] { "Stats" },           // Measure-Container: usage of many containers, sampled cheaply and often
         new[] { "Containers" },      // the lifecycle: create, start, stop, remove, one launch path
         new[] { "Events" },          // the store's event journal: records, appends, reads, live follow
         new[] { "Templates" },       // rootfs builders

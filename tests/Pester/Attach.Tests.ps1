@@ -195,6 +195,64 @@ Import-Module '$script:module'
         AssertPromptWorks 'relayterm'
     }
 
+    It 'attaches to the console of a container whose init is a shell: type, see, detach with Ctrl+a q, the prompt works' {
+        $con = "psct-con-$($script:id.Substring(0, 6))"
+        $c = New-Container $con -Command /bin/sh
+        Copy-Item $script:probe (Join-Path $c.RootfsPath 'bin/escape-probe')
+        Start-Container $con | Out-Null
+        NewPane
+        TypeLine "Enter-Container $con -Console"
+        WaitFor 'Connected to the console' | Out-Null
+        TypeLine 'echo "C=$((6*7)):$(tty)=C"'
+        (WaitFor 'C=42:([^=\s]+)=C').Groups[1].Value | Should -Be '/dev/console'
+        # One attached session at a time: a second is refused, and touches nothing.
+        { Enter-Container $con -Console -ErrorAction Stop } | Should -Throw -ErrorId 'ConsoleBusy*'
+        # The log kept recording while attached.
+        (Get-ContainerConsoleLog $con) -join "`n" | Should -Match 'C=42:/dev/console=C'
+        # TIOCSTI from inside reaches the console's own pty only: the injected line runs in the
+        # container's shell; a late one (after the detach, when pwsh reads the terminal again) goes
+        # nowhere near the caller's shell.
+        $marker = Join-Path $script:root 'console-sti'
+        TypeLine "escape-probe tiocsti 0 'echo sti-`$((3*3))~'"
+        WaitFor 'sti-9' | Out-Null
+        # (On /dev/console itself: a shell without job control gives a background job /dev/null as stdin.)
+        TypeLine "escape-probe tiocsti 3 '||New-Item -ItemType File $marker~' 3<>/dev/console &"
+        & tmux send-keys -t $script:tmux C-a q
+        AssertPromptWorks 'console'
+        Start-Sleep -Seconds 3
+        AssertPromptWorks 'console-late'
+        Test-Path $marker | Should -BeFalse
+        # It was pushed, into the container's console: its shell got the line (and could not run it).
+        (Get-ContainerConsoleLog $con) -join "`n" | Should -Match 'New-Item -ItemType File' 
+        # The container runs on, and its console can be attached again; Ctrl+a a sends Ctrl+a.
+        (Get-Container $con).State | Should -Be 'Running'
+        TypeLine "Enter-Container $con -Console -EscapeKey b"
+        WaitFor '(?s)alive-console-late-42.*Type Ctrl\+b q to detach' | Out-Null
+        TypeLine 'echo "again-$((5*5))"'
+        WaitFor 'again-25' | Out-Null
+        & tmux send-keys -t $script:tmux C-b q
+        AssertPromptWorks 'console-b'
+    }
+
+    It 'restores the terminal after a console detach, and when the caller of a console attach is killed' {
+        $con = "psct-con-$($script:id.Substring(0, 6))"
+        NewPane 'bash'
+        TypeLine "pwsh -NoProfile -NoLogo -c '. $script:init; Enter-Container $con -Console'; echo `"M=`$(stty -a | grep -o -- '-\?icanon\|-\?echo ' | tr -d ' ' | tr '\n' ,)=M`""
+        WaitFor 'Connected to the console' | Out-Null
+        & tmux send-keys -t $script:tmux C-a q
+        (WaitFor 'M=((?:-?icanon|-?echo|,)+)=M').Groups[1].Value | Should -Be 'icanon,echo,'
+        TypeLine 'clear'
+        TypeLine "pwsh -NoProfile -NoLogo -c '. $script:init; Enter-Container $con -Console'; sleep 2; echo `"K=`$(stty -a | grep -o -- '-\?icanon\|-\?echo ' | tr -d ' ' | tr '\n' ,)=K`""
+        WaitFor 'Connected to the console' | Out-Null
+        $pwsh = @(Descendants | Where-Object { $_.Argv[0] -match 'pwsh$' }).Pid
+        $pwsh | Should -HaveCount 1
+        & kill -KILL $pwsh
+        (WaitFor 'K=((?:-?icanon|-?echo|,)+)=K').Groups[1].Value | Should -Be 'icanon,echo,'
+        # The relay of the killed caller is gone too: the console is free again.
+        Start-Sleep -Seconds 1
+        @(Descendants | Where-Object { $_.Argv -contains 'console' }) | Should -HaveCount 0
+    }
+
     It 'restores the terminal when the caller of Enter-Container is killed' {
         NewPane 'bash'
         # One command line: after pwsh is killed, bash runs the rest without its line editor in between,

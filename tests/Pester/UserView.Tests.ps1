@@ -73,8 +73,8 @@ Describe 'What a user sees' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
 
         It 'Measure-Container shows usage with the limit' {
             $text = Measure-Container $name | Show
-            $text | Should -Match '(?m)^Name\s+Memory\s+Peak\s+Limit\s+CPU\(s\)\s+Throttled\s+Pids\s+OOMKills\s*$'
-            $text | Should -Match "(?m)^$name\s+\S+\s+\S+\s+max\s+[\d.]+\s+\d+\s+[1-9]\d*\s+0\s*$"
+            $text | Should -Match '(?m)^Name\s+Memory\s+Peak\s+Limit\s+CPU\(s\)\s+CPU%\s+Throttled\s+Pids\s+OOMKills\s+NetRx/Tx\s+BlockR/W\s*$'
+            $text | Should -Match "(?m)^$name\s+\S+\s+\S+\s+max\s+[\d.]+\s+[\d.]+\s+\d+\s+[1-9]\d*\s+0\s+\S+/\S+\s+\S+/\S+\s*$"
         }
 
         It 'Get-Container of a missing name leaves ContainerNotFound in $Error, naming the store' {

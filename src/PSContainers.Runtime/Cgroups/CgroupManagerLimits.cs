@@ -101,9 +101,19 @@ public sealed partial class CgroupManager
     /// <summary>Usage counters: memory, CPU time and throttling, pids, I/O per device, OOM kills.</summary>
     public CgroupUsage Measure(string path, string? name = null)
     {
+        using var reader = OpenUsage(path, name);
+        return reader.Read();
+    }
+
+    /// <summary>
+    /// The usage counters of <paramref name="path"/>, their files opened once: <see cref="CgroupUsageReader.Read"/>
+    /// samples them again and again (Measure-Container -Wait).
+    /// </summary>
+    public CgroupUsageReader OpenUsage(string path, string? name = null)
+    {
         if (!Exists(path))
             throw new ContainerException("CgroupNotFound", ContainerErrorKind.ObjectNotFound, $"The cgroup '{path}' does not exist.", path);
-        var usage = new CgroupUsage { Name = name, CgroupPath = path };
+        var reader = new CgroupUsageReader(path, name);
         var byDriver = new[] { "memory", "cpu", "pids", "io" }.Where(HasController)
             .GroupBy(DriverFor).ToDictionary(g => g.Key, g => g.ToList());
         // CPU time: v1 cpuacct, else the v2 core file cpu.stat (there even without the cpu controller).
@@ -114,8 +124,8 @@ public sealed partial class CgroupManager
             list.Add("cpuacct");
         }
         foreach (var (driver, controllers) in byDriver)
-            if (driver.Exists(path)) driver.Measure(path, usage, controllers);
-        return usage;
+            if (driver.Exists(path)) driver.UsageCounters(path, reader, controllers);
+        return reader;
     }
 
     /// <summary>Cgroups at or below <paramref name="under"/> (null: everything), merged across hierarchies.</summary>

@@ -26,6 +26,9 @@ public sealed class CgroupLimitReport : CgroupLimits
 
 public sealed record IoDeviceUsage(string Device, long ReadBytes, long WriteBytes, long ReadOperations, long WriteOperations);
 
+/// <summary>Bytes and packets through one network interface of a container's network namespace (its /proc/&lt;init&gt;/net/dev).</summary>
+public sealed record NetworkDeviceUsage(string Interface, long ReceivedBytes, long SentBytes, long ReceivedPackets, long SentPackets);
+
 /// <summary>Resource usage of a cgroup (like Hyper-V's Measure-VM); null where this host does not account it.</summary>
 public sealed class CgroupUsage
 {
@@ -53,4 +56,19 @@ public sealed class CgroupUsage
     /// <summary>Fork attempts refused by pids.max.</summary>
     public long? PidsLimitHits { get; set; }
     public List<IoDeviceUsage> Io { get; set; } = new();
+
+    /// <summary>
+    /// CPU used over the interval since the previous sample, in percent of one CPU (200 = two CPUs
+    /// busy; top's and podman stats' scale); the first sample of a container averages over its run.
+    /// </summary>
+    public double? CpuPercent { get; set; }
+    /// <summary>Memory in use, in percent of the memory limit, or of the host's memory when unlimited.</summary>
+    public double? MemoryPercent { get; set; }
+    /// <summary>The interfaces of the container's own network namespace, loopback too; empty when it shares the host's.</summary>
+    public List<NetworkDeviceUsage> Network { get; set; } = new();
+    /// <summary>Bytes through the container's interfaces but loopback (what went in and out of the container).</summary>
+    public long NetworkReceivedBytes => Network.Where(n => n.Interface != "lo").Sum(n => n.ReceivedBytes);
+    public long NetworkSentBytes => Network.Where(n => n.Interface != "lo").Sum(n => n.SentBytes);
+    public long IoReadBytes => Io.Sum(d => d.ReadBytes);
+    public long IoWriteBytes => Io.Sum(d => d.WriteBytes);
 }

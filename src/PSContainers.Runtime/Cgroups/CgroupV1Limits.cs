@@ -231,62 +231,67 @@ public sealed partial class CgroupV1Driver
         }
     }
 
-    public void Measure(string path, CgroupUsage u, IReadOnlyCollection<string> controllers)
+    public void UsageCounters(string path, CgroupUsageReader r, IReadOnlyCollection<string> controllers)
     {
-        string? Read(string controller, string file) =>
-            Owns(controller) ? CgroupFiles.TryRead(Path.Combine(ControllerDir(controller, path), file)) : null;
+        void Add(string controller, string file, Action<CgroupUsage, string?> apply)
+        {
+            if (Owns(controller)) r.Add(Path.Combine(ControllerDir(controller, path), file), apply);
+        }
         // v1 counts these events in the cgroup of the process they hit, not up the tree: a
         // container's processes are in cgroups below this one (its inner cgroup), so add them up.
-        long? SumBelow(string controller, string file, string key)
+        void SumBelow(string controller, string file, string key, Action<CgroupUsage, long> apply)
         {
-            if (!Owns(controller)) return null;
-            var dir = ControllerDir(controller, path);
-            long? total = null;
-            IEnumerable<string> dirs = new[] { dir };
-            try { dirs = dirs.Concat(Directory.EnumerateDirectories(dir, "*", SearchOption.AllDirectories).ToList()); }
-            catch (DirectoryNotFoundException) { }
-            foreach (var d in dirs)
-                if (CgroupStats.KeyValues(CgroupFiles.TryRead(Path.Combine(d, file))).TryGetValue(key, out var v)) total = (total ?? 0) + v;
-            return total;
+            if (!Owns(controller)) return;
+            r.AddTree(ControllerDir(controller, path), file, (u, texts) =>
+                apply(u, texts.Sum(t => CgroupStats.KeyValues(t).GetValueOrDefault(key))));
         }
         if (controllers.Contains("memory"))
         {
-            u.MemoryCurrent = ParseV1(Read("memory", "memory.usage_in_bytes"));
-            u.MemoryPeak = ParseV1(Read("memory", "memory.max_usage_in_bytes"));
-            u.MemoryMax = ParseV1(Read("memory", "memory.limit_in_bytes"));
-            if (ParseV1(Read("memory", "memory.memsw.usage_in_bytes")) is { } memsw && u.MemoryCurrent is { } cur) u.SwapCurrent = Math.Max(0, memsw - cur);
-            u.MemoryLimitHits = ParseV1(Read("memory", "memory.failcnt"));
-            u.OomKills = SumBelow("memory", "memory.oom_control", "oom_kill") ?? 0;
+            Add("memory", "memory.usage_in_bytes", (u, t) => u.MemoryCurrent = ParseV1(t));
+            Add("memory", "memory.max_usage_in_bytes", (u, t) => u.MemoryPeak = ParseV1(t));
+            Add("memory", "memory.limit_in_bytes", (u, t) => u.MemoryMax = ParseV1(t));
+            Add("memory", "memory.memsw.usage_in_bytes", (u, t) =>
+            {
+                if (ParseV1(t) is { } memsw && u.MemoryCurrent is { } cur) u.SwapCurrent = Math.Max(0, memsw - cur);
+            });
+            Add("memory", "memory.failcnt", (u, t) => u.MemoryLimitHits = ParseV1(t));
+            SumBelow("memory", "memory.oom_control", "oom_kill", (u, v) => u.OomKills = v);
         }
-        if (controllers.Contains("cpuacct") && Read("cpuacct", "cpuacct.usage") is { } usage)
+        if (controllers.Contains("cpuacct"))
         {
-            u.CpuUsage = TimeSpan.FromTicks(long.Parse(usage, CultureInfo.InvariantCulture) / 100);
+            Add("cpuacct", "cpuacct.usage", (u, t) =>
+            {
+                if (long.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out var ns)) u.CpuUsage = TimeSpan.FromTicks(ns / 100);
+            });
             // cpuacct.stat counts USER_HZ (100 per second) ticks.
-            var stat = CgroupStats.KeyValues(Read("cpuacct", "cpuacct.stat"));
-            if (stat.TryGetValue("user", out var user)) u.CpuUser = TimeSpan.FromMilliseconds(user * 10);
-            if (stat.TryGetValue("system", out var sys)) u.CpuSystem = TimeSpan.FromMilliseconds(sys * 10);
+            Add("cpuacct", "cpuacct.stat", (u, t) =>
+            {
+                if (u.CpuUsage is null) return;
+                var stat = CgroupStats.KeyValues(t);
+                if (stat.TryGetValue("user", out var user)) u.CpuUser = TimeSpan.FromMilliseconds(user * 10);
+                if (stat.TryGetValue("system", out var sys)) u.CpuSystem = TimeSpan.FromMilliseconds(sys * 10);
+            });
         }
         if (controllers.Contains("cpu"))
-        {
-            var stat = CgroupStats.KeyValues(Read("cpu", "cpu.stat"));
-            if (stat.TryGetValue("nr_periods", out var p)) u.CpuPeriods = p;
-            if (stat.TryGetValue("nr_throttled", out var t)) u.CpuThrottledPeriods = t;
-            if (stat.TryGetValue("throttled_time", out var tt)) u.CpuThrottledTime = TimeSpan.FromTicks(tt / 100);
-        }
+            Add("cpu", "cpu.stat", (u, t) =>
+            {
+                var stat = CgroupStats.KeyValues(t);
+                if (stat.TryGetValue("nr_periods", out var p)) u.CpuPeriods = p;
+                if (stat.TryGetValue("nr_throttled", out var n)) u.CpuThrottledPeriods = n;
+                if (stat.TryGetValue("throttled_time", out var tt)) u.CpuThrottledTime = TimeSpan.FromTicks(tt / 100);
+            });
         if (controllers.Contains("pids"))
         {
-            u.PidsCurrent = Read("pids", "pids.current") is { } c ? long.Parse(c, CultureInfo.InvariantCulture) : null;
-            u.PidsMax = Read("pids", "pids.max") is { } m ? (m == "max" ? CgroupLimits.Unlimited : long.Parse(m, CultureInfo.InvariantCulture)) : null;
-            u.PidsLimitHits = SumBelow("pids", "pids.events", "max") ?? 0;
+            Add("pids", "pids.current", (u, t) => u.PidsCurrent = string.IsNullOrEmpty(t) ? null : long.Parse(t, CultureInfo.InvariantCulture));
+            Add("pids", "pids.max", (u, t) => u.PidsMax = string.IsNullOrEmpty(t) ? null : t == "max" ? CgroupLimits.Unlimited : long.Parse(t, CultureInfo.InvariantCulture));
+            SumBelow("pids", "pids.events", "max", (u, v) => u.PidsLimitHits = v);
         }
         if (controllers.Contains("io") && Owns("io"))
         {
-            var bytes = Read("io", "blkio.throttle.io_service_bytes_recursive") ?? "";
-            var ops = Read("io", "blkio.throttle.io_serviced_recursive") ?? "";
             var devices = new SortedDictionary<string, long[]>(StringComparer.Ordinal);
-            void Parse(string text, int offset)
+            void Parse(string? text, int offset)
             {
-                foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                foreach (var line in (text ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries))
                 {
                     var parts = line.Split(' ');
                     if (parts.Length != 3 || parts[1] is not ("Read" or "Write")) continue;
@@ -294,9 +299,12 @@ public sealed partial class CgroupV1Driver
                     v[offset + (parts[1] == "Read" ? 0 : 1)] = long.Parse(parts[2], CultureInfo.InvariantCulture);
                 }
             }
-            Parse(bytes, 0);
-            Parse(ops, 2);
-            foreach (var kv in devices) u.Io.Add(new IoDeviceUsage(kv.Key, kv.Value[0], kv.Value[1], kv.Value[2], kv.Value[3]));
+            Add("io", "blkio.throttle.io_service_bytes_recursive", (u, t) => { devices.Clear(); Parse(t, 0); });
+            Add("io", "blkio.throttle.io_serviced_recursive", (u, t) =>
+            {
+                Parse(t, 2);
+                foreach (var kv in devices) u.Io.Add(new IoDeviceUsage(kv.Key, kv.Value[0], kv.Value[1], kv.Value[2], kv.Value[3]));
+            });
         }
     }
 }

@@ -181,60 +181,62 @@ public sealed partial class CgroupV2Driver
         }
     }
 
-    private static IEnumerable<string> SubDirectories(string dir)
-    {
-        try { return Directory.EnumerateDirectories(dir, "*", SearchOption.AllDirectories).ToList(); }
-        catch (DirectoryNotFoundException) { return Array.Empty<string>(); }
-    }
-
-    public void Measure(string path, CgroupUsage u, IReadOnlyCollection<string> controllers)
+    public void UsageCounters(string path, CgroupUsageReader r, IReadOnlyCollection<string> controllers)
     {
         var dir = Dir(path);
-        string? Read(string f) => CgroupFiles.TryRead(Path.Combine(dir, f));
-        long? Value(string f) => Read(f) is { Length: > 0 } t ? (t == "max" ? CgroupLimits.Unlimited : long.Parse(t, CultureInfo.InvariantCulture)) : null;
+        void Add(string f, Action<CgroupUsage, string?> apply) => r.Add(Path.Combine(dir, f), apply);
+        static long? Value(string? t) => t is { Length: > 0 } ? (t == "max" ? CgroupLimits.Unlimited : long.Parse(t, CultureInfo.InvariantCulture)) : null;
         if (controllers.Contains("memory"))
         {
-            u.MemoryCurrent = Value("memory.current");
-            u.MemoryPeak = Value("memory.peak");
-            u.MemoryMax = Value("memory.max");
-            u.SwapCurrent = Value("memory.swap.current");
-            var events = CgroupStats.KeyValues(Read("memory.events"));
-            u.MemoryLimitHits = events.GetValueOrDefault("max");
-            u.OomKills = events.GetValueOrDefault("oom_kill");
+            Add("memory.current", (u, t) => u.MemoryCurrent = Value(t));
+            Add("memory.peak", (u, t) => u.MemoryPeak = Value(t));
+            Add("memory.max", (u, t) => u.MemoryMax = Value(t));
+            Add("memory.swap.current", (u, t) => u.SwapCurrent = Value(t));
+            Add("memory.events", (u, t) =>
+            {
+                var events = CgroupStats.KeyValues(t);
+                u.MemoryLimitHits = events.GetValueOrDefault("max");
+                u.OomKills = events.GetValueOrDefault("oom_kill");
+            });
         }
         if (controllers.Contains("cpu") || controllers.Contains("cpuacct"))
         {
+            var throttling = controllers.Contains("cpu");
             // cpu.stat is a core file: usage is there even without the cpu controller.
-            var stat = CgroupStats.KeyValues(Read("cpu.stat"));
-            if (stat.TryGetValue("usage_usec", out var usage)) u.CpuUsage = TimeSpan.FromTicks(usage * 10);
-            if (stat.TryGetValue("user_usec", out var user)) u.CpuUser = TimeSpan.FromTicks(user * 10);
-            if (stat.TryGetValue("system_usec", out var sys)) u.CpuSystem = TimeSpan.FromTicks(sys * 10);
-            if (controllers.Contains("cpu"))
+            Add("cpu.stat", (u, t) =>
             {
+                var stat = CgroupStats.KeyValues(t);
+                if (stat.TryGetValue("usage_usec", out var usage)) u.CpuUsage = TimeSpan.FromTicks(usage * 10);
+                if (stat.TryGetValue("user_usec", out var user)) u.CpuUser = TimeSpan.FromTicks(user * 10);
+                if (stat.TryGetValue("system_usec", out var sys)) u.CpuSystem = TimeSpan.FromTicks(sys * 10);
+                if (!throttling) return;
                 if (stat.TryGetValue("nr_periods", out var p)) u.CpuPeriods = p;
-                if (stat.TryGetValue("nr_throttled", out var t)) u.CpuThrottledPeriods = t;
+                if (stat.TryGetValue("nr_throttled", out var n)) u.CpuThrottledPeriods = n;
                 if (stat.TryGetValue("throttled_usec", out var tu)) u.CpuThrottledTime = TimeSpan.FromTicks(tu * 10);
-            }
+            });
         }
         if (controllers.Contains("pids"))
         {
-            u.PidsCurrent = Value("pids.current");
-            u.PidsMax = Value("pids.max");
+            Add("pids.current", (u, t) => u.PidsCurrent = Value(t));
+            Add("pids.max", (u, t) => u.PidsMax = Value(t));
             // Before Linux 6.13 (no pids.events.local) a refused fork is counted in the forking
             // process's cgroup, not up the tree: the container's processes are below this one.
-            u.PidsLimitHits = File.Exists(Path.Combine(dir, "pids.events.local"))
-                ? CgroupStats.KeyValues(Read("pids.events")).GetValueOrDefault("max")
-                : new[] { dir }.Concat(SubDirectories(dir)).Sum(d => CgroupStats.KeyValues(CgroupFiles.TryRead(Path.Combine(d, "pids.events"))).GetValueOrDefault("max"));
+            static void Hits(CgroupUsage u, string?[] texts) => u.PidsLimitHits = texts.Sum(t => CgroupStats.KeyValues(t).GetValueOrDefault("max"));
+            if (File.Exists(Path.Combine(dir, "pids.events.local"))) r.Add(Path.Combine(dir, "pids.events"), (u, t) => Hits(u, new[] { t }));
+            else r.AddTree(dir, "pids.events", Hits);
         }
         if (controllers.Contains("io"))
-            foreach (var line in (Read("io.stat") ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            Add("io.stat", (u, t) =>
             {
-                var parts = line.Split(' ');
-                var kv = parts.Skip(1).Select(p => p.Split('=')).Where(p => p.Length == 2)
-                    .ToDictionary(p => p[0], p => long.Parse(p[1], CultureInfo.InvariantCulture));
-                u.Io.Add(new IoDeviceUsage(parts[0], kv.GetValueOrDefault("rbytes"), kv.GetValueOrDefault("wbytes"),
-                    kv.GetValueOrDefault("rios"), kv.GetValueOrDefault("wios")));
-            }
+                foreach (var line in (t ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    var parts = line.Split(' ');
+                    var kv = parts.Skip(1).Select(p => p.Split('=')).Where(p => p.Length == 2)
+                        .ToDictionary(p => p[0], p => long.Parse(p[1], CultureInfo.InvariantCulture));
+                    u.Io.Add(new IoDeviceUsage(parts[0], kv.GetValueOrDefault("rbytes"), kv.GetValueOrDefault("wbytes"),
+                        kv.GetValueOrDefault("rios"), kv.GetValueOrDefault("wios")));
+                }
+            });
     }
 }
 

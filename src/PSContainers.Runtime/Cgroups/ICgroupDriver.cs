@@ -38,6 +38,6 @@ public interface ICgroupDriver
     IReadOnlyList<CgroupWrite> PlanLimits(string path, CgroupLimits limits);
     /// <summary>Reads the limits in force for <paramref name="controllers"/> into <paramref name="report"/>.</summary>
     void ReadLimits(string path, CgroupLimitReport report, IReadOnlyCollection<string> controllers);
-    /// <summary>Reads usage counters for <paramref name="controllers"/> into <paramref name="usage"/>.</summary>
-    void Measure(string path, CgroupUsage usage, IReadOnlyCollection<string> controllers);
+    /// <summary>Adds to <paramref name="reader"/> the files that hold the usage counters of <paramref name="controllers"/>.</summary>
+    void UsageCounters(string path, CgroupUsageReader reader, IReadOnlyCollection<string> controllers);
 }

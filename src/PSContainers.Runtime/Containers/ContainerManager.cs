@@ -789,6 +789,7 @@ public sealed class ContainerManager : IContainerLifecycle
             if (cgroupPath is not null) spec.OomWatchDirectory = Cgroups.MemoryDirectory(CgroupManager.InnerOf(cgroupPath));
             spec.ConsoleLog = Store.ConsoleLogPath(name);
             spec.ConsoleLogMaxBytes = config.Console.LogMaxBytes;
+            spec.ConsoleSocket = Store.ConsoleSocketPath(name);
             spec.ExitRecord = Store.ExitRecordPath(name);
             spec.RunRecord = Store.RunRecordPath(name);
             if (cgroupPath is not null)

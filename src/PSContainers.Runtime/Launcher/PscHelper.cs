@@ -199,10 +199,10 @@ public static class PscHelper
 
     /// <summary>
     /// Starts the helper on the caller's terminal (interactive attach: the helper relays between it and
-    /// a pty of the container, see src/native/helper/attach.c). The spec goes through a private file the helper
+    /// a pty of the container, see src/native/helper/attach.c; or the console, console_relay.c). The spec goes through a private file the helper
     /// deletes once read, since stdin stays the terminal.
     /// </summary>
-    public static RunningProgram StartInteractive(ExecSpec spec, string tempDirectory)
+    public static RunningProgram StartInteractive(HelperSpec spec, string tempDirectory)
     {
         Directory.CreateDirectory(tempDirectory);
         var file = System.IO.Path.Combine(tempDirectory, $"spec.{Guid.NewGuid():N}");

@@ -7,7 +7,7 @@ public sealed record MountEntry(string Source, string Target, string FsType, Mou
 
 /// <summary>
 /// What psc-helper is asked to do: one class per command (StartSpec, RestoreSpec, ExecSpec,
-/// NetNsExecSpec, UsernsTreeSpec), generated at build time from src/native/protocol/psc-protocol.h,
+/// NetNsExecSpec, UsernsTreeSpec, ConsoleSpec), generated at build time from src/native/protocol/psc-protocol.h,
 /// the definition psc-helper's parser is compiled from too (see gen-csharp.c there). Serialized
 /// as NUL-terminated key/value strings, sent on stdin after a "&lt;length&gt;\n" header so stdin
 /// stays usable afterwards. Everything policy-like is decided in C#.
@@ -57,6 +57,8 @@ public interface ISupervisedSpec
 {
     string? ConsoleLog { get; set; }
     long? ConsoleLogMaxBytes { get; set; }
+    /// <summary>Where the supervisor lends the console to Enter-Container -Console (console_relay.c).</summary>
+    string? ConsoleSocket { get; set; }
     string? ExitRecord { get; set; }
     string? RunRecord { get; set; }
     List<string> CgroupDirectories { get; }

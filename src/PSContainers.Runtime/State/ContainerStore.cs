@@ -7,7 +7,7 @@ namespace PSContainers.Runtime.State;
 /// <summary>
 /// The store directory (LXC's lxcpath). Layout:
 /// <code>
-///   &lt;root&gt;/&lt;name&gt;/config.yaml, rootfs/, state.json, exit, console.log, supervisor
+///   &lt;root&gt;/&lt;name&gt;/config.yaml, rootfs/, state.json, exit, console.log, console.sock, supervisor
 ///   &lt;root&gt;/.locks/&lt;name&gt;.lock   per-container locks (outlive the container directory)
 ///   &lt;root&gt;/.tmp/                 containers being created (renamed into place when complete)
 ///   &lt;root&gt;/.trash/               containers being removed (renamed out first)
@@ -40,6 +40,8 @@ public sealed unsafe class ContainerStore
     public string StatePath(string name) => Path.Combine(Root, name, "state.json");
     public string ExitRecordPath(string name) => Path.Combine(Root, name, "exit");
     public string ConsoleLogPath(string name) => Path.Combine(Root, name, "console.log");
+    /// <summary>The unix socket (0600) on which a running container's supervisor lends its console (Enter-Container -Console).</summary>
+    public string ConsoleSocketPath(string name) => Path.Combine(Root, name, "console.sock");
     /// <summary>The supervisor's own record of the current run (see <see cref="RunRecord"/>).</summary>
     public string RunRecordPath(string name) => Path.Combine(Root, name, RunRecord.FileName);
     /// <summary>Export-Container -Force froze the container: "PID STARTTIME" of the exporting process (thawed if it died).</summary>

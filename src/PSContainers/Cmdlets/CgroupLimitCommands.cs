@@ -182,11 +182,3 @@ public sealed class GetCgroupLimitCommand : CgroupReadCmdlet
     protected override object ReadContainer(string name) => new ContainerLimits(Manager).GetLimits(name);
 }
 
-/// <summary>Measure-VM for containers: memory, CPU, pids, I/O and OOM kills from the cgroup counters.</summary>
-[Cmdlet(VerbsDiagnostic.Measure, "Container", DefaultParameterSetName = "Name")]
-[OutputType(typeof(CgroupUsage))]
-public sealed class MeasureContainerCommand : CgroupReadCmdlet
-{
-    protected override object ReadPath(string cgroupPath) => CgroupManager.ForHost().Measure(cgroupPath);
-    protected override object ReadContainer(string name) => new ContainerLimits(Manager).Measure(name);
-}

@@ -3,6 +3,7 @@ using System.Management.Automation;
 using PSContainers.Infrastructure;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.Native;
 
 namespace PSContainers.Cmdlets;
 
@@ -161,44 +162,69 @@ public sealed class InvokeContainerCommandCommand : NameCmdlet
     protected override void StopProcessing() => _cancel.Cancel();
 }
 
-/// <summary>lxc-attach with a terminal: an interactive shell inside the container on this console.</summary>
-[Cmdlet(VerbsCommon.Enter, "Container", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
+/// <summary>
+/// lxc-attach with a terminal: an interactive shell inside the container on this console; or, with
+/// -Console, lxc-console -t 0: this terminal attached to the container's console until the detach key.
+/// </summary>
+[Cmdlet(VerbsCommon.Enter, "Container", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low, DefaultParameterSetName = CommandSet)]
 [OutputType(typeof(void))]
 public sealed class EnterContainerCommand : ContainerCmdlet
 {
+    private const string CommandSet = "Command", ConsoleSet = "Console";
+
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(ContainerNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string Name { get; set; } = "";
 
     /// <summary>What to run (default /bin/sh -l).</summary>
-    [Parameter(Position = 1)]
+    [Parameter(Position = 1, ParameterSetName = CommandSet)]
     [ValidateNotNullOrEmpty]
     public string[] Command { get; set; } = { "/bin/sh", "-l" };
 
-    [Parameter]
+    [Parameter(ParameterSetName = CommandSet)]
     public ContainerNamespace[]? Namespace { get; set; }
 
-    [Parameter]
+    [Parameter(ParameterSetName = CommandSet)]
     public string? WorkingDirectory { get; set; }
 
     /// <summary>Extra environment variables for the shell.</summary>
-    [Parameter]
+    [Parameter(ParameterSetName = CommandSet)]
     public Hashtable? Environment { get; set; }
 
-    [Parameter]
+    [Parameter(ParameterSetName = CommandSet)]
     public SwitchParameter ClearEnvironment { get; set; }
 
-    [Parameter]
+    [Parameter(ParameterSetName = CommandSet)]
     [ValidateNotNullOrEmpty]
     public string? User { get; set; }
 
-    [Parameter]
+    [Parameter(ParameterSetName = CommandSet)]
     [ValidateNotNullOrEmpty]
     public string? Group { get; set; }
 
+    /// <summary>Attach to the container's console (what its init reads and writes) instead of running a command.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = ConsoleSet)]
+    public SwitchParameter Console { get; set; }
+
+    /// <summary>The detach prefix: Ctrl+this letter, then q (default a, as lxc-console).</summary>
+    [Parameter(ParameterSetName = ConsoleSet)]
+    [ValidateLength(1, 1)]
+    public string EscapeKey { get; set; } = ContainerConsole.DefaultEscapeKey.ToString();
+
     protected override void ProcessRecord()
     {
+        if (Console)
+        {
+            if (!ShouldProcess(Name, "Attach to the container's console")) return;
+            Try(() =>
+            {
+                var end = new ContainerConsole(Manager).Attach(Name, EscapeKey[0]);
+                if (end == ConsoleDetach.ContainerStopped) WriteWarning($"Container '{Name}' stopped: its console closed.");
+                else WriteVerbose($"Detached from the console of container '{Name}' ({end}).");
+            });
+            return;
+        }
         if (!ShouldProcess(Name, "Enter container")) return;
         Try(() =>
         {
@@ -259,14 +285,25 @@ public sealed class GetContainerConsoleLogCommand : NameCmdlet
                     var lines = reader.ReadLines();
                     foreach (var line in Tail is { } n && n < lines.Count ? lines.GetRange(lines.Count - n, n) : lines) WriteLine(name, line);
                 });
+            // Woken by inotify on the containers' directories (console.log written, rotated or
+            // truncated; the supervisor's exit record; state.json), not by polling the files. The
+            // status is read again when something other than the log changed, and at least every
+            // few seconds; without inotify (no instance left) every half second instead.
+            using var watch = Inotify.TryCreate();
+            var watched = watch is not null && readers.Keys.All(n => watch.Add(Manager.Store.ContainerDirectory(n),
+                Inotify.Modify | Inotify.CloseWrite | Inotify.Create | Inotify.MovedTo | Inotify.MovedFrom | Inotify.Delete | Inotify.DeleteSelf | Inotify.Attrib));
+            if (!watched) WriteVerbose("inotify is not available: the console logs are checked every 0.5 s.");
+            using var stop = _cancel.Token.Register(() => watch?.Wake());
+            var checkStatus = true;
             while (readers.Count > 0 && !_cancel.IsCancellationRequested)
             {
                 foreach (var (name, reader) in readers.ToList())
                 {
                     // Stopped (or removed): what is left is written, then that container is done.
-                    bool done;
-                    try { done = Manager.Get(name).State is not (PSContainers.Runtime.State.ContainerStatus.Running or PSContainers.Runtime.State.ContainerStatus.Frozen); }
-                    catch (PSContainers.Runtime.ContainerException) { done = true; }
+                    var done = false;
+                    if (checkStatus)
+                        try { done = Manager.Get(name).State is not (PSContainers.Runtime.State.ContainerStatus.Running or PSContainers.Runtime.State.ContainerStatus.Frozen); }
+                        catch (PSContainers.Runtime.ContainerException) { done = true; }
                     foreach (var line in reader.ReadLines(final: done)) WriteLine(name, line);
                     if (done)
                     {
@@ -275,7 +312,11 @@ public sealed class GetContainerConsoleLogCommand : NameCmdlet
                         readers.Remove(name);
                     }
                 }
-                _cancel.Token.WaitHandle.WaitOne(150);
+                if (readers.Count == 0) break;
+                if (!watched) { _cancel.Token.WaitHandle.WaitOne(500); checkStatus = true; continue; }
+                var changes = watch!.Wait(TimeSpan.FromSeconds(5));
+                if (changes is null) break; // Ctrl+C
+                checkStatus = changes.Count == 0 || changes.Any(c => c.Name is not ("console.log" or "console.log.1"));
             }
         }
         finally

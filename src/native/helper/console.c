@@ -41,6 +41,7 @@ void pump_console(int master, int *logfd, const struct spec *s) {
     for (;;) {
         ssize_t r = read(master, buf, sizeof buf);
         if (r <= 0) return;
+        console_relay_output(buf, (size_t)r); /* Enter-Container -Console: an attached caller sees it too */
         if (s->log_max > 0 && *logfd >= 0) {
             struct stat st;
             if (fstat(*logfd, &st) == 0 && st.st_size + r > s->log_max) reopen_console_log(logfd, s, 1);

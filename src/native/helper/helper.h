@@ -104,6 +104,14 @@ extern char restart_last_exit[32];
 int restart_hold(const struct spec *s, pid_t init, const char *console);
 void restart_release(void);
 pid_t restart_init(const struct spec *s, int status, int oom_killed, int sfd, int *terminated);
+/* console_relay.c */
+int console_relay_listen(const struct spec *s);
+int console_relay_client(void);
+void console_relay_accept(void);
+void console_relay_input(int master);
+void console_relay_output(const char *buf, size_t len);
+void console_relay_close(void);
+int cmd_console(const char *file);
 
 /* supervisor.c */
 unsigned long long proc_start_time(pid_t pid);

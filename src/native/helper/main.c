@@ -20,13 +20,15 @@
  *   netns-exec   netns_exec.c: ip netns exec.
  *   userns-tree  userns_tree.c: chown a tree into a user namespace's ids, or delete one owned by them, or
  *                probe whether a path can be idmapped (idmap.c: the idmapped rootfs the supervisor gives init).
+ *   console      console_relay.c: attach the caller's terminal to a running container's console,
+ *                which its supervisor lends on a unix socket (bytes only), until the detach key.
  *
  * Exit status 125 (with "psc-helper: ..." on stderr) is the helper's own failure.
  */
 #include "helper.h"
 
 int main(int argc, char **argv) {
-    if (argc < 2) die("usage: psc-helper start|restore|exec|netns-exec|userns-tree [spec-file] (the spec on stdin without a file)");
+    if (argc < 2) die("usage: psc-helper start|restore|exec|netns-exec|userns-tree|console [spec-file] (the spec on stdin without a file)");
     if (!strcmp(argv[1], "--version")) { puts("psc-helper 1"); return 0; }
     const char *file = argc > 2 ? argv[2] : NULL;
     switch (psc_command_of(argv[1])) {
@@ -35,6 +37,7 @@ int main(int argc, char **argv) {
     case PSC_CMD_EXEC: reexec_from_sealed_copy(argv); return cmd_exec(file);
     case PSC_CMD_NETNS_EXEC: return cmd_netns_exec(file);
     case PSC_CMD_USERNS_TREE: return cmd_userns_tree(file);
+    case PSC_CMD_CONSOLE: return cmd_console(file);
     default: die("unknown command '%s'", argv[1]);
     }
 }

@@ -80,12 +80,18 @@ void watch_init(const struct spec *s, pid_t child, int master, int logfd, sigset
     struct oom_watch oom;
     int oomfd = oom_watch_open(s->oom_watch, &oom);
     int status = 0, oom_killed = 0, terminated = 0;
+    /* The console socket (console_relay.c): made after init's clone, so init inherits nothing;
+     * it stays across restarts by policy and goes when the watch ends. */
+    int console_listen = master >= 0 ? console_relay_listen(s) : -1;
     for (;;) {
-        struct pollfd pfds[3] = { { sfd, POLLIN, 0 }, { oomfd, POLLIN, 0 }, { master, POLLIN, 0 } };
-        int rc = poll(pfds, master >= 0 ? 3 : 2, -1);
+        struct pollfd pfds[5] = { { sfd, POLLIN, 0 }, { oomfd, POLLIN, 0 }, { master, POLLIN, 0 },
+                                  { console_listen, POLLIN, 0 }, { console_relay_client(), POLLIN, 0 } };
+        int rc = poll(pfds, master >= 0 ? 5 : 2, -1);
         if (rc < 0 && errno != EINTR) break;
         if (master >= 0 && (pfds[2].revents & POLLIN)) pump_console(master, &logfd, s);
         if (oomfd >= 0 && (pfds[1].revents & POLLIN) && oom_watch_check(s, &oom)) oom_killed = 1;
+        if (master >= 0 && (pfds[3].revents & POLLIN)) console_relay_accept();
+        if (master >= 0 && pfds[4].fd >= 0 && pfds[4].revents) console_relay_input(master);
         if (pfds[0].revents & POLLIN) {
             struct signalfd_siginfo si;
             int done = 0;
@@ -118,6 +124,7 @@ void watch_init(const struct spec *s, pid_t child, int master, int logfd, sigset
     restart_release();
     oom_watch_close(&oom);
     if (master >= 0) pump_console(master, &logfd, s);
+    console_relay_close();
     remove_cgroups(s);
     if (s->exit_file) write_exit_file(s->exit_file, status, oom_killed);
 }

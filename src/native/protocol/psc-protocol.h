@@ -22,7 +22,8 @@
     X(RESTORE,     "restore",     RestoreSpec) \
     X(EXEC,        "exec",        ExecSpec) \
     X(NETNS_EXEC,  "netns-exec",  NetNsExecSpec) \
-    X(USERNS_TREE, "userns-tree", UsernsTreeSpec)
+    X(USERNS_TREE, "userns-tree", UsernsTreeSpec) \
+    X(CONSOLE,     "console",     ConsoleSpec)
 
 enum psc_command {
 #define PSC_X(id, word, cs) PSC_CMD_##id,
@@ -95,6 +96,10 @@ enum psc_command {
       "the console log the supervisor copies the console pty to") \
     X(LOG_MAX, "logmax", I64, log_max, ConsoleLogMaxBytes, PSC_NUMBER_MAX, 1, PSC_IN(START) | PSC_IN(RESTORE), PSC_NONE, \
       "the console log's cap in bytes, after which it restarts (0: none)") \
+    X(CONSOLE_SOCKET, "consolesock", STR, console_socket, ConsoleSocket, PSC_PATH_MAX, 1, PSC_IN(START) | PSC_IN(RESTORE) | PSC_IN(CONSOLE), PSC_IN(CONSOLE), \
+      "the unix socket (0600) on which the supervisor lends the console to one attached caller at a time (Enter-Container -Console)") \
+    X(ESCAPE, "escape", U32, escape, EscapeKey, PSC_NUMBER_MAX, 1, PSC_IN(CONSOLE), PSC_NONE, \
+      "console: the detach prefix byte (1 = Ctrl+a, default); the prefix then q detaches, the prefix twice sends it") \
     X(PAUSE, "pause", FLAG, pause, PauseBeforeExec, 1, 1, PSC_IN(START), PSC_NONE, \
       "stop before init proceeds, report paused and wait for the caller's go (see Helper.Start)") \
     X(TTY, "tty", FLAG, terminal, Terminal, 1, 1, PSC_IN(EXEC), PSC_NONE, \
@@ -173,9 +178,9 @@ enum psc_command {
       "the command's supplementary gids, decimal (none when uid or gid is given without them)") \
     X(TIMEOUT, "timeout", I64, timeout_ms, TimeoutMilliseconds, PSC_NUMBER_MAX, 1, PSC_IN(EXEC), PSC_NONE, \
       "milliseconds after which the command's process group is killed and the relay exits 124 (0: none)") \
-    X(ENV, "env", LIST, envs, Environment, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL, PSC_NONE, \
+    X(ENV, "env", LIST, envs, Environment, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL & ~PSC_IN(CONSOLE), PSC_NONE, \
       "the program's environment, NAME=value") \
-    X(ARG, "arg", LIST, args, Command, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL, PSC_ALL, \
+    X(ARG, "arg", LIST, args, Command, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL & ~PSC_IN(CONSOLE), PSC_ALL & ~PSC_IN(CONSOLE), \
       "the program to run and its arguments")
 
 enum psc_key {
