@@ -115,8 +115,10 @@ public sealed class ConsoleRelayTests : IDisposable
             WaitFor("P=0=P");
             WaitFor("F=0=F");
             // A late push, after the detach: when the caller's terminal is read by the caller again.
-            // (On /dev/console itself: a shell without job control gives a background job /dev/null as stdin.)
-            Type("escape-probe tiocsti 3 '||echo late-$((4*4))~' 3<>/dev/console &\r");
+            // (On the console itself, held as fd 3: a shell without job control gives a background job
+            // /dev/null as stdin; and a user-namespaced container's root may not open /dev/console by
+            // name, whose pty belongs to the host's root, so the shell's own console fd is duplicated.)
+            Type("exec 3<&0; escape-probe tiocsti 3 '||echo late-$((4*4))~' &\r");
             Type("\u0001q");
             Assert.True(helper.WaitForExit(20_000), "the relay did not end at Ctrl+a q");
             Assert.Equal(0, helper.ExitCode);

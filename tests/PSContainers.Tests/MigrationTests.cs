@@ -84,9 +84,11 @@ public sealed class MigrationTests : IDisposable
         var imported = (ContainerInfo)_ps.Run("Import-Container -Path $args[0] -Name $args[1] -StorePath $args[2]", archive, name, _other.StorePath).Single().BaseObject;
         Assert.Equal(ContainerMode.Unprivileged, imported.Mode);
         var map = ConfigLoader.Load(imported.ConfigPath).IdMap!;
-        // Owned by the container's root on both sides: the range's first id.
-        Assert.Equal(srcMap.RootUid, UnprivilegedContainerTests.StatOwner(Path.Combine(src.RootfsPath, "bin", "busybox")).Uid);
-        Assert.Equal(map.RootUid, UnprivilegedContainerTests.StatOwner(Path.Combine(imported.RootfsPath, "bin", "busybox")).Uid);
+        // Owned by the container's root on both sides: on disk its own id 0 where the rootfs is
+        // idmapped (storage.ids), the range's first id where it is shifted.
+        uint OnDisk(ContainerInfo c, PSContainers.Runtime.UserNamespaces.IdMap m) => ConfigLoader.Load(c.ConfigPath).Storage.IsIdmapped ? 0u : m.RootUid;
+        Assert.Equal(OnDisk(src, srcMap), UnprivilegedContainerTests.StatOwner(Path.Combine(src.RootfsPath, "bin", "busybox")).Uid);
+        Assert.Equal(OnDisk(imported, map), UnprivilegedContainerTests.StatOwner(Path.Combine(imported.RootfsPath, "bin", "busybox")).Uid);
         Assert.Equal(ContainerStatus.Running, _other.Manager.Start(name).State);
         Assert.Equal("0", _other.Manager.Exec(name, new[] { "/bin/sh", "-c", "stat -c %u /bin/busybox" }).Output.Single());
         Assert.Equal("exported-host", _other.Manager.Exec(name, new[] { "hostname" }).Output.Single());

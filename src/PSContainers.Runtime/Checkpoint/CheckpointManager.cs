@@ -402,6 +402,7 @@ public sealed class CheckpointManager
         CheckpointManifest manifest, ContainerConfig config, CriuInstallation criu, RestoreOptions options, string logPath, IProgress<string>? progress, Action networkTouched)
     {
         var mounted = new List<string>();
+        CriuService.UnmountStaleRoot(rootfs);
         try
         {
             // An overlay rootfs exists only inside the container's mount namespace: CRIU needs it

@@ -172,6 +172,31 @@ public static class CriuService
     /// Mounts CRIU makes in the images directory (its cgroup yard, .criu.cgyard.*) and removes when it
     /// ends normally; a killed criu leaves them. Detached deepest first, then their empty directories removed.
     /// </summary>
+    /// <summary>
+    /// Detaches what a killed restore left mounted on a stopped container's rootfs in this mount
+    /// namespace (its idmapped or overlay root for CRIU): a new idmapped mount cannot be made on top
+    /// of an idmapped one (EPERM), and a stopped container has nothing of its own mounted there.
+    /// </summary>
+    internal static void UnmountStaleRoot(string rootfs)
+    {
+        var target = Path.TrimEndingDirectorySeparator(Path.GetFullPath(rootfs));
+        for (var i = 0; i < 16; i++)
+        {
+            var found = false;
+            try
+            {
+                foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+                {
+                    var fields = line.Split(' ');
+                    if (fields.Length > 4 && Unescape(fields[4]) == target) { found = true; break; }
+                }
+            }
+            catch (IOException) { return; }
+            if (!found) return;
+            Filesystem.FsNative.Unmount(target);
+        }
+    }
+
     internal static void UnmountLeftovers(string directory)
     {
         var prefix = Path.TrimEndingDirectorySeparator(directory) + "/.criu.";

@@ -65,14 +65,6 @@ int open_console(const struct spec *s, int *master, int *logfd, char *console_pa
     /* Hold the slave open ourselves, so the master never sees a hangup while init reopens it. */
     int slave = open(console_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (slave < 0) return fail("open console %s", console_path);
-    /* A user-namespaced container's root must be able to open its own /dev/console (a getty, a
-     * shell's redirection, systemd): the pty is given to its host root, as LXC does. A non-root
-     * caller's pty is already its own, which is what its container's root maps to or reaches. */
-    if (s->uid_map && getuid() == 0) {
-        unsigned long uid = host_root_of(s->uid_map), gid = s->gid_map ? host_root_of(s->gid_map) : uid;
-        if (uid != (unsigned long)-1 && gid != (unsigned long)-1 && fchown(slave, (uid_t)uid, (gid_t)gid) < 0)
-            return fail("give the console %s to the container's root", console_path);
-    }
     *logfd = open(s->console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (*logfd < 0) return fail("open console log %s", s->console_log);
     return slave;

@@ -139,7 +139,6 @@ int cmd_netns_exec(const char *file);
 /* idmap.c */
 int idmapped_clone(const char *path, int userns_fd);
 int idmapped_root(const struct spec *s, const char *rootfs, pid_t init);
-unsigned long host_root_of(const char *map);
 int send_fd(int sock, char byte, int fd);
 int recv_fd(int sock, char *byte, int *fd);
 
