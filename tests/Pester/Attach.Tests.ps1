@@ -215,8 +215,9 @@ Import-Module '$script:module'
         $marker = Join-Path $script:root 'console-sti'
         TypeLine "escape-probe tiocsti 0 'echo sti-`$((3*3))~'"
         WaitFor 'sti-9' | Out-Null
-        # (On /dev/console itself: a shell without job control gives a background job /dev/null as stdin.)
-        TypeLine "escape-probe tiocsti 3 '||New-Item -ItemType File $marker~' 3<>/dev/console &"
+        # (On the console itself, held as fd 3: a shell without job control gives a background job
+        # /dev/null as stdin, and a user-namespaced container's root may not open the host-owned pty by name.)
+        TypeLine "exec 3<&0; escape-probe tiocsti 3 '||New-Item -ItemType File $marker~' &"
         & tmux send-keys -t $script:tmux C-a q
         AssertPromptWorks 'console'
         Start-Sleep -Seconds 3
