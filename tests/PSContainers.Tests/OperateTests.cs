@@ -82,6 +82,8 @@ public sealed class OperateTests : IDisposable
         Assert.Equal(1000u, shifted.ToContainer(IdMapKind.Uid, 101000));
         var idmapped = new IdView(map, RootfsIdStorage.Idmapped);
         Assert.Equal(1000u, idmapped.ToDisk(IdMapKind.Uid, 1000));
+        Assert.Null(idmapped.ToDisk(IdMapKind.Uid, 70000));     // outside the map: no one the container has
+        Assert.Equal(1000u, idmapped.ToContainer(IdMapKind.Uid, 1000));
         Assert.Equal(101000u, idmapped.ThroughContainerMounts().ToDisk(IdMapKind.Uid, 1000));
         Assert.Equal(5u, new IdView(null).ToDisk(IdMapKind.Gid, 5));
     }

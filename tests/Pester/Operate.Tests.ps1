@@ -25,8 +25,10 @@ Describe 'Operate: files, config, rename, exec' -Tag 'E2E', 'Root' -Skip:(-not $
         $script:box = New-TestName op
         $script:c = New-Container $script:box
         $script:map = (Get-ContainerConfig $script:box).IdMap
-        # Host ids of the container's uid/gid n (through its map, if it has one).
-        function HostUid([uint32] $n) { if ($script:map) { $script:map.ToHost('Uid', $n) } else { $n } }
+        # The on-disk ids of the container's uid/gid n: as it sees them on an idmapped rootfs
+        # (storage.ids idmapped), through its map on a shifted one.
+        $script:idmapped = (Get-ContainerConfig $script:box).Storage.IsIdmapped
+        function HostUid([uint32] $n) { if ($script:map -and -not $script:idmapped) { $script:map.ToHost('Uid', $n) } else { $n } }
         $start = 1600000000 + (Get-Random -Maximum 4000) * 65536
         $idmapFile = Join-Path $root 'idmap.yaml'
         Set-Content -Path $idmapFile -Value "idMap: [u 0 $start 65536, g 0 $start 65536]"
@@ -143,9 +145,11 @@ public sealed class PscTestProgress : System.IProgress<PSContainers.Runtime.File
             $items = Copy-ContainerItem -Path (Join-Path $script:src 'a.txt') -Destination /home/a.txt -ToContainer $script:uns -Owner 1000 -Group 1000 -PassThru
             $items.Owner | Should -Be 1000
             $rootfs = (Get-Container $script:uns).RootfsPath
-            & stat -c '%u:%g' (Join-Path $rootfs 'home/a.txt') | Should -Be "$($script:unsStart + 1000):$($script:unsStart + 1000)"
+            # On disk: the container's own ids on an idmapped rootfs, shifted by its map otherwise.
+            $base = if ((Get-ContainerConfig $script:uns).Storage.IsIdmapped) { 0 } else { $script:unsStart }
+            & stat -c '%u:%g' (Join-Path $rootfs 'home/a.txt') | Should -Be "$($base + 1000):$($base + 1000)"
             Copy-ContainerItem -Path (Join-Path $script:src 'a.txt') -Destination /root-owned.txt -ToContainer $script:uns
-            & stat -c '%u' (Join-Path $rootfs 'root-owned.txt') | Should -Be "$($script:unsStart)"
+            & stat -c '%u' (Join-Path $rootfs 'root-owned.txt') | Should -Be "$base"
             { Copy-ContainerItem -Path (Join-Path $script:src 'a.txt') -Destination /x.txt -ToContainer $script:uns -Owner 70000 -ErrorAction Stop } |
                 Should -Throw -ErrorId 'IdNotMapped,PSContainers.Cmdlets.CopyContainerItemCommand'
         }

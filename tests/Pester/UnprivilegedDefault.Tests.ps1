@@ -94,7 +94,9 @@ Describe 'Unprivileged by default' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
             (Get-RootLine /etc/subgid) | Should -Be @("root:${start}:65536")
             "$($c.Mode)" | Should -Be 'Unprivileged'
             $c.HostIdRange | Should -Be "$start-$($start + 65535)"
-            (& stat -c '%u' $c.RootfsPath) | Should -Be "$start"
+            # Its rootfs belongs to its root: id 0 on disk when idmapped, the range's first id when shifted.
+            $expected = if ((Get-ContainerConfig $name).Storage.IsIdmapped) { 0 } else { $start }
+            (& stat -c '%u' $c.RootfsPath) | Should -Be "$expected"
             Start-Container $name
             (Invoke-ContainerCommand $name -Command id, -u).Output | Should -Be '0'
             Remove-Container $name -Force

@@ -1405,6 +1405,11 @@ public sealed class ContainerManager : IContainerLifecycle
     private void DeleteContainerTree(string path, ContainerConfig? config)
     {
         if (config?.IdMap is { } map && !Host.IsRoot) UserNamespace.DeleteTree(path, map);
-        else DeleteTree(path);
+        else
+        {
+            // A restore killed mid-way leaves its idmapped root mounted here (CheckpointManager).
+            if (config?.Storage.IsIdmapped == true) FsNative.UnmountBelow(path);
+            DeleteTree(path);
+        }
     }
 }

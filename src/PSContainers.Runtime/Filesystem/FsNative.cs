@@ -274,6 +274,29 @@ public static unsafe class FsNative
                 throw Error($"mount {fsType} on", target, Errno);
     }
 
+    /// <summary>
+    /// Detaches every mount of this mount namespace at or below <paramref name="path"/>, deepest
+    /// first: what a killed process left on a tree about to be deleted (a restore's idmapped root).
+    /// </summary>
+    public static void UnmountBelow(string path)
+    {
+        var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
+        var points = new List<string>();
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+            {
+                var fields = line.Split(' ');
+                if (fields.Length <= 4) continue;
+                var point = System.Text.RegularExpressions.Regex.Replace(fields[4], @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString());
+                if (point == root || point.StartsWith(root + "/", StringComparison.Ordinal)) points.Add(point);
+            }
+        }
+        catch (IOException) { return; }
+        foreach (var point in points.OrderByDescending(p => p.Length))
+            Unmount(point);
+    }
+
     public static void Unmount(string target)
     {
         fixed (byte* t = Z(target))

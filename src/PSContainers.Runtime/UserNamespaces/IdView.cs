@@ -29,11 +29,16 @@ public sealed class IdView
 
     /// <summary>The id written on disk for the container's <paramref name="containerId"/>; null when the map has none for it.</summary>
     public uint? ToDisk(IdMapKind kind, uint containerId) =>
-        Map is null || Storage == RootfsIdStorage.Idmapped ? containerId : Map.ToHost(kind, containerId);
+        Map is null ? containerId
+        // Idmapped: stored as the container's id, but only an id its map has is one it can own.
+        : Storage == RootfsIdStorage.Idmapped ? (Map.ToHost(kind, containerId) is null ? null : containerId)
+        : Map.ToHost(kind, containerId);
 
     /// <summary>The id the container sees for an on-disk <paramref name="diskId"/>; null when it is outside the map (the container sees nobody).</summary>
     public uint? ToContainer(IdMapKind kind, uint diskId) =>
-        Map is null || Storage == RootfsIdStorage.Idmapped ? diskId : Map.ToContainer(kind, diskId);
+        Map is null ? diskId
+        : Storage == RootfsIdStorage.Idmapped ? (Map.ToHost(kind, diskId) is null ? null : diskId)
+        : Map.ToContainer(kind, diskId);
 
     /// <summary>
     /// The view for files reached through the running container's own mounts (/proc/PID/root): an
