@@ -24,7 +24,9 @@ public static class RootfsIds
 {
     // Per filesystem (device): whether its mounts can be idmapped. A probe is one helper run; a store
     // lives on one or two filesystems.
-    private static readonly ConcurrentDictionary<ulong, string?> Probed = new();
+    // Keyed by the filesystem's type too: an anonymous device number (tmpfs, ramfs) is reused once
+    // its filesystem is unmounted, by a filesystem that may not be able to do the same.
+    private static readonly ConcurrentDictionary<(ulong Device, long Type), string?> Probed = new();
 
     /// <summary>
     /// Gives a tree the caller just built (a template's rootfs) to the container's ids: nothing to do
@@ -71,8 +73,8 @@ public static class RootfsIds
         Tmds.Linux.stat st;
         while (!Filesystem.FsNative.TryLstat(full, out st) || (st.st_mode & 0xF000) != 0x4000)
             full = Path.GetDirectoryName(full) ?? "/";
-        ulong device = (ulong)st.st_dev;
-        why = Probed.GetOrAdd(device, _ => Probe(full, map));
+        var key = ((ulong)st.st_dev, Filesystem.FsNative.FilesystemType(full));
+        why = Probed.GetOrAdd(key, _ => Probe(full, map));
         return why is null;
     }
 
