@@ -402,7 +402,8 @@ public sealed class CheckpointManager
         CheckpointManifest manifest, ContainerConfig config, CriuInstallation criu, RestoreOptions options, string logPath, IProgress<string>? progress, Action networkTouched)
     {
         var mounted = new List<string>();
-        CriuService.UnmountStaleRoot(rootfs);
+        // A killed restore's root, left mounted here: an idmapped mount cannot go on top of it.
+        Filesystem.FsNative.UnmountBelow(rootfs);
         try
         {
             // An overlay rootfs exists only inside the container's mount namespace: CRIU needs it

@@ -172,53 +172,15 @@ public static class CriuService
     /// Mounts CRIU makes in the images directory (its cgroup yard, .criu.cgyard.*) and removes when it
     /// ends normally; a killed criu leaves them. Detached deepest first, then their empty directories removed.
     /// </summary>
-    /// <summary>
-    /// Detaches what a killed restore left mounted on a stopped container's rootfs in this mount
-    /// namespace (its idmapped or overlay root for CRIU): a new idmapped mount cannot be made on top
-    /// of an idmapped one (EPERM), and a stopped container has nothing of its own mounted there.
-    /// </summary>
-    internal static void UnmountStaleRoot(string rootfs)
-    {
-        var target = Path.TrimEndingDirectorySeparator(Path.GetFullPath(rootfs));
-        for (var i = 0; i < 16; i++)
-        {
-            var found = false;
-            try
-            {
-                foreach (var line in File.ReadLines("/proc/self/mountinfo"))
-                {
-                    var fields = line.Split(' ');
-                    if (fields.Length > 4 && Unescape(fields[4]) == target) { found = true; break; }
-                }
-            }
-            catch (IOException) { return; }
-            if (!found) return;
-            Filesystem.FsNative.Unmount(target);
-        }
-    }
-
     internal static void UnmountLeftovers(string directory)
     {
         var prefix = Path.TrimEndingDirectorySeparator(directory) + "/.criu.";
-        var points = new List<string>();
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/mountinfo"))
-            {
-                var fields = line.Split(' ');
-                if (fields.Length > 4 && Unescape(fields[4]) is var point && point.StartsWith(prefix, StringComparison.Ordinal)) points.Add(point);
-            }
-        }
-        catch (IOException) { return; }
-        foreach (var point in points.OrderByDescending(p => p.Length).ThenByDescending(p => p, StringComparer.Ordinal))
+        foreach (var point in Filesystem.FsNative.MountPoints().Where(p => p.StartsWith(prefix, StringComparison.Ordinal))
+                     .OrderByDescending(p => p.Length).ThenByDescending(p => p, StringComparer.Ordinal))
             try { Filesystem.FsNative.Unmount(point); } catch (ContainerException) { }
         foreach (var dir in Directory.EnumerateDirectories(directory, ".criu.*"))
             try { Directory.Delete(dir, recursive: false); } catch (IOException) { }
     }
-
-    // mountinfo escapes space, tab, newline and backslash as \ooo.
-    private static string Unescape(string field) =>
-        System.Text.RegularExpressions.Regex.Replace(field, @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString());
 
     /// <summary>The error for a failed request: criu's own words, and where its log is.</summary>
     internal static ContainerException Failure(string errorId, string what, criu_resp? response, string? logPath, object? target)

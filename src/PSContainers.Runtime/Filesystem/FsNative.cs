@@ -274,26 +274,30 @@ public static unsafe class FsNative
                 throw Error($"mount {fsType} on", target, Errno);
     }
 
-    /// <summary>
-    /// Detaches every mount of this mount namespace at or below <paramref name="path"/>, deepest
-    /// first: what a killed process left on a tree about to be deleted (a restore's idmapped root).
-    /// </summary>
-    public static void UnmountBelow(string path)
+    /// <summary>The mount points of this mount namespace (/proc/self/mountinfo), in its order; none if it cannot be read.</summary>
+    public static IReadOnlyList<string> MountPoints()
     {
-        var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
         var points = new List<string>();
         try
         {
             foreach (var line in File.ReadLines("/proc/self/mountinfo"))
-            {
-                var fields = line.Split(' ');
-                if (fields.Length <= 4) continue;
-                var point = System.Text.RegularExpressions.Regex.Replace(fields[4], @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString());
-                if (point == root || point.StartsWith(root + "/", StringComparison.Ordinal)) points.Add(point);
-            }
+                if (line.Split(' ') is { Length: > 4 } fields)
+                    // mountinfo escapes space, tab, newline and backslash as \ooo.
+                    points.Add(System.Text.RegularExpressions.Regex.Replace(fields[4], @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString()));
         }
-        catch (IOException) { return; }
-        foreach (var point in points.OrderByDescending(p => p.Length))
+        catch (IOException) { }
+        return points;
+    }
+
+    /// <summary>
+    /// Detaches every mount of this mount namespace at or below <paramref name="path"/>, deepest
+    /// first: what a killed process left on a tree (a restore's idmapped root) before it is deleted
+    /// or mounted again (an idmapped mount cannot be made on top of an idmapped one: EPERM).
+    /// </summary>
+    public static void UnmountBelow(string path)
+    {
+        var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
+        foreach (var point in MountPoints().Where(p => p == root || p.StartsWith(root + "/", StringComparison.Ordinal)).OrderByDescending(p => p.Length))
             Unmount(point);
     }
 
