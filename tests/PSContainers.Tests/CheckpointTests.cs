@@ -234,8 +234,12 @@ public sealed class CheckpointTests : IDisposable
         AssertNoCgroupLeft(name);
     }
 
-    [Fact]
-    public void TcpEstablished_AConnectionToAPeerInAnotherNamespace_SurvivesCheckpointAndRestore()
+    // Both modes: CRIU moves a veth pair made beforehand into the restored network namespace (a
+    // user-namespaced container's CRIU cannot create one whose peer is on the host's side).
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void TcpEstablished_AConnectionToAPeerInAnotherNamespace_SurvivesCheckpointAndRestore(bool privileged)
     {
         // Lab: namespace with a bridge (10.x.y.1/24); the container's veth host end joins it.
         var ns = _lab.NewNamespace("tcp");
@@ -250,10 +254,9 @@ public sealed class CheckpointTests : IDisposable
         var name = TestStore.NewName("tcp");
         // pid 1 (a session leader) runs a pipeline: numbers into the connection, what arrives into /tmp/recv.
         const string server = "i=0; while true; do i=$((i+1)); echo n$i; sleep 0.1; done | nc -l -p 5000 > /tmp/recv";
-        // Privileged: CRIU (4.2.1 here) cannot restore a veth of a user-namespaced container (its usernsd
-        // fails the link with EOPNOTSUPP; see README, Checkpoint and restore).
-        s.Run("New-Container -Name $args[0] -Privileged -Command /bin/sh,-c,$args[1] -Network @{type='veth'; link='br0'; linkNamespace=$args[2]; ipv4=@($args[3])}",
-            name, server, ns, subnet + ".2/24");
+        s.Run("New-Container -Name $args[0] -Privileged:$args[4] -Command /bin/sh,-c,$args[1] -Network @{type='veth'; link='br0'; linkNamespace=$args[2]; ipv4=@($args[3])}",
+            name, server, ns, subnet + ".2/24", privileged);
+        Assert.Equal(privileged ? ContainerMode.Privileged : ContainerMode.Unprivileged, _store.Manager.Get(name).Mode);
         s.Run("Start-Container -Name $args[0]", name);
 
         var peer = StartPeer(ns, subnet + ".2", 5000);
