@@ -291,6 +291,63 @@ public sealed class CheckpointTests : IDisposable
         Assert.Empty(labClient.GetLinks().Where(l => l.Master == "br0"));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void RestoredContainer_FollowsItsRestartPolicy_InTheNamespacesCriuRestored(bool privileged)
+    {
+        using var s = _store.OpenSession();
+        var name = NewCounter(s, "rsp", privileged ? "-Privileged" : "");
+        File.AppendAllText(_store.Manager.Store.ConfigPath(name), "restart: { policy: on-failure, maxRetries: 3, backoff: 200ms }\n");
+        s.Run("Start-Container -Name $args[0]", name);
+        WaitCount(name, 5);
+        var dir = Checkpoints(name);
+        Assert.Empty(s.Invoke("Checkpoint-Container -Name $args[0] -Path $args[1]", name, dir).Errors);
+        var restored = s.Invoke("Restore-Container -Path $args[0] -PassThru", dir);
+        Assert.Empty(restored.Errors);
+        var first = restored.Single<ContainerInfo>();
+        Assert.Equal(privileged ? ContainerMode.Privileged : ContainerMode.Unprivileged, first.Mode);
+        var atRestore = Count(name);
+        var netBefore = new FileInfo($"/proc/{first.Pid}/ns/net").LinkTarget;
+        var userBefore = new FileInfo($"/proc/{first.Pid}/ns/user").LinkTarget;
+        // No restart plan is left behind in the store's temporaries (psc-helper deleted it as it read it).
+        Assert.Empty(Directory.Exists(_store.Manager.Store.TempDirectory) ? Directory.GetFiles(_store.Manager.Store.TempDirectory, "restart-spec-*") : Array.Empty<string>());
+
+        Runtime.Native.Sys.Kill(first.Pid!.Value, 9);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!_store.Manager.Events.Read().Any(e => e.Container == name && e.Kind == ContainerEventKind.RestartedByPolicy) && DateTime.UtcNow < deadline) Thread.Sleep(100);
+        var second = (ContainerInfo)s.Run("Get-Container -Name $args[0]", name).Single().BaseObject;
+        Assert.Equal(ContainerStatus.Running, second.State);
+        Assert.NotEqual(first.Pid, second.Pid);
+        Assert.Equal(1, second.Restarts);
+        Assert.Equal("signal SIGKILL", second.LastExit);
+        Assert.Equal(second.SupervisorPid, ParentOf(second.Pid!.Value));
+        // The user namespace (CRIU's, with the maps) and the network namespace are kept; init is new
+        // and counts from 1 again (a fresh boot of the same container).
+        Assert.Equal(netBefore, new FileInfo($"/proc/{second.Pid}/ns/net").LinkTarget);
+        Assert.Equal(userBefore, new FileInfo($"/proc/{second.Pid}/ns/user").LinkTarget);
+        var sawRestart = DateTime.UtcNow.AddSeconds(20);
+        while (Count(name) >= atRestore && DateTime.UtcNow < sawRestart) Thread.Sleep(100);
+        Assert.True(Count(name) < atRestore, "the restarted init counts from 1");
+        WaitCount(name, 3);
+
+        var events = _store.Manager.Events.Read().Where(e => e.Container == name).ToList();
+        Assert.Equal(new[]
+        {
+            ContainerEventKind.Created, ContainerEventKind.Started, ContainerEventKind.Checkpointed,
+            ContainerEventKind.Restored, ContainerEventKind.Died, ContainerEventKind.RestartedByPolicy,
+        }, events.Select(e => e.Kind));
+        Assert.Equal("9", events[4].Details["signal"]);
+        Assert.Equal("1", events[5].Details["attempt"]);
+        Assert.Equal(second.Pid.ToString(), events[5].Details["init"]);
+
+        // A stop that is asked for ends it for good.
+        s.Run("Stop-Container -Name $args[0] -Kill", name);
+        Assert.Equal(ContainerStatus.Stopped, _store.Manager.Get(name).State);
+        s.Run("Remove-Container -Name $args[0] -Force", name);
+        AssertNoCgroupLeft(name);
+    }
+
     private Process StartPeer(string ns, string address, int port)
     {
         var psi = new ProcessStartInfo("nsenter") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };

@@ -364,7 +364,7 @@ public sealed class CheckpointManager
         var rootMounts = Backends.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage);
         var logPath = Path.Combine(directory, RestoreLog);
         var networkTouched = false;
-        string? cgroup = null;
+        string? cgroup = null, restartPlan = null;
         progress?.Report("Creating the cgroup");
         try
         {
@@ -377,6 +377,7 @@ public sealed class CheckpointManager
                         $"Container '{name}' cannot be restored without a cgroup of its own: CRIU puts the restored tasks into it.", name);
                     spec.Command.AddRange(new[] { criu.Path, "swrk", "3" });
                     spec.Environment.Add("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+                    if (config.Restart.Policy != RestartPolicy.No) restartPlan = spec.RestartSpecFile = WriteRestartPlan(name, config, rootfs, cgroupPath, spec);
                 },
                 Run = spec => RunCriuRestore(spec, name, directory, rootfs, cgroup!, rootMounts, manifest, config, criu, options, logPath, progress, () => networkTouched = true),
                 Failed = result => new ContainerException("RestoreFailed", ContainerErrorKind.InvalidOperation,
@@ -390,8 +391,37 @@ public sealed class CheckpointManager
             CriuService.CapLog(logPath);
             throw;
         }
+        finally
+        {
+            // psc-helper deletes it as it reads it; a restore that failed before is left with it.
+            if (restartPlan is not null) File.Delete(restartPlan);
+        }
         Manager.Emit(name, ContainerEventKind.Restored, ("directory", directory));
         if (deleteImages) Filesystem.FsNative.DeleteTree(directory);
+    }
+
+    /// <summary>
+    /// A restored container follows its restart policy like a started one: its supervisor gets the
+    /// container's start plan (the one Start-Container uses, with the same records, journal and
+    /// cgroups as the restore) and makes init again from it, in the user and network namespaces CRIU
+    /// restored. The plan holds the environment: a private file psc-helper deletes as it reads it.
+    /// </summary>
+    private string WriteRestartPlan(string name, ContainerConfig config, string rootfs, string cgroupPath, RestoreSpec restore)
+    {
+        var plan = new StartSpec
+        {
+            ConsoleLog = restore.ConsoleLog, ConsoleLogMaxBytes = restore.ConsoleLogMaxBytes, ExitRecord = restore.ExitRecord, RunRecord = restore.RunRecord,
+            ContainerName = restore.ContainerName, EventJournalDirectory = restore.EventJournalDirectory, EventJournalMaxBytes = restore.EventJournalMaxBytes,
+            StopMarker = restore.StopMarker, OomWatchDirectory = restore.OomWatchDirectory,
+        };
+        plan.CgroupDirectories.AddRange(restore.CgroupDirectories);
+        Manager.PlanStart(plan, name, config, rootfs, cgroupPath);
+        ContainerStore.CreatePrivateDirectory(Store.TempDirectory);
+        // NAME.PID.GUID: a killed caller's leftover is found by CleanStaleTemp.
+        var file = Path.Combine(Store.TempDirectory, $"restart-spec-{name}.{Environment.ProcessId}.{Guid.NewGuid():N}");
+        using (var fs = new FileStream(file, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }))
+            fs.Write(plan.Serialize());
+        return file;
     }
 
     /// <summary>
