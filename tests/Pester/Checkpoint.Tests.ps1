@@ -22,6 +22,11 @@ Describe 'Checkpoint and restore' -Tag 'E2E', 'Root', 'Criu' -Skip:(-not $canRun
         function Get-Count([string] $Name) {
             [int](Get-Content (Join-Path (Get-Container $Name).RootfsPath 'tmp/count') -ErrorAction Stop)
         }
+        # Where a checkpoint or save froze the counter: the console's last tick. /tmp/count may be empty
+        # then (echo > truncates before it writes, and CRIU can freeze the shell in between).
+        function Get-FrozenCount([string] $Name) {
+            @(Get-ContainerConsoleLog $Name | Where-Object { $_ -like 'tick *' } | ForEach-Object { [int]$_.Substring(5) })[-1]
+        }
         function Wait-Count([string] $Name, [int] $AtLeast) {
             $deadline = [DateTime]::UtcNow.AddSeconds(20)
             # Right after a start init may not have written its first count yet: no file counts as 0.
@@ -46,7 +51,7 @@ Describe 'Checkpoint and restore' -Tag 'E2E', 'Root', 'Criu' -Skip:(-not $canRun
         $checkpoint.ProcessCount | Should -BeGreaterThan 0
         (Get-Container $name).State | Should -Be 'Stopped'
         (Get-Container $name).ExitCode | Should -BeNullOrEmpty
-        $at = Get-Count $name
+        $at = Get-FrozenCount $name
 
         $restored = $checkpoint | Restore-Container -PassThru -ErrorAction Stop
         $restored.State | Should -Be 'Running'
@@ -66,7 +71,7 @@ Describe 'Checkpoint and restore' -Tag 'E2E', 'Root', 'Criu' -Skip:(-not $canRun
         New-Container -Name $name -Command /bin/sh, -c, $counter -ErrorAction Stop | Start-Container -ErrorAction Stop
         Wait-Count $name 3
         (Save-Container -Name $name -PassThru -ErrorAction Stop).State | Should -Be 'Saved'
-        $at = Get-Count $name
+        $at = Get-FrozenCount $name
         (Start-Container -Name $name -PassThru -ErrorAction Stop).State | Should -Be 'Running'
         Wait-Count $name ($at + 3)
         Remove-Container -Name $name -Force -Confirm:$false -ErrorAction Stop
@@ -80,12 +85,49 @@ Describe 'Checkpoint and restore' -Tag 'E2E', 'Root', 'Criu' -Skip:(-not $canRun
         New-Container -Name $name -Command /bin/sh, -c, $counter -ConfigPath $config -ErrorAction Stop | Start-Container -ErrorAction Stop
         Wait-Count $name 5
         $checkpoint = Checkpoint-Container -Name $name -Path (Join-Path $root $name) -ErrorAction Stop
-        $at = Get-Count $name
+        $at = Get-FrozenCount $name
         $restored = $checkpoint | Restore-Container -PassThru -ErrorAction Stop
         (Get-Content "/proc/$($restored.Pid)/uid_map" -Raw).Trim() -split '\s+' -join ' ' | Should -Be "0 $start 65536"
         (Invoke-ContainerCommand $name -Command id, -u).Output | Should -Be '0'
         Wait-Count $name ($at + 5)
         Remove-Container -Name $name -Force -Confirm:$false -ErrorAction Stop
+    }
+
+    It 'restores a default (user-namespaced) container with a veth onto its bridge, and it restarts by its policy' {
+        $name = New-TestName 'crvr'
+        $ns = "psc-test-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+        & ip netns add $ns
+        try {
+            & ip -n $ns link add psbr0 type bridge
+            & ip -n $ns link set psbr0 up
+            $nic = @{ type = 'veth'; link = 'psbr0'; linkNamespace = $ns; ipv4 = @('10.251.7.2/24') }
+            New-Container -Name $name -Command /bin/sh, -c, $counter -Network $nic -ErrorAction Stop | Out-Null
+            Add-Content -Path (Join-Path $store $name 'config.yaml') -Value 'restart: { policy: on-failure, backoff: 200ms }'
+            Start-Container $name -ErrorAction Stop
+            Wait-Count $name 3
+            $checkpoint = Checkpoint-Container -Name $name -Path (Join-Path $root $name) -ErrorAction Stop
+            @(& ip -n $ns -o link show master psbr0) | Should -HaveCount 0
+            $restored = $checkpoint | Restore-Container -PassThru -ErrorAction Stop
+            $restored.Mode | Should -Be 'Unprivileged'
+            $restored.IPv4 | Should -Be '10.251.7.2'
+            @(& ip -n $ns -o link show master psbr0) | Should -HaveCount 1
+
+            Stop-Process -Id $restored.Pid -Force
+            $deadline = [DateTime]::UtcNow.AddSeconds(30)
+            while (-not (Get-ContainerEvent -Name $name -Kind RestartedByPolicy) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+            $again = Get-Container $name
+            $again.State | Should -Be 'Running'
+            $again.Restarts | Should -Be 1
+            $again.Pid | Should -Not -Be $restored.Pid
+            $again.IPv4 | Should -Be '10.251.7.2'
+            @(& ip -n $ns -o link show master psbr0) | Should -HaveCount 1
+            Remove-Container -Name $name -Force -Confirm:$false -ErrorAction Stop
+            @(& ip -n $ns -o link show master psbr0) | Should -HaveCount 0
+        }
+        finally {
+            if (Get-Container $name -ErrorAction SilentlyContinue) { Remove-Container -Name $name -Force -Confirm:$false -ErrorAction SilentlyContinue }
+            & ip netns del $ns
+        }
     }
 
     It 'refuses to checkpoint a stopped container, clearly' {

@@ -364,7 +364,7 @@ public sealed class CheckpointManager
         var rootMounts = Backends.StorageBackends.Get(config.Storage.Backend).RootMounts(Store.ContainerDirectory(name), config.Storage);
         var logPath = Path.Combine(directory, RestoreLog);
         var networkTouched = false;
-        string? cgroup = null;
+        string? cgroup = null, restartPlan = null;
         progress?.Report("Creating the cgroup");
         try
         {
@@ -377,6 +377,7 @@ public sealed class CheckpointManager
                         $"Container '{name}' cannot be restored without a cgroup of its own: CRIU puts the restored tasks into it.", name);
                     spec.Command.AddRange(new[] { criu.Path, "swrk", "3" });
                     spec.Environment.Add("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+                    if (config.Restart.Policy != RestartPolicy.No) restartPlan = spec.RestartSpecFile = WriteRestartPlan(name, config, rootfs, cgroupPath, spec);
                 },
                 Run = spec => RunCriuRestore(spec, name, directory, rootfs, cgroup!, rootMounts, manifest, config, criu, options, logPath, progress, () => networkTouched = true),
                 Failed = result => new ContainerException("RestoreFailed", ContainerErrorKind.InvalidOperation,
@@ -390,8 +391,37 @@ public sealed class CheckpointManager
             CriuService.CapLog(logPath);
             throw;
         }
+        finally
+        {
+            // psc-helper deletes it as it reads it; a restore that failed before is left with it.
+            if (restartPlan is not null) File.Delete(restartPlan);
+        }
         Manager.Emit(name, ContainerEventKind.Restored, ("directory", directory));
         if (deleteImages) Filesystem.FsNative.DeleteTree(directory);
+    }
+
+    /// <summary>
+    /// A restored container follows its restart policy like a started one: its supervisor gets the
+    /// container's start plan (the one Start-Container uses, with the same records, journal and
+    /// cgroups as the restore) and makes init again from it, in the user and network namespaces CRIU
+    /// restored. The plan holds the environment: a private file psc-helper deletes as it reads it.
+    /// </summary>
+    private string WriteRestartPlan(string name, ContainerConfig config, string rootfs, string cgroupPath, RestoreSpec restore)
+    {
+        var plan = new StartSpec
+        {
+            ConsoleLog = restore.ConsoleLog, ConsoleLogMaxBytes = restore.ConsoleLogMaxBytes, ExitRecord = restore.ExitRecord, RunRecord = restore.RunRecord,
+            ContainerName = restore.ContainerName, EventJournalDirectory = restore.EventJournalDirectory, EventJournalMaxBytes = restore.EventJournalMaxBytes,
+            StopMarker = restore.StopMarker, OomWatchDirectory = restore.OomWatchDirectory,
+        };
+        plan.CgroupDirectories.AddRange(restore.CgroupDirectories);
+        Manager.PlanStart(plan, name, config, rootfs, cgroupPath);
+        ContainerStore.CreatePrivateDirectory(Store.TempDirectory);
+        // NAME.PID.GUID: a killed caller's leftover is found by CleanStaleTemp.
+        var file = Path.Combine(Store.TempDirectory, $"restart-spec-{name}.{Environment.ProcessId}.{Guid.NewGuid():N}");
+        using (var fs = new FileStream(file, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }))
+            fs.Write(plan.Serialize());
+        return file;
     }
 
     /// <summary>
@@ -433,8 +463,9 @@ public sealed class CheckpointManager
                     channel.ClosePeer();
                     var criuPid = paused.Criu;
                     var criuStart = Native.Sys.ProcessStartTime(criuPid);
-                    var opts = RestoreOptionsFor(directory, rootfs, cgroupPath, manifest, config, name, paused.ConsolePty, options.CriuLogLevel);
                     networkTouched();
+                    var veths = PrecreateVeths(name, config, manifest);
+                    var opts = RestoreOptionsFor(directory, rootfs, cgroupPath, manifest, config, name, paused.ConsolePty, options.CriuLogLevel, veths);
                     var what = $"CRIU could not restore container '{name}' from '{directory}'";
                     var resp = channel.Call(new criu_req { Type = criu_req_type.Restore, Opts = opts },
                         CriuService.WatchingLog(() => Native.Sys.ProcessStartTime(criuPid) is { } t && t == criuStart, logPath, errorId: "RestoreFailed", what: what, target: name),
@@ -453,7 +484,8 @@ public sealed class CheckpointManager
         }
     }
 
-    private criu_opts RestoreOptionsFor(string directory, string rootfs, string cgroupPath, CheckpointManifest manifest, ContainerConfig config, string name, string? consolePty, int logLevel)
+    private criu_opts RestoreOptionsFor(string directory, string rootfs, string cgroupPath, CheckpointManifest manifest, ContainerConfig config, string name, string? consolePty, int logLevel,
+        IReadOnlyDictionary<string, string> precreatedVeths)
     {
         var opts = BaseOptions(directory, RestoreLog, manifest.TcpEstablished, logLevel);
         opts.Root = rootfs;
@@ -472,9 +504,29 @@ public sealed class CheckpointManager
         }
         if (manifest.ConsoleTty is not null && consolePty is not null)
             opts.InheritFd.Add(new inherit_fd { Key = manifest.ConsoleTty, Fd = 4 });
-        // CRIU recreates each veth pair with the host end in its own (the host's) namespace, named
-        // as this container's host end; ConnectHostEnds then moves and attaches it.
+        // Each veth's container end is moved in, not created: see PrecreateVeths.
+        foreach (var (inner, peer) in precreatedVeths) opts.External.Add($"netdev[{inner}]:{peer}");
+        return opts;
+    }
+
+    /// <summary>
+    /// The veth pairs of the checkpointed NICs, made before CRIU runs: the host end (its configured or
+    /// generated name) in the namespace of its bridge, the container end under a temporary name in the
+    /// host's namespace, which CRIU moves into the restored network namespace and renames, with the
+    /// checkpoint's ifindex, MAC and MTU (external netdev[NAME]:TEMP; it does this through its usernsd,
+    /// which runs with the host's rights, or directly for a privileged container). Letting CRIU create
+    /// the pair failed for a user-namespaced container: the criu in use (4.2.1, Debian) sends the
+    /// RTM_NEWLINK through usernsd, whose socket is in the host's network namespace, with the
+    /// checkpoint's ifindex; the kernel looks that ifindex up there, finds a host device, and refuses to
+    /// change it as a veth (veth has no changelink: EOPNOTSUPP, -95). Moving an existing device names
+    /// it by its host ifindex, so nothing is looked up in the wrong namespace; one way for both modes.
+    /// Container name -> temporary name.
+    /// A failed restore removes the pairs with the host ends (the launch's stopped hooks).
+    /// </summary>
+    private Dictionary<string, string> PrecreateVeths(string name, ContainerConfig config, CheckpointManifest manifest)
+    {
         var hook = new NetworkHook(Store);
+        var made = new Dictionary<string, string>();
         var eth = 0;
         for (var i = 0; i < config.Network.Count; i++)
         {
@@ -482,13 +534,17 @@ public sealed class CheckpointManager
             if (nic.Type is "none" or "empty") continue;
             var inner = nic.Name ?? $"eth{eth}";
             eth++;
-            if (nic.Type == "veth" && manifest.Veths.Contains(inner))
-                opts.External.Add($"veth[{inner}]:{nic.HostName ?? hook.HostEndName(name, i)}");
+            if (nic.Type != "veth" || !manifest.Veths.Contains(inner)) continue;
+            var temporary = "psc-r" + Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(5)).ToLowerInvariant();
+            var location = nic.LinkNamespace is null ? NetworkLocation.Host : NetworkLocation.ForNamespace(nic.LinkNamespace);
+            using var outside = new NetworkClient(location);
+            outside.CreateVeth(nic.HostName ?? hook.HostEndName(name, i), temporary, NetworkLocation.Host, nic.Mtu);
+            made[inner] = temporary;
         }
-        return opts;
+        return made;
     }
 
-    /// <summary>The host ends CRIU made: into their namespace, onto their bridge, up.</summary>
+    /// <summary>The host ends PrecreateVeths made, their peers now restored inside: onto their bridge, up.</summary>
     private void ConnectHostEnds(string name, ContainerConfig config)
     {
         var hook = new NetworkHook(Store);
@@ -504,11 +560,9 @@ public sealed class CheckpointManager
                 bridge.Ensure();
                 master = bridge.Settings.Name;
             }
-            using var host = new NetworkClient(NetworkLocation.Host);
-            if (!host.LinkExists(hostEnd)) continue; // not in the checkpoint (a NIC added since)
             var location = nic.LinkNamespace is null ? NetworkLocation.Host : NetworkLocation.ForNamespace(nic.LinkNamespace);
-            if (nic.LinkNamespace is not null) host.SetLink(hostEnd, new LinkChanges { MoveTo = location });
             using var outside = new NetworkClient(location);
+            if (!outside.LinkExists(hostEnd)) continue; // not in the checkpoint (a NIC added since)
             outside.SetLink(hostEnd, new LinkChanges { Master = master, Up = true });
         }
     }

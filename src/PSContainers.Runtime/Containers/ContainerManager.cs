@@ -688,43 +688,7 @@ public sealed class ContainerManager : IContainerLifecycle
         Launch(name, config, state, new LaunchRequest<StartSpec>
         {
             Spec = new StartSpec(),
-            Prepare = (spec, cgroupPath) =>
-            {
-                spec.Namespaces = NetworkPlan.SharesHostNetwork(config) ? NamespaceKind.ContainerDefault & ~NamespaceKind.Network : NamespaceKind.ContainerDefault;
-                spec.Rootfs = rootfs;
-                spec.Hostname = config.Hostname ?? name;
-                spec.WorkingDirectory = config.Init.WorkingDirectory;
-                if (config.Restart.Policy != RestartPolicy.No)
-                {
-                    spec.RestartPolicy = config.Restart.Policy == RestartPolicy.Always ? "always" : "on-failure";
-                    spec.RestartMaxRetries = config.Restart.MaxRetries;
-                    spec.RestartBackoffMilliseconds = (long)config.Restart.Backoff.TotalMilliseconds;
-                }
-                spec.Command.AddRange(InitCommand(config));
-                spec.Environment.AddRange(Environment(config));
-                if (cgroupPath is not null)
-                {
-                    // Init is born in the inner cgroup, the root of its cgroup namespace; the
-                    // supervisor removes both (inner first) when init is gone.
-                    var inner = CgroupManager.InnerOf(cgroupPath);
-                    spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(inner));
-                    spec.CgroupV2Directory = Cgroups.V2?.Directories(inner)[0];
-                }
-                if (config.IdMap is { } idMap)
-                {
-                    UserNamespace.Prepare(spec, idMap);
-                    // Only root can reach into the container's network namespace from outside.
-                    spec.LoopbackUp = !Host.IsRoot;
-                    if (!Host.IsRoot) spec.LinksUp.AddRange(NetworkPlan.UserNicNames(config));
-                }
-                MountPlan.AddDefaults(spec, config);
-                SecurityPlan.Apply(spec, config, attach: false);
-                var storage = Backends.StorageBackends.Get(config.Storage.Backend);
-                if (config.IdMap is not null && config.Storage.IsIdmapped && config.Rootfs is null)
-                    storage.IdmappedRoot(spec, Store.ContainerDirectory(name), config.Storage);
-                else
-                    spec.RootMounts.AddRange(storage.RootMounts(Store.ContainerDirectory(name), config.Storage));
-            },
+            Prepare = (spec, cgroupPath) => PlanStart(spec, name, config, rootfs, cgroupPath),
             Run = spec =>
             {
                 HelperResult result;
@@ -759,6 +723,49 @@ public sealed class ContainerManager : IContainerLifecycle
                     $"Check the init command ({string.Join(' ', InitCommand(config))}) exists in {rootfs}; the console log is {Store.ConsoleLogPath(name)}.", name),
         });
         return (config, state);
+    }
+
+    /// <summary>
+    /// What psc-helper start makes init from (namespaces, rootfs, command, mounts, security, restart
+    /// policy), after <see cref="Launch{TSpec}"/> filled the supervisor's part. Also the plan a restored
+    /// container's supervisor relaunches init from when its restart policy says so (Checkpoint/).
+    /// </summary>
+    public void PlanStart(StartSpec spec, string name, ContainerConfig config, string rootfs, string? cgroupPath)
+    {
+        spec.Namespaces = NetworkPlan.SharesHostNetwork(config) ? NamespaceKind.ContainerDefault & ~NamespaceKind.Network : NamespaceKind.ContainerDefault;
+        spec.Rootfs = rootfs;
+        spec.Hostname = config.Hostname ?? name;
+        spec.WorkingDirectory = config.Init.WorkingDirectory;
+        if (config.Restart.Policy != RestartPolicy.No)
+        {
+            spec.RestartPolicy = config.Restart.Policy == RestartPolicy.Always ? "always" : "on-failure";
+            spec.RestartMaxRetries = config.Restart.MaxRetries;
+            spec.RestartBackoffMilliseconds = (long)config.Restart.Backoff.TotalMilliseconds;
+        }
+        spec.Command.AddRange(InitCommand(config));
+        spec.Environment.AddRange(Environment(config));
+        if (cgroupPath is not null)
+        {
+            // Init is born in the inner cgroup, the root of its cgroup namespace; the
+            // supervisor removes both (inner first) when init is gone.
+            var inner = CgroupManager.InnerOf(cgroupPath);
+            spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(inner));
+            spec.CgroupV2Directory = Cgroups.V2?.Directories(inner)[0];
+        }
+        if (config.IdMap is { } idMap)
+        {
+            UserNamespace.Prepare(spec, idMap);
+            // Only root can reach into the container's network namespace from outside.
+            spec.LoopbackUp = !Host.IsRoot;
+            if (!Host.IsRoot) spec.LinksUp.AddRange(NetworkPlan.UserNicNames(config));
+        }
+        MountPlan.AddDefaults(spec, config);
+        SecurityPlan.Apply(spec, config, attach: false);
+        var storage = Backends.StorageBackends.Get(config.Storage.Backend);
+        if (config.IdMap is not null && config.Storage.IsIdmapped && config.Rootfs is null)
+            storage.IdmappedRoot(spec, Store.ContainerDirectory(name), config.Storage);
+        else
+            spec.RootMounts.AddRange(storage.RootMounts(Store.ContainerDirectory(name), config.Storage));
     }
 
     /// <summary>

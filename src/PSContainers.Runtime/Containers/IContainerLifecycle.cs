@@ -48,6 +48,8 @@ public interface IContainerLifecycle
     bool FreezeForExport(string name);
     void ThawAfterExport(string name);
 
+    /// <summary>Init's start plan (see ContainerManager.PlanStart); a restore hands it to the supervisor for restarts by policy.</summary>
+    void PlanStart(StartSpec spec, string name, ContainerConfig config, string rootfs, string? cgroupPath);
     /// <summary>The one launch path (start and restore): see ContainerManager.Launch.</summary>
     void Launch<TSpec>(string name, ContainerConfig config, PersistedState state, LaunchRequest<TSpec> request) where TSpec : HelperSpec, ISupervisedSpec;
 

@@ -66,8 +66,19 @@ static void kill_restore(const struct spec *s, pid_t criu) {
  * RESTORE_PAUSED (supervisor, criu, pty). The caller asks for rst_sibling, so criu creates the restored
  * init with CLONE_PARENT: it becomes OUR child, and we supervise it exactly like a started one once
  * the caller answers GO_RESTORED with its pid (ABORT kills whatever was restored). */
+/* A restored container's start plan (RESTART_SPEC): the restart policy and what relaunch() makes
+ * init from, with the same supervisor's part (records, journal, cgroups, console) as the restore spec. */
+static struct spec restart_plan;
+
 int supervise_restore(const struct spec *s, int report_fd, int ctl_fd) {
     int master = -1, logfd = -1, slave = -1;
+    /* Read first (the file is deleted as it is read): a plan that is not one fails the restore
+     * before criu runs. From the restored init on, the plan is what the supervisor watches with. */
+    const struct spec *watched = s;
+    if (s->restart_spec) {
+        read_spec(&restart_plan, PSC_CMD_START, s->restart_spec);
+        watched = &restart_plan;
+    }
     char console_path[64] = "";
     if (s->console_log && (slave = open_console(s, &master, &logfd, console_path, sizeof console_path)) < 0) return -1;
     sigset_t mask;
@@ -112,10 +123,21 @@ int supervise_restore(const struct spec *s, int report_fd, int ctl_fd) {
         errno = 0;
         return fail(init <= 0 ? "restore aborted by the caller" : criu_stuck ? "criu did not exit after restoring init %d" : "restored init %d is not a child of the supervisor", init);
     }
+    /* The restart policy keeps the user and network namespaces CRIU made (with their maps, the
+     * veths and addresses), as a start's keeps those the runtime set up: held from the restored init. */
+    if (restart_hold(watched, init, console_path[0] ? console_path : NULL) < 0) {
+        char why[sizeof errbuf];
+        snprintf(why, sizeof why, "%s", errbuf);
+        kill_restore(s, criu);
+        remove_cgroups(s);
+        remove_yards(s);
+        errno = 0;
+        return fail("%s", why);
+    }
     write_run_record(s, init, "released");   /* best effort: the restored init already runs */
     send_reply(report_fd, PSC_REPLY_STARTED, getpid(), init);
     close(report_fd);
-    watch_init(s, init, master, logfd, &mask);
+    watch_init(watched, init, master, logfd, &mask);
     return 0;
 }
 

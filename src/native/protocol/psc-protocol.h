@@ -170,6 +170,9 @@ enum psc_command {
       "the most restarts in a row (0: no limit)") \
     X(RESTART_BACKOFF, "restartbackoff", I64, restart_backoff_ms, RestartBackoffMilliseconds, PSC_NUMBER_MAX, 1, PSC_IN(START), PSC_NONE, \
       "the first restart's delay in ms, doubled for each further one") \
+    X(RESTART_SPEC, "restartspec", STR, restart_spec, RestartSpecFile, PSC_PATH_MAX, 1, PSC_IN(RESTORE), PSC_NONE, \
+      "a file (read and deleted at once) with the START spec of the restored container, its restart keys included: " \
+      "what its supervisor makes init again from when the restart policy says so (absent: no restarts)") \
     X(UID, "uid", U32, uid, UserId, PSC_NUMBER_MAX, 1, PSC_IN(EXEC), PSC_NONE, \
       "the uid, as the container sees it, the command runs as (its root when absent)") \
     X(GID, "gid", U32, gid, GroupId, PSC_NUMBER_MAX, 1, PSC_IN(EXEC), PSC_NONE, \
