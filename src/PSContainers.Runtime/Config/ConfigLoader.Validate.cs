@@ -26,7 +26,8 @@ public static partial class ConfigLoader
             ?? NetworkProblem(c.Network ?? new List<NicConfig>())
             ?? StorageProblem(c.Storage ?? new StorageConfig())
             ?? ConfigRules.Security(c.Security ?? new SecurityConfig())
-            ?? ConfigRules.Autostart(c.Autostart ?? new AutostartConfig());
+            ?? ConfigRules.Autostart(c.Autostart ?? new AutostartConfig())
+            ?? KernelProblem(c);
         // c.IdMap needs no check: an IdMap refuses entries the kernel would refuse when it is made.
     }
 

@@ -532,4 +532,70 @@ internal static class ConfigRules
     /// <summary>privileged: true and an idMap ask for both modes at once.</summary>
     public static string PrivilegedWithIdMap(string idMap) =>
         $"privileged: true contradicts idMap [{idMap}]: a privileged container has no user namespace. Remove one of them (privileged: true for a privileged container, idMap for a user-namespaced one).";
+
+    // ---- kernel settings of init: prlimit, sysctl, oomScoreAdj ----------------------------------
+
+    public const string OomScoreAdjExpected = "a whole number from -1000 (never killed) to 1000 (killed first)";
+
+    /// <summary>lxc.prlimit's resource names, each with its RLIMIT_* number (the same on every Linux architecture psc-helper builds for).</summary>
+    public static readonly IReadOnlyDictionary<string, int> PrlimitResources = new Dictionary<string, int>(StringComparer.Ordinal)
+    {
+        ["cpu"] = 0, ["fsize"] = 1, ["data"] = 2, ["stack"] = 3, ["core"] = 4, ["rss"] = 5, ["nproc"] = 6,
+        ["nofile"] = 7, ["memlock"] = 8, ["as"] = 9, ["locks"] = 10, ["sigpending"] = 11, ["msgqueue"] = 12,
+        ["nice"] = 13, ["rtprio"] = 14, ["rttime"] = 15,
+    };
+
+    /// <summary>RLIM_INFINITY.</summary>
+    public const ulong PrlimitUnlimited = ulong.MaxValue;
+
+    /// <summary>
+    /// limits.prlimit.NAME: "soft:hard" or one value for both; each a whole number or "unlimited"; soft
+    /// at most hard (the kernel's own rule, told here rather than at start).
+    /// </summary>
+    public static string? Prlimit(string name, string value, out ulong soft, out ulong hard)
+    {
+        soft = hard = 0;
+        string path = $"limits.prlimit.{name}";
+        if (!PrlimitResources.ContainsKey(name))
+            return $"unknown resource '{name}' in limits.prlimit (expected one of: {string.Join(", ", PrlimitResources.Keys)})";
+        var parts = value.Split(':');
+        if (parts.Length > 2 || !LimitValue(parts[0], out soft) || !LimitValue(parts[^1], out hard))
+            return $"invalid value '{value}' for {path} (expected \"soft:hard\" or one value for both, each a whole number or unlimited, e.g. \"1024:4096\")";
+        if (soft > hard) return $"{path}: the soft limit {parts[0]} is above the hard limit {parts[^1]}";
+        return null;
+
+        static bool LimitValue(string text, out ulong v)
+        {
+            if (text is "unlimited" or "infinity") { v = PrlimitUnlimited; return true; }
+            return ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out v) && v != PrlimitUnlimited;
+        }
+    }
+
+    /// <summary>
+    /// The sysctls that belong to a container's own namespaces (what lxc.sysctl documents): the
+    /// network namespace's net.*, the IPC namespace's kernel.shm*, kernel.msg*, kernel.sem and
+    /// fs.mqueue.*. kernel.hostname and kernel.domainname are the hostname key's; anything else
+    /// would change the host.
+    /// </summary>
+    public static string? SysctlName(string name)
+    {
+        const string allowed = "net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*";
+        if (name.Length == 0 || name.Length > 200 || name.Contains('/') || name.Contains("..") || name.StartsWith('.') || name.EndsWith('.')
+            || name.Any(ch => !(char.IsAsciiLetterOrDigit(ch) || ch is '.' or '_' or '-')))
+            return $"'{name}' is not a sysctl name (dotted, like net.ipv4.ip_forward)";
+        bool namespaced = name.StartsWith("net.", StringComparison.Ordinal)
+            || name.StartsWith("kernel.shm", StringComparison.Ordinal)
+            || name.StartsWith("kernel.msg", StringComparison.Ordinal)
+            || name == "kernel.sem"
+            || name.StartsWith("fs.mqueue.", StringComparison.Ordinal);
+        if (name is "kernel.hostname" or "kernel.domainname")
+            return $"sysctl '{name}' is not accepted: set the container's name with the hostname key";
+        return namespaced ? null
+            : $"sysctl '{name}' is not namespaced: writing it would change the host. Only {allowed} are accepted; set host-wide sysctls on the host.";
+    }
+
+    public static string? SysctlValue(string name, string value) =>
+        value.Length == 0 || value.Length > 1024 || value.Any(char.IsControl)
+            ? $"invalid value for sysctl.{name}: give it as text on one line (e.g. \"1\")"
+            : null;
 }

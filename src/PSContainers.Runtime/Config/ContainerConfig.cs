@@ -41,6 +41,14 @@ public sealed class ContainerConfig
     public bool IdMapIsolated { get; set; }
     /// <summary>Start at boot and in Start-ContainerAutostart (LXC's lxc.start.auto, lxc.start.delay, lxc.start.order, lxc.group).</summary>
     public AutostartConfig Autostart { get; set; } = new();
+    /// <summary>
+    /// <c>sysctl:</c> (LXC's lxc.sysctl.*): namespaced kernel settings, name to value, written in the
+    /// container's network and IPC namespaces before init runs. Only namespaced names are accepted
+    /// (ConfigRules.Sysctl); the host's values never change.
+    /// </summary>
+    public Dictionary<string, string> Sysctl { get; set; } = new(StringComparer.Ordinal);
+    /// <summary><c>oomScoreAdj:</c> init's /proc/PID/oom_score_adj, -1000..1000 (LXC's lxc.proc.oom_score_adj); null = inherited.</summary>
+    public int? OomScoreAdj { get; set; }
 }
 
 /// <summary>
@@ -115,6 +123,13 @@ public sealed class LimitsConfig : Cgroups.CgroupLimits
 {
     /// <summary>Memory limit in bytes (YAML accepts 512M, 512MB, 1G, 1GiB, plain bytes). Null = none.</summary>
     public long? Memory { get => MemoryMax; set => MemoryMax = value; }
+
+    /// <summary>
+    /// <c>limits.prlimit</c> (LXC's lxc.prlimit.*): resource name (nofile, nproc, core, memlock, ...)
+    /// to "soft:hard", "both" or "unlimited"; set on init from the host before it runs, inherited by
+    /// what init starts (like LXC, not by Enter-Container's commands). Rules in ConfigRules.Prlimit.
+    /// </summary>
+    public Dictionary<string, string> Prlimit { get; set; } = new(StringComparer.Ordinal);
 }
 
 public sealed class ConsoleConfig
