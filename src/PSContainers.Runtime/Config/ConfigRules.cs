@@ -598,4 +598,47 @@ internal static class ConfigRules
         value.Length == 0 || value.Length > 1024 || value.Any(char.IsControl)
             ? $"invalid value for sysctl.{name}: give it as text on one line (e.g. \"1\")"
             : null;
+
+    // ---- typed mounts and mount options (lxc.mount.entry) -----------------------------------------
+
+    /// <summary>mounts[i].type: a filesystem type name as /proc/filesystems spells them, or bind.</summary>
+    public static string? MountType(string? type, string path) =>
+        type is null || (type.Length is > 0 and <= 32 && type.All(ch => char.IsAsciiLetterLower(ch) || char.IsAsciiDigit(ch) || ch is '.' or '_' or '-'))
+            ? null
+            : $"invalid filesystem type '{type}' for {path}.type (e.g. tmpfs; leave it out for a bind mount)";
+
+    /// <summary>
+    /// mounts[i].options, mount(8)'s comma-separated list: ro/rw, nosuid, nodev, noexec become
+    /// flags; for a typed mount anything else (size=64m, mode=1777, uid=0) is the filesystem's data,
+    /// which the kernel checks. A bind mount takes flags only.
+    /// </summary>
+    public static string? MountOptions(string? options, bool bind, string path, out Namespaces.MountFlags flags, out string data)
+    {
+        flags = Namespaces.MountFlags.None;
+        data = "";
+        if (options is null) return null;
+        var rest = new List<string>();
+        foreach (var raw in options.Split(','))
+        {
+            var o = raw.Trim();
+            switch (o)
+            {
+                case "": return $"{path}.options has an empty option in '{options}'";
+                case "ro": flags |= Namespaces.MountFlags.ReadOnly; break;
+                case "rw": break;
+                case "nosuid": flags |= Namespaces.MountFlags.NoSuid; break;
+                case "nodev": flags |= Namespaces.MountFlags.NoDev; break;
+                case "noexec": flags |= Namespaces.MountFlags.NoExec; break;
+                default:
+                    if (bind)
+                        return $"{path}.options: a bind mount takes only ro, rw, nosuid, nodev and noexec, not '{o}'";
+                    if (o.Any(ch => char.IsControl(ch) || ch == ' '))
+                        return $"{path}.options: invalid option '{o}'";
+                    rest.Add(o);
+                    break;
+            }
+        }
+        data = string.Join(',', rest);
+        return data.Length > 4095 ? $"{path}.options is longer than the kernel takes (4095 bytes of filesystem options)" : null;
+    }
 }

@@ -77,13 +77,25 @@ public sealed class InitConfig
     public string WorkingDirectory { get; set; } = "/";
 }
 
+/// <summary>
+/// One entry of <c>mounts:</c>. Without a type, a bind mount of a host path; with one (tmpfs, or any
+/// filesystem type, like lxc.mount.entry), a new mount of that type whose source is the type's
+/// (a device, or any name for tmpfs). Options are mount(8)'s: the flags (ro, nosuid, nodev, noexec)
+/// and the filesystem's own (size=64m,mode=1777), checked by ConfigRules.MountOptions.
+/// </summary>
 public sealed class MountConfig
 {
-    /// <summary>Host path (must exist).</summary>
+    /// <summary>Host path of a bind mount (must exist), or the source of a typed mount (tmpfs when absent).</summary>
     public string Source { get; set; } = "";
     /// <summary>Absolute path inside the container; created if missing, resolved within the rootfs.</summary>
     public string Target { get; set; } = "";
     public bool ReadOnly { get; set; }
+    /// <summary>The filesystem type (tmpfs, ...); null or "bind" = a bind mount.</summary>
+    public string? Type { get; set; }
+    /// <summary>mount(8) options, comma-separated; null = none.</summary>
+    public string? Options { get; set; }
+
+    public bool IsBind => Type is null or "bind";
 }
 
 /// <summary>restart.policy: whether the supervisor starts init again when it ended on its own (never after Stop-Container).</summary>

@@ -25,7 +25,7 @@ public sealed class InitSettingsHook : IContainerHook
             if (errno != 0)
                 throw new ContainerException("PrlimitFailed", ContainerErrorKind.PermissionDenied,
                     $"Container '{context.Name}' was not started: setting limits.prlimit.{resource} to {value} on its init failed ({Sys.ErrnoMessage(errno)}). " +
-                    "Raising a hard limit above your own needs root; lower the value in config.yaml or start it as root.", context.Name);
+                    "Raising a hard limit above your own needs CAP_SYS_RESOURCE in the host's user namespace: lower the value in config.yaml or start it with that capability.", context.Name);
         }
         if (config.OomScoreAdj is { } adj)
         {
@@ -37,7 +37,7 @@ public sealed class InitSettingsHook : IContainerHook
             {
                 throw new ContainerException("OomScoreAdjFailed", ContainerErrorKind.PermissionDenied,
                     $"Container '{context.Name}' was not started: setting oomScoreAdj {adj} on its init failed ({e.Message}). " +
-                    "Lowering an OOM score below your own needs root (CAP_SYS_RESOURCE); raise the value in config.yaml or start it as root.", context.Name);
+                    "Lowering an OOM score needs CAP_SYS_RESOURCE in the host's user namespace (root usually has it; a confined or non-root caller does not): raise the value in config.yaml or start it with that capability.", context.Name);
             }
         }
     }
