@@ -95,7 +95,7 @@ public class ConfigLoaderTests
     public void UnknownTopLevelKey()
     {
         var ex = Fails("hostname: web1\nhostnmae: web2\n");
-        Assert.Equal("config.yaml:2:1: unknown key 'hostnmae' (expected one of: template, hostname, rootfs, init, mounts, stop, restart, limits, console, network, storage, security, idMap, idMapIsolated, privileged, autostart)", ex.Message);
+        Assert.Equal("config.yaml:2:1: unknown key 'hostnmae' (expected one of: template, hostname, rootfs, init, mounts, stop, restart, limits, console, network, storage, security, idMap, idMapIsolated, privileged, autostart, sysctl, oomScoreAdj)", ex.Message);
     }
 
     [Fact]
@@ -109,7 +109,7 @@ public class ConfigLoaderTests
     public void UnknownKeyInMount()
     {
         var ex = Fails("mounts:\n  - source: /a\n    target: /b\n    ro: true\n");
-        Assert.Equal("config.yaml:4:5: unknown key 'ro' under 'mounts[0]' (expected one of: source, target, readOnly)", ex.Message);
+        Assert.Equal("config.yaml:4:5: unknown key 'ro' under 'mounts[0]' (expected one of: source, target, readOnly, type, options)", ex.Message);
     }
 
     [Fact]

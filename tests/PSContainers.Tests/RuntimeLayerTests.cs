@@ -25,7 +25,7 @@ public sealed class RuntimeLayerTests
         new[] { "Checkpoint" },      // CRIU checkpoint/restore, through the lifecycle's launch path
         new[] { "Storage" },         // copy, snapshots, diff, export/import of containers; rename
         new[] { "Autostart", "Files" }, // autostart settings, lxc-autostart's order, the boot unit; files copied into and out of a container
-        new[] { "NetworkHooks" },    // the start hooks that give a container its network
+        new[] { "NetworkHooks", "Hooks" }, // the start hooks that give a container its network; init's prlimits and OOM score
         new[] { "Stats" },           // Measure-Container: usage of many containers, sampled cheaply and often
         new[] { "Containers" },      // the lifecycle: create, start, stop, remove, one launch path
         new[] { "Events" },          // the store's event journal: records, appends, reads, live follow

@@ -1,6 +1,7 @@
 using PSContainers.Runtime.Cgroups;
 using PSContainers.Runtime.Checkpoint;
 using PSContainers.Runtime.Containers;
+using PSContainers.Runtime.Hooks;
 using PSContainers.Runtime.NetworkHooks;
 using PSContainers.Runtime.State;
 
@@ -22,6 +23,7 @@ public static class ContainerRuntime
     {
         manager.Hooks.Add(new NetworkHook(manager.Store));
         manager.Hooks.Add(new PastaHook(manager.Store));
+        manager.Hooks.Add(new InitSettingsHook());
         manager.Checkpoints = new CheckpointSupport();
         return manager;
     }

@@ -33,7 +33,7 @@ public static partial class ConfigLoader
     private static void SerializeLimits(IEmitter e, LimitsConfig l)
     {
         Key(e, "limits");
-        e.Emit(new MappingStart(null, null, true, l.IsEmpty ? MappingStyle.Flow : MappingStyle.Block));
+        e.Emit(new MappingStart(null, null, true, l.IsEmpty && l.Prlimit.Count == 0 ? MappingStyle.Flow : MappingStyle.Block));
         void Scalar(string key, string? value)
         {
             if (value is null) return;
@@ -94,6 +94,14 @@ public static partial class ConfigLoader
             }
             e.Emit(new MappingEnd());
         }
+        if (l.Prlimit.Count > 0)
+        {
+            Key(e, "prlimit");
+            // Flow style: it may sit in a limits mapping that is itself flow style (no cgroup limits).
+            e.Emit(new MappingStart(null, null, true, MappingStyle.Flow));
+            foreach (var kv in l.Prlimit) Pair(e, kv.Key, kv.Value);
+            e.Emit(new MappingEnd());
+        }
         e.Emit(new MappingEnd());
     }
 
@@ -122,6 +130,7 @@ public static partial class ConfigLoader
                 ["devices"] = s => l.Devices = Devices(s),
                 ["netClassId"] = s => l.NetClassId = ClassId(s),
                 ["netPrio"] = s => l.NetPrioIfPrioMap = NetPrio(s),
+                ["prlimit"] = s => l.Prlimit = Prlimit(s),
             });
             if (cpus is { } c)
             {

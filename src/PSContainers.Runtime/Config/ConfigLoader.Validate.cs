@@ -26,7 +26,8 @@ public static partial class ConfigLoader
             ?? NetworkProblem(c.Network ?? new List<NicConfig>())
             ?? StorageProblem(c.Storage ?? new StorageConfig())
             ?? ConfigRules.Security(c.Security ?? new SecurityConfig())
-            ?? ConfigRules.Autostart(c.Autostart ?? new AutostartConfig());
+            ?? ConfigRules.Autostart(c.Autostart ?? new AutostartConfig())
+            ?? KernelProblem(c);
         // c.IdMap needs no check: an IdMap refuses entries the kernel would refuse when it is made.
     }
 
@@ -55,10 +56,12 @@ public static partial class ConfigLoader
         {
             string path = $"mounts[{i}]";
             var m = mounts[i];
-            if (string.IsNullOrEmpty(m.Source)) return ConfigRules.MountSourceMissing(path);
+            if (m.IsBind && string.IsNullOrEmpty(m.Source)) return ConfigRules.MountSourceMissing(path);
             if (string.IsNullOrEmpty(m.Target)) return ConfigRules.MountTargetMissing(path);
-            if ((ConfigRules.AbsolutePath(m.Source, path + ".source", allowDotDot: true)
-                ?? ConfigRules.AbsolutePath(m.Target, path + ".target", allowDotDot: false)) is { } bad)
+            if (((m.IsBind ? ConfigRules.AbsolutePath(m.Source, path + ".source", allowDotDot: true) : null)
+                ?? ConfigRules.AbsolutePath(m.Target, path + ".target", allowDotDot: false)
+                ?? ConfigRules.MountType(m.Type, path)
+                ?? ConfigRules.MountOptions(m.Options, m.IsBind, path, out _, out _)) is { } bad)
                 return bad;
         }
         return null;

@@ -145,6 +145,8 @@ public static partial class ConfigLoader
             Pair(e, "target", m.Target);
             Key(e, "readOnly");
             Plain(e, m.ReadOnly ? "true" : "false");
+            if (m.Type is not null) Pair(e, "type", m.Type);
+            if (m.Options is not null) Pair(e, "options", m.Options);
             e.Emit(new MappingEnd());
         }
         e.Emit(new SequenceEnd());
@@ -197,6 +199,7 @@ public static partial class ConfigLoader
         SerializeIdMap(e, config.IdMap);
         if (config.IdMapIsolated) { Key(e, "idMapIsolated"); Plain(e, "true"); }
         SerializeAutostart(e, config.Autostart ?? new AutostartConfig());
+        SerializeKernel(e, config);
         e.Emit(new MappingEnd());
         e.Emit(new DocumentEnd(isImplicit: true));
         e.Emit(new StreamEnd());
@@ -487,6 +490,8 @@ public static partial class ConfigLoader
                 ["idMapIsolated"] = v => config.IdMapIsolated = Boolean(v, "idMapIsolated") ?? false,
                 ["privileged"] = v => config.Privileged = Boolean(v, "privileged"),
                 ["autostart"] = v => Autostart(v, config.Autostart),
+                ["sysctl"] = v => config.Sysctl = Sysctl(v),
+                ["oomScoreAdj"] = v => config.OomScoreAdj = Integer(v, "oomScoreAdj", -1000, 1000, ConfigRules.OomScoreAdjExpected),
             });
             if (config.Privileged == true && config.IdMap is not null)
                 throw Fail(root, ConfigRules.PrivilegedWithIdMap(config.IdMap.ToString()));
@@ -588,15 +593,25 @@ public static partial class ConfigLoader
                 if (item is not MappingNode)
                     throw Fail(item, $"expected a mapping with source and target for {path}, got {item.Kind}");
                 var mount = new MountConfig();
-                bool hasSource = false, hasTarget = false;
+                bool hasTarget = false;
+                Node? sourceNode = null;
                 Section(item, path, new()
                 {
-                    ["source"] = v => { mount.Source = AbsolutePath(v, path + ".source", allowDotDot: true) ?? ""; hasSource = mount.Source.Length > 0; },
+                    ["source"] = v => { mount.Source = String(v, path + ".source") ?? ""; sourceNode = v; },
                     ["target"] = v => { mount.Target = AbsolutePath(v, path + ".target", allowDotDot: false) ?? ""; hasTarget = mount.Target.Length > 0; },
                     ["readOnly"] = v => mount.ReadOnly = Boolean(v, path + ".readOnly") ?? false,
+                    ["type"] = v => { mount.Type = String(v, path + ".type"); Check(v, ConfigRules.MountType(mount.Type, path)); },
+                    ["options"] = v => { mount.Options = String(v, path + ".options"); Check(v, ConfigRules.MountOptions(mount.Options, mount.IsBind, path, out _, out _)); },
                 });
-                if (!hasSource)
-                    throw Fail(item, ConfigRules.MountSourceMissing(path));
+                // A bind mount's source is a host path; a typed mount's is the filesystem's (tmpfs when absent).
+                if (mount.IsBind)
+                {
+                    if (mount.Source.Length == 0)
+                        throw Fail(item, ConfigRules.MountSourceMissing(path));
+                    Check(sourceNode!, ConfigRules.AbsolutePath(mount.Source, path + ".source", allowDotDot: true));
+                }
+                if (mount.Options is not null)
+                    Check(item, ConfigRules.MountOptions(mount.Options, mount.IsBind, path, out _, out _));
                 if (!hasTarget)
                     throw Fail(item, ConfigRules.MountTargetMissing(path));
                 result.Add(mount);

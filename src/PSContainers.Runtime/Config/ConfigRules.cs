@@ -532,4 +532,113 @@ internal static class ConfigRules
     /// <summary>privileged: true and an idMap ask for both modes at once.</summary>
     public static string PrivilegedWithIdMap(string idMap) =>
         $"privileged: true contradicts idMap [{idMap}]: a privileged container has no user namespace. Remove one of them (privileged: true for a privileged container, idMap for a user-namespaced one).";
+
+    // ---- kernel settings of init: prlimit, sysctl, oomScoreAdj ----------------------------------
+
+    public const string OomScoreAdjExpected = "a whole number from -1000 (never killed) to 1000 (killed first)";
+
+    /// <summary>lxc.prlimit's resource names, each with its RLIMIT_* number (the same on every Linux architecture psc-helper builds for).</summary>
+    public static readonly IReadOnlyDictionary<string, int> PrlimitResources = new Dictionary<string, int>(StringComparer.Ordinal)
+    {
+        ["cpu"] = 0, ["fsize"] = 1, ["data"] = 2, ["stack"] = 3, ["core"] = 4, ["rss"] = 5, ["nproc"] = 6,
+        ["nofile"] = 7, ["memlock"] = 8, ["as"] = 9, ["locks"] = 10, ["sigpending"] = 11, ["msgqueue"] = 12,
+        ["nice"] = 13, ["rtprio"] = 14, ["rttime"] = 15,
+    };
+
+    /// <summary>RLIM_INFINITY.</summary>
+    public const ulong PrlimitUnlimited = ulong.MaxValue;
+
+    /// <summary>
+    /// limits.prlimit.NAME: "soft:hard" or one value for both; each a whole number or "unlimited"; soft
+    /// at most hard (the kernel's own rule, told here rather than at start).
+    /// </summary>
+    public static string? Prlimit(string name, string value, out ulong soft, out ulong hard)
+    {
+        soft = hard = 0;
+        string path = $"limits.prlimit.{name}";
+        if (!PrlimitResources.ContainsKey(name))
+            return $"unknown resource '{name}' in limits.prlimit (expected one of: {string.Join(", ", PrlimitResources.Keys)})";
+        var parts = value.Split(':');
+        if (parts.Length > 2 || !LimitValue(parts[0], out soft) || !LimitValue(parts[^1], out hard))
+            return $"invalid value '{value}' for {path} (expected \"soft:hard\" or one value for both, each a whole number or unlimited, e.g. \"1024:4096\")";
+        if (soft > hard) return $"{path}: the soft limit {parts[0]} is above the hard limit {parts[^1]}";
+        return null;
+
+        static bool LimitValue(string text, out ulong v)
+        {
+            if (text is "unlimited" or "infinity") { v = PrlimitUnlimited; return true; }
+            return ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out v) && v != PrlimitUnlimited;
+        }
+    }
+
+    /// <summary>
+    /// The sysctls that belong to a container's own namespaces (what lxc.sysctl documents): the
+    /// network namespace's net.*, the IPC namespace's kernel.shm*, kernel.msg*, kernel.sem and
+    /// fs.mqueue.*. kernel.hostname and kernel.domainname are the hostname key's; anything else
+    /// would change the host.
+    /// </summary>
+    public static string? SysctlName(string name)
+    {
+        const string allowed = "net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*";
+        if (name.Length == 0 || name.Length > 200 || name.Contains('/') || name.Contains("..") || name.StartsWith('.') || name.EndsWith('.')
+            || name.Any(ch => !(char.IsAsciiLetterOrDigit(ch) || ch is '.' or '_' or '-')))
+            return $"'{name}' is not a sysctl name (dotted, like net.ipv4.ip_forward)";
+        bool namespaced = name.StartsWith("net.", StringComparison.Ordinal)
+            || name.StartsWith("kernel.shm", StringComparison.Ordinal)
+            || name.StartsWith("kernel.msg", StringComparison.Ordinal)
+            || name == "kernel.sem"
+            || name.StartsWith("fs.mqueue.", StringComparison.Ordinal);
+        if (name is "kernel.hostname" or "kernel.domainname")
+            return $"sysctl '{name}' is not accepted: set the container's name with the hostname key";
+        return namespaced ? null
+            : $"sysctl '{name}' is not namespaced: writing it would change the host. Only {allowed} are accepted; set host-wide sysctls on the host.";
+    }
+
+    public static string? SysctlValue(string name, string value) =>
+        value.Length == 0 || value.Length > 1024 || value.Any(char.IsControl)
+            ? $"invalid value for sysctl.{name}: give it as text on one line (e.g. \"1\")"
+            : null;
+
+    // ---- typed mounts and mount options (lxc.mount.entry) -----------------------------------------
+
+    /// <summary>mounts[i].type: a filesystem type name as /proc/filesystems spells them, or bind.</summary>
+    public static string? MountType(string? type, string path) =>
+        type is null || (type.Length is > 0 and <= 32 && type.All(ch => char.IsAsciiLetterLower(ch) || char.IsAsciiDigit(ch) || ch is '.' or '_' or '-'))
+            ? null
+            : $"invalid filesystem type '{type}' for {path}.type (e.g. tmpfs; leave it out for a bind mount)";
+
+    /// <summary>
+    /// mounts[i].options, mount(8)'s comma-separated list: ro/rw, nosuid, nodev, noexec become
+    /// flags; for a typed mount anything else (size=64m, mode=1777, uid=0) is the filesystem's data,
+    /// which the kernel checks. A bind mount takes flags only.
+    /// </summary>
+    public static string? MountOptions(string? options, bool bind, string path, out Namespaces.MountFlags flags, out string data)
+    {
+        flags = Namespaces.MountFlags.None;
+        data = "";
+        if (options is null) return null;
+        var rest = new List<string>();
+        foreach (var raw in options.Split(','))
+        {
+            var o = raw.Trim();
+            switch (o)
+            {
+                case "": return $"{path}.options has an empty option in '{options}'";
+                case "ro": flags |= Namespaces.MountFlags.ReadOnly; break;
+                case "rw": break;
+                case "nosuid": flags |= Namespaces.MountFlags.NoSuid; break;
+                case "nodev": flags |= Namespaces.MountFlags.NoDev; break;
+                case "noexec": flags |= Namespaces.MountFlags.NoExec; break;
+                default:
+                    if (bind)
+                        return $"{path}.options: a bind mount takes only ro, rw, nosuid, nodev and noexec, not '{o}'";
+                    if (o.Any(ch => char.IsControl(ch) || ch == ' '))
+                        return $"{path}.options: invalid option '{o}'";
+                    rest.Add(o);
+                    break;
+            }
+        }
+        data = string.Join(',', rest);
+        return data.Length > 4095 ? $"{path}.options is longer than the kernel takes (4095 bytes of filesystem options)" : null;
+    }
 }

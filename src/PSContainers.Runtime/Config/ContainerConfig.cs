@@ -41,6 +41,14 @@ public sealed class ContainerConfig
     public bool IdMapIsolated { get; set; }
     /// <summary>Start at boot and in Start-ContainerAutostart (LXC's lxc.start.auto, lxc.start.delay, lxc.start.order, lxc.group).</summary>
     public AutostartConfig Autostart { get; set; } = new();
+    /// <summary>
+    /// <c>sysctl:</c> (LXC's lxc.sysctl.*): namespaced kernel settings, name to value, written in the
+    /// container's network and IPC namespaces before init runs. Only namespaced names are accepted
+    /// (ConfigRules.Sysctl); the host's values never change.
+    /// </summary>
+    public Dictionary<string, string> Sysctl { get; set; } = new(StringComparer.Ordinal);
+    /// <summary><c>oomScoreAdj:</c> init's /proc/PID/oom_score_adj, -1000..1000 (LXC's lxc.proc.oom_score_adj); null = inherited.</summary>
+    public int? OomScoreAdj { get; set; }
 }
 
 /// <summary>
@@ -69,13 +77,25 @@ public sealed class InitConfig
     public string WorkingDirectory { get; set; } = "/";
 }
 
+/// <summary>
+/// One entry of <c>mounts:</c>. Without a type, a bind mount of a host path; with one (tmpfs, or any
+/// filesystem type, like lxc.mount.entry), a new mount of that type whose source is the type's
+/// (a device, or any name for tmpfs). Options are mount(8)'s: the flags (ro, nosuid, nodev, noexec)
+/// and the filesystem's own (size=64m,mode=1777), checked by ConfigRules.MountOptions.
+/// </summary>
 public sealed class MountConfig
 {
-    /// <summary>Host path (must exist).</summary>
+    /// <summary>Host path of a bind mount (must exist), or the source of a typed mount (tmpfs when absent).</summary>
     public string Source { get; set; } = "";
     /// <summary>Absolute path inside the container; created if missing, resolved within the rootfs.</summary>
     public string Target { get; set; } = "";
     public bool ReadOnly { get; set; }
+    /// <summary>The filesystem type (tmpfs, ...); null or "bind" = a bind mount.</summary>
+    public string? Type { get; set; }
+    /// <summary>mount(8) options, comma-separated; null = none.</summary>
+    public string? Options { get; set; }
+
+    public bool IsBind => Type is null or "bind";
 }
 
 /// <summary>restart.policy: whether the supervisor starts init again when it ended on its own (never after Stop-Container).</summary>
@@ -115,6 +135,13 @@ public sealed class LimitsConfig : Cgroups.CgroupLimits
 {
     /// <summary>Memory limit in bytes (YAML accepts 512M, 512MB, 1G, 1GiB, plain bytes). Null = none.</summary>
     public long? Memory { get => MemoryMax; set => MemoryMax = value; }
+
+    /// <summary>
+    /// <c>limits.prlimit</c> (LXC's lxc.prlimit.*): resource name (nofile, nproc, core, memlock, ...)
+    /// to "soft:hard", "both" or "unlimited"; set on init from the host before it runs, inherited by
+    /// what init starts (like LXC, not by Enter-Container's commands). Rules in ConfigRules.Prlimit.
+    /// </summary>
+    public Dictionary<string, string> Prlimit { get; set; } = new(StringComparer.Ordinal);
 }
 
 public sealed class ConsoleConfig

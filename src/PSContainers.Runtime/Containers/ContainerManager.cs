@@ -761,6 +761,7 @@ public sealed class ContainerManager : IContainerLifecycle
         }
         MountPlan.AddDefaults(spec, config);
         SecurityPlan.Apply(spec, config, attach: false);
+        KernelSettingsPlan.Apply(spec, config, name);
         var storage = Backends.StorageBackends.Get(config.Storage.Backend);
         if (config.IdMap is not null && config.Storage.IsIdmapped && config.Rootfs is null)
             storage.IdmappedRoot(spec, Store.ContainerDirectory(name), config.Storage);

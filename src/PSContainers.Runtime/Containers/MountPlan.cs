@@ -33,10 +33,20 @@ public static class MountPlan
 
         foreach (var m in config.Mounts)
         {
+            // The loader checked the options; parsed again here for the flags and the filesystem's data.
+            ConfigRules.MountOptions(m.Options, m.IsBind, "mounts", out var optionFlags, out var data);
+            if (m.ReadOnly) optionFlags |= MountFlags.ReadOnly;
+            if (!m.IsBind)
+            {
+                // A new mount of its type (lxc.mount.entry): its target is made and opened inside the
+                // rootfs like every other (helper/rootfs.c, RESOLVE_IN_ROOT), so a link never leads out.
+                spec.Mounts.Add(new MountEntry(m.Source.Length > 0 ? m.Source : m.Type!, m.Target, m.Type!, optionFlags, data));
+                continue;
+            }
             if (!Path.Exists(m.Source))
                 throw new ContainerException("MountSourceNotFound", ContainerErrorKind.ObjectNotFound,
                     $"The bind mount source '{m.Source}' (for '{m.Target}') does not exist on the host. Create it or remove the mount from config.yaml.", m.Source);
-            var flags = MountFlags.Bind | MountFlags.Recursive | (m.ReadOnly ? MountFlags.ReadOnly : MountFlags.None);
+            var flags = MountFlags.Bind | MountFlags.Recursive | optionFlags;
             if (!Directory.Exists(m.Source)) flags |= MountFlags.FileTarget;
             spec.Mounts.Add(new MountEntry(m.Source, m.Target, "", flags));
         }

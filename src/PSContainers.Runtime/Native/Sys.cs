@@ -17,6 +17,19 @@ public static unsafe class Sys
     public static int HardLink(string existing, string newPath) =>
         link(existing, newPath) == 0 ? 0 : Marshal.GetLastPInvokeError();
 
+    [StructLayout(LayoutKind.Sequential)]
+    private struct RLimit { public ulong Cur; public ulong Max; }
+
+    [DllImport("libc", EntryPoint = "prlimit", SetLastError = true)]
+    private static extern int prlimit(int pid, int resource, RLimit* newLimit, RLimit* oldLimit);
+
+    /// <summary>prlimit(2) setting both limits of <paramref name="resource"/> on <paramref name="pid"/>: 0, or the errno.</summary>
+    public static int SetProcessLimit(int pid, int resource, ulong soft, ulong hard)
+    {
+        var limit = new RLimit { Cur = soft, Max = hard };
+        return prlimit(pid, resource, &limit, null) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
     [DllImport("libc", EntryPoint = "memfd_create", SetLastError = true)]
     private static extern int memfd_create(string name, uint flags);
 

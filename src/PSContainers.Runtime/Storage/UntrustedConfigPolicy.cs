@@ -57,7 +57,8 @@ public static class UntrustedConfigPolicy
         {
             var m = config.Mounts[i];
             Add($"mounts[{i}]", $"{m.Source} -> {m.Target}{(m.ReadOnly ? ", read-only" : "")}",
-                $"it bind-mounts the host path '{m.Source}' into the container");
+                m.IsBind ? $"it bind-mounts the host path '{m.Source}' into the container"
+                    : $"it mounts a {m.Type} filesystem from '{m.Source}', which can name a host device");
         }
         if (remove) config.Mounts.Clear();
         if (config.Rootfs is not null)

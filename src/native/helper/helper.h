@@ -82,6 +82,9 @@ int write_id_maps(pid_t pid, const char *uid_map, const char *gid_map);
 int become_userns_root(void);
 int link_up(const char *name);
 
+/* sysctl.c */
+int apply_sysctls(const struct spec *s);
+
 /* init.c */
 struct child_args { const struct spec *s; int sync_rd; int err_wr; const char *console; };
 int container_init(void *arg);

@@ -184,6 +184,10 @@ int enter_rootfs(const struct spec *s, const char *console, int idmapped_root_fd
      * 0700 home) were reached as the caller; what follows is created inside the rootfs and must
      * belong to the container's root, not to an unmapped id. */
     if ((s->clone_flags & CLONE_NEWUSER) && become_userns_root() < 0) return -1;
+    /* Before the mounts: the container's /proc/sys is read-only (proc:mixed). The host's /proc is
+     * still visible here, and a net.* or ipc sysctl file resolves to the namespaces of whoever opens
+     * it (init, already in the container's), so writes land in the container, never on the host. */
+    if (apply_sysctls(s) < 0) return -1;
     if (do_mounts(s, rootfd, console) < 0) return -1;
     /* pivot_root(".", "."): the old root ends up stacked on the new one; detach it. Never chroot. */
     if (fchdir(rootfd) < 0) return fail("chdir rootfs");

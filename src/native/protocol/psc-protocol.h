@@ -181,6 +181,8 @@ enum psc_command {
       "the command's supplementary gids, decimal (none when uid or gid is given without them)") \
     X(TIMEOUT, "timeout", I64, timeout_ms, TimeoutMilliseconds, PSC_NUMBER_MAX, 1, PSC_IN(EXEC), PSC_NONE, \
       "milliseconds after which the command's process group is killed and the relay exits 124 (0: none)") \
+    X(SYSCTL, "sysctl", LIST, sysctls, Sysctls, PSC_PATH_MAX, PSC_MAX_ITEMS, PSC_IN(START), PSC_NONE, \
+      "namespaced sysctls, name=value (net.ipv4.ip_forward=1), written by init in its namespaces before its mounts") \
     X(ENV, "env", LIST, envs, Environment, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL & ~PSC_IN(CONSOLE), PSC_NONE, \
       "the program's environment, NAME=value") \
     X(ARG, "arg", LIST, args, Command, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL & ~PSC_IN(CONSOLE), PSC_ALL & ~PSC_IN(CONSOLE), \
