@@ -24,6 +24,9 @@ Describe 'Devices: add and remove device nodes on running containers' -Tag 'E2E'
         [Text.Encoding]::ASCII.GetBytes('PSCDEVICE').CopyTo($bytes, 0)
         [IO.File]::WriteAllBytes($script:image, $bytes)
         $script:loop = (& losetup --find --show $script:image).Trim()
+        $numbers = (& stat -c '%t %T' $script:loop).Split(' ')
+        $script:loopMajor = [Convert]::ToInt32($numbers[0], 16)
+        $script:loopMinor = [Convert]::ToInt32($numbers[1], 16)
         $script:box = New-TestName dev
         New-Container $script:box | Out-Null
         Start-Container $script:box | Out-Null
@@ -62,12 +65,16 @@ Describe 'Devices: add and remove device nodes on running containers' -Tag 'E2E'
     }
 
     It 'denies the device after removal even through a node bound again by hand' {
-        Add-ContainerDevice $script:box -Path $script:loop -Destination /dev/pscdisk2 | Out-Null
-        Remove-ContainerDevice $script:box -Path $script:loop -Destination /dev/pscdisk2
-        # Bind the node again without the rule: the cgroup still refuses it.
-        $spec = [PSContainers.Runtime.Namespaces.DeviceSpec]@{ TargetPid = (Get-Container $script:box).Pid; SourceNode = $script:loop; TargetPath = '/dev/pscdisk3' }
+        $d = Add-ContainerDevice $script:box -Path $script:loop -Destination /dev/pscdisk2
+        # A node anyone may open, bound by hand: only the device cgroup decides.
+        $open = Join-Path $root 'open-node'
+        & mknod $open b $d.Major $d.Minor
+        & chmod 0666 $open
+        $spec = [PSContainers.Runtime.Namespaces.DeviceSpec]@{ TargetPid = (Get-Container $script:box).Pid; SourceNode = $open; TargetPath = '/dev/pscdisk3' }
         [PSContainers.Runtime.Launcher.PscHelper]::Run($spec).ExitCode | Should -Be 0
         try {
+            (ReadInside $script:box /dev/pscdisk3).Output | Should -Be 'PSCDEVICE'
+            Remove-ContainerDevice $script:box -Path $script:loop -Destination /dev/pscdisk2
             (Invoke-ContainerCommand $script:box -Command test, -b, /dev/pscdisk3).ExitCode | Should -Be 0
             (ReadInside $script:box /dev/pscdisk3).ExitCode | Should -Not -Be 0
         }
@@ -78,19 +85,25 @@ Describe 'Devices: add and remove device nodes on running containers' -Tag 'E2E'
     }
 
     It 'with -Persist records the device in config.yaml, so that it survives a restart' {
-        $d = Add-ContainerDevice $script:box -Path $script:loop -Destination /dev/pscpersist -Persist
+        # A user-namespaced container's start binds the host's node itself: one its ids may open.
+        $open = Join-Path $root 'open-persist'
+        & mknod $open b $script:loopMajor $script:loopMinor
+        & chmod 0666 $open
+        & chmod 0755 $root
+        $d = Add-ContainerDevice $script:box -Path $open -Destination /dev/pscpersist -Persist
         $d.Persisted | Should -BeTrue
-        $cfg = Get-ContainerConfig $script:box
-        $cfg.Mounts.Target | Should -Contain '/dev/pscpersist'
+        $d.Live | Should -BeTrue
+        (Get-ContainerConfig $script:box).Mounts.Target | Should -Contain '/dev/pscpersist'
+        Get-Content (Join-Path $store $script:box 'config.yaml') -Raw | Should -Match "allow b $($script:loopMajor):$($script:loopMinor) rw"
         Stop-Container $script:box -Kill | Out-Null
         Start-Container $script:box | Out-Null
         (ReadInside $script:box /dev/pscpersist).Output | Should -Be 'PSCDEVICE'
-        Remove-ContainerDevice $script:box -Path $script:loop -Destination /dev/pscpersist -Persist
+        Remove-ContainerDevice $script:box -Path $open -Destination /dev/pscpersist -Persist
         (Get-ContainerConfig $script:box).Mounts.Target | Should -Not -Contain '/dev/pscpersist'
+        (Invoke-ContainerCommand $script:box -Command test, -e, /dev/pscpersist).ExitCode | Should -Not -Be 0
         Stop-Container $script:box -Kill | Out-Null
         Start-Container $script:box | Out-Null
         (Invoke-ContainerCommand $script:box -Command test, -e, /dev/pscpersist).ExitCode | Should -Not -Be 0
-        (ReadInside $script:box $script:loop).ExitCode | Should -Not -Be 0
     }
 
     It 'adds to a stopped container only with -Persist' {
@@ -123,9 +136,13 @@ Describe 'Devices: add and remove device nodes on running containers' -Tag 'E2E'
         & mknod $node c 1 3
         & chmod 000 $node
         # Root passes access(2) on any node; run the check as nobody.
-        $pwsh = (Get-Process -Id $PID).Path
-        $module = Join-Path $PSScriptRoot '../../out/PSContainers/PSContainers.psd1'
-        $err = & setpriv --reuid=65534 --regid=65534 --clear-groups $pwsh -NoProfile -Command "Import-Module '$module'; try { [PSContainers.Runtime.Devices.ContainerDevices]::new(`$null).Inspect('$node') } catch { `$_.Exception.ErrorId }"
+        $pwsh = (Get-Command pwsh).Source
+        $module = (Resolve-Path (Join-Path $PSScriptRoot '../../out/PSContainers/PSContainers.psd1')).Path
+        $script = Join-Path $root 'inspect.ps1'
+        Set-Content -Path $script -Value "Import-Module '$module'; try { [PSContainers.Runtime.Devices.ContainerDevices]::new(`$null).Inspect('$node') } catch { `$_.Exception.InnerException.ErrorId }"
+        & chmod 0755 $root
+        & chmod 0644 $script
+        $err = & setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/tmp DOTNET_CLI_HOME=/tmp $pwsh -NoProfile -File $script
         $err | Should -Be 'DeviceAccessDenied'
     }
 

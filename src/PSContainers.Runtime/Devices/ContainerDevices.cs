@@ -90,6 +90,51 @@ public sealed unsafe class ContainerDevices(IContainerLifecycle manager)
         return normal;
     }
 
+    /// <summary>
+    /// The node a container gets bound. A privileged container gets the host's node itself. A
+    /// user-namespaced one would see the host's node owned by ids it does not map (root:disk is
+    /// nobody:nogroup inside), so even its root could not open it: it gets a copy of the node, made
+    /// in its store directory (devices/) with the same numbers and mode, owned by the host's owner and
+    /// group shifted through its id map, as Incus does. The copy serves the running container only:
+    /// config.yaml records the host's node, which the start path binds from inside the container's
+    /// user namespace, where the store's private directories cannot be reached (so a persisted node
+    /// of a user-namespaced container opens at the next start only where its host mode lets the
+    /// container's ids open it, such as /dev/net/tun or /dev/fuse; Add-ContainerDevice without
+    /// -Persist after the start gives any node).
+    /// </summary>
+    private string NodeFor(string name, ContainerConfig config, string path, string dest, (char Type, int Major, int Minor) n)
+    {
+        if (config.IdMap is not { } map) return path;
+        stat st;
+        int rc;
+        fixed (byte* p = FsNative.Z(path)) rc = LibC.stat(p, &st);
+        if (rc != 0) throw FsNative.Error("stat", path, FsNative.Errno);
+        var dir = System.IO.Path.Combine(manager.Store.ContainerDirectory(name), "devices");
+        Directory.CreateDirectory(dir);
+        File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        var node = CopyPath(name, dest);
+        var uid = map.ToHost(UserNamespaces.IdMapKind.Uid, (uint)st.st_uid) ?? map.RootUid;
+        var gid = map.ToHost(UserNamespaces.IdMapKind.Gid, (uint)st.st_gid) ?? map.RootGid;
+        var tmp = node + ".new";
+        File.Delete(tmp);
+        fixed (byte* p = FsNative.Z(tmp))
+        {
+            if (LibC.mknod(p, (mode_t)((uint)st.st_mode & ((uint)LibC.S_IFMT | 0x1ffu)), st.st_rdev) != 0) throw FsNative.Error("mknod", tmp, FsNative.Errno);
+            if (LibC.chown(p, uid, gid) != 0 || LibC.chmod(p, (mode_t)((uint)st.st_mode & 0xfffu)) != 0)
+            {
+                var e = FsNative.Errno;
+                File.Delete(tmp);
+                throw FsNative.Error("chown", tmp, e);
+            }
+        }
+        File.Move(tmp, node, overwrite: true);
+        return node;
+    }
+
+    /// <summary>Where the copy of a user-namespaced container's node for <paramref name="dest"/> lives.</summary>
+    private string CopyPath(string name, string dest) =>
+        System.IO.Path.Combine(manager.Store.ContainerDirectory(name), "devices", dest.TrimStart('/').Replace('/', '_'));
+
     private static DeviceRule Rule(bool allow, (char Type, int Major, int Minor) n) => new(allow, n.Type, n.Major, n.Minor, allow ? Access : DeviceAccess.All);
 
     /// <summary>Gives a device node to a container: live when it runs, in config.yaml with <paramref name="persist"/> (required when it is stopped).</summary>
@@ -104,10 +149,11 @@ public sealed unsafe class ContainerDevices(IContainerLifecycle manager)
         if (!running && !persist)
             throw NotRunning(name, "add a device to");
         var allow = Rule(true, node);
+        var config = ConfigLoader.Load(manager.Store.ConfigPath(name));
+        var bound = NodeFor(name, config, path, dest, node);
         string? yaml = null;
         if (persist)
         {
-            var config = ConfigLoader.Load(manager.Store.ConfigPath(name));
             if (!config.Mounts.Any(m => m.Target == dest && m.Source == path))
             {
                 if (config.Mounts.Any(m => m.Target == dest))
@@ -123,11 +169,12 @@ public sealed unsafe class ContainerDevices(IContainerLifecycle manager)
         {
             var cgroup = info.CgroupPath!;
             manager.Cgroups.ApplyContainerLimits(cgroup, new CgroupLimits { Devices = { allow } });
-            try { RunHelper(name, info.Pid!.Value, path, dest); }
+            try { RunHelper(name, info.Pid!.Value, bound, dest); }
             catch
             {
                 try { manager.Cgroups.ApplyContainerLimits(cgroup, new CgroupLimits { Devices = { Rule(false, node) } }); }
                 catch (ContainerException) { /* the helper's error is what matters */ }
+                if (bound != path) File.Delete(bound);
                 throw;
             }
         }
@@ -182,6 +229,8 @@ public sealed unsafe class ContainerDevices(IContainerLifecycle manager)
             RunHelper(name, info.Pid!.Value, null, dest);
         }
         if (yaml is not null) AtomicFile.WriteAllText(manager.Store.ConfigPath(name), yaml);
+        // The copy served only the running container.
+        if (running && File.Exists(CopyPath(name, dest))) File.Delete(CopyPath(name, dest));
         var result = Result(name, path, dest, node, deny, running, persist);
         manager.Emit(name, ContainerEventKind.DeviceRemoved, Details(result));
         return result;

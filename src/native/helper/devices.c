@@ -7,6 +7,24 @@
  * and attaches the clone there (move_mount). Without a source, the target is unmounted and removed.
  */
 #include "helper.h"
+#include <sys/fsuid.h>
+
+/* Files are made as the owner of the directory they are made in: in a user-namespaced container's
+ * /dev (a tmpfs of its user namespace) the host's root is not mapped, and the kernel refuses to make
+ * an inode owned by an id the filesystem cannot represent (EOVERFLOW). */
+static void as_owner_of(int dir) {
+    struct stat st;
+    if (fstat(dir, &st) < 0) die("stat a directory of the container: %s", strerror(errno));
+    setfsgid(st.st_gid);
+    setfsuid(st.st_uid);
+}
+
+static void as_root(void) {
+    int saved = errno;
+    setfsuid(0);
+    setfsgid(0);
+    errno = saved;
+}
 
 /* Opens (creating what is missing, mode 0755) the directory holding the last component of
  * `path`, never following a symbolic link: the container's own files decide nothing here. */
@@ -21,7 +39,10 @@ static int open_parent(const char *path, char *base, size_t size) {
     if (dir < 0) die("open the container's root: %s", strerror(errno));
     for (char *save = NULL, *part = strtok_r(copy, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
         if (!strcmp(part, ".") || !strcmp(part, "..")) die("device target '%s' must not contain . or ..", path);
-        if (mkdirat(dir, part, 0755) < 0 && errno != EEXIST) die("create %s in %s: %s", part, path, strerror(errno));
+        as_owner_of(dir);
+        int made = mkdirat(dir, part, 0755);
+        as_root();
+        if (made < 0 && errno != EEXIST) die("create %s in %s: %s", part, path, strerror(errno));
         struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH };
         int next = (int)syscall(SYS_openat2, dir, part, &how, sizeof how);
         if (next < 0) die("open %s in %s (it must be a directory, not a link): %s", part, path, strerror(errno));
@@ -55,7 +76,9 @@ int cmd_device(const char *file) {
     char base[NAME_MAX + 1];
     int dir = open_parent(s.dev_target, base, sizeof base);
     if (tree >= 0) {
+        as_owner_of(dir);
         int fd = openat(dir, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        as_root();
         if (fd < 0 && errno != EEXIST) die("create %s: %s", s.dev_target, strerror(errno));
         if (fd >= 0) close(fd);
         /* An existing file is mounted over (as LXC does); a link or a directory is refused. */

@@ -178,9 +178,9 @@ enum psc_command {
       "the host device node bind-mounted into the container (absent: the target is unmounted and removed)") \
     X(DEV_TARGET, "devtarget", STR, dev_target, TargetPath, PSC_PATH_MAX, 1, PSC_IN(DEVICE), PSC_IN(DEVICE), \
       "the absolute path of the node inside the container's mount namespace (below /dev)") \
-    X(ENV, "env", LIST, envs, Environment, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL, PSC_NONE, \
+    X(ENV, "env", LIST, envs, Environment, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL & ~PSC_IN(DEVICE), PSC_NONE, \
       "the program's environment, NAME=value") \
-    X(ARG, "arg", LIST, args, Command, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL, PSC_ALL, \
+    X(ARG, "arg", LIST, args, Command, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL & ~PSC_IN(DEVICE), PSC_ALL & ~PSC_IN(DEVICE), \
       "the program to run and its arguments")
 
 enum psc_key {
