@@ -28,6 +28,7 @@
         'Set-ContainerAutostart', 'Start-ContainerAutostart', 'Stop-ContainerAutostart',
         'Install-ContainerAutostartService', 'Uninstall-ContainerAutostartService',
         'Copy-ContainerItem', 'Get-ContainerConfig', 'Set-ContainerConfig', 'Rename-Container',
+        'Add-ContainerDevice', 'Remove-ContainerDevice',
         'Test-ContainerManifest', 'Invoke-ContainerManifest'
     )
     FunctionsToExport    = @()

@@ -24,7 +24,7 @@ public sealed class RuntimeLayerTests
         new[] { "HostCheck" },       // Test-ContainerHost: asks every piece below whether the host can run it
         new[] { "Checkpoint" },      // CRIU checkpoint/restore, through the lifecycle's launch path
         new[] { "Storage" },         // copy, snapshots, diff, export/import of containers; rename
-        new[] { "Autostart", "Files" }, // autostart settings, lxc-autostart's order, the boot unit; files copied into and out of a container
+        new[] { "Autostart", "Files", "Devices" }, // autostart settings, lxc-autostart's order, the boot unit; files copied into and out of a container; device nodes added live
         new[] { "NetworkHooks", "Hooks" }, // the start hooks that give a container its network; init's prlimits and OOM score
         new[] { "Stats" },           // Measure-Container: usage of many containers, sampled cheaply and often
         new[] { "Containers" },      // the lifecycle: create, start, stop, remove, one launch path

@@ -145,6 +145,9 @@ int idmapped_root(const struct spec *s, const char *rootfs, pid_t init);
 int send_fd(int sock, char byte, int fd);
 int recv_fd(int sock, char *byte, int *fd);
 
+/* devices.c */
+int cmd_device(const char *file);
+
 /* userns_tree.c */
 int cmd_userns_tree(const char *file);
 

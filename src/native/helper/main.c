@@ -18,6 +18,7 @@
  *                "tty" on a pty of the container relayed to the caller's terminal (terminal.c);
  *                exits with its status (128+signal if killed). Runs from a sealed copy (security.c).
  *   netns-exec   netns_exec.c: ip netns exec.
+ *   device       devices.c: bind a host device node into a running container's /dev, or take it out.
  *   userns-tree  userns_tree.c: chown a tree into a user namespace's ids, or delete one owned by them, or
  *                probe whether a path can be idmapped (idmap.c: the idmapped rootfs the supervisor gives init).
  *   console      console_relay.c: attach the caller's terminal to a running container's console,
@@ -28,7 +29,7 @@
 #include "helper.h"
 
 int main(int argc, char **argv) {
-    if (argc < 2) die("usage: psc-helper start|restore|exec|netns-exec|userns-tree|console [spec-file] (the spec on stdin without a file)");
+    if (argc < 2) die("usage: psc-helper start|restore|exec|netns-exec|userns-tree|console|device [spec-file] (the spec on stdin without a file)");
     if (!strcmp(argv[1], "--version")) { puts("psc-helper 1"); return 0; }
     const char *file = argc > 2 ? argv[2] : NULL;
     switch (psc_command_of(argv[1])) {
@@ -38,6 +39,7 @@ int main(int argc, char **argv) {
     case PSC_CMD_NETNS_EXEC: return cmd_netns_exec(file);
     case PSC_CMD_USERNS_TREE: return cmd_userns_tree(file);
     case PSC_CMD_CONSOLE: return cmd_console(file);
+    case PSC_CMD_DEVICE: return cmd_device(file);
     default: die("unknown command '%s'", argv[1]);
     }
 }

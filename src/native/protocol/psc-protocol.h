@@ -24,6 +24,7 @@
     X(NETNS_EXEC,  "netns-exec",  NetNsExecSpec) \
     X(USERNS_TREE, "userns-tree", UsernsTreeSpec) \
     X(CONSOLE,     "console",     ConsoleSpec)
+    X(DEVICE,      "device",      DeviceSpec)
 
 enum psc_command {
 #define PSC_X(id, word, cs) PSC_CMD_##id,
@@ -80,7 +81,7 @@ enum psc_command {
  * The order is the order on the wire.
  */
 #define PSC_KEYS(X) \
-    X(PID, "pid", I32, target_pid, TargetPid, PSC_NUMBER_MAX, 1, PSC_IN(EXEC), PSC_IN(EXEC), \
+    X(PID, "pid", I32, target_pid, TargetPid, PSC_NUMBER_MAX, 1, PSC_IN(EXEC) | PSC_IN(DEVICE), PSC_IN(EXEC) | PSC_IN(DEVICE), \
       "the container's init, whose namespaces are joined") \
     X(JOIN_NS, "ns", NSNAMES, join_ns, Namespaces, 8, 8, PSC_IN(EXEC), PSC_NONE, \
       "the namespaces of the init to join (user first: it grants the rights for the others)") \
@@ -183,9 +184,13 @@ enum psc_command {
       "milliseconds after which the command's process group is killed and the relay exits 124 (0: none)") \
     X(SYSCTL, "sysctl", LIST, sysctls, Sysctls, PSC_PATH_MAX, PSC_MAX_ITEMS, PSC_IN(START), PSC_NONE, \
       "namespaced sysctls, name=value (net.ipv4.ip_forward=1), written by init in its namespaces before its mounts") \
-    X(ENV, "env", LIST, envs, Environment, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL & ~PSC_IN(CONSOLE), PSC_NONE, \
+    X(DEV_SOURCE, "devsource", STR, dev_source, SourceNode, PSC_PATH_MAX, 1, PSC_IN(DEVICE), PSC_NONE, \
+      "the host device node bind-mounted into the container (absent: the target is unmounted and removed)") \
+    X(DEV_TARGET, "devtarget", STR, dev_target, TargetPath, PSC_PATH_MAX, 1, PSC_IN(DEVICE), PSC_IN(DEVICE), \
+      "the absolute path of the node inside the container's mount namespace (below /dev)") \
+    X(ENV, "env", LIST, envs, Environment, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL & ~PSC_IN(CONSOLE) & ~PSC_IN(DEVICE), PSC_NONE, \
       "the program's environment, NAME=value") \
-    X(ARG, "arg", LIST, args, Command, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL & ~PSC_IN(CONSOLE), PSC_ALL & ~PSC_IN(CONSOLE), \
+    X(ARG, "arg", LIST, args, Command, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL & ~PSC_IN(CONSOLE) & ~PSC_IN(DEVICE), PSC_ALL & ~PSC_IN(CONSOLE) & ~PSC_IN(DEVICE), \
       "the program to run and its arguments")
 
 enum psc_key {
@@ -288,6 +293,8 @@ enum psc_key {
     X(REMOVED, "removed", Removed, "Remove-Container removed it") \
     X(RENAMED, "renamed", Renamed, "Rename-Container renamed it (details: from, to)") \
     X(LIMITS_CHANGED, "limits-changed", LimitsChanged, "Set-ContainerLimit changed its limits") \
+    X(DEVICE_ADDED, "device-added", DeviceAdded, "Add-ContainerDevice gave it a device node (path, destination, rule, persisted)") \
+    X(DEVICE_REMOVED, "device-removed", DeviceRemoved, "Remove-ContainerDevice took a device node out (path, destination, rule, persisted)") \
     X(RESTARTED_BY_POLICY, "restarted", RestartedByPolicy, "its supervisor started init again by its restart policy (attempt, delay)")
 
 enum psc_event {
