@@ -20,6 +20,7 @@ public static class ContainerRuntime
 
     private static ContainerManager Compose(ContainerManager manager)
     {
+        Templates.TemplateRegistry.Register("oci", () => new Oci.OciTemplate());
         manager.Hooks.Add(new NetworkHook(manager.Store));
         manager.Hooks.Add(new PastaHook(manager.Store));
         manager.Checkpoints = new CheckpointSupport();

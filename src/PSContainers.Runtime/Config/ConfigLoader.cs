@@ -197,6 +197,7 @@ public static partial class ConfigLoader
         SerializeIdMap(e, config.IdMap);
         if (config.IdMapIsolated) { Key(e, "idMapIsolated"); Plain(e, "true"); }
         SerializeAutostart(e, config.Autostart ?? new AutostartConfig());
+        SerializeOci(e, config.Oci);
         e.Emit(new MappingEnd());
         e.Emit(new DocumentEnd(isImplicit: true));
         e.Emit(new StreamEnd());
@@ -487,6 +488,7 @@ public static partial class ConfigLoader
                 ["idMapIsolated"] = v => config.IdMapIsolated = Boolean(v, "idMapIsolated") ?? false,
                 ["privileged"] = v => config.Privileged = Boolean(v, "privileged"),
                 ["autostart"] = v => Autostart(v, config.Autostart),
+                ["oci"] = v => config.Oci = Oci(v),
             });
             if (config.Privileged == true && config.IdMap is not null)
                 throw Fail(root, ConfigRules.PrivilegedWithIdMap(config.IdMap.ToString()));

@@ -41,6 +41,26 @@ public sealed class ContainerConfig
     public bool IdMapIsolated { get; set; }
     /// <summary>Start at boot and in Start-ContainerAutostart (LXC's lxc.start.auto, lxc.start.delay, lxc.start.order, lxc.group).</summary>
     public AutostartConfig Autostart { get; set; } = new();
+    /// <summary><c>oci:</c> the image a container was made from (New-Container -Template oci); informational.</summary>
+    public OciConfig? Oci { get; set; }
+}
+
+/// <summary>
+/// The <c>oci:</c> section: what a container's image said that has no runtime setting of its own
+/// (there is no port forwarding: exposed ports are recorded for whoever wires the network).
+/// </summary>
+public sealed class OciConfig
+{
+    /// <summary>The layout directory or archive the image came from.</summary>
+    public string? Image { get; set; }
+    /// <summary>Its ref name (OCI) or repo tag (docker save).</summary>
+    public string? Tag { get; set; }
+    /// <summary>The manifest's digest (OCI) or the config's (docker save).</summary>
+    public string? Digest { get; set; }
+    /// <summary>The image's User; init runs as the container's root (see the OCI notes in the README).</summary>
+    public string? User { get; set; }
+    /// <summary>The image's ExposedPorts, e.g. 80/tcp.</summary>
+    public List<string> ExposedPorts { get; set; } = new();
 }
 
 /// <summary>

@@ -28,6 +28,16 @@ public sealed class NewContainerCommand : ContainerCmdlet
     [Parameter(ParameterSetName = "Template")]
     public string? Mirror { get; set; }
 
+    /// <summary>oci: the image, an OCI image layout directory or an OCI / docker save archive.</summary>
+    [Parameter(ParameterSetName = "Template")]
+    [ValidateNotNullOrEmpty]
+    public string? ImagePath { get; set; }
+
+    /// <summary>oci: which image of the layout or archive (ref name or repo tag); the only one when absent.</summary>
+    [Parameter(ParameterSetName = "Template")]
+    [ValidateNotNullOrEmpty]
+    public string? ImageTag { get; set; }
+
     [Parameter(ParameterSetName = "Rootfs", Mandatory = true)]
     [ValidateNotNullOrEmpty]
     public string? RootfsPath { get; set; }
@@ -102,7 +112,6 @@ public sealed class NewContainerCommand : ContainerCmdlet
 
     private CreateOptions Options() => new CreateOptions
         {
-            Template = Template,
             RootfsPath = RootfsPath is null ? null : GetUnresolvedProviderPathFromPSPath(RootfsPath),
             ConfigPath = ConfigPath is null ? null : GetUnresolvedProviderPathFromPSPath(ConfigPath),
             Command = Command,
@@ -114,7 +123,13 @@ public sealed class NewContainerCommand : ContainerCmdlet
             Unprivileged = Unprivileged,
             Privileged = Privileged,
             Environment = Environment?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? ""),
-            TemplateOptions = new TemplateOptions { Release = Release, Mirror = Mirror },
+            // -ImagePath alone means the oci template.
+            Template = Template ?? (ImagePath is null ? null : "oci"),
+            TemplateOptions = new TemplateOptions
+            {
+                Release = Release, Mirror = Mirror, ImageTag = ImageTag,
+                ImagePath = ImagePath is null ? null : GetUnresolvedProviderPathFromPSPath(ImagePath),
+            },
         };
 
     private ContainerInfo Create(string name)
