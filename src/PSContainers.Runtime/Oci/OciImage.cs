@@ -138,7 +138,9 @@ internal sealed partial class OciImage : IDisposable
             throw new ContainerException("OciImageAmbiguous", ContainerErrorKind.InvalidArgument,
                 $"'{Path}' holds {candidates.Count} images ({string.Join(", ", candidates.Select(c => c.Tag ?? "(untagged)"))}). Say which one with -ImageTag.", Path);
         }
-        var hits = candidates.Where(c => c.Tag is { } t && (t == tag || (t.LastIndexOf(':') is var i and > 0 && t[(i + 1)..] == tag))).ToList();
+        // The full name, the name without its registry (docker.io/library/x:t as x:t or library/x:t), or the bare tag.
+        var hits = candidates.Where(c => c.Tag is { } t && (t == tag || t.EndsWith("/" + tag, StringComparison.Ordinal) ||
+            (!tag.Contains(':') && t.LastIndexOf(':') is var i and > 0 && t[(i + 1)..] == tag))).ToList();
         if (hits.Count == 1) return hits[0];
         throw new ContainerException("OciImageTagNotFound", ContainerErrorKind.ObjectNotFound,
             hits.Count == 0

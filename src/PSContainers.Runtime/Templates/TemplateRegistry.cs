@@ -17,7 +17,7 @@ public static class TemplateRegistry
 
     /// <summary>
     /// Adds a template that lives above this layer (oci, which applies layers with the import's
-    /// checks in Storage): registered by the composition root, Composition/ContainerRuntime.
+    /// checks in Storage): registered by the composition root (Composition/ContainerRuntime) when the assembly loads.
     /// </summary>
     public static void Register(string name, Func<IRootfsTemplate> factory)
     {
