@@ -76,6 +76,14 @@ public sealed class OciTests : IDisposable
         return text;
     }
 
+    // Only the container this test made before is in the store.
+    void AssertNothingHalfMade2()
+    {
+        Assert.Single(_store.Manager.Names());
+        var tmp = _store.Manager.Store.TempDirectory;
+        Assert.True(!Directory.Exists(tmp) || !Directory.EnumerateFileSystemEntries(tmp).Any(), "a half-made container was left in .tmp");
+    }
+
     void AssertNothingHalfMade()
     {
         Assert.Empty(_store.Manager.Names());
@@ -119,6 +127,9 @@ public sealed class OciTests : IDisposable
         Assert.Contains("psct/x:t", r.SingleError.Exception.Message);
         r = _ps.Invoke("New-Container $args[0] -Template oci", TestStore.NewName("ocid"));
         Assert.Equal("OciImagePathRequired,PSContainers.Cmdlets.NewContainerCommand", r.SingleError.FullyQualifiedErrorId);
+        r = _ps.Invoke("New-Container $args[0] -Template busybox -ImagePath $args[1]", TestStore.NewName("ocid"), archive);
+        Assert.Equal("ConflictingParameters,PSContainers.Cmdlets.NewContainerCommand", r.SingleError.FullyQualifiedErrorId);
+        AssertNothingHalfMade2();
     }
 
     [Fact]

@@ -110,7 +110,15 @@ public sealed class NewContainerCommand : ContainerCmdlet
         }
     }
 
-    private CreateOptions Options() => new CreateOptions
+    private CreateOptions Options()
+    {
+        if ((ImagePath ?? ImageTag) is not null && Template is { } t && !t.Equals("oci", StringComparison.OrdinalIgnoreCase))
+            throw new ContainerException("ConflictingParameters", ContainerErrorKind.InvalidArgument,
+                $"-ImagePath and -ImageTag belong to the oci template, not '{t}'. Drop -Template (or say -Template oci).", t);
+        if (ImageTag is not null && ImagePath is null)
+            throw new ContainerException("OciImagePathRequired", ContainerErrorKind.InvalidArgument,
+                "-ImageTag picks an image of -ImagePath: give -ImagePath too.");
+        return new CreateOptions
         {
             RootfsPath = RootfsPath is null ? null : GetUnresolvedProviderPathFromPSPath(RootfsPath),
             ConfigPath = ConfigPath is null ? null : GetUnresolvedProviderPathFromPSPath(ConfigPath),
@@ -131,6 +139,7 @@ public sealed class NewContainerCommand : ContainerCmdlet
                 ImagePath = ImagePath is null ? null : GetUnresolvedProviderPathFromPSPath(ImagePath),
             },
         };
+    }
 
     private ContainerInfo Create(string name)
     {
