@@ -55,6 +55,7 @@ public sealed class OciTests : IDisposable
             umoci config --image img:t --config.entrypoint /bin/sh --config.cmd -c --config.cmd 'echo "$A $(pwd)" > /out; exec sleep 1000' \
                 --config.env A=from-image --config.workingdir /app --config.exposedports 80/tcp
             skopeo copy -q oci:img:t docker-archive:d.tar:psct/x:t
+            skopeo copy -q oci:img:t oci-archive:o.tar:t
             """;
         HostCommand.Run("bash", "-c", script, "bash", _work);
         return (Path.Combine(_work, "img"), Path.Combine(_work, "d.tar"));
@@ -130,6 +131,16 @@ public sealed class OciTests : IDisposable
         r = _ps.Invoke("New-Container $args[0] -Template busybox -ImagePath $args[1]", TestStore.NewName("ocid"), archive);
         Assert.Equal("ConflictingParameters,PSContainers.Cmdlets.NewContainerCommand", r.SingleError.FullyQualifiedErrorId);
         AssertNothingHalfMade2();
+    }
+
+    [Fact]
+    public void OciArchive_ATarOfALayout_IsReadInPlace()
+    {
+        BuildImage();
+        var name = TestStore.NewName("ocia");
+        _ps.Run("New-Container $args[0] -ImagePath $args[1] | Start-Container", name, Path.Combine(_work, "o.tar"));
+        Assert.Equal("from-image /app", WaitForOut(name));
+        Assert.Equal("no-gone|upper", Exec(name, "test -e /gone && echo gone || echo no-gone; ls /opq").Replace("\n", "|"));
     }
 
     [Fact]
