@@ -94,10 +94,11 @@ public sealed class BusyboxTemplateTests : IDisposable
     [Fact]
     public void RegistryListsTemplatesAndRejectsUnknownNames()
     {
-        Assert.Equal(new[] { "busybox", "debootstrap" }, TemplateRegistry.Names);
+        // oci lives above Templates/ and joins when the runtime assembly loads (Composition).
+        Assert.Equal(new[] { "busybox", "debootstrap", "oci" }, TemplateRegistry.Names);
         Assert.IsType<DebootstrapTemplate>(TemplateRegistry.Get("DEBOOTSTRAP"));
         var ex = Assert.Throws<ContainerException>(() => TemplateRegistry.Get("alpine"));
         Assert.Equal(ContainerErrorKind.InvalidArgument, ex.Kind);
-        Assert.Equal("unknown template 'alpine'; available: busybox, debootstrap", ex.Message);
+        Assert.Equal("unknown template 'alpine'; available: busybox, debootstrap, oci", ex.Message);
     }
 }

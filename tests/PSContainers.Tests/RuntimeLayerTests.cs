@@ -23,6 +23,7 @@ public sealed class RuntimeLayerTests
         new[] { "Composition" },     // composes a store's runtime: the lifecycle with its hooks and checkpoint support
         new[] { "HostCheck" },       // Test-ContainerHost: asks every piece below whether the host can run it
         new[] { "Checkpoint" },      // CRIU checkpoint/restore, through the lifecycle's launch path
+        new[] { "Oci" },             // New-Container -Template oci: OCI / docker save images read offline, layers applied with the import's checks
         new[] { "Storage" },         // copy, snapshots, diff, export/import of containers; rename
         new[] { "Autostart", "Files", "Devices" }, // autostart settings, lxc-autostart's order, the boot unit; files copied into and out of a container; device nodes added live
         new[] { "NetworkHooks", "Hooks" }, // the start hooks that give a container its network; init's prlimits and OOM score

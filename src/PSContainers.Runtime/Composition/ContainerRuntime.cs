@@ -19,6 +19,13 @@ public static class ContainerRuntime
 
     public static ContainerManager Open(ContainerStore store, CgroupManager? cgroups = null) => Compose(new ContainerManager(store, cgroups));
 
+    /// <summary>
+    /// Templates that live above Templates/ join the registry when the runtime assembly loads, so
+    /// -Template completion and every ContainerManager (however it was opened) know them.
+    /// </summary>
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void RegisterTemplates() => Templates.TemplateRegistry.Register("oci", () => new Oci.OciTemplate());
+
     private static ContainerManager Compose(ContainerManager manager)
     {
         manager.Hooks.Add(new NetworkHook(manager.Store));

@@ -508,6 +508,17 @@ internal static class ConfigRules
         return null;
     }
 
+    /// <summary>An image's exposed port as OCI writes it: PORT, PORT/tcp, PORT/udp or PORT/sctp (1-65535).</summary>
+    public static string? ExposedPort(string port, string path)
+    {
+        var slash = port.IndexOf('/');
+        var number = slash < 0 ? port : port[..slash];
+        var proto = slash < 0 ? "tcp" : port[(slash + 1)..];
+        if (!int.TryParse(number, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) || n is < 1 or > 65535 || proto is not ("tcp" or "udp" or "sctp"))
+            return $"invalid port '{port}' for {path}: expected PORT/PROTOCOL with PORT 1-65535 and PROTOCOL tcp, udp or sctp (e.g. 80/tcp)";
+        return null;
+    }
+
     public static string? Autostart(AutostartConfig a)
     {
         if (Integer(a.Delay, Text(a.Delay), "autostart.delay", 0, 86400, AutostartDelayExpected) is { } badDelay) return badDelay;

@@ -49,6 +49,26 @@ public sealed class ContainerConfig
     public Dictionary<string, string> Sysctl { get; set; } = new(StringComparer.Ordinal);
     /// <summary><c>oomScoreAdj:</c> init's /proc/PID/oom_score_adj, -1000..1000 (LXC's lxc.proc.oom_score_adj); null = inherited.</summary>
     public int? OomScoreAdj { get; set; }
+    /// <summary><c>oci:</c> the image a container was made from (New-Container -Template oci); informational.</summary>
+    public OciConfig? Oci { get; set; }
+}
+
+/// <summary>
+/// The <c>oci:</c> section: what a container's image said that has no runtime setting of its own
+/// (there is no port forwarding: exposed ports are recorded for whoever wires the network).
+/// </summary>
+public sealed class OciConfig
+{
+    /// <summary>The layout directory or archive the image came from.</summary>
+    public string? Image { get; set; }
+    /// <summary>Its ref name (OCI) or repo tag (docker save).</summary>
+    public string? Tag { get; set; }
+    /// <summary>The manifest's digest (OCI) or the config's (docker save).</summary>
+    public string? Digest { get; set; }
+    /// <summary>The image's User; init runs as the container's root (see the OCI notes in the README).</summary>
+    public string? User { get; set; }
+    /// <summary>The image's ExposedPorts, e.g. 80/tcp.</summary>
+    public List<string> ExposedPorts { get; set; } = new();
 }
 
 /// <summary>

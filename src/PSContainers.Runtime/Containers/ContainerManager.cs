@@ -502,7 +502,9 @@ public sealed class ContainerManager : IContainerLifecycle
             config.Template = template.Name;
         }
 
-        if (options.Command is { Count: > 0 }) config.Init.Command = options.Command.ToList();
+        // An image brings its own command, environment and directory (-Command replaces its Cmd).
+        if (template is IImageTemplate image) image.Configure(config, options.TemplateOptions, options.Command);
+        else if (options.Command is { Count: > 0 }) config.Init.Command = options.Command.ToList();
         if (options.Environment is not null)
             foreach (var (k, v) in options.Environment) config.Init.Environment[k] = v;
         if (options.Hostname is not null) config.Hostname = options.Hostname;

@@ -528,6 +528,20 @@ public static unsafe class ContainerArchive
 
     /// <param name="owners">When given, owners are not set but recorded here as NUL-terminated "uid gid
     /// rootfs-relative-path" records (the format psc-helper userns-tree reads) for entries not owned by 0:0.</param>
+    /// <summary>
+    /// Applies one image layer (a plain or gzip tar of root-relative paths, OCI's layer format) onto
+    /// <paramref name="rootfs"/> with the import's checks: every path resolved beneath the rootfs
+    /// (openat2 RESOLVE_BENEATH), no '..', no absolute names, no escaping links, device nodes only
+    /// where this process may make them. Whiteouts (<c>.wh.NAME</c>) delete NAME from the layers
+    /// below, <c>.wh..wh..opq</c> empties its directory of what the layers below put there.
+    /// An unsafe entry throws ArchiveEntryUnsafe naming it; the caller deletes the half-made rootfs.
+    /// </summary>
+    internal static void ApplyLayer(string rootfs, Stream tar, List<string> warnings, CancellationToken ct)
+    {
+        var extractor = new Extractor(rootfs, warnings, null, () => 0, 0, ct) { Layer = true };
+        extractor.Run(new PaxTarReader(tar));
+    }
+
     private sealed class Extractor(string? rootfs, List<string> warnings, IProgress<ArchiveProgress>? progress, Func<long> position, long total, CancellationToken ct, StringBuilder? owners = null)
     {
         int _root = -1;
@@ -550,9 +564,14 @@ public static unsafe class ContainerArchive
         /// <summary>Extraction stops (ArchiveChanged) past what the survey counted.</summary>
         public (long Bytes, long Entries)? Budget { get; init; }
         public string ArchivePath { get; init; } = "";
+        /// <summary>An image layer: paths are rootfs-relative, whiteouts apply (see ApplyLayer).</summary>
+        public bool Layer { get; init; }
+        // What this layer made: a whiteout or opaque marker hides only what the layers below made.
+        readonly HashSet<string> _madeHere = new(StringComparer.Ordinal);
 
         public (string? Config, string? Lxc) Run(PaxTarReader reader)
         {
+            if (Layer) _prefix = Array.Empty<string>();
             if (!DryRun)
             {
                 fixed (byte* p = FsNative.Z(rootfs!)) _root = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
@@ -622,7 +641,26 @@ public static unsafe class ContainerArchive
         void Handle(TarEntry entry, Stream data)
         {
             _entries++;
+            // A layer's root may be named "/" (umoci insert ... /): only exactly that, never "/x".
+            if (Layer && entry.Type == TarEntryType.Directory && entry.Path.Split('/', StringSplitOptions.RemoveEmptyEntries).All(p => p == "."))
+            {
+                _rootEntry = entry;
+                return;
+            }
             var parts = Components(entry.Path, "path");
+            if (Layer)
+            {
+                if (parts.Length == 0)
+                {
+                    if (entry.Type != TarEntryType.Directory) throw Unsafe(entry.Path, "the layer's root is not a directory");
+                    _rootEntry = entry;
+                    return;
+                }
+                if (parts[^1].StartsWith(".wh.", StringComparison.Ordinal)) { Whiteout(parts, entry); return; }
+                _madeHere.Add(string.Join('/', parts));
+                Create(parts, entry, data);
+                return;
+            }
             var rel = Map(parts, entry, false);
             if (rel is null)
             {
@@ -667,6 +705,43 @@ public static unsafe class ContainerArchive
                 return;
             }
             Create(inner, entry, data);
+        }
+
+        /// <summary>
+        /// A whiteout: <c>.wh..wh..opq</c> empties its directory of entries from the layers below;
+        /// <c>.wh.NAME</c> deletes NAME. Resolved beneath the rootfs like every entry, and without
+        /// following symlinks: a whiteout can never reach outside.
+        /// </summary>
+        void Whiteout(string[] parts, TarEntry entry)
+        {
+            if (entry.Type is not (TarEntryType.Regular or TarEntryType.HardLink))
+                throw Unsafe(entry.Path, "a whiteout must be an empty regular file");
+            var parent = string.Join('/', parts[..^1]);
+            bool opaque = parts[^1] == ".wh..wh..opq";
+            var name = opaque ? "" : parts[^1][4..];
+            if (!opaque && (name.Length == 0 || name is "." or ".." || name.StartsWith(".wh.", StringComparison.Ordinal)))
+                throw Unsafe(entry.Path, $"it is a whiteout of '{name}', which is not a name in its directory");
+            int fd = OpenBeneath(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, RESOLVE_NO_SYMLINKS_, entry.Path);
+            if (fd < 0) return; // nothing below to hide
+            try
+            {
+                var prefix = parent.Length == 0 ? "" : parent + "/";
+                var victims = opaque ? InRoot.List(fd, entry.Path) : new List<string> { name };
+                foreach (var victim in victims)
+                {
+                    if (_madeHere.Contains(prefix + victim)) continue;
+                    fixed (byte* leaf = FsNative.Z(victim))
+                    {
+                        stat st;
+                        if (fstatat(fd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+                        if ((st.st_mode & S_IFMT) == S_IFDIR)
+                            // Through our own descriptor of the parent: .NET deletes links, never follows them.
+                            Directory.Delete($"/proc/self/fd/{fd}/{victim}", recursive: true);
+                        else if (unlinkat(fd, leaf, 0) != 0) throw FsNative.Error("delete", entry.Path, FsNative.Errno);
+                    }
+                }
+            }
+            finally { close(fd); }
         }
 
         /// <summary>openat2 below the rootfs: no '..', no absolute or escaping symlinks, no /proc magic links.</summary>
@@ -809,9 +884,9 @@ public static unsafe class ContainerArchive
         void Link(int parent, byte* leaf, TarEntry entry)
         {
             var targetParts = Components(entry.LinkPath, "hard link target");
-            var rel = _prefix is not null && targetParts.Length > _prefix.Length && targetParts.AsSpan(0, _prefix.Length).SequenceEqual(_prefix)
+            var rel = Layer ? targetParts.Prepend("rootfs").ToArray() : _prefix is not null && targetParts.Length > _prefix.Length && targetParts.AsSpan(0, _prefix.Length).SequenceEqual(_prefix)
                 ? targetParts[_prefix.Length..] : null;
-            if (rel is null || rel.Length < 2 || rel[0] != "rootfs")
+            if (rel is null || rel.Length < 2 || rel[0] != "rootfs" || (Layer && targetParts.Length == 0))
                 throw Unsafe(entry.Path, $"it is a hard link to '{entry.LinkPath}', outside the container's rootfs");
             var inner = rel[1..];
             int tparent = OpenBeneath(string.Join('/', inner[..^1]), O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS_, entry.Path);

@@ -14,6 +14,10 @@ public sealed class TemplateOptions
     public string? Variant { get; set; }
     /// <summary>Where templates may cache (e.g. debootstrap's per-release rootfs). The store's .cache.</summary>
     public string CacheDirectory { get; set; } = "";
+    /// <summary>oci: an OCI image layout directory, or a tar of one, or a <c>docker save</c> archive.</summary>
+    public string? ImagePath { get; set; }
+    /// <summary>oci: which image of the layout or archive (its ref name or repo tag); null: the only one.</summary>
+    public string? ImageTag { get; set; }
     /// <summary>Container name, written to /etc/hostname.</summary>
     public string ContainerName { get; set; } = "";
 }
@@ -31,4 +35,18 @@ public interface IRootfsTemplate
     /// <summary>The init command this template's rootfs expects, and a default stop signal.</summary>
     IReadOnlyList<string> DefaultInitCommand { get; }
     string DefaultStopSignal { get; }
+}
+
+/// <summary>
+/// A template that brings its own configuration (an OCI image's Entrypoint, Cmd, Env, WorkingDir):
+/// asked before the config is validated, so what it sets is checked like any config.yaml.
+/// </summary>
+public interface IImageTemplate : IRootfsTemplate
+{
+    /// <summary>
+    /// Fills <paramref name="config"/> from the image where the config does not say otherwise.
+    /// <paramref name="command"/> (New-Container -Command) replaces the image's Cmd and keeps its
+    /// Entrypoint, as <c>docker run IMAGE ARGS</c> does.
+    /// </summary>
+    void Configure(Config.ContainerConfig config, TemplateOptions options, IReadOnlyList<string>? command);
 }

@@ -28,6 +28,16 @@ public sealed class NewContainerCommand : ContainerCmdlet
     [Parameter(ParameterSetName = "Template")]
     public string? Mirror { get; set; }
 
+    /// <summary>oci: the image, an OCI image layout directory or an OCI / docker save archive.</summary>
+    [Parameter(ParameterSetName = "Template")]
+    [ValidateNotNullOrEmpty]
+    public string? ImagePath { get; set; }
+
+    /// <summary>oci: which image of the layout or archive (ref name or repo tag); the only one when absent.</summary>
+    [Parameter(ParameterSetName = "Template")]
+    [ValidateNotNullOrEmpty]
+    public string? ImageTag { get; set; }
+
     [Parameter(ParameterSetName = "Rootfs", Mandatory = true)]
     [ValidateNotNullOrEmpty]
     public string? RootfsPath { get; set; }
@@ -100,9 +110,16 @@ public sealed class NewContainerCommand : ContainerCmdlet
         }
     }
 
-    private CreateOptions Options() => new CreateOptions
+    private CreateOptions Options()
+    {
+        if ((ImagePath ?? ImageTag) is not null && Template is { } t && !t.Equals("oci", StringComparison.OrdinalIgnoreCase))
+            throw new ContainerException("ConflictingParameters", ContainerErrorKind.InvalidArgument,
+                $"-ImagePath and -ImageTag belong to the oci template, not '{t}'. Drop -Template (or say -Template oci).", t);
+        if (ImageTag is not null && ImagePath is null)
+            throw new ContainerException("OciImagePathRequired", ContainerErrorKind.InvalidArgument,
+                "-ImageTag picks an image of -ImagePath: give -ImagePath too.");
+        return new CreateOptions
         {
-            Template = Template,
             RootfsPath = RootfsPath is null ? null : GetUnresolvedProviderPathFromPSPath(RootfsPath),
             ConfigPath = ConfigPath is null ? null : GetUnresolvedProviderPathFromPSPath(ConfigPath),
             Command = Command,
@@ -114,8 +131,15 @@ public sealed class NewContainerCommand : ContainerCmdlet
             Unprivileged = Unprivileged,
             Privileged = Privileged,
             Environment = Environment?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? ""),
-            TemplateOptions = new TemplateOptions { Release = Release, Mirror = Mirror },
+            // -ImagePath alone means the oci template.
+            Template = Template ?? (ImagePath is null ? null : "oci"),
+            TemplateOptions = new TemplateOptions
+            {
+                Release = Release, Mirror = Mirror, ImageTag = ImageTag,
+                ImagePath = ImagePath is null ? null : GetUnresolvedProviderPathFromPSPath(ImagePath),
+            },
         };
+    }
 
     private ContainerInfo Create(string name)
     {

@@ -1,0 +1,279 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using PSContainers.Runtime.Config;
+using PSContainers.Runtime.Filesystem;
+using PSContainers.Tests.Infrastructure;
+
+namespace PSContainers.Tests;
+
+/// <summary>
+/// New-Container -Template oci: images made offline with Debian's umoci and skopeo from local
+/// trees (no registry), and hostile layers written by hand into a layout of our own.
+/// </summary>
+[Collection("Containers")]
+public sealed class OciTests : IDisposable
+{
+    readonly TestStore _store = new();
+    readonly ModuleSession _ps;
+    readonly string _work;
+
+    public OciTests()
+    {
+        _work = Path.Combine(_store.Root, "images");
+        Directory.CreateDirectory(_work);
+        try { _ps = _store.OpenSession(); }
+        catch { _store.Dispose(); throw; }
+    }
+
+    public void Dispose()
+    {
+        _ps.Dispose();
+        _store.Dispose();
+    }
+
+    /// <summary>
+    /// An image with three layers: a busybox tree (with /gone and /opq/lower), a whiteout of /gone,
+    /// and a hand-made layer making /opq opaque with /opq/upper; Entrypoint, Cmd, Env, WorkingDir and
+    /// an exposed port set with umoci config; and the same image as a docker save archive (skopeo).
+    /// </summary>
+    (string Layout, string DockerArchive) BuildImage()
+    {
+        var script = """
+            set -e
+            cd "$1"
+            mkdir -p src1/bin src1/app/old src1/opq src1/etc src1/proc src1/sys src1/dev src1/tmp
+            cp /bin/busybox src1/bin/busybox; ln -s busybox src1/bin/sh; ln -s busybox src1/bin/sleep; ln -s busybox src1/bin/cat
+            echo old > src1/app/old/f; echo lower > src1/opq/lower; echo gone > src1/gone
+            umoci init --layout img
+            umoci new --image img:t
+            umoci insert --image img:t src1 /
+            umoci insert --image img:t --whiteout /gone
+            mkdir -p src2/opq; echo upper > src2/opq/upper; : > src2/opq/.wh..wh..opq
+            tar -C src2 --owner=0 --group=0 -cf opq.tar opq
+            umoci raw add-layer --image img:t opq.tar
+            umoci config --image img:t --config.entrypoint /bin/sh --config.cmd -c --config.cmd 'echo "$A $(pwd)" > /out; exec sleep 1000' \
+                --config.env A=from-image --config.workingdir /app --config.exposedports 80/tcp
+            skopeo copy -q oci:img:t docker-archive:d.tar:psct/x:t
+            skopeo copy -q oci:img:t oci-archive:o.tar:t
+            """;
+        HostCommand.Run("bash", "-c", script, "bash", _work);
+        return (Path.Combine(_work, "img"), Path.Combine(_work, "d.tar"));
+    }
+
+    string Exec(string name, string script) =>
+        string.Join("\n", _ps.Run("(Invoke-ContainerCommand $args[0] -Command /bin/sh,-c,$args[1]).Output", name, script).Select(o => o.ToString()));
+
+    string WaitForOut(string name)
+    {
+        var sw = Stopwatch.StartNew();
+        string text = "";
+        while (sw.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            text = Exec(name, "cat /out 2>/dev/null || true");
+            if (text.Length > 0) return text;
+            Thread.Sleep(100);
+        }
+        return text;
+    }
+
+    // Only the container this test made before is in the store.
+    void AssertNothingHalfMade2()
+    {
+        Assert.Single(_store.Manager.Names());
+        var tmp = _store.Manager.Store.TempDirectory;
+        Assert.True(!Directory.Exists(tmp) || !Directory.EnumerateFileSystemEntries(tmp).Any(), "a half-made container was left in .tmp");
+    }
+
+    void AssertNothingHalfMade()
+    {
+        Assert.Empty(_store.Manager.Names());
+        var tmp = _store.Manager.Store.TempDirectory;
+        Assert.True(!Directory.Exists(tmp) || !Directory.EnumerateFileSystemEntries(tmp).Any(), "a half-made container was left in .tmp");
+    }
+
+    [Fact]
+    public void LayoutDirectory_RunsEntrypointAndCmd_WithEnvAndWorkingDir_WhiteoutsApplied()
+    {
+        var (layout, _) = BuildImage();
+        var name = TestStore.NewName("oci");
+        _ps.Run("New-Container $args[0] -Template oci -ImagePath $args[1] -ImageTag t | Start-Container", name, layout);
+        Assert.Equal("from-image /app", WaitForOut(name));
+        // The whiteout removed /gone; the opaque layer hid /opq/lower and kept its own /opq/upper.
+        Assert.Equal("no-gone|upper|old", Exec(name, "test -e /gone && echo gone || echo no-gone; ls /opq; cat /app/old/f").Replace("\n", "|"));
+        var config = ConfigLoader.Load(_store.Manager.Store.ConfigPath(name));
+        Assert.Equal(new[] { "/bin/sh", "-c", "echo \"$A $(pwd)\" > /out; exec sleep 1000" }, config.Init.Command);
+        Assert.Equal("from-image", config.Init.Environment["A"]);
+        Assert.Equal("/app", config.Init.WorkingDirectory);
+        Assert.Equal("oci", config.Template);
+        Assert.NotNull(config.Oci);
+        Assert.Equal("t", config.Oci!.Tag);
+        Assert.StartsWith("sha256:", config.Oci.Digest);
+        Assert.Equal(new[] { "80/tcp" }, config.Oci.ExposedPorts);
+        // The manifest digest recorded is the one index.json names.
+        Assert.Contains(config.Oci.Digest!, File.ReadAllText(Path.Combine(layout, "index.json")));
+    }
+
+    [Fact]
+    public void DockerArchive_CommandReplacesCmdAndKeepsEntrypoint_EnvironmentWins()
+    {
+        var (_, archive) = BuildImage();
+        var name = TestStore.NewName("ocid");
+        _ps.Run("New-Container $args[0] -ImagePath $args[1] -ImageTag x:t -Command '-c','echo $A-$B > /out; exec sleep 1000' -Environment @{ B = 'mine' } | Start-Container", name, archive);
+        Assert.Equal("from-image-mine", WaitForOut(name));
+        Assert.Equal("no-gone|upper", Exec(name, "test -e /gone && echo gone || echo no-gone; ls /opq").Replace("\n", "|"));
+
+        var r = _ps.Invoke("New-Container $args[0] -ImagePath $args[1] -ImageTag nosuch", TestStore.NewName("ocid"), archive);
+        Assert.Equal("OciImageTagNotFound,PSContainers.Cmdlets.NewContainerCommand", r.SingleError.FullyQualifiedErrorId);
+        Assert.Contains("psct/x:t", r.SingleError.Exception.Message);
+        r = _ps.Invoke("New-Container $args[0] -Template oci", TestStore.NewName("ocid"));
+        Assert.Equal("OciImagePathRequired,PSContainers.Cmdlets.NewContainerCommand", r.SingleError.FullyQualifiedErrorId);
+        r = _ps.Invoke("New-Container $args[0] -Template busybox -ImagePath $args[1]", TestStore.NewName("ocid"), archive);
+        Assert.Equal("ConflictingParameters,PSContainers.Cmdlets.NewContainerCommand", r.SingleError.FullyQualifiedErrorId);
+        AssertNothingHalfMade2();
+    }
+
+    [Fact]
+    public void OciArchive_ATarOfALayout_IsReadInPlace()
+    {
+        BuildImage();
+        var name = TestStore.NewName("ocia");
+        _ps.Run("New-Container $args[0] -ImagePath $args[1] | Start-Container", name, Path.Combine(_work, "o.tar"));
+        Assert.Equal("from-image /app", WaitForOut(name));
+        Assert.Equal("no-gone|upper", Exec(name, "test -e /gone && echo gone || echo no-gone; ls /opq").Replace("\n", "|"));
+    }
+
+    [Fact]
+    public void Overlay_ImageInTheLowerLayer_WritesInUpper()
+    {
+        var (layout, _) = BuildImage();
+        var name = TestStore.NewName("ocio");
+        _ps.Run("New-Container $args[0] -ImagePath $args[1] -Backend overlay -Privileged | Start-Container", name, layout);
+        Assert.Equal("from-image /app", WaitForOut(name));
+        var config = ConfigLoader.Load(_store.Manager.Store.ConfigPath(name));
+        Assert.Equal("overlay", config.Storage.Backend);
+        Assert.True(File.Exists(Path.Combine(config.Storage.Lower!, "opq", "upper")));
+        Assert.False(File.Exists(Path.Combine(config.Storage.Lower!, "opq", "lower")));
+        Assert.False(File.Exists(Path.Combine(config.Storage.Lower!, "out")));
+    }
+
+    [Fact]
+    public void Btrfs_ImageUnpackedIntoTheContainersSubvolume()
+    {
+        using var loop = new LoopFilesystem("btrfs", 512L << 20);
+        var (layout, _) = BuildImage();
+        using var store = new TestStore(Path.Combine(loop.MountPoint, "s"));
+        using var ps = store.OpenSession();
+        var name = TestStore.NewName("ocib");
+        ps.Run("New-Container $args[0] -ImagePath $args[1] -Backend btrfs -Privileged | Start-Container", name, layout);
+        var rootfs = store.Manager.Store.RootfsPath(name);
+        Assert.True(FsNative.IsBtrfsSubvolume(rootfs));
+        Assert.True(File.Exists(Path.Combine(rootfs, "opq", "upper")));
+        Assert.False(File.Exists(Path.Combine(rootfs, "gone")));
+        var sw = Stopwatch.StartNew();
+        while (!File.Exists(Path.Combine(rootfs, "out")) && sw.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(100);
+        Assert.Equal("from-image /app", File.ReadAllText(Path.Combine(rootfs, "out")).Trim());
+        store.Manager.Remove(name, force: true);
+    }
+
+    [Fact]
+    public void DigestMismatch_IsRefused_NothingMade()
+    {
+        var (layout, _) = BuildImage();
+        // Flip one byte of the biggest blob (the busybox layer): same size, other digest.
+        var blob = Directory.EnumerateFiles(Path.Combine(layout, "blobs", "sha256")).OrderByDescending(f => new FileInfo(f).Length).First();
+        using (var f = new FileStream(blob, FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.Position = f.Length / 2;
+            var b = f.ReadByte();
+            f.Position = f.Length / 2;
+            f.WriteByte((byte)(b ^ 0xFF));
+        }
+        var r = _ps.Invoke("New-Container $args[0] -ImagePath $args[1]", TestStore.NewName("ocim"), layout);
+        Assert.Equal("OciDigestMismatch,PSContainers.Cmdlets.NewContainerCommand", r.SingleError.FullyQualifiedErrorId);
+        Assert.Contains(Path.GetFileName(blob), r.SingleError.Exception.Message);
+        AssertNothingHalfMade();
+    }
+
+    // ---- hostile layers, in a layout written by hand ----------------------------------------------
+
+    static byte[] Tar(params (string Path, TarEntryType Type, string Content)[] entries)
+    {
+        var ms = new MemoryStream();
+        var w = new PaxTarWriter(ms);
+        foreach (var (path, type, content) in entries)
+        {
+            var data = Encoding.UTF8.GetBytes(content);
+            var e = new TarEntry { Path = path, Type = type, Mode = type == TarEntryType.Directory ? 0b111_101_101 : 0b110_100_100 };
+            if (type == TarEntryType.SymbolicLink) e.LinkPath = content;
+            if (type == TarEntryType.Regular) e.Size = data.Length;
+            w.WriteEntry(e, type == TarEntryType.Regular ? new MemoryStream(data) : null);
+        }
+        w.Finish();
+        return ms.ToArray();
+    }
+
+    static string Digest(byte[] b) => "sha256:" + Convert.ToHexString(SHA256.HashData(b)).ToLowerInvariant();
+
+    string Blob(string layout, byte[] bytes)
+    {
+        var d = Digest(bytes);
+        File.WriteAllBytes(Path.Combine(layout, "blobs", "sha256", d[7..]), bytes);
+        return $"{{\"mediaType\":\"MT\",\"digest\":\"{d}\",\"size\":{bytes.Length}}}";
+    }
+
+    string HandLayout(params byte[][] layers)
+    {
+        var layout = Path.Combine(_work, "hand-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(Path.Combine(layout, "blobs", "sha256"));
+        File.WriteAllText(Path.Combine(layout, "oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}");
+        var config = Blob(layout, Encoding.UTF8.GetBytes("{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"/bin/sh\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}"))
+            .Replace("MT", "application/vnd.oci.image.config.v1+json");
+        var layerDescs = layers.Select(l => Blob(layout, l).Replace("MT", "application/vnd.oci.image.layer.v1.tar"));
+        var manifest = Encoding.UTF8.GetBytes($"{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{config},\"layers\":[{string.Join(",", layerDescs)}]}}");
+        var m = Blob(layout, manifest).Replace("MT", "application/vnd.oci.image.manifest.v1+json");
+        File.WriteAllText(Path.Combine(layout, "index.json"), $"{{\"schemaVersion\":2,\"manifests\":[{m}]}}");
+        return layout;
+    }
+
+    [Fact]
+    public void HostileLayers_AreRefused_NothingWrittenOutside_NothingHalfMade()
+    {
+        var outside = Path.Combine(_store.Root, "outside");
+        Directory.CreateDirectory(outside);
+        File.WriteAllText(Path.Combine(outside, "victim"), "host");
+        var ok = Tar(("bin", TarEntryType.Directory, ""), ("bin/x", TarEntryType.Regular, "x"));
+        var cases = new (string What, byte[][] Layers)[]
+        {
+            ("dot-dot entry", new[] { ok, Tar(("../escape", TarEntryType.Regular, "pwned")) }),
+            ("absolute entry", new[] { Tar(($"{outside}/abs", TarEntryType.Regular, "pwned")) }),
+            ("file through an absolute symlink", new[] { Tar(("link", TarEntryType.SymbolicLink, outside)), Tar(("link/pwned", TarEntryType.Regular, "pwned")) }),
+            ("whiteout pointing out", new[] { ok, Tar(("../../.wh.etc", TarEntryType.Regular, "")) }),
+            ("whiteout through a symlink", new[] { Tar(("d", TarEntryType.SymbolicLink, outside)), Tar(("d/.wh.victim", TarEntryType.Regular, "")) }),
+            ("opaque marker through a symlink", new[] { Tar(("d", TarEntryType.SymbolicLink, outside)), Tar(("d/.wh..wh..opq", TarEntryType.Regular, "")) }),
+            ("whiteout of '..'", new[] { ok, Tar(("bin/.wh...", TarEntryType.Regular, "")) }),
+            ("hard link out", new[] { HardLinkTar("hl", "../outside/victim") }),
+        };
+        foreach (var (what, layers) in cases)
+        {
+            var layout = HandLayout(layers);
+            var r = _ps.Invoke("New-Container $args[0] -ImagePath $args[1]", TestStore.NewName("ocih"), layout);
+            var error = Assert.Single(r.Errors);
+            Assert.True(error.FullyQualifiedErrorId == "OciLayerUnsafe,PSContainers.Cmdlets.NewContainerCommand", $"{what}: {error.FullyQualifiedErrorId}: {error.Exception.Message}");
+            Assert.Contains("Layer ", error.Exception.Message);
+            Assert.Equal(new[] { "victim" }, Directory.EnumerateFileSystemEntries(outside).Select(Path.GetFileName));
+            Assert.Equal("host", File.ReadAllText(Path.Combine(outside, "victim")));
+            Assert.False(File.Exists(Path.Combine(_store.Root, "escape")));
+            AssertNothingHalfMade();
+        }
+    }
+
+    static byte[] HardLinkTar(string path, string target)
+    {
+        var ms = new MemoryStream();
+        var w = new PaxTarWriter(ms);
+        w.WriteEntry(new TarEntry { Path = path, Type = TarEntryType.HardLink, LinkPath = target, Mode = 0b110_100_100 }, null);
+        w.Finish();
+        return ms.ToArray();
+    }
+}

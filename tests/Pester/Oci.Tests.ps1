@@ -1,0 +1,97 @@
+#Requires -Version 7.4
+<#
+.SYNOPSIS
+    A container from an OCI image, as a user meets it in pwsh (issue 18): an image built offline
+    with Debian's umoci from a local busybox tree and copied with skopeo to a docker save archive,
+    New-Container -ImagePath with its tag, the image's command, environment and directory at start,
+    the oci: section in Get-ContainerConfig, and the errors a wrong tag or a damaged image give.
+
+.NOTES
+    Needs Linux, root, umoci, skopeo and the built module in out/PSContainers. Works in a private
+    store under /tmp/psc-test-<guid> (TestStore.ps1), removed in AfterAll also when tests fail.
+#>
+
+BeforeDiscovery {
+    $canRun = $IsLinux -and ((& id -u) -eq '0')
+}
+
+Describe 'OCI images: New-Container -ImagePath' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
+    BeforeAll {
+        . (Join-Path $PSScriptRoot 'TestStore.ps1')
+        $PSDefaultParameterValues['*-ContainerConfig:StorePath'] = $store
+        $script:img = Join-Path $root 'img'
+        $script:archive = Join-Path $root 'web.tar'
+        $build = @'
+set -e
+cd "$1"
+mkdir -p src/bin src/srv src/proc src/sys src/dev src/tmp src/etc
+cp /bin/busybox src/bin/busybox; ln -s busybox src/bin/sh; ln -s busybox src/bin/sleep; ln -s busybox src/bin/cat
+echo 'hello from the image' > src/srv/index.html
+umoci init --layout img
+umoci new --image img:1.0
+umoci insert --image img:1.0 src /
+umoci config --image img:1.0 --config.entrypoint /bin/sh --config.cmd -c --config.cmd 'echo "$GREETING from $(pwd)" > /started; exec sleep 1000' \
+    --config.env GREETING=hi --config.workingdir /srv --config.exposedports 8080/tcp
+skopeo copy -q oci:img:1.0 docker-archive:web.tar:psct/web:1.0
+'@
+        & bash -c $build bash $root 2>&1 | Out-String | Write-Verbose
+        if ($LASTEXITCODE -ne 0) { throw "building the test image failed ($LASTEXITCODE)" }
+        function WaitFile([string] $name, [string] $path) {
+            foreach ($i in 1..200) {
+                $text = (Invoke-ContainerCommand $name -Command /bin/sh, -c, "cat $path 2>/dev/null || true").Output
+                if ($text) { return $text }
+                Start-Sleep -Milliseconds 100
+            }
+        }
+    }
+
+    AfterAll {
+        Remove-TestStore
+    }
+
+    It 'makes a container from a layout directory that runs the image''s command with its Env and WorkingDir' {
+        $name = New-TestName oci
+        $c = New-Container $name -Template oci -ImagePath $script:img -ImageTag 1.0
+        $c.Template | Should -Be 'oci'
+        Start-Container $name
+        WaitFile $name /started | Should -Be 'hi from /srv'
+        (Invoke-ContainerCommand $name -Command cat, index.html).Output | Should -Be 'hello from the image'
+        $cfg = Get-ContainerConfig $name
+        $cfg.Oci.Tag | Should -Be '1.0'
+        $cfg.Oci.Digest | Should -Match '^sha256:[0-9a-f]{64}$'
+        $cfg.Oci.ExposedPorts | Should -Be @('8080/tcp')
+        $cfg.Init.WorkingDirectory | Should -Be '/srv'
+    }
+
+    It 'takes a docker save archive; -Command replaces Cmd and -Environment adds to Env' {
+        $name = New-TestName ocid
+        New-Container $name -ImagePath $script:archive -Command '-c', 'echo "$GREETING $WHO" > /started; exec sleep 1000' -Environment @{ WHO = 'pester' } | Start-Container
+        WaitFile $name /started | Should -Be 'hi pester'
+        (Get-ContainerConfig $name).Init.Command | Should -Be @('/bin/sh', '-c', 'echo "$GREETING $WHO" > /started; exec sleep 1000')
+    }
+
+    It 'says which tags there are when -ImageTag names none' {
+        $err = $null
+        New-Container (New-TestName ocit) -ImagePath $script:archive -ImageTag 2.0 -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -Be 'OciImageTagNotFound,PSContainers.Cmdlets.NewContainerCommand'
+        $err[0].Exception.Message | Should -BeLike '*psct/web:1.0*'
+    }
+
+    It 'refuses a damaged image and leaves no container' {
+        $bad = Join-Path $root 'bad'
+        Copy-Item -Recurse $script:img $bad
+        $blob = Get-ChildItem (Join-Path $bad 'blobs/sha256') | Sort-Object Length -Descending | Select-Object -First 1
+        $bytes = [IO.File]::ReadAllBytes($blob.FullName); $bytes[100] = $bytes[100] -bxor 0xff
+        [IO.File]::WriteAllBytes($blob.FullName, $bytes)
+        $name = New-TestName ocibad
+        $err = $null
+        New-Container $name -ImagePath $bad -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -Be 'OciDigestMismatch,PSContainers.Cmdlets.NewContainerCommand'
+        Get-Container $name -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+
+    It 'completes oci as a template name' {
+        $r = TabExpansion2 -inputScript 'New-Container x -Template o' -cursorColumn 'New-Container x -Template o'.Length
+        $r.CompletionMatches.CompletionText | Should -Contain 'oci'
+    }
+}
