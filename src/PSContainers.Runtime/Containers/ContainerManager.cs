@@ -508,8 +508,12 @@ public sealed class ContainerManager : IContainerLifecycle
         if (options.Hostname is not null) config.Hostname = options.Hostname;
         if (options.MemoryLimit is not null) config.Limits.Memory = options.MemoryLimit;
         if (options.Network is not null) config.Network = options.Network.ToList();
-        if (config.Init.Command.Count == 0 && template is not null) config.Init.Command = template.DefaultInitCommand.ToList();
-        if (config.Stop.Signal is null && template is not null) config.Stop.Signal = template.DefaultStopSignal;
+        if (template?.InitFor(options.TemplateOptions) is { } init)
+        {
+            if (config.Init.Command.Count == 0) config.Init.Command = init.Command.ToList();
+            config.Stop.Signal ??= init.StopSignal;
+            foreach (var (k, v) in init.Environment) config.Init.Environment.TryAdd(k, v);
+        }
         ConfigLoader.Validate(config);
         // The mode (see ContainerModes): user-namespaced unless privileged is asked for; recorded in
         // config.yaml either way, so an existing container never changes mode under its rootfs.
@@ -718,6 +722,7 @@ public sealed class ContainerManager : IContainerLifecycle
                     if (!Host.IsRoot) spec.LinksUp.AddRange(NetworkPlan.UserNicNames(config));
                 }
                 MountPlan.AddDefaults(spec, config);
+                SystemContainerPlan.Apply(spec, config, Cgroups, cgroupPath);
                 SecurityPlan.Apply(spec, config, attach: false);
                 var storage = Backends.StorageBackends.Get(config.Storage.Backend);
                 if (config.IdMap is not null && config.Storage.IsIdmapped && config.Rootfs is null)

@@ -14,6 +14,11 @@ public sealed class TemplateOptions
     public string? Variant { get; set; }
     /// <summary>Where templates may cache (e.g. debootstrap's per-release rootfs). The store's .cache.</summary>
     public string CacheDirectory { get; set; } = "";
+    /// <summary>
+    /// debootstrap: the init system of the tree: "none" (the default: a shell that waits, an
+    /// application container) or "systemd" (systemd-sysv is installed and boots as pid 1: a system container).
+    /// </summary>
+    public string? Init { get; set; }
     /// <summary>Container name, written to /etc/hostname.</summary>
     public string ContainerName { get; set; } = "";
 }
@@ -31,4 +36,9 @@ public interface IRootfsTemplate
     /// <summary>The init command this template's rootfs expects, and a default stop signal.</summary>
     IReadOnlyList<string> DefaultInitCommand { get; }
     string DefaultStopSignal { get; }
+    /// <summary>The init a tree built with these options expects (a template whose trees differ by option overrides this).</summary>
+    TemplateInit InitFor(TemplateOptions options) => new(DefaultInitCommand, DefaultStopSignal, new Dictionary<string, string>());
 }
+
+/// <summary>What a new container's config gets from its template: pid 1, its stop signal and its environment.</summary>
+public sealed record TemplateInit(IReadOnlyList<string> Command, string StopSignal, IReadOnlyDictionary<string, string> Environment);

@@ -28,6 +28,11 @@ public sealed class NewContainerCommand : ContainerCmdlet
     [Parameter(ParameterSetName = "Template")]
     public string? Mirror { get; set; }
 
+    /// <summary>debootstrap: the init system of the tree (none, or systemd for a system container).</summary>
+    [Parameter(ParameterSetName = "Template")]
+    [ValidateSet("none", "systemd")]
+    public string? Init { get; set; }
+
     [Parameter(ParameterSetName = "Rootfs", Mandatory = true)]
     [ValidateNotNullOrEmpty]
     public string? RootfsPath { get; set; }
@@ -114,7 +119,7 @@ public sealed class NewContainerCommand : ContainerCmdlet
             Unprivileged = Unprivileged,
             Privileged = Privileged,
             Environment = Environment?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => e.Value?.ToString() ?? ""),
-            TemplateOptions = new TemplateOptions { Release = Release, Mirror = Mirror },
+            TemplateOptions = new TemplateOptions { Release = Release, Mirror = Mirror, Init = Init },
         };
 
     private ContainerInfo Create(string name)

@@ -64,6 +64,14 @@ int open_console(const struct spec *s, int *master, int *logfd, char *console_pa
     /* Hold the slave open ourselves, so the master never sees a hangup while init reopens it. */
     int slave = open(console_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (slave < 0) return fail("open console %s", console_path);
+    /* In a user namespace the console belongs to the container's root (LXC's chown_mapped_root):
+     * otherwise the host's root owns it, unmapped inside, and an init system's getty cannot open
+     * /dev/console again (systemd's console-getty: "Failed to set up standard input: Permission denied"). */
+    if (s->uid_map) {
+        unsigned long uid = host_root_of(s->uid_map), gid = s->gid_map ? host_root_of(s->gid_map) : uid;
+        if (uid != (unsigned long)-1 && gid != (unsigned long)-1 && fchown(slave, (uid_t)uid, (gid_t)gid) < 0)
+            return fail("give the console %s to the container's root", console_path);
+    }
     *logfd = open(s->console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (*logfd < 0) return fail("open console log %s", s->console_log);
     return slave;
