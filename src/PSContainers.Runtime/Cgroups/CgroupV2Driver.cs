@@ -111,7 +111,7 @@ public sealed partial class CgroupV2Driver : ICgroupDriver
     {
         fixed (byte* p = System.Text.Encoding.UTF8.GetBytes(path + "\0"))
             if (Tmds.Linux.LibC.lchown(p, uid, gid) != 0)
-                throw new ContainerException("CgroupDelegationFailed", ContainerErrorKind.InvalidOperation,
+                throw new ContainerException("CgroupDelegationFailed", ContainerErrorKind.PermissionDenied,
                     $"Cannot hand the cgroup {path} to the container's root (uid {uid}): errno {Tmds.Linux.LibC.errno}. Check that the cgroup2 hierarchy is writable by root.", path);
     }
 
