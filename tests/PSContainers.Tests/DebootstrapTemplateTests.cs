@@ -67,6 +67,29 @@ public sealed class DebootstrapTemplateTests : IDisposable
     }
 
     [Fact]
+    public void InitSystemdIsCachedApartAndBootsSystemd()
+    {
+        var plain = DebootstrapTemplate.Resolve(new TemplateOptions { CacheDirectory = Cache });
+        var systemd = DebootstrapTemplate.Resolve(new TemplateOptions { CacheDirectory = Cache, Init = "systemd" });
+        Assert.Equal(plain.Key, DebootstrapTemplate.Resolve(new TemplateOptions { CacheDirectory = Cache, Init = "none" }).Key);
+        Assert.Equal(plain.Key + "-init-systemd", systemd.Key);
+        Assert.NotEqual(plain.CachedRootfs, systemd.CachedRootfs);
+
+        var template = new DebootstrapTemplate();
+        var init = ((IRootfsTemplate)template).InitFor(new TemplateOptions { Init = "systemd" });
+        Assert.Equal(new[] { "/sbin/init" }, init.Command);
+        Assert.Equal("SIGRTMIN+3", init.StopSignal);
+        Assert.Equal("pscontainers", init.Environment["container"]);
+        var none = ((IRootfsTemplate)template).InitFor(new TemplateOptions());
+        Assert.Equal(template.DefaultInitCommand, none.Command);
+        Assert.Equal("SIGTERM", none.StopSignal);
+        Assert.Empty(none.Environment);
+
+        Assert.Equal("InvalidInit", Assert.Throws<ContainerException>(() =>
+            DebootstrapTemplate.Resolve(new TemplateOptions { CacheDirectory = Cache, Init = "openrc" })).ErrorId);
+    }
+
+    [Fact]
     public void PrerequisiteErrors()
     {
         var missing = new DebootstrapTemplate(Path.Combine(_root, "no-debootstrap"), () => true);

@@ -94,6 +94,27 @@ public sealed partial class CgroupV2Driver : ICgroupDriver
             CgroupFiles.Write(Path.Combine(dir, "cgroup.subtree_control"), string.Join(' ', toEnable.Select(c => "+" + c)));
     }
 
+    /// <summary>
+    /// Hands a cgroup to a user namespace's root (cgroups(7), "delegation"): the directory and the
+    /// files a delegatee writes (cgroup.procs, cgroup.threads, cgroup.subtree_control) become theirs,
+    /// so an init system inside (systemd) can make its own cgroups below it and move its processes
+    /// between them. Limits stay out of reach: memory.max and the like keep their owner (host root).
+    /// </summary>
+    public void Delegate(string path, uint uid, uint gid)
+    {
+        var dir = Dir(path);
+        foreach (var target in new[] { dir, Path.Combine(dir, "cgroup.procs"), Path.Combine(dir, "cgroup.threads"), Path.Combine(dir, "cgroup.subtree_control") })
+            Chown(target, uid, gid);
+    }
+
+    private static unsafe void Chown(string path, uint uid, uint gid)
+    {
+        fixed (byte* p = System.Text.Encoding.UTF8.GetBytes(path + "\0"))
+            if (Tmds.Linux.LibC.lchown(p, uid, gid) != 0)
+                throw new ContainerException("CgroupDelegationFailed", ContainerErrorKind.PermissionDenied,
+                    $"Cannot hand the cgroup {path} to the container's root (uid {uid}): errno {Tmds.Linux.LibC.errno}. Check that the cgroup2 hierarchy is writable by root.", path);
+    }
+
     public bool Remove(string path) => CgroupFiles.RemoveDirectory(Dir(path), TimeSpan.FromSeconds(2));
     public bool Exists(string path) => Directory.Exists(Dir(path));
     public IReadOnlyList<string> Directories(string path) => new[] { Dir(path) };

@@ -510,8 +510,12 @@ public sealed class ContainerManager : IContainerLifecycle
         if (options.Hostname is not null) config.Hostname = options.Hostname;
         if (options.MemoryLimit is not null) config.Limits.Memory = options.MemoryLimit;
         if (options.Network is not null) config.Network = options.Network.ToList();
-        if (config.Init.Command.Count == 0 && template is not null) config.Init.Command = template.DefaultInitCommand.ToList();
-        if (config.Stop.Signal is null && template is not null) config.Stop.Signal = template.DefaultStopSignal;
+        if (template?.InitFor(options.TemplateOptions) is { } init)
+        {
+            if (config.Init.Command.Count == 0) config.Init.Command = init.Command.ToList();
+            config.Stop.Signal ??= init.StopSignal;
+            foreach (var (k, v) in init.Environment) config.Init.Environment.TryAdd(k, v);
+        }
         ConfigLoader.Validate(config);
         // The mode (see ContainerModes): user-namespaced unless privileged is asked for; recorded in
         // config.yaml either way, so an existing container never changes mode under its rootfs.
@@ -762,6 +766,7 @@ public sealed class ContainerManager : IContainerLifecycle
             if (!Host.IsRoot) spec.LinksUp.AddRange(NetworkPlan.UserNicNames(config));
         }
         MountPlan.AddDefaults(spec, config);
+        SystemContainerPlan.Apply(spec, config, Cgroups, cgroupPath);
         SecurityPlan.Apply(spec, config, attach: false);
         KernelSettingsPlan.Apply(spec, config, name);
         var storage = Backends.StorageBackends.Get(config.Storage.Backend);
@@ -799,6 +804,8 @@ public sealed class ContainerManager : IContainerLifecycle
             if (cgroupPath is not null) spec.OomWatchDirectory = Cgroups.MemoryDirectory(CgroupManager.InnerOf(cgroupPath));
             spec.ConsoleLog = Store.ConsoleLogPath(name);
             spec.ConsoleLogMaxBytes = config.Console.LogMaxBytes;
+            // Only root may give a pty away; a non-root caller's console stays its own.
+            if (config.IdMap is { } consoleMap && Host.IsRoot) { spec.ConsoleUid = consoleMap.RootUid; spec.ConsoleGid = consoleMap.RootGid; }
             spec.ConsoleSocket = Store.ConsoleSocketPath(name);
             spec.ExitRecord = Store.ExitRecordPath(name);
             spec.RunRecord = Store.RunRecordPath(name);

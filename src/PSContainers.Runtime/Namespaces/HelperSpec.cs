@@ -57,6 +57,9 @@ public interface ISupervisedSpec
 {
     string? ConsoleLog { get; set; }
     long? ConsoleLogMaxBytes { get; set; }
+    /// <summary>The console pty's host owner: a user-namespaced container's root, at start and restore alike.</summary>
+    long? ConsoleUid { get; set; }
+    long? ConsoleGid { get; set; }
     /// <summary>Where the supervisor lends the console to Enter-Container -Console (console_relay.c).</summary>
     string? ConsoleSocket { get; set; }
     string? ExitRecord { get; set; }

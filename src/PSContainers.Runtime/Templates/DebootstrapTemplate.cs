@@ -41,6 +41,22 @@ public sealed partial class DebootstrapTemplate : IRootfsTemplate
         new[] { "/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done" };
     public string DefaultStopSignal => "SIGTERM";
 
+    /// <summary>The init systems a tree can be built with (-Init): none (the shell above) or systemd.</summary>
+    public static readonly string[] InitSystems = { "none", "systemd" };
+
+    // With systemd, the tree gets systemd-sysv (/sbin/init) and dbus (systemd-logind needs the bus).
+    static readonly string[] SystemdPackages = { "systemd-sysv", "dbus" };
+
+    /// <summary>
+    /// systemd as pid 1 the way LXC starts it: /sbin/init, stopped by SIGRTMIN+3 (systemd's
+    /// "halt", which runs the shutdown units and ends with reboot(2), i.e. the container exits),
+    /// and container= in its environment, which systemd's CONTAINER_INTERFACE reads to know it is
+    /// in a container (it then skips hardware units and starts console-getty on /dev/console).
+    /// </summary>
+    public TemplateInit InitFor(TemplateOptions options) => ResolveInit(options) == "systemd"
+        ? new TemplateInit(new[] { "/sbin/init" }, "SIGRTMIN+3", new Dictionary<string, string> { ["container"] = "pscontainers" })
+        : new TemplateInit(DefaultInitCommand, DefaultStopSignal, new Dictionary<string, string>());
+
     public void CheckPrerequisites(TemplateOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -64,9 +80,10 @@ public sealed partial class DebootstrapTemplate : IRootfsTemplate
         progress?.Report(new TemplateProgress(Activity, "Done", 100));
     }
 
-    internal sealed record Settings(string Release, string Mirror, string Variant, string Arch, string CacheDirectory)
+    internal sealed record Settings(string Release, string Mirror, string Variant, string Arch, string CacheDirectory, string Init = "none")
     {
-        public string Key => CacheKey(Release, Arch, Variant);
+        // Trees with and without an init system are cached apart: a container never gets the other one.
+        public string Key => CacheKey(Release, Arch, Variant) + (Init == "none" ? "" : "-init-" + Init);
         public string BaseDirectory => Path.Combine(CacheDirectory, "debootstrap");
         public string CachedRootfs => Path.Combine(BaseDirectory, Key, "rootfs");
         public string LockFile => Path.Combine(BaseDirectory, Key + ".lock");
@@ -95,7 +112,16 @@ public sealed partial class DebootstrapTemplate : IRootfsTemplate
         if (string.IsNullOrWhiteSpace(options.CacheDirectory))
             throw new ContainerException("CacheDirectoryMissing", ContainerErrorKind.InvalidArgument,
                 "The debootstrap template needs a cache directory (TemplateOptions.CacheDirectory) to keep the downloaded rootfs.");
-        return new Settings(release, mirror, variant, DebianArch(), Path.GetFullPath(options.CacheDirectory));
+        return new Settings(release, mirror, variant, DebianArch(), Path.GetFullPath(options.CacheDirectory), ResolveInit(options));
+    }
+
+    internal static string ResolveInit(TemplateOptions options)
+    {
+        var init = string.IsNullOrWhiteSpace(options.Init) ? "none" : options.Init.Trim().ToLowerInvariant();
+        if (!InitSystems.Contains(init))
+            throw new ContainerException("InvalidInit", ContainerErrorKind.InvalidArgument,
+                $"'{options.Init}' is not an init system the debootstrap template can install; use {string.Join(" or ", InitSystems)}.", options.Init);
+        return init;
     }
 
     internal static string DebianArch() => RuntimeInformation.OSArchitecture switch
@@ -206,7 +232,8 @@ public sealed partial class DebootstrapTemplate : IRootfsTemplate
         var result = Processes.ProcessRunner.Run(new Processes.ProgramStart
         {
             Program = program,
-            Arguments = new[] { "--variant=" + s.Variant, "--arch=" + s.Arch, s.Release, target, s.Mirror },
+            Arguments = (s.Init == "systemd" ? new[] { "--include=" + string.Join(',', SystemdPackages) } : Array.Empty<string>())
+                .Concat(new[] { "--variant=" + s.Variant, "--arch=" + s.Arch, s.Release, target, s.Mirror }).ToArray(),
             Environment = new Dictionary<string, string?>
             {
                 ["LC_ALL"] = "C",

@@ -18,6 +18,11 @@ public sealed class TemplateOptions
     public string? ImagePath { get; set; }
     /// <summary>oci: which image of the layout or archive (its ref name or repo tag); null: the only one.</summary>
     public string? ImageTag { get; set; }
+    /// <summary>
+    /// debootstrap: the init system of the tree: "none" (the default: a shell that waits, an
+    /// application container) or "systemd" (systemd-sysv is installed and boots as pid 1: a system container).
+    /// </summary>
+    public string? Init { get; set; }
     /// <summary>Container name, written to /etc/hostname.</summary>
     public string ContainerName { get; set; } = "";
 }
@@ -35,6 +40,8 @@ public interface IRootfsTemplate
     /// <summary>The init command this template's rootfs expects, and a default stop signal.</summary>
     IReadOnlyList<string> DefaultInitCommand { get; }
     string DefaultStopSignal { get; }
+    /// <summary>The init a tree built with these options expects (a template whose trees differ by option overrides this).</summary>
+    TemplateInit InitFor(TemplateOptions options) => new(DefaultInitCommand, DefaultStopSignal, new Dictionary<string, string>());
 }
 
 /// <summary>
@@ -50,3 +57,5 @@ public interface IImageTemplate : IRootfsTemplate
     /// </summary>
     void Configure(Config.ContainerConfig config, TemplateOptions options, IReadOnlyList<string>? command);
 }
+/// <summary>What a new container's config gets from its template: pid 1, its stop signal and its environment.</summary>
+public sealed record TemplateInit(IReadOnlyList<string> Command, string StopSignal, IReadOnlyDictionary<string, string> Environment);

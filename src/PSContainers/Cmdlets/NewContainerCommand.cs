@@ -37,6 +37,10 @@ public sealed class NewContainerCommand : ContainerCmdlet
     [Parameter(ParameterSetName = "Template")]
     [ValidateNotNullOrEmpty]
     public string? ImageTag { get; set; }
+    /// <summary>debootstrap: the init system of the tree (none, or systemd for a system container).</summary>
+    [Parameter(ParameterSetName = "Template")]
+    [ValidateSet("none", "systemd")]
+    public string? Init { get; set; }
 
     [Parameter(ParameterSetName = "Rootfs", Mandatory = true)]
     [ValidateNotNullOrEmpty]
@@ -135,7 +139,7 @@ public sealed class NewContainerCommand : ContainerCmdlet
             Template = Template ?? (ImagePath is null ? null : "oci"),
             TemplateOptions = new TemplateOptions
             {
-                Release = Release, Mirror = Mirror, ImageTag = ImageTag,
+                Release = Release, Mirror = Mirror, ImageTag = ImageTag, Init = Init,
                 ImagePath = ImagePath is null ? null : GetUnresolvedProviderPathFromPSPath(ImagePath),
             },
         };

@@ -65,6 +65,13 @@ int open_console(const struct spec *s, int *master, int *logfd, char *console_pa
     /* Hold the slave open ourselves, so the master never sees a hangup while init reopens it. */
     int slave = open(console_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (slave < 0) return fail("open console %s", console_path);
+    /* In a user namespace the console belongs to the container's root (LXC's chown_mapped_root):
+     * owned by the host's root, unmapped inside, an init system's getty could not open /dev/console
+     * again (systemd's console-getty: "Failed to set up standard input: Permission denied"). A restore
+     * gives its fresh pty the same owner: CRIU sets the checkpointed owner (the container's root) on it
+     * from inside the user namespace, which only works on a pty whose owner is mapped there. */
+    if (s->has_console_uid && fchown(slave, (uid_t)s->console_uid, s->has_console_gid ? (gid_t)s->console_gid : (gid_t)-1) < 0)
+        return fail("give the console %s to the container's root", console_path);
     *logfd = open(s->console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (*logfd < 0) return fail("open console log %s", s->console_log);
     return slave;

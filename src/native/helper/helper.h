@@ -79,6 +79,7 @@ int wait_status(pid_t pid);
 
 /* ids.c */
 int write_id_maps(pid_t pid, const char *uid_map, const char *gid_map);
+unsigned long host_root_of(const char *map);
 int become_userns_root(void);
 int link_up(const char *name);
 

@@ -85,7 +85,7 @@ out:
 }
 
 /* The first host id of a map's line for container id 0 ("0 HOST COUNT"). */
-static unsigned long host_root_of(const char *map) {
+unsigned long host_root_of(const char *map) {
     for (const char *line = map; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         unsigned long inside, outside, count;
         if (sscanf(line, "%lu %lu %lu", &inside, &outside, &count) == 3 && inside == 0) return outside;

@@ -23,7 +23,7 @@
     X(EXEC,        "exec",        ExecSpec) \
     X(NETNS_EXEC,  "netns-exec",  NetNsExecSpec) \
     X(USERNS_TREE, "userns-tree", UsernsTreeSpec) \
-    X(CONSOLE,     "console",     ConsoleSpec)
+    X(CONSOLE,     "console",     ConsoleSpec) \
     X(DEVICE,      "device",      DeviceSpec)
 
 enum psc_command {
@@ -95,6 +95,10 @@ enum psc_command {
       "the program's working directory inside the container") \
     X(CONSOLE, "console", STR, console_log, ConsoleLog, PSC_PATH_MAX, 1, PSC_IN(START) | PSC_IN(RESTORE), PSC_NONE, \
       "the console log the supervisor copies the console pty to") \
+    X(CONSOLE_UID, "consoleuid", I64, console_uid, ConsoleUid, PSC_NUMBER_MAX, 1, PSC_IN(START) | PSC_IN(RESTORE), PSC_NONE, \
+      "the host uid the console pty is given to: a user-namespaced container's root (absent: the caller's)") \
+    X(CONSOLE_GID, "consolegid", I64, console_gid, ConsoleGid, PSC_NUMBER_MAX, 1, PSC_IN(START) | PSC_IN(RESTORE), PSC_NONE, \
+      "the host gid the console pty is given to, with consoleuid") \
     X(LOG_MAX, "logmax", I64, log_max, ConsoleLogMaxBytes, PSC_NUMBER_MAX, 1, PSC_IN(START) | PSC_IN(RESTORE), PSC_NONE, \
       "the console log's cap in bytes, after which it restarts (0: none)") \
     X(CONSOLE_SOCKET, "consolesock", STR, console_socket, ConsoleSocket, PSC_PATH_MAX, 1, PSC_IN(START) | PSC_IN(RESTORE) | PSC_IN(CONSOLE), PSC_IN(CONSOLE), \
