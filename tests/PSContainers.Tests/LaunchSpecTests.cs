@@ -138,13 +138,17 @@ public sealed class LaunchSpecTests
     [Fact]
     public void EachCommand_HasItsOwnSpec_WithOnlyItsKeys()
     {
-        Assert.Equal(new[] { "start", "restore", "exec", "netns-exec", "userns-tree", "console" }, HelperProtocol.Commands);
+        Assert.Equal(new[] { "start", "restore", "exec", "netns-exec", "userns-tree", "console", "device" }, HelperProtocol.Commands);
         Assert.Equal("start", new StartSpec().HelperCommand);
         Assert.Equal("restore", new RestoreSpec().HelperCommand);
         Assert.Equal("exec", new ExecSpec().HelperCommand);
         Assert.Equal("netns-exec", new NetNsExecSpec().HelperCommand);
         Assert.Equal("userns-tree", new UsernsTreeSpec().HelperCommand);
         Assert.Equal("console", new ConsoleSpec().HelperCommand);
+        Assert.Equal("device", new DeviceSpec().HelperCommand);
+        // A device change names the container's init and the node: no program, no environment.
+        Assert.Null(typeof(DeviceSpec).GetProperty("Command"));
+        Assert.Null(typeof(DeviceSpec).GetProperty("Environment"));
         // A console attach names only the socket and the escape key: no program, no environment.
         Assert.Null(typeof(ConsoleSpec).GetProperty("Command"));
         Assert.Null(typeof(ConsoleSpec).GetProperty("Environment"));
