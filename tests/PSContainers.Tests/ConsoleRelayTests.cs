@@ -68,7 +68,9 @@ public sealed class ConsoleRelayTests : IDisposable
                 var buf = new byte[4096];
                 try
                 {
-                    using var s = new FileStream(new SafeFileHandle(master.DangerousGetHandle(), ownsHandle: false), FileAccess.Read, 1);
+                    // On the handle itself: its reference count keeps the fd from being closed (and its
+                    // number reused) under a read in progress.
+                    using var s = new FileStream(master, FileAccess.Read, 1);
                     int n;
                     while ((n = s.Read(buf, 0, buf.Length)) > 0) lock (_text) _text.Append(Encoding.UTF8.GetString(buf, 0, n));
                 }
@@ -111,24 +113,10 @@ public sealed class ConsoleRelayTests : IDisposable
         var slaveFd = open(slave, 0x2 | 0x100 | 0x80000);
         Assert.True(slaveFd >= 0, $"open {slave}: errno {Marshal.GetLastPInvokeError()}");
         using var slaveHandle = new SafeFileHandle(slaveFd, ownsHandle: true);
-        var screen = new StringBuilder();
-        var reader = new Thread(() =>
-        {
-            var buf = new byte[4096];
-            try
-            {
-                using var s = new FileStream(master, FileAccess.Read, 1);
-                int n;
-                while ((n = s.Read(buf, 0, buf.Length)) > 0) lock (screen) screen.Append(Encoding.UTF8.GetString(buf, 0, n));
-            }
-            catch (IOException) { } // EIO: every slave closed
-            catch (ObjectDisposedException) { }
-        }) { IsBackground = true };
-        reader.Start();
+        var screen = new Screen(master);
         var input = new FileStream(new SafeFileHandle(master.DangerousGetHandle(), ownsHandle: false), FileAccess.Write, 1);
         void Type(string text) { input.Write(Encoding.ASCII.GetBytes(text)); input.Flush(); }
-        void WaitFor(string text) =>
-            Assert.True(SpinWait.SpinUntil(() => { lock (screen) return screen.ToString().Contains(text); }, 30_000), $"'{text}' not on the screen:\n{screen}");
+        void WaitFor(string text) => screen.WaitFor(text);
 
         var spec = Path.Combine(_store.Root, "console.spec");
         File.WriteAllBytes(spec, new ConsoleSpec { ConsoleSocket = socket }.Serialize());
