@@ -278,6 +278,27 @@ public sealed class ConsoleRelayTests : IDisposable
     }
 
     [Fact]
+    public void ConsoleRelay_OnTheStreamSocketOfAnOlderSupervisor_SaysSoAndSendsNothing()
+    {
+        // A supervisor of the version before framed messages listened on a SOCK_STREAM socket: the
+        // relay cannot connect to it (EPROTOTYPE), and says so with its own status (6), which
+        // ContainerConsole turns into "restart the container".
+        var path = Path.Combine(_store.Root, "old-console.sock");
+        using var old = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        old.Bind(new UnixDomainSocketEndPoint(path));
+        old.Listen(1);
+        var spec = Path.Combine(_store.Root, "console-old.spec");
+        File.WriteAllBytes(spec, new ConsoleSpec { ConsoleSocket = path }.Serialize());
+        using var helper = Process.Start(new ProcessStartInfo(PscHelper.Path) { ArgumentList = { "console", spec }, RedirectStandardError = true, RedirectStandardInput = true })!;
+        var error = helper.StandardError.ReadToEnd();
+        Assert.True(helper.WaitForExit(20_000));
+        Assert.Equal(6, helper.ExitCode);
+        Assert.Contains("Protocol wrong type", error);
+        old.Blocking = false;
+        Assert.Throws<SocketException>(() => old.Accept());
+    }
+
+    [Fact]
     public void ConsoleSocket_DetachesOnAMalformedFrame_AppliesNothingOfIt_AndTheSupervisorCarriesOn()
     {
         var name = TestStore.NewName("conbad");

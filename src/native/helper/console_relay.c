@@ -17,9 +17,9 @@
  * The caller's side (`psc-helper console`): connects, puts its own terminal in raw mode, relays
  * bytes both ways, and watches for the detach key (the prefix, Ctrl+a by default, then q; the
  * prefix twice sends it once). It sends its terminal's size at the attach and at every SIGWINCH.
- * Every way out restores its terminal. The container only ever sees
- * its own pty: no descriptor of the caller's terminal exists anywhere the container can reach, so
- * TIOCSTI from inside lands in the container's own input queue.
+ * Every way out restores its terminal. The container only ever sees its own pty: no descriptor of
+ * the caller's terminal exists anywhere the container can reach, so TIOCSTI from inside lands in
+ * the container's own input queue.
  */
 #include "helper.h"
 #include <sys/un.h>
@@ -176,8 +176,10 @@ int cmd_console(const char *file) {
     if (socket_address(&addr, s.console_socket, &dirfd, name, sizeof name) < 0) die("console socket %s: %s", s.console_socket, strerror(errno));
     int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (sock < 0 || connect(sock, (struct sockaddr *)&addr, sizeof addr) < 0) {
-        fprintf(stderr, "psc-helper: no console to attach to at %s: %s\n", s.console_socket, strerror(errno));
-        return 3;
+        int err = errno;
+        fprintf(stderr, "psc-helper: no console to attach to at %s: %s\n", s.console_socket, strerror(err));
+        /* A stream socket: the supervisor of an older version, which takes no frames. */
+        return err == EPROTOTYPE ? 6 : 3;
     }
     close(dirfd);
     char answer = 0;
