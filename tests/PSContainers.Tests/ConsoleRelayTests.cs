@@ -1,10 +1,12 @@
 using System.Diagnostics;
+using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Launcher;
 using PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.State;
 using PSContainers.Tests.Infrastructure;
 
 namespace PSContainers.Tests;
@@ -15,8 +17,10 @@ namespace PSContainers.Tests;
 /// one. Nothing of it reaches the container: TIOCSTI on /dev/console inside pushes into the
 /// console's own pty (its shell runs it), never into the caller's terminal, also after the detach;
 /// the supervisor (which holds the console's master and the socket) is out of the container's
-/// sight; the socket is 0600, the store owner's, outside the rootfs. The real-terminal story (type,
-/// detach, the pwsh prompt) is in tests/Pester/Attach.Tests.ps1.
+/// sight; the socket is 0600, the store owner's, outside the rootfs. The caller's window size reaches
+/// the console at the attach and at every resize; what the supervisor reads from its socket is
+/// checked frame by frame. The real-terminal story (type, detach, resize, the pwsh prompt) is in
+/// tests/Pester/Attach.Tests.ps1.
 /// </summary>
 [Collection("Containers")]
 public sealed class ConsoleRelayTests : IDisposable
@@ -42,7 +46,42 @@ public sealed class ConsoleRelayTests : IDisposable
     [DllImport("libc", SetLastError = true)] private static extern int ptsname_r(int fd, byte[] buf, nint len);
     [DllImport("libc", SetLastError = true)] private static extern int ioctl(int fd, ulong request, out int value);
     [DllImport("libc", SetLastError = true)] private static extern int open(string path, int flags);
+    [DllImport("libc", SetLastError = true)] private static extern int ioctl(int fd, ulong request, in WindowSize value);
     private const ulong FIONREAD = 0x541B;
+    private const ulong TIOCSWINSZ = 0x5414;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private readonly record struct WindowSize(ushort Rows, ushort Columns, ushort XPixels = 0, ushort YPixels = 0);
+
+    /// <summary>Resizes the caller's terminal, as a terminal emulator does: the kernel signals SIGWINCH to its foreground group.</summary>
+    private static void Resize(SafeFileHandle master, ushort rows, ushort columns) =>
+        Assert.True(ioctl((int)master.DangerousGetHandle(), TIOCSWINSZ, new WindowSize(rows, columns)) == 0, $"TIOCSWINSZ: errno {Marshal.GetLastPInvokeError()}");
+
+    /// <summary>What arrives on the caller's terminal (its master), collected by a reader thread.</summary>
+    private sealed class Screen
+    {
+        private readonly StringBuilder _text = new();
+        public Screen(SafeFileHandle master)
+        {
+            new Thread(() =>
+            {
+                var buf = new byte[4096];
+                try
+                {
+                    // On the handle itself: its reference count keeps the fd from being closed (and its
+                    // number reused) under a read in progress.
+                    using var s = new FileStream(master, FileAccess.Read, 1);
+                    int n;
+                    while ((n = s.Read(buf, 0, buf.Length)) > 0) lock (_text) _text.Append(Encoding.UTF8.GetString(buf, 0, n));
+                }
+                catch (IOException) { } // EIO: every slave closed
+                catch (ObjectDisposedException) { }
+            }) { IsBackground = true }.Start();
+        }
+        public void WaitFor(string text) =>
+            Assert.True(SpinWait.SpinUntil(() => { lock (_text) return _text.ToString().Contains(text); }, 30_000), $"'{text}' not on the screen:\n{this}");
+        public override string ToString() { lock (_text) return _text.ToString(); }
+    }
 
     /// <summary>A pty standing for the caller's terminal: its master (what the terminal emulator holds) and its slave's path.</summary>
     private static (SafeFileHandle Master, string Slave) CallerTerminal()
@@ -74,24 +113,10 @@ public sealed class ConsoleRelayTests : IDisposable
         var slaveFd = open(slave, 0x2 | 0x100 | 0x80000);
         Assert.True(slaveFd >= 0, $"open {slave}: errno {Marshal.GetLastPInvokeError()}");
         using var slaveHandle = new SafeFileHandle(slaveFd, ownsHandle: true);
-        var screen = new StringBuilder();
-        var reader = new Thread(() =>
-        {
-            var buf = new byte[4096];
-            try
-            {
-                using var s = new FileStream(master, FileAccess.Read, 1);
-                int n;
-                while ((n = s.Read(buf, 0, buf.Length)) > 0) lock (screen) screen.Append(Encoding.UTF8.GetString(buf, 0, n));
-            }
-            catch (IOException) { } // EIO: every slave closed
-            catch (ObjectDisposedException) { }
-        }) { IsBackground = true };
-        reader.Start();
+        var screen = new Screen(master);
         var input = new FileStream(new SafeFileHandle(master.DangerousGetHandle(), ownsHandle: false), FileAccess.Write, 1);
         void Type(string text) { input.Write(Encoding.ASCII.GetBytes(text)); input.Flush(); }
-        void WaitFor(string text) =>
-            Assert.True(SpinWait.SpinUntil(() => { lock (screen) return screen.ToString().Contains(text); }, 30_000), $"'{text}' not on the screen:\n{screen}");
+        void WaitFor(string text) => screen.WaitFor(text);
 
         var spec = Path.Combine(_store.Root, "console.spec");
         File.WriteAllBytes(spec, new ConsoleSpec { ConsoleSocket = socket }.Serialize());
@@ -135,6 +160,197 @@ public sealed class ConsoleRelayTests : IDisposable
             if (!helper.HasExited) helper.Kill();
         }
         // The container runs on, its console free for the next attach.
+        Assert.Equal("Running", _ps.Run("(Get-Container $args[0]).State", name).Single().ToString());
+        _ps.Run("Stop-Container $args[0] -Kill", name);
+        Assert.False(File.Exists(socket), "the supervisor removes its socket when init ends");
+    }
+
+    [Fact]
+    public void ConsoleAttach_GivesTheConsoleTheCallersWindowSize_AtTheAttachAndAtEveryResize()
+    {
+        var name = TestStore.NewName("conwin");
+        _ps.Run("New-Container -Name $args[0] -Template busybox -Command /bin/sh", name);
+        _ps.Run("Start-Container $args[0]", name);
+        var socket = _store.Manager.Store.ConsoleSocketPath(name);
+
+        var (master, slave) = CallerTerminal();
+        using var _ = master;
+        Resize(master, 37, 101);
+        var screen = new Screen(master);
+        var input = new FileStream(new SafeFileHandle(master.DangerousGetHandle(), ownsHandle: false), FileAccess.Write, 1);
+        void Type(string text) { input.Write(Encoding.ASCII.GetBytes(text)); input.Flush(); }
+
+        var spec = Path.Combine(_store.Root, "console-win.spec");
+        File.WriteAllBytes(spec, new ConsoleSpec { ConsoleSocket = socket }.Serialize());
+        // The relay in its own session with the caller's terminal as its controlling terminal, as in
+        // a terminal emulator: a resize of the terminal signals it SIGWINCH (from the kernel, not us).
+        using var helper = Process.Start(new ProcessStartInfo("/bin/sh")
+        {
+            ArgumentList = { "-c", "exec setsid -w -c \"$0\" console \"$1\" <\"$2\" >\"$2\" 2>&1", PscHelper.Path, spec, slave },
+            UseShellExecute = false,
+        })!;
+        try
+        {
+            screen.WaitFor("Connected to the console");
+            // At the attach: the console has the caller's size (stty asks the shell's stdin, the console).
+            Type("echo \"S1=$(stty size)=S1\"\r");
+            screen.WaitFor("S1=37 101=S1");
+            // The caller's terminal is resized: the relay passes it on, the console follows.
+            Resize(master, 29, 83);
+            Type("echo \"S2=$(stty size)=S2\"\r");
+            screen.WaitFor("S2=29 83=S2");
+            Resize(master, 50, 160);
+            Type("echo \"S3=$(stty size)=S3\"\r");
+            screen.WaitFor("S3=50 160=S3");
+            Type("\u0001q");
+            Assert.True(helper.WaitForExit(20_000), "the relay did not end at Ctrl+a q");
+            Assert.Equal(0, helper.ExitCode);
+        }
+        finally
+        {
+            if (!helper.HasExited) helper.Kill();
+        }
+        // The detach leaves the console's size as it is (as LXC does): asked through a bare relay
+        // connection, which sends no size of its own.
+        using var sock = Connect(socket);
+        SendFrame(sock, ConsoleSocketProtocol.InputFrame, "echo \"S4=$(stty size)=S4\"\r");
+        Assert.Contains("S4=50 160=S4", ReadUntil(sock, "S4=50 160=S4"));
+        _ps.Run("Stop-Container $args[0] -Kill", name);
+    }
+
+    /// <summary>Connects to a console socket as the relay does, and checks that it is lent the console
+    /// (asking again while the supervisor has not yet seen the previous caller's end: busy).</summary>
+    private static Socket Connect(string path)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        for (;;)
+        {
+            var sock = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified) { ReceiveTimeout = 30_000 };
+            try
+            {
+                sock.Connect(new UnixDomainSocketEndPoint(path));
+                var answer = new byte[16];
+                Assert.Equal(1, sock.Receive(answer));
+                if (answer[0] == ConsoleSocketProtocol.Busy && DateTime.UtcNow < deadline) { sock.Dispose(); Thread.Sleep(100); continue; }
+                Assert.Equal((char)ConsoleSocketProtocol.Attached, (char)answer[0]);
+                return sock;
+            }
+            catch { sock.Dispose(); throw; }
+        }
+    }
+
+    private static void SendFrame(Socket sock, byte type, string payload)
+    {
+        var frame = new byte[1 + payload.Length];
+        frame[0] = type;
+        Encoding.ASCII.GetBytes(payload, frame.AsSpan(1));
+        Assert.Equal(frame.Length, sock.Send(frame));
+    }
+
+    /// <summary>The console's output on a relay connection, until the text appears (or the supervisor closes it).</summary>
+    private static string ReadUntil(Socket sock, string text)
+    {
+        var seen = new StringBuilder();
+        var buf = new byte[65536];
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!seen.ToString().Contains(text) && DateTime.UtcNow < deadline)
+        {
+            int n;
+            try { n = sock.Receive(buf); }
+            catch (SocketException) { break; } // the receive timeout
+            if (n == 0) break;
+            seen.Append(Encoding.UTF8.GetString(buf, 0, n));
+        }
+        return seen.ToString();
+    }
+
+    /// <summary>The supervisor's end of a relay connection: the next receive sees the socket closed (0 bytes).</summary>
+    private static bool ClosedBySupervisor(Socket sock)
+    {
+        var buf = new byte[65536];
+        try
+        {
+            // Console output that was on its way before the close may come first.
+            for (var i = 0; i < 1000; i++) if (sock.Receive(buf) == 0) return true;
+            return false;
+        }
+        catch (SocketException) { return false; } // the receive timeout: still attached
+    }
+
+    [Fact]
+    public void ConsoleRelay_OnTheStreamSocketOfAnOlderSupervisor_SaysSoAndSendsNothing()
+    {
+        // A supervisor of the version before framed messages listened on a SOCK_STREAM socket: the
+        // relay cannot connect to it (EPROTOTYPE), and says so with its own status (6), which
+        // ContainerConsole turns into "restart the container".
+        var path = Path.Combine(_store.Root, "old-console.sock");
+        using var old = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        old.Bind(new UnixDomainSocketEndPoint(path));
+        old.Listen(1);
+        var spec = Path.Combine(_store.Root, "console-old.spec");
+        File.WriteAllBytes(spec, new ConsoleSpec { ConsoleSocket = path }.Serialize());
+        using var helper = Process.Start(new ProcessStartInfo(PscHelper.Path) { ArgumentList = { "console", spec }, RedirectStandardError = true, RedirectStandardInput = true })!;
+        var error = helper.StandardError.ReadToEnd();
+        Assert.True(helper.WaitForExit(20_000));
+        Assert.Equal(6, helper.ExitCode);
+        Assert.Contains("Protocol wrong type", error);
+        old.Blocking = false;
+        Assert.Throws<SocketException>(() => old.Accept());
+    }
+
+    [Fact]
+    public void ConsoleSocket_DetachesOnAMalformedFrame_AppliesNothingOfIt_AndTheSupervisorCarriesOn()
+    {
+        var name = TestStore.NewName("conbad");
+        _ps.Run("New-Container -Name $args[0] -Template busybox -Command /bin/sh", name);
+        var started = (ContainerInfo)_ps.Run("Start-Container $args[0] -PassThru", name).Single().BaseObject;
+        var socket = _store.Manager.Store.ConsoleSocketPath(name);
+        var supervisorPid = RunRecord.Read(_store.Manager.Store.RunRecordPath(name))!.SupervisorPid;
+
+        static byte[] Frame(byte type, string payload, int pad = 0)
+        {
+            var text = Encoding.ASCII.GetBytes(payload);
+            var f = new byte[1 + text.Length + pad];
+            f[0] = type;
+            text.CopyTo(f, 1);
+            f.AsSpan(1 + text.Length).Fill((byte)' ');
+            return f;
+        }
+        const byte W = ConsoleSocketProtocol.WindowSizeFrame, D = ConsoleSocketProtocol.InputFrame;
+        var malformed = new (string What, byte[] Frame)[]
+        {
+            ("an empty message", []),
+            ("an unknown type", Frame((byte)'x', "echo bad-$((1+1))\r")),
+            ("a data frame without data", [D]),
+            ("a data frame over the maximum", Frame(D, "echo big-$((2+2))\r", ConsoleSocketProtocol.DataMax)),
+            ("a window size too short", [W, 20, 0, 40]),
+            ("a window size too long", [W, 20, 0, 40, 0, 0]),
+            ("a window size of 0 rows", [W, 0, 0, 40, 0]),
+            ("a window size of 0 columns", [W, 20, 0, 0, 0]),
+        };
+        foreach (var (what, frame) in malformed)
+        {
+            using var sock = Connect(socket);
+            Assert.Equal(frame.Length, sock.Send(frame));
+            Assert.True(ClosedBySupervisor(sock), $"the supervisor should detach a caller that sends {what}");
+        }
+
+        // The supervisor carries on: the console is free again (not busy), takes a right window size
+        // and input, and the log records it; nothing of the refused frames was applied.
+        using (var sock = Connect(socket))
+        {
+            Assert.Equal(5, sock.Send(new byte[] { W, 11, 0, 22, 0 }));
+            SendFrame(sock, D, "echo \"R=$(stty size)=R\"\r");
+            Assert.Contains("R=11 22=R", ReadUntil(sock, "R=11 22=R"));
+        }
+        Assert.True(SpinWait.SpinUntil(() => File.ReadAllText(started.ConsoleLogPath).Contains("R=11 22=R"), 30_000),
+            $"the console log should keep recording; it has:\n{File.ReadAllText(started.ConsoleLogPath)}");
+        var log = File.ReadAllText(started.ConsoleLogPath);
+        Assert.DoesNotContain("bad-2", log);
+        Assert.DoesNotContain("big-4", log);
+        Assert.DoesNotContain("echo bad", log);
+        Assert.DoesNotContain("echo big", log);
+        Assert.True(Directory.Exists($"/proc/{supervisorPid}"), "the supervisor is alive");
         Assert.Equal("Running", _ps.Run("(Get-Container $args[0]).State", name).Single().ToString());
         _ps.Run("Stop-Container $args[0] -Kill", name);
         Assert.False(File.Exists(socket), "the supervisor removes its socket when init ends");

@@ -9,10 +9,10 @@
     Needs Linux, root, tmux, gcc and the built module in out/PSContainers. Works in a private store
     under /tmp/psc-test-<guid> and a tmux session named after it, both removed in AfterAll also when
     tests fail. What it shows: the attached shell has a pty of the container's own devpts (`tty`
-    names it), its window size follows the caller's terminal, job control works, TIOCSTI from inside
-    reaches only that pty (never the caller's shell), kill(0) of a non-interactive command reaches
-    only its own process group, and the caller's terminal is usable after every way out: exit, a
-    killed container, a killed relay, a killed caller.
+    names it), its window size (and the console's, with -Console) follows the caller's terminal,
+    job control works, TIOCSTI from inside reaches only that pty (never the caller's shell), kill(0)
+    of a non-interactive command reaches only its own process group, and the caller's terminal is
+    usable after every way out: exit, a killed container, a killed relay, a killed caller.
 #>
 
 BeforeDiscovery {
@@ -205,6 +205,13 @@ Import-Module '$script:module'
         WaitFor 'Connected to the console' | Out-Null
         TypeLine 'echo "C=$((6*7)):$(tty)=C"'
         (WaitFor 'C=42:([^=\s]+)=C').Groups[1].Value | Should -Be '/dev/console'
+        # The console has this terminal's size, and follows it when the window is resized.
+        TypeLine 'echo "W1=$(stty size)=W1"'
+        (WaitFor 'W1=(\d+ \d+)=W1').Groups[1].Value | Should -Be '40 120'
+        & tmux resize-window -t $script:tmux -x 90 -y 33
+        Start-Sleep -Milliseconds 300
+        TypeLine 'echo "W2=$(stty size)=W2"'
+        (WaitFor 'W2=(\d+ \d+)=W2').Groups[1].Value | Should -Be '33 90'
         # One attached session at a time: a second is refused, and touches nothing.
         { Enter-Container $con -Console -ErrorAction Stop } | Should -Throw -ErrorId 'ConsoleBusy*'
         # The log kept recording while attached.

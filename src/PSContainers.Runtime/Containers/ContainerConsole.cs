@@ -59,6 +59,8 @@ public sealed class ContainerConsole(IContainerLifecycle manager)
                 $"The console of container '{name}' is attached in another session; only one can be attached at a time. Detach there first (Ctrl+{key} q).", name),
             5 => throw new ContainerException("ConsoleDenied", ContainerErrorKind.PermissionDenied,
                 $"The supervisor of container '{name}' refused the console: only the store's owner (or root) may attach.", name),
+            6 => throw new ContainerException("ConsoleUnavailable", ContainerErrorKind.InvalidOperation,
+                $"The console of container '{name}' is lent by the supervisor of an older version of PSContainers, which does not take window sizes. Restart the container to attach to its console.", name),
             var code => throw new ContainerException("ConsoleAttachFailed", ContainerErrorKind.InvalidOperation,
                 $"psc-helper console failed for container '{name}' (exit status {code}); its message is above.", name),
         };

@@ -45,6 +45,18 @@ static const struct reply replies[] = {
 #undef PSC_F
 };
 
+struct console_byte { const char *cs, *doc; char value; };
+static const struct console_byte console_answers[] = {
+#define PSC_X(id, byte, cs, doc) { #cs, doc, byte },
+    PSC_CONSOLE_ANSWERS(PSC_X)
+#undef PSC_X
+};
+static const struct console_byte console_frames[] = {
+#define PSC_X(id, byte, cs, doc) { #cs, doc, byte },
+    PSC_CONSOLE_FRAMES(PSC_X)
+#undef PSC_X
+};
+
 struct event_kind { const char *word, *cs, *doc; };
 static const struct event_kind event_kinds[] = {
 #define PSC_X(id, word, cs, doc) { word, #cs, doc },
@@ -186,6 +198,19 @@ int main(int argc, char **argv) {
     fprintf(out, " };\n    public const int RecordMax = %d;\n    public const string Journal = \"%s\";\n"
             "    public const string Rotated = \"%s\";\n    public const string Lock = \"%s\";\n}\n",
             PSC_EVENT_RECORD_MAX, PSC_EVENT_JOURNAL, PSC_EVENT_ROTATED, PSC_EVENT_LOCK);
+
+    fputs("\n/// <summary>The console socket's messages (psc-protocol.h, PSC_CONSOLE_*): the supervisor's answer byte, the relay's frame types.</summary>\n"
+          "public static class ConsoleSocketProtocol\n{\n", out);
+    for (size_t i = 0; i < COUNT(console_answers); i++) {
+        summary("    ", console_answers[i].doc);
+        fprintf(out, "    public const byte %s = (byte)'%c';\n", console_answers[i].cs, console_answers[i].value);
+    }
+    for (size_t i = 0; i < COUNT(console_frames); i++) {
+        summary("    ", console_frames[i].doc);
+        fprintf(out, "    public const byte %sFrame = (byte)'%c';\n", console_frames[i].cs, console_frames[i].value);
+    }
+    fprintf(out, "    public const int DataMax = %d;\n    public const int WindowSizeLength = %d;\n    public const int FrameMax = %d;\n}\n",
+            PSC_CONSOLE_DATA_MAX, PSC_CONSOLE_WINSIZE_LENGTH, PSC_CONSOLE_FRAME_MAX);
 
     if (fclose(out) != 0 || rename(tmp, argv[1]) != 0) { perror(argv[1]); return 1; }
     return 0;

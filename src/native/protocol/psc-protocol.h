@@ -313,6 +313,39 @@ enum psc_event {
 #define PSC_EVENT_ROTATED "journal.1"
 #define PSC_EVENT_LOCK "lock"
 
+/*
+ * Enter-Container -Console (helper/console_relay.c): the relay (`psc-helper console`, the caller's
+ * side) and the supervisor talk over the container's console socket, a unix SOCK_SEQPACKET socket,
+ * so every message arrives whole and alone. The supervisor's first message is one answer byte
+ * (PSC_CONSOLE_ANSWERS); each later one is console output, as is. Each message of the relay is one
+ * frame: a type byte (PSC_CONSOLE_FRAMES), then its payload. The supervisor takes a frame that is
+ * empty, longer than PSC_CONSOLE_FRAME_MAX, of an unknown type or of the wrong size as the relay's
+ * end: it detaches it, and nothing else changes.
+ * X(ID, byte, C# name, what it means)
+ */
+#define PSC_CONSOLE_ANSWERS(X) \
+    X(OK, 'o', Attached, "the console is lent to this caller") \
+    X(BUSY, 'b', Busy, "another caller is attached (the socket is then closed)") \
+    X(DENIED, 'd', Denied, "the caller is neither root nor the store's owner (the socket is then closed)")
+#define PSC_CONSOLE_FRAMES(X) \
+    X(DATA, 'd', Input, "what the caller typed, for the console: 1 to PSC_CONSOLE_DATA_MAX bytes") \
+    X(WINSIZE, 'w', WindowSize, "the caller's window size: rows, then columns, each 2 bytes little-endian, both nonzero")
+
+enum psc_console_answer {
+#define PSC_X(id, byte, cs, doc) PSC_CONSOLE_##id = byte,
+    PSC_CONSOLE_ANSWERS(PSC_X)
+#undef PSC_X
+};
+enum psc_console_frame {
+#define PSC_X(id, byte, cs, doc) PSC_CONSOLE_FRAME_##id = byte,
+    PSC_CONSOLE_FRAMES(PSC_X)
+#undef PSC_X
+};
+
+#define PSC_CONSOLE_DATA_MAX 4096
+#define PSC_CONSOLE_WINSIZE_LENGTH 5
+#define PSC_CONSOLE_FRAME_MAX (1 + PSC_CONSOLE_DATA_MAX)
+
 /* The longest reply line, with its newline. */
 #define PSC_REPLY_MAX 128
 
