@@ -28,7 +28,7 @@
         'Set-ContainerAutostart', 'Start-ContainerAutostart', 'Stop-ContainerAutostart',
         'Install-ContainerAutostartService', 'Uninstall-ContainerAutostartService',
         'Copy-ContainerItem', 'Get-ContainerConfig', 'Set-ContainerConfig', 'Rename-Container',
-        'Add-ContainerDevice', 'Remove-ContainerDevice',
+        'Add-ContainerDevice', 'Remove-ContainerDevice', 'Add-ContainerNetworkInterface', 'Remove-ContainerNetworkInterface',
         'Test-ContainerManifest', 'Invoke-ContainerManifest'
     )
     FunctionsToExport    = @()

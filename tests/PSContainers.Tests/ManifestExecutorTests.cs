@@ -196,4 +196,53 @@ public sealed class ManifestExecutorTests : IDisposable
         Assert.Equal(ManifestOutcome.Changed, results[_other].Outcome);
         Assert.Equal(_id, ManifestOwnership.OwnerOf(M.Store, _other));
     }
+
+    [Fact]
+    public void ANicAddedOrRemoved_OnARunningContainer_IsPluggedLive_WithoutARestart()
+    {
+        using var lab = new NetLab();
+        var ns = lab.NewNamespace("mf");
+        using (var c = new PSContainers.Runtime.Network.NetworkClient(PSContainers.Runtime.Network.NetworkLocation.ForNamespace(ns))) c.CreateBridge("br0");
+        Manifest Net(string network) => ManifestParser.Parse(new[] { ("/m/net.yaml", $$"""
+            id: {{_id}}
+            containers:
+              {{_web}}:
+            {{Body($"    network: {network}")}}
+            """) });
+        var one = Net("[{ type: empty }]");
+        Apply(one);
+        var pid = M.Get(_web).Pid;
+        Assert.NotNull(pid);
+
+        var two = Net($"[{{ type: empty }}, {{ type: veth, link: br0, linkNamespace: {ns}, hostName: pstmf0, ipv4: [192.168.236.2/24] }}]");
+        var drift = Assert.Single(Plan(two));
+        Assert.Equal("network", drift.Property);
+        Assert.False(drift.RequiresRestart);
+        Assert.True(drift.Live);
+        Assert.EndsWith($"(live: plug eth0 (veth on br0 in {ns}))", drift.Step);
+        var applied = Apply(two)[_web];
+        Assert.Equal(ManifestOutcome.Changed, applied.Outcome);
+        Assert.Equal(pid, M.Get(_web).Pid);
+        using (var inside = new PSContainers.Runtime.Network.NetworkClient(PSContainers.Runtime.Network.NetworkLocation.ForPid(pid!.Value)))
+            Assert.Contains("192.168.236.2/24", inside.GetLink("eth0").Addresses);
+        using (var c = new PSContainers.Runtime.Network.NetworkClient(PSContainers.Runtime.Network.NetworkLocation.ForNamespace(ns)))
+            Assert.Equal("br0", c.GetLink("pstmf0").Master);
+        Assert.Equal(2, PSContainers.Runtime.Config.ConfigLoader.Load(M.Store.ConfigPath(_web)).Network.Count);
+        Assert.Empty(Plan(two));
+
+        // Taken out again: unplugged live, its pair gone.
+        var back = Assert.Single(Plan(one));
+        Assert.True(back.Live && !back.RequiresRestart);
+        Assert.EndsWith("(live: unplug eth0)", back.Step);
+        Apply(one);
+        Assert.Equal(pid, M.Get(_web).Pid);
+        using (var c = new PSContainers.Runtime.Network.NetworkClient(PSContainers.Runtime.Network.NetworkLocation.ForNamespace(ns)))
+            Assert.False(c.LinkExists("pstmf0"));
+        Assert.Empty(Plan(one));
+
+        // A network decided at start still needs a restart.
+        var pasta = Plan(Net("[{ type: pasta }]"));
+        Assert.True(pasta.Single(d => d.Property == "network").RequiresRestart);
+        Assert.Contains(pasta, d => d.Action == ManifestAction.Restart);
+    }
 }

@@ -248,4 +248,68 @@ public sealed class UserNicTests
             user.Dispose();
         }
     }
+
+    [Fact]
+    public void NonRootUser_PlugsAVethOnAGrantedBridgeIntoItsRunningContainer_AndTakesItOut()
+    {
+        using var lab = new NetLab();
+        var bridge = lab.HostLink("bh");
+        var subnet = $"10.{200 + Random.Shared.Next(50)}.{Random.Shared.Next(250)}";
+        using var user = new TestUser();
+        try
+        {
+            using (var host = NetworkClient.Host())
+            {
+                host.CreateBridge(bridge);
+                host.SetLink(bridge, new LinkChanges { Up = true });
+                host.AddAddress(bridge, subnet + ".1/24");
+            }
+            var capability = Path.Combine(user.Folder, "libexec", "psc-usernic");
+            using (var root = new ModuleSession(Path.Combine(user.Folder, "unused-store")))
+                root.Run("Install-ContainerUserNic -Path $args[0] -Confirm:$false", capability);
+            using var quota = new UsernetFile($"{user.Name} veth {bridge} 1\n");
+            var name = TestStore.NewName("uh");
+            var run = user.Run($$"""
+                $env:PSC_USERNIC = '{{capability}}'
+                New-Container {{name}} -Network @{ type = 'empty' } | Out-Null
+                Start-Container {{name}} -WarningAction SilentlyContinue | Out-Null
+                $n = Add-ContainerNetworkInterface {{name}} -Link {{bridge}}
+                "added=$($n.InterfaceName)|$($n.Live)|$($n.HostName)"
+                try { Add-ContainerNetworkInterface {{name}} -Link {{bridge}} -IPv4 10.9.9.9/24 -ErrorAction Stop; 'x' } catch { "address=$($_.FullyQualifiedErrorId.Split(',')[0])" }
+                try { Add-ContainerNetworkInterface {{name}} -Link {{bridge}} -ErrorAction Stop; 'x' } catch { "quota=$($_.FullyQualifiedErrorId.Split(',')[0])" }
+                try { Add-ContainerNetworkInterface {{name}} macvlan -Link {{bridge}} -ErrorAction Stop; 'x' } catch { "macvlan=$($_.FullyQualifiedErrorId.Split(',')[0])" }
+                # psc-usernic leaves it down and unaddressed: the container configures it, as at a start.
+                Invoke-ContainerCommand {{name}} -Command ip,link,set,eth0,up | Out-Null
+                Invoke-ContainerCommand {{name}} -Command ip,addr,add,{{subnet}}.2/24,dev,eth0 | Out-Null
+                "ping=$((Invoke-ContainerCommand {{name}} -Command ping,-c1,-W3,{{subnet}}.1).ExitCode)"
+                "ports=$([IO.Directory]::GetFileSystemEntries('/sys/class/net/{{bridge}}/brif').Count)"
+                Remove-ContainerNetworkInterface {{name}} eth0
+                "after=$([IO.Directory]::GetFileSystemEntries('/sys/class/net/{{bridge}}/brif').Count)"
+                # The quota is free again: a second one fits.
+                "again=$((Add-ContainerNetworkInterface {{name}} -Link {{bridge}}).InterfaceName)"
+                Stop-Container {{name}} -Kill
+                "stopped=$([IO.Directory]::GetFileSystemEntries('/sys/class/net/{{bridge}}/brif').Count)"
+                Get-Container | Remove-Container -Force
+                exit 0
+                """);
+            Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+            var added = Value(run, "added").Split('|');
+            Assert.Equal("eth0", added[0]);
+            Assert.Equal("True", added[1]);
+            Assert.StartsWith($"vu{user.Uid:x8}", added[2]);
+            Assert.Equal("InvalidNetworkConfig", Value(run, "address"));
+            Assert.Equal("UsernetQuotaExceeded", Value(run, "quota"));
+            Assert.Equal("NicNotHotpluggable", Value(run, "macvlan"));
+            Assert.Equal("0", Value(run, "ping"));
+            Assert.Equal("1", Value(run, "ports"));
+            Assert.Equal("0", Value(run, "after"));
+            Assert.Equal("eth0", Value(run, "again"));
+            Assert.Equal("0", Value(run, "stopped"));
+            Assert.Empty(Ports(bridge));
+        }
+        finally
+        {
+            user.Dispose();
+        }
+    }
 }

@@ -1,6 +1,7 @@
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Filesystem;
+using PSContainers.Runtime.Devices;
 using PSContainers.Runtime.Network;
 using PSContainers.Runtime.State;
 using PSContainers.Runtime.Storage;
@@ -189,6 +190,10 @@ public sealed class ManifestExecutor(ManifestPlanner planner, ManifestApplyOptio
         }
         if (applied.Count > 0)
         {
+            // NICs first, plugged and unplugged live through the same path as Add-ContainerNetworkInterface
+            // (which records the network list itself; WriteConfig then finds it as declared).
+            if (applied.Any(d => d.Live && d.Property == "network") && !restart)
+                new ContainerNetworkInterfaces(Manager).ApplyNetwork(c.Name, c.Config.Network);
             WriteConfig(c, applied.Select(d => d.Property).Distinct().ToList());
             // Limits of a running container go to its cgroup too, through the same path as Set-ContainerLimit.
             if (applied.Any(d => d.Live && d.Property.StartsWith("limits.", StringComparison.Ordinal)) && !restart)

@@ -1,5 +1,6 @@
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
+using PSContainers.Runtime.Devices;
 using PSContainers.Runtime.Network;
 using PSContainers.Runtime.State;
 using YamlDotNet.RepresentationModel;
@@ -165,6 +166,12 @@ public sealed class ManifestPlanner(ContainerManager manager, Manifest manifest)
             var want = ConfigYaml.Text(ConfigYaml.At(desired, path));
             var have = ConfigYaml.Text(ConfigYaml.At(actual, path));
             if (want == have) continue;
+            if (path == "network" && running && NetworkLiveStep(actualConfig, c) is { } networkStep)
+            {
+                // NICs plugged and unplugged in the running container (ContainerNetworkInterfaces.ApplyNetwork).
+                drift.Add(Drift(c, path, want, have, ManifestAction.Set, false, true, $"set network {want ?? "(none)"} on {c.Name} (live: {networkStep})"));
+                continue;
+            }
             bool live = IsLive(path);
             drift.Add(Drift(c, path, want, have, ManifestAction.Set, running && !live, running && live, SetStep(c.Name, path, want, running, live)));
         }
@@ -192,6 +199,19 @@ public sealed class ManifestPlanner(ContainerManager manager, Manifest manifest)
                 }
         }
         return drift;
+    }
+
+    /// <summary>
+    /// How a running container's NICs become the declared ones without a restart ("unplug eth1, plug
+    /// eth1 (veth on br0)"); null when the change needs a restart (a network decided at start).
+    /// </summary>
+    internal static string? NetworkLiveStep(ContainerConfig actual, ManifestContainer c)
+    {
+        if (ContainerNetworkInterfaces.LiveChange(actual.Network, c.Config.Network) is not { } change) return null;
+        var names = NetworkPlan.Interfaces(actual).Where(e => e.Index >= change.Keep).Select(e => $"unplug {e.Name}");
+        var plugs = NetworkPlan.Interfaces(new ContainerConfig { Network = c.Config.Network.ToList() })
+            .Where(e => e.Index >= change.Keep).Select(e => $"plug {e.Name} ({ContainerNetworkInterfaces.Describe(e.Nic)})");
+        return string.Join(", ", names.Concat(plugs));
     }
 
     private static string SetStep(string name, string path, string? value, bool running, bool live)
