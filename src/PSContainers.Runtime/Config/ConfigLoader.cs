@@ -200,6 +200,7 @@ public static partial class ConfigLoader
         if (config.IdMapIsolated) { Key(e, "idMapIsolated"); Plain(e, "true"); }
         SerializeAutostart(e, config.Autostart ?? new AutostartConfig());
         SerializeKernel(e, config);
+        SerializeHooks(e, config.Hooks ?? new HooksConfig());
         e.Emit(new MappingEnd());
         e.Emit(new DocumentEnd(isImplicit: true));
         e.Emit(new StreamEnd());
@@ -492,6 +493,7 @@ public static partial class ConfigLoader
                 ["autostart"] = v => Autostart(v, config.Autostart),
                 ["sysctl"] = v => config.Sysctl = Sysctl(v),
                 ["oomScoreAdj"] = v => config.OomScoreAdj = Integer(v, "oomScoreAdj", -1000, 1000, ConfigRules.OomScoreAdjExpected),
+                ["hooks"] = v => Hooks(v, config.Hooks),
             });
             if (config.Privileged == true && config.IdMap is not null)
                 throw Fail(root, ConfigRules.PrivilegedWithIdMap(config.IdMap.ToString()));

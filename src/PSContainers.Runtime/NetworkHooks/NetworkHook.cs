@@ -26,6 +26,12 @@ public sealed class NetworkHook : IContainerHook
     /// <summary>The generated host-side veth name: stable per store, container and NIC (so a stop in another process finds it).</summary>
     public string HostEndName(string container, int index) => "vp" + Hash(container, index)[..8] + index;
 
+    /// <summary>The host end of a veth NIC (LXC_NET_PEER of its net hooks), or null for the other kinds.</summary>
+    public string? PeerName(string container, int index, NicConfig nic) =>
+        nic.Type != "veth" ? null
+        : !Host.HostContext.Current.IsRoot ? UserHostEndName(container, index)
+        : nic.HostName ?? HostEndName(container, index);
+
     private string Hash(string container, int index) =>
         Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{_store.Root}\0{container}\0{index}"))).ToLowerInvariant();
 

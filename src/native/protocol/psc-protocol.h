@@ -175,6 +175,10 @@ enum psc_command {
       "milliseconds after which the command's process group is killed and the relay exits 124 (0: none)") \
     X(SYSCTL, "sysctl", LIST, sysctls, Sysctls, PSC_PATH_MAX, PSC_MAX_ITEMS, PSC_IN(START), PSC_NONE, \
       "namespaced sysctls, name=value (net.ipv4.ip_forward=1), written by init in its namespaces before its mounts") \
+    X(HOOK, "hook", LIST, hooks, Hooks, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_IN(START), PSC_NONE, \
+      "a hook the helper runs (hooks.c): TAB-separated type, timeout ms, count of environment entries, those, then path and arguments") \
+    X(HOOK_REPORT, "hookreport", STR, hook_report, HookReport, PSC_PATH_MAX, 1, PSC_IN(START), PSC_NONE, \
+      "where the supervisor appends the failures of the hooks it runs when init has ended (stop, net-down, post-stop)") \
     X(ENV, "env", LIST, envs, Environment, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL, PSC_NONE, \
       "the program's environment, NAME=value") \
     X(ARG, "arg", LIST, args, Command, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL, PSC_ALL, \
