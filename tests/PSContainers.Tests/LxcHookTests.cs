@@ -285,6 +285,11 @@ public sealed class LxcHookTests : IDisposable
         Assert.Equal(new[] { "post-stop" }, LogLines().Select(l => l.Split('|')[0]));
         Assert.Equal(ContainerStatus.Stopped, _store.Manager.Get(name).State);
         Assert.False(File.Exists(Path.Combine(_store.Manager.Store.ContainerDirectory(name), "hooks.failed")));
+        // The supervisor recorded it in the journal too (it may have run with no pwsh to report it).
+        var events = ps.Run("Get-ContainerEvent -Name $args[0] -Kind HookFailed", name).Select(o => (PSContainers.Runtime.Events.ContainerEvent)o.BaseObject).ToList();
+        var recorded = Assert.Single(events);
+        Assert.Equal("stop", recorded.Details["hook"]);
+        Assert.Equal("5", recorded.Details["code"]);
     }
 
     [Fact]

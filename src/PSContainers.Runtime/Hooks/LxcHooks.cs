@@ -19,8 +19,9 @@ namespace PSContainers.Runtime.Hooks;
 /// <item>netUp: on the host for each NIC once its host side is set up, while init waits;</item>
 /// <item>stop, netDown, postStop: by the supervisor once init has ended (also when no pwsh runs):
 /// stop with references to the container's namespaces, netDown while they are still held,
-/// postStop after the cgroups are gone. A failure there is appended to a report that the next
-/// Stop-Container (or the command that finishes the run) reports as an error.</item>
+/// postStop after the cgroups are gone. A failure there is recorded in the event journal
+/// (HookFailed) and appended to a report that Stop-Container (or the command that finishes the
+/// run) raises as an error.</item>
 /// </list>
 /// Each hook gets LXC's environment (LXC_NAME, LXC_CONFIG_FILE, LXC_ROOTFS_MOUNT, LXC_ROOTFS_PATH,
 /// LXC_HOOK_TYPE, LXC_HOOK_SECTION, LXC_HOOK_VERSION=0, LXC_CGNS_AWARE; LXC_TARGET=stop for stop

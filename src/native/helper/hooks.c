@@ -42,6 +42,9 @@ static void keep(char *ring, size_t size, size_t *used, const char *buf, size_t 
     *used += r;
 }
 
+/* How the last hook that failed ended, for the supervisor's event: "code=N", "signal=N" or "timeout=MS". */
+static char last_end[40];
+
 /* Runs one hook; 0 when it exited 0 in time, else -1 with the reason in errbuf. */
 static int run_one(const char *record, const char *const *ns_refs, int n_ns, int rootfd) {
     char *copy = strdup(record);
@@ -145,6 +148,9 @@ static int run_one(const char *record, const char *const *ns_refs, int n_ns, int
     errno = 0;
     int rc = 0;
     /* The words "hook TYPE PATH" start every failure: the runtime reads them (Hooks/HookFailure). */
+    if (timed_out) snprintf(last_end, sizeof last_end, "timeout=%lld", timeout_ms);
+    else if (WIFSIGNALED(status)) snprintf(last_end, sizeof last_end, "signal=%d", WTERMSIG(status));
+    else snprintf(last_end, sizeof last_end, "code=%d", WEXITSTATUS(status));
     if (timed_out) rc = fail("hook %s %s timed out after %lld ms; output: %s", type, path, timeout_ms, tail);
     else if (WIFSIGNALED(status)) rc = fail("hook %s %s was killed by signal %d; output: %s", type, path, WTERMSIG(status), tail);
     else if (WEXITSTATUS(status) != 0) rc = fail("hook %s %s failed with exit code %d; output: %s", type, path, WEXITSTATUS(status), tail);
@@ -189,7 +195,11 @@ void hooks_hold_namespaces(const struct spec *s, pid_t init) {
     }
 }
 
-static void report_failure(const struct spec *s) {
+static void report_failure(const struct spec *s, const char *type) {
+    /* Also in the journal: what happened while no pwsh ran stays on record after the report is read. */
+    char details[96];
+    snprintf(details, sizeof details, "hook=%s %s", type, last_end);
+    emit_event(s, PSC_EVENT_HOOK_FAILED, details);
     if (!s->hook_report) return;
     int fd = open(s->hook_report, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return;
@@ -210,16 +220,16 @@ void hooks_run_stop(const struct spec *s) {
         for (int i = 0; i < N_NS; i++)
             if (ns_fd[i] >= 0) { snprintf(refs[n], sizeof refs[n], "%s:/proc/%d/fd/%d", ns_names[i], (int)getpid(), ns_fd[i]); ref[n] = refs[n]; n++; }
         for (int i = 0; i < s->n_hooks; i++)
-            if (is_type(s->hooks[i], "stop") && run_one(s->hooks[i], ref, n, -1) < 0) report_failure(s);
+            if (is_type(s->hooks[i], "stop") && run_one(s->hooks[i], ref, n, -1) < 0) report_failure(s, "stop");
     }
     for (int i = 0; i < s->n_hooks; i++)
-        if (is_type(s->hooks[i], "net-down") && run_one(s->hooks[i], NULL, 0, -1) < 0) report_failure(s);
+        if (is_type(s->hooks[i], "net-down") && run_one(s->hooks[i], NULL, 0, -1) < 0) report_failure(s, "net-down");
     for (int i = 0; i < N_NS; i++) if (ns_fd[i] >= 0) { close(ns_fd[i]); ns_fd[i] = -1; }
 }
 
 void hooks_run_post_stop(const struct spec *s) {
     for (int i = 0; i < s->n_hooks; i++)
-        if (is_type(s->hooks[i], "post-stop") && run_one(s->hooks[i], NULL, 0, -1) < 0) report_failure(s);
+        if (is_type(s->hooks[i], "post-stop") && run_one(s->hooks[i], NULL, 0, -1) < 0) report_failure(s, "post-stop");
 }
 
 /* The post-stop hook at index i of the spec (after a failed start: its failure stays in errbuf). */

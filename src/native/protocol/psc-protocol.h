@@ -284,7 +284,8 @@ enum psc_key {
     X(REMOVED, "removed", Removed, "Remove-Container removed it") \
     X(RENAMED, "renamed", Renamed, "Rename-Container renamed it (details: from, to)") \
     X(LIMITS_CHANGED, "limits-changed", LimitsChanged, "Set-ContainerLimit changed its limits") \
-    X(RESTARTED_BY_POLICY, "restarted", RestartedByPolicy, "its supervisor started init again by its restart policy (attempt, delay)")
+    X(RESTARTED_BY_POLICY, "restarted", RestartedByPolicy, "its supervisor started init again by its restart policy (attempt, delay)") \
+    X(HOOK_FAILED, "hook-failed", HookFailed, "a stop, net-down or post-stop hook its supervisor ran failed (hook, and code, signal or timeout)")
 
 enum psc_event {
 #define PSC_X(id, word, cs, doc) PSC_EVENT_##id,
