@@ -171,14 +171,17 @@ public sealed class LxcHookTests : IDisposable
 
     private const string Init = "init:\n  command: [/bin/sh, -c, \"cat /scratch/psc-mounted > /psc-test-init-saw 2>&1; exec sleep 600\"]\nmounts:\n  - { target: /scratch, type: tmpfs }\n";
 
-    [Fact]
-    public void EveryPoint_RunsWhereLxcRunsIt_WithItsEnvironment_InOrder()
+    /// <summary>In the store's default mode (user-namespaced) and privileged: the mount hook runs as the container's root in both.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void EveryPoint_RunsWhereLxcRunsIt_WithItsEnvironment_InOrder(bool privileged)
     {
         var record = Path.Combine(_dir, "record");
         // The mount hook writes into the container's tmpfs, which exists only in its mount namespace.
         var mount = Script("mount", $"{record} \"$@\"; echo from-mount-hook > \"$LXC_ROOTFS_MOUNT/scratch/psc-mounted\"");
         var stop = Script("stop", $"{record} \"$@\"; echo \"ns|$LXC_NET_NS|$(readlink $LXC_NET_NS)|$(readlink $LXC_MNT_NS)\" >> {Log}");
-        var name = Create("all", Init + $"""
+        var name = Create("all", (privileged ? "privileged: true\n" : "") + Init + $"""
             hooks:
               preStart: [ [ {record}, first-arg ] ]
               mount: [ {mount} ]

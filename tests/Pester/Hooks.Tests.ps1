@@ -46,7 +46,7 @@ Describe 'LXC''s hooks (lxc.hook.pre-start, stop, post-stop)' -Tag 'E2E', 'Root'
         Set-ContainerConfig -Name $script:name -Key hooks.postStop -Value @($script:record)
         Start-Container -Name $script:name
         Get-Content $script:log | Should -Be @("pre-start $($script:name) first $($script:name) lxc pre-start")
-        Stop-Container -Name $script:name -Timeout 1
+        Stop-Container -Name $script:name -Kill
         $lines = Get-Content $script:log
         $lines.Count | Should -Be 3
         $lines[1] | Should -Match "^stop $($script:name) $($script:name) lxc stop .*net:/proc/\d+/fd/\d+"
@@ -73,6 +73,6 @@ Describe 'LXC''s hooks (lxc.hook.pre-start, stop, post-stop)' -Tag 'E2E', 'Root'
         (Get-Content (Join-Path $script:store "$($imported.Name)/config.yaml") -Raw) | Should -Not -Match 'hooks'
         Start-Container -Name $imported.Name
         (Get-Container -Name $imported.Name).State | Should -Be 'Running'
-        Stop-Container -Name $imported.Name -Timeout 1
+        Stop-Container -Name $imported.Name -Kill
     }
 }
