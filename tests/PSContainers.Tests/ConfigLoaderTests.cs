@@ -95,7 +95,7 @@ public class ConfigLoaderTests
     public void UnknownTopLevelKey()
     {
         var ex = Fails("hostname: web1\nhostnmae: web2\n");
-        Assert.Equal("config.yaml:2:1: unknown key 'hostnmae' (expected one of: template, hostname, rootfs, init, mounts, stop, restart, limits, console, network, storage, security, idMap, idMapIsolated, privileged, autostart, sysctl, oomScoreAdj, oci)", ex.Message);
+        Assert.Equal("config.yaml:2:1: unknown key 'hostnmae' (expected one of: template, hostname, rootfs, init, mounts, stop, restart, limits, console, network, storage, security, idMap, idMapIsolated, privileged, autostart, sysctl, oomScoreAdj, oci, hooks)", ex.Message);
     }
 
     [Fact]

@@ -28,9 +28,12 @@ public static class ContainerRuntime
 
     private static ContainerManager Compose(ContainerManager manager)
     {
-        manager.Hooks.Add(new NetworkHook(manager.Store));
+        var network = new NetworkHook(manager.Store);
+        manager.Hooks.Add(network);
         manager.Hooks.Add(new PastaHook(manager.Store));
         manager.Hooks.Add(new InitSettingsHook());
+        // Last: its net up hooks run once every NIC's host side is set up, its pre-start before the others' work.
+        manager.Hooks.Add(new LxcHooks(manager, network.PeerName));
         manager.Checkpoints = new CheckpointSupport();
         return manager;
     }

@@ -27,7 +27,8 @@ public static partial class ConfigLoader
             ?? StorageProblem(c.Storage ?? new StorageConfig())
             ?? ConfigRules.Security(c.Security ?? new SecurityConfig())
             ?? ConfigRules.Autostart(c.Autostart ?? new AutostartConfig())
-            ?? KernelProblem(c);
+            ?? KernelProblem(c)
+            ?? HooksProblem(c.Hooks ?? new HooksConfig());
         // c.IdMap needs no check: an IdMap refuses entries the kernel would refuse when it is made.
     }
 

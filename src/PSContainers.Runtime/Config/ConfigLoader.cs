@@ -201,6 +201,7 @@ public static partial class ConfigLoader
         SerializeAutostart(e, config.Autostart ?? new AutostartConfig());
         SerializeKernel(e, config);
         SerializeOci(e, config.Oci);
+        SerializeHooks(e, config.Hooks ?? new HooksConfig());
         e.Emit(new MappingEnd());
         e.Emit(new DocumentEnd(isImplicit: true));
         e.Emit(new StreamEnd());
@@ -494,6 +495,7 @@ public static partial class ConfigLoader
                 ["sysctl"] = v => config.Sysctl = Sysctl(v),
                 ["oomScoreAdj"] = v => config.OomScoreAdj = Integer(v, "oomScoreAdj", -1000, 1000, ConfigRules.OomScoreAdjExpected),
                 ["oci"] = v => config.Oci = Oci(v),
+                ["hooks"] = v => Hooks(v, config.Hooks),
             });
             if (config.Privileged == true && config.IdMap is not null)
                 throw Fail(root, ConfigRules.PrivilegedWithIdMap(config.IdMap.ToString()));

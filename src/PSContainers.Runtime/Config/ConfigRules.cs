@@ -15,7 +15,7 @@ namespace PSContainers.Runtime.Config;
 /// takes a value and the setting's path (init.command[0], limits.memory, network[1].mtu) and returns
 /// the problem, naming the setting, or null when the value is fine.
 /// </summary>
-internal static class ConfigRules
+internal static partial class ConfigRules
 {
     // The kernel refuses (or immediately OOM-kills) anything much smaller; 1 EiB is "unlimited" in practice.
     public const long MinMemory = 1L << 20;

@@ -49,6 +49,8 @@ public sealed class ContainerConfig
     public Dictionary<string, string> Sysctl { get; set; } = new(StringComparer.Ordinal);
     /// <summary><c>oomScoreAdj:</c> init's /proc/PID/oom_score_adj, -1000..1000 (LXC's lxc.proc.oom_score_adj); null = inherited.</summary>
     public int? OomScoreAdj { get; set; }
+    /// <summary><c>hooks:</c> programs run at LXC's hook points (lxc.hook.*, lxc.net.[i].script.*); see <see cref="HooksConfig"/>.</summary>
+    public HooksConfig Hooks { get; set; } = new();
     /// <summary><c>oci:</c> the image a container was made from (New-Container -Template oci); informational.</summary>
     public OciConfig? Oci { get; set; }
 }

@@ -690,11 +690,17 @@ public sealed class ContainerManager : IContainerLifecycle
             throw new ContainerException("RootfsNotFound", ContainerErrorKind.ObjectNotFound,
                 $"The root filesystem of container '{name}' is missing: {rootfs}.", name);
 
+        // LXC's pre-start: on the host, before anything of the run exists.
+        foreach (var hook in Hooks) hook.BeforeLaunch(name, config);
         var hooked = new List<IContainerHook>();
         Launch(name, config, state, new LaunchRequest<StartSpec>
         {
             Spec = new StartSpec(),
-            Prepare = (spec, cgroupPath) => PlanStart(spec, name, config, rootfs, cgroupPath),
+            Prepare = (spec, cgroupPath) =>
+            {
+                PlanStart(spec, name, config, rootfs, cgroupPath);
+                foreach (var hook in Hooks) hook.Preparing(name, config, spec);
+            },
             Run = spec =>
             {
                 HelperResult result;
@@ -721,12 +727,13 @@ public sealed class ContainerManager : IContainerLifecycle
                 }
                 return result;
             },
-            Failed = result => result.Error.Any(l => l.Contains("write run record", StringComparison.Ordinal))
+            Failed = result => Hooks.Select(h => h.StartFailed(name, string.Join(" ", result.Error).Trim())).FirstOrDefault(e => e is not null)
+                ?? (result.Error.Any(l => l.Contains("write run record", StringComparison.Ordinal))
                 ? new ContainerException("StartFailed", ContainerErrorKind.DeviceError,
                     $"Container '{name}' was not started: its supervisor could not record it ({string.Join(" ", result.Error).Trim()}), so init was never let go. Free space in {Store.Root} and start it again.", name)
                 : new ContainerException("StartFailed", ContainerErrorKind.InvalidOperation,
                     $"Container '{name}' failed to start: {string.Join(" ", result.Error).Trim()}. " +
-                    $"Check the init command ({string.Join(' ', InitCommand(config))}) exists in {rootfs}; the console log is {Store.ConsoleLogPath(name)}.", name),
+                    $"Check the init command ({string.Join(' ', InitCommand(config))}) exists in {rootfs}; the console log is {Store.ConsoleLogPath(name)}.", name)),
         });
         return (config, state);
     }
@@ -996,7 +1003,7 @@ public sealed class ContainerManager : IContainerLifecycle
             Verbose?.Invoke($"Stopping container '{name}': {Signals.Name(signal)} to init (pid {state.InitPid}), then SIGKILL to every process after {grace.TotalSeconds:0.#} s.");
             Sys.Kill(state.InitPid!.Value, signal);
             var left = deadline - DateTime.UtcNow;
-            stopped = WaitStopped(state, left > TimeSpan.Zero ? left : TimeSpan.Zero);
+            stopped = WaitStopped(state, left > TimeSpan.Zero ? left : TimeSpan.Zero, SupervisorHookTime(config));
             if (!stopped)
             {
                 // The user asked for a clean stop and gets a kill: say so, with what to change.
@@ -1015,14 +1022,17 @@ public sealed class ContainerManager : IContainerLifecycle
             killedInit = Sys.IsAlive(state.InitPid, state.InitStartTime);
             if (cgroup is not null && Cgroups.Exists(cgroup)) Cgroups.KillAll(cgroup);
             if (Sys.IsAlive(state.InitPid, state.InitStartTime)) Sys.Kill(state.InitPid!.Value, 9);
-            if (!WaitStopped(state, TimeSpan.FromSeconds(10)))
+            if (!WaitStopped(state, TimeSpan.FromSeconds(10), SupervisorHookTime(config)))
                 throw new ContainerException("StopTimeout", ContainerErrorKind.OperationTimeout,
                     $"Container '{name}' did not stop within 10 s of SIGKILL (init pid {state.InitPid}). A process may be stuck in the kernel (D state).", name);
         }
         if (cgroup is not null && !Cgroups.RemoveContainer(cgroup))
             throw new ContainerException("CgroupBusy", ContainerErrorKind.ResourceBusy,
                 $"Container '{name}' stopped, but its cgroup {cgroup} could not be removed (processes still exiting?). Run Stop-Container -Kill again.", name);
-        RunStoppedHooks(Hooks, name, config);
+        // A hook's failure (a stop hook the supervisor ran) is reported once the stop is recorded.
+        Exception? hookFailure = null;
+        try { RunStoppedHooks(Hooks, name, config); }
+        catch (Exception ex) when (ex is ContainerException or AggregateException) { hookFailure = ex; }
         var exit = ReadExitRecord(name);
         var restarts = RunRecord.Read(Store.RunRecordPath(name)) is { } run && run.IsRecordedIn(state) ? run.Restarts : 0;
         state.EndRun(exit?.Time ?? DateTimeOffset.Now);
@@ -1057,18 +1067,38 @@ public sealed class ContainerManager : IContainerLifecycle
         File.Delete(Store.StopMarkerPath(name));
         if (!endedAlready)
             Emit(name, ContainerEventKind.Stopped, ("reason", state.StopReason == ContainerStopReason.Killed ? "killed" : "requested"));
+        if (hookFailure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(hookFailure);
         return (config, state);
     }
 
-    /// <summary>Waits for init and its supervisor to be gone (the supervisor records the exit last).</summary>
-    private static bool WaitStopped(PersistedState state, TimeSpan timeout)
+    /// <summary>
+    /// Waits for init and its supervisor to be gone (the supervisor records the exit last); the
+    /// supervisor gets <paramref name="finishing"/> more for the hooks it runs once init has ended.
+    /// </summary>
+    private static bool WaitStopped(PersistedState state, TimeSpan timeout, TimeSpan finishing = default)
     {
         var deadline = DateTime.UtcNow + timeout;
+        if (finishing > TimeSpan.Zero && state.InitPid is { } i && state.InitStartTime is { } iStart && Sys.IsAlive(i, iStart)
+            && !Sys.WaitForExit(i, iStart, timeout))
+            return false;
         if (state.SupervisorPid is { } sup && state.SupervisorStartTime is { } supStart && Sys.IsAlive(sup, supStart))
-            return Sys.WaitForExit(sup, supStart, timeout);
+        {
+            var left = deadline - DateTime.UtcNow;
+            return Sys.WaitForExit(sup, supStart, (left > TimeSpan.Zero ? left : TimeSpan.Zero) + finishing);
+        }
         if (state.InitPid is { } init && state.InitStartTime is { } initStart && Sys.IsAlive(init, initStart))
             return Sys.WaitForExit(init, initStart, deadline - DateTime.UtcNow);
         return true;
+    }
+
+    /// <summary>The most the supervisor's stop, net-down and post-stop hooks can take (each is killed at its timeout).</summary>
+    private static TimeSpan SupervisorHookTime(ContainerConfig config)
+    {
+        var hooks = config.Hooks;
+        var total = TimeSpan.Zero;
+        foreach (var h in hooks.Stop.Concat(hooks.PostStop)) total += hooks.TimeoutOf(h);
+        foreach (var h in hooks.NetDown) total += hooks.TimeoutOf(h) * Math.Max(1, config.Network.Count);
+        return total == TimeSpan.Zero ? total : total + TimeSpan.FromSeconds(2);
     }
 
     public ContainerInfo Restart(string name, TimeSpan? timeout = null, bool kill = false)

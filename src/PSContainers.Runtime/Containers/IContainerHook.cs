@@ -14,6 +14,18 @@ public sealed record ContainerStartContext(string Name, ContainerConfig Config, 
 /// </summary>
 public interface IContainerHook
 {
+    /// <summary>
+    /// Before anything of the run exists (no cgroup, no namespaces, no supervisor): LXC's pre-start.
+    /// A throw aborts the start, and there is nothing to undo.
+    /// </summary>
+    void BeforeLaunch(string name, ContainerConfig config) { }
+
+    /// <summary>Adds to a start's spec what psc-helper carries out for the hook (in init, or in the supervisor once init has ended).</summary>
+    void Preparing(string name, ContainerConfig config, Namespaces.StartSpec spec) { }
+
+    /// <summary>The error of a start whose helper failed because of this hook (from its message), or null: not the hook's.</summary>
+    ContainerException? StartFailed(string name, string helperError) => null;
+
     void Starting(ContainerStartContext context);
     void Stopped(string name, ContainerConfig config);
 

@@ -26,6 +26,12 @@ public sealed class NetworkHook : IContainerHook
     /// <summary>The generated host-side veth name: stable per store, container and NIC (so a stop in another process finds it).</summary>
     public string HostEndName(string container, int index) => _nics.HostEndName(container, index);
 
+    /// <summary>The host end of a veth NIC (LXC_NET_PEER of its net hooks), or null for the other kinds.</summary>
+    public string? PeerName(string container, int index, NicConfig nic) =>
+        nic.Type != "veth" ? null
+        : !Host.HostContext.Current.IsRoot ? UserHostEndName(container, index)
+        : nic.HostName ?? HostEndName(container, index);
+
     /// <summary>Fills the 'x' digits of a MAC template from a hash of the container and NIC (stable across restarts).</summary>
     public string FillMac(string template, string container, int index) => _nics.FillMac(template, container, index);
 

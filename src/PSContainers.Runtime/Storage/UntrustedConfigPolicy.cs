@@ -21,6 +21,7 @@ public sealed record HostAccessSetting(string Key, string Value, string Reason)
 /// widens the container's access to the host is found here and, unless the caller explicitly keeps
 /// them, reset to the default. The classes (see README, "Security"):
 /// <list type="bullet">
+/// <item>hooks (hooks.*): programs the host runs, as the caller, at a start or stop;</item>
 /// <item>host paths of any kind: mounts (bind mounts of host paths), rootfs, storage.lower and
 /// storage.origin (a host directory or another container as the root), a seccomp profile file,
 /// io limits naming a host device path;</item>
@@ -88,6 +89,17 @@ public static class UntrustedConfigPolicy
             if (!io.Device.StartsWith('/')) continue;
             Add($"limits.io[{i}].device", io.Device, "it names a host device path, which is resolved on the host");
             if (remove) config.Limits.IoDeviceLimits.RemoveAt(i);
+        }
+
+        // Programs the host runs as the caller (root): an archive must never bring its own.
+        foreach (var (key, _, list) in config.Hooks.Points())
+        {
+            for (int i = 0; i < list.Count; i++)
+                Add($"hooks.{key}[{i}]", string.Join(' ', new[] { list[i].Path }.Concat(list[i].Args)),
+                    key == "start" ? "it runs a program inside the container before init, as the container's root with every capability"
+                    : key == "mount" ? "it runs a host program in the container's mount namespace before pivot_root"
+                    : "it runs a host program on the host when the container starts or stops");
+            if (remove) list.Clear();
         }
 
         // ---- dropped protections ----

@@ -129,6 +129,8 @@ public static class ErrorCatalog
         new("GatewayUnreachable", ErrorCategory.InvalidArgument, "Add an address in the gateway's subnet to a link first, then the route."),
         new("HelperNotFound", ErrorCategory.NotInstalled, "Rebuild the module (dotnet build -c Release) or set $env:PSCONTAINERS_HELPER to psc-helper."),
         new("HelperProtocolError", ErrorCategory.InvalidData, "psc-helper and the runtime are from different builds: rebuild the module (dotnet build -c Release), or point $env:PSCONTAINERS_HELPER at the helper built with it."),
+        new("HookFailed", ErrorCategory.InvalidOperation, "A hook of config.yaml (hooks:) exited non-zero or was killed: the message names the hook point, program, exit code and the end of its output. Fix the hook, or remove it with Set-ContainerConfig -Remove hooks.<point>.", ErrorCategory.NotInstalled),
+        new("HookTimedOut", ErrorCategory.OperationTimeout, "A hook ran longer than its timeout and was killed with what it started: make it faster, or give it longer (hooks.timeout, or timeout: on the entry, up to 1h)."),
         new("HostAccessNotKept", ErrorCategory.InvalidOperation, "Remove the host-access settings from the container's config, or allow them on the destination, then move it again."),
         new("HostCheckIOError", ErrorCategory.WriteError, "A host file could not be read; check the path and permissions the message names."),
         new("HugePageSizeUnavailable", ErrorCategory.InvalidArgument, "Use a huge page size this kernel has (see /sys/kernel/mm/hugepages)."),

@@ -86,6 +86,14 @@ int link_up(const char *name);
 /* sysctl.c */
 int apply_sysctls(const struct spec *s);
 
+/* hooks.c */
+int run_hooks(const struct spec *s, const char *type, int rootfd);
+int has_hooks(const struct spec *s, const char *type);
+void hooks_hold_namespaces(const struct spec *s, pid_t init);
+void hooks_run_stop(const struct spec *s);
+void hooks_run_post_stop(const struct spec *s);
+void hooks_run_post_stop_one(const struct spec *s, int i);
+
 /* init.c */
 struct child_args { const struct spec *s; int sync_rd; int err_wr; const char *console; };
 int container_init(void *arg);

@@ -38,6 +38,9 @@ int container_init(void *arg) {
     if (s->cwd && chdir(s->cwd) < 0) { fail("chdir %s", s->cwd); goto out; }
     /* Signals the supervisor blocked must not stay blocked in init. */
     sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
+    /* LXC's lxc.hook.start: inside the container (its path is the container's), just before the
+     * program, with the capabilities and seccomp filter not yet applied (LXC's order too). */
+    if (run_hooks(s, "start", -1) < 0) goto out;
     if (apply_security(s) < 0) goto out;
     exec_program(s);
     fail("exec %s", s->args[0]);

@@ -189,6 +189,9 @@ int enter_rootfs(const struct spec *s, const char *console, int idmapped_root_fd
      * it (init, already in the container's), so writes land in the container, never on the host. */
     if (apply_sysctls(s) < 0) return -1;
     if (do_mounts(s, rootfd, console) < 0) return -1;
+    /* LXC's lxc.hook.mount: in the container's mount namespace, its mounts made, before pivot_root
+     * (host paths still reachable; the rootfs at LXC_ROOTFS_MOUNT). */
+    if (run_hooks(s, "mount", rootfd) < 0) return -1;
     /* pivot_root(".", "."): the old root ends up stacked on the new one; detach it. Never chroot. */
     if (fchdir(rootfd) < 0) return fail("chdir rootfs");
     close(rootfd);

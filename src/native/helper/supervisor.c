@@ -118,14 +118,19 @@ void watch_init(const struct spec *s, pid_t child, int master, int logfd, sigset
             pid_t next = restart_init(s, status, oom_killed, sfd, &terminated);
             if (next <= 0) break;
             child = next;
+            hooks_hold_namespaces(s, child);
             oom_killed = 0;
         }
     }
+    /* LXC's order: stop (with the namespaces) and net-down while they are held, post-stop once the
+     * cgroups are gone; the exit record last, since the runtime waits for it (and for us). */
+    hooks_run_stop(s);
     restart_release();
     oom_watch_close(&oom);
     if (master >= 0) pump_console(master, &logfd, s);
     console_relay_close();
     remove_cgroups(s);
+    hooks_run_post_stop(s);
     if (s->exit_file) write_exit_file(s->exit_file, status, oom_killed);
 }
 
@@ -191,6 +196,7 @@ static int supervise(const struct spec *s, int report_fd, int ctl_fd) {
     close(ctl_fd);
     /* The namespaces a restart keeps (the network the caller just set up): held from here on. */
     if (restart_hold(s, child, s->console_log ? console_path : NULL) < 0) goto kill_child;
+    hooks_hold_namespaces(s, child);
     if (write_run_record(s, child, "released") < 0) goto kill_child;
     /* Recorded here, before init goes on, so that its own end can never come first in the journal. */
     char started[64];
@@ -230,6 +236,20 @@ undo:
     /* Nothing of this start survives it: not the cgroups (the caller may be gone), not our record. */
     remove_cgroups(s);
     if (s->run_record) unlink(s->run_record);
+    /* As LXC does after a failed start: post-stop undoes what pre-start made. Its failure is added
+     * to the start's error, which is what the caller reports. */
+    if (has_hooks(s, "post-stop")) {
+        char first[sizeof errbuf];
+        snprintf(first, sizeof first, "%s", errbuf);
+        errbuf[0] = '\0';
+        for (int i = 0; i < s->n_hooks; i++) hooks_run_post_stop_one(s, i);
+        if (errbuf[0]) {
+            char both[2 * sizeof errbuf + 16];
+            snprintf(both, sizeof both, "%s; after that: %s", first, errbuf);
+            memcpy(errbuf, both, sizeof errbuf - 1);
+            errbuf[sizeof errbuf - 1] = '\0';
+        } else memcpy(errbuf, first, sizeof errbuf);
+    }
     return -1;
 }
 
