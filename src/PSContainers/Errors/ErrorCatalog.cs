@@ -173,6 +173,7 @@ public static class ErrorCatalog
         new("ManifestContainerNotOwned", ErrorCategory.InvalidOperation, "A container of that name exists that this manifest did not make: run with -Adopt to take it over, or rename the container in the manifest."),
         new("ManifestDependencyCycle", ErrorCategory.InvalidData, "Remove one of the dependsOn entries (or the NIC that implies one) of the cycle the message names."),
         new("ManifestNotFound", ErrorCategory.ObjectNotFound, "Give -Path an existing manifest file, or a folder holding *.yaml or *.yml files."),
+        new("ManifestPruneInUse", ErrorCategory.ResourceBusy, "A bridge or network namespace the manifest made and dropped is still in use (ports on the bridge, links or processes in the namespace): it was left; remove what uses it, then apply with -Prune again."),
         new("ManifestReadFailed", ErrorCategory.DeviceError, "Check that the manifest file can be read by the caller."),
         new("ManifestReadinessFailed", ErrorCategory.OperationTimeout, "The container started but its readiness probe never succeeded: check it (Get-ContainerConsoleLog, Invoke-ContainerCommand), or give the probe a longer timeout; its dependents were skipped."),
         new("MigrationFailed", ErrorCategory.InvalidOperation, "The move did not complete and was rolled back; the message says which step failed."),
