@@ -212,6 +212,7 @@ public static class ErrorCatalog
         new("ProcessNotFound", ErrorCategory.ObjectNotFound, "Check the process id; the process may have exited."),
         new("ProgramNotFound", ErrorCategory.NotInstalled, "Install the program the message names, or put it on PATH."),
         new("ProgramTimedOut", ErrorCategory.OperationTimeout, "The external program hung and was killed; check what it waits for (network, lock, prompt) and try again."),
+        new("PSContainerRestartNeeded", ErrorCategory.InvalidOperation, "The DSC resource's change (NICs, or a limit the running container refused) takes effect only at a start: set RestartIfNeeded to let Set restart the container, or stop it first."),
         new("PwshNotFound", ErrorCategory.NotInstalled, "Install PowerShell 7 (pwsh) in PATH, or run the command from pwsh."),
         new("RemoteCommandFailed", ErrorCategory.DeviceError, "A command on the destination failed; read its error, fix the destination and retry."),
         new("RemoteError", ErrorCategory.InvalidOperation, "The destination reported an error without an id; read its message."),
