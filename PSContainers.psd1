@@ -1,7 +1,11 @@
 @{
-    RootModule           = 'PSContainers.dll'
-    # The class-based DSC resource PSContainer (a script module: DSC finds classes only in .psm1 files).
-    NestedModules        = @('PSContainersDsc.psm1')
+    # The root module is the script module holding the class-based DSC resource PSContainer; the
+    # cmdlets come from the nested binary module and are exported through CmdletsToExport. DSC v3's
+    # PowerShell adapter needs this shape: it parses the RootModule .psm1 for [DscResource()] classes,
+    # names the resource after that file (PSContainers/PSContainer) and loads it with
+    # Import-Module PSContainers; a class in a nested .psm1 beside a binary root is not found.
+    RootModule           = 'PSContainers.psm1'
+    NestedModules        = @('PSContainers.dll')
     DscResourcesToExport = @('PSContainer')
     ModuleVersion        = '0.1.0'
     GUID                 = '5b0c7f3e-3a57-4c1e-9d55-6a3f2d8e4c11'

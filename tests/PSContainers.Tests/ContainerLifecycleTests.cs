@@ -328,13 +328,15 @@ public sealed class ContainerLifecycleTests : IDisposable
     [Fact]
     public void StopRightAfterStart_WaitsForInitsHandler_InsteadOfLosingTheSignal()
     {
-        // This init installs its TERM handler only after a second. pid 1 of a namespace ignores
+        // This init installs its TERM handler only after three seconds. pid 1 of a namespace ignores
         // uncaught signals, so a TERM sent at once would be lost and the stop would end in SIGKILL.
+        // The stop waits for the handler for half its grace period (6 s of 12): longer than any
+        // fixed short wait, so the handler's delay plus a loaded host's start-up still fits.
         var name = TestStore.NewName("slowinit");
-        NewBusybox(name, "-Command /bin/sh,-c,'sleep 1; trap \"exit 0\" TERM; while :; do sleep 1 & wait; done'");
+        NewBusybox(name, "-Command /bin/sh,-c,'sleep 3; trap \"exit 0\" TERM; while :; do sleep 1 & wait; done'");
         var config = File.ReadAllText(_store.Manager.Store.ConfigPath(name)).Replace("  signal: SIGUSR2", "  signal: SIGTERM");
         File.WriteAllText(_store.Manager.Store.ConfigPath(name), config);
-        var stopped = (ContainerInfo)_ps.Run("Start-Container $args[0]; Stop-Container $args[0] -Timeout 8 -PassThru", name).Single().BaseObject;
+        var stopped = (ContainerInfo)_ps.Run("Start-Container $args[0]; Stop-Container $args[0] -Timeout 12 -PassThru", name).Single().BaseObject;
         Assert.Equal(0, stopped.ExitCode);
         Assert.Null(stopped.ExitSignal);
     }

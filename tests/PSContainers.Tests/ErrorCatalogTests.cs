@@ -38,6 +38,8 @@ public sealed class ErrorCatalogTests : IDisposable
     private static readonly Regex WithKind = new(@"""(\w+)"",\s*(?:ContainerErrorKind|ErrorCategory)\.(\w+)");
     private static readonly Regex Named = new(@"\b(?:errorId|ioErrorId|NotFoundErrorId|TimeoutErrorId|ErrorId)\s*[:=]\s*""(\w+)""");
     private static readonly Regex Computed = new(@"new ContainerException\(\s*(?!"")([^,]+),");
+    // The script module (the DSC resource): an ErrorRecord's id and category, PowerShell-quoted.
+    private static readonly Regex ScriptRecord = new(@"'(\w+)',\s*\[System\.Management\.Automation\.ErrorCategory\]::(\w+)");
     private static readonly Regex Literal = new(@"(?:new ContainerException\(\s*""(\w+)""|\bnew\(\s*""(\w+)"",[^,;]*ContainerErrorKind\.)");
 
     /// <summary>The ids a C# text emits, each with the kinds/categories written beside it.</summary>
@@ -66,6 +68,16 @@ public sealed class ErrorCatalogTests : IDisposable
                 if (!all.TryGetValue(id, out var uses)) all[id] = uses = new();
                 if (kinds.Count == 0) uses.Add(("", rel));
                 foreach (var k in kinds) uses.Add((k, rel));
+            }
+        }
+        foreach (var file in Directory.EnumerateFiles(src, "*.psm1", SearchOption.AllDirectories))
+        {
+            var rel = Path.GetRelativePath(src, file);
+            if (rel.Contains("/obj/") || rel.Contains("/bin/")) continue;
+            foreach (Match m in ScriptRecord.Matches(File.ReadAllText(file)))
+            {
+                if (!all.TryGetValue(m.Groups[1].Value, out var uses)) all[m.Groups[1].Value] = uses = new();
+                uses.Add((m.Groups[2].Value, rel));
             }
         }
         return all;

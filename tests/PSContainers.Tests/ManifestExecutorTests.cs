@@ -1,6 +1,7 @@
 using PSContainers.Runtime;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Manifests;
+using PSContainers.Runtime.Network;
 using PSContainers.Runtime.State;
 using PSContainers.Tests.Infrastructure;
 
@@ -244,5 +245,86 @@ public sealed class ManifestExecutorTests : IDisposable
         var pasta = Plan(Net("[{ type: pasta }]"));
         Assert.True(pasta.Single(d => d.Property == "network").RequiresRestart);
         Assert.Contains(pasta, d => d.Action == ManifestAction.Restart);
+    }
+
+    [Fact]
+    public void BridgesAndNamespaces_ItMade_ArePrunedWhenDropped_OthersNever()
+    {
+        static string Short() => "psct-" + Guid.NewGuid().ToString("N")[..9];   // a link name: at most 15 bytes
+        string lab = TestStore.NewName("mlab"), hand = TestStore.NewName("mhand");
+        string br1 = Short(), br2 = Short(), brHand = Short(), port = Short(), peer = Short();
+        try
+        {
+            // Made by hand: a namespace with a bridge in it. The manifest declares both, so it uses them, but never marks them.
+            NetNamespaces.Create(hand);
+            using (var c = new NetworkClient(NetworkLocation.ForNamespace(hand)))
+            {
+                c.CreateBridge(brHand);
+                c.SetLink(brHand, new LinkChanges { Up = true });
+            }
+            Manifest Net(params string[] bridges) => ManifestParser.Parse(new[] { ("/m/net.yaml",
+                $"id: {_id}\nnamespaces:\n  {lab}: {{}}\n  {hand}: {{}}\nbridges:\n" + string.Concat(bridges.Select(b => $"  {b}: {{ namespace: {(b == brHand ? hand : lab)} }}\n"))) });
+
+            var results = Apply(Net(br1, br2, brHand));
+            Assert.Equal(ManifestOutcome.Changed, results[lab].Outcome);
+            Assert.Equal(ManifestOutcome.Unchanged, results[hand].Outcome);
+            Assert.Equal(ManifestOutcome.Unchanged, results[brHand].Outcome);
+            Assert.True(ManifestOwnership.OwnsNamespace(lab, _id));
+            Assert.False(ManifestOwnership.OwnsNamespace(hand, _id));
+            Assert.False(ManifestOwnership.OwnsNamespace(lab, _id + "-other"));
+            using (var c = new NetworkClient(NetworkLocation.ForNamespace(lab)))
+            {
+                Assert.Equal(ManifestOwnership.LinkMark(_id), c.GetLink(br1).Alias);
+                Assert.Equal(ManifestOwnership.LinkMark(_id), c.GetLink(br2).Alias);
+            }
+            using (var c = new NetworkClient(NetworkLocation.ForNamespace(hand))) Assert.Null(c.GetLink(brHand).Alias);
+
+            // br2 and the hand-made bridge are dropped: only br2, which the manifest made, is pruned; and only with -Prune.
+            var dropped = Net(br1);
+            Assert.Empty(Plan(dropped));
+            Assert.Equal(new[] { $"remove bridge {br2} in namespace {lab} (dropped from the manifest)" }, Plan(dropped, prune: true).Select(p => p.Step));
+            Assert.Empty(Apply(dropped).Values.Where(r => r.Outcome != ManifestOutcome.Unchanged));
+            results = Apply(dropped, prune: true);
+            Assert.Equal(ManifestOutcome.Changed, results[br2].Outcome);
+            using (var c = new NetworkClient(NetworkLocation.ForNamespace(lab)))
+            {
+                Assert.False(c.LinkExists(br2));
+                Assert.True(c.LinkExists(br1));
+            }
+            using (var c = new NetworkClient(NetworkLocation.ForNamespace(hand))) Assert.True(c.LinkExists(brHand));
+
+            // lab and br1 dropped too, but something the manifest did not make is attached to br1: both are left, and the result says why.
+            using (var c = new NetworkClient(NetworkLocation.ForNamespace(lab)))
+            {
+                c.CreateVeth(port, peer);
+                c.SetLink(port, new LinkChanges { Master = br1 });
+            }
+            var onlyHand = ManifestParser.Parse(new[] { ("/m/net.yaml", $"id: {_id}\nnamespaces:\n  {hand}: {{}}\n") });
+            Assert.Equal(new[] { $"remove bridge {br1} in namespace {lab} (dropped from the manifest)", $"remove network namespace {lab} (dropped from the manifest)" },
+                Plan(onlyHand, prune: true).Select(p => p.Step));
+            results = Apply(onlyHand, prune: true);
+            Assert.Equal(ManifestOutcome.Failed, results[br1].Outcome);
+            Assert.Equal(ManifestExecutor.PruneInUseErrorId, results[br1].Error!.ErrorId);
+            Assert.Contains(port, results[br1].Reason);
+            Assert.Equal(ManifestOutcome.Skipped, results[lab].Outcome);
+            Assert.True(NetNamespaces.Exists(lab));
+
+            // Detached: the next apply prunes both, the bridge first. The hand-made namespace stays.
+            using (var c = new NetworkClient(NetworkLocation.ForNamespace(lab))) c.DeleteLink(port);
+            results = Apply(onlyHand, prune: true);
+            Assert.Equal(ManifestOutcome.Changed, results[br1].Outcome);
+            Assert.Equal(ManifestOutcome.Changed, results[lab].Outcome);
+            Assert.False(NetNamespaces.Exists(lab));
+            Assert.True(NetNamespaces.Exists(hand));
+
+            // A namespace made again by hand under the dropped name carries no mark: never pruned.
+            NetNamespaces.Create(lab);
+            Assert.Empty(Plan(onlyHand, prune: true));
+        }
+        finally
+        {
+            foreach (var ns in new[] { lab, hand })
+                if (NetNamespaces.Exists(ns)) NetNamespaces.Remove(ns);
+        }
     }
 }

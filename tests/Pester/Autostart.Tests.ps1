@@ -258,9 +258,8 @@ Describe 'Autostart, the boot unit and the DSC resource' -Tag 'E2E', 'Root' -Ski
     Context 'the PSContainer DSC resource' {
         BeforeAll {
             $module = Get-Module PSContainers
-            # What DSC v3's PowerShell adapter does: the class type from the module that defines it.
-            $dsc = $module.NestedModules | Where-Object Name -eq 'PSContainersDsc'
-            $script:type = & $dsc { [PSContainer] }
+            # The class type from the module that defines it (its root module), as DSC tools take it.
+            $script:type = & $module { [PSContainer] }
             $script:dscName = New-TestName 'dsc'
             function New-Resource([hashtable] $Properties) {
                 $r = $type::new()
@@ -271,12 +270,79 @@ Describe 'Autostart, the boot unit and the DSC resource' -Tag 'E2E', 'Root' -Ski
             }
         }
 
-        It 'is exported by the manifest and found as a class resource in the nested script module' {
+        It 'is exported by the manifest and defined in its root script module' {
             $module.ExportedDscResources | Should -Contain 'PSContainer'
-            $dsc.Path | Should -BeLike '*/PSContainersDsc.psm1'
-            $ast = [Management.Automation.Language.Parser]::ParseFile($dsc.Path, [ref]$null, [ref]$null)
+            $module.ModuleType | Should -Be 'Script'
+            $module.Path | Should -BeLike '*/PSContainers.psm1'
+            $module.NestedModules.Path | Should -BeLike '*/PSContainers.dll'
+            $ast = [Management.Automation.Language.Parser]::ParseFile($module.Path, [ref]$null, [ref]$null)
             $classes = $ast.FindAll({ $args[0] -is [Management.Automation.Language.TypeDefinitionAst] -and $args[0].Attributes.TypeName.Name -contains 'DscResource' }, $false)
             $classes.Name | Should -Be @('PSContainer')
+            # The cmdlets come from the nested binary module and are all exported through the manifest.
+            $manifest = Import-PowerShellDataFile (Join-Path $module.ModuleBase 'PSContainers.psd1')
+            @($module.ExportedCmdlets.Keys | Sort-Object) | Should -Be @($manifest.CmdletsToExport | Sort-Object)
+            (Get-Help Get-Container).Synopsis | Should -Not -BeNullOrEmpty
+        }
+
+        It 'is found and driven the way DSC v3''s PowerShell adapter does it, in a fresh pwsh' {
+            # Microsoft.DSC/PowerShell (psDscAdapter): looks on $env:PSModulePath for a .psd1 with
+            # DscResourcesToExport, parses its RootModule .psm1 for [DscResource()] classes, names each
+            # '<that file's name>/<class>', then Import-Module -Name <that name>, takes the type from the
+            # module, sets the properties from the JSON input, and calls Get, Test or Set. (Invoke-DscResource
+            # needs PSDesiredStateConfiguration, which is not installable here.)
+            $name = New-TestName 'dscv3'
+            $script = {
+                param($Store, $Name, $Out)
+                $ErrorActionPreference = 'Stop'
+                # pwsh adds the user's and the all-users module folders at start-up, where an installed
+                # PSContainers may be another build: only the built module and pwsh's own are searched.
+                $env:PSModulePath = ($env:PSModulePath.Split([IO.Path]::PathSeparator) | Where-Object { $_ -eq $Out -or $_ -like "$PSHOME*" }) -join [IO.Path]::PathSeparator
+                $found = foreach ($dir in $env:PSModulePath.Split([IO.Path]::PathSeparator)) {
+                    Get-ChildItem -LiteralPath $dir -Directory -ErrorAction Ignore | ForEach-Object {
+                        Get-ChildItem -LiteralPath $_.FullName -Recurse -Depth 2 -Filter "$($_.Name).psd1" | Where-Object { Select-String -LiteralPath $_.FullName -Pattern '^[^#]*\bDscResourcesToExport\b' }
+                    }
+                }
+                $info = Get-Module -ListAvailable -Name $found.FullName | Where-Object Name -eq 'PSContainers'
+                if (@($info).Count -ne 1 -or $info.ModuleBase -notlike "$Out*") { throw "expected the built module only, found: $($info.Path)" }
+                $rootPath = Join-Path $info.ModuleBase $info.RootModule
+                $ast = [Management.Automation.Language.Parser]::ParseFile($rootPath, [ref]$null, [ref]$null)
+                $types = @($ast.FindAll({ $args[0] -is [Management.Automation.Language.TypeDefinitionAst] }, $false) |
+                    Where-Object { $_.Attributes.TypeName.Name -contains 'DscResource' } |
+                    ForEach-Object { "$([IO.Path]::GetFileNameWithoutExtension($rootPath))/$($_.Name)" })
+                $moduleName, $class = $types[0].Split('/')
+                Import-Module -Name $moduleName
+                $type = (Get-Module -Name $moduleName).Invoke([scriptblock]::Create("'$class' -as 'type'"))
+                $properties = '{"Name":"' + $Name + '","StorePath":"' + $Store + '","State":"Running","CpuLimit":0.5,"PidsLimit":48}' | ConvertFrom-Json
+                $resource = $type::new()
+                foreach ($p in $properties.PSObject.Properties) { $resource.($p.Name) = $p.Value }
+                $before = $resource.Test()
+                $resource.Set()
+                $get = $resource.Get()
+                [pscustomobject]@{
+                    Types = @($types); RootModule = $info.RootModule; Before = $before; After = $resource.Test()
+                    Ensure = "$($get.Ensure)"; State = "$($get.State)"; CpuLimit = $get.CpuLimit; PidsLimit = $get.PidsLimit
+                } | ConvertTo-Json -Compress
+            }
+            $modulePath = (Resolve-Path (Join-Path $PSScriptRoot '../../out')).Path
+            $pwsh = Join-Path $PSHOME 'pwsh'
+            $saved = $env:PSModulePath
+            try {
+                $env:PSModulePath = "$modulePath$([IO.Path]::PathSeparator)$PSHOME/Modules"
+                $json = & $pwsh -NoProfile -NonInteractive -Command "& { $script } -Store '$store' -Name '$name' -Out '$modulePath'" 2>&1
+            }
+            finally { $env:PSModulePath = $saved }
+            $LASTEXITCODE | Should -Be 0 -Because ($json -join "`n")
+            $r = ($json | Select-Object -Last 1) | ConvertFrom-Json
+            $r.Types | Should -Be @('PSContainers/PSContainer')
+            $r.RootModule | Should -Be 'PSContainers.psm1'
+            $r.Before | Should -BeFalse
+            $r.After | Should -BeTrue
+            $r.Ensure | Should -Be 'Present'
+            $r.State | Should -Be 'Running'
+            $r.CpuLimit | Should -Be 0.5
+            $r.PidsLimit | Should -Be 48
+            (Get-Container -Name $name).State | Should -Be 'Running'
+            Remove-Container -Name $name -Force -Confirm:$false
         }
 
         It 'creates a missing container with its settings, running, and then tests true' {
@@ -319,6 +385,65 @@ Describe 'Autostart, the boot unit and the DSC resource' -Tag 'E2E', 'Root' -Ski
             $stopped.Set()
             $stopped.Test() | Should -BeTrue
             (Get-Container -Name $dscName).State | Should -Be 'Stopped'
+        }
+
+        It 'pauses (State Paused: started first when stopped) and resumes the container, and changes CPU and pids limits live' {
+            $paused = New-Resource @{ State = 'Paused' }
+            $paused.Drift() | Should -Be @('State: Stopped -> Paused')
+            $paused.Set()
+            (Get-Container -Name $dscName).State | Should -Be 'Frozen'
+            $pid1 = (Get-Container -Name $dscName).Pid
+            $paused.Get().State | Should -Be 'Paused'
+            $paused.Test() | Should -BeTrue
+            $want = New-Resource @{ State = 'Running'; CpuLimit = 0.25; PidsLimit = 40 }
+            $want.Drift() | Should -Contain 'State: Paused -> Running'
+            $want.Set()
+            $want.Test() | Should -BeTrue
+            (Get-Container -Name $dscName).Pid | Should -Be $pid1 -Because 'limits are changed without a restart'
+            $live = Get-CgroupLimit -Name $dscName
+            "$($live.PidsMax)" | Should -Be '40'
+            $got = $want.Get()
+            $got.CpuLimit | Should -Be 0.25
+            $got.PidsLimit | Should -Be 40
+        }
+
+        It 'changes NICs (NetworkBridges) of a running container only with RestartIfNeeded' {
+            $ns = New-TestName 'dscns'
+            try {
+                $null = New-NetNamespace -Name $ns
+                $null = New-NetworkBridge -Namespace $ns -Name psbr0
+                Set-ContainerConfig -Name $dscName -Key network -Value @(@{ type = 'veth'; link = 'psbr0'; linkNamespace = $ns }) -Confirm:$false -WarningAction SilentlyContinue
+                Restart-Container -Name $dscName
+                $pid1 = (Get-Container -Name $dscName).Pid
+                $current = New-Resource @{}
+                $current.Get().NetworkBridges | Should -Be @('psbr0')
+
+                $none = New-Resource @{ NetworkBridges = @(); State = 'Running' }
+                $none.Drift() | Should -Be @('NetworkBridges: psbr0 -> ')
+                { $none.Set() } | Should -Throw -ErrorId 'PSContainerRestartNeeded'
+                (Get-Container -Name $dscName).Pid | Should -Be $pid1 -Because 'without RestartIfNeeded nothing is restarted'
+                $current.Get().NetworkBridges | Should -Be @('psbr0') -Because 'nothing is changed either'
+
+                $none.RestartIfNeeded = $true
+                $none.Set()
+                $none.Test() | Should -BeTrue
+                (Get-Container -Name $dscName).State | Should -Be 'Running'
+                (Get-Container -Name $dscName).Pid | Should -Not -Be $pid1
+                @((Get-ContainerConfig -Name $dscName -Key network)).Count | Should -Be 0
+
+                # Stopped: written at once, no restart needed; a NIC of another kind is kept.
+                Stop-Container -Name $dscName
+                Set-ContainerConfig -Name $dscName -Key network -Value @(@{ type = 'macvlan'; link = 'eth9' }) -Confirm:$false -WarningAction SilentlyContinue
+                $two = New-Resource @{ NetworkBridges = @('psbr1', 'psbr2') }
+                $two.Set()
+                $two.Test() | Should -BeTrue
+                $nics = @((Get-ContainerConfig -Name $dscName -Key network))
+                $nics.ForEach({ "$($_['type']):$($_['link'])" }) | Should -Be @('macvlan:eth9', 'veth:psbr1', 'veth:psbr2')
+                Set-ContainerConfig -Name $dscName -Key network -Value @() -Confirm:$false -WarningAction SilentlyContinue
+            }
+            finally {
+                Remove-NetNamespace -Name $ns -Confirm:$false -ErrorAction SilentlyContinue
+            }
         }
 
         It 'removes the container with Ensure Absent' {

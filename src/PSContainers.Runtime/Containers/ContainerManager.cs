@@ -997,9 +997,11 @@ public sealed class ContainerManager : IContainerLifecycle
             var grace = timeout ?? TimeSpan.FromSeconds(config.Stop.Timeout);
             var deadline = DateTime.UtcNow + grace;
             // pid 1 of a namespace drops every signal it neither catches nor blocks: a stop right
-            // after a start could reach init before it set that up and be lost. Give it a moment.
+            // after a start could reach init before it set that up and be lost. Wait for the handler
+            // for up to half the grace period (a fixed wait is too short on a loaded host, and the
+            // other half is left for init to shut down once it has the signal).
             if (signal is not 9 and not 19)
-                SpinWait.SpinUntil(() => Sys.AcceptsSignal(state.InitPid!.Value, signal), grace < TimeSpan.FromSeconds(2) ? grace : TimeSpan.FromSeconds(2));
+                SpinWait.SpinUntil(() => Sys.AcceptsSignal(state.InitPid!.Value, signal), grace / 2);
             Verbose?.Invoke($"Stopping container '{name}': {Signals.Name(signal)} to init (pid {state.InitPid}), then SIGKILL to every process after {grace.TotalSeconds:0.#} s.");
             Sys.Kill(state.InitPid!.Value, signal);
             var left = deadline - DateTime.UtcNow;

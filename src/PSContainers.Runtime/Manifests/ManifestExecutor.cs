@@ -91,7 +91,52 @@ public sealed class ManifestExecutor(ManifestPlanner planner, ManifestApplyOptio
             all.Add(task);
         }
         Task.WaitAll(all.ToArray<Task>(), CancellationToken.None);
+        if (options.Prune) PruneNetwork(all, throttle, ct);
         return all.Select(t => t.Result).ToList();
+    }
+
+    public const string PruneInUseErrorId = "ManifestPruneInUse";
+
+    /// <summary>
+    /// Removes the bridges, then the namespaces, this manifest made and no longer declares: after every
+    /// other resource converged (a container moved off a dropped bridge has left it by then) and only
+    /// when the dropped container prunes all succeeded. Something still using one (a port on the
+    /// bridge, a link or a process in the namespace) is not this manifest's to break: left, and said.
+    /// </summary>
+    private void PruneNetwork(List<Task<ManifestResult>> all, SemaphoreSlim throttle, CancellationToken ct)
+    {
+        var containerPrunes = all.Where(t => t.Result.Kind == ManifestResourceKind.Container && Manifest.Find(t.Result.Resource) is null).ToArray();
+        var dropped = planner.DroppedBridges();
+        var bridges = dropped.Select(b => Run(ManifestResource.IdOf(ManifestResourceKind.Bridge, b.Name), ManifestResourceKind.Bridge, b.Name, containerPrunes, throttle, ct, r =>
+        {
+            using var client = new NetworkClient(b.Namespace is null ? NetworkLocation.Host : NetworkLocation.ForNamespace(b.Namespace));
+            var ports = client.GetLinks().Where(l => l.Master == b.Name).Select(l => l.Name).ToList();
+            if (ports.Count > 0)
+                throw new ContainerException("ManifestPruneInUse", ContainerErrorKind.ResourceBusy,
+                    $"Bridge '{b.Name}'{(b.Namespace is null ? "" : $" in namespace {b.Namespace}")} was made by manifest '{Manifest.Id}' and dropped from it, but {string.Join(", ", ports)} " +
+                    $"{(ports.Count == 1 ? "is" : "are")} still attached: it is left as it is. Detach them (or remove what uses them) and apply again.", b.Name);
+            client.DeleteLink(b.Name);
+            r.Changes.Add(ManifestPlanner.BridgeStep(b.Name, b.Namespace));
+        })).ToArray();
+        all.AddRange(bridges);
+        // A namespace waits for the bridges pruned inside it (a bridge that stays keeps it, too).
+        var namespaces = planner.DroppedNamespaces().Select(n => Run(ManifestResource.IdOf(ManifestResourceKind.Namespace, n), ManifestResourceKind.Namespace, n,
+            bridges.Where((_, i) => dropped[i].Namespace == n).ToArray(), throttle, ct, r =>
+        {
+            List<string> links;
+            using (var client = new NetworkClient(NetworkLocation.ForNamespace(n)))
+                links = client.GetLinks().Where(l => l.Name != "lo").Select(l => l.Name).ToList();
+            var pids = NetNamespaces.Get(n).Pids;
+            if (links.Count > 0 || pids.Length > 0)
+                throw new ContainerException("ManifestPruneInUse", ContainerErrorKind.ResourceBusy,
+                    $"Network namespace '{n}' was made by manifest '{Manifest.Id}' and dropped from it, but it still holds " +
+                    string.Join(" and ", new[] { links.Count > 0 ? $"links {string.Join(", ", links)}" : null, pids.Length > 0 ? $"processes {string.Join(", ", pids)}" : null }.OfType<string>()) +
+                    ": it is left as it is. Remove them and apply again.", n);
+            NetNamespaces.Remove(n);
+            r.Changes.Add($"remove network namespace {n} (dropped from the manifest)");
+        })).ToArray();
+        all.AddRange(namespaces);
+        Task.WaitAll(bridges.Concat(namespaces).ToArray<Task>(), CancellationToken.None);
     }
 
     private Task<ManifestResult> Run(string id, ManifestResourceKind kind, string name, Task<ManifestResult>[] deps,
@@ -150,8 +195,8 @@ public sealed class ManifestExecutor(ManifestPlanner planner, ManifestApplyOptio
                     && Manifest.DependentsOf(c.Id).Any(d => planner.Diff(d, options.Adopt).Count > 0))
                     Probe(c, result, ct, record: false);
                 break;
-            case ManifestBridge b: ConvergeBridge(b, drift, result); break;
-            case ManifestNamespace n: ConvergeNamespace(n, drift, result); break;
+            case ManifestBridge b: ConvergeBridge(b, drift, result, Manifest.Id); break;
+            case ManifestNamespace n: ConvergeNamespace(n, drift, result, Manifest.Id); break;
         }
     }
 
@@ -317,7 +362,7 @@ public sealed class ManifestExecutor(ManifestPlanner planner, ManifestApplyOptio
 
     // ---- bridges and namespaces --------------------------------------------------------------------
 
-    private static void ConvergeBridge(ManifestBridge b, IReadOnlyList<ManifestDrift> drift, ManifestResult result)
+    private static void ConvergeBridge(ManifestBridge b, IReadOnlyList<ManifestDrift> drift, ManifestResult result, string manifestId)
     {
         using var client = ManifestPlanner.ClientFor(b);
         foreach (var d in drift)
@@ -327,6 +372,8 @@ public sealed class ManifestExecutor(ManifestPlanner planner, ManifestApplyOptio
                 case (ManifestAction.Remove, _): client.DeleteLink(b.Name); break;
                 case (ManifestAction.Create, _):
                     client.CreateBridge(b.Name, b.Mtu);
+                    // Marked at once: a bridge it made is one -Prune may later remove.
+                    ManifestOwnership.MarkLink(client, b.Name, manifestId);
                     foreach (var a in b.Addresses) client.AddAddress(b.Name, a);
                     client.SetLink(b.Name, new LinkChanges { Up = true });
                     break;
@@ -341,11 +388,15 @@ public sealed class ManifestExecutor(ManifestPlanner planner, ManifestApplyOptio
         }
     }
 
-    private static void ConvergeNamespace(ManifestNamespace n, IReadOnlyList<ManifestDrift> drift, ManifestResult result)
+    private static void ConvergeNamespace(ManifestNamespace n, IReadOnlyList<ManifestDrift> drift, ManifestResult result, string manifestId)
     {
         foreach (var d in drift)
         {
-            if (d.Action == ManifestAction.Create) NetNamespaces.Create(n.Name);
+            if (d.Action == ManifestAction.Create)
+            {
+                NetNamespaces.Create(n.Name);
+                ManifestOwnership.MarkNamespace(n.Name, manifestId);
+            }
             else NetNamespaces.Remove(n.Name);
             result.Changes.Add(d.Step);
         }

@@ -47,7 +47,7 @@ public sealed class ManifestPlanner(ContainerManager manager, Manifest manifest)
     public Manifest Manifest => manifest;
     public ContainerManager Manager => manager;
 
-    /// <summary>The whole plan: every resource's drift in dependency order, then (with <paramref name="prune"/>) the owned containers dropped from the manifest.</summary>
+    /// <summary>The whole plan: (with <paramref name="prune"/>) the owned containers, bridges and namespaces dropped from the manifest, then every resource's drift in dependency order.</summary>
     public IReadOnlyList<ManifestDrift> Plan(bool prune, bool adopt)
     {
         var plan = new List<ManifestDrift>();
@@ -69,12 +69,48 @@ public sealed class ManifestPlanner(ContainerManager manager, Manifest manifest)
         manager.Names().Where(n => manifest.Find(ManifestResource.IdOf(ManifestResourceKind.Container, n)) is null
             && ManifestOwnership.OwnerOf(manager.Store, n) == manifest.Id).Order(StringComparer.Ordinal).ToList();
 
-    public IEnumerable<ManifestDrift> PruneDrift() => Dropped().Select(n => new ManifestDrift
+    /// <summary>
+    /// Bridges this manifest made (they carry its mark) that it no longer declares where they are: on
+    /// the host and in every named network namespace. Namespace null is the host.
+    /// </summary>
+    public IReadOnlyList<(string Name, string? Namespace)> DroppedBridges()
     {
-        Manifest = manifest.Id, Resource = ManifestResource.IdOf(ManifestResourceKind.Container, n), Kind = ManifestResourceKind.Container, Name = n,
-        Property = "state", Desired = "Absent", Actual = "Present", Action = ManifestAction.Remove,
-        Step = $"remove container {n} (dropped from the manifest)",
-    });
+        var result = new List<(string, string?)>();
+        foreach (var ns in new string?[] { null }.Concat(NetNamespaces.Names()))
+        {
+            List<NetworkLink> links;
+            try
+            {
+                using var client = new NetworkClient(ns is null ? NetworkLocation.Host : NetworkLocation.ForNamespace(ns));
+                links = client.GetLinks();
+            }
+            catch (ContainerException) when (ns is not null) { continue; } // removed meanwhile, or a stale file
+            foreach (var link in links.Where(l => l.Kind == "bridge" && ManifestOwnership.Owns(l, manifest.Id)).OrderBy(l => l.Name, StringComparer.Ordinal))
+                if (!manifest.Resources.OfType<ManifestBridge>().Any(b => b.Name == link.Name && b.Namespace == ns))
+                    result.Add((link.Name, ns));
+        }
+        return result;
+    }
+
+    /// <summary>Network namespaces this manifest made (its mark on their loopback) that it no longer declares.</summary>
+    public IReadOnlyList<string> DroppedNamespaces() =>
+        NetNamespaces.Names().Where(n => manifest.Find(ManifestResource.IdOf(ManifestResourceKind.Namespace, n)) is null
+            && ManifestOwnership.OwnsNamespace(n, manifest.Id)).ToList();
+
+    public static string BridgeStep(string name, string? ns) =>
+        $"remove bridge {name}{(ns is null ? "" : $" in namespace {ns}")} (dropped from the manifest)";
+
+    public IEnumerable<ManifestDrift> PruneDrift() =>
+        Dropped().Select(n => PruneStep(ManifestResourceKind.Container, n, $"remove container {n} (dropped from the manifest)"))
+            .Concat(DroppedBridges().Select(b => PruneStep(ManifestResourceKind.Bridge, b.Name, BridgeStep(b.Name, b.Namespace))))
+            .Concat(DroppedNamespaces().Select(n => PruneStep(ManifestResourceKind.Namespace, n, $"remove network namespace {n} (dropped from the manifest)")))
+            .ToList();
+
+    private ManifestDrift PruneStep(ManifestResourceKind kind, string name, string step) => new()
+    {
+        Manifest = manifest.Id, Resource = ManifestResource.IdOf(kind, name), Kind = kind, Name = name,
+        Property = "state", Desired = "Absent", Actual = "Present", Action = ManifestAction.Remove, Step = step,
+    };
 
     public IReadOnlyList<ManifestDrift> Diff(ManifestResource r, bool adopt) => r switch
     {

@@ -150,6 +150,7 @@ public sealed class NetworkClient : IDisposable
             Parent = parent,
             Namespace = Location.Label,
             Addresses = addresses ?? Array.Empty<string>(),
+            Alias = attrs.Str(Rtnl.IFLA_IFALIAS) is { Length: > 0 } alias ? alias : null,
         };
     }
 
@@ -347,6 +348,7 @@ public sealed class NetworkClient : IDisposable
         if (c.NewName is not null) m.Str(Rtnl.IFLA_IFNAME, c.NewName);
         if (c.Mtu is { } mtu) m.U32(Rtnl.IFLA_MTU, (uint)mtu);
         if (c.MacAddress is not null) m.Attr(Rtnl.IFLA_ADDRESS, ParseMac(c.MacAddress));
+        if (c.Alias is not null) m.StrNoNul(Rtnl.IFLA_IFALIAS, c.Alias);
         if (c.Master is not null)
         {
             var masterIndex = 0;

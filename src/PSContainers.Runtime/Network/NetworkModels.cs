@@ -21,6 +21,8 @@ public sealed class NetworkLink
     /// <summary>Where the link lives: "host", "netns:&lt;name&gt;", "container:&lt;name&gt;" or a namespace path.</summary>
     public string Namespace { get; init; } = "host";
     public string[] Addresses { get; init; } = Array.Empty<string>();
+    /// <summary>The link's alias (ip link set ... alias), kernel-held; null when none is set.</summary>
+    public string? Alias { get; init; }
 
     public override string ToString() => Name;
 }
@@ -86,6 +88,8 @@ public sealed class LinkChanges
     public int? Mtu { get; set; }
     public string? MacAddress { get; set; }
     public bool? Hairpin { get; set; }
+    /// <summary>The alias (IFLA_IFALIAS, at most 255 bytes); "" removes it.</summary>
+    public string? Alias { get; set; }
 }
 
 /// <summary>One neighbour (ARP / NDP) cache entry (ip neigh).</summary>

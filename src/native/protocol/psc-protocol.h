@@ -301,7 +301,6 @@ enum psc_key {
     X(REMOVED, "removed", Removed, "Remove-Container removed it") \
     X(RENAMED, "renamed", Renamed, "Rename-Container renamed it (details: from, to)") \
     X(LIMITS_CHANGED, "limits-changed", LimitsChanged, "Set-ContainerLimit changed its limits") \
-<<<<<<< HEAD
     X(DEVICE_ADDED, "device-added", DeviceAdded, "Add-ContainerDevice gave it a device node (path, destination, rule, persisted) or Add-ContainerNetworkInterface a NIC (interface, type, link, hostName, live, persisted)") \
     X(DEVICE_REMOVED, "device-removed", DeviceRemoved, "Remove-ContainerDevice took a device node out (path, destination, rule, persisted) or Remove-ContainerNetworkInterface a NIC (interface, type, link, hostName, live, persisted)") \
     X(RESTARTED_BY_POLICY, "restarted", RestartedByPolicy, "its supervisor started init again by its restart policy (attempt, delay)") \
