@@ -95,7 +95,9 @@ $rows = foreach ($n in $Count) {
         if ($made -ne $n) { Write-Warning "LXC: $made of $n containers made" }
         $r.LxcStart = Time { foreach ($c in $lnames) { & lxc-start -n $c -P $lxcpath -d } }
         $r.LxcRunning = @(& lxc-ls --running -1 -P $lxcpath).Count
-        $r.LxcLs = (1..3 | ForEach-Object { Time { & lxc-ls --fancy -P $lxcpath } } | Sort-Object)[1]
+        # The median of three, or the one run when that took more than 5 s (it only grows with N).
+        $one = Time { & lxc-ls --fancy -P $lxcpath }
+        $r.LxcLs = if ($one -gt 5000) { $one } else { (@($one) + (1..2 | ForEach-Object { Time { & lxc-ls --fancy -P $lxcpath } }) | Sort-Object)[1] }
         $r.LxcRss = (@(Get-ChildItem /proc -Directory | Where-Object Name -match '^\d+$' | Where-Object {
             try { (Get-Content "/proc/$($_.Name)/cmdline" -Raw -ErrorAction Stop) -match "^\[lxc monitor\] $([regex]::Escape($lxcpath))" } catch { $false } }) |
             ForEach-Object { Kb "/proc/$($_.Name)/status" 'VmRSS' } | Measure-Object -Sum).Sum
