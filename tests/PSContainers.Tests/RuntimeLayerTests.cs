@@ -28,6 +28,7 @@ public sealed class RuntimeLayerTests
         new[] { "Autostart", "Files", "Devices" }, // autostart settings, lxc-autostart's order, the boot unit; files copied into and out of a container; device nodes added live
         new[] { "NetworkHooks", "Hooks" }, // the start hooks that give a container its network; init's prlimits and OOM score
         new[] { "Stats" },           // Measure-Container: usage of many containers, sampled cheaply and often
+        new[] { "Batch" },           // many containers at once: lifecycle operations in parallel under a throttle
         new[] { "Containers" },      // the lifecycle: create, start, stop, remove, one launch path
         new[] { "Events" },          // the store's event journal: records, appends, reads, live follow
         new[] { "Templates" },       // rootfs builders

@@ -54,10 +54,11 @@ public static class StorageBackends
     public static IReadOnlyList<string> DependentClones(ContainerStore store, string name)
     {
         var result = new List<string>();
+        // Every other container's config, on each removal: parsed once and then served from the cache (a stat each).
         foreach (var other in store.ListNames())
         {
             if (other == name) continue;
-            try { if (ConfigLoader.Load(store.ConfigPath(other)).Storage.Origin == name) result.Add(other); }
+            try { if (ConfigCache.Load(store.ConfigPath(other)).Storage.Origin == name) result.Add(other); }
             catch (ContainerException) { }
         }
         return result;

@@ -163,7 +163,8 @@ public sealed class ContainerManager : IContainerLifecycle
         {
             // A config that cannot be read (bad YAML, over the limits, unreadable) leaves the container
             // listable, as Broken with the reason; one that vanished means it was removed meanwhile.
-            try { config = ConfigLoader.Load(Store.ConfigPath(name)); }
+            // Read-only here: the parse is shared with the next listing (ConfigCache).
+            try { config = ConfigCache.Load(Store.ConfigPath(name)); }
             catch (ContainerException ex) when (ex.ErrorId == "ConfigNotFound" || !Store.Exists(name)) { throw NotFound(name); }
             catch (ContainerException ex) { problem = ex.Message; }
             catch (FileNotFoundException) { throw NotFound(name); }

@@ -229,7 +229,7 @@ public sealed class DefaultBridge
         foreach (var container in leases.Select(l => l.Container).Distinct())
         {
             string rootfs;
-            try { rootfs = ConfigLoader.Load(store.ConfigPath(container)).Rootfs ?? store.RootfsPath(container); }
+            try { rootfs = ConfigCache.Load(store.ConfigPath(container)).Rootfs ?? store.RootfsPath(container); }
             catch (Exception ex) when (ex is ContainerException or IOException) { continue; } // removed meanwhile, or a broken config
             var etc = Path.Combine(rootfs, "etc");
             var hosts = Path.Combine(etc, "hosts");

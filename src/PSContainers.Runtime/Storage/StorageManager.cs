@@ -136,7 +136,7 @@ public sealed class StorageManager
     {
         try
         {
-            if (!ConfigLoader.Load(Store.ConfigPath(name)).Storage.Ephemeral) return false;
+            if (!ConfigCache.Load(Store.ConfigPath(name)).Storage.Ephemeral) return false;
             var (state, status) = Manager.Inspect(name);
             if (state.StartedAt is null || status != ContainerStatus.Stopped) return false;
             // A run only root may end (its supervisor outlived init): left to root.

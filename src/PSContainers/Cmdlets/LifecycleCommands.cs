@@ -6,13 +6,13 @@ namespace PSContainers.Cmdlets;
 /// <summary>lxc-start -d: starts the container's init in new namespaces under its own supervisor.</summary>
 [Cmdlet(VerbsLifecycle.Start, "Container", SupportsShouldProcess = true)]
 [OutputType(typeof(ContainerInfo))]
-public sealed class StartContainerCommand : PassThruCmdlet
+public sealed class StartContainerCommand : ThrottledCmdlet
 {
-    protected override void ProcessRecord() => ForEachContainer("Start container", name => Emit(Manager.Start(name)));
+    protected override void ProcessRecord() => ForEachContainer("Start container", (manager, name) => manager.Start(name));
 }
 
 /// <summary>Stop-Container and Restart-Container: how a running container is ended.</summary>
-public abstract class StopCmdlet : PassThruCmdlet
+public abstract class StopCmdlet : ThrottledCmdlet
 {
     /// <summary>Seconds to wait for a clean shutdown before killing (default: the config's stop.timeout).</summary>
     [Parameter]
@@ -32,11 +32,12 @@ public abstract class StopCmdlet : PassThruCmdlet
 public sealed class StopContainerCommand : StopCmdlet
 {
     protected override void ProcessRecord() =>
-        ForEachContainer(Kill ? "Kill container" : "Stop container", name =>
+        ForEachContainer(Kill ? "Kill container" : "Stop container", (manager, name) =>
         {
-            Emit(Manager.Stop(name, Grace, Kill));
+            var info = manager.Stop(name, Grace, Kill);
             // An ephemeral container goes once it stopped (lxc-stop of an lxc-copy -e container).
-            new PSContainers.Runtime.Storage.StorageManager(Manager).ReapEphemeral(name);
+            new PSContainers.Runtime.Storage.StorageManager(manager).ReapEphemeral(name);
+            return info;
         });
 }
 
@@ -46,7 +47,7 @@ public sealed class StopContainerCommand : StopCmdlet
 public sealed class RestartContainerCommand : StopCmdlet
 {
     protected override void ProcessRecord() =>
-        ForEachContainer("Restart container", name => Emit(Manager.Restart(name, Grace, Kill)));
+        ForEachContainer("Restart container", (manager, name) => manager.Restart(name, Grace, Kill));
 }
 
 /// <summary>lxc-destroy: removes the container, its rootfs and cgroups; -Force stops it first.</summary>

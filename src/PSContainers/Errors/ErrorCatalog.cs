@@ -169,6 +169,7 @@ public static class ErrorCatalog
         new("InvalidSize", ErrorCategory.InvalidArgument, "Give a size like 512MB, 2GB or a number of bytes."),
         new("InvalidSshOption", ErrorCategory.InvalidArgument, "Write ssh options as Key=Value, and not ones Move-Container sets itself."),
         new("InvalidSubordinateIdRange", ErrorCategory.InvalidArgument, "Give a count of at least 1 (and -Start when removing by count)."),
+        new("InvalidThrottleLimit", ErrorCategory.InvalidArgument, "Give a -ThrottleLimit of 1 (one container at a time) to 64."),
         new("InvalidUser", ErrorCategory.InvalidArgument, "Give a user name or uid."),
         new("InvalidUsernetFile", ErrorCategory.ParserError, "Fix the usernet file at the line the message gives (lines are: user type bridge count)."),
         new("InvalidVariant", ErrorCategory.InvalidArgument, "Give a debootstrap variant: minbase, buildd or fakechroot."),
