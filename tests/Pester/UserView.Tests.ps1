@@ -115,7 +115,7 @@ Set-CgroupLimit -Name $name -StorePath '$store' -PidsMax 5 -Persist -WhatIf
         It 'completes container names, templates, backends and states on Tab' {
             Complete "Stop-Container -StorePath '$store' psct-uv-" | Should -Contain $name
             Complete "Get-Container -StorePath '$store' -Name psct-u" | Should -Contain $name
-            Complete 'New-Container x -Template ' | Should -Be @('busybox', 'debootstrap')
+            Complete 'New-Container x -Template ' | Should -Be @('busybox', 'debootstrap', 'oci')
             Complete 'New-Container x -Backend ' | Should -Be @('btrfs', 'dir', 'overlay')
             Complete 'Get-Container -State ' | Should -Contain 'Running'
             Complete 'Get-Container -State ' | Should -Contain 'Stopped'
