@@ -60,6 +60,13 @@ public sealed class NetlinkMessage
         return span[..n];
     }
 
+    /// <summary>rtgenmsg: just the family (the namespace id requests).</summary>
+    public NetlinkMessage RtGen(byte family)
+    {
+        Grow(1)[0] = family;
+        return this;
+    }
+
     /// <summary>ifinfomsg: family, type, index, flags, change.</summary>
     public NetlinkMessage IfInfo(int index = 0, uint flags = 0, uint change = 0, byte family = Rtnl.AF_UNSPEC)
     {

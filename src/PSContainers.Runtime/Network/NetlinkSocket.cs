@@ -35,8 +35,12 @@ public sealed unsafe class NetlinkSocket : IDisposable
         _seq = (uint)Environment.TickCount;
     }
 
-    /// <summary>A socket in the calling thread's network namespace.</summary>
-    public static NetlinkSocket Open()
+    /// <summary>
+    /// A socket in the calling thread's network namespace; <paramref name="strict"/> asks the kernel to
+    /// check dump requests strictly (NETLINK_GET_STRICT_CHK), which is how a dump takes filters such as
+    /// IFA_TARGET_NETNSID at all.
+    /// </summary>
+    public static NetlinkSocket Open(bool strict = false)
     {
         int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
         if (fd < 0) throw Failure("open a netlink socket", Errno);
@@ -44,6 +48,7 @@ public sealed unsafe class NetlinkSocket : IDisposable
         {
             int one = 1, size = 1 << 20;
             setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, 4);
+            if (strict && setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, 4) < 0) throw Failure("ask for strict netlink checks", Errno);
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4);
             setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4);
             var addr = new sockaddr_nl { nl_family = AF_NETLINK };
@@ -58,7 +63,7 @@ public sealed unsafe class NetlinkSocket : IDisposable
     }
 
     /// <summary>A socket in the network namespace of <paramref name="nsPath"/> (null: this process's).</summary>
-    public static NetlinkSocket OpenIn(string? nsPath) => nsPath is null ? Open() : NetNsThread.Run(nsPath, Open);
+    public static NetlinkSocket OpenIn(string? nsPath) => nsPath is null ? Open() : NetNsThread.Run(nsPath, () => Open());
 
     private static ContainerException Failure(string what, int errno) =>
         new("NetlinkFailed", ContainerErrorKind.DeviceError, $"Cannot {what}: {Message(errno)}.");
