@@ -149,6 +149,9 @@ int recv_fd(int sock, char *byte, int *fd);
 /* devices.c */
 int cmd_device(const char *file);
 
+/* tree_copy.c */
+int copy_tree(const char *src, const char *dst);
+
 /* userns_tree.c */
 int cmd_userns_tree(const char *file);
 

@@ -1,0 +1,85 @@
+using PSContainers.Tests.Infrastructure;
+
+namespace PSContainers.Tests;
+
+/// <summary>
+/// Copies and snapshots of a real non-root user's container, whose rootfs
+/// belongs to the user's subordinate ids (shifted): files the user itself can neither read (0600 of
+/// the container's root) nor chown. They are copied as root of a user namespace mapping those ids
+/// (psc-helper userns-tree copy).
+/// </summary>
+[Collection("Containers")]
+public sealed class NonRootStorageTests
+{
+    private static string Value(ScriptHost.Result r, string key) =>
+        r.Lines.Where(l => l.StartsWith(key + "=", StringComparison.Ordinal)).Select(l => l[(key.Length + 1)..]).ToArray() is [var v]
+            ? v : throw new Xunit.Sdk.XunitException($"no single {key}= line in:\n{r.StdOut}\n{r.StdErr}");
+
+    // What the container sees of its two test files: owner, group, mode and content.
+    const string Probe = "stat -c %u:%g:%a /home/alice/notes /root/secret; cat /root/secret";
+
+    [Fact]
+    public void NonRootUser_CopiesSnapshotsAndRestores_AShiftedContainer_WithOwnersModesAndCapabilities()
+    {
+        using var user = new TestUser();
+        var name = TestStore.NewName("nrc");
+        var run = user.Run($$"""
+            $c = New-Container {{name}} -WarningAction SilentlyContinue
+            "rootfs=$($c.RootfsPath)"
+            Start-Container {{name}} -WarningAction SilentlyContinue
+            # A file of container uid 1000, a 0600 file of its root (unreadable to the user on the host), a hard link.
+            Invoke-ContainerCommand {{name}} -Command sh,-c,'mkdir -p /home/alice && echo a > /home/alice/notes && chown -R 1000:1000 /home/alice && echo s3cret > /root/secret && chmod 600 /root/secret && ln /root/secret /root/secret.link' | Out-Null
+            Stop-Container {{name}} -Kill
+            Copy-Container {{name}} {{name}}-copy -WarningVariable copyWarning -WarningAction SilentlyContinue | Out-Null
+            "copywarning=$copyWarning"
+            Copy-Container {{name}} {{name}}-clone -Snapshot -WarningAction SilentlyContinue | Out-Null
+            $snap = New-ContainerSnapshot {{name}} -Comment before
+            "snapshot=$($snap.Name)"
+            foreach ($n in '{{name}}-copy', '{{name}}-clone') {
+                Start-Container $n -WarningAction SilentlyContinue
+                "probe-$n=$((Invoke-ContainerCommand $n -Command sh,-c,'{{Probe}}').Output -join ' ')"
+                "links-$n=$((Invoke-ContainerCommand $n -Command stat,-c,%h,/root/secret).Output)"
+                Stop-Container $n -Kill
+            }
+            "copyrootfs=$((Get-Container {{name}}-copy).RootfsPath)"
+            # Change the container, then put the snapshot back.
+            Start-Container {{name}} -WarningAction SilentlyContinue
+            Invoke-ContainerCommand {{name}} -Command sh,-c,'rm /home/alice/notes; echo changed > /root/secret; touch /root/new' | Out-Null
+            Stop-Container {{name}} -Kill
+            Restore-ContainerSnapshot {{name}} $snap.Name
+            Restore-ContainerSnapshot {{name}} $snap.Name -NewName {{name}}-restored | Out-Null
+            foreach ($n in '{{name}}', '{{name}}-restored') {
+                Start-Container $n -WarningAction SilentlyContinue
+                "probe-$n=$((Invoke-ContainerCommand $n -Command sh,-c,'{{Probe}}; ls /root/new 2>&1 | wc -l; ls /root').Output -join ' ')"
+                Stop-Container $n -Kill
+            }
+            Remove-ContainerSnapshot {{name}} $snap.Name
+            "snapshots=$(@(Get-ContainerSnapshot {{name}}).Count)"
+            Get-Container | Remove-Container -Force
+            "left=$(@(Get-Container).Count)"
+            """, timeout: TimeSpan.FromMinutes(5));
+        try
+        {
+            Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+            const string expected = "1000:1000:644 0:0:600 s3cret";
+            Assert.Equal(expected, Value(run, $"probe-{name}-copy"));
+            Assert.Equal(expected, Value(run, $"probe-{name}-clone"));
+            Assert.Equal("2", Value(run, $"links-{name}-copy"));
+            Assert.Contains("keeps /etc/hostname", Value(run, "copywarning"));
+            // On the host the copy belongs to the user's subordinate ids, as the source does.
+            var copyRootfs = Value(run, "copyrootfs");
+            Assert.Equal("snap0", Value(run, "snapshot"));
+            // Restored in place and as a new container: the snapshot's files, and /root/new is gone (ls prints one error line).
+            Assert.StartsWith(expected + " 1 secret secret.link", Value(run, $"probe-{name}"));
+            Assert.StartsWith(expected + " 1 secret secret.link", Value(run, $"probe-{name}-restored"));
+            Assert.Equal("0", Value(run, "snapshots"));
+            Assert.Equal("0", Value(run, "left"));
+            Assert.False(Directory.Exists(copyRootfs));
+            Assert.Empty(user.Processes());
+        }
+        finally
+        {
+            user.Run("Get-Container | Remove-Container -Force");
+        }
+    }
+}
