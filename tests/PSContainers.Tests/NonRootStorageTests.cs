@@ -30,6 +30,12 @@ public sealed class NonRootStorageTests
             # A file of container uid 1000, a 0600 file of its root (unreadable to the user on the host), a hard link.
             Invoke-ContainerCommand {{name}} -Command sh,-c,'mkdir -p /home/alice && echo a > /home/alice/notes && chown -R 1000:1000 /home/alice && echo s3cret > /root/secret && chmod 600 /root/secret && ln /root/secret /root/secret.link' | Out-Null
             Stop-Container {{name}} -Kill
+            """);
+        Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+        // A file capability of the container's root (v3, its root's host id): what setcap inside it writes.
+        var rootfs = Value(run, "rootfs");
+        HostCommand.Run("setcap", "-n", user.UidRange.Start.ToString(), "cap_net_raw+ep", Path.Combine(rootfs, "home/alice/notes"));
+        run = user.Run($$"""
             Copy-Container {{name}} {{name}}-copy -WarningVariable copyWarning -WarningAction SilentlyContinue | Out-Null
             "copywarning=$copyWarning"
             Copy-Container {{name}} {{name}}-clone -Snapshot -WarningAction SilentlyContinue | Out-Null
@@ -42,18 +48,26 @@ public sealed class NonRootStorageTests
                 Stop-Container $n -Kill
             }
             "copyrootfs=$((Get-Container {{name}}-copy).RootfsPath)"
+            "clonerootfs=$((Get-Container {{name}}-clone).RootfsPath)"
+            """, timeout: TimeSpan.FromMinutes(5));
+        Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+        var copied = run;
+        // The capability stays the container root's in both copies (still v3 with the same root id).
+        foreach (var key in new[] { "copyrootfs", "clonerootfs" })
+            Assert.Contains($"cap_net_raw=ep [rootid={user.UidRange.Start}]", HostCommand.Run("getcap", "-n", Path.Combine(Value(run, key), "home/alice/notes")));
+        run = user.Run($$"""
             # Change the container, then put the snapshot back.
             Start-Container {{name}} -WarningAction SilentlyContinue
             Invoke-ContainerCommand {{name}} -Command sh,-c,'rm /home/alice/notes; echo changed > /root/secret; touch /root/new' | Out-Null
             Stop-Container {{name}} -Kill
-            Restore-ContainerSnapshot {{name}} $snap.Name
-            Restore-ContainerSnapshot {{name}} $snap.Name -NewName {{name}}-restored | Out-Null
+            Restore-ContainerSnapshot {{name}} snap0
+            Restore-ContainerSnapshot {{name}} snap0 -NewName {{name}}-restored | Out-Null
             foreach ($n in '{{name}}', '{{name}}-restored') {
                 Start-Container $n -WarningAction SilentlyContinue
                 "probe-$n=$((Invoke-ContainerCommand $n -Command sh,-c,'{{Probe}}; ls /root/new 2>&1 | wc -l; ls /root').Output -join ' ')"
                 Stop-Container $n -Kill
             }
-            Remove-ContainerSnapshot {{name}} $snap.Name
+            Remove-ContainerSnapshot {{name}} snap0
             "snapshots=$(@(Get-ContainerSnapshot {{name}}).Count)"
             Get-Container | Remove-Container -Force
             "left=$(@(Get-Container).Count)"
@@ -62,13 +76,12 @@ public sealed class NonRootStorageTests
         {
             Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
             const string expected = "1000:1000:644 0:0:600 s3cret";
-            Assert.Equal(expected, Value(run, $"probe-{name}-copy"));
-            Assert.Equal(expected, Value(run, $"probe-{name}-clone"));
-            Assert.Equal("2", Value(run, $"links-{name}-copy"));
-            Assert.Contains("keeps /etc/hostname", Value(run, "copywarning"));
-            // On the host the copy belongs to the user's subordinate ids, as the source does.
-            var copyRootfs = Value(run, "copyrootfs");
-            Assert.Equal("snap0", Value(run, "snapshot"));
+            Assert.Equal(expected, Value(copied, $"probe-{name}-copy"));
+            Assert.Equal(expected, Value(copied, $"probe-{name}-clone"));
+            Assert.Equal("2", Value(copied, $"links-{name}-copy"));
+            Assert.Contains("keeps /etc/hostname", Value(copied, "copywarning"));
+            var copyRootfs = Value(copied, "copyrootfs");
+            Assert.Equal("snap0", Value(copied, "snapshot"));
             // Restored in place and as a new container: the snapshot's files, and /root/new is gone (ls prints one error line).
             Assert.StartsWith(expected + " 1 secret secret.link", Value(run, $"probe-{name}"));
             Assert.StartsWith(expected + " 1 secret secret.link", Value(run, $"probe-{name}-restored"));
