@@ -111,14 +111,14 @@ public static class UserNamespace
         var result = PscHelper.RunPausing(spec, direct ? null : (_, child) => WriteMaps(child, treeMap));
         if (result.ExitCode != 0)
         {
-            var (id, what) = operation switch
+            var what = operation switch
             {
-                "shift" => ("RootfsShiftFailed", $"give {path} to"),
-                "copy" => ("RootfsCopyFailed", $"copy {path} to {destination} as"),
-                "rename" => ("RootfsCopyFailed", $"move {path} to {destination} as"),
-                _ => ("RootfsRemoveFailed", $"remove {path} owned by"),
+                "shift" => $"give {path} to",
+                "copy" => $"copy {path} to {destination} as",
+                "rename" => $"move {path} to {destination} as",
+                _ => $"remove {path} owned by",
             };
-            throw new ContainerException(id, ContainerErrorKind.InvalidOperation,
+            throw new ContainerException(operation == "shift" ? "RootfsShiftFailed" : operation == "remove" ? "RootfsRemoveFailed" : "RootfsCopyFailed", ContainerErrorKind.InvalidOperation,
                 $"Could not {what} the container's ids ({map}): " + string.Join(" ", result.Error).Replace("psc-helper: ", "").Trim() +
                 (operation == "copy" ? ". Check the free space and that the source is a container rootfs of this user's (no device nodes)." : ""), path);
         }
