@@ -36,8 +36,7 @@ public sealed class NonRootStorageTests
         var rootfs = Value(run, "rootfs");
         HostCommand.Run("setcap", "-n", user.UidRange.Start.ToString(), "cap_net_raw+ep", Path.Combine(rootfs, "home/alice/notes"));
         run = user.Run($$"""
-            Copy-Container {{name}} {{name}}-copy -WarningVariable copyWarning -WarningAction SilentlyContinue | Out-Null
-            "copywarning=$copyWarning"
+            Copy-Container {{name}} {{name}}-copy | Out-Null
             Copy-Container {{name}} {{name}}-clone -Snapshot -WarningAction SilentlyContinue | Out-Null
             $snap = New-ContainerSnapshot {{name}} -Comment before
             "snapshot=$($snap.Name)"
@@ -45,6 +44,7 @@ public sealed class NonRootStorageTests
                 Start-Container $n -WarningAction SilentlyContinue
                 "probe-$n=$((Invoke-ContainerCommand $n -Command sh,-c,'{{Probe}}').Output -join ' ')"
                 "links-$n=$((Invoke-ContainerCommand $n -Command stat,-c,%h,/root/secret).Output)"
+                "hostname-$n=$((Invoke-ContainerCommand $n -Command cat,/etc/hostname).Output)"
                 Stop-Container $n -Kill
             }
             "copyrootfs=$((Get-Container {{name}}-copy).RootfsPath)"
@@ -65,6 +65,7 @@ public sealed class NonRootStorageTests
             foreach ($n in '{{name}}', '{{name}}-restored') {
                 Start-Container $n -WarningAction SilentlyContinue
                 "probe-$n=$((Invoke-ContainerCommand $n -Command sh,-c,'{{Probe}}; ls /root/new 2>&1 | wc -l; ls /root').Output -join ' ')"
+                "hostname-$n=$((Invoke-ContainerCommand $n -Command cat,/etc/hostname).Output)"
                 Stop-Container $n -Kill
             }
             Remove-ContainerSnapshot {{name}} snap0
@@ -79,12 +80,16 @@ public sealed class NonRootStorageTests
             Assert.Equal(expected, Value(copied, $"probe-{name}-copy"));
             Assert.Equal(expected, Value(copied, $"probe-{name}-clone"));
             Assert.Equal("2", Value(copied, $"links-{name}-copy"));
-            Assert.Contains("keeps /etc/hostname", Value(copied, "copywarning"));
+            // The copies' etc/hostname has their own name (written in the namespace: the user cannot).
+            Assert.Equal($"{name}-copy", Value(copied, $"hostname-{name}-copy"));
+            Assert.Equal($"{name}-clone", Value(copied, $"hostname-{name}-clone"));
             var copyRootfs = Value(copied, "copyrootfs");
             Assert.Equal("snap0", Value(copied, "snapshot"));
             // Restored in place and as a new container: the snapshot's files, and /root/new is gone (ls prints one error line).
             Assert.StartsWith(expected + " 1 secret secret.link", Value(run, $"probe-{name}"));
             Assert.StartsWith(expected + " 1 secret secret.link", Value(run, $"probe-{name}-restored"));
+            Assert.Equal(name, Value(run, $"hostname-{name}"));
+            Assert.Equal($"{name}-restored", Value(run, $"hostname-{name}-restored"));
             Assert.Equal("0", Value(run, "snapshots"));
             Assert.Equal("0", Value(run, "left"));
             Assert.False(Directory.Exists(copyRootfs));

@@ -251,11 +251,12 @@ public sealed class StorageManager
                     var target = backend.Name == "btrfs" ? StorageBackends.Btrfs : StorageBackends.Dir;
                     using var view = config.Rootfs is not null ? new RootfsView(config.Rootfs) : backend.View(sourceDir, config.Storage, Store.TempDirectory);
                     var rootfs = target.CreateRootfs(temp, finalDir, clone.Storage);
-                    RootfsIds.Copy(view.Path, rootfs, config.Rootfs is null ? config.IdMap : null, config.Storage.IsIdmapped, ct);
+                    RootfsIds.Copy(view.Path, rootfs, config.Rootfs is null ? config.IdMap : null, config.Storage.IsIdmapped, ct, (source, newName));
                     clone.Storage.Backend = target.Name;
                     readLayer = writeRoot = rootfs;
                 }
-                if (readLayer.Length > 0) RewriteHostname(readLayer, source, newName, config.Rootfs is null ? config.IdMap : null, config.Storage.IsIdmapped, options.Warning);
+                if (readLayer.Length > 0 && !RootfsIds.OutOfReach(config.Rootfs is null ? config.IdMap : null, config.Storage.IsIdmapped))
+                    HostnameFile.Rewrite(new[] { readLayer }, writeRoot, source, newName);
                 ct.ThrowIfCancellationRequested();
                 info = Commit(temp, newName, clone);
             }
@@ -276,21 +277,6 @@ public sealed class StorageManager
             }
         }
         return info;
-    }
-
-    /// <summary>
-    /// The copy's etc/hostname gets the new name. A non-root user's shifted copy holds it as the
-    /// container's root, which the user cannot write: it keeps the old name, and the warning says so
-    /// (the container's hostname itself is set from its name at every start).
-    /// </summary>
-    private static void RewriteHostname(string root, string oldName, string newName, UserNamespaces.IdMap? map, bool idmapped, Action<string>? warn)
-    {
-        if (!RootfsIds.OutOfReach(map, idmapped)) { HostnameFile.Rewrite(new[] { root }, root, oldName, newName); return; }
-        var file = Path.Combine(root, "etc", "hostname");
-        if (FsNative.TryLstat(file, out var st) && (st.st_mode & 0xF000) == 0x8000 && st.st_size <= 4096)
-            try { if (File.ReadAllText(file).Trim() != oldName) return; } catch (UnauthorizedAccessException) { }
-        else return;
-        warn?.Invoke($"The copy '{newName}' keeps /etc/hostname with '{oldName}': its rootfs belongs to the container's ids, which this user cannot write as. Its hostname is '{newName}' at start; change the file inside it if its programs read it.");
     }
 
     // ---- snapshots --------------------------------------------------------------------------------
@@ -473,12 +459,11 @@ public sealed class StorageManager
                     readLayers = new[] { writeRoot, clone.Storage.Lower! };
                     break;
                 default:
-                    RootfsIds.Copy(Path.Combine(snapshot.Path, "rootfs"), StorageBackends.Rootfs(temp), clone.IdMap, clone.Storage.IsIdmapped, ct);
+                    RootfsIds.Copy(Path.Combine(snapshot.Path, "rootfs"), StorageBackends.Rootfs(temp), clone.IdMap, clone.Storage.IsIdmapped, ct, (name, newName));
                     readLayers = new[] { writeRoot = StorageBackends.Rootfs(temp) };
                     break;
             }
-            if (RootfsIds.OutOfReach(clone.IdMap, clone.Storage.IsIdmapped)) RewriteHostname(writeRoot, name, newName, clone.IdMap, false, null);
-            else HostnameFile.Rewrite(readLayers, writeRoot, name, newName);
+            if (!RootfsIds.OutOfReach(clone.IdMap, clone.Storage.IsIdmapped)) HostnameFile.Rewrite(readLayers, writeRoot, name, newName);
             ct.ThrowIfCancellationRequested();
             return Commit(temp, newName, clone);
         }

@@ -110,10 +110,14 @@ public static class RootfsIds
     /// </summary>
     public static bool OutOfReach(IdMap? map, bool idmapped) => map is not null && !idmapped && !Host.HostContext.Current.IsRoot;
 
-    /// <summary>Copies a rootfs tree (or an overlay upper layer) the way its ids allow: see <see cref="OutOfReach"/>.</summary>
-    public static void Copy(string source, string destination, IdMap? map, bool idmapped, CancellationToken ct = default)
+    /// <summary>
+    /// Copies a rootfs tree (or an overlay upper layer) the way its ids allow: see <see cref="OutOfReach"/>.
+    /// Out of reach, <paramref name="names"/> renames the copy's etc/hostname there too (the caller cannot
+    /// write it); otherwise that is the caller's to do (HostnameFile).
+    /// </summary>
+    public static void Copy(string source, string destination, IdMap? map, bool idmapped, CancellationToken ct = default, (string Old, string New)? names = null)
     {
-        if (OutOfReach(map, idmapped)) UserNamespace.CopyTree(source, destination, map!);
+        if (OutOfReach(map, idmapped)) UserNamespace.CopyTree(source, destination, map!, names);
         else Filesystem.TreeCopier.Copy(source, destination, ct);
     }
 

@@ -101,7 +101,8 @@ static int copy_entry(int sdir, int ddir, const char *name, char *rel, size_t rl
         if ((dfd = openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) { rc = fail("create the copy of %s", rel); goto out; }
         if ((rc = copy_data(sfd, dfd, st.st_size, rel)) == 0) rc = finish_fd(sfd, dfd, &st, rel);
     } else if (S_ISLNK(st.st_mode)) {
-        char target[PATH_MAX];
+        /* Static: a frame per directory level, and a hostile tree can be deep. */
+        static char target[PATH_MAX];
         ssize_t n = readlinkat(sdir, name, target, sizeof target - 1);
         if (n < 0) { rc = fail("read link %s", rel); goto out; }
         target[n] = '\0';
@@ -158,5 +159,31 @@ int copy_tree(const char *src, const char *dst) {
     if (rc == 0) rc = finish_fd(sfd, dfd, &st, dst);
     close(sfd);
     close(dfd);
+    return rc;
+}
+
+/* The copy of a container under a new name: its etc/hostname, if it holds old_name, gets new_name
+ * (as HostnameFile does for root's copies). Resolved inside the copy, never through a symlink. */
+int rewrite_hostname(const char *root, const char *old_name, const char *new_name) {
+    int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) return fail("open %s", root);
+    struct open_how how = { .flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    int fd = (int)syscall(SYS_openat2, rootfd, "etc/hostname", &how, sizeof how);
+    close(rootfd);
+    if (fd < 0) return 0; /* none, or not a file to write: nothing to rename */
+    struct stat st;
+    char text[4097];
+    ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= 4096 ? pread(fd, text, sizeof text - 1, 0) : -1;
+    int rc = 0;
+    if (n >= 0) {
+        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ' || text[n - 1] == '\t' || text[n - 1] == '\r')) n--;
+        text[n] = '\0';
+        if (!strcmp(text, old_name)) {
+            size_t len = strlen(new_name);
+            if (ftruncate(fd, 0) < 0 || pwrite(fd, new_name, len, 0) != (ssize_t)len || pwrite(fd, "\n", 1, (off_t)len) != 1)
+                rc = fail("write %s/etc/hostname", root);
+        }
+    }
+    close(fd);
     return rc;
 }

@@ -86,10 +86,11 @@ static int apply_owners(const char *root, const char *list) {
 int cmd_userns_tree(const char *file) {
     struct spec s;
     read_spec(&s, PSC_CMD_USERNS_TREE, file);
-    /* copy: args copy SOURCE DESTINATION (tree_copy.c); rename: args rename FROM TO, a directory the
+    /* copy: args copy SOURCE DESTINATION [OLD-NAME NEW-NAME] (tree_copy.c: with names, the copy's
+     * etc/hostname holding OLD-NAME gets NEW-NAME); rename: args rename FROM TO, a directory the
      * container's ids own moved to another parent (which needs write access to it: a snapshot's
      * restore swaps rootfs trees). The others take one path. */
-    int copy = s.n_args == 3 && !strcmp(s.args[0], "copy");
+    int copy = (s.n_args == 3 || s.n_args == 5) && !strcmp(s.args[0], "copy");
     int move = s.n_args == 3 && !strcmp(s.args[0], "rename");
     if ((s.n_args != 2 && !copy && !move) || s.args[1][0] != '/' || ((copy || move) && s.args[2][0] != '/'))
         die("userns-tree: needs arg shift|remove and an absolute path, or copy|rename and two absolute paths");
@@ -117,8 +118,10 @@ int cmd_userns_tree(const char *file) {
         tree_caller_id = s.caller_id;
         tree_caller_count = s.caller_count ? s.caller_count : 1;
         if (probe || idmount) _exit(rc == 0 ? 0 : 1);
-        if (rc == 0 && copy) rc = copy_tree(s.args[1], s.args[2]);
-        else if (rc == 0 && move) rc = renameat2(AT_FDCWD, s.args[1], AT_FDCWD, s.args[2], RENAME_NOREPLACE) < 0 ? fail("rename %s to %s", s.args[1], s.args[2]) : 0;
+        if (rc == 0 && copy) {
+            rc = copy_tree(s.args[1], s.args[2]);
+            if (rc == 0 && s.n_args == 5) rc = rewrite_hostname(s.args[2], s.args[3], s.args[4]);
+        } else if (rc == 0 && move) rc = renameat2(AT_FDCWD, s.args[1], AT_FDCWD, s.args[2], RENAME_NOREPLACE) < 0 ? fail("rename %s to %s", s.args[1], s.args[2]) : 0;
         else if (rc == 0) rc = nftw(s.args[1], shift ? shift_entry : remove_entry, 64, FTW_PHYS | FTW_MOUNT | (shift ? 0 : FTW_DEPTH));
         if (rc != 0 && !copy && !move && !tree_error_path && errno) fail("walk %s", s.args[1]);
         if (rc == 0 && shift && s.owners) rc = apply_owners(s.args[1], s.owners);
