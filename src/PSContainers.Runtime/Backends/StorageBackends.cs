@@ -28,10 +28,10 @@ public interface IStorageBackend
     /// (which is renamed to <paramref name="finalDir"/> when complete); returns the directory to fill.</summary>
     string CreateRootfs(string containerDir, string finalDir, StorageConfig storage);
     /// <summary>Saves the current state of the (stopped) container's rootfs in <paramref name="snapshotDir"/>.</summary>
-    void Snapshot(string containerDir, StorageConfig storage, string snapshotDir, CancellationToken ct);
+    void Snapshot(string containerDir, StorageConfig storage, string snapshotDir, CancellationToken ct, UserNamespaces.IdMap? idMap = null);
     /// <summary>Makes <paramref name="stagingDir"/> (inside the container directory) hold the rootfs state
     /// saved in <paramref name="snapshotDir"/>, as the parts <see cref="SwapIn"/> puts in place.</summary>
-    void StageRestore(string snapshotDir, StorageConfig storage, string stagingDir, CancellationToken ct);
+    void StageRestore(string snapshotDir, StorageConfig storage, string stagingDir, CancellationToken ct, UserNamespaces.IdMap? idMap = null);
     /// <summary>The parts of the container directory a restore replaces (rootfs, or overlay/upper).</summary>
     IReadOnlyList<string> RestoredParts { get; }
     /// <summary>A read-only host view of the stopped container's root filesystem.</summary>
@@ -124,11 +124,11 @@ internal sealed class DirBackend : IStorageBackend
         return rootfs;
     }
 
-    public void Snapshot(string containerDir, StorageConfig storage, string snapshotDir, CancellationToken ct) =>
-        TreeCopier.Copy(StorageBackends.Rootfs(containerDir), Path.Combine(snapshotDir, "rootfs"), ct);
+    public void Snapshot(string containerDir, StorageConfig storage, string snapshotDir, CancellationToken ct, UserNamespaces.IdMap? idMap = null) =>
+        UserNamespaces.RootfsIds.Copy(StorageBackends.Rootfs(containerDir), Path.Combine(snapshotDir, "rootfs"), idMap, storage.IsIdmapped, ct);
 
-    public void StageRestore(string snapshotDir, StorageConfig storage, string stagingDir, CancellationToken ct) =>
-        TreeCopier.Copy(Path.Combine(snapshotDir, "rootfs"), Path.Combine(stagingDir, "rootfs"), ct);
+    public void StageRestore(string snapshotDir, StorageConfig storage, string stagingDir, CancellationToken ct, UserNamespaces.IdMap? idMap = null) =>
+        UserNamespaces.RootfsIds.Copy(Path.Combine(snapshotDir, "rootfs"), Path.Combine(stagingDir, "rootfs"), idMap, storage.IsIdmapped, ct);
 
     public RootfsView View(string containerDir, StorageConfig storage, string scratchDirectory) => new(StorageBackends.Rootfs(containerDir));
 
@@ -150,10 +150,10 @@ internal sealed class BtrfsBackend : IStorageBackend
         return rootfs;
     }
 
-    public void Snapshot(string containerDir, StorageConfig storage, string snapshotDir, CancellationToken ct) =>
+    public void Snapshot(string containerDir, StorageConfig storage, string snapshotDir, CancellationToken ct, UserNamespaces.IdMap? idMap = null) =>
         FsNative.BtrfsSnapshot(StorageBackends.Rootfs(containerDir), Path.Combine(snapshotDir, "rootfs"), readOnly: true);
 
-    public void StageRestore(string snapshotDir, StorageConfig storage, string stagingDir, CancellationToken ct) =>
+    public void StageRestore(string snapshotDir, StorageConfig storage, string stagingDir, CancellationToken ct, UserNamespaces.IdMap? idMap = null) =>
         FsNative.BtrfsSnapshot(Path.Combine(snapshotDir, "rootfs"), Path.Combine(stagingDir, "rootfs"), readOnly: false);
 
     public RootfsView View(string containerDir, StorageConfig storage, string scratchDirectory) => new(StorageBackends.Rootfs(containerDir));
@@ -200,10 +200,10 @@ internal sealed class OverlayBackend : IStorageBackend
         storage.Lower ?? throw new ContainerException("OverlayLowerMissing", ContainerErrorKind.InvalidData,
             $"The overlay container in {containerDir} has no storage.lower in its config. Add the lower layer's path to config.yaml.", containerDir);
 
-    public void Snapshot(string containerDir, StorageConfig storage, string snapshotDir, CancellationToken ct) =>
+    public void Snapshot(string containerDir, StorageConfig storage, string snapshotDir, CancellationToken ct, UserNamespaces.IdMap? idMap = null) =>
         TreeCopier.Copy(Upper(containerDir), Path.Combine(snapshotDir, "upper"), ct);
 
-    public void StageRestore(string snapshotDir, StorageConfig storage, string stagingDir, CancellationToken ct)
+    public void StageRestore(string snapshotDir, StorageConfig storage, string stagingDir, CancellationToken ct, UserNamespaces.IdMap? idMap = null)
     {
         TreeCopier.Copy(Path.Combine(snapshotDir, "upper"), Path.Combine(stagingDir, "overlay", "upper"), ct);
         Directory.CreateDirectory(Path.Combine(stagingDir, "overlay", "work"));

@@ -5,6 +5,7 @@ using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
 using PSContainers.Runtime.Filesystem;
 using PSContainers.Runtime.Backends;
+using PSContainers.Runtime.UserNamespaces;
 
 namespace PSContainers.Runtime.Storage;
 
@@ -250,17 +251,18 @@ public sealed class StorageManager
                     var target = backend.Name == "btrfs" ? StorageBackends.Btrfs : StorageBackends.Dir;
                     using var view = config.Rootfs is not null ? new RootfsView(config.Rootfs) : backend.View(sourceDir, config.Storage, Store.TempDirectory);
                     var rootfs = target.CreateRootfs(temp, finalDir, clone.Storage);
-                    TreeCopier.Copy(view.Path, rootfs, ct);
+                    RootfsIds.Copy(view.Path, rootfs, config.Rootfs is null ? config.IdMap : null, config.Storage.IsIdmapped, ct, (source, newName));
                     clone.Storage.Backend = target.Name;
                     readLayer = writeRoot = rootfs;
                 }
-                if (readLayer.Length > 0) HostnameFile.Rewrite(new[] { readLayer }, writeRoot, source, newName);
+                if (readLayer.Length > 0 && !RootfsIds.OutOfReach(config.Rootfs is null ? config.IdMap : null, config.Storage.IsIdmapped))
+                    HostnameFile.Rewrite(new[] { readLayer }, writeRoot, source, newName);
                 ct.ThrowIfCancellationRequested();
                 info = Commit(temp, newName, clone);
             }
             catch
             {
-                FsNative.DeleteTree(temp);
+                RootfsIds.Delete(temp, config.IdMap, config.Storage.IsIdmapped);
                 if (allocated) Ranges.Free(newName);
                 throw;
             }
@@ -343,7 +345,7 @@ public sealed class StorageManager
         Directory.CreateDirectory(temp);
         try
         {
-            backend.Snapshot(Store.ContainerDirectory(name), config.Storage, temp, ct);
+            backend.Snapshot(Store.ContainerDirectory(name), config.Storage, temp, ct, config.IdMap);
             File.Copy(Store.ConfigPath(name), Path.Combine(temp, "config.yaml"));
             var record = new SnapshotRecord { Comment = comment, Created = DateTimeOffset.Now, Backend = backend.Name };
             File.WriteAllText(Path.Combine(temp, SnapshotMeta), JsonSerializer.Serialize(record, JsonOptions));
@@ -352,7 +354,7 @@ public sealed class StorageManager
         }
         catch
         {
-            FsNative.DeleteTree(temp);
+            RootfsIds.Delete(temp, config.IdMap, config.Storage.IsIdmapped);
             throw;
         }
         return FindSnapshot(name, snapshotName);
@@ -363,9 +365,10 @@ public sealed class StorageManager
         RequireExists(name);
         using var _ = Store.Lock(name);
         var snapshot = FindSnapshot(name, snapshotName);
+        var config = LoadConfig(name);
         var trash = Path.Combine(SnapshotsDirectory(name), $".trash-{Guid.NewGuid():N}");
         Directory.Move(snapshot.Path, trash);
-        FsNative.DeleteTree(trash);
+        RootfsIds.Delete(trash, config.IdMap, config.Storage.IsIdmapped);
     }
 
     /// <summary>Puts the snapshot's rootfs back in the stopped container (parts swapped by rename), or makes a new container from it.</summary>
@@ -385,7 +388,7 @@ public sealed class StorageManager
         var moved = new List<string>();
         try
         {
-            backend.StageRestore(snapshot.Path, config.Storage, staging, ct);
+            backend.StageRestore(snapshot.Path, config.Storage, staging, ct, config.IdMap);
             ct.ThrowIfCancellationRequested();
             // Swap part by part; on a failure the parts already swapped are put back.
             foreach (var part in backend.RestoredParts)
@@ -393,9 +396,9 @@ public sealed class StorageManager
                 var current = Path.Combine(containerDir, part);
                 var saved = Path.Combine(old, part);
                 Directory.CreateDirectory(Path.GetDirectoryName(saved)!);
-                if (Directory.Exists(current)) Directory.Move(current, saved);
+                if (Directory.Exists(current)) RootfsIds.Move(current, saved, config.IdMap, config.Storage.IsIdmapped);
                 moved.Add(part);
-                Directory.Move(Path.Combine(staging, part), current);
+                RootfsIds.Move(Path.Combine(staging, part), current, config.IdMap, config.Storage.IsIdmapped);
             }
             // The snapshot's config, but storage (paths of this container) as it is now.
             var restored = ConfigLoader.Load(Path.Combine(snapshot.Path, "config.yaml"));
@@ -410,16 +413,16 @@ public sealed class StorageManager
                 var saved = Path.Combine(old, part);
                 if (Directory.Exists(saved))
                 {
-                    if (Directory.Exists(current)) FsNative.DeleteTree(current);
-                    Directory.Move(saved, current);
+                    if (Directory.Exists(current)) RootfsIds.Delete(current, config.IdMap, config.Storage.IsIdmapped);
+                    RootfsIds.Move(saved, current, config.IdMap, config.Storage.IsIdmapped);
                 }
             }
-            FsNative.DeleteTree(staging);
-            FsNative.DeleteTree(old);
+            RootfsIds.Delete(staging, config.IdMap, config.Storage.IsIdmapped);
+            RootfsIds.Delete(old, config.IdMap, config.Storage.IsIdmapped);
             throw;
         }
-        FsNative.DeleteTree(staging);
-        FsNative.DeleteTree(old);
+        RootfsIds.Delete(staging, config.IdMap, config.Storage.IsIdmapped);
+        RootfsIds.Delete(old, config.IdMap, config.Storage.IsIdmapped);
         return Manager.Get(name);
     }
 
@@ -456,17 +459,17 @@ public sealed class StorageManager
                     readLayers = new[] { writeRoot, clone.Storage.Lower! };
                     break;
                 default:
-                    TreeCopier.Copy(Path.Combine(snapshot.Path, "rootfs"), StorageBackends.Rootfs(temp), ct);
+                    RootfsIds.Copy(Path.Combine(snapshot.Path, "rootfs"), StorageBackends.Rootfs(temp), clone.IdMap, clone.Storage.IsIdmapped, ct, (name, newName));
                     readLayers = new[] { writeRoot = StorageBackends.Rootfs(temp) };
                     break;
             }
-            HostnameFile.Rewrite(readLayers, writeRoot, name, newName);
+            if (!RootfsIds.OutOfReach(clone.IdMap, clone.Storage.IsIdmapped)) HostnameFile.Rewrite(readLayers, writeRoot, name, newName);
             ct.ThrowIfCancellationRequested();
             return Commit(temp, newName, clone);
         }
         catch
         {
-            FsNative.DeleteTree(temp);
+            RootfsIds.Delete(temp, clone.IdMap, clone.Storage.IsIdmapped);
             throw;
         }
     }

@@ -102,6 +102,39 @@ public static class RootfsIds
                 $"Could not mount {path} idmapped onto the container's ids ({map}): {string.Join(" ", result.Error).Replace("psc-helper: ", "").Trim()}.", path);
     }
 
+    /// <summary>
+    /// Whether a tree with these ids is out of the caller's own reach: a non-root caller's shifted tree
+    /// belongs to its subordinate ids, whose 0600 files and 0700 directories it cannot read, and whose
+    /// files it can neither chown nor delete. Such a tree is copied, moved and removed as root of a
+    /// user namespace mapping them (<see cref="UserNamespace"/>).
+    /// </summary>
+    public static bool OutOfReach(IdMap? map, bool idmapped) => map is not null && !idmapped && !Host.HostContext.Current.IsRoot;
+
+    /// <summary>
+    /// Copies a rootfs tree (or an overlay upper layer) the way its ids allow: see <see cref="OutOfReach"/>.
+    /// Out of reach, <paramref name="names"/> renames the copy's etc/hostname there too (the caller cannot
+    /// write it); otherwise that is the caller's to do (HostnameFile).
+    /// </summary>
+    public static void Copy(string source, string destination, IdMap? map, bool idmapped, CancellationToken ct = default, (string Old, string New)? names = null)
+    {
+        if (OutOfReach(map, idmapped)) UserNamespace.CopyTree(source, destination, map!, names);
+        else Filesystem.TreeCopier.Copy(source, destination, ct);
+    }
+
+    /// <summary>Deletes a tree (nothing when it does not exist) the way its ids allow: see <see cref="OutOfReach"/>.</summary>
+    public static void Delete(string path, IdMap? map, bool idmapped)
+    {
+        if (OutOfReach(map, idmapped)) UserNamespace.DeleteTree(path, map!);
+        else Filesystem.FsNative.DeleteTree(path);
+    }
+
+    /// <summary>Moves a directory to another parent the way its ids allow (a directory moved between parents must be writable to its mover).</summary>
+    public static void Move(string source, string destination, IdMap? map, bool idmapped)
+    {
+        if (OutOfReach(map, idmapped)) UserNamespace.MoveTree(source, destination, map!);
+        else Directory.Move(source, destination);
+    }
+
     private static string? Probe(string path, IdMap map)
     {
         var spec = new UsernsTreeSpec

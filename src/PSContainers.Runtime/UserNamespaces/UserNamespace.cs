@@ -70,7 +70,19 @@ public static class UserNamespace
         RunTree("remove", path, map, null);
     }
 
-    private static void RunTree(string operation, string path, IdMap map, string? ownersFile)
+    /// <summary>
+    /// Copies a tree owned by the container's ids (a non-root user's shifted rootfs, which that user
+    /// can neither read whole nor chown) to <paramref name="destination"/> (which must not exist or be empty) with
+    /// the same owners, modes, xattrs, hard links and times, as root of a namespace mapping them.
+    /// </summary>
+    /// <param name="names">A copy under a new name: its etc/hostname holding the old name gets the new one.</param>
+    public static void CopyTree(string source, string destination, IdMap map, (string Old, string New)? names = null) =>
+        RunTree("copy", source, map, null, destination, names);
+
+    /// <summary>Moves a directory the container's ids own to another parent (<paramref name="destination"/> must not exist).</summary>
+    public static void MoveTree(string source, string destination, IdMap map) => RunTree("rename", source, map, null, destination);
+
+    private static void RunTree(string operation, string path, IdMap map, string? ownersFile, string? destination = null, (string Old, string New)? names = null)
     {
         // The caller's own ids are mapped too, just above the container's, so that what the caller
         // owns is visible (and changeable) in there. Root maps host ids 0.. instead (as many as the
@@ -88,6 +100,8 @@ public static class UserNamespace
         var spec = new UsernsTreeSpec();
         spec.Command.Add(operation);
         spec.Command.Add(Path.GetFullPath(path));
+        if (destination is not null) spec.Command.Add(Path.GetFullPath(destination));
+        if (names is { } n) { spec.Command.Add(n.Old); spec.Command.Add(n.New); }
         spec.CallerId = uidInside == gidInside ? uidInside : throw new ContainerException("InvalidIdMap", ContainerErrorKind.InvalidArgument,
             $"The id map {map} maps different numbers of uids and gids; rootfs ownership can only be shifted for maps whose uid and gid ranges end at the same container id.");
         spec.OwnersFile = ownersFile;
@@ -99,8 +113,17 @@ public static class UserNamespace
         }
         var result = PscHelper.RunPausing(spec, direct ? null : (_, child) => WriteMaps(child, treeMap));
         if (result.ExitCode != 0)
-            throw new ContainerException(operation == "shift" ? "RootfsShiftFailed" : "RootfsRemoveFailed", ContainerErrorKind.InvalidOperation,
-                $"Could not {(operation == "shift" ? "give" : "remove")} {path} {(operation == "shift" ? "to" : "owned by")} the container's ids ({map}): " +
-                string.Join(" ", result.Error).Replace("psc-helper: ", "").Trim(), path);
+        {
+            var what = operation switch
+            {
+                "shift" => $"give {path} to",
+                "copy" => $"copy {path} to {destination} as",
+                "rename" => $"move {path} to {destination} as",
+                _ => $"remove {path} owned by",
+            };
+            throw new ContainerException(operation == "shift" ? "RootfsShiftFailed" : operation == "remove" ? "RootfsRemoveFailed" : "RootfsCopyFailed", ContainerErrorKind.InvalidOperation,
+                $"Could not {what} the container's ids ({map}): " + string.Join(" ", result.Error).Replace("psc-helper: ", "").Trim() +
+                (operation == "copy" ? ". Check the free space and that the source is a container rootfs of this user's (no device nodes)." : ""), path);
+        }
     }
 }

@@ -157,6 +157,10 @@ int recv_fd(int sock, char *byte, int *fd);
 /* devices.c */
 int cmd_device(const char *file);
 
+/* tree_copy.c */
+int copy_tree(const char *src, const char *dst);
+int rewrite_hostname(const char *root, const char *old_name, const char *new_name);
+
 /* userns_tree.c */
 int cmd_userns_tree(const char *file);
 

@@ -1,5 +1,5 @@
 /*
- * psc-helper userns-tree: a tree operation (shift ownership, remove) run as root of a user namespace
+ * psc-helper userns-tree: a tree operation (shift ownership, remove, copy) run as root of a user namespace
  * that maps a container's ids, which is how a non-root user owns files as its subordinate ids.
  */
 #include "helper.h"
@@ -86,7 +86,14 @@ static int apply_owners(const char *root, const char *list) {
 int cmd_userns_tree(const char *file) {
     struct spec s;
     read_spec(&s, PSC_CMD_USERNS_TREE, file);
-    if (s.n_args != 2 || s.args[1][0] != '/') die("userns-tree: needs arg shift|remove and an absolute path");
+    /* copy: args copy SOURCE DESTINATION [OLD-NAME NEW-NAME] (tree_copy.c: with names, the copy's
+     * etc/hostname holding OLD-NAME gets NEW-NAME); rename: args rename FROM TO, a directory the
+     * container's ids own moved to another parent (which needs write access to it: a snapshot's
+     * restore swaps rootfs trees). The others take one path. */
+    int copy = (s.n_args == 3 || s.n_args == 5) && !strcmp(s.args[0], "copy");
+    int move = s.n_args == 3 && !strcmp(s.args[0], "rename");
+    if ((s.n_args != 2 && !copy && !move) || s.args[1][0] != '/' || ((copy || move) && s.args[2][0] != '/'))
+        die("userns-tree: needs arg shift|remove and an absolute path, or copy|rename and two absolute paths");
     int shift = !strcmp(s.args[0], "shift");
     /* idmap-probe: can a mount of this path be idmapped onto the namespace (root only: see idmap.c)?
      * Nothing is walked or changed; exit 3 with the kernel's reason when it cannot. */
@@ -97,7 +104,7 @@ int cmd_userns_tree(const char *file) {
      * The caller unmounts it. */
     int idmount = !strcmp(s.args[0], "idmap-mount");
     if ((probe || idmount) && !s.uid_map) die("userns-tree %s: only root idmaps mounts (give uidmap)", s.args[0]);
-    if (!shift && !probe && !idmount && strcmp(s.args[0], "remove")) die("userns-tree: unknown operation '%s'", s.args[0]);
+    if (!shift && !probe && !idmount && !copy && !move && strcmp(s.args[0], "remove")) die("userns-tree: unknown operation '%s'", s.args[0]);
     int sync_pipe[2], err_pipe[2];
     if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
     pid_t child = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL);
@@ -111,8 +118,12 @@ int cmd_userns_tree(const char *file) {
         tree_caller_id = s.caller_id;
         tree_caller_count = s.caller_count ? s.caller_count : 1;
         if (probe || idmount) _exit(rc == 0 ? 0 : 1);
-        if (rc == 0) rc = nftw(s.args[1], shift ? shift_entry : remove_entry, 64, FTW_PHYS | FTW_MOUNT | (shift ? 0 : FTW_DEPTH));
-        if (rc != 0 && !tree_error_path && errno) fail("walk %s", s.args[1]);
+        if (rc == 0 && copy) {
+            rc = copy_tree(s.args[1], s.args[2]);
+            if (rc == 0 && s.n_args == 5) rc = rewrite_hostname(s.args[2], s.args[3], s.args[4]);
+        } else if (rc == 0 && move) rc = renameat2(AT_FDCWD, s.args[1], AT_FDCWD, s.args[2], RENAME_NOREPLACE) < 0 ? fail("rename %s to %s", s.args[1], s.args[2]) : 0;
+        else if (rc == 0) rc = nftw(s.args[1], shift ? shift_entry : remove_entry, 64, FTW_PHYS | FTW_MOUNT | (shift ? 0 : FTW_DEPTH));
+        if (rc != 0 && !copy && !move && !tree_error_path && errno) fail("walk %s", s.args[1]);
         if (rc == 0 && shift && s.owners) rc = apply_owners(s.args[1], s.owners);
         if (rc != 0) write_all(err_pipe[1], errbuf, strlen(errbuf));
         _exit(rc == 0 ? 0 : 1);

@@ -1,0 +1,103 @@
+using PSContainers.Tests.Infrastructure;
+
+namespace PSContainers.Tests;
+
+/// <summary>
+/// Copies and snapshots of a real non-root user's container, whose rootfs
+/// belongs to the user's subordinate ids (shifted): files the user itself can neither read (0600 of
+/// the container's root) nor chown. They are copied as root of a user namespace mapping those ids
+/// (psc-helper userns-tree copy).
+/// </summary>
+[Collection("Containers")]
+public sealed class NonRootStorageTests
+{
+    private static string Value(ScriptHost.Result r, string key) =>
+        r.Lines.Where(l => l.StartsWith(key + "=", StringComparison.Ordinal)).Select(l => l[(key.Length + 1)..]).ToArray() is [var v]
+            ? v : throw new Xunit.Sdk.XunitException($"no single {key}= line in:\n{r.StdOut}\n{r.StdErr}");
+
+    // What the container sees of its two test files: owner, group, mode and content.
+    const string Probe = "stat -c %u:%g:%a /home/alice/notes /root/secret; cat /root/secret";
+
+    [Fact]
+    public void NonRootUser_CopiesSnapshotsAndRestores_AShiftedContainer_WithOwnersModesAndCapabilities()
+    {
+        using var user = new TestUser();
+        var name = TestStore.NewName("nrc");
+        var run = user.Run($$"""
+            $c = New-Container {{name}} -WarningAction SilentlyContinue
+            "rootfs=$($c.RootfsPath)"
+            Start-Container {{name}} -WarningAction SilentlyContinue
+            # A file of container uid 1000, a 0600 file of its root (unreadable to the user on the host), a hard link.
+            Invoke-ContainerCommand {{name}} -Command sh,-c,'mkdir -p /home/alice && echo a > /home/alice/notes && chown -R 1000:1000 /home/alice && echo s3cret > /root/secret && chmod 600 /root/secret && ln /root/secret /root/secret.link' | Out-Null
+            Stop-Container {{name}} -Kill
+            """);
+        Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+        // A file capability of the container's root (v3, its root's host id): what setcap inside it writes.
+        var rootfs = Value(run, "rootfs");
+        HostCommand.Run("setcap", "-n", user.UidRange.Start.ToString(), "cap_net_raw+ep", Path.Combine(rootfs, "home/alice/notes"));
+        run = user.Run($$"""
+            Copy-Container {{name}} {{name}}-copy | Out-Null
+            Copy-Container {{name}} {{name}}-clone -Snapshot -WarningAction SilentlyContinue | Out-Null
+            $snap = New-ContainerSnapshot {{name}} -Comment before
+            "snapshot=$($snap.Name)"
+            foreach ($n in '{{name}}-copy', '{{name}}-clone') {
+                Start-Container $n -WarningAction SilentlyContinue
+                "probe-$n=$((Invoke-ContainerCommand $n -Command sh,-c,'{{Probe}}').Output -join ' ')"
+                "links-$n=$((Invoke-ContainerCommand $n -Command stat,-c,%h,/root/secret).Output)"
+                "hostname-$n=$((Invoke-ContainerCommand $n -Command cat,/etc/hostname).Output)"
+                Stop-Container $n -Kill
+            }
+            "copyrootfs=$((Get-Container {{name}}-copy).RootfsPath)"
+            "clonerootfs=$((Get-Container {{name}}-clone).RootfsPath)"
+            """, timeout: TimeSpan.FromMinutes(5));
+        Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+        var copied = run;
+        // The capability stays the container root's in both copies (still v3 with the same root id).
+        foreach (var key in new[] { "copyrootfs", "clonerootfs" })
+            Assert.Contains($"cap_net_raw=ep [rootid={user.UidRange.Start}]", HostCommand.Run("getcap", "-n", Path.Combine(Value(run, key), "home/alice/notes")));
+        run = user.Run($$"""
+            # Change the container, then put the snapshot back.
+            Start-Container {{name}} -WarningAction SilentlyContinue
+            Invoke-ContainerCommand {{name}} -Command sh,-c,'rm /home/alice/notes; echo changed > /root/secret; touch /root/new' | Out-Null
+            Stop-Container {{name}} -Kill
+            Restore-ContainerSnapshot {{name}} snap0
+            Restore-ContainerSnapshot {{name}} snap0 -NewName {{name}}-restored | Out-Null
+            foreach ($n in '{{name}}', '{{name}}-restored') {
+                Start-Container $n -WarningAction SilentlyContinue
+                "probe-$n=$((Invoke-ContainerCommand $n -Command sh,-c,'{{Probe}}; ls /root/new 2>&1 | wc -l; ls /root').Output -join ' ')"
+                "hostname-$n=$((Invoke-ContainerCommand $n -Command cat,/etc/hostname).Output)"
+                Stop-Container $n -Kill
+            }
+            Remove-ContainerSnapshot {{name}} snap0
+            "snapshots=$(@(Get-ContainerSnapshot {{name}}).Count)"
+            Get-Container | Remove-Container -Force
+            "left=$(@(Get-Container).Count)"
+            """, timeout: TimeSpan.FromMinutes(5));
+        try
+        {
+            Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+            const string expected = "1000:1000:644 0:0:600 s3cret";
+            Assert.Equal(expected, Value(copied, $"probe-{name}-copy"));
+            Assert.Equal(expected, Value(copied, $"probe-{name}-clone"));
+            Assert.Equal("2", Value(copied, $"links-{name}-copy"));
+            // The copies' etc/hostname has their own name (written in the namespace: the user cannot).
+            Assert.Equal($"{name}-copy", Value(copied, $"hostname-{name}-copy"));
+            Assert.Equal($"{name}-clone", Value(copied, $"hostname-{name}-clone"));
+            var copyRootfs = Value(copied, "copyrootfs");
+            Assert.Equal("snap0", Value(copied, "snapshot"));
+            // Restored in place and as a new container: the snapshot's files, and /root/new is gone (ls prints one error line).
+            Assert.StartsWith(expected + " 1 secret secret.link", Value(run, $"probe-{name}"));
+            Assert.StartsWith(expected + " 1 secret secret.link", Value(run, $"probe-{name}-restored"));
+            Assert.Equal(name, Value(run, $"hostname-{name}"));
+            Assert.Equal($"{name}-restored", Value(run, $"hostname-{name}-restored"));
+            Assert.Equal("0", Value(run, "snapshots"));
+            Assert.Equal("0", Value(run, "left"));
+            Assert.False(Directory.Exists(copyRootfs));
+            Assert.Empty(user.Processes());
+        }
+        finally
+        {
+            user.Run("Get-Container | Remove-Container -Force");
+        }
+    }
+}
