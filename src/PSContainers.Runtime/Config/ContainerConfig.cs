@@ -87,6 +87,10 @@ public sealed class InitConfig
     public List<string> Command { get; set; } = new();
     public Dictionary<string, string> Environment { get; set; } = new();
     public string WorkingDirectory { get; set; } = "/";
+    /// <summary>init.user: the uid (as the container sees it) init runs as; its root when null. An OCI image's User, resolved in its /etc/passwd when the container is made.</summary>
+    public int? User { get; set; }
+    /// <summary>init.group: init's gid (as the container sees it); with init.user absent, its root's.</summary>
+    public int? Group { get; set; }
 }
 
 public sealed class MountConfig
@@ -149,6 +153,11 @@ public sealed class StorageConfig
     public string? Backend { get; set; }
     /// <summary>overlay: the read-only lower layer (absolute path).</summary>
     public string? Lower { get; set; }
+    /// <summary>
+    /// overlay from an image: the store's shared layers (&lt;store&gt;/.layers/HEX, see LayerStore),
+    /// topmost first like overlayfs's lowerdir; used instead of <see cref="Lower"/>.
+    /// </summary>
+    public List<string> Layers { get; set; } = new();
     /// <summary>The container whose rootfs this one's lower layer is (a snapshot clone depends on it).</summary>
     public string? Origin { get; set; }
     /// <summary>Destroyed when it stops (Copy-Container -Ephemeral).</summary>

@@ -39,6 +39,8 @@ int container_init(void *arg) {
     /* Signals the supervisor blocked must not stay blocked in init. */
     sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
     if (apply_security(s) < 0) goto out;
+    /* Last, like an exec's -User: init's own ids (init.user / init.group, an image's User). */
+    if (switch_ids(s) < 0) goto out;
     exec_program(s);
     fail("exec %s", s->args[0]);
 out:
