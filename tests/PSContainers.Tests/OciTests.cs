@@ -112,6 +112,9 @@ public sealed class OciTests : IDisposable
         Assert.Equal(new[] { "80/tcp" }, config.Oci.ExposedPorts);
         // The manifest digest recorded is the one index.json names.
         Assert.Contains(config.Oci.Digest!, File.ReadAllText(Path.Combine(layout, "index.json")));
+        // Get-Container shows the image (tag and short digest), in its list view too.
+        Assert.Equal($"t@{config.Oci.Digest![..19]}", _store.Manager.Get(name).Image);
+        Assert.Contains($"Image       : t@{config.Oci.Digest[..19]}", string.Join("\n", _ps.Run("Get-Container $args[0] | Format-List | Out-String -Width 200", name)));
     }
 
     [Fact]
@@ -198,8 +201,16 @@ public sealed class OciTests : IDisposable
         _ps.Run("Remove-Container $args[0] -Force", a);
         Assert.All(cb.Storage.Layers, l => Assert.True(Directory.Exists(l), $"{l} went while {b} uses it"));
         _ps.Run("Restart-Container $args[0]", b);
-        Assert.Equal("old", Exec(b, "cat /app/old/f"));
+        Assert.Equal("old", Exec(b, "cat /app/old/f; echo b-was-here > /etc/b"));
+        // A snapshot clone uses the same shared layers (and copies only the upper layer): they stay for it.
+        var c = TestStore.NewName("ocio");
+        _ps.Run("Stop-Container $args[0] -Kill; Copy-Container $args[0] $args[1] -Snapshot", b, c);
+        Assert.Equal(cb.Storage.Layers, ConfigLoader.Load(_store.Manager.Store.ConfigPath(c)).Storage.Layers);
         _ps.Run("Remove-Container $args[0] -Force", b);
+        Assert.All(cb.Storage.Layers, l => Assert.True(Directory.Exists(l), $"{l} went while {c} uses it"));
+        _ps.Run("Start-Container $args[0]", c);
+        Assert.Equal("old|b-was-here", Exec(c, "cat /app/old/f /etc/b").Replace("\n", "|"));
+        _ps.Run("Remove-Container $args[0] -Force", c);
         Assert.Empty(Directory.EnumerateDirectories(layersRoot).Where(d => !Path.GetFileName(d).StartsWith('.')));
     }
 

@@ -57,7 +57,7 @@ public sealed class OciConfig
     public string? Tag { get; set; }
     /// <summary>The manifest's digest (OCI) or the config's (docker save).</summary>
     public string? Digest { get; set; }
-    /// <summary>The image's User; init runs as the container's root (see the OCI notes in the README).</summary>
+    /// <summary>The image's User as the image gives it; resolved into init.user / init.group when the container is made.</summary>
     public string? User { get; set; }
     /// <summary>The image's ExposedPorts, e.g. 80/tcp.</summary>
     public List<string> ExposedPorts { get; set; } = new();
