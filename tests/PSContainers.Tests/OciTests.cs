@@ -197,6 +197,13 @@ public sealed class OciTests : IDisposable
         Assert.Equal("old|upper|no-mine", Exec(b, "cat /app/old/f; ls /opq; test -e /etc/mine && echo mine || echo no-mine").Replace("\n", "|"));
         Assert.Equal("mine|new", Exec(a, "cat /app/old/f; ls /opq; cat /etc/mine").Replace("\n", "|"));
         Assert.Equal("old", File.ReadAllText(Path.Combine(ca.Storage.Layers[2], "app", "old", "f")).Trim());
+        // Get-ContainerDiff compares the upper layer with the image's layers as the one tree they make.
+        _ps.Run("Stop-Container $args[0] -Kill", a);
+        var diff = _ps.Run("Get-ContainerDiff $args[0] | ForEach-Object { \"$($_.Kind) $($_.Path)\" }", a).Select(o => o.ToString()).ToList();
+        Assert.Contains("Changed /app/old/f", diff);
+        Assert.Contains("Deleted /opq/upper", diff);
+        Assert.Contains("Added /etc/mine", diff);
+        Assert.DoesNotContain(diff, d => d.EndsWith("/opq/lower") || d.EndsWith("/gone"));
 
         _ps.Run("Remove-Container $args[0] -Force", a);
         Assert.All(cb.Storage.Layers, l => Assert.True(Directory.Exists(l), $"{l} went while {b} uses it"));
