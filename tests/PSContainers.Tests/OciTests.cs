@@ -388,6 +388,23 @@ public sealed class OciTests : IDisposable
         }
     }
 
+    [Fact]
+    public void Overlay_MoreLayersThanOneOverlayTakes_IsRefusedBeforeExtracting_DirTakesThem()
+    {
+        var layers = Enumerable.Range(0, 65).Select(i => Tar(($"f{i}", TarEntryType.Regular, i.ToString()))).ToArray();
+        var layout = HandLayout(layers);
+        var r = _ps.Invoke("New-Container $args[0] -ImagePath $args[1] -Backend overlay -Command /f0", TestStore.NewName("ocil"), layout);
+        Assert.True(r.SingleError.FullyQualifiedErrorId == "OverlayTooManyLayers,PSContainers.Cmdlets.NewContainerCommand", r.SingleError.Exception.Message);
+        Assert.Contains("65 layers", r.SingleError.Exception.Message);
+        var layersRoot = Path.Combine(_store.Manager.Store.Root, ".layers");
+        Assert.True(!Directory.Exists(layersRoot) || !Directory.EnumerateDirectories(layersRoot).Any(d => !Path.GetFileName(d).StartsWith('.')));
+        AssertNothingHalfMade();
+        // dir applies them all into one tree.
+        var name = TestStore.NewName("ocil");
+        _ps.Run("New-Container $args[0] -ImagePath $args[1] -Backend dir -Command /f0", name, layout);
+        Assert.Equal("64", File.ReadAllText(Path.Combine(_store.Manager.Store.RootfsPath(name), "f64")));
+    }
+
     static byte[] HardLinkTar(string path, string target)
     {
         var ms = new MemoryStream();
