@@ -97,6 +97,7 @@ skopeo copy -q oci:img:1.0 docker-archive:web.tar:psct/web:1.0
         New-Container $a -ImagePath $script:img -ImageTag 1.0 -Backend overlay | Start-Container
         New-Container $b -ImagePath $script:img -ImageTag 1.0 -Backend overlay | Start-Container
         (Get-Container $a).Image | Should -BeLike '1.0@sha256:*'
+        (Get-Container $a | Format-List | Out-String -Width 200) | Should -Match 'Image\s+: 1\.0@sha256:[0-9a-f]{12}'
         $layers = (Get-ContainerConfig $a).Storage.Layers
         $layers.Count | Should -Be 1
         (Get-ContainerConfig $b).Storage.Layers | Should -Be $layers

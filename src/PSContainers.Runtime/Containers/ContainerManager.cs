@@ -613,8 +613,8 @@ public sealed class ContainerManager : IContainerLifecycle
             finally
             {
                 DefaultIdMap.Release(SubordinateIds, allocation);
-                // Layers this failed create extracted and nobody else uses go again.
-                if (layerLease is not null) { layerLease.Dispose(); CollectLayers(); }
+                // Layers this failed create extracted (all or some) and nobody else uses go again.
+                if (template is ILayeredTemplate && backend.Name == "overlay") { layerLease?.Dispose(); CollectLayers(); }
             }
             throw;
         }
