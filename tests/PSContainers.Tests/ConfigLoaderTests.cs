@@ -102,7 +102,7 @@ public class ConfigLoaderTests
     public void UnknownNestedKey()
     {
         var ex = Fails("template: busybox\nhostname: web1\ninit:\n  comand: [/bin/sh]\n");
-        Assert.Equal("config.yaml:4:3: unknown key 'comand' under 'init' (expected one of: command, environment, workingDirectory)", ex.Message);
+        Assert.Equal("config.yaml:4:3: unknown key 'comand' under 'init' (expected one of: command, environment, workingDirectory, user, group)", ex.Message);
     }
 
     [Fact]

@@ -28,6 +28,7 @@ public class ConfigValidateTests
         new("init.environment size", c => c.Init.Environment = new() { ["X"] = new string('x', 200_000) },
             "init:\n  environment:\n    X: " + new string('x', 200_000), "init.environment.X", "3:8"),
         new("init.workingDirectory", c => c.Init.WorkingDirectory = "rel", "init:\n  workingDirectory: rel", "init.workingDirectory", "2:21"),
+        new("init.user", c => c.Init.User = -1, "init:\n  user: -1", "init.user", "2:9"),
         new("mounts", c => c.Mounts = new() { new MountConfig { Source = "/srv", Target = "/a/../b" } },
             "mounts:\n- source: /srv\n  target: /a/../b", "mounts[0].target", "3:11"),
         new("stop.signal", c => c.Stop.Signal = "SIGNOPE", "stop:\n  signal: SIGNOPE", "stop.signal", "2:11"),

@@ -112,6 +112,8 @@ public sealed class OciTests : IDisposable
         Assert.Equal(new[] { "80/tcp" }, config.Oci.ExposedPorts);
         // The manifest digest recorded is the one index.json names.
         Assert.Contains(config.Oci.Digest!, File.ReadAllText(Path.Combine(layout, "index.json")));
+        // Get-Container shows the image (tag and short digest); its list view is checked in Oci.Tests.ps1.
+        Assert.Equal($"t@{config.Oci.Digest![..19]}", _store.Manager.Get(name).Image);
     }
 
     [Fact]
@@ -143,18 +145,134 @@ public sealed class OciTests : IDisposable
         Assert.Equal("no-gone|upper", Exec(name, "test -e /gone && echo gone || echo no-gone; ls /opq").Replace("\n", "|"));
     }
 
+    static Tmds.Linux.stat Lstat(string path)
+    {
+        Assert.True(FsNative.TryLstat(path, out var st), $"{path} is missing");
+        return st;
+    }
+
+    /// <summary>
+    /// Overlay: one shared layer per image layer in the store's .layers, named by its diff_id; an
+    /// unprivileged (idmapped) and a privileged container of the same image use the very same
+    /// directories (never chowned), each writes only its own upper layer, OCI whiteouts became
+    /// overlayfs's (a 0/0 character device, an opaque directory) and work across the stack; the
+    /// layers stay while one container uses them and go with the last.
+    /// </summary>
     [Fact]
-    public void Overlay_ImageInTheLowerLayer_WritesInUpper()
+    public void Overlay_LayersSharedBetweenContainers_WhiteoutsAcrossTheStack_FreedWithTheLast()
     {
         var (layout, _) = BuildImage();
-        var name = TestStore.NewName("ocio");
-        _ps.Run("New-Container $args[0] -ImagePath $args[1] -Backend overlay -Privileged | Start-Container", name, layout);
-        Assert.Equal("from-image /app", WaitForOut(name));
+        var (a, b) = (TestStore.NewName("ocio"), TestStore.NewName("ocio"));
+        _ps.Run("New-Container $args[0] -ImagePath $args[1] -Backend overlay | Start-Container", a, layout);
+        _ps.Run("New-Container $args[0] -ImagePath $args[1] -Backend overlay -Privileged | Start-Container", b, layout);
+        Assert.Equal("from-image /app", WaitForOut(a));
+        Assert.Equal("from-image /app", WaitForOut(b));
+        var ca = ConfigLoader.Load(_store.Manager.Store.ConfigPath(a));
+        var cb = ConfigLoader.Load(_store.Manager.Store.ConfigPath(b));
+        Assert.Equal("overlay", ca.Storage.Backend);
+        Assert.Null(ca.Storage.Lower);
+        Assert.Equal(3, ca.Storage.Layers.Count);
+        var layersRoot = Path.Combine(_store.Manager.Store.Root, ".layers");
+        Assert.All(ca.Storage.Layers, l => Assert.Equal(layersRoot, Path.GetDirectoryName(l)));
+        // Named by the config's diff_ids, topmost first.
+        var configBlob = string.Join("\n", Directory.EnumerateFiles(Path.Combine(layout, "blobs", "sha256")).Select(File.ReadAllText).Where(t => t.Contains("\"diff_ids\"")));
+        foreach (var l in ca.Storage.Layers) Assert.Contains("sha256:" + Path.GetFileName(l), configBlob);
+        for (int i = 0; i < 3; i++)
+        {
+            var (sa, sb) = (Lstat(ca.Storage.Layers[i]), Lstat(cb.Storage.Layers[i]));
+            Assert.Equal((sa.st_dev, sa.st_ino), (sb.st_dev, sb.st_ino));
+        }
+        var busybox = Path.Combine(ca.Storage.Layers[2], "bin", "busybox");
+        Assert.Equal(0u, (uint)Lstat(busybox).st_uid); // never shifted for the user-namespaced one
+        // The whiteout of /gone is overlayfs's: a 0/0 character device in the second layer.
+        var gone = Lstat(Path.Combine(ca.Storage.Layers[1], "gone"));
+        Assert.Equal(0x2000u, (uint)gone.st_mode & 0xF000u);
+        Assert.Equal(0ul, (ulong)gone.st_rdev);
+        Assert.Equal("y", Encoding.UTF8.GetString(FsNative.ReadXattrs(Path.Combine(ca.Storage.Layers[0], "opq"))["trusted.overlay.opaque"]));
+        foreach (var n in new[] { a, b })
+            Assert.Equal("no-gone|upper|old", Exec(n, "test -e /gone && echo gone || echo no-gone; ls /opq; cat /app/old/f").Replace("\n", "|"));
+        // A write in one is not seen in the other, nor in the shared layers.
+        Exec(a, "echo mine > /app/old/f; rm /opq/upper; echo new > /etc/mine");
+        Assert.Equal("old|upper|no-mine", Exec(b, "cat /app/old/f; ls /opq; test -e /etc/mine && echo mine || echo no-mine").Replace("\n", "|"));
+        Assert.Equal("mine|new", Exec(a, "cat /app/old/f; ls /opq; cat /etc/mine").Replace("\n", "|"));
+        Assert.Equal("old", File.ReadAllText(Path.Combine(ca.Storage.Layers[2], "app", "old", "f")).Trim());
+        // Get-ContainerDiff compares the upper layer with the image's layers as the one tree they make.
+        _ps.Run("Stop-Container $args[0] -Kill", a);
+        var diff = _ps.Run("Get-ContainerDiff $args[0] | ForEach-Object { \"$($_.Kind) $($_.Path)\" }", a).Select(o => o.ToString()).ToList();
+        Assert.Contains("Changed /app/old/f", diff);
+        Assert.Contains("Deleted /opq/upper", diff);
+        Assert.Contains("Added /etc/mine", diff);
+        Assert.DoesNotContain(diff, d => d.EndsWith("/opq/lower") || d.EndsWith("/gone"));
+
+        _ps.Run("Remove-Container $args[0] -Force", a);
+        Assert.All(cb.Storage.Layers, l => Assert.True(Directory.Exists(l), $"{l} went while {b} uses it"));
+        _ps.Run("Restart-Container $args[0]", b);
+        Assert.Equal("old", Exec(b, "cat /app/old/f; echo b-was-here > /etc/b"));
+        // A snapshot clone uses the same shared layers (and copies only the upper layer): they stay for it.
+        var c = TestStore.NewName("ocio");
+        _ps.Run("Stop-Container $args[0] -Kill; Copy-Container $args[0] $args[1] -Snapshot", b, c);
+        Assert.Equal(cb.Storage.Layers, ConfigLoader.Load(_store.Manager.Store.ConfigPath(c)).Storage.Layers);
+        _ps.Run("Remove-Container $args[0] -Force", b);
+        Assert.All(cb.Storage.Layers, l => Assert.True(Directory.Exists(l), $"{l} went while {c} uses it"));
+        _ps.Run("Start-Container $args[0]", c);
+        Assert.Equal("old|b-was-here", Exec(c, "cat /app/old/f /etc/b").Replace("\n", "|"));
+        _ps.Run("Remove-Container $args[0] -Force", c);
+        Assert.Empty(Directory.EnumerateDirectories(layersRoot).Where(d => !Path.GetFileName(d).StartsWith('.')));
+    }
+
+    /// <summary>
+    /// The image's User, resolved in the image's own /etc/passwd and /etc/group (an absolute link
+    /// inside it resolved inside it, not on the host), is whom init runs as: on dir and on overlay.
+    /// </summary>
+    [Theory]
+    [InlineData("dir", "app", "1234 2345")]
+    [InlineData("overlay", "app:grp2", "1234 3456")]
+    [InlineData("dir", "4321:grp2", "4321 3456")]
+    public void ImageUser_InitRunsAsThatUser(string backend, string user, string expected)
+    {
+        var script = """
+            set -e
+            cd "$1"
+            mkdir -p u/bin u/etc/accounts u/proc u/sys u/dev u/tmp
+            cp /bin/busybox u/bin/busybox; ln -s busybox u/bin/sh; ln -s busybox u/bin/sleep; ln -s busybox u/bin/cat
+            printf 'root:x:0:0::/root:/bin/sh\napp:x:1234:2345::/home/app:/bin/sh\n' > u/etc/accounts/passwd
+            ln -s /etc/accounts/passwd u/etc/passwd
+            printf 'root:x:0:\ngrp:x:2345:app\ngrp2:x:3456:\n' > u/etc/group
+            umoci init --layout uimg
+            umoci new --image uimg:u
+            umoci insert --image uimg:u u /
+            umoci config --image uimg:u --config.user "$2" --config.entrypoint /bin/sleep --config.cmd 1000
+            """;
+        HostCommand.Run("bash", "-c", script, "bash", _work, user);
+        var name = TestStore.NewName("ociu");
+        _ps.Run("New-Container $args[0] -ImagePath $args[1] -Backend $args[2] | Start-Container", name, Path.Combine(_work, "uimg"), backend);
         var config = ConfigLoader.Load(_store.Manager.Store.ConfigPath(name));
-        Assert.Equal("overlay", config.Storage.Backend);
-        Assert.True(File.Exists(Path.Combine(config.Storage.Lower!, "opq", "upper")));
-        Assert.False(File.Exists(Path.Combine(config.Storage.Lower!, "opq", "lower")));
-        Assert.False(File.Exists(Path.Combine(config.Storage.Lower!, "out")));
+        Assert.Equal(expected, $"{config.Init.User} {config.Init.Group}");
+        var status = Exec(name, "cat /proc/1/status").Split('\n');
+        string Ids(string key) => string.Join(' ', status.Single(l => l.StartsWith(key + ":\t")).Split('\t', StringSplitOptions.RemoveEmptyEntries).Skip(1).Distinct());
+        Assert.Equal(expected, $"{Ids("Uid")} {Ids("Gid")}");
+        _ps.Run("Remove-Container $args[0] -Force", name);
+    }
+
+    [Fact]
+    public void ImageUser_NotInTheImage_IsRefused_NothingMade()
+    {
+        var script = """
+            set -e
+            cd "$1"
+            mkdir -p n/bin n/etc n/proc n/tmp
+            cp /bin/busybox n/bin/busybox; ln -s busybox n/bin/sleep
+            echo 'root:x:0:0::/root:/bin/sh' > n/etc/passwd
+            umoci init --layout nimg
+            umoci new --image nimg:n
+            umoci insert --image nimg:n n /
+            umoci config --image nimg:n --config.user nobody-here --config.entrypoint /bin/sleep --config.cmd 1000
+            """;
+        HostCommand.Run("bash", "-c", script, "bash", _work);
+        var r = _ps.Invoke("New-Container $args[0] -ImagePath $args[1]", TestStore.NewName("ociu"), Path.Combine(_work, "nimg"));
+        Assert.True("OciUserNotFound,PSContainers.Cmdlets.NewContainerCommand" == r.SingleError.FullyQualifiedErrorId, r.SingleError.Exception.Message);
+        Assert.True(r.SingleError.Exception.Message.Contains("nobody-here"), r.SingleError.Exception.Message);
+        AssertNothingHalfMade();
     }
 
     [Fact]
@@ -227,7 +345,8 @@ public sealed class OciTests : IDisposable
         var layout = Path.Combine(_work, "hand-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(Path.Combine(layout, "blobs", "sha256"));
         File.WriteAllText(Path.Combine(layout, "oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}");
-        var config = Blob(layout, Encoding.UTF8.GetBytes("{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"/bin/sh\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}"))
+        var diffIds = string.Join(",", layers.Select(l => $"\"{Digest(l)}\""));
+        var config = Blob(layout, Encoding.UTF8.GetBytes("{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"/bin/sh\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[" + diffIds + "]}}"))
             .Replace("MT", "application/vnd.oci.image.config.v1+json");
         var layerDescs = layers.Select(l => Blob(layout, l).Replace("MT", "application/vnd.oci.image.layer.v1.tar"));
         var manifest = Encoding.UTF8.GetBytes($"{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{config},\"layers\":[{string.Join(",", layerDescs)}]}}");
@@ -266,6 +385,40 @@ public sealed class OciTests : IDisposable
             Assert.False(File.Exists(Path.Combine(_store.Root, "escape")));
             AssertNothingHalfMade();
         }
+    }
+
+    [Fact]
+    public void Overlay_HostileSecondLayer_IsRefused_TheFirstLayersExtractionIsNotKept()
+    {
+        var ok = Tar(("bin", TarEntryType.Directory, ""), ("bin/x", TarEntryType.Regular, "x"));
+        var layout = HandLayout(ok, Tar(("../escape", TarEntryType.Regular, "pwned")));
+        var r = _ps.Invoke("New-Container $args[0] -ImagePath $args[1] -Backend overlay -Privileged", TestStore.NewName("ocih"), layout);
+        Assert.True(r.SingleError.FullyQualifiedErrorId == "OciLayerUnsafe,PSContainers.Cmdlets.NewContainerCommand", r.SingleError.Exception.Message);
+        Assert.Contains("Layer 2", r.SingleError.Exception.Message);
+        var layersRoot = Path.Combine(_store.Manager.Store.Root, ".layers");
+        Assert.True(Directory.Exists(layersRoot));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(layersRoot).Where(d => !Path.GetFileName(d).StartsWith('.')));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(layersRoot, ".tmp")));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(layersRoot, ".pins")));
+        Assert.False(File.Exists(Path.Combine(_store.Root, "escape")));
+        AssertNothingHalfMade();
+    }
+
+    [Fact]
+    public void Overlay_MoreLayersThanOneOverlayTakes_IsRefusedBeforeExtracting_DirTakesThem()
+    {
+        var layers = Enumerable.Range(0, 65).Select(i => Tar(($"f{i}", TarEntryType.Regular, i.ToString()))).ToArray();
+        var layout = HandLayout(layers);
+        var r = _ps.Invoke("New-Container $args[0] -ImagePath $args[1] -Backend overlay -Command /f0", TestStore.NewName("ocil"), layout);
+        Assert.True(r.SingleError.FullyQualifiedErrorId == "OverlayTooManyLayers,PSContainers.Cmdlets.NewContainerCommand", r.SingleError.Exception.Message);
+        Assert.Contains("65 layers", r.SingleError.Exception.Message);
+        var layersRoot = Path.Combine(_store.Manager.Store.Root, ".layers");
+        Assert.True(!Directory.Exists(layersRoot) || !Directory.EnumerateDirectories(layersRoot).Any(d => !Path.GetFileName(d).StartsWith('.')));
+        AssertNothingHalfMade();
+        // dir applies them all into one tree.
+        var name = TestStore.NewName("ocil");
+        _ps.Run("New-Container $args[0] -ImagePath $args[1] -Backend dir -Command /f0", name, layout);
+        Assert.Equal("64", File.ReadAllText(Path.Combine(_store.Manager.Store.RootfsPath(name), "f64")));
     }
 
     static byte[] HardLinkTar(string path, string target)

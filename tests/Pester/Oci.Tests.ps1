@@ -4,7 +4,8 @@
     A container from an OCI image, as a user meets it in pwsh (issue 18): an image built offline
     with Debian's umoci from a local busybox tree and copied with skopeo to a docker save archive,
     New-Container -ImagePath with its tag, the image's command, environment and directory at start,
-    the oci: section in Get-ContainerConfig, and the errors a wrong tag or a damaged image give.
+    the oci: section in Get-ContainerConfig, overlay containers sharing the image's layers, and the
+    errors a wrong tag or a damaged image give.
 
 .NOTES
     Needs Linux, root, umoci, skopeo and the built module in out/PSContainers. Works in a private
@@ -88,6 +89,25 @@ skopeo copy -q oci:img:1.0 docker-archive:web.tar:psct/web:1.0
         New-Container $name -ImagePath $bad -ErrorVariable err -ErrorAction SilentlyContinue
         $err[0].FullyQualifiedErrorId | Should -Be 'OciDigestMismatch,PSContainers.Cmdlets.NewContainerCommand'
         Get-Container $name -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+
+    It 'shares the image''s layers between overlay containers, shows the image, and frees the layers with the last container' {
+        $a = New-TestName ocio
+        $b = New-TestName ocio
+        New-Container $a -ImagePath $script:img -ImageTag 1.0 -Backend overlay | Start-Container
+        New-Container $b -ImagePath $script:img -ImageTag 1.0 -Backend overlay | Start-Container
+        (Get-Container $a).Image | Should -BeLike '1.0@sha256:*'
+        (Get-Container $a | Format-List | Out-String -Width 200) | Should -Match 'Image\s+: 1\.0@sha256:[0-9a-f]{12}'
+        $layers = (Get-ContainerConfig $a).Storage.Layers
+        $layers.Count | Should -Be 1
+        (Get-ContainerConfig $b).Storage.Layers | Should -Be $layers
+        WaitFile $a /started | Should -Be 'hi from /srv'
+        Invoke-ContainerCommand $a -Command /bin/sh, -c, 'echo mine > /srv/index.html' | Out-Null
+        (Invoke-ContainerCommand $b -Command cat, /srv/index.html).Output | Should -Be 'hello from the image'
+        Remove-Container $a -Force
+        Test-Path -LiteralPath $layers[0] | Should -BeTrue
+        Remove-Container $b -Force
+        Test-Path -LiteralPath $layers[0] | Should -BeFalse
     }
 
     It 'completes oci as a template name' {

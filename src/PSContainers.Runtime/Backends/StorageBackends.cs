@@ -196,9 +196,48 @@ internal sealed class OverlayBackend : IStorageBackend
         return lower;
     }
 
-    static string LowerOf(StorageConfig storage, string containerDir) =>
-        storage.Lower ?? throw new ContainerException("OverlayLowerMissing", ContainerErrorKind.InvalidData,
+    /// <summary>
+    /// The read-only layers under the container's upper layer, topmost first: an image's shared
+    /// layers (storage.layers), or the one lower layer (storage.lower).
+    /// </summary>
+    internal static IReadOnlyList<string> Lowers(StorageConfig storage, string containerDir) =>
+        storage.Layers is { Count: > 0 } layers ? layers
+        : storage.Lower is { } lower ? new[] { lower }
+        : throw new ContainerException("OverlayLowerMissing", ContainerErrorKind.InvalidData,
             $"The overlay container in {containerDir} has no storage.lower in its config. Add the lower layer's path to config.yaml.", containerDir);
+
+    /// <summary>The most lower layers one overlay takes here: psc-helper passes at most 64 (ovl-lower) to an idmapped overlay.</summary>
+    public const int MaxLowers = 64;
+
+    /// <summary>
+    /// Refuses a stack of lower layers the kernel would not mount: more than <see cref="MaxLowers"/>,
+    /// or a lowerdir= option (with the upper layer of a read-only view on top) longer than the one
+    /// page mount(2) takes.
+    /// </summary>
+    public static void CheckStack(IReadOnlyList<string> lowers, string containerDir, string what)
+    {
+        var option = LowerDirOption(new[] { Upper(containerDir) }.Concat(lowers));
+        if (lowers.Count > MaxLowers || option.Length + "lowerdir=,upperdir=,workdir=".Length + Upper(containerDir).Length + Work(containerDir).Length > 4000)
+            throw new ContainerException("OverlayTooManyLayers", ContainerErrorKind.InvalidArgument,
+                $"{what} has {lowers.Count} layers: an overlay of them would exceed the kernel's limits (at most {MaxLowers} layers, and their paths in one 4 KiB mount option). " +
+                "Use -Backend dir or btrfs, which apply the layers into one tree, or a store with a shorter path.", containerDir);
+    }
+
+    /// <summary>overlayfs's lowerdir= value: the layers, topmost first, escaped and joined by ':'.</summary>
+    internal static string LowerDirOption(IEnumerable<string> layers) => string.Join(':', layers.Select(Escape));
+
+    static IReadOnlyList<string> ExistingLowers(StorageConfig storage, string containerDir)
+    {
+        var lowers = Lowers(storage, containerDir);
+        foreach (var lower in lowers)
+            if (!Directory.Exists(lower))
+                throw new ContainerException("OverlayLowerMissing", ContainerErrorKind.ObjectNotFound,
+                    storage.Layers is { Count: > 0 }
+                        ? $"The image layer {lower} of this overlay container is gone from the store's shared layers. The container cannot start; remove it and make it again from its image."
+                        : $"The lower layer {lower} of this overlay container is gone (was the container it was cloned from removed with -Force?). " +
+                          "The container cannot start; remove it.", containerDir);
+        return lowers;
+    }
 
     public void Snapshot(string containerDir, StorageConfig storage, string snapshotDir, CancellationToken ct, UserNamespaces.IdMap? idMap = null) =>
         TreeCopier.Copy(Upper(containerDir), Path.Combine(snapshotDir, "upper"), ct);
@@ -210,24 +249,26 @@ internal sealed class OverlayBackend : IStorageBackend
     }
 
     public RootfsView View(string containerDir, StorageConfig storage, string scratchDirectory) =>
-        MountView(Upper(containerDir), LowerOf(storage, containerDir), scratchDirectory);
+        MountView(new[] { Upper(containerDir) }.Concat(Lowers(storage, containerDir)).ToList(), scratchDirectory);
 
     public RootfsView SnapshotView(string snapshotDir, StorageConfig storage, string scratchDirectory) =>
-        MountView(Path.Combine(snapshotDir, "upper"), LowerOf(storage, snapshotDir), scratchDirectory);
+        MountView(new[] { Path.Combine(snapshotDir, "upper") }.Concat(Lowers(storage, snapshotDir)).ToList(), scratchDirectory);
 
     /// <summary>
-    /// The merged tree as a read-only overlay of two lower layers (upper above lower, no upper dir of
-    /// its own): whiteouts and opaque directories are honoured by the kernel, nothing can be written,
-    /// and the work dir of a running container is never touched. Unmounted on dispose.
+    /// The merged tree as a read-only overlay of lower layers only (upper above the lowers, no upper
+    /// dir of its own): whiteouts and opaque directories are honoured by the kernel, nothing can be
+    /// written, and the work dir of a running container is never touched. Unmounted on dispose.
+    /// One layer alone is itself the tree.
     /// </summary>
-    static RootfsView MountView(string upper, string lower, string scratchDirectory)
+    public static RootfsView MountView(IReadOnlyList<string> layers, string scratchDirectory)
     {
+        if (layers.Count == 1) return new RootfsView(layers[0]);
         Directory.CreateDirectory(scratchDirectory);
         var target = Path.Combine(scratchDirectory, $"view.{Environment.ProcessId}.{Guid.NewGuid():N}");
         Directory.CreateDirectory(target);
         try
         {
-            FsNative.Mount("overlay", target, "overlay", 1 /* MS_RDONLY */, $"lowerdir={Escape(upper)}:{Escape(lower)}");
+            FsNative.Mount("overlay", target, "overlay", 1 /* MS_RDONLY */, $"lowerdir={LowerDirOption(layers)}");
         }
         catch
         {
@@ -247,28 +288,15 @@ internal sealed class OverlayBackend : IStorageBackend
     public void IdmappedRoot(StartSpec spec, string containerDir, StorageConfig storage)
     {
         spec.IdmappedRoot = true;
-        spec.OverlayLowers.Add(ExistingLower(storage, containerDir));
+        // Each layer is idmapped on its own (a detached clone): a shared layer is never chowned.
+        spec.OverlayLowers.AddRange(ExistingLowers(storage, containerDir));
         spec.OverlayDirectory = Path.Combine(containerDir, "overlay");
-    }
-
-    private static string ExistingLower(StorageConfig storage, string containerDir)
-    {
-        var lower = LowerOf(storage, containerDir);
-        if (!Directory.Exists(lower))
-            throw new ContainerException("OverlayLowerMissing", ContainerErrorKind.ObjectNotFound,
-                $"The lower layer {lower} of this overlay container is gone (was the container it was cloned from removed with -Force?). " +
-                "The container cannot start; remove it.", containerDir);
-        return lower;
     }
 
     public IEnumerable<MountEntry> RootMounts(string containerDir, StorageConfig storage)
     {
-        var lower = LowerOf(storage, containerDir);
-        if (!Directory.Exists(lower))
-            throw new ContainerException("OverlayLowerMissing", ContainerErrorKind.ObjectNotFound,
-                $"The lower layer {lower} of this overlay container is gone (was the container it was cloned from removed with -Force?). " +
-                "The container cannot start; remove it.", containerDir);
+        var lowers = ExistingLowers(storage, containerDir);
         yield return new MountEntry("overlay", "", "overlay", MountFlags.None,
-            $"lowerdir={Escape(lower)},upperdir={Escape(Upper(containerDir))},workdir={Escape(Work(containerDir))}");
+            $"lowerdir={LowerDirOption(lowers)},upperdir={Escape(Upper(containerDir))},workdir={Escape(Work(containerDir))}");
     }
 }

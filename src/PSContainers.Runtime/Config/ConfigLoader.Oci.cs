@@ -48,6 +48,19 @@ public static partial class ConfigLoader
             return oci;
         }
 
+        /// <summary>storage.layers: a list of absolute paths (the shared layers of an overlay from an image).</summary>
+        private List<string> Layers(Node node)
+        {
+            var result = new List<string>();
+            if (node is ScalarNode { IsNull: true }) return result;
+            if (node is not SequenceNode seq)
+                throw Fail(node, $"expected a list of absolute paths for storage.layers, got {node.Kind}");
+            for (int i = 0; i < seq.Items.Count; i++)
+                result.Add(AbsolutePath(seq.Items[i], $"storage.layers[{i}]", allowDotDot: false)
+                    ?? throw Fail(seq.Items[i], $"storage.layers[{i}] is empty; give an absolute path"));
+            return result;
+        }
+
         private List<string> ExposedPorts(Node node)
         {
             var result = new List<string>();

@@ -48,7 +48,8 @@ public static partial class ConfigLoader
                 ?? budget.Charge($"init.environment.{name}", name + "=" + text)) is { } bad)
                 return bad;
         }
-        return ConfigRules.AbsolutePath(init.WorkingDirectory ?? "", "init.workingDirectory", allowDotDot: true);
+        return ConfigRules.AbsolutePath(init.WorkingDirectory ?? "", "init.workingDirectory", allowDotDot: true)
+            ?? ConfigRules.InitId(init.User, "init.user") ?? ConfigRules.InitId(init.Group, "init.group");
     }
 
     private static string? MountsProblem(List<MountConfig> mounts)
@@ -94,5 +95,7 @@ public static partial class ConfigLoader
 
     private static string? StorageProblem(StorageConfig s) =>
         (s.Backend is { } backend ? ConfigRules.Backend(backend) : null)
-        ?? (s.Lower is { } lower ? ConfigRules.AbsolutePath(lower, "storage.lower", allowDotDot: false) : null);
+        ?? (s.Lower is { } lower ? ConfigRules.AbsolutePath(lower, "storage.lower", allowDotDot: false) : null)
+        ?? (s.Layers ?? new List<string>()).Select((l, i) => ConfigRules.AbsolutePath(l, $"storage.layers[{i}]", allowDotDot: false)).FirstOrDefault(p => p is not null)
+        ?? (s.Layers is { Count: > 0 } && s.Lower is not null ? "storage.layers and storage.lower are two ways to give an overlay's lower layers; give one of them" : null);
 }

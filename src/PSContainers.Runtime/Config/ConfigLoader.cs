@@ -133,6 +133,8 @@ public static partial class ConfigLoader
             Pair(e, kv.Key, kv.Value);
         e.Emit(new MappingEnd());
         Pair(e, "workingDirectory", init.WorkingDirectory);
+        if (init.User is { } uid) { Key(e, "user"); Plain(e, uid.ToString(System.Globalization.CultureInfo.InvariantCulture)); }
+        if (init.Group is { } gid) { Key(e, "group"); Plain(e, gid.ToString(System.Globalization.CultureInfo.InvariantCulture)); }
         e.Emit(new MappingEnd());
 
         var mounts = config.Mounts ?? new List<MountConfig>();
@@ -182,12 +184,19 @@ public static partial class ConfigLoader
         SerializeNetwork(e, config.Network);
 
         var storage = config.Storage ?? new StorageConfig();
-        if (storage.Backend is not null || storage.Lower is not null || storage.Origin is not null || storage.Ephemeral || storage.Ids is not null)
+        if (storage.Backend is not null || storage.Lower is not null || storage.Layers is { Count: > 0 } || storage.Origin is not null || storage.Ephemeral || storage.Ids is not null)
         {
             Key(e, "storage");
             e.Emit(new MappingStart(null, null, true, MappingStyle.Block));
             if (storage.Backend is not null) Pair(e, "backend", storage.Backend);
             if (storage.Lower is not null) Pair(e, "lower", storage.Lower);
+            if (storage.Layers is { Count: > 0 } layers)
+            {
+                Key(e, "layers");
+                e.Emit(new SequenceStart(null, null, true, SequenceStyle.Block));
+                foreach (var layer in layers) Str(e, layer);
+                e.Emit(new SequenceEnd());
+            }
             if (storage.Origin is not null) Pair(e, "origin", storage.Origin);
             if (storage.Ephemeral) { Key(e, "ephemeral"); Plain(e, "true"); }
             if (storage.Ids is not null) Pair(e, "ids", storage.Ids);
@@ -460,6 +469,8 @@ public static partial class ConfigLoader
                     ["environment"] = c => config.Init.Environment = Environment(c),
                     ["workingDirectory"] = c => config.Init.WorkingDirectory =
                         AbsolutePath(c, "init.workingDirectory", allowDotDot: true) ?? "/",
+                    ["user"] = c => config.Init.User = Integer(c, "init.user", 0, int.MaxValue - 1, ConfigRules.InitIdExpected),
+                    ["group"] = c => config.Init.Group = Integer(c, "init.group", 0, int.MaxValue - 1, ConfigRules.InitIdExpected),
                 }),
                 ["mounts"] = v => config.Mounts = Mounts(v),
                 ["stop"] = v => Section(v, "stop", new()
@@ -483,6 +494,7 @@ public static partial class ConfigLoader
                 {
                     ["backend"] = s => config.Storage.Backend = Backend(s),
                     ["lower"] = s => config.Storage.Lower = AbsolutePath(s, "storage.lower", allowDotDot: false),
+                    ["layers"] = s => config.Storage.Layers = Layers(s),
                     ["origin"] = s => config.Storage.Origin = String(s, "storage.origin"),
                     ["ephemeral"] = s => config.Storage.Ephemeral = Boolean(s, "storage.ephemeral") ?? false,
                     ["ids"] = s => config.Storage.Ids = StorageIds(s),

@@ -143,6 +143,10 @@ internal static partial class ConfigRules
         Signals.TryParse(text, out _) ? null : $"invalid signal '{text}' for stop.signal ({Signals.SyntaxHelp})";
 
     public const string StopTimeoutExpected = "whole seconds from 0 to 86400";
+
+    public const string InitIdExpected = "a numeric id (0 or more) as the container sees it";
+    public static string? InitId(int? id, string path) =>
+        id is { } n ? Integer(n, n.ToString(System.Globalization.CultureInfo.InvariantCulture), path, 0, int.MaxValue - 1, InitIdExpected) : null;
     public static string? StopTimeout(long seconds, string text) =>
         Integer(seconds, text, "stop.timeout", 0, 86400, StopTimeoutExpected);
 

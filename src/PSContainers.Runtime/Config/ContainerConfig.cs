@@ -67,7 +67,7 @@ public sealed class OciConfig
     public string? Tag { get; set; }
     /// <summary>The manifest's digest (OCI) or the config's (docker save).</summary>
     public string? Digest { get; set; }
-    /// <summary>The image's User; init runs as the container's root (see the OCI notes in the README).</summary>
+    /// <summary>The image's User as the image gives it; resolved into init.user / init.group when the container is made.</summary>
     public string? User { get; set; }
     /// <summary>The image's ExposedPorts, e.g. 80/tcp.</summary>
     public List<string> ExposedPorts { get; set; } = new();
@@ -97,6 +97,10 @@ public sealed class InitConfig
     public List<string> Command { get; set; } = new();
     public Dictionary<string, string> Environment { get; set; } = new();
     public string WorkingDirectory { get; set; } = "/";
+    /// <summary>init.user: the uid (as the container sees it) init runs as; its root when null. An OCI image's User, resolved in its /etc/passwd when the container is made.</summary>
+    public int? User { get; set; }
+    /// <summary>init.group: init's gid (as the container sees it); with init.user absent, its root's.</summary>
+    public int? Group { get; set; }
 }
 
 /// <summary>
@@ -178,6 +182,11 @@ public sealed class StorageConfig
     public string? Backend { get; set; }
     /// <summary>overlay: the read-only lower layer (absolute path).</summary>
     public string? Lower { get; set; }
+    /// <summary>
+    /// overlay from an image: the store's shared layers (&lt;store&gt;/.layers/HEX, see LayerStore),
+    /// topmost first like overlayfs's lowerdir; used instead of <see cref="Lower"/>.
+    /// </summary>
+    public List<string> Layers { get; set; } = new();
     /// <summary>The container whose rootfs this one's lower layer is (a snapshot clone depends on it).</summary>
     public string? Origin { get; set; }
     /// <summary>Destroyed when it stops (Copy-Container -Ephemeral).</summary>

@@ -11,6 +11,8 @@ public sealed class ContainerInfo
     public int? Pid { get; init; }
     public string Path { get; init; } = "";
     public string? Template { get; init; }
+    /// <summary>A container made from an OCI image: its tag (or path) and digest, e.g. web:1.0@sha256:0123abcd4567; null otherwise.</summary>
+    public string? Image { get; init; }
     public string Hostname { get; init; } = "";
     /// <summary>Privileged (no user namespace) or Unprivileged (user-namespaced, the default); null when the config cannot be read.</summary>
     public ContainerMode? Mode { get; init; }
@@ -62,6 +64,14 @@ public sealed class ContainerInfo
     public string[] Groups { get; init; } = Array.Empty<string>();
 
     public override string ToString() => Name;
+
+    /// <summary>The image a container was made from, as Get-Container shows it (from config.yaml's oci: section, read anyway).</summary>
+    public static string ImageReference(Config.OciConfig oci)
+    {
+        var name = oci.Tag ?? oci.Image ?? "";
+        var digest = oci.Digest is { Length: > 19 } d && d.StartsWith("sha256:", StringComparison.Ordinal) ? d[..19] : oci.Digest;
+        return digest is null ? name : $"{name}@{digest}";
+    }
 }
 
 /// <summary>What a command run inside a container returned (Invoke-ContainerCommand).</summary>

@@ -200,6 +200,7 @@ public sealed class ContainerManager : IContainerLifecycle
             SupervisorPid = live.SupervisorAlive ? state.SupervisorPid : null,
             Path = Store.ContainerDirectory(name),
             Template = config?.Template,
+            Image = config?.Oci is { } oci ? ContainerInfo.ImageReference(oci) : null,
             Hostname = config?.Hostname ?? name,
             Mode = config is null ? null : ContainerModes.Of(config),
             HostIdRange = ContainerModes.HostIdRange(config?.IdMap),
@@ -574,14 +575,29 @@ public sealed class ContainerManager : IContainerLifecycle
         CleanStaleTemp();
         var temp = Store.NewTempDirectory(name);
         DefaultIdMap.Allocation? allocation = null;
+        IDisposable? layerLease = null;
         try
         {
             // Taken last, after every check: a range allocated for root goes again if the create fails.
             if (userNamespaced && config.IdMap is null) config.IdMap = (allocation = DefaultIdMap.Allocate(SubordinateIds)).Map;
-            if (template is not null)
+            if (template is ILayeredTemplate layered && backend.Name == "overlay")
+            {
+                // An image on overlay: its layers are the store's shared lower layers (never shifted:
+                // a user-namespaced overlay container is always idmapped, checked above), pinned until
+                // this config.yaml naming them is in the store.
+                Backends.OverlayBackend.CreateLayers(temp);
+                config.Storage.Layers = layered.BuildLayers(new Backends.LayerStore(Store), temp, templateOptions, progress, cancellationToken, out var lease).ToList();
+                layerLease = lease;
+                if (template is IImageTemplate fromImage)
+                    using (var view = Backends.OverlayBackend.MountView(config.Storage.Layers, Store.TempDirectory))
+                        fromImage.ConfigureFromRootfs(config, view.Path);
+                if (config.IdMap is not null) config.Storage.Ids = StorageConfig.IdsIdmapped;
+            }
+            else if (template is not null)
             {
                 var rootfs = backend.CreateRootfs(temp, Store.ContainerDirectory(name), config.Storage);
                 template.Build(rootfs, templateOptions, progress, cancellationToken);
+                if (template is IImageTemplate fromImage) fromImage.ConfigureFromRootfs(config, rootfs);
                 // Built as the caller: kept so and idmapped at start, or handed over to the mapped ids.
                 if (config.IdMap is { } map)
                     config.Storage.Ids = UserNamespaces.RootfsIds.Give(rootfs, map, m => Warning?.Invoke(m)) ? StorageConfig.IdsIdmapped : StorageConfig.IdsShifted;
@@ -594,11 +610,17 @@ public sealed class ContainerManager : IContainerLifecycle
             new PersistedState { Created = DateTimeOffset.Now }.Save(System.IO.Path.Combine(temp, "state.json"));
             cancellationToken.ThrowIfCancellationRequested();
             Directory.Move(temp, Store.ContainerDirectory(name));
+            layerLease?.Dispose();
         }
         catch
         {
             try { DeleteContainerTree(temp, config); }
-            finally { DefaultIdMap.Release(SubordinateIds, allocation); }
+            finally
+            {
+                DefaultIdMap.Release(SubordinateIds, allocation);
+                // Layers this failed create extracted (all or some) and nobody else uses go again.
+                if (template is ILayeredTemplate && backend.Name == "overlay") { layerLease?.Dispose(); CollectLayers(); }
+            }
             throw;
         }
         if (allocation?.Notice is { } notice) Warning?.Invoke(notice);
@@ -750,6 +772,10 @@ public sealed class ContainerManager : IContainerLifecycle
         spec.Rootfs = rootfs;
         spec.Hostname = config.Hostname ?? name;
         spec.WorkingDirectory = config.Init.WorkingDirectory;
+        // init.user / init.group (an image's User): init drops to them last, its one group as its only supplementary one.
+        (spec.UserId, spec.GroupId) = ((uint?)config.Init.User, (uint?)config.Init.Group);
+        if (config.Init.User is not null || config.Init.Group is not null)
+            spec.SupplementaryGroups.Add((config.Init.Group ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture));
         if (config.Restart.Policy != RestartPolicy.No)
         {
             spec.RestartPolicy = config.Restart.Policy == RestartPolicy.Always ? "always" : "on-failure";
@@ -1162,6 +1188,15 @@ public sealed class ContainerManager : IContainerLifecycle
         Emit(name, ContainerEventKind.Removed);
         CleanTrash();
         CleanStaleLocks();
+        if (removedConfig?.Storage.Layers.Count > 0) CollectLayers();
+    }
+
+    /// <summary>Deletes the store's shared image layers no container uses any more (see LayerStore); a failure is a warning.</summary>
+    private void CollectLayers()
+    {
+        try { new Backends.LayerStore(Store).Collect(); }
+        catch (Exception ex) when (ex is ContainerException or IOException or UnauthorizedAccessException)
+        { Warning?.Invoke($"The store's unused image layers (in {System.IO.Path.Combine(Store.Root, ".layers")}) could not be deleted: {ex.Message}. They are deleted at the next Remove-Container of a container made from an image."); }
     }
 
     // ---- freeze -------------------------------------------------------------------------------

@@ -36,6 +36,13 @@ public static class ExecIdentities
     {
         if (user is null && group is null) return new ExecIdentity(null, null, Array.Empty<uint>(), null);
         using var root = InRoot.Open($"/proc/{initPid}/root", container);
+        return Resolve(root, container, user, group);
+    }
+
+    /// <summary>The same, in a root filesystem given as a tree (an image's, when its container is made).</summary>
+    public static ExecIdentity Resolve(InRoot root, string container, string? user, string? group)
+    {
+        if (user is null && group is null) return new ExecIdentity(null, null, Array.Empty<uint>(), null);
         var passwd = Parse(root.ReadText("/etc/passwd", MaxAccountFileBytes));
         var groups = Parse(root.ReadText("/etc/group", MaxAccountFileBytes));
         uint? uid = null, gid = null;

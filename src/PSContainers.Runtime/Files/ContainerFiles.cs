@@ -206,8 +206,7 @@ public sealed unsafe class ContainerFiles(IContainerLifecycle lifecycle)
     /// <summary>A stopped overlay container's merged tree, mounted privately for the copy (read-write only when writing).</summary>
     private static (string MountPoint, Action Unmount) MountOverlay(ContainerStore store, string dir, StorageConfig storage, bool write)
     {
-        var lower = storage.Lower ?? throw new ContainerException("OverlayLowerMissing", ContainerErrorKind.InvalidData,
-            $"The overlay container in {dir} has no storage.lower in its config. Add the lower layer's path to config.yaml.", dir);
+        var lowers = OverlayBackend.Lowers(storage, dir);
         Directory.CreateDirectory(store.TempDirectory);
         var target = Path.Combine(store.TempDirectory, $"files.{Environment.ProcessId}.{Guid.NewGuid():N}");
         Directory.CreateDirectory(target);
@@ -216,9 +215,9 @@ public sealed unsafe class ContainerFiles(IContainerLifecycle lifecycle)
         try
         {
             if (write)
-                FsNative.Mount("overlay", target, "overlay", 0, $"lowerdir={Escape(lower)},upperdir={Escape(upper)},workdir={Escape(work)}");
+                FsNative.Mount("overlay", target, "overlay", 0, $"lowerdir={OverlayBackend.LowerDirOption(lowers)},upperdir={Escape(upper)},workdir={Escape(work)}");
             else
-                FsNative.Mount("overlay", target, "overlay", 1 /* MS_RDONLY */, $"lowerdir={Escape(upper)}:{Escape(lower)}");
+                FsNative.Mount("overlay", target, "overlay", 1 /* MS_RDONLY */, $"lowerdir={OverlayBackend.LowerDirOption(new[] { upper }.Concat(lowers))}");
         }
         catch
         {

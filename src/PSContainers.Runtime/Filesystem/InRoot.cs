@@ -137,7 +137,8 @@ public sealed unsafe class InRoot : IDisposable
     /// <summary>Reads a small regular file inside the root (at most <paramref name="maxBytes"/>); null when it does not exist.</summary>
     public string? ReadText(string path, int maxBytes = 1 << 20)
     {
-        int fd = TryOpen(path, O_RDONLY);
+        // O_NONBLOCK: a FIFO put where a file is expected must not hang the open (it is then refused as not regular).
+        int fd = TryOpen(path, O_RDONLY | O_NONBLOCK);
         if (fd == -ENOENT || fd == -ENOTDIR) return null;
         if (fd < 0) throw FsNative.Error("open", Show(path), -fd);
         using var handle = new SafeFileHandle(fd, ownsHandle: true);

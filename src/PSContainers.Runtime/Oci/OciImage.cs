@@ -6,7 +6,11 @@ using PSContainers.Runtime.Filesystem;
 namespace PSContainers.Runtime.Oci;
 
 /// <summary>One layer of an image: where its bytes are, what they must hash to, and how they are packed.</summary>
-internal sealed record OciLayer(string Name, string MediaType, string Digest, long? Size, bool DigestOfUncompressed);
+internal sealed record OciLayer(string Name, string MediaType, string Digest, long? Size, bool DigestOfUncompressed)
+{
+    /// <summary>The sha256 of the uncompressed tar (the config's rootfs.diff_ids): what a shared layer is named by.</summary>
+    public string DiffId { get; set; } = DigestOfUncompressed ? Digest : "";
+}
 
 /// <summary>
 /// An image read from an OCI image layout (a directory, or a tar of one) or a <c>docker save</c>
@@ -91,6 +95,14 @@ internal sealed partial class OciImage : IDisposable
             CheckLayerMediaType(media);
             Layers.Add(new OciLayer(BlobName(digest), media, digest, Size(layer), false));
         }
+        var diffIds = DiffIds(configBytes);
+        if (diffIds.Count != Layers.Count)
+            throw Invalid(Path, $"its manifest lists {Layers.Count} layers but the config's rootfs.diff_ids has {diffIds.Count}");
+        for (int i = 0; i < Layers.Count; i++)
+        {
+            BlobName(diffIds[i]);
+            Layers[i].DiffId = diffIds[i];
+        }
         ReadConfig(configBytes);
     }
 
@@ -170,10 +182,8 @@ internal sealed partial class OciImage : IDisposable
         Digest = "sha256:" + hex.Groups[1].Value;
         var configBytes = _source.ReadAll(configName, MaxJson, Path);
         CheckDigest(configBytes, Digest, configBytes.Length, configName);
-        using var config = Json(configBytes);
         // docker save's layers are named, not digested: each must hash to the config's diff_id.
-        var diffIds = config.RootElement.TryGetProperty("rootfs", out var rootfs) && rootfs.TryGetProperty("diff_ids", out var d) && d.ValueKind == JsonValueKind.Array
-            ? d.EnumerateArray().Select(x => x.GetString() ?? "").ToList() : new List<string>();
+        var diffIds = DiffIds(configBytes);
         if (!chosen.Descriptor.TryGetProperty("Layers", out var layers) || layers.ValueKind != JsonValueKind.Array)
             throw Invalid(Path, "its manifest.json entry has no Layers list");
         var names = layers.EnumerateArray().Select(l => l.GetString() ?? "").ToList();
@@ -185,6 +195,14 @@ internal sealed partial class OciImage : IDisposable
             Layers.Add(new OciLayer(names[i], "application/vnd.docker.image.rootfs.diff.tar", diffIds[i], null, true));
         }
         ReadConfig(configBytes);
+    }
+
+    static List<string> DiffIds(byte[] configBytes)
+    {
+        using var config = Json(configBytes);
+        return config.RootElement.ValueKind == JsonValueKind.Object && config.RootElement.TryGetProperty("rootfs", out var rootfs) && rootfs.ValueKind == JsonValueKind.Object &&
+               rootfs.TryGetProperty("diff_ids", out var d) && d.ValueKind == JsonValueKind.Array
+            ? d.EnumerateArray().Select(x => x.ValueKind == JsonValueKind.String ? x.GetString() ?? "" : "").ToList() : new List<string>();
     }
 
     [GeneratedRegex(@"(?:^|/)([0-9a-f]{64})(?:\.json)?$")]

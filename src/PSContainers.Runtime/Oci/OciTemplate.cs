@@ -1,4 +1,7 @@
+using PSContainers.Runtime.Backends;
 using PSContainers.Runtime.Config;
+using PSContainers.Runtime.Containers;
+using PSContainers.Runtime.Filesystem;
 using PSContainers.Runtime.Templates;
 
 namespace PSContainers.Runtime.Oci;
@@ -6,10 +9,12 @@ namespace PSContainers.Runtime.Oci;
 /// <summary>
 /// New-Container -Template oci -ImagePath: a rootfs from an OCI image (layout directory, a tar of
 /// one, or docker save), offline, like LXC's lxc-oci without the download. Layers are applied in
-/// order onto the one rootfs the backend gives (dir: the rootfs; btrfs: its subvolume; overlay:
-/// the container's own lower layer) with the import's hostile-archive checks and OCI's whiteouts.
+/// order onto the one rootfs the backend gives (dir: the rootfs; btrfs: its subvolume) with the
+/// import's hostile-archive checks and OCI's whiteouts; on overlay each layer is one of the store's
+/// shared lower layers (<see cref="LayerStore"/>), extracted once for every container of every
+/// image that has it.
 /// </summary>
-public sealed class OciTemplate : IImageTemplate
+public sealed class OciTemplate : IImageTemplate, ILayeredTemplate
 {
     OciImage? _image;
 
@@ -55,6 +60,57 @@ public sealed class OciTemplate : IImageTemplate
             User = image.User,
             ExposedPorts = image.ExposedPorts.ToList(),
         };
+    }
+
+    /// <summary>
+    /// The image's User ("name", "uid", "name:group", "uid:gid"...) resolved in the image's own
+    /// /etc/passwd and /etc/group (read inside <paramref name="rootfs"/>, links resolved within it)
+    /// into init.user / init.group, as docker run does. Root (0:0) leaves them unset.
+    /// </summary>
+    public void ConfigureFromRootfs(ContainerConfig config, string rootfs)
+    {
+        if (config.Oci?.User is not { Length: > 0 } user) return;
+        var colon = user.IndexOf(':');
+        var name = colon < 0 ? user : user[..colon];
+        var group = colon < 0 ? null : user[(colon + 1)..];
+        using var root = InRoot.Open(rootfs, $"image '{config.Oci.Image}'");
+        ExecIdentity identity;
+        try
+        {
+            identity = ExecIdentities.Resolve(root, config.Oci.Image ?? "image", name.Length > 0 ? name : null, group is { Length: > 0 } ? group : null);
+        }
+        catch (ContainerException ex) when (ex.ErrorId is "ContainerUserNotFound" or "ContainerGroupNotFound" or "ContainerAccountInvalid")
+        {
+            throw new ContainerException("OciUserNotFound", ContainerErrorKind.InvalidData,
+                $"The image '{config.Oci.Image}' runs as User '{user}', which its own /etc/passwd and /etc/group do not resolve: {ex.Message} " +
+                "Give a -ConfigPath file with init.user and init.group (numeric), or fix the image.", user, ex);
+        }
+        if (identity.Uid is { } uid && uid != 0) config.Init.User = checked((int)uid);
+        if (identity.Gid is { } gid && (gid != 0 || config.Init.User is not null)) config.Init.Group = checked((int)gid);
+    }
+
+    public IReadOnlyList<string> BuildLayers(LayerStore layers, string containerDir, TemplateOptions options, IProgress<TemplateProgress>? progress, CancellationToken cancellationToken, out IDisposable lease)
+    {
+        var image = Image(options);
+        try
+        {
+            OverlayBackend.CheckStack(image.Layers.Select(l => layers.PathOf(l.DiffId)).ToList(), containerDir, $"The image '{image.Path}'");
+            lease = layers.Pin(image.Layers.Select(l => l.DiffId));
+            try
+            {
+                return OciLayers.Share(image, layers, progress, cancellationToken);
+            }
+            catch
+            {
+                lease.Dispose();
+                throw;
+            }
+        }
+        finally
+        {
+            image.Dispose();
+            _image = null;
+        }
     }
 
     public void Build(string rootfsDirectory, TemplateOptions options, IProgress<TemplateProgress>? progress, CancellationToken cancellationToken)

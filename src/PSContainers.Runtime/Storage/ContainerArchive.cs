@@ -536,9 +536,14 @@ public static unsafe class ContainerArchive
     /// below, <c>.wh..wh..opq</c> empties its directory of what the layers below put there.
     /// An unsafe entry throws ArchiveEntryUnsafe naming it; the caller deletes the half-made rootfs.
     /// </summary>
-    internal static void ApplyLayer(string rootfs, Stream tar, List<string> warnings, CancellationToken ct)
+    /// With <paramref name="overlayWhiteouts"/> the layer is extracted alone, as an overlay lower
+    /// layer (the shared layers of LayerStore): a whiteout becomes overlayfs's whiteout (a 0/0
+    /// character device), an opaque marker its opaque directory (trusted.overlay.opaque "y"), and
+    /// the kernel hides what the layers below hold.
+    /// </summary>
+    internal static void ApplyLayer(string rootfs, Stream tar, List<string> warnings, CancellationToken ct, bool overlayWhiteouts = false)
     {
-        var extractor = new Extractor(rootfs, warnings, null, () => 0, 0, ct) { Layer = true };
+        var extractor = new Extractor(rootfs, warnings, null, () => 0, 0, ct) { Layer = true, OverlayWhiteouts = overlayWhiteouts };
         extractor.Run(new PaxTarReader(tar));
     }
 
@@ -566,6 +571,8 @@ public static unsafe class ContainerArchive
         public string ArchivePath { get; init; } = "";
         /// <summary>An image layer: paths are rootfs-relative, whiteouts apply (see ApplyLayer).</summary>
         public bool Layer { get; init; }
+        /// <summary>A layer extracted alone as an overlay lower layer: whiteouts in overlayfs's form (see ApplyLayer).</summary>
+        public bool OverlayWhiteouts { get; init; }
         // What this layer made: a whiteout or opaque marker hides only what the layers below made.
         readonly HashSet<string> _madeHere = new(StringComparer.Ordinal);
 
@@ -656,7 +663,16 @@ public static unsafe class ContainerArchive
                     _rootEntry = entry;
                     return;
                 }
-                if (parts[^1].StartsWith(".wh.", StringComparison.Ordinal)) { Whiteout(parts, entry); return; }
+                if (parts[^1].StartsWith(".wh.", StringComparison.Ordinal))
+                {
+                    if (OverlayWhiteouts) OverlayWhiteout(parts, entry); else Whiteout(parts, entry);
+                    return;
+                }
+                foreach (var key in entry.Xattrs.Keys.Where(k => k.StartsWith("trusted.overlay.", StringComparison.Ordinal) || k.StartsWith("user.overlay.", StringComparison.Ordinal)).ToList())
+                {
+                    entry.Xattrs.Remove(key);
+                    warnings.Add($"Dropped the xattr '{key}' of '{entry.Path}': overlayfs's own attributes are not taken from an image.");
+                }
                 _madeHere.Add(string.Join('/', parts));
                 Create(parts, entry, data);
                 return;
@@ -738,6 +754,46 @@ public static unsafe class ContainerArchive
                             // Through our own descriptor of the parent: .NET deletes links, never follows them.
                             Directory.Delete($"/proc/self/fd/{fd}/{victim}", recursive: true);
                         else if (unlinkat(fd, leaf, 0) != 0) throw FsNative.Error("delete", entry.Path, FsNative.Errno);
+                    }
+                }
+            }
+            finally { close(fd); }
+        }
+
+        /// <summary>
+        /// A whiteout in overlayfs's form, for a layer extracted alone: <c>.wh.NAME</c> becomes a 0/0
+        /// character device NAME (unless this layer itself has NAME), <c>.wh..wh..opq</c> marks its
+        /// directory (made if the layer did not list it) opaque. Resolved beneath the layer like every entry.
+        /// </summary>
+        void OverlayWhiteout(string[] parts, TarEntry entry)
+        {
+            if (entry.Type is not (TarEntryType.Regular or TarEntryType.HardLink))
+                throw Unsafe(entry.Path, "a whiteout must be an empty regular file");
+            bool opaque = parts[^1] == ".wh..wh..opq";
+            var name = opaque ? "" : parts[^1][4..];
+            if (!opaque && (name.Length == 0 || name is "." or ".." || name.StartsWith(".wh.", StringComparison.Ordinal)))
+                throw Unsafe(entry.Path, $"it is a whiteout of '{name}', which is not a name in its directory");
+            // The directory the marker is in: made (0755, like tar) where the layer did not list it.
+            close(Parent(parts, entry.Path));
+            var parent = string.Join('/', parts[..^1]);
+            int fd = OpenBeneath(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, RESOLVE_NO_SYMLINKS_, entry.Path);
+            if (fd < 0) throw Unsafe(entry.Path, "its directory vanished");
+            try
+            {
+                if (opaque)
+                {
+                    FsNative.SetXattr(fd, entry.Path, "trusted.overlay.opaque", "y"u8.ToArray());
+                    return;
+                }
+                fixed (byte* leaf = FsNative.Z(name))
+                {
+                    // The layer's own NAME (made before or after the marker) is what it shows; the marker only hides what is below.
+                    if (_madeHere.Contains((parent.Length == 0 ? "" : parent + "/") + name)) return;
+                    if (mknodat(fd, leaf, S_IFCHR, default) != 0 && FsNative.Errno != EEXIST)
+                    {
+                        int err = FsNative.Errno;
+                        if (err == EPERM) throw Unsafe(entry.Path, "it is a whiteout, which in an overlay layer is a device node, and this process may not create device nodes (no CAP_MKNOD)");
+                        throw FsNative.Error("create whiteout", entry.Path, err);
                     }
                 }
             }

@@ -229,8 +229,10 @@ public sealed class StorageManager
                         TreeCopier.Copy(OverlayBackend.Upper(sourceDir), OverlayBackend.Upper(temp), ct);
                         clone.Storage.Backend = "overlay";
                         clone.Storage.Lower = config.Storage.Lower;
+                        // An image's shared layers are the store's: the clone uses them as the source does.
+                        clone.Storage.Layers = config.Storage.Layers.ToList();
                         clone.Storage.Origin = LowerOwner(source, config);
-                        HostnameFile.Rewrite(new[] { OverlayBackend.Upper(temp), clone.Storage.Lower! }, OverlayBackend.Upper(temp), source, newName);
+                        HostnameFile.Rewrite(new[] { OverlayBackend.Upper(temp) }.Concat(OverlayBackend.Lowers(clone.Storage, temp)).ToArray(), OverlayBackend.Upper(temp), source, newName);
                         readLayer = writeRoot = "";
                     }
                     else
@@ -454,9 +456,10 @@ public sealed class StorageManager
                     Directory.Delete(OverlayBackend.Upper(temp));
                     TreeCopier.Copy(Path.Combine(snapshot.Path, "upper"), OverlayBackend.Upper(temp), ct);
                     clone.Storage.Lower = config.Storage.Lower;
+                    clone.Storage.Layers = config.Storage.Layers.ToList();
                     clone.Storage.Origin = LowerOwner(name, config);
                     writeRoot = OverlayBackend.Upper(temp);
-                    readLayers = new[] { writeRoot, clone.Storage.Lower! };
+                    readLayers = new[] { writeRoot }.Concat(OverlayBackend.Lowers(clone.Storage, temp)).ToArray();
                     break;
                 default:
                     RootfsIds.Copy(Path.Combine(snapshot.Path, "rootfs"), StorageBackends.Rootfs(temp), clone.IdMap, clone.Storage.IsIdmapped, ct, (name, newName));
@@ -489,7 +492,9 @@ public sealed class StorageManager
         var result = new List<ContainerChange>();
         if (snapshotName is null && backend.Name == "overlay")
         {
-            TreeDiff.Overlay(OverlayBackend.Upper(containerDir), config.Storage.Lower!, name, result);
+            // An image's layers are compared as the one tree they make.
+            using var lowers = OverlayBackend.MountView(OverlayBackend.Lowers(config.Storage, containerDir), Store.TempDirectory);
+            TreeDiff.Overlay(OverlayBackend.Upper(containerDir), lowers.Path, name, result);
             return result;
         }
         var snapshot = snapshotName is not null ? FindSnapshot(name, snapshotName)

@@ -72,6 +72,11 @@ public static class UntrustedConfigPolicy
             Add("storage.lower", config.Storage.Lower, "it puts a host directory under the container's root (an overlay layer)");
             if (remove) config.Storage.Lower = null;
         }
+        if (config.Storage.Layers.Count > 0)
+        {
+            Add("storage.layers", string.Join(", ", config.Storage.Layers), "it puts host directories under the container's root (overlay layers)");
+            if (remove) config.Storage.Layers.Clear();
+        }
         if (config.Storage.Origin is not null)
         {
             Add("storage.origin", config.Storage.Origin, "it ties the container's root to another container's");

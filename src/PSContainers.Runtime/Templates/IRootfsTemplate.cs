@@ -56,6 +56,29 @@ public interface IImageTemplate : IRootfsTemplate
     /// Entrypoint, as <c>docker run IMAGE ARGS</c> does.
     /// </summary>
     void Configure(Config.ContainerConfig config, TemplateOptions options, IReadOnlyList<string>? command);
+
+    /// <summary>
+    /// After the rootfs is built (<paramref name="rootfs"/>: the tree, or a read-only view of the
+    /// layers): what the image says that needs its files, such as its User looked up in its own
+    /// /etc/passwd. Never writes to <paramref name="rootfs"/>.
+    /// </summary>
+    void ConfigureFromRootfs(Config.ContainerConfig config, string rootfs);
+}
+
+/// <summary>
+/// A template whose rootfs is a stack of layers (an OCI image): on the overlay backend each layer
+/// is one of the store's shared lower layers (<see cref="Backends.LayerStore"/>) instead of being
+/// applied into a rootfs of the container's own.
+/// </summary>
+public interface ILayeredTemplate : IRootfsTemplate
+{
+    /// <summary>
+    /// Makes sure every layer is in <paramref name="layers"/> (extracting those it lacks) and returns
+    /// their directories topmost first (storage.layers). They are pinned against
+    /// <see cref="Backends.LayerStore.Collect"/> until <paramref name="lease"/> is disposed, which the
+    /// caller does once the container's config.yaml naming them is in the store (or the create failed).
+    /// </summary>
+    IReadOnlyList<string> BuildLayers(Backends.LayerStore layers, string containerDir, TemplateOptions options, IProgress<TemplateProgress>? progress, CancellationToken cancellationToken, out IDisposable lease);
 }
 /// <summary>What a new container's config gets from its template: pid 1, its stop signal and its environment.</summary>
 public sealed record TemplateInit(IReadOnlyList<string> Command, string StopSignal, IReadOnlyDictionary<string, string> Environment);

@@ -42,6 +42,8 @@ int container_init(void *arg) {
      * program, with the capabilities and seccomp filter not yet applied (LXC's order too). */
     if (run_hooks(s, "start", -1) < 0) goto out;
     if (apply_security(s) < 0) goto out;
+    /* Last, like an exec's -User: init's own ids (init.user / init.group, an image's User). */
+    if (switch_ids(s) < 0) goto out;
     exec_program(s);
     fail("exec %s", s->args[0]);
 out:

@@ -178,11 +178,11 @@ enum psc_command {
     X(RESTART_SPEC, "restartspec", STR, restart_spec, RestartSpecFile, PSC_PATH_MAX, 1, PSC_IN(RESTORE), PSC_NONE, \
       "a file (read and deleted at once) with the START spec of the restored container, its restart keys included: " \
       "what its supervisor makes init again from when the restart policy says so (absent: no restarts)") \
-    X(UID, "uid", U32, uid, UserId, PSC_NUMBER_MAX, 1, PSC_IN(EXEC), PSC_NONE, \
-      "the uid, as the container sees it, the command runs as (its root when absent)") \
-    X(GID, "gid", U32, gid, GroupId, PSC_NUMBER_MAX, 1, PSC_IN(EXEC), PSC_NONE, \
-      "the gid, as the container sees it, the command runs as (its root group when absent)") \
-    X(GROUPS, "groups", LIST, groups, SupplementaryGroups, PSC_NUMBER_MAX, PSC_MAX_ITEMS, PSC_IN(EXEC), PSC_NONE, \
+    X(UID, "uid", U32, uid, UserId, PSC_NUMBER_MAX, 1, PSC_IN(EXEC) | PSC_IN(START), PSC_NONE, \
+      "the uid, as the container sees it, the command (or init: init.user) runs as (its root when absent)") \
+    X(GID, "gid", U32, gid, GroupId, PSC_NUMBER_MAX, 1, PSC_IN(EXEC) | PSC_IN(START), PSC_NONE, \
+      "the gid, as the container sees it, the command (or init: init.group) runs as (its root group when absent)") \
+    X(GROUPS, "groups", LIST, groups, SupplementaryGroups, PSC_NUMBER_MAX, PSC_MAX_ITEMS, PSC_IN(EXEC) | PSC_IN(START), PSC_NONE, \
       "the command's supplementary gids, decimal (none when uid or gid is given without them)") \
     X(TIMEOUT, "timeout", I64, timeout_ms, TimeoutMilliseconds, PSC_NUMBER_MAX, 1, PSC_IN(EXEC), PSC_NONE, \
       "milliseconds after which the command's process group is killed and the relay exits 124 (0: none)") \
