@@ -233,7 +233,10 @@ kill_child:
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
 undo:
-    /* Nothing of this start survives it: not the cgroups (the caller may be gone), not our record. */
+    /* Nothing of this start survives it: not the cgroups (the caller may be gone), not our record,
+     * not the console (closed before the error is reported, so no one sees it held after). */
+    if (logfd >= 0) close(logfd);
+    if (master >= 0) close(master);
     remove_cgroups(s);
     if (s->run_record) unlink(s->run_record);
     /* As LXC does after a failed start: post-stop undoes what pre-start made. Its failure is added
