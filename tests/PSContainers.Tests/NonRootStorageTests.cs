@@ -100,4 +100,41 @@ public sealed class NonRootStorageTests
             user.Run("Get-Container | Remove-Container -Force");
         }
     }
+
+    [Fact]
+    public void NonRootUser_DiffsAShiftedContainer_ItCannotReadItself()
+    {
+        using var user = new TestUser();
+        var name = TestStore.NewName("nrd");
+        try
+        {
+            // /root is 0700 and /root/secret 0600 of the container's root: the user cannot list or
+            // stat them on the host; the diff reads them as root of a namespace mapping their owners.
+            var run = user.Run($$"""
+                New-Container {{name}} -WarningAction SilentlyContinue | Out-Null
+                Start-Container {{name}} -WarningAction SilentlyContinue
+                Invoke-ContainerCommand {{name}} -Command sh,-c,'chmod 700 /root && echo s3cret > /root/secret && echo same > /root/keep && chmod 600 /root/secret /root/keep && echo x > /etc/removeme && mkdir -p /home/alice && chown 1000:1000 /home/alice' | Out-Null
+                Stop-Container {{name}} -Kill
+                New-ContainerSnapshot {{name}} | Out-Null
+                Start-Container {{name}} -WarningAction SilentlyContinue
+                Invoke-ContainerCommand {{name}} -Command sh,-c,'echo added > /root/added && echo changed! > /root/secret && rm /etc/removeme && chown 1001 /home/alice' | Out-Null
+                Stop-Container {{name}} -Kill
+                Get-ContainerDiff {{name}} | ForEach-Object { "change=$($_.Kind) $($_.Path) $($_.Type)" }
+                "done"
+                """, timeout: TimeSpan.FromMinutes(5));
+            Assert.True(run.ExitCode == 0 && run.Lines.Contains("done"), run.StdErr + run.StdOut);
+            var changes = run.Lines.Where(l => l.StartsWith("change=", StringComparison.Ordinal)).Select(l => l["change=".Length..]).ToList();
+            Assert.Contains("Added /root/added File", changes);
+            Assert.Contains("Changed /root/secret File", changes);
+            Assert.Contains("Deleted /etc/removeme File", changes);
+            // An owner change as the container sees it (uid 1000 -> 1001).
+            Assert.Contains("Changed /home/alice Directory", changes);
+            // Unchanged entries, unreadable to the user as well, are not reported.
+            Assert.DoesNotContain(changes, c => c.Contains("/root/keep") || c == "Changed /root Directory" || c.Contains("/etc/passwd"));
+        }
+        finally
+        {
+            user.Run("Get-Container | Remove-Container -Force");
+        }
+    }
 }
