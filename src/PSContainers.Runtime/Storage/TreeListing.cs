@@ -33,31 +33,77 @@ internal sealed class TreeListing : ITreeSource
         finally { File.Delete(file); }
     }
 
+    /// <summary>
+    /// Streams <paramref name="root"/> with its files' contents (userns-tree export) into
+    /// <paramref name="consume"/>, through a FIFO in <paramref name="tempDirectory"/>: a whole rootfs is
+    /// never written to disk twice. The helper's failure is thrown rather than the truncated stream it left.
+    /// </summary>
+    public static unsafe void Stream(string root, IdMap map, string tempDirectory, Action<ListingReader> consume)
+    {
+        Directory.CreateDirectory(tempDirectory);
+        var fifo = Path.Combine(tempDirectory, $"export-{Guid.NewGuid():N}");
+        fixed (byte* p = Filesystem.FsNative.Z(fifo))
+            if (LibC.mknod(p, LibC.S_IFIFO | (mode_t)0x180, 0) != 0) throw Filesystem.FsNative.Error("create", fifo, Filesystem.FsNative.Errno);
+        int reader = -1, guard = -1;
+        try
+        {
+            // Read end first (non-blocking: no writer yet), then a writer of our own that is closed only
+            // once the helper has exited: the reader sees the end of the stream when the helper is done,
+            // or failed before it opened the FIFO at all, never before.
+            fixed (byte* p = Filesystem.FsNative.Z(fifo))
+            {
+                reader = LibC.open(p, LibC.O_RDONLY | LibC.O_NONBLOCK | LibC.O_CLOEXEC);
+                if (reader >= 0) guard = LibC.open(p, LibC.O_WRONLY | LibC.O_CLOEXEC);
+            }
+            if (reader < 0 || guard < 0 || LibC.fcntl(reader, LibC.F_SETFL, LibC.O_RDONLY) != 0)
+                throw Filesystem.FsNative.Error("open", fifo, Filesystem.FsNative.Errno);
+            var closeGuard = guard;
+            var helper = Task.Run(() =>
+            {
+                try { UserNamespace.ExportTree(root, fifo, map); }
+                finally { LibC.close(closeGuard); }
+            });
+            guard = -1;
+            try
+            {
+                using var input = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(reader, true), FileAccess.Read, 1 << 16);
+                reader = -1;
+                try { consume(new ListingReader(input, root)); }
+                catch when (helper.IsFaulted || WaitFaulted(helper)) { }
+            }
+            finally
+            {
+                // Closed: a helper still writing gets EPIPE and ends, so this wait ends too.
+                helper.GetAwaiter().GetResult();
+            }
+        }
+        finally
+        {
+            if (reader >= 0) LibC.close(reader);
+            if (guard >= 0) LibC.close(guard);
+            File.Delete(fifo);
+        }
+    }
+
+    /// <summary>A consumer's error after the helper failed is the helper's (the stream was cut): waits briefly for the helper to say.</summary>
+    static bool WaitFaulted(Task helper)
+    {
+        try { helper.Wait(TimeSpan.FromSeconds(5)); } catch (AggregateException) { }
+        return helper.IsFaulted;
+    }
+
     TreeListing(byte[] data, string root)
     {
-        var r = new Reader(data, root);
-        while (!r.AtEnd)
+        var r = new ListingReader(new MemoryStream(data), root);
+        while (r.Next() is { } rec)
         {
-            var path = r.String();
-            var st = new stat
-            {
-                st_mode = (mode_t)r.U32(),
-                st_uid = r.U32(),
-                st_gid = r.U32(),
-                st_size = (long)r.U64(),
-                st_rdev = r.U64(),
-            };
-            st.st_mtim.tv_sec = (long)r.U64();
-            st.st_mtim.tv_nsec = (long_t)(long)r.U64();
-            var link = r.String();
-            var xattrs = new SortedDictionary<string, byte[]>(StringComparer.Ordinal);
-            for (uint n = r.U32(), i = 0; i < n; i++) xattrs[r.String()] = r.Bytes();
+            var path = rec.Path;
             var slash = path.LastIndexOf('/');
             var parent = slash < 0 ? "" : path[..slash];
-            if (path.Length == 0 || !children.TryGetValue(parent, out var list) || !entries.TryAdd(path, new Entry(st, (st.st_mode & LibC.S_IFMT) == LibC.S_IFLNK ? link : null, xattrs)))
+            if (path.Length == 0 || !children.TryGetValue(parent, out var list) || !entries.TryAdd(path, new Entry(rec.Stat, rec.Link, rec.Xattrs)))
                 throw r.Corrupt($"entry '{path}' out of order");
             list.Add(path[(slash + 1)..]);
-            if ((st.st_mode & LibC.S_IFMT) == LibC.S_IFDIR) children[path] = new();
+            if ((rec.Stat.st_mode & LibC.S_IFMT) == LibC.S_IFDIR) children[path] = new();
         }
         foreach (var list in children.Values) list.Sort(StringComparer.Ordinal);
     }
@@ -74,20 +120,94 @@ internal sealed class TreeListing : ITreeSource
     public string? LinkTarget(string rel) => entries.TryGetValue(rel, out var e) ? e.Link : null;
 
     public SortedDictionary<string, byte[]> Xattrs(string rel) => entries.TryGetValue(rel, out var e) ? e.Xattrs : new(StringComparer.Ordinal);
+}
 
-    /// <summary>The listing's little-endian, length-prefixed fields (see tree_list.c).</summary>
-    sealed class Reader(byte[] data, string root)
+/// <summary>One entry of a listing: see tree_list.c.</summary>
+internal sealed record ListingRecord(string Path, stat Stat, string? Link, SortedDictionary<string, byte[]> Xattrs, ulong Inode, uint Links);
+
+/// <summary>
+/// Reads psc-helper's listing (tree_list.c): little-endian, length-prefixed fields, and with contents
+/// (userns-tree export) a regular file's bytes right after its record, which the caller reads with
+/// <see cref="Content"/> before the next record.
+/// </summary>
+internal sealed class ListingReader(Stream input, string root)
+{
+    readonly Stream _input = input;
+    readonly byte[] _buf = new byte[8];
+    long _pos;
+
+    public ContainerException Corrupt(string what) => new("TreeListingInvalid", ContainerErrorKind.InvalidData,
+        $"The listing of {root} made by psc-helper is invalid ({what} at byte {_pos}). Check that psc-helper matches this module's version.", root);
+
+    void Fill(Span<byte> into)
     {
-        int pos;
-        public bool AtEnd => pos == data.Length;
+        try { _input.ReadExactly(into); }
+        catch (EndOfStreamException) { throw Corrupt("truncated"); }
+        _pos += into.Length;
+    }
 
-        public ContainerException Corrupt(string what) => new("TreeListingInvalid", ContainerErrorKind.InvalidData,
-            $"The listing of {root} made by psc-helper is invalid ({what} at byte {pos}). Check that psc-helper matches this module's version.", root);
+    uint U32() { Fill(_buf.AsSpan(0, 4)); return BinaryPrimitives.ReadUInt32LittleEndian(_buf); }
+    ulong U64() { Fill(_buf.AsSpan(0, 8)); return BinaryPrimitives.ReadUInt64LittleEndian(_buf); }
 
-        ReadOnlySpan<byte> Take(int n) => n < 0 || n > data.Length - pos ? throw Corrupt("truncated") : data.AsSpan((pos += n) - n, n);
-        public uint U32() => BinaryPrimitives.ReadUInt32LittleEndian(Take(4));
-        public ulong U64() => BinaryPrimitives.ReadUInt64LittleEndian(Take(8));
-        public byte[] Bytes() => Take(checked((int)U32())).ToArray();
-        public string String() => Encoding.UTF8.GetString(Take(checked((int)U32())));
+    byte[] Bytes()
+    {
+        var n = U32();
+        // No field is longer than a path or an xattr value (64 KiB): anything bigger is a broken stream.
+        if (n > 1 << 20) throw Corrupt($"a field of {n} bytes");
+        var b = new byte[n];
+        Fill(b);
+        return b;
+    }
+
+    string Text() => Encoding.UTF8.GetString(Bytes());
+
+    /// <summary>The next record, or null at the end of the listing.</summary>
+    public ListingRecord? Next()
+    {
+        int first = _input.ReadByte();
+        if (first < 0) return null;
+        Fill(_buf.AsSpan(1, 3));
+        _buf[0] = (byte)first;
+        var n = BinaryPrimitives.ReadUInt32LittleEndian(_buf);
+        if (n > 1 << 20) throw Corrupt($"a path of {n} bytes");
+        var pathBytes = new byte[n];
+        Fill(pathBytes);
+        var st = new stat { st_mode = (mode_t)U32(), st_uid = U32(), st_gid = U32(), st_size = (long)U64(), st_rdev = U64() };
+        st.st_mtim.tv_sec = (long)U64();
+        st.st_mtim.tv_nsec = (long_t)(long)U64();
+        var link = Text();
+        var xattrs = new SortedDictionary<string, byte[]>(StringComparer.Ordinal);
+        for (uint count = U32(), i = 0; i < count; i++) xattrs[Text()] = Bytes();
+        var inode = U64();
+        var links = U32();
+        st.st_ino = inode;
+        st.st_nlink = links;
+        return new ListingRecord(Encoding.UTF8.GetString(pathBytes), st, (st.st_mode & LibC.S_IFMT) == LibC.S_IFLNK ? link : null, xattrs, inode, links);
+    }
+
+    /// <summary>A regular file's content that follows its record (exactly its recorded size).</summary>
+    public Stream Content(long size) => new ContentStream(this, size);
+
+    sealed class ContentStream(ListingReader owner, long size) : Stream
+    {
+        long _left = size;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => size;
+        public override long Position { get => size - _left; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            if (_left == 0) return 0;
+            var n = owner._input.Read(buffer, offset, (int)Math.Min(count, _left));
+            if (n == 0) throw owner.Corrupt("a file's content truncated");
+            _left -= n;
+            owner._pos += n;
+            return n;
+        }
     }
 }

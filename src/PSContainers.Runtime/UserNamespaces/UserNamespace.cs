@@ -89,6 +89,12 @@ public static class UserNamespace
     /// </summary>
     public static void ListTree(string path, string listing, IdMap map) => RunTree("list", path, map, null, listing);
 
+    /// <summary>
+    /// Like <see cref="ListTree"/> with every regular file's content after its record, written into
+    /// <paramref name="fifo"/> (Export-Container of a tree the caller cannot read itself).
+    /// </summary>
+    public static void ExportTree(string path, string fifo, IdMap map) => RunTree("export", path, map, null, fifo);
+
     private static void RunTree(string operation, string path, IdMap map, string? ownersFile, string? destination = null, (string Old, string New)? names = null)
     {
         // The caller's own ids are mapped too, just above the container's, so that what the caller
@@ -126,10 +132,10 @@ public static class UserNamespace
                 "shift" => $"give {path} to",
                 "copy" => $"copy {path} to {destination} as",
                 "rename" => $"move {path} to {destination} as",
-                "list" => $"list {path} as",
+                "list" or "export" => $"list {path} as",
                 _ => $"remove {path} owned by",
             };
-            throw new ContainerException(operation == "shift" ? "RootfsShiftFailed" : operation == "remove" ? "RootfsRemoveFailed" : operation == "list" ? "RootfsListFailed" : "RootfsCopyFailed", ContainerErrorKind.InvalidOperation,
+            throw new ContainerException(operation == "shift" ? "RootfsShiftFailed" : operation == "remove" ? "RootfsRemoveFailed" : operation is "list" or "export" ? "RootfsListFailed" : "RootfsCopyFailed", ContainerErrorKind.InvalidOperation,
                 $"Could not {what} the container's ids ({map}): " + string.Join(" ", result.Error).Replace("psc-helper: ", "").Trim() +
                 (operation == "copy" ? ". Check the free space and that the source is a container rootfs of this user's (no device nodes)." : ""), path);
         }

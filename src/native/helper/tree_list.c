@@ -13,11 +13,17 @@
  *   u64 size, u64 rdev, i64 mtime seconds, i64 mtime nanoseconds
  *   u32 link target length, link target (symlinks only; 0 otherwise)
  *   u32 xattr count, then per xattr: u32 name length, name, u32 value length, value
+ *   u64 inode, u32 link count (hard links: the same inode under several paths)
+ * With contents (userns-tree export, for Export-Container): first a record of the root itself (path
+ * length 0), and after a regular file's record exactly its recorded size of content (a file that
+ * shrank meanwhile is padded with zeros, one that grew is cut), read through an O_NOFOLLOW fd of the
+ * very inode that was stat'ed.
  * Entries are reached through their parent's fd (openat, O_NOFOLLOW): links are never followed. A
  * directory on another filesystem (a mount) is listed as its entry only, as copy_tree copies it. */
 
 static FILE *list_out;
 static dev_t list_dev;
+static int list_contents;
 
 static void put_u32(uint32_t v) { fwrite(&v, sizeof v, 1, list_out); }
 static void put_u64(uint64_t v) { fwrite(&v, sizeof v, 1, list_out); }
@@ -43,6 +49,46 @@ static int put_xattrs(int dirfd, const char *name, const char *rel) {
     return 0;
 }
 
+static int put_record(int dirfd, const char *name, const char *rel, size_t rlen, const struct stat *st) {
+    put_bytes(rel, rlen);
+    put_u32(st->st_mode); put_u32(st->st_uid); put_u32(st->st_gid);
+    put_u64((uint64_t)st->st_size); put_u64((uint64_t)st->st_rdev);
+    put_u64((uint64_t)st->st_mtim.tv_sec); put_u64((uint64_t)st->st_mtim.tv_nsec);
+    if (S_ISLNK(st->st_mode)) {
+        /* Static: a frame per directory level, and a hostile tree can be deep. */
+        static char target[PATH_MAX];
+        ssize_t n = readlinkat(dirfd, name, target, sizeof target);
+        if (n < 0) return fail("read link %s", rel);
+        put_bytes(target, (size_t)n);
+    } else put_u32(0);
+    if (put_xattrs(dirfd, name, rel) < 0) return -1;
+    put_u64((uint64_t)st->st_ino);
+    put_u32((uint32_t)st->st_nlink);
+    return 0;
+}
+
+static int put_content(int dirfd, const char *name, const char *rel, const struct stat *st) {
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat now;
+    if (fd < 0 || fstat(fd, &now) < 0 || now.st_ino != st->st_ino || now.st_dev != st->st_dev) {
+        if (fd >= 0) close(fd);
+        errno = fd < 0 ? errno : ESTALE;
+        return fail("open %s", rel);
+    }
+    static char buf[1 << 16];
+    off_t left = st->st_size;
+    ssize_t n = 1;
+    while (left > 0 && n > 0) {
+        n = read(fd, buf, left < (off_t)sizeof buf ? (size_t)left : sizeof buf);
+        if (n < 0) { close(fd); return fail("read %s", rel); }
+        if (n > 0) { fwrite(buf, 1, (size_t)n, list_out); left -= n; }
+    }
+    close(fd);
+    memset(buf, 0, sizeof buf);
+    while (left > 0) { size_t k = left < (off_t)sizeof buf ? (size_t)left : sizeof buf; fwrite(buf, 1, k, list_out); left -= (off_t)k; }
+    return ferror(list_out) ? fail("write %s", rel) : 0;
+}
+
 static int list_dir(int dirfd, char *rel, size_t rlen);
 
 static int list_entry(int dirfd, const char *name, char *rel, size_t rlen) {
@@ -55,18 +101,8 @@ static int list_entry(int dirfd, const char *name, char *rel, size_t rlen) {
     int rc = 0;
     struct stat st;
     if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) { rc = errno == ENOENT ? 0 : fail("stat %s", rel); goto out; }
-    put_bytes(rel, rlen);
-    put_u32(st.st_mode); put_u32(st.st_uid); put_u32(st.st_gid);
-    put_u64((uint64_t)st.st_size); put_u64((uint64_t)st.st_rdev);
-    put_u64((uint64_t)st.st_mtim.tv_sec); put_u64((uint64_t)st.st_mtim.tv_nsec);
-    if (S_ISLNK(st.st_mode)) {
-        /* Static: a frame per directory level, and a hostile tree can be deep. */
-        static char target[PATH_MAX];
-        ssize_t n = readlinkat(dirfd, name, target, sizeof target);
-        if (n < 0) { rc = fail("read link %s", rel); goto out; }
-        put_bytes(target, (size_t)n);
-    } else put_u32(0);
-    if ((rc = put_xattrs(dirfd, name, rel)) < 0) goto out;
+    if ((rc = put_record(dirfd, name, rel, rlen, &st)) < 0) goto out;
+    if (list_contents && S_ISREG(st.st_mode) && (rc = put_content(dirfd, name, rel, &st)) < 0) goto out;
     if (S_ISDIR(st.st_mode) && st.st_dev == list_dev) {
         int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) { rc = fail("open %s", rel); goto out; }
@@ -95,8 +131,9 @@ static int list_dir(int dirfd, char *rel, size_t rlen) {
     return rc;
 }
 
-/* Lists the tree at root to outfd (opened by the caller's side before the namespace was made). */
-int list_tree(const char *root, int outfd) {
+/* Lists the tree at root to outfd (opened by the caller's side before the namespace was made);
+ * with contents, the root's own record first and every regular file's content after its record. */
+int list_tree(const char *root, int outfd, int contents) {
     int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (rootfd < 0) return fail("open %s", root);
     struct stat st;
@@ -104,8 +141,11 @@ int list_tree(const char *root, int outfd) {
     list_dev = st.st_dev;
     list_out = fdopen(outfd, "w");
     if (!list_out) { close(rootfd); return fail("open the listing"); }
+    list_contents = contents;
     char rel[PATH_MAX] = "";
-    int rc = list_dir(rootfd, rel, 0);
+    /* The root's record, read through its parent like any entry ("." of rootfd itself). */
+    int rc = contents ? put_record(rootfd, ".", "", 0, &st) : 0;
+    if (rc == 0) rc = list_dir(rootfd, rel, 0);
     close(rootfd);
     int bad = ferror(list_out);
     if ((fclose(list_out) != 0 || bad) && rc == 0) rc = fail("write the listing of %s", root);

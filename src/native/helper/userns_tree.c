@@ -92,9 +92,10 @@ int cmd_userns_tree(const char *file) {
      * restore swaps rootfs trees). The others take one path. */
     int copy = (s.n_args == 3 || s.n_args == 5) && !strcmp(s.args[0], "copy");
     int move = s.n_args == 3 && !strcmp(s.args[0], "rename");
-    /* list: args list TREE LISTING, the tree described (tree_list.c) into LISTING, a file the caller
-     * made: opened here, before the namespace, as the caller, so only the caller's file is written. */
-    int list = s.n_args == 3 && !strcmp(s.args[0], "list");
+    /* list: args list TREE LISTING, the tree described (tree_list.c) into LISTING, a file or FIFO the
+     * caller made: opened here, before the namespace, as the caller, so only the caller's file is
+     * written. export: the same with the files' contents, streamed (a FIFO) into Export-Container. */
+    int list = s.n_args == 3 && (!strcmp(s.args[0], "list") || !strcmp(s.args[0], "export"));
     if ((s.n_args != 2 && !copy && !move && !list) || s.args[1][0] != '/' || ((copy || move || list) && s.args[2][0] != '/'))
         die("userns-tree: needs arg shift|remove and an absolute path, or copy|rename|list and two absolute paths");
     int shift = !strcmp(s.args[0], "shift");
@@ -126,7 +127,7 @@ int cmd_userns_tree(const char *file) {
         if (rc == 0 && copy) {
             rc = copy_tree(s.args[1], s.args[2]);
             if (rc == 0 && s.n_args == 5) rc = rewrite_hostname(s.args[2], s.args[3], s.args[4]);
-        } else if (rc == 0 && list) rc = list_tree(s.args[1], list_fd);
+        } else if (rc == 0 && list) rc = list_tree(s.args[1], list_fd, !strcmp(s.args[0], "export"));
         else if (rc == 0 && move) rc = renameat2(AT_FDCWD, s.args[1], AT_FDCWD, s.args[2], RENAME_NOREPLACE) < 0 ? fail("rename %s to %s", s.args[1], s.args[2]) : 0;
         else if (rc == 0) rc = nftw(s.args[1], shift ? shift_entry : remove_entry, 64, FTW_PHYS | FTW_MOUNT | (shift ? 0 : FTW_DEPTH));
         if (rc != 0 && !copy && !move && !list && !tree_error_path && errno) fail("walk %s", s.args[1]);
