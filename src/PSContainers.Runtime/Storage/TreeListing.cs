@@ -22,7 +22,8 @@ internal sealed class TreeListing : ITreeSource
     public static TreeListing Read(string root, IdMap map, string tempDirectory)
     {
         Directory.CreateDirectory(tempDirectory);
-        var file = Path.Combine(tempDirectory, $"listing-{Guid.NewGuid():N}");
+        // NAME.PID.GUID: what a killed pwsh leaves is removed by the next CleanStaleTemp.
+        var file = Path.Combine(tempDirectory, $"listing.{Environment.ProcessId}.{Guid.NewGuid():N}");
         using (File.Create(file, 1, FileOptions.None)) { }
         try
         {
@@ -41,7 +42,7 @@ internal sealed class TreeListing : ITreeSource
     public static unsafe void Stream(string root, IdMap map, string tempDirectory, Action<ListingReader> consume)
     {
         Directory.CreateDirectory(tempDirectory);
-        var fifo = Path.Combine(tempDirectory, $"export-{Guid.NewGuid():N}");
+        var fifo = Path.Combine(tempDirectory, $"export.{Environment.ProcessId}.{Guid.NewGuid():N}");
         fixed (byte* p = Filesystem.FsNative.Z(fifo))
             if (LibC.mknod(p, LibC.S_IFIFO | (mode_t)0x180, 0) != 0) throw Filesystem.FsNative.Error("create", fifo, Filesystem.FsNative.Errno);
         int reader = -1, guard = -1;
@@ -64,18 +65,20 @@ internal sealed class TreeListing : ITreeSource
                 finally { LibC.close(closeGuard); }
             });
             guard = -1;
+            Exception? consumerError = null;
             try
             {
                 using var input = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(reader, true), FileAccess.Read, 1 << 16);
                 reader = -1;
-                try { consume(new ListingReader(input, root)); }
-                catch when (helper.IsFaulted || WaitFaulted(helper)) { }
+                consume(new ListingReader(input, root));
             }
-            finally
-            {
-                // Closed: a helper still writing gets EPIPE and ends, so this wait ends too.
-                helper.GetAwaiter().GetResult();
-            }
+            catch (Exception ex) { consumerError = ex; }
+            // The read end is closed now: a helper still writing gets EPIPE and ends, so this wait ends too.
+            try { helper.GetAwaiter().GetResult(); }
+            catch when (consumerError is not null && !CutStream(consumerError)) { }
+            // A stream cut short is the helper's failure, thrown above; anything else (cancellation,
+            // the archive's disk full) is the consumer's own.
+            if (consumerError is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(consumerError);
         }
         finally
         {
@@ -85,12 +88,8 @@ internal sealed class TreeListing : ITreeSource
         }
     }
 
-    /// <summary>A consumer's error after the helper failed is the helper's (the stream was cut): waits briefly for the helper to say.</summary>
-    static bool WaitFaulted(Task helper)
-    {
-        try { helper.Wait(TimeSpan.FromSeconds(5)); } catch (AggregateException) { }
-        return helper.IsFaulted;
-    }
+    /// <summary>The stream ended early or broken: what a helper that failed midway leaves (a closed FIFO reads as its end).</summary>
+    static bool CutStream(Exception ex) => ex is ContainerException { ErrorId: "TreeListingInvalid" };
 
     TreeListing(byte[] data, string root)
     {
