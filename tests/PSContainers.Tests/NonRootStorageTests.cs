@@ -100,4 +100,93 @@ public sealed class NonRootStorageTests
             user.Run("Get-Container | Remove-Container -Force");
         }
     }
+
+    [Fact]
+    public void NonRootUser_DiffsAShiftedContainer_ItCannotReadItself()
+    {
+        using var user = new TestUser();
+        var name = TestStore.NewName("nrd");
+        try
+        {
+            // /root is 0700 and /root/secret 0600 of the container's root: the user cannot list or
+            // stat them on the host; the diff reads them as root of a namespace mapping their owners.
+            var run = user.Run($$"""
+                New-Container {{name}} -WarningAction SilentlyContinue | Out-Null
+                Start-Container {{name}} -WarningAction SilentlyContinue
+                Invoke-ContainerCommand {{name}} -Command sh,-c,'chmod 700 /root && echo s3cret > /root/secret && echo same > /root/keep && chmod 600 /root/secret /root/keep && echo x > /etc/removeme && mkdir -p /home/alice && chown 1000:1000 /home/alice' | Out-Null
+                Stop-Container {{name}} -Kill
+                New-ContainerSnapshot {{name}} | Out-Null
+                Start-Container {{name}} -WarningAction SilentlyContinue
+                Invoke-ContainerCommand {{name}} -Command sh,-c,'echo added > /root/added && echo changed! > /root/secret && rm /etc/removeme && chown 1001 /home/alice' | Out-Null
+                Stop-Container {{name}} -Kill
+                Get-ContainerDiff {{name}} | ForEach-Object { "change=$($_.Kind) $($_.Path) $($_.Type)" }
+                "done"
+                """, timeout: TimeSpan.FromMinutes(5));
+            Assert.True(run.ExitCode == 0 && run.Lines.Contains("done"), run.StdErr + run.StdOut);
+            var changes = run.Lines.Where(l => l.StartsWith("change=", StringComparison.Ordinal)).Select(l => l["change=".Length..]).ToList();
+            Assert.Contains("Added /root/added File", changes);
+            Assert.Contains("Changed /root/secret File", changes);
+            Assert.Contains("Deleted /etc/removeme File", changes);
+            // An owner change as the container sees it (uid 1000 -> 1001).
+            Assert.Contains("Changed /home/alice Directory", changes);
+            // Unchanged entries, unreadable to the user as well, are not reported.
+            Assert.DoesNotContain(changes, c => c.Contains("/root/keep") || c == "Changed /root Directory" || c.Contains("/etc/passwd"));
+        }
+        finally
+        {
+            user.Run("Get-Container | Remove-Container -Force");
+        }
+    }
+
+    [Fact]
+    public void NonRootUser_ExportsAShiftedContainer_WithTheContainersIds_AndBothUserAndRootImportIt()
+    {
+        using var user = new TestUser();
+        var name = TestStore.NewName("nrx");
+        var archive = Path.Combine(user.Home, name + ".tar");
+        try
+        {
+            var run = user.Run($$"""
+                New-Container {{name}} -WarningAction SilentlyContinue | Out-Null
+                Start-Container {{name}} -WarningAction SilentlyContinue
+                Invoke-ContainerCommand {{name}} -Command sh,-c,'mkdir -p /home/alice && echo a > /home/alice/notes && chown -R 1000:1000 /home/alice && chmod 700 /root && echo s3cret > /root/secret && chmod 600 /root/secret && ln /root/secret /root/secret.link' | Out-Null
+                Stop-Container {{name}} -Kill
+                Export-Container {{name}} -Path '{{archive}}'
+                Import-Container '{{archive}}' -Name {{name}}-imp -WarningAction SilentlyContinue | Out-Null
+                Start-Container {{name}}-imp -WarningAction SilentlyContinue
+                "probe=$((Invoke-ContainerCommand {{name}}-imp -Command sh,-c,'{{Probe}}; stat -c %h /root/secret').Output -join ' ')"
+                Stop-Container {{name}}-imp -Kill
+                "done"
+                """, timeout: TimeSpan.FromMinutes(5));
+            Assert.True(run.ExitCode == 0 && run.Lines.Contains("done"), run.StdErr + run.StdOut);
+            Assert.Equal("1000:1000:644 0:0:600 s3cret 2", Value(run, "probe"));
+            // The tar headers hold the ids and modes as the container sees them.
+            var listing = HostCommand.Run("tar", "--numeric-owner", "-tvf", archive).Split('\n');
+            Assert.Contains(listing, l => l.StartsWith("-rw-r--r-- 1000/1000 ") && l.EndsWith(" rootfs/home/alice/notes"));
+            Assert.Contains(listing, l => l.StartsWith("-rw------- 0/0 ") && l.EndsWith(" rootfs/root/secret"));
+            Assert.Contains(listing, l => l.StartsWith("drwx------ 0/0 ") && l.EndsWith(" rootfs/root/"));
+            Assert.Contains(listing, l => l.Contains(" rootfs/root/secret.link link to rootfs/root/secret"));
+            Assert.Contains(listing, l => l.Contains(" 0/0 ") && l.EndsWith(" rootfs/etc/passwd"));
+            Assert.Equal("s3cret", HostCommand.Run("tar", "-xOf", archive, "rootfs/root/secret"));
+
+            // Root imports the user's archive (readable to root though 0600) the same way.
+            using var store = new TestStore();
+            using var root = store.OpenSession();
+            var imported = TestStore.NewName("nrxr");
+            try
+            {
+                root.Run("Import-Container $args[0] -Name $args[1] -WarningAction SilentlyContinue | Out-Null; Start-Container $args[1] -WarningAction SilentlyContinue", archive, imported);
+                var probe = string.Join(" ", root.Run("(Invoke-ContainerCommand $args[0] -Command sh,-c,$args[1]).Output", imported, Probe).Select(o => o.ToString()));
+                Assert.Equal("1000:1000:644 0:0:600 s3cret", probe);
+            }
+            finally
+            {
+                root.Run("Remove-Container $args[0] -Force -ErrorAction SilentlyContinue", imported);
+            }
+        }
+        finally
+        {
+            user.Run("Get-Container | Remove-Container -Force");
+        }
+    }
 }

@@ -9,6 +9,7 @@ using PSContainers.Runtime.State;
 using Tmds.Linux;
 using PSContainers.Runtime.Filesystem;
 using PSContainers.Runtime.Backends;
+using PSContainers.Runtime.UserNamespaces;
 using static Tmds.Linux.LibC;
 
 namespace PSContainers.Runtime.Storage;
@@ -113,11 +114,23 @@ public static unsafe class ContainerArchive
                     var configBytes = Encoding.UTF8.GetBytes(NameComment + name + "\n" + ConfigLoader.Serialize(exportConfig));
                     var now = DateTimeOffset.Now.ToUnixTimeSeconds();
                     writer.WriteEntry(new TarEntry { Path = "config.yaml", Type = TarEntryType.Regular, Mode = 0x1A4, Size = configBytes.Length, MTimeSeconds = now }, new MemoryStream(configBytes));
-                    long? total = progress is null ? null : TotalSize(view.Path);
-                    var walker = new ExportWalker(writer, progress, total, ct, MountPoints(view.Path), config.Storage.IsIdmapped ? null : config.IdMap);
-                    // "/." so that /proc/PID/root (a link to the container's root) is read as the directory it leads to.
-                    walker.Entry(view.Path.TrimEnd('/') + "/.", "rootfs");
-                    walker.Done();
+                    var map = config.Rootfs is null ? config.IdMap : null;
+                    if (RootfsIds.OutOfReach(map, config.Storage.IsIdmapped) && !view.Path.StartsWith("/proc/", StringComparison.Ordinal))
+                    {
+                        // A non-root user's shifted tree: read by root of a namespace mapping its
+                        // owners, which sees them as the container does; this side writes the archive.
+                        var walker = new ExportWalker(writer, progress, null, ct, new HashSet<string>(StringComparer.Ordinal));
+                        TreeListing.Stream(view.Path, map!, manager.Store.TempDirectory, reader => walker.Listed(reader, map!.End(UserNamespaces.IdMapKind.Uid)));
+                        walker.Done();
+                    }
+                    else
+                    {
+                        long? total = progress is null ? null : TotalSize(view.Path);
+                        var walker = new ExportWalker(writer, progress, total, ct, MountPoints(view.Path), config.Storage.IsIdmapped ? null : config.IdMap);
+                        // "/." so that /proc/PID/root (a link to the container's root) is read as the directory it leads to.
+                        walker.Entry(view.Path.TrimEnd('/') + "/.", "rootfs");
+                        walker.Done();
+                    }
                     writer.Finish();
                 }
                 File.Move(temp, full, overwrite: true);
@@ -201,16 +214,7 @@ public static unsafe class ContainerArchive
                 MTimeSeconds = st.st_mtim.tv_sec,
                 MTimeNanoseconds = st.st_mtim.tv_nsec,
             };
-            if (type != S_IFLNK)
-                foreach (var (k, v) in FsNative.ReadXattrs(host))
-                {
-                    if (k.StartsWith("security.selinux", StringComparison.Ordinal)) continue;
-                    // ACLs the way GNU tar --acls stores them, so GNU tar restores them too.
-                    var text = k is "system.posix_acl_access" or "system.posix_acl_default" ? PosixAcl.ToText(v) : null;
-                    if (text is not null && k == "system.posix_acl_access") entry.AclAccess = text;
-                    else if (text is not null) entry.AclDefault = text;
-                    else entry.Xattrs[k] = v;
-                }
+            if (type != S_IFLNK) AddXattrs(entry, FsNative.ReadXattrs(host));
             if (type != S_IFDIR && (ulong)st.st_nlink > 1)
             {
                 var key = ((ulong)st.st_dev, (ulong)st.st_ino);
@@ -255,12 +259,103 @@ public static unsafe class ContainerArchive
             }
             else
             {
-                entry.Type = type == S_IFCHR ? TarEntryType.CharacterDevice : type == S_IFBLK ? TarEntryType.BlockDevice : TarEntryType.Fifo;
-                entry.DevMajor = (int)(((ulong)st.st_rdev >> 8) & 0xFFF | ((ulong)st.st_rdev >> 32) & ~0xFFFUL);
-                entry.DevMinor = (int)(((ulong)st.st_rdev & 0xFF) | (((ulong)st.st_rdev >> 12) & ~0xFFUL & 0xFFFFFFFF));
+                SetDevice(entry, st);
                 writer.WriteEntry(entry, null);
             }
             Report(archivePath);
+        }
+
+        static void AddXattrs(TarEntry entry, IEnumerable<KeyValuePair<string, byte[]>> xattrs)
+        {
+            foreach (var (k, v) in xattrs)
+            {
+                if (k.StartsWith("security.selinux", StringComparison.Ordinal)) continue;
+                // ACLs the way GNU tar --acls stores them, so GNU tar restores them too.
+                var text = k is "system.posix_acl_access" or "system.posix_acl_default" ? PosixAcl.ToText(v) : null;
+                if (text is not null && k == "system.posix_acl_access") entry.AclAccess = text;
+                else if (text is not null) entry.AclDefault = text;
+                else entry.Xattrs[k] = v;
+            }
+        }
+
+        static void SetDevice(TarEntry entry, stat st)
+        {
+            entry.Type = (st.st_mode & S_IFMT) == S_IFCHR ? TarEntryType.CharacterDevice : (st.st_mode & S_IFMT) == S_IFBLK ? TarEntryType.BlockDevice : TarEntryType.Fifo;
+            entry.DevMajor = (int)(((ulong)st.st_rdev >> 8) & 0xFFF | ((ulong)st.st_rdev >> 32) & ~0xFFFUL);
+            entry.DevMinor = (int)(((ulong)st.st_rdev & 0xFF) | (((ulong)st.st_rdev >> 12) & ~0xFFUL & 0xFFFFFFFF));
+        }
+
+        /// <summary>
+        /// The same archive entries from a listing made in the container's user namespace
+        /// (<see cref="TreeListing.Stream"/>): owners are already the container's; the caller's own id,
+        /// mapped there at <paramref name="callerId"/>, is no container id and becomes 65534 as on
+        /// root's export. Entries come in the helper's walk order, each directory before its contents.
+        /// </summary>
+        public void Listed(ListingReader reader, uint callerId)
+        {
+            var first = true;
+            while (reader.Next() is { } rec)
+            {
+                ct.ThrowIfCancellationRequested();
+                if (first != (rec.Path.Length == 0)) throw reader.Corrupt("the root's record not first");
+                first = false;
+                var st = rec.Stat;
+                var type = st.st_mode & S_IFMT;
+                var archivePath = rec.Path.Length == 0 ? "rootfs" : "rootfs/" + rec.Path;
+                if (type == S_IFSOCK) continue;
+                var entry = new TarEntry
+                {
+                    Path = archivePath,
+                    Mode = (int)(st.st_mode & (mode_t)0xFFF),
+                    Uid = st.st_uid == callerId ? 65534 : st.st_uid,
+                    Gid = st.st_gid == callerId ? 65534 : st.st_gid,
+                    MTimeSeconds = st.st_mtim.tv_sec,
+                    MTimeNanoseconds = st.st_mtim.tv_nsec,
+                };
+                if (type != S_IFLNK) AddXattrs(entry, rec.Xattrs);
+                if (type != S_IFDIR && rec.Links > 1)
+                {
+                    // One filesystem (the walk crosses no mount): the inode alone names the file.
+                    var key = (0UL, rec.Inode);
+                    if (_links.TryGetValue(key, out var firstPath))
+                    {
+                        entry.Type = TarEntryType.HardLink;
+                        entry.LinkPath = firstPath;
+                        entry.Xattrs.Clear();
+                        entry.AclAccess = entry.AclDefault = null;
+                        writer.WriteEntry(entry, null);
+                        if (type == S_IFREG) reader.Content(st.st_size).CopyTo(Stream.Null);
+                        Report(archivePath);
+                        continue;
+                    }
+                    _links[key] = archivePath;
+                }
+                if (type == S_IFDIR)
+                {
+                    entry.Type = TarEntryType.Directory;
+                    writer.WriteEntry(entry, null);
+                }
+                else if (type == S_IFREG)
+                {
+                    entry.Type = TarEntryType.Regular;
+                    entry.Size = st.st_size;
+                    writer.WriteEntry(entry, reader.Content(st.st_size));
+                    _bytes += st.st_size;
+                }
+                else if (type == S_IFLNK)
+                {
+                    entry.Type = TarEntryType.SymbolicLink;
+                    entry.LinkPath = rec.Link ?? "";
+                    writer.WriteEntry(entry, null);
+                }
+                else
+                {
+                    SetDevice(entry, st);
+                    writer.WriteEntry(entry, null);
+                }
+                Report(archivePath);
+            }
+            if (first) throw reader.Corrupt("no root record");
         }
 
         public void Done() => progress?.Report(new ArchiveProgress(_entries, _bytes, total, ""));

@@ -502,7 +502,12 @@ public sealed class StorageManager
                 $"Container '{name}' ({backend.Name} backend) has no snapshot to compare with. Make one with New-ContainerSnapshot, or name one with -Snapshot.", name);
         using var current = config.Rootfs is not null ? new RootfsView(config.Rootfs) : backend.View(containerDir, config.Storage, Store.TempDirectory);
         using var saved = backend.SnapshotView(snapshot.Path, config.Storage, Store.TempDirectory);
-        TreeDiff.Compare(current.Path, saved.Path, name, result);
+        // A non-root user's shifted tree is read by root of a namespace mapping its owners: the
+        // caller itself cannot enter the container root's 0700 directories.
+        var map = config.Rootfs is null ? config.IdMap : null;
+        if (RootfsIds.OutOfReach(map, config.Storage.IsIdmapped))
+            TreeDiff.Compare(TreeListing.Read(current.Path, map!, Store.TempDirectory), TreeListing.Read(saved.Path, map!, Store.TempDirectory), name, result);
+        else TreeDiff.Compare(current.Path, saved.Path, name, result);
         return result;
     }
 

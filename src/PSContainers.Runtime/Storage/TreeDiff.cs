@@ -5,11 +5,38 @@ using static Tmds.Linux.LibC;
 
 namespace PSContainers.Runtime.Storage;
 
-/// <summary>Compares root filesystem trees (docker diff) without following any symlink.</summary>
-internal static unsafe class TreeDiff
+/// <summary>
+/// One tree TreeDiff reads: entries by relative path ("" is the root, "a/b" below it). Read on the
+/// host (<see cref="HostTree"/>) or, for a tree the caller cannot read itself, from the listing root
+/// of a user namespace mapping its owners made (<see cref="TreeListing"/>): one diff algorithm, two sources.
+/// </summary>
+internal interface ITreeSource
+{
+    /// <summary>The names in directory <paramref name="rel"/>, ordinal order.</summary>
+    IEnumerable<string> Names(string rel);
+    bool TryLstat(string rel, out stat st);
+    string? LinkTarget(string rel);
+    SortedDictionary<string, byte[]> Xattrs(string rel);
+}
+
+/// <summary>A tree read directly (lstat, never following a link).</summary>
+internal sealed class HostTree(string root) : ITreeSource
 {
     static readonly EnumerationOptions List = new() { AttributesToSkip = 0, RecurseSubdirectories = false, IgnoreInaccessible = false };
 
+    string Full(string rel) => rel.Length == 0 ? root : Path.Combine(root, rel);
+
+    public IEnumerable<string> Names(string rel) =>
+        Directory.EnumerateFileSystemEntries(Full(rel), "*", List).Select(p => Path.GetFileName(p)!).Order(StringComparer.Ordinal);
+
+    public bool TryLstat(string rel, out stat st) => FsNative.TryLstat(Full(rel), out st);
+    public string? LinkTarget(string rel) => new FileInfo(Full(rel)).LinkTarget;
+    public SortedDictionary<string, byte[]> Xattrs(string rel) => FsNative.ReadXattrs(Full(rel));
+}
+
+/// <summary>Compares root filesystem trees (docker diff) without following any symlink.</summary>
+internal static unsafe class TreeDiff
+{
     internal static string TypeName(stat st) => (st.st_mode & S_IFMT) switch
     {
         var t when t == S_IFDIR => "Directory",
@@ -21,32 +48,31 @@ internal static unsafe class TreeDiff
         _ => "File",
     };
 
-    static IEnumerable<string> Names(string dir) =>
-        Directory.EnumerateFileSystemEntries(dir, "*", List).Select(p => Path.GetFileName(p)!).Order(StringComparer.Ordinal);
-
     static bool IsDir(stat st) => (st.st_mode & S_IFMT) == S_IFDIR;
+
+    static string Join(string rel, string name) => rel.Length == 0 ? name : rel + "/" + name;
 
     static void Add(List<ContainerChange> result, string container, ChangeKind kind, string rel, stat st) =>
         result.Add(new ContainerChange { ContainerName = container, Kind = kind, Path = "/" + rel, Type = TypeName(st) });
 
-    static void AddTree(List<ContainerChange> result, string container, string dir, string rel)
+    static void AddTree(List<ContainerChange> result, string container, ITreeSource tree, string rel)
     {
-        foreach (var name in Names(dir))
+        foreach (var name in tree.Names(rel))
         {
-            var path = Path.Combine(dir, name);
-            if (!FsNative.TryLstat(path, out var st)) continue;
-            Add(result, container, ChangeKind.Added, rel + name, st);
-            if (IsDir(st)) AddTree(result, container, path, rel + name + "/");
+            var path = Join(rel, name);
+            if (!tree.TryLstat(path, out var st)) continue;
+            Add(result, container, ChangeKind.Added, path, st);
+            if (IsDir(st)) AddTree(result, container, tree, path);
         }
     }
 
     /// <summary>Overlay metadata the kernel keeps in the upper layer; not a user change.</summary>
     static bool UserXattr(string name) => !name.StartsWith("trusted.overlay.", StringComparison.Ordinal) && !name.StartsWith("user.overlay.", StringComparison.Ordinal);
 
-    static bool SameXattrs(string a, string b)
+    static bool SameXattrs(ITreeSource ta, string a, ITreeSource tb, string b)
     {
-        var xa = FsNative.ReadXattrs(a).Where(kv => UserXattr(kv.Key)).ToList();
-        var xb = FsNative.ReadXattrs(b).Where(kv => UserXattr(kv.Key)).ToList();
+        var xa = ta.Xattrs(a).Where(kv => UserXattr(kv.Key)).ToList();
+        var xb = tb.Xattrs(b).Where(kv => UserXattr(kv.Key)).ToList();
         return xa.Count == xb.Count && xa.Zip(xb).All(p => p.First.Key == p.Second.Key && p.First.Value.AsSpan().SequenceEqual(p.Second.Value));
     }
 
@@ -54,43 +80,46 @@ internal static unsafe class TreeDiff
     /// Same entry? Type, mode, owner and xattrs always; for non-directories also size, mtime, device
     /// number and link target. A directory is not "changed" just because an entry in it was.
     /// </summary>
-    static bool Same(string a, stat sa, string b, stat sb)
+    static bool Same(ITreeSource ta, string a, stat sa, ITreeSource tb, string b, stat sb)
     {
         if (sa.st_mode != sb.st_mode || sa.st_uid != sb.st_uid || sa.st_gid != sb.st_gid) return false;
         if (!IsDir(sa))
         {
             if (sa.st_size != sb.st_size || sa.st_rdev != sb.st_rdev) return false;
             if (sa.st_mtim.tv_sec != sb.st_mtim.tv_sec || sa.st_mtim.tv_nsec != sb.st_mtim.tv_nsec) return false;
-            if ((sa.st_mode & S_IFMT) == S_IFLNK && new FileInfo(a).LinkTarget != new FileInfo(b).LinkTarget) return false;
+            if ((sa.st_mode & S_IFMT) == S_IFLNK && ta.LinkTarget(a) != tb.LinkTarget(b)) return false;
         }
-        return SameXattrs(a, b);
+        return SameXattrs(ta, a, tb, b);
     }
 
     /// <summary>Current tree <paramref name="now"/> against the saved tree <paramref name="then"/>.</summary>
     public static void Compare(string now, string then, string container, List<ContainerChange> result) =>
+        Compare(new HostTree(now), new HostTree(then), container, result);
+
+    /// <inheritdoc cref="Compare(string, string, string, List{ContainerChange})"/>
+    public static void Compare(ITreeSource now, ITreeSource then, string container, List<ContainerChange> result) =>
         CompareDir(now, then, "", container, result);
 
-    static void CompareDir(string now, string then, string rel, string container, List<ContainerChange> result)
+    static void CompareDir(ITreeSource now, ITreeSource then, string rel, string container, List<ContainerChange> result)
     {
-        var names = new SortedSet<string>(Names(now), StringComparer.Ordinal);
-        names.UnionWith(Names(then));
+        var names = new SortedSet<string>(now.Names(rel), StringComparer.Ordinal);
+        names.UnionWith(then.Names(rel));
         foreach (var name in names)
         {
-            var a = Path.Combine(now, name);
-            var b = Path.Combine(then, name);
-            var hasA = FsNative.TryLstat(a, out var sa);
-            var hasB = FsNative.TryLstat(b, out var sb);
+            var path = Join(rel, name);
+            var hasA = now.TryLstat(path, out var sa);
+            var hasB = then.TryLstat(path, out var sb);
             if (hasA && !hasB)
             {
-                Add(result, container, ChangeKind.Added, rel + name, sa);
-                if (IsDir(sa)) AddTree(result, container, a, rel + name + "/");
+                Add(result, container, ChangeKind.Added, path, sa);
+                if (IsDir(sa)) AddTree(result, container, now, path);
             }
-            else if (!hasA && hasB) Add(result, container, ChangeKind.Deleted, rel + name, sb);
+            else if (!hasA && hasB) Add(result, container, ChangeKind.Deleted, path, sb);
             else if (hasA && hasB)
             {
-                if (!Same(a, sa, b, sb)) Add(result, container, ChangeKind.Changed, rel + name, sa);
-                if (IsDir(sa) && IsDir(sb)) CompareDir(a, b, rel + name + "/", container, result);
-                else if (IsDir(sa)) AddTree(result, container, a, rel + name + "/");
+                if (!Same(now, path, sa, then, path, sb)) Add(result, container, ChangeKind.Changed, path, sa);
+                if (IsDir(sa) && IsDir(sb)) CompareDir(now, then, path, container, result);
+                else if (IsDir(sa)) AddTree(result, container, now, path);
             }
         }
     }
@@ -101,43 +130,42 @@ internal static unsafe class TreeDiff
     /// layer, an entry also present below was changed (copied up), anything else was added.
     /// </summary>
     public static void Overlay(string upper, string lower, string container, List<ContainerChange> result) =>
-        OverlayDir(upper, lower, "", container, result);
+        OverlayDir(new HostTree(upper), new HostTree(lower), "", container, result);
 
     static bool IsWhiteout(stat st) => (st.st_mode & S_IFMT) == S_IFCHR && st.st_rdev == 0;
 
-    static void OverlayDir(string upper, string? lower, string rel, string container, List<ContainerChange> result)
+    static void OverlayDir(ITreeSource upper, ITreeSource? lower, string rel, string container, List<ContainerChange> result)
     {
-        foreach (var name in Names(upper))
+        foreach (var name in upper.Names(rel))
         {
-            var u = Path.Combine(upper, name);
-            if (!FsNative.TryLstat(u, out var su)) continue;
-            var l = lower is null ? null : Path.Combine(lower, name);
-            var hasL = l is not null && FsNative.TryLstat(l, out _);
-            FsNative.TryLstat(l ?? "", out var sl);
+            var path = Join(rel, name);
+            if (!upper.TryLstat(path, out var su)) continue;
+            stat sl = default;
+            var hasL = lower is not null && lower.TryLstat(path, out sl);
             if (IsWhiteout(su))
             {
-                if (hasL) Add(result, container, ChangeKind.Deleted, rel + name, sl);
+                if (hasL) Add(result, container, ChangeKind.Deleted, path, sl);
                 continue;
             }
             if (!hasL)
             {
-                Add(result, container, ChangeKind.Added, rel + name, su);
-                if (IsDir(su)) AddTree(result, container, u, rel + name + "/");
+                Add(result, container, ChangeKind.Added, path, su);
+                if (IsDir(su)) AddTree(result, container, upper, path);
                 continue;
             }
             if (IsDir(su) && IsDir(sl))
             {
-                var opaque = FsNative.GetXattr(u, "trusted.overlay.opaque") is { Length: > 0 } v && v[0] == (byte)'y';
-                if (!Same(u, su, l!, sl)) Add(result, container, ChangeKind.Changed, rel + name, su);
-                OverlayDir(u, l, rel + name + "/", container, result);
+                var opaque = upper.Xattrs(path).TryGetValue("trusted.overlay.opaque", out var v) && v is [(byte)'y', ..];
+                if (!Same(upper, path, su, lower!, path, sl)) Add(result, container, ChangeKind.Changed, path, su);
+                OverlayDir(upper, lower, path, container, result);
                 if (opaque)
-                    foreach (var hidden in Names(l!))
-                        if (!FsNative.TryLstat(Path.Combine(u, hidden), out _) && FsNative.TryLstat(Path.Combine(l!, hidden), out var sh))
-                            Add(result, container, ChangeKind.Deleted, rel + name + "/" + hidden, sh);
+                    foreach (var hidden in lower!.Names(path))
+                        if (!upper.TryLstat(Join(path, hidden), out _) && lower.TryLstat(Join(path, hidden), out var sh))
+                            Add(result, container, ChangeKind.Deleted, Join(path, hidden), sh);
                 continue;
             }
-            Add(result, container, ChangeKind.Changed, rel + name, su);
-            if (IsDir(su)) AddTree(result, container, u, rel + name + "/");
+            Add(result, container, ChangeKind.Changed, path, su);
+            if (IsDir(su)) AddTree(result, container, upper, path);
         }
     }
 }

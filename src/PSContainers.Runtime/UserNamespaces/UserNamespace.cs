@@ -82,6 +82,19 @@ public static class UserNamespace
     /// <summary>Moves a directory the container's ids own to another parent (<paramref name="destination"/> must not exist).</summary>
     public static void MoveTree(string source, string destination, IdMap map) => RunTree("rename", source, map, null, destination);
 
+    /// <summary>
+    /// Describes a tree owned by the container's ids (which a non-root caller can neither list nor
+    /// stat whole) into <paramref name="listing"/>, a file the caller made, entry by entry with the
+    /// owners the container sees (the format: psc-helper's tree_list.c; Storage/TreeListing reads it).
+    /// </summary>
+    public static void ListTree(string path, string listing, IdMap map) => RunTree("list", path, map, null, listing);
+
+    /// <summary>
+    /// Like <see cref="ListTree"/> with every regular file's content after its record, written into
+    /// <paramref name="fifo"/> (Export-Container of a tree the caller cannot read itself).
+    /// </summary>
+    public static void ExportTree(string path, string fifo, IdMap map) => RunTree("export", path, map, null, fifo);
+
     private static void RunTree(string operation, string path, IdMap map, string? ownersFile, string? destination = null, (string Old, string New)? names = null)
     {
         // The caller's own ids are mapped too, just above the container's, so that what the caller
@@ -119,9 +132,10 @@ public static class UserNamespace
                 "shift" => $"give {path} to",
                 "copy" => $"copy {path} to {destination} as",
                 "rename" => $"move {path} to {destination} as",
+                "list" or "export" => $"list {path} as",
                 _ => $"remove {path} owned by",
             };
-            throw new ContainerException(operation == "shift" ? "RootfsShiftFailed" : operation == "remove" ? "RootfsRemoveFailed" : "RootfsCopyFailed", ContainerErrorKind.InvalidOperation,
+            throw new ContainerException(operation == "shift" ? "RootfsShiftFailed" : operation == "remove" ? "RootfsRemoveFailed" : operation is "list" or "export" ? "RootfsListFailed" : "RootfsCopyFailed", ContainerErrorKind.InvalidOperation,
                 $"Could not {what} the container's ids ({map}): " + string.Join(" ", result.Error).Replace("psc-helper: ", "").Trim() +
                 (operation == "copy" ? ". Check the free space and that the source is a container rootfs of this user's (no device nodes)." : ""), path);
         }

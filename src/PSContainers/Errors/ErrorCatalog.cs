@@ -256,6 +256,8 @@ public static class ErrorCatalog
         new("RootfsNotFound", ErrorCategory.ObjectNotFound, "The container's root filesystem is missing; restore it, or remove and recreate the container."),
         new("RootfsPathIsDirectory", ErrorCategory.InvalidData, "Remove the directory from the rootfs where a file belongs."),
         new("RootfsPathNotDirectory", ErrorCategory.InvalidData, "Remove the file or symlink from the rootfs where a directory belongs."),
+        new("RootfsListFailed", ErrorCategory.InvalidOperation, "A tree owned by the container's ids could not be listed (for Get-ContainerDiff); read the message."),
+        new("TreeListingInvalid", ErrorCategory.InvalidData, "psc-helper's listing of a tree was malformed; psc-helper and the module may be of different versions."),
         new("RootfsCopyFailed", ErrorCategory.InvalidOperation, "A tree owned by the container's ids could not be copied; read the message (free space, a device node in a non-root user's tree)."),
         new("RootfsRemoveFailed", ErrorCategory.InvalidOperation, "Files owned by the container's ids could not be removed; read the message, and remove them as root if needed."),
         new("RootfsShiftFailed", ErrorCategory.InvalidOperation, "The rootfs could not be given to the container's ids; check your subordinate ids and free space."),

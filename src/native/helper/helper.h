@@ -160,6 +160,8 @@ int cmd_device(const char *file);
 /* tree_copy.c */
 int copy_tree(const char *src, const char *dst);
 int rewrite_hostname(const char *root, const char *old_name, const char *new_name);
+/* tree_list.c */
+int list_tree(const char *root, int outfd, int contents);
 
 /* userns_tree.c */
 int cmd_userns_tree(const char *file);

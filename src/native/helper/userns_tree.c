@@ -92,8 +92,12 @@ int cmd_userns_tree(const char *file) {
      * restore swaps rootfs trees). The others take one path. */
     int copy = (s.n_args == 3 || s.n_args == 5) && !strcmp(s.args[0], "copy");
     int move = s.n_args == 3 && !strcmp(s.args[0], "rename");
-    if ((s.n_args != 2 && !copy && !move) || s.args[1][0] != '/' || ((copy || move) && s.args[2][0] != '/'))
-        die("userns-tree: needs arg shift|remove and an absolute path, or copy|rename and two absolute paths");
+    /* list: args list TREE LISTING, the tree described (tree_list.c) into LISTING, a file or FIFO the
+     * caller made: opened here, before the namespace, as the caller, so only the caller's file is
+     * written. export: the same with the files' contents, streamed (a FIFO) into Export-Container. */
+    int list = s.n_args == 3 && (!strcmp(s.args[0], "list") || !strcmp(s.args[0], "export"));
+    if ((s.n_args != 2 && !copy && !move && !list) || s.args[1][0] != '/' || ((copy || move || list) && s.args[2][0] != '/'))
+        die("userns-tree: needs arg shift|remove and an absolute path, or copy|rename|list and two absolute paths");
     int shift = !strcmp(s.args[0], "shift");
     /* idmap-probe: can a mount of this path be idmapped onto the namespace (root only: see idmap.c)?
      * Nothing is walked or changed; exit 3 with the kernel's reason when it cannot. */
@@ -104,7 +108,9 @@ int cmd_userns_tree(const char *file) {
      * The caller unmounts it. */
     int idmount = !strcmp(s.args[0], "idmap-mount");
     if ((probe || idmount) && !s.uid_map) die("userns-tree %s: only root idmaps mounts (give uidmap)", s.args[0]);
-    if (!shift && !probe && !idmount && !copy && !move && strcmp(s.args[0], "remove")) die("userns-tree: unknown operation '%s'", s.args[0]);
+    if (!shift && !probe && !idmount && !copy && !move && !list && strcmp(s.args[0], "remove")) die("userns-tree: unknown operation '%s'", s.args[0]);
+    int list_fd = -1;
+    if (list && (list_fd = open(s.args[2], O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)) < 0) die("open %s: %s", s.args[2], strerror(errno));
     int sync_pipe[2], err_pipe[2];
     if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
     pid_t child = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL);
@@ -121,15 +127,17 @@ int cmd_userns_tree(const char *file) {
         if (rc == 0 && copy) {
             rc = copy_tree(s.args[1], s.args[2]);
             if (rc == 0 && s.n_args == 5) rc = rewrite_hostname(s.args[2], s.args[3], s.args[4]);
-        } else if (rc == 0 && move) rc = renameat2(AT_FDCWD, s.args[1], AT_FDCWD, s.args[2], RENAME_NOREPLACE) < 0 ? fail("rename %s to %s", s.args[1], s.args[2]) : 0;
+        } else if (rc == 0 && list) rc = list_tree(s.args[1], list_fd, !strcmp(s.args[0], "export"));
+        else if (rc == 0 && move) rc = renameat2(AT_FDCWD, s.args[1], AT_FDCWD, s.args[2], RENAME_NOREPLACE) < 0 ? fail("rename %s to %s", s.args[1], s.args[2]) : 0;
         else if (rc == 0) rc = nftw(s.args[1], shift ? shift_entry : remove_entry, 64, FTW_PHYS | FTW_MOUNT | (shift ? 0 : FTW_DEPTH));
-        if (rc != 0 && !copy && !move && !tree_error_path && errno) fail("walk %s", s.args[1]);
+        if (rc != 0 && !copy && !move && !list && !tree_error_path && errno) fail("walk %s", s.args[1]);
         if (rc == 0 && shift && s.owners) rc = apply_owners(s.args[1], s.owners);
         if (rc != 0) write_all(err_pipe[1], errbuf, strlen(errbuf));
         _exit(rc == 0 ? 0 : 1);
     }
     close(sync_pipe[0]);
     close(err_pipe[1]);
+    if (list_fd >= 0) close(list_fd);
     /* Root writes the maps itself; otherwise the caller runs newuidmap/newgidmap meanwhile. */
     if (s.uid_map) {
         if (write_id_maps(child, s.uid_map, s.gid_map) < 0) { kill(child, SIGKILL); die("%s", errbuf); }
