@@ -218,51 +218,11 @@ public sealed class ConsoleRelayTests : IDisposable
         _ps.Run("Stop-Container $args[0] -Kill", name);
     }
 
-    /// <summary>Connects to a console socket as the relay does, and checks that it is lent the console
-    /// (asking again while the supervisor has not yet seen the previous caller's end: busy).</summary>
-    private static Socket Connect(string path)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        for (;;)
-        {
-            var sock = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified) { ReceiveTimeout = 30_000 };
-            try
-            {
-                sock.Connect(new UnixDomainSocketEndPoint(path));
-                var answer = new byte[16];
-                Assert.Equal(1, sock.Receive(answer));
-                if (answer[0] == ConsoleSocketProtocol.Busy && DateTime.UtcNow < deadline) { sock.Dispose(); Thread.Sleep(100); continue; }
-                Assert.Equal((char)ConsoleSocketProtocol.Attached, (char)answer[0]);
-                return sock;
-            }
-            catch { sock.Dispose(); throw; }
-        }
-    }
+    private static Socket Connect(string path) => ConsoleSocketClient.Connect(path);
 
-    private static void SendFrame(Socket sock, byte type, string payload)
-    {
-        var frame = new byte[1 + payload.Length];
-        frame[0] = type;
-        Encoding.ASCII.GetBytes(payload, frame.AsSpan(1));
-        Assert.Equal(frame.Length, sock.Send(frame));
-    }
+    private static void SendFrame(Socket sock, byte type, string payload) => ConsoleSocketClient.SendFrame(sock, type, payload);
 
-    /// <summary>The console's output on a relay connection, until the text appears (or the supervisor closes it).</summary>
-    private static string ReadUntil(Socket sock, string text)
-    {
-        var seen = new StringBuilder();
-        var buf = new byte[65536];
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!seen.ToString().Contains(text) && DateTime.UtcNow < deadline)
-        {
-            int n;
-            try { n = sock.Receive(buf); }
-            catch (SocketException) { break; } // the receive timeout
-            if (n == 0) break;
-            seen.Append(Encoding.UTF8.GetString(buf, 0, n));
-        }
-        return seen.ToString();
-    }
+    private static string ReadUntil(Socket sock, string text) => ConsoleSocketClient.ReadUntil(sock, text);
 
     /// <summary>The supervisor's end of a relay connection: the next receive sees the socket closed (0 bytes).</summary>
     private static bool ClosedBySupervisor(Socket sock)

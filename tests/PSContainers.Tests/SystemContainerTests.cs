@@ -1,6 +1,3 @@
-using System.Net.Sockets;
-using System.Text;
-using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.State;
 using PSContainers.Tests.Infrastructure;
@@ -91,21 +88,21 @@ public sealed class SystemContainerTests : IDisposable
 
         // The same user logs in on the console itself, through the supervisor's console socket as
         // Enter-Container -Console's relay does: agetty's prompt, login(1), a shell on /dev/console.
-        using (var console = ConnectConsole(_store.Manager.Store.ConsoleSocketPath(name)))
+        using (var console = ConsoleSocketClient.Connect(_store.Manager.Store.ConsoleSocketPath(name)))
         {
-            SendInput(console, "\r");
-            Assert.Contains("login:", ReadUntil(console, "login:"));
-            SendInput(console, "psctest\r");
-            Assert.Contains("Password:", ReadUntil(console, "Password:"));
-            SendInput(console, "Psc-Secret-1\r");
-            Assert.Contains("$", ReadUntil(console, "$ "));
-            SendInput(console, "echo \"T=$(tty)=T\"; id\r");
-            var session = ReadUntil(console, "uid=1000(psctest)");
+            ConsoleSocketClient.Type(console, "\r");
+            Assert.Contains("login:", ConsoleSocketClient.ReadUntil(console, "login:"));
+            ConsoleSocketClient.Type(console, "psctest\r");
+            Assert.Contains("Password:", ConsoleSocketClient.ReadUntil(console, "Password:"));
+            ConsoleSocketClient.Type(console, "Psc-Secret-1\r");
+            Assert.Contains("$", ConsoleSocketClient.ReadUntil(console, "$ "));
+            ConsoleSocketClient.Type(console, "echo \"T=$(tty)=T\"; id\r");
+            var session = ConsoleSocketClient.ReadUntil(console, "uid=1000(psctest)");
             Assert.Contains("uid=1000(psctest)", session);
             Assert.Contains("T=/dev/console=T", session);
-            SendInput(console, "exit\r");
+            ConsoleSocketClient.Type(console, "exit\r");
             // agetty comes back for the next login.
-            Assert.Contains("login:", ReadUntil(console, "login:"));
+            Assert.Contains("login:", ConsoleSocketClient.ReadUntil(console, "login:"));
         }
 
         // SIGRTMIN+3: systemd runs its shutdown and halts, well within the timeout; no kill.
@@ -122,51 +119,6 @@ public sealed class SystemContainerTests : IDisposable
                 Assert.False(Directory.Exists(dir), $"{dir} is left after the stop");
 
         ps.Run("Remove-Container $args[0]", name);
-    }
-
-    /// <summary>Borrows the console as the relay of Enter-Container -Console does (one caller at a time).</summary>
-    private static Socket ConnectConsole(string path)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        for (;;)
-        {
-            var sock = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified) { ReceiveTimeout = 30_000 };
-            try
-            {
-                sock.Connect(new UnixDomainSocketEndPoint(path));
-                var answer = new byte[16];
-                Assert.Equal(1, sock.Receive(answer));
-                if (answer[0] == ConsoleSocketProtocol.Busy && DateTime.UtcNow < deadline) { sock.Dispose(); Thread.Sleep(100); continue; }
-                Assert.Equal((char)ConsoleSocketProtocol.Attached, (char)answer[0]);
-                return sock;
-            }
-            catch { sock.Dispose(); throw; }
-        }
-    }
-
-    private static void SendInput(Socket sock, string text)
-    {
-        var frame = new byte[1 + text.Length];
-        frame[0] = ConsoleSocketProtocol.InputFrame;
-        Encoding.ASCII.GetBytes(text, frame.AsSpan(1));
-        Assert.Equal(frame.Length, sock.Send(frame));
-    }
-
-    /// <summary>The console's output until the text appears (bounded).</summary>
-    private static string ReadUntil(Socket sock, string text)
-    {
-        var seen = new StringBuilder();
-        var buf = new byte[65536];
-        var deadline = DateTime.UtcNow.AddSeconds(30 * TestPaths.SlowFactor);
-        while (!seen.ToString().Contains(text) && DateTime.UtcNow < deadline)
-        {
-            int n;
-            try { n = sock.Receive(buf); }
-            catch (SocketException) { break; }
-            if (n == 0) break;
-            seen.Append(Encoding.UTF8.GetString(buf, 0, n));
-        }
-        return seen.ToString();
     }
 
     private static string Exec(ModuleSession ps, string name, string script)
