@@ -104,7 +104,8 @@ internal sealed class TarSource : IBlobSource
         if (!_members.TryGetValue(BlobNames.Check(name, image), out var m)) throw BlobNames.Missing(name, image);
         var file = new FileStream(_path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         file.Position = m.Offset;
-        return new Slice(file, m.Size);
+        return new Filesystem.ExactLengthStream(file, m.Size, ownsInner: true, truncated: () =>
+            new ContainerException("OciImageInvalid", ContainerErrorKind.InvalidData, "The image archive ends in the middle of a file; it is truncated."));
     }
 
     public byte[] ReadAll(string name, long max, string image)
@@ -114,32 +115,4 @@ internal sealed class TarSource : IBlobSource
     }
 
     public void Dispose() { }
-
-    /// <summary>A member's bytes: <c>size</c> bytes from where it starts, then end of stream.</summary>
-    private sealed class Slice(Stream inner, long size) : Stream
-    {
-        long _left = size;
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => size;
-        public override long Position { get => size - _left; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count)
-        {
-            if (_left <= 0) return 0;
-            int n = inner.Read(buffer, offset, (int)Math.Min(count, _left));
-            if (n <= 0) throw new ContainerException("OciImageInvalid", ContainerErrorKind.InvalidData, "The image archive ends in the middle of a file; it is truncated.");
-            _left -= n;
-            return n;
-        }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing) inner.Dispose();
-            base.Dispose(disposing);
-        }
-    }
 }

@@ -185,28 +185,5 @@ internal sealed class ListingReader(Stream input, string root)
     }
 
     /// <summary>A regular file's content that follows its record (exactly its recorded size).</summary>
-    public Stream Content(long size) => new ContentStream(this, size);
-
-    sealed class ContentStream(ListingReader owner, long size) : Stream
-    {
-        long _left = size;
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => size;
-        public override long Position { get => size - _left; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override int Read(byte[] buffer, int offset, int count)
-        {
-            if (_left == 0) return 0;
-            var n = owner._input.Read(buffer, offset, (int)Math.Min(count, _left));
-            if (n == 0) throw owner.Corrupt("a file's content truncated");
-            _left -= n;
-            owner._pos += n;
-            return n;
-        }
-    }
+    public Stream Content(long size) => new Filesystem.ExactLengthStream(_input, size, () => Corrupt("a file's content truncated"), consumed: n => _pos += n);
 }
