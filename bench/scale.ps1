@@ -17,7 +17,9 @@
     its monitors' RSS summed, stopped with lxc-stop -k and destroyed.
 #>
 param(
-    [int[]] $Count = @(50),
+    # Bounded: through `pwsh -File`, "-Count 50,200" arrives as one string that [int[]] reads as 50200;
+    # run one N per process there (or use -Command).
+    [ValidateRange(1, 5000)] [int[]] $Count = @(50),
     [switch] $Lxc,
     # The parallel start and stop: 4 workers keep both cores of the bench machine busy.
     [int] $ThrottleLimit = 4,
