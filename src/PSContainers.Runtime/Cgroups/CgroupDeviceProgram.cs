@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
+using PSContainers.Runtime.Filesystem;
 using Tmds.Linux;
 
 namespace PSContainers.Runtime.Cgroups;
@@ -289,18 +290,14 @@ public static unsafe class CgroupDeviceProgram
     public static bool IsCgroup2(string dir)
     {
         string? best = null, bestType = null;
-        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+        foreach (var m in MountInfo.Current())
         {
-            var sep = line.IndexOf(" - ", StringComparison.Ordinal);
-            if (sep < 0) continue;
-            var left = line[..sep].Split(' ');
-            if (left.Length < 5) continue;
-            var mount = left[4].Replace("\\040", " ");
+            var mount = m.MountPoint;
             var under = dir == mount || dir.StartsWith(mount.TrimEnd('/') + "/", StringComparison.Ordinal);
             if (under && (best is null || mount.Length >= best.Length))
             {
                 best = mount;
-                bestType = line[(sep + 3)..].Split(' ')[0];
+                bestType = m.FsType;
             }
         }
         return bestType == "cgroup2" && Directory.Exists(dir);

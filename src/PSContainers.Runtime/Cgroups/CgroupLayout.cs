@@ -1,3 +1,5 @@
+using PSContainers.Runtime.Filesystem;
+
 namespace PSContainers.Runtime.Cgroups;
 
 public enum CgroupLayoutKind
@@ -37,23 +39,16 @@ public sealed class CgroupLayout
     {
         string? unified = null;
         var v1 = new Dictionary<string, string>();
-        foreach (var line in mountinfoLines)
+        foreach (var mount in MountInfo.Parse(mountinfoLines))
         {
-            // id parent maj:min root mountpoint opts [optional...] - fstype source superopts
-            var sep = line.IndexOf(" - ", StringComparison.Ordinal);
-            if (sep < 0) continue;
-            var left = line[..sep].Split(' ');
-            var right = line[(sep + 3)..].Split(' ');
-            if (left.Length < 5 || right.Length < 3) continue;
-            var mountPoint = Unescape(left[4]);
             // Only hierarchies mounted at their root: a bind of a sub-cgroup is not where we create ours.
-            if (left[3] != "/") continue;
-            if (right[0] == "cgroup2")
-                unified ??= mountPoint;
-            else if (right[0] == "cgroup")
-                foreach (var opt in right[2].Split(','))
+            if (mount.Root != "/") continue;
+            if (mount.FsType == "cgroup2")
+                unified ??= mount.MountPoint;
+            else if (mount.FsType == "cgroup")
+                foreach (var opt in mount.SuperOptions.Split(','))
                     if (KnownV1Controllers.Contains(opt))
-                        v1.TryAdd(opt, mountPoint);
+                        v1.TryAdd(opt, mount.MountPoint);
         }
         var kind = v1.Count == 0 ? CgroupLayoutKind.Unified : unified is null ? CgroupLayoutKind.Legacy : CgroupLayoutKind.Hybrid;
         if (kind == CgroupLayoutKind.Unified && unified is null)
@@ -62,8 +57,4 @@ public sealed class CgroupLayout
                 "Mount one, e.g. 'mount -t cgroup2 none /sys/fs/cgroup'.");
         return new CgroupLayout(kind, unified, v1);
     }
-
-    // mountinfo escapes space, tab, newline and backslash as octal.
-    private static string Unescape(string s) =>
-        s.Replace("\\040", " ").Replace("\\011", "\t").Replace("\\012", "\n").Replace("\\134", "\\");
 }

@@ -275,19 +275,7 @@ public static unsafe class FsNative
     }
 
     /// <summary>The mount points of this mount namespace (/proc/self/mountinfo), in its order; none if it cannot be read.</summary>
-    public static IReadOnlyList<string> MountPoints()
-    {
-        var points = new List<string>();
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/mountinfo"))
-                if (line.Split(' ') is { Length: > 4 } fields)
-                    // mountinfo escapes space, tab, newline and backslash as \ooo.
-                    points.Add(System.Text.RegularExpressions.Regex.Replace(fields[4], @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString()));
-        }
-        catch (IOException) { }
-        return points;
-    }
+    public static IReadOnlyList<string> MountPoints() => MountInfo.Current().Select(m => m.MountPoint).ToList();
 
     /// <summary>
     /// Detaches every mount of this mount namespace at or below <paramref name="path"/>, deepest

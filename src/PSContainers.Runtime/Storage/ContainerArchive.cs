@@ -172,11 +172,8 @@ public static unsafe class ContainerArchive
     {
         var result = new HashSet<string>(StringComparer.Ordinal);
         if (!view.StartsWith("/proc/", StringComparison.Ordinal)) return result;
-        foreach (var line in File.ReadLines(view[..^"/root".Length] + "/mountinfo"))
-        {
-            var mountPoint = line.Split(' ')[4].Replace("\\040", " ");
-            if (mountPoint != "/") result.Add("rootfs" + mountPoint);
-        }
+        foreach (var mount in MountInfo.Read(view[..^"/root".Length] + "/mountinfo"))
+            if (mount.MountPoint != "/") result.Add("rootfs" + mount.MountPoint);
         return result;
     }
 

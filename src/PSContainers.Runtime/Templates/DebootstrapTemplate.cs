@@ -293,28 +293,7 @@ public sealed partial class DebootstrapTemplate : IRootfsTemplate
         Directory.Delete(full, recursive: true);
     }
 
-    static List<string> MountPointsBelow(string dir)
-    {
-        var result = new List<string>();
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/mountinfo"))
-            {
-                var fields = line.Split(' ');
-                if (fields.Length < 5) continue;
-                var mountPoint = Unescape(fields[4]);
-                if (mountPoint == dir || mountPoint.StartsWith(dir + "/", StringComparison.Ordinal))
-                    result.Add(mountPoint);
-            }
-        }
-        catch (IOException) { }
-        return result;
-    }
-
-    // mountinfo escapes space, tab, newline and backslash as \ooo.
-    static string Unescape(string s) => s.Contains('\\')
-        ? Regex.Replace(s, @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString())
-        : s;
+    static List<string> MountPointsBelow(string dir) => MountInfo.PointsBelow(MountInfo.Current(), dir).ToList();
 
     /// <summary>Turns debootstrap's "I: ..." lines into a rough percentage by phase.</summary>
     internal sealed class ProgressTracker
