@@ -111,7 +111,14 @@ $rows = foreach ($n in $Count) {
 } finally {
     # Whatever a failed round left: the store's containers, LXC's.
     Get-Container -ErrorAction SilentlyContinue | Remove-Container -Force -ErrorAction SilentlyContinue
-    if ($Lxc) { foreach ($c in @(& lxc-ls -P $lxcpath 2>$null)) { & lxc-stop -k -n $c -P $lxcpath 2>$null; & lxc-destroy -n $c -P $lxcpath *> $null } }
+    if ($Lxc) {
+        foreach ($c in @(& lxc-ls -P $lxcpath 2>$null)) { & lxc-stop -k -n $c -P $lxcpath 2>$null; & lxc-destroy -n $c -P $lxcpath *> $null }
+        # LXC's monitors leave their empty lxc.monitor.NAME (and lxc.payload.NAME) cgroups behind in
+        # every hierarchy; an empty cgroup goes with rmdir (Directory.Delete, not recursive).
+        Get-ChildItem /sys/fs/cgroup -Directory -Recurse -Depth 1 -ErrorAction SilentlyContinue |
+            Where-Object Name -match "^lxc\.(monitor|payload)\.psc-bench-l$id-\d+$" |
+            ForEach-Object { try { [IO.Directory]::Delete($_.FullName) } catch { Write-Warning "Could not remove LXC's cgroup $($_.FullName): $($_.Exception.Message)" } }
+    }
 }
 
 $load = (Get-Content /proc/loadavg).Split(' ')[0..2] -join ' '
