@@ -159,7 +159,7 @@ public sealed partial class LxcHooks : IContainerHook
             using var client = new NetworkClient(nic.LinkNamespace is null ? NetworkLocation.Host : NetworkLocation.ForNamespace(nic.LinkNamespace));
             return client.LinkExists(peer);
         }
-        catch (ContainerException) { return false; } // its namespace is gone, or out of the caller's reach: nothing to bring down
+        catch (Exception e) when (e is ContainerException or IOException or UnauthorizedAccessException) { return false; } // its namespace is gone, or out of the caller's reach: nothing to bring down
     }
 
     public void Removed(string name) { }
