@@ -1,7 +1,10 @@
+using System.Diagnostics;
 using PSContainers.Runtime;
 using PSContainers.Runtime.Cgroups;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
+using PSContainers.Runtime.Events;
+using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.State;
 using PSContainers.Runtime.Storage;
 using PSContainers.Tests.Infrastructure;
@@ -314,6 +317,126 @@ public sealed class LxcHookTests : IDisposable
         // Down runs before the host side goes.
         Assert.DoesNotContain("No such file", down[6]);
         Assert.False(Directory.Exists($"/sys/class/net/{peer}"), "the veth's host end was left behind");
+    }
+
+    private string[] Points() => LogLines().Select(l => l.Split('|')[0]).ToArray();
+
+    /// <summary>
+    /// A restored run is a run like a started one (LXC's lxc-checkpoint -r: lxc_init, CRIU, lxc_end):
+    /// pre-start on the host before it, no mount or start (CRIU restores what they made), and stop,
+    /// post-stop at its end by its supervisor, with stop given the restored namespaces; a failure is
+    /// reported by Stop-Container and in the journal as a started run's is.
+    /// </summary>
+    [Fact]
+    public void ARestoredRun_RunsPreStart_ThenStopAndPostStopAtItsEnd_LikeAStartedOne()
+    {
+        var record = Path.Combine(_dir, "record");
+        var armed = Path.Combine(_dir, "armed");
+        var failing = Script("fail-when-armed", $"test ! -e {armed} || {{ echo psc-test-post-stop-broke >&2; exit 4; }}");
+        var name = Create("restore", "privileged: true\ninit:\n  command: [/bin/sleep, \"600\"]\n" + $"""
+            hooks:
+              preStart: [ {record} ]
+              mount: [ {record} ]
+              stop: [ {record} ]
+              postStop: [ {record}, {failing} ]
+            """);
+        using var ps = _store.OpenSession();
+        ps.Run("Start-Container $args[0]", name);
+        Assert.Equal(new[] { "pre-start", "mount" }, Points());
+        var dir = Path.Combine(_store.Root, "ckpt-" + name);
+        Assert.Empty(ps.Invoke("Checkpoint-Container -Name $args[0] -Path $args[1]", name, dir).Errors);
+        // The dump ended the run: its end-of-run hooks ran.
+        Assert.Equal(new[] { "pre-start", "mount", "stop", "post-stop" }, Points());
+
+        var restored = ps.Invoke("Restore-Container -Path $args[0] -PassThru", dir);
+        Assert.Empty(restored.Errors);
+        var info = restored.Single<ContainerInfo>();
+        Assert.Equal(ContainerStatus.Running, info.State);
+        var netNs = new FileInfo($"/proc/{info.Pid}/ns/net").LinkTarget;
+        Assert.Equal(new[] { "pre-start", "mount", "stop", "post-stop", "pre-start" }, Points());
+        File.WriteAllText(armed, "");
+
+        var error = ps.Invoke("Stop-Container $args[0]", name).SingleError;
+        Assert.Equal("HookFailed", error.FullyQualifiedErrorId.Split(',')[0]);
+        Assert.Contains($"the postStop hook {failing} failed with exit code 4", error.ToString());
+        Assert.Contains("psc-test-post-stop-broke", error.ToString());
+        var lines = LogLines();
+        Assert.Equal(new[] { "pre-start", "mount", "stop", "post-stop", "pre-start", "stop", "post-stop" }, Points());
+        // stop got the restored init's namespaces, held by its supervisor.
+        var stopArgs = lines[5].Split('|')[9];
+        Assert.StartsWith($"{name} lxc stop ", stopArgs);
+        var netRef = stopArgs.Split(' ').Single(a => a.StartsWith("net:", StringComparison.Ordinal));
+        Assert.Matches(@"^net:/proc/\d+/fd/\d+$", netRef);
+        Assert.Equal($"post-stop|lxc|{name}|{_store.Manager.Store.ConfigPath(name)}|{info.RootfsPath}|{info.RootfsPath}|1|0|stop|{name} lxc post-stop", lines[6]);
+        Assert.NotNull(netNs);
+        Assert.Equal(ContainerStatus.Stopped, _store.Manager.Get(name).State);
+        var failed = _store.Manager.Events.Read().Where(e => e.Container == name && e.Kind == ContainerEventKind.HookFailed).ToList();
+        var recorded = Assert.Single(failed);
+        Assert.Equal("post-stop", recorded.Details["hook"]);
+        Assert.Equal("4", recorded.Details["code"]);
+    }
+
+    /// <summary>
+    /// A supervisor killed before init's end runs none of the end-of-run hooks: the runtime runs
+    /// post-stop when it finishes that run (a stop, or the next command's recovery), once; stop
+    /// cannot run (the namespaces it is given died with init). A run whose supervisor lives to the
+    /// end gets post-stop from it alone, never again from the runtime.
+    /// </summary>
+    [Fact]
+    public void PostStop_RunsExactlyOncePerRun_AlsoWhenItsSupervisorWasKilled()
+    {
+        var record = Path.Combine(_dir, "record");
+        var armed = Path.Combine(_dir, "armed");
+        var failing = Script("fail-when-armed", $"test ! -e {armed} || {{ echo psc-test-recovered-broke >&2; exit 6; }}");
+        var name = Create("orphan", Init + $"hooks:\n  stop: [ {record} ]\n  postStop: [ {record}, {failing} ]\n");
+        using var ps = _store.OpenSession();
+
+        // 1. The supervisor is killed, init runs on: Stop-Container ends it and runs post-stop.
+        var info = (ContainerInfo)ps.Run("Start-Container $args[0] -PassThru", name).Single().BaseObject;
+        KillSupervisor(info);
+        Assert.Equal(ContainerStatus.Running, _store.Manager.Get(name).State);
+        Assert.Empty(ps.Invoke("Stop-Container $args[0] -Kill", name).Errors);
+        var lines = LogLines();
+        Assert.Equal(new[] { "post-stop" }, Points());
+        Assert.Equal($"post-stop|lxc|{name}|{_store.Manager.Store.ConfigPath(name)}|{info.RootfsPath}|{info.RootfsPath}|1|0|stop|{name} lxc post-stop", lines[0]);
+        AssertNothingLeft(name);
+        Assert.Equal("ContainerNotRunning", ps.Invoke("Stop-Container $args[0]", name).SingleError.FullyQualifiedErrorId.Split(',')[0]);
+        Assert.Equal(new[] { "post-stop" }, Points());
+
+        // 2. Supervisor and init both gone: reading changes nothing; the next command under the lock
+        // (here a start) finishes the run first, its hook failure a warning and a journal record.
+        info = (ContainerInfo)ps.Run("Start-Container $args[0] -PassThru", name).Single().BaseObject;
+        KillSupervisor(info);
+        using (var init = Process.GetProcessById(info.Pid!.Value)) init.Kill();
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (DateTime.UtcNow < deadline && _store.Manager.Get(name).State != ContainerStatus.Stopped) Thread.Sleep(50);
+        Assert.Equal(ContainerStatus.Stopped, _store.Manager.Get(name).State);
+        Assert.Equal(new[] { "post-stop" }, Points());
+        File.WriteAllText(armed, "");
+        var start = ps.Invoke("Start-Container $args[0]", name);
+        Assert.Empty(start.Errors);
+        Assert.Contains(start.Warnings, w => w.Contains($"the postStop hook {failing} failed with exit code 6", StringComparison.Ordinal) && w.Contains("psc-test-recovered-broke", StringComparison.Ordinal));
+        Assert.Equal(new[] { "post-stop", "post-stop" }, Points());
+        var failed = Assert.Single(_store.Manager.Events.Read(), e => e.Container == name && e.Kind == ContainerEventKind.HookFailed);
+        Assert.Equal("post-stop", failed.Details["hook"]);
+        Assert.Equal("6", failed.Details["code"]);
+        Assert.Equal("1", failed.Details["recovered"]);
+        File.Delete(armed);
+
+        // 3. A normal stop: the supervisor runs stop and post-stop, and nothing runs them again.
+        Assert.Empty(ps.Invoke("Stop-Container $args[0] -Kill", name).Errors);
+        Assert.Equal(new[] { "post-stop", "post-stop", "stop", "post-stop" }, Points());
+        ps.Run("Get-Container $args[0]", name);
+        Assert.Equal("ContainerNotRunning", ps.Invoke("Stop-Container $args[0]", name).SingleError.FullyQualifiedErrorId.Split(',')[0]);
+        ps.Run("Remove-Container $args[0]", name);
+        Assert.Equal(new[] { "post-stop", "post-stop", "stop", "post-stop" }, Points());
+    }
+
+    private static void KillSupervisor(ContainerInfo info)
+    {
+        using var supervisor = Process.GetProcessById(info.SupervisorPid!.Value);
+        supervisor.Kill();
+        Assert.True(supervisor.WaitForExit(10000), "the supervisor did not die");
     }
 
     [Fact]

@@ -3,7 +3,9 @@
 .SYNOPSIS
     Pester 5 story of LXC's hooks (config.yaml hooks:, issue 18): a container whose pre-start, stop
     and post-stop hooks log what LXC would tell them, set with Set-ContainerConfig; a failing
-    pre-start hook fails Start-Container with HookFailed and leaves the container stopped; an
+    pre-start hook fails Start-Container with HookFailed and leaves the container stopped; a
+    checkpointed and restored container runs pre-start before the restore and stop, post-stop at its
+    end, as lxc-checkpoint -r does (when CRIU is installed); an
     exported container's hooks are removed on Import-Container with a warning.
 
 .NOTES
@@ -14,6 +16,7 @@
 
 BeforeDiscovery {
     $canRun = $IsLinux -and ((& id -u) -eq '0')
+    $hasCriu = [bool](Get-Command criu -ErrorAction SilentlyContinue)
 }
 
 Describe 'LXC''s hooks (lxc.hook.pre-start, stop, post-stop)' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
@@ -51,6 +54,23 @@ Describe 'LXC''s hooks (lxc.hook.pre-start, stop, post-stop)' -Tag 'E2E', 'Root'
         $lines.Count | Should -Be 3
         $lines[1] | Should -Match "^stop $($script:name) $($script:name) lxc stop .*net:/proc/\d+/fd/\d+"
         $lines[2] | Should -Be "post-stop $($script:name) $($script:name) lxc post-stop"
+    }
+
+    It 'runs pre-start before a restore, and stop and post-stop at the restored run''s end (lxc-checkpoint -r)' -Skip:(-not $hasCriu) {
+        Set-Content -Path $script:log -Value $null
+        Start-Container -Name $script:name
+        $images = Join-Path $script:root 'checkpoint'
+        Checkpoint-Container -Name $script:name -Path $images -ErrorAction Stop | Out-Null
+        # The dump ended the run: its stop and post-stop ran.
+        (Get-Content $script:log | ForEach-Object { ($_ -split ' ')[0] }) | Should -Be @('pre-start', 'stop', 'post-stop')
+        Restore-Container -Path $images -ErrorAction Stop
+        (Get-Container -Name $script:name).State | Should -Be 'Running'
+        (Get-Content $script:log)[3] | Should -Be "pre-start $($script:name) first $($script:name) lxc pre-start"
+        Stop-Container -Name $script:name -Kill
+        $lines = Get-Content $script:log
+        $lines.Count | Should -Be 6
+        $lines[4] | Should -Match "^stop $($script:name) $($script:name) lxc stop .*net:/proc/\d+/fd/\d+"
+        $lines[5] | Should -Be "post-stop $($script:name) $($script:name) lxc post-stop"
     }
 
     It 'fails the start with HookFailed when pre-start fails, and leaves it stopped' {

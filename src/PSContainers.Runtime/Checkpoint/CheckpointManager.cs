@@ -365,6 +365,11 @@ public sealed class CheckpointManager
         var logPath = Path.Combine(directory, RestoreLog);
         var networkTouched = false;
         string? cgroup = null, restartPlan = null;
+        // As LXC's restore (criu.c do_restore, through lxc_init): pre-start on the host before anything
+        // of the run exists; mount and start are not run (CRIU recreates the mounts and processes, and
+        // nothing is exec'd), nor net up (CRIU's veths, like LXC's restore); stop, net-down and post-stop
+        // run at the restored run's end (Restoring, below).
+        foreach (var hook in Manager.Hooks) hook.BeforeLaunch(name, config);
         progress?.Report("Creating the cgroup");
         try
         {
@@ -377,6 +382,7 @@ public sealed class CheckpointManager
                         $"Container '{name}' cannot be restored without a cgroup of its own: CRIU puts the restored tasks into it.", name);
                     spec.Command.AddRange(new[] { criu.Path, "swrk", "3" });
                     spec.Environment.Add("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+                    foreach (var hook in Manager.Hooks) hook.Restoring(name, config, spec);
                     if (config.Restart.Policy != RestartPolicy.No) restartPlan = spec.RestartSpecFile = WriteRestartPlan(name, config, rootfs, cgroupPath, spec);
                 },
                 Run = spec => RunCriuRestore(spec, name, directory, rootfs, cgroup!, rootMounts, manifest, config, criu, options, logPath, progress, () => networkTouched = true),
@@ -416,6 +422,9 @@ public sealed class CheckpointManager
         };
         plan.CgroupDirectories.AddRange(restore.CgroupDirectories);
         Manager.PlanStart(plan, name, config, rootfs, cgroupPath);
+        // A start's plan, hooks included: a restart makes init anew (mount, start), and the plan is
+        // what the supervisor watches, so it carries the end-of-run hooks too.
+        foreach (var hook in Manager.Hooks) hook.Preparing(name, config, plan);
         ContainerStore.CreatePrivateDirectory(Store.TempDirectory);
         // NAME.PID.GUID: a killed caller's leftover is found by CleanStaleTemp.
         var file = Path.Combine(Store.TempDirectory, $"restart-spec-{name}.{Environment.ProcessId}.{Guid.NewGuid():N}");

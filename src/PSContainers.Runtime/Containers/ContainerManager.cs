@@ -387,7 +387,10 @@ public sealed class ContainerManager : IContainerLifecycle
         PersistedState state;
         try { state = LoadRecordedState(name); }
         catch (ContainerException) { return; } // a broken state file: its own error, from the command
-        if (run.IsRecordedIn(state)) return;
+        // A recorded run is finished here only when its supervisor died before recording init's end
+        // (killed) and init is gone too: nothing else ends it (its end-of-run hooks: Hooks/LxcHooks).
+        if (run.IsRecordedIn(state) && (!run.Released || Sys.IsAlive(run.SupervisorPid, run.SupervisorStartTime)
+            || Sys.IsAlive(run.InitPid, run.InitStartTime) || ReadExitRecord(name) is not null)) return;
         var supervisorAlive = Sys.IsAlive(run.SupervisorPid, run.SupervisorStartTime);
         var initAlive = Sys.IsAlive(run.InitPid, run.InitStartTime);
         if (run.Released && initAlive)
@@ -411,7 +414,10 @@ public sealed class ContainerManager : IContainerLifecycle
         ContainerConfig? config = null;
         try { config = ConfigLoader.Load(Store.ConfigPath(name)); }
         catch (ContainerException) { /* a broken config: nothing of its network can be found */ }
-        if (config is not null) RunStoppedHooks(Hooks, name, config);
+        // A hook of the run failing is the run's news, not this command's failure: a warning.
+        try { if (config is not null) RunStoppedHooks(Hooks, name, config); }
+        catch (Exception ex) when (ex is ContainerException { ErrorId: "HookFailed" or "HookTimedOut" } || ex is AggregateException a && a.InnerExceptions.All(e => e is ContainerException { ErrorId: "HookFailed" or "HookTimedOut" }))
+        { Warning?.Invoke(ex is AggregateException all ? string.Join(" ", all.InnerExceptions.Select(e => e.Message)) : ex.Message); }
         if (run.Released)
         {
             var exit = ReadExitRecord(name);

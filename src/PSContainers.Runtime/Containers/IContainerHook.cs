@@ -23,6 +23,13 @@ public interface IContainerHook
     /// <summary>Adds to a start's spec what psc-helper carries out for the hook (in init, or in the supervisor once init has ended).</summary>
     void Preparing(string name, ContainerConfig config, Namespaces.StartSpec spec) { }
 
+    /// <summary>
+    /// Adds to a CRIU restore's spec what its supervisor carries out for the hook once the restored
+    /// init has ended (nothing of init is made anew: what a start does inside it has no place here).
+    /// A restore calls <see cref="BeforeLaunch"/> first, as a start does.
+    /// </summary>
+    void Restoring(string name, ContainerConfig config, Namespaces.RestoreSpec spec) { }
+
     /// <summary>The error of a start whose helper failed because of this hook (from its message), or null: not the hook's.</summary>
     ContainerException? StartFailed(string name, string helperError) => null;
 

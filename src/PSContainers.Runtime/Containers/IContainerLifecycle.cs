@@ -27,6 +27,9 @@ public interface IContainerLifecycle
     Events.EventJournal Events { get; }
     void Emit(string name, ContainerEventKind kind, params (string Key, string Value)[] details);
 
+    /// <summary>The hooks of a run (network, LXC's hooks): a restore gives them its part as a start does.</summary>
+    List<IContainerHook> Hooks { get; }
+
     bool Exists(string name);
     /// <summary>Reads the container as it is now; no side effects.</summary>
     ContainerInfo Get(string name);

@@ -3,7 +3,10 @@ using System.Text.RegularExpressions;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Namespaces;
+using PSContainers.Runtime.Native;
+using PSContainers.Runtime.Network;
 using PSContainers.Runtime.Processes;
+using PSContainers.Runtime.State;
 
 namespace PSContainers.Runtime.Hooks;
 
@@ -21,8 +24,12 @@ namespace PSContainers.Runtime.Hooks;
 /// stop with references to the container's namespaces, netDown while they are still held,
 /// postStop after the cgroups are gone. A failure there is recorded in the event journal
 /// (HookFailed) and appended to a report that Stop-Container (or the command that finishes the
-/// run) raises as an error.</item>
+/// run) raises as an error. They run at the run's final end, not between restarts by policy.</item>
 /// </list>
+/// A CRIU restore is a run like a start, as LXC's (do_restore: lxc_init, then lxc_end): preStart
+/// before it, stop, netDown and postStop at its end (<see cref="Restoring"/>); mount, start and
+/// netUp not (CRIU brings back what they made). A run whose supervisor was killed gets postStop
+/// (and netDown where a host end remains) from the runtime when it finishes that run (<see cref="Stopped"/>).
 /// Each hook gets LXC's environment (LXC_NAME, LXC_CONFIG_FILE, LXC_ROOTFS_MOUNT, LXC_ROOTFS_PATH,
 /// LXC_HOOK_TYPE, LXC_HOOK_SECTION, LXC_HOOK_VERSION=0, LXC_CGNS_AWARE; LXC_TARGET=stop for stop
 /// and postStop; LXC_NET_TYPE, LXC_NET_PARENT, LXC_NET_PEER for net hooks; LXC_&lt;NS&gt;_NS for stop)
@@ -56,18 +63,27 @@ public sealed partial class LxcHooks : IContainerHook
 
     public void Preparing(string name, ContainerConfig config, StartSpec spec)
     {
-        var hooks = config.Hooks;
-        void Add(string type, HookConfig hook, IDictionary<string, string> env, IEnumerable<string> args) =>
-            spec.Hooks.Add(Record(type, hooks.TimeoutOf(hook), env, new[] { hook.Path }.Concat(hook.Args).Concat(args)));
-        foreach (var h in hooks.Mount) Add("mount", h, Environment(name, config, "mount", "lxc"), LxcArgs(name, "lxc", "mount"));
-        foreach (var h in hooks.Start) Add("start", h, Environment(name, config, "start", "lxc"), LxcArgs(name, "lxc", "start"));
-        foreach (var h in hooks.Stop) Add("stop", h, Environment(name, config, "stop", "lxc"), LxcArgs(name, "lxc", "stop"));
+        foreach (var h in config.Hooks.Mount) Add(spec, config, "mount", h, Environment(name, config, "mount", "lxc"), LxcArgs(name, "lxc", "mount"));
+        foreach (var h in config.Hooks.Start) Add(spec, config, "start", h, Environment(name, config, "start", "lxc"), LxcArgs(name, "lxc", "start"));
+        AddEndOfRun(name, config, spec);
+    }
+
+    /// <summary>A restored run ends like a started one (LXC's lxc_end after do_restore): the same end-of-run hooks, the same report.</summary>
+    public void Restoring(string name, ContainerConfig config, RestoreSpec spec) => AddEndOfRun(name, config, spec);
+
+    /// <summary>stop, net-down and post-stop, which the supervisor runs once init has ended for good, and where it reports their failures.</summary>
+    private void AddEndOfRun(string name, ContainerConfig config, ISupervisedSpec spec)
+    {
+        foreach (var h in config.Hooks.Stop) Add(spec, config, "stop", h, Environment(name, config, "stop", "lxc"), LxcArgs(name, "lxc", "stop"));
         foreach (var (nic, index, _) in NetworkPlan.Interfaces(config))
-            foreach (var h in hooks.NetDown)
-                Add("net-down", h, NetEnvironment(name, config, "down", nic, index), NetArgs(name, "down", nic, index));
-        foreach (var h in hooks.PostStop) Add("post-stop", h, Environment(name, config, "post-stop", "lxc"), LxcArgs(name, "lxc", "post-stop"));
+            foreach (var h in config.Hooks.NetDown)
+                Add(spec, config, "net-down", h, NetEnvironment(name, config, "down", nic, index), NetArgs(name, "down", nic, index));
+        foreach (var h in config.Hooks.PostStop) Add(spec, config, "post-stop", h, Environment(name, config, "post-stop", "lxc"), LxcArgs(name, "lxc", "post-stop"));
         if (spec.Hooks.Count > 0) spec.HookReport = ReportPath(name);
     }
+
+    private static void Add(ISupervisedSpec spec, ContainerConfig config, string type, HookConfig hook, IDictionary<string, string> env, IEnumerable<string> args) =>
+        spec.Hooks.Add(Record(type, config.Hooks.TimeoutOf(hook), env, new[] { hook.Path }.Concat(hook.Args).Concat(args)));
 
     public void Starting(ContainerStartContext context)
     {
@@ -78,17 +94,72 @@ public sealed partial class LxcHooks : IContainerHook
                 RunOnHost(context.Name, config, "up", hook, NetEnvironment(context.Name, config, "up", nic, index), NetArgs(context.Name, "up", nic, index));
     }
 
+    /// <summary>
+    /// The end of a run, from the runtime (a stop, the recovery of a run, an undone start): raises the
+    /// failures the supervisor reported, and runs the end-of-run hooks that can still run when the
+    /// supervisor died before init's end (<see cref="RunOrphanedEnd"/>).
+    /// </summary>
     public void Stopped(string name, ContainerConfig config)
     {
+        var failures = RunOrphanedEnd(name, config);
         var path = ReportPath(name);
-        string text;
+        string text = "";
         try { text = File.ReadAllText(path).Trim(); }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return; }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { }
         File.Delete(path);
-        if (text.Length == 0) return;
-        var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        throw Failure(name, lines[0], lines.Length > 1 ? $" ({lines.Length - 1} more: {string.Join("; ", lines.Skip(1))})" : "", "its run had ended; nothing was undone") ?? 
-            new ContainerException("HookFailed", ContainerErrorKind.InvalidOperation, $"Container '{name}': {text}", name);
+        if (text.Length > 0)
+        {
+            var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            failures.Insert(0, Failure(name, lines[0], lines.Length > 1 ? $" ({lines.Length - 1} more: {string.Join("; ", lines.Skip(1))})" : "", "its run had ended; nothing was undone") ??
+                new ContainerException("HookFailed", ContainerErrorKind.InvalidOperation, $"Container '{name}': {text}", name));
+        }
+        if (failures.Count == 1) throw failures[0];
+        if (failures.Count > 1) throw new AggregateException(failures);
+    }
+
+    /// <summary>
+    /// A released run whose supervisor is gone without its exit record (killed, or it died) ran none of
+    /// its end-of-run hooks: they run here, on the host, once — the caller deletes the run record after
+    /// this. post-stop runs as the supervisor would run it; net-down for each NIC whose host end still
+    /// exists (a veth's host end goes with the network namespace, so usually only while something else
+    /// holds that). stop cannot run: it is given the container's namespaces, which only the supervisor
+    /// held and which are gone with init. A supervisor alive at the end wrote the exit record and ran
+    /// them itself, so they never run twice. Each failure is recorded as a HookFailed event and returned.
+    /// </summary>
+    private List<ContainerException> RunOrphanedEnd(string name, ContainerConfig config)
+    {
+        var failures = new List<ContainerException>();
+        var store = _lifecycle.Store;
+        if (RunRecord.Read(store.RunRecordPath(name)) is not { Released: true } run
+            || Sys.IsAlive(run.SupervisorPid, run.SupervisorStartTime) || File.Exists(store.ExitRecordPath(name)))
+            return failures;
+        var hooks = config.Hooks;
+        const string outcome = "its supervisor had died, so the runtime ran it when it recovered the run";
+        void Run(string type, HookConfig hook, IDictionary<string, string> env, IEnumerable<string> args)
+        {
+            if (HostHook(name, config, type, hook, env, args, outcome, out var end) is not { } failure) return;
+            failures.Add(failure);
+            _lifecycle.Emit(name, ContainerEventKind.HookFailed, ("hook", type), end, ("recovered", "1"));
+        }
+        foreach (var (nic, index, _) in NetworkPlan.Interfaces(config))
+        {
+            if (hooks.NetDown.Count == 0 || !HostEndExists(name, index, nic)) continue;
+            foreach (var h in hooks.NetDown) Run("net-down", h, NetEnvironment(name, config, "down", nic, index), NetArgs(name, "down", nic, index));
+        }
+        foreach (var h in hooks.PostStop) Run("post-stop", h, Environment(name, config, "post-stop", "lxc"), LxcArgs(name, "lxc", "post-stop"));
+        return failures;
+    }
+
+    /// <summary>Whether a NIC's host end (a veth's peer) is still there, where its link lives.</summary>
+    private bool HostEndExists(string name, int index, NicConfig nic)
+    {
+        if (_peerName(name, index, nic) is not { } peer) return false;
+        try
+        {
+            using var client = new NetworkClient(nic.LinkNamespace is null ? NetworkLocation.Host : NetworkLocation.ForNamespace(nic.LinkNamespace));
+            return client.LinkExists(peer);
+        }
+        catch (Exception e) when (e is ContainerException or IOException or UnauthorizedAccessException) { return false; } // its namespace is gone, or out of the caller's reach: nothing to bring down
     }
 
     public void Removed(string name) { }
@@ -126,12 +197,23 @@ public sealed partial class LxcHooks : IContainerHook
         _ => type,
     };
 
-    /// <summary>A host-side hook run from here (pre-start, net up), with its timeout.</summary>
+    /// <summary>A host-side hook run from here at a start (pre-start, net up), with its timeout; its failure fails the start.</summary>
     private static void RunOnHost(string name, ContainerConfig config, string type, HookConfig hook, IDictionary<string, string> env, IEnumerable<string> lxcArgs)
+    {
+        var outcome = type == "pre-start" ? "the container was not started or restored (nothing of it had been made)" : "the start was undone (its cgroup, network and supervisor are gone)";
+        if (HostHook(name, config, type, hook, env, lxcArgs, outcome, out _) is { } failure) throw failure;
+    }
+
+    /// <summary>
+    /// Runs a hook on the host with its timeout: null when it succeeded, else its error (which says
+    /// <paramref name="outcome"/>), with how it ended as the supervisor's events say it (code, or timeout).
+    /// </summary>
+    private static ContainerException? HostHook(string name, ContainerConfig config, string type, HookConfig hook, IDictionary<string, string> env, IEnumerable<string> lxcArgs,
+        string outcome, out (string Key, string Value) end)
     {
         var timeout = config.Hooks.TimeoutOf(hook);
         var point = KeyOf(type);
-        var outcome = type == "pre-start" ? "the container was not started (nothing of it had been made)" : "the start was undone (its cgroup, network and supervisor are gone)";
+        end = ("timeout", ((long)timeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture));
         ProgramResult result;
         try
         {
@@ -153,14 +235,20 @@ public sealed partial class LxcHooks : IContainerHook
         }
         catch (ContainerException e) when (e.ErrorId == "HookTimedOut")
         {
-            throw new ContainerException("HookTimedOut", ContainerErrorKind.OperationTimeout,
+            return new ContainerException("HookTimedOut", ContainerErrorKind.OperationTimeout,
                 $"Container '{name}': the {point} hook {hook.Path} did not finish within {timeout.TotalMilliseconds:0} ms and was killed; {outcome}. Make it faster or give it longer (hooks.timeout, or timeout: on its entry).", name, e);
         }
-        if (result.Succeeded) return;
+        catch (ContainerException e) when (e.ErrorId == "HookFailed")
+        {
+            end = ("code", "127"); // not found, or not executable
+            return e;
+        }
+        end = ("code", result.ExitCode.ToString(CultureInfo.InvariantCulture));
+        if (result.Succeeded) return null;
         var tail = result.ErrorTail(600);
         if (tail.Length == 0) tail = ProcessRunner.Tail(result.Output, 600);
         var said = tail.Length == 0 ? "it wrote nothing" : $"its last output: {tail}";
-        throw new ContainerException("HookFailed", ContainerErrorKind.InvalidOperation,
+        return new ContainerException("HookFailed", ContainerErrorKind.InvalidOperation,
             $"Container '{name}': the {point} hook {hook.Path} failed with exit code {result.ExitCode}; {outcome}; {said}. Fix the hook, or remove it (Set-ContainerConfig -Remove hooks.{point}).", name);
     }
 

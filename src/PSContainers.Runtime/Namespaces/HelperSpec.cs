@@ -70,6 +70,10 @@ public interface ISupervisedSpec
     long? EventJournalMaxBytes { get; set; }
     string? StopMarker { get; set; }
     string? OomWatchDirectory { get; set; }
+    /// <summary>The hooks the supervisor runs once init has ended for good (stop, net-down, post-stop; a start's also mount and start).</summary>
+    List<string> Hooks { get; }
+    /// <summary>Where the supervisor appends the failures of those hooks.</summary>
+    string? HookReport { get; set; }
 }
 
 public sealed partial class StartSpec : ISupervisedSpec { }

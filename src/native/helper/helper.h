@@ -92,7 +92,7 @@ int has_hooks(const struct spec *s, const char *type);
 void hooks_hold_namespaces(const struct spec *s, pid_t init);
 void hooks_run_stop(const struct spec *s);
 void hooks_run_post_stop(const struct spec *s);
-void hooks_run_post_stop_one(const struct spec *s, int i);
+void hooks_run_post_stop_after_failure(const struct spec *s);
 
 /* init.c */
 struct child_args { const struct spec *s; int sync_rd; int err_wr; const char *console; };
@@ -115,6 +115,8 @@ extern int restart_count;
 extern char restart_last_exit[32];
 int restart_hold(const struct spec *s, pid_t init, const char *console);
 void restart_release(void);
+/* Whether init's end (status) is followed by a restart, as far as the policy and its count say. */
+int restart_wanted(const struct spec *s, int status);
 pid_t restart_init(const struct spec *s, int status, int oom_killed, int sfd, int *terminated);
 /* console_relay.c */
 int console_relay_listen(const struct spec *s);

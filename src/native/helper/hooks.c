@@ -2,7 +2,8 @@
  * LXC's hook points that run where only psc-helper is (config.yaml hooks:, Runtime Hooks/LxcHooks):
  * mount (init, in the container's mount namespace after its mounts, before pivot_root), start
  * (init, inside the container just before the program is exec'd), and stop, net-down, post-stop
- * (the supervisor, once init has ended: also when no pwsh is running). The runtime composes each
+ * (the supervisor, once init has ended for good: also when no pwsh is running, and also for an
+ * init CRIU restored, whose restore spec carries them). The runtime composes each
  * hook whole (its LXC_* environment, its arguments as LXC passes them); this file runs it with its
  * timeout, keeps the tail of its output for the error, and adds the namespace references of a
  * stop hook, which only the supervisor has.
@@ -232,10 +233,19 @@ void hooks_run_post_stop(const struct spec *s) {
         if (is_type(s->hooks[i], "post-stop") && run_one(s->hooks[i], NULL, 0, -1) < 0) report_failure(s, "post-stop");
 }
 
-/* The post-stop hook at index i of the spec (after a failed start: its failure stays in errbuf). */
-void hooks_run_post_stop_one(const struct spec *s, int i) {
-    char keep_first[sizeof errbuf];
-    snprintf(keep_first, sizeof keep_first, "%s", errbuf);
-    if (is_type(s->hooks[i], "post-stop") && run_one(s->hooks[i], NULL, 0, -1) < 0 && keep_first[0])
-        memcpy(errbuf, keep_first, sizeof errbuf);
+/* After a failed start or restore, as LXC does: post-stop undoes what pre-start made. Its failure
+ * is added to the start's error (in errbuf), which is what the caller reports. */
+void hooks_run_post_stop_after_failure(const struct spec *s) {
+    if (!has_hooks(s, "post-stop")) return;
+    char first[sizeof errbuf], later[sizeof errbuf] = "";
+    snprintf(first, sizeof first, "%s", errbuf);
+    for (int i = 0; i < s->n_hooks; i++)
+        if (is_type(s->hooks[i], "post-stop") && run_one(s->hooks[i], NULL, 0, -1) < 0 && !later[0])
+            snprintf(later, sizeof later, "%s", errbuf);
+    if (later[0]) {
+        char both[2 * sizeof errbuf + 16];
+        snprintf(both, sizeof both, "%s; after that: %s", first, later);
+        memcpy(errbuf, both, sizeof errbuf - 1);
+        errbuf[sizeof errbuf - 1] = '\0';
+    } else memcpy(errbuf, first, sizeof errbuf);
 }

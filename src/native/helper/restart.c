@@ -148,9 +148,13 @@ kill_init:
     return -1;
 }
 
+int restart_wanted(const struct spec *s, int status) {
+    if (!holding || !policy_wants(s, status)) return 0;
+    return !(s->has_restart_max && s->restart_max > 0 && restart_count >= s->restart_max);
+}
+
 pid_t restart_init(const struct spec *s, int status, int oom_killed, int sfd, int *terminated) {
-    if (!holding || !policy_wants(s, status)) return -1;
-    if (s->has_restart_max && s->restart_max > 0 && restart_count >= s->restart_max) return -1;
+    if (!restart_wanted(s, status)) return -1;
     long long delay = s->has_restart_backoff_ms ? s->restart_backoff_ms : 1000;
     for (int i = 0; i < restart_count && delay < 300000; i++) delay *= 2;
     if (delay > 300000) delay = 300000;

@@ -121,7 +121,9 @@ int supervise_restore(const struct spec *s, int report_fd, int ctl_fd) {
         remove_cgroups(s);
         remove_yards(s);
         errno = 0;
-        return fail(init <= 0 ? "restore aborted by the caller" : criu_stuck ? "criu did not exit after restoring init %d" : "restored init %d is not a child of the supervisor", init);
+        fail(init <= 0 ? "restore aborted by the caller" : criu_stuck ? "criu did not exit after restoring init %d" : "restored init %d is not a child of the supervisor", init);
+        hooks_run_post_stop_after_failure(s);
+        return -1;
     }
     /* The restart policy keeps the user and network namespaces CRIU made (with their maps, the
      * veths and addresses), as a start's keeps those the runtime set up: held from the restored init. */
@@ -132,8 +134,15 @@ int supervise_restore(const struct spec *s, int report_fd, int ctl_fd) {
         remove_cgroups(s);
         remove_yards(s);
         errno = 0;
-        return fail("%s", why);
+        fail("%s", why);
+        hooks_run_post_stop_after_failure(s);
+        return -1;
     }
+    /* LXC's restore (criu.c, do_restore) ends like a start: lxc_end runs stop, net-down and
+     * post-stop when the restored init has ended. The restore spec carries them (and so does the
+     * restart plan, which is what is watched when there is one); stop gets the restored init's
+     * namespaces, held from now on as a started init's are. */
+    hooks_hold_namespaces(watched, init);
     write_run_record(s, init, "released");   /* best effort: the restored init already runs */
     send_reply(report_fd, PSC_REPLY_STARTED, getpid(), init);
     close(report_fd);

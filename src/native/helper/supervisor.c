@@ -80,6 +80,9 @@ void watch_init(const struct spec *s, pid_t child, int master, int logfd, sigset
     struct oom_watch oom;
     int oomfd = oom_watch_open(s->oom_watch, &oom);
     int status = 0, oom_killed = 0, terminated = 0;
+    /* The died event of init's final end waits for the exit record (see the end of this function). */
+    int died_pending = 0;
+    char died_details[96] = "";
     /* The console socket (console_relay.c): made after init's clone, so init inherits nothing;
      * it stays across restarts by policy and goes when the watch ends. */
     int console_listen = master >= 0 ? console_relay_listen(s) : -1;
@@ -109,12 +112,16 @@ void watch_init(const struct spec *s, pid_t child, int master, int logfd, sigset
             if (oom_watch_check(s, &oom)) oom_killed = 1;
             int requested = s->stop_mark && access(s->stop_mark, F_OK) == 0;
             oom_killed = oom_killed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-            char details[96];
-            exit_details(status, details, sizeof details);
-            if (oom_killed) strncat(details, " oom=1", sizeof details - strlen(details) - 1);
-            /* A stop that was asked for is the runtime's event (stopped, with its reason). */
-            if (!requested) emit_event(s, PSC_EVENT_DIED, details);
-            if (requested || terminated) break;
+            exit_details(status, died_details, sizeof died_details);
+            if (oom_killed) strncat(died_details, " oom=1", sizeof died_details - strlen(died_details) - 1);
+            /* A stop that was asked for is the runtime's event (stopped, with its reason). A final
+             * end's died event comes after the exit record, so that whoever sees it finds the
+             * container stopped with its exit; one a restart follows comes now (the run goes on). */
+            if (requested || terminated || !restart_wanted(s, status)) {
+                died_pending = !requested;
+                break;
+            }
+            emit_event(s, PSC_EVENT_DIED, died_details);
             pid_t next = restart_init(s, status, oom_killed, sfd, &terminated);
             if (next <= 0) break;
             child = next;
@@ -123,7 +130,9 @@ void watch_init(const struct spec *s, pid_t child, int master, int logfd, sigset
         }
     }
     /* LXC's order: stop (with the namespaces) and net-down while they are held, post-stop once the
-     * cgroups are gone; the exit record last, since the runtime waits for it (and for us). */
+     * cgroups are gone; the exit record after them, since the runtime takes it for the end of the
+     * run (and waits for us), then the died event. Only init's final end gets here: between restarts
+     * by policy no end-of-run hook runs (LXC's reboot does not run them either). */
     hooks_run_stop(s);
     restart_release();
     oom_watch_close(&oom);
@@ -132,6 +141,7 @@ void watch_init(const struct spec *s, pid_t child, int master, int logfd, sigset
     remove_cgroups(s);
     hooks_run_post_stop(s);
     if (s->exit_file) write_exit_file(s->exit_file, status, oom_killed);
+    if (died_pending) emit_event(s, PSC_EVENT_DIED, died_details);
 }
 
 /* One line from the caller (through the launcher), without its newline; -1 at its end. */
@@ -239,20 +249,7 @@ undo:
     if (master >= 0) close(master);
     remove_cgroups(s);
     if (s->run_record) unlink(s->run_record);
-    /* As LXC does after a failed start: post-stop undoes what pre-start made. Its failure is added
-     * to the start's error, which is what the caller reports. */
-    if (has_hooks(s, "post-stop")) {
-        char first[sizeof errbuf];
-        snprintf(first, sizeof first, "%s", errbuf);
-        errbuf[0] = '\0';
-        for (int i = 0; i < s->n_hooks; i++) hooks_run_post_stop_one(s, i);
-        if (errbuf[0]) {
-            char both[2 * sizeof errbuf + 16];
-            snprintf(both, sizeof both, "%s; after that: %s", first, errbuf);
-            memcpy(errbuf, both, sizeof errbuf - 1);
-            errbuf[sizeof errbuf - 1] = '\0';
-        } else memcpy(errbuf, first, sizeof errbuf);
-    }
+    hooks_run_post_stop_after_failure(s);
     return -1;
 }
 

@@ -192,9 +192,10 @@ enum psc_command {
       "the host device node bind-mounted into the container (absent: the target is unmounted and removed)") \
     X(DEV_TARGET, "devtarget", STR, dev_target, TargetPath, PSC_PATH_MAX, 1, PSC_IN(DEVICE), PSC_IN(DEVICE), \
       "the absolute path of the node inside the container's mount namespace (below /dev)") \
-    X(HOOK, "hook", LIST, hooks, Hooks, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_IN(START), PSC_NONE, \
-      "a hook the helper runs (hooks.c): TAB-separated type, timeout ms, count of environment entries, those, then path and arguments") \
-    X(HOOK_REPORT, "hookreport", STR, hook_report, HookReport, PSC_PATH_MAX, 1, PSC_IN(START), PSC_NONE, \
+    X(HOOK, "hook", LIST, hooks, Hooks, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_IN(START) | PSC_IN(RESTORE), PSC_NONE, \
+      "a hook the helper runs (hooks.c): TAB-separated type, timeout ms, count of environment entries, those, then path and arguments " \
+      "(a restore carries only stop, net-down and post-stop: nothing of init is made anew, so mount and start have nowhere to run)") \
+    X(HOOK_REPORT, "hookreport", STR, hook_report, HookReport, PSC_PATH_MAX, 1, PSC_IN(START) | PSC_IN(RESTORE), PSC_NONE, \
       "where the supervisor appends the failures of the hooks it runs when init has ended (stop, net-down, post-stop)") \
     X(ENV, "env", LIST, envs, Environment, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL & ~PSC_IN(CONSOLE) & ~PSC_IN(DEVICE), PSC_NONE, \
       "the program's environment, NAME=value") \
@@ -304,7 +305,7 @@ enum psc_key {
     X(DEVICE_ADDED, "device-added", DeviceAdded, "Add-ContainerDevice gave it a device node (path, destination, rule, persisted) or Add-ContainerNetworkInterface a NIC (interface, type, link, hostName, live, persisted)") \
     X(DEVICE_REMOVED, "device-removed", DeviceRemoved, "Remove-ContainerDevice took a device node out (path, destination, rule, persisted) or Remove-ContainerNetworkInterface a NIC (interface, type, link, hostName, live, persisted)") \
     X(RESTARTED_BY_POLICY, "restarted", RestartedByPolicy, "its supervisor started init again by its restart policy (attempt, delay)") \
-    X(HOOK_FAILED, "hook-failed", HookFailed, "a stop, net-down or post-stop hook its supervisor ran failed (hook, and code, signal or timeout)")
+    X(HOOK_FAILED, "hook-failed", HookFailed, "a stop, net-down or post-stop hook its supervisor ran failed (hook, and code, signal or timeout; recovered=1: the runtime ran it for a run whose supervisor was killed)")
 
 enum psc_event {
 #define PSC_X(id, word, cs, doc) PSC_EVENT_##id,
