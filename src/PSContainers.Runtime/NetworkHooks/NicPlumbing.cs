@@ -107,9 +107,10 @@ public sealed class NicPlumbing(ContainerStore store)
     /// <paramref name="initPid"/> and configures it there (MAC, MTU, addresses, up, default routes),
     /// as root; as a non-root user, a veth on a granted bridge through psc-usernic, brought up (see
     /// <see cref="AttachAsUser"/>). <paramref name="initStartTime"/> is the running init's recorded
-    /// start time for a hot-plug, null at a start (while init waits). A failure undoes everything this call made.
+    /// start time for a hot-plug, null at a start (while init waits; always given, so that no hot-plug
+    /// forgets it and leaves a link down). A failure undoes everything this call made.
     /// </summary>
-    public PlumbedNic Attach(string container, int initPid, NicConfig nic, int index, string name, ulong? initStartTime = null)
+    public PlumbedNic Attach(string container, int initPid, NicConfig nic, int index, string name, ulong? initStartTime)
     {
         if (!Host.HostContext.Current.IsRoot) return AttachAsUser(container, initPid, initStartTime, nic, index, name);
         var target = NetworkLocation.ForPid(initPid, "container:" + container);
