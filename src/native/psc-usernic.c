@@ -9,7 +9,9 @@
  *   psc-usernic create PID BRIDGE NAME HOSTNAME
  *       a veth pair: HOSTNAME in the host namespace, attached to BRIDGE and up; its peer NAME in
  *       the network namespace of process PID, which must belong to the caller. The peer is left
- *       down: the container's init brings it up (psc-helper "link-up"), having the rights there.
+ *       down: the container's init brings it up at a start (psc-helper "link-up"), and for a
+ *       hot-plug the unprivileged psc-helper nic-up does, joining the container's namespaces with
+ *       the caller's own rights (so nothing more needs privileges here).
  *       HOSTNAME is "vu", the caller's uid as 8 hex digits, and 1-5 hex digits of the caller's
  *       choice: a user can only ever take names of its own, never one another user's start needs.
  *   psc-usernic delete HOSTNAME

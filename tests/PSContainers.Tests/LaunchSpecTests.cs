@@ -138,7 +138,7 @@ public sealed class LaunchSpecTests
     [Fact]
     public void EachCommand_HasItsOwnSpec_WithOnlyItsKeys()
     {
-        Assert.Equal(new[] { "start", "restore", "exec", "netns-exec", "userns-tree", "console", "device" }, HelperProtocol.Commands);
+        Assert.Equal(new[] { "start", "restore", "exec", "netns-exec", "userns-tree", "console", "device", "nic-up" }, HelperProtocol.Commands);
         Assert.Equal("start", new StartSpec().HelperCommand);
         Assert.Equal("restore", new RestoreSpec().HelperCommand);
         Assert.Equal("exec", new ExecSpec().HelperCommand);
@@ -146,6 +146,14 @@ public sealed class LaunchSpecTests
         Assert.Equal("userns-tree", new UsernsTreeSpec().HelperCommand);
         Assert.Equal("console", new ConsoleSpec().HelperCommand);
         Assert.Equal("device", new DeviceSpec().HelperCommand);
+        Assert.Equal("nic-up", new NicUpSpec().HelperCommand);
+        // Bringing hot-plugged links up names the init (with its start time) and the links: nothing to run.
+        Assert.Null(typeof(NicUpSpec).GetProperty("Command"));
+        Assert.Null(typeof(NicUpSpec).GetProperty("Environment"));
+        Assert.Null(typeof(NicUpSpec).GetProperty("Namespaces"));
+        var up = new NicUpSpec { TargetPid = 42, TargetStartTime = 7 };
+        up.LinksUp.Add("eth1");
+        Assert.Equal(Show(Nul("pid", "42", "pidstart", "7", "link-up", "eth1")), Show(up.Serialize()));
         // A device change names the container's init and the node: no program, no environment.
         Assert.Null(typeof(DeviceSpec).GetProperty("Command"));
         Assert.Null(typeof(DeviceSpec).GetProperty("Environment"));

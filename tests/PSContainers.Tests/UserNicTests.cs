@@ -250,6 +250,71 @@ public sealed class UserNicTests
     }
 
     [Fact]
+    public void NicUp_BringsUpLinksOnlyInTheRecordedProcesssNamespace_AndRefusesHostileNames()
+    {
+        // psc-helper nic-up, unprivileged, as a non-root user on a namespace of its own (unshare -Urn,
+        // holding a veth pair it made there): the named link comes up; hostile names, a pid whose
+        // start time is not the one recorded, the user's own process in the host's network
+        // namespace and another user's process are refused, and nothing changes.
+        using var user = new TestUser();
+        var run = user.Run("""
+            $ns = [Diagnostics.Process]::Start('unshare', [string[]]@('-Urn', 'sh', '-c', 'ip link add d0 type veth peer name d1 && exec sleep 600'))
+            try {
+                $nsPid = $ns.Id
+                for ($i = 0; $i -lt 50 -and -not ((& nsenter -t $nsPid -U -n --preserve-credentials ip -o link show d0 2>$null) -match 'd0'); $i++) { [Threading.Thread]::Sleep(100) }
+                function Flags($if) { if ((& nsenter -t $nsPid -U -n --preserve-credentials ip -o link show $if) -match '<([^>]*)>') { $Matches[1] } }
+                function NicUp([int] $p, [ulong] $start, [string[]] $links) {
+                    $spec = [PSContainers.Runtime.Namespaces.NicUpSpec]::new()
+                    $spec.TargetPid = $p
+                    $spec.TargetStartTime = $start
+                    foreach ($l in $links) { $spec.LinksUp.Add($l) }
+                    $r = [PSContainers.Runtime.Launcher.PscHelper]::Run($spec)
+                    "$($r.ExitCode)|$($r.Error -join ' ')"
+                }
+                $start = [PSContainers.Runtime.Native.Sys]::ProcessStartTime($nsPid)
+                "before=$(Flags d0)"
+                foreach ($bad in '../d0', 'd0/x', 'a b', 'd0:1', "d0`n", '.', '..') { "hostile=$(NicUp $nsPid $start @($bad))" }
+                "mixed=$(NicUp $nsPid $start @('d1', 'x/y'))"
+                "stale=$(NicUp $nsPid ($start + 1) @('d0'))"
+                "hostns=$(NicUp $PID ([PSContainers.Runtime.Native.Sys]::ProcessStartTime($PID)) @('lo'))"
+                "otheruser=$(NicUp 1 ([PSContainers.Runtime.Native.Sys]::ProcessStartTime(1)) @('lo'))"
+                "missing=$(NicUp $nsPid $start @('d9'))"
+                "unchanged=$(Flags d0)|$(Flags d1)"
+                "good=$(NicUp $nsPid $start @('d0'))"
+                "after=$(Flags d0)|$(Flags d1)"
+            }
+            finally { $ns.Kill() }
+            exit 0
+            """);
+        Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+        static bool Up(string flags) => flags.Split(',').Contains("UP");
+        Assert.Contains("BROADCAST", Value(run, "before")); // the flags are read
+        Assert.False(Up(Value(run, "before")));
+        var hostile = run.Lines.Where(l => l.StartsWith("hostile=", StringComparison.Ordinal)).ToList();
+        Assert.Equal(7, hostile.Count);
+        Assert.All(hostile, h => Assert.Contains("is not a valid interface name", h));
+        Assert.All(hostile, h => Assert.StartsWith("hostile=125|", h));
+        // Every name is checked before anything is done: a good one beside a bad one stays down.
+        Assert.StartsWith("125|", Value(run, "mixed"));
+        Assert.Contains("'x/y' is not a valid interface name", Value(run, "mixed"));
+        Assert.StartsWith("125|", Value(run, "stale"));
+        Assert.Contains("is not the container's init any more", Value(run, "stale"));
+        Assert.StartsWith("125|", Value(run, "hostns"));
+        Assert.Contains("own network namespace", Value(run, "hostns"));
+        Assert.StartsWith("125|", Value(run, "otheruser"));
+        Assert.StartsWith("125|", Value(run, "missing"));
+        Assert.Contains("d9", Value(run, "missing"));
+        var unchanged = Value(run, "unchanged").Split('|');
+        Assert.Contains("BROADCAST", unchanged[0]);
+        Assert.False(Up(unchanged[0]));
+        Assert.False(Up(unchanged[1]));
+        Assert.Equal("0|", Value(run, "good"));
+        var after = Value(run, "after").Split('|');
+        Assert.True(Up(after[0]), Value(run, "after"));
+        Assert.False(Up(after[1])); // only what was named
+    }
+
+    [Fact]
     public void NonRootUser_PlugsAVethOnAGrantedBridgeIntoItsRunningContainer_AndTakesItOut()
     {
         using var lab = new NetLab();
@@ -275,18 +340,42 @@ public sealed class UserNicTests
                 Start-Container {{name}} -WarningAction SilentlyContinue | Out-Null
                 $n = Add-ContainerNetworkInterface {{name}} -Link {{bridge}}
                 "added=$($n.InterfaceName)|$($n.Live)|$($n.HostName)"
+                # Up inside, as a start's init brings it up (psc-helper nic-up): read from inside.
+                function State($if) {
+                    $flags = (Invoke-ContainerCommand {{name}} -Command cat,/sys/class/net/$if/flags).Output
+                    # operstate follows the carrier asynchronously (the kernel's linkwatch): wait for it a little.
+                    for ($i = 0; $i -lt 50; $i++) {
+                        $oper = (Invoke-ContainerCommand {{name}} -Command cat,/sys/class/net/$if/operstate).Output
+                        if ($oper -eq 'up') { break }
+                        [Threading.Thread]::Sleep(100)
+                    }
+                    "$(([Convert]::ToInt32($flags, 16)) -band 1)|$oper"
+                }
+                "state=$(State eth0)"
                 try { Add-ContainerNetworkInterface {{name}} -Link {{bridge}} -IPv4 10.9.9.9/24 -ErrorAction Stop; 'x' } catch { "address=$($_.FullyQualifiedErrorId.Split(',')[0])" }
                 try { Add-ContainerNetworkInterface {{name}} -Link {{bridge}} -ErrorAction Stop; 'x' } catch { "quota=$($_.FullyQualifiedErrorId.Split(',')[0])" }
                 try { Add-ContainerNetworkInterface {{name}} macvlan -Link {{bridge}} -ErrorAction Stop; 'x' } catch { "macvlan=$($_.FullyQualifiedErrorId.Split(',')[0])" }
-                # psc-usernic leaves it down and unaddressed: the container configures it, as at a start.
-                Invoke-ContainerCommand {{name}} -Command ip,link,set,eth0,up | Out-Null
+                # Addresses stay the container's business: its root sets one, and traffic flows over the link.
                 Invoke-ContainerCommand {{name}} -Command ip,addr,add,{{subnet}}.2/24,dev,eth0 | Out-Null
                 "ping=$((Invoke-ContainerCommand {{name}} -Command ping,-c1,-W3,{{subnet}}.1).ExitCode)"
                 "ports=$([IO.Directory]::GetFileSystemEntries('/sys/class/net/{{bridge}}/brif').Count)"
                 Remove-ContainerNetworkInterface {{name}} eth0
                 "after=$([IO.Directory]::GetFileSystemEntries('/sys/class/net/{{bridge}}/brif').Count)"
-                # The quota is free again: a second one fits.
+                # A hostile interface name is refused before anything is made.
+                try { Add-ContainerNetworkInterface {{name}} -Link {{bridge}} -InterfaceName 'x/../y' -ErrorAction Stop; 'x' } catch { "hostile=$($_.FullyQualifiedErrorId.Split(',')[0])|$($_.Exception.Message)" }
+                "hostileports=$([IO.Directory]::GetFileSystemEntries('/sys/class/net/{{bridge}}/brif').Count)"
+                # A record whose init is not the process under that pid any more (as after a pid was
+                # reused): psc-usernic plugs the veth, nic-up refuses that process, and the veth is taken out again.
+                $statePath = [IO.Path]::Combine((Get-Container {{name}}).Path, "state.json")
+                $recorded = [IO.File]::ReadAllText($statePath)
+                [IO.File]::WriteAllText($statePath, ($recorded -replace '"InitStartTime": (\d+)', { '"InitStartTime": ' + ([ulong]$_.Groups[1].Value + 1) }))
+                try { Add-ContainerNetworkInterface {{name}} -Link {{bridge}} -ErrorAction Stop; 'x' } catch { "stale=$($_.FullyQualifiedErrorId.Split(',')[0])|$($_.Exception.Message)" }
+                [IO.File]::WriteAllText($statePath, $recorded)
+                "staleports=$([IO.Directory]::GetFileSystemEntries('/sys/class/net/{{bridge}}/brif').Count)"
+                "stalelinks=$((Invoke-ContainerCommand {{name}} -Command ls,/sys/class/net).Output -join ',')"
+                # The quota is free again: a second one fits, and comes up too.
                 "again=$((Add-ContainerNetworkInterface {{name}} -Link {{bridge}}).InterfaceName)"
+                "againstate=$(State eth0)"
                 Stop-Container {{name}} -Kill
                 "stopped=$([IO.Directory]::GetFileSystemEntries('/sys/class/net/{{bridge}}/brif').Count)"
                 Get-Container | Remove-Container -Force
@@ -300,10 +389,21 @@ public sealed class UserNicTests
             Assert.Equal("InvalidNetworkConfig", Value(run, "address"));
             Assert.Equal("UsernetQuotaExceeded", Value(run, "quota"));
             Assert.Equal("NicNotHotpluggable", Value(run, "macvlan"));
+            Assert.Equal("1|up", Value(run, "state")); // IFF_UP, and the carrier through the bridge's up host end
             Assert.Equal("0", Value(run, "ping"));
             Assert.Equal("1", Value(run, "ports"));
             Assert.Equal("0", Value(run, "after"));
+            Assert.StartsWith("InvalidArgument|", Value(run, "hostile"));
+            Assert.Contains("invalid interface name 'x/../y'", Value(run, "hostile"));
+            Assert.Equal("0", Value(run, "hostileports"));
+            var stale = Value(run, "stale");
+            Assert.StartsWith("NicUpFailed|", stale);
+            Assert.Contains("is not the container's init any more", stale);
+            Assert.Contains("taken out again", stale);
+            Assert.Equal("0", Value(run, "staleports"));
+            Assert.Equal("lo", Value(run, "stalelinks")); // nothing half-made inside either
             Assert.Equal("eth0", Value(run, "again"));
+            Assert.Equal("1|up", Value(run, "againstate"));
             Assert.Equal("0", Value(run, "stopped"));
             Assert.Empty(Ports(bridge));
         }

@@ -7,7 +7,9 @@
 .NOTES
     Needs Linux, root, getcap (libcap2-bin) and the built module in out/PSContainers. Installs only
     under /tmp/psc-test-<guid>, removed in AfterAll. The non-root user's container with a veth on a
-    granted bridge is the xunit story (it needs a real second account).
+    granted bridge is the xunit story (it needs a real second account), and so are its hot-plugged
+    veth brought up by psc-helper nic-up; here nic-up runs as root on a namespace the test makes
+    (unshare -n), joining only its network namespace (the user namespace is root's own).
 #>
 
 BeforeDiscovery {
@@ -45,5 +47,33 @@ Describe 'psc-usernic installation' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
         $path = Join-Path $script:root 'suid/psc-usernic'
         Install-ContainerUserNic -Path $path -Setuid -Confirm:$false
         (& stat -c '%u %a' $path) | Should -Be '0 4755'
+    }
+
+    It 'brings up a link with psc-helper nic-up only in the recorded process''s own network namespace' {
+        $ns = [Diagnostics.Process]::Start('unshare', [string[]]@('-n', 'sleep', '120'))
+        try {
+            for ($i = 0; $i -lt 50 -and (& readlink "/proc/$($ns.Id)/ns/net") -eq (& readlink /proc/self/ns/net); $i++) { Start-Sleep -Milliseconds 100 }
+            $start = [PSContainers.Runtime.Native.Sys]::ProcessStartTime($ns.Id)
+            function Invoke-NicUp([int] $p, [ulong] $s, [string[]] $links) {
+                $spec = [PSContainers.Runtime.Namespaces.NicUpSpec]::new()
+                $spec.TargetPid = $p
+                $spec.TargetStartTime = $s
+                foreach ($l in $links) { $spec.LinksUp.Add($l) }
+                [PSContainers.Runtime.Launcher.PscHelper]::Run($spec)
+            }
+            function Get-LoFlags { (& nsenter -t $ns.Id -n ip -o link show lo) -replace '^[^<]*<([^>]*)>.*$', '$1' }
+            Get-LoFlags | Should -Not -Match '(^|,)UP(,|$)'
+            $hostile = Invoke-NicUp $ns.Id $start @('lo/../x')
+            $hostile.ExitCode | Should -Be 125
+            $hostile.Error -join ' ' | Should -Match "'lo/../x' is not a valid interface name"
+            $own = Invoke-NicUp $PID ([PSContainers.Runtime.Native.Sys]::ProcessStartTime($PID)) @('lo')
+            $own.ExitCode | Should -Be 125
+            $own.Error -join ' ' | Should -Match 'own network namespace'
+            (Invoke-NicUp $ns.Id ($start + 1) @('lo')).ExitCode | Should -Be 125
+            Get-LoFlags | Should -Not -Match '(^|,)UP(,|$)'
+            (Invoke-NicUp $ns.Id $start @('lo')).ExitCode | Should -Be 0
+            Get-LoFlags | Should -Match '(^|,)UP(,|$)'
+        }
+        finally { $ns.Kill(); $ns.WaitForExit() }
     }
 }

@@ -98,7 +98,7 @@ public sealed class ContainerNetworkInterfaces(IContainerLifecycle manager)
         PlumbedNic? made = null;
         if (running)
         {
-            made = _nics.Attach(name, info.Pid!.Value, nic, index, interfaceName!);
+            made = _nics.Attach(name, info.Pid!.Value, nic, index, interfaceName!, InitStartTime(name, info));
             try
             {
                 _nics.Save(name, ledger.Append(made).ToList());
@@ -117,6 +117,17 @@ public sealed class ContainerNetworkInterfaces(IContainerLifecycle manager)
         manager.Emit(name, ContainerEventKind.DeviceAdded, Details(result));
         return result;
     }
+
+    /// <summary>
+    /// The running init's recorded start time: a non-root user's hot-plugged veth is brought up by a
+    /// helper that acts only on that very process (see <see cref="NicPlumbing.Attach"/>; root's
+    /// plumbing reaches the namespace itself and needs none).
+    /// </summary>
+    private ulong? InitStartTime(string name, ContainerInfo info) =>
+        manager.Host.IsRoot ? null
+        : manager.Inspect(name).State is { InitStartTime: { } started } state && state.InitPid == info.Pid ? started
+            : throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
+                $"Cannot change the network of container '{name}' live: its init changed while the change was being made (it stopped or was restarted). Try again.", name);
 
     private static NetworkLocation Inside(string name, ContainerInfo info) => NetworkLocation.ForPid(info.Pid!.Value, "container:" + name);
 
@@ -216,6 +227,7 @@ public sealed class ContainerNetworkInterfaces(IContainerLifecycle manager)
         var outgoing = NetworkPlan.Interfaces(config).Where(e => e.Index >= change.Keep).Select(e => e.Name).ToHashSet();
         var unplugged = ledger.Where(p => outgoing.Contains(p.Name)).ToList();
         var inside = Inside(name, info);
+        var started = InitStartTime(name, info);
         var steps = new List<string>();
         _nics.DetachAll(name, unplugged, inside);
         var kept = ledger.Except(unplugged).ToList();
@@ -224,7 +236,7 @@ public sealed class ContainerNetworkInterfaces(IContainerLifecycle manager)
         try
         {
             foreach (var (nic, index, nicName) in NetworkPlan.Interfaces(after).Where(e => e.Index >= change.Keep))
-                plugged.Add(_nics.Attach(name, info.Pid!.Value, nic, index, nicName));
+                plugged.Add(_nics.Attach(name, info.Pid!.Value, nic, index, nicName, started));
             _nics.Save(name, kept.Concat(plugged).ToList());
             config.Network = desired.ToList();
             AtomicFile.WriteAllText(configPath, ConfigLoader.Serialize(config));
@@ -234,7 +246,7 @@ public sealed class ContainerNetworkInterfaces(IContainerLifecycle manager)
             try { _nics.DetachAll(name, plugged, inside); } catch (ContainerException) { }
             var back = new List<PlumbedNic>();
             foreach (var p in unplugged)
-                try { back.Add(_nics.Attach(name, info.Pid!.Value, p.Nic, p.Index, p.Name)); } catch (ContainerException) { }
+                try { back.Add(_nics.Attach(name, info.Pid!.Value, p.Nic, p.Index, p.Name, started)); } catch (ContainerException) { }
             try { _nics.Save(name, kept.Concat(back).ToList()); } catch (IOException) { }
             throw;
         }

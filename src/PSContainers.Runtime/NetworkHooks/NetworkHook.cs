@@ -54,7 +54,7 @@ public sealed class NetworkHook : IContainerHook
                 NicPlumbing.Unpin(_nics.PinPath(context.Name));
             }
             foreach (var (nic, index, name) in NetworkPlan.Interfaces(config))
-                made.Add(_nics.Attach(context.Name, context.InitPid, nic, index, name));
+                made.Add(_nics.Attach(context.Name, context.InitPid, nic, index, name, initStartTime: null)); // init brings a non-root user's links up itself
             _nics.Save(context.Name, made);
         }
         catch

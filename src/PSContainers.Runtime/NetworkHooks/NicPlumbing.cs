@@ -4,6 +4,7 @@ using System.Text.Json;
 using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Containers;
 using PSContainers.Runtime.Filesystem;
+using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Network;
 using PSContainers.Runtime.State;
 using static PSContainers.Runtime.Network.NetlinkNative;
@@ -104,12 +105,14 @@ public sealed class NicPlumbing(ContainerStore store)
     /// <summary>
     /// Makes <paramref name="nic"/> as <paramref name="name"/> in the network namespace of
     /// <paramref name="initPid"/> and configures it there (MAC, MTU, addresses, up, default routes),
-    /// as root; as a non-root user, a veth on a granted bridge through psc-usernic and nothing more.
-    /// A failure undoes everything this call made.
+    /// as root; as a non-root user, a veth on a granted bridge through psc-usernic, brought up (see
+    /// <see cref="AttachAsUser"/>). <paramref name="initStartTime"/> is the running init's recorded
+    /// start time for a hot-plug, null at a start (while init waits; always given, so that no hot-plug
+    /// forgets it and leaves a link down). A failure undoes everything this call made.
     /// </summary>
-    public PlumbedNic Attach(string container, int initPid, NicConfig nic, int index, string name)
+    public PlumbedNic Attach(string container, int initPid, NicConfig nic, int index, string name, ulong? initStartTime)
     {
-        if (!Host.HostContext.Current.IsRoot) return AttachAsUser(container, initPid, nic, index, name);
+        if (!Host.HostContext.Current.IsRoot) return AttachAsUser(container, initPid, initStartTime, nic, index, name);
         var target = NetworkLocation.ForPid(initPid, "container:" + container);
         using var inside = new NetworkClient(target);
         if (inside.LinkExists(name))
@@ -195,11 +198,14 @@ public sealed class NicPlumbing(ContainerStore store)
 
     /// <summary>
     /// A non-root caller has no rights in the host's network: its veths on a bridge are made by
-    /// psc-usernic within root's quota; every other kind is refused. Nothing is configured inside
-    /// from here (the caller cannot enter the namespace): init brings the links up at a start,
-    /// addresses are the container's business (its init, ip, udhcpc), so address keys are refused, not ignored.
+    /// psc-usernic within root's quota; every other kind is refused. The link comes up as root's
+    /// does: at a start init brings it up itself (spec link-up); into a running container
+    /// (<paramref name="initStartTime"/> given) psc-helper nic-up does, entering the container's user
+    /// and network namespaces with the caller's own rights (the caller owns them), and a failure
+    /// there takes the veth out again. Addresses are the container's business (its init, ip,
+    /// udhcpc), as at a start, so address keys are refused, not ignored.
     /// </summary>
-    private PlumbedNic AttachAsUser(string container, int initPid, NicConfig nic, int index, string name)
+    private PlumbedNic AttachAsUser(string container, int initPid, ulong? initStartTime, NicConfig nic, int index, string name)
     {
         if (!NetworkPlan.IsUserNic(nic))
             throw new ContainerException("NetworkNeedsRoot", ContainerErrorKind.PermissionDenied,
@@ -211,7 +217,29 @@ public sealed class NicPlumbing(ContainerStore store)
                 "remove them and configure the interface inside it (its init scripts, ip, udhcpc).", container);
         var host = UserHostEndName(container, index);
         UserNic.Create(initPid, nic.Link!, name, host, container);
+        if (initStartTime is { } started && nic.Up)
+        {
+            try { BringUpInside(container, initPid, started, name); }
+            catch
+            {
+                try { UserNic.Delete(host, container); } catch (ContainerException) { /* the first error is what matters */ }
+                throw;
+            }
+        }
         return new PlumbedNic { Nic = nic, Index = index, Name = name, HostEnd = host, Bridge = nic.Link, User = true };
+    }
+
+    /// <summary>psc-helper nic-up: <paramref name="name"/> up inside the running init's namespaces (checked to be that init by its start time).</summary>
+    private static void BringUpInside(string container, int initPid, ulong initStartTime, string name)
+    {
+        var spec = new NicUpSpec { TargetPid = initPid, TargetStartTime = initStartTime };
+        spec.LinksUp.Add(name);
+        var result = Launcher.PscHelper.Run(spec);
+        if (result.ExitCode != 0)
+            throw new ContainerException("NicUpFailed", ContainerErrorKind.DeviceError,
+                $"Container '{container}': its new interface {name} could not be brought up inside: " +
+                string.Join(" ", result.Error).Replace("psc-helper: ", "", StringComparison.Ordinal).Trim() +
+                ". It was taken out again (nothing is left plugged); check that the container still runs and try again.", container);
     }
 
     // ---- unmaking ---------------------------------------------------------------------------------

@@ -210,6 +210,7 @@ public static class ErrorCatalog
         new("NicNameInUse", ErrorCategory.ResourceExists, "The container already has an interface of that name; give -InterfaceName another one, or remove the existing interface first."),
         new("NicNotHotpluggable", ErrorCategory.InvalidOperation, "That network is decided when the container starts (none, empty, pasta; or not a veth on a granted bridge for a non-root user): stop the container, record the change with -Persist, and start it."),
         new("NicNotInContainer", ErrorCategory.ObjectNotFound, "Name an interface the container has: Get-NetworkLink -Namespace container:NAME for a running one, Get-ContainerConfig for its config.yaml."),
+        new("NicUpFailed", ErrorCategory.DeviceError, "The hot-plugged interface could not be brought up inside the container (it stopped, or its namespaces refused); it was taken out again: check the container runs and add it again."),
         new("NoCgroupFilesystem", ErrorCategory.NotInstalled, "Mount a cgroup filesystem, e.g. mount -t cgroup2 none /sys/fs/cgroup."),
         new("NoCommand", ErrorCategory.InvalidArgument, "Give the program to run with -Command, e.g. -Command hostname."),
         new("NoFreeSubordinateIdRange", ErrorCategory.InvalidOperation, "Give -Start outside the allocation window, a smaller -Count, or raise SUB_UID_MAX/SUB_GID_MAX in /etc/login.defs."),

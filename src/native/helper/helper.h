@@ -159,6 +159,9 @@ int recv_fd(int sock, char *byte, int *fd);
 /* devices.c */
 int cmd_device(const char *file);
 
+/* nic_up.c */
+int cmd_nic_up(const char *file);
+
 /* tree_copy.c */
 int copy_tree(const char *src, const char *dst);
 int rewrite_hostname(const char *root, const char *old_name, const char *new_name);

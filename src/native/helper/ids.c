@@ -27,7 +27,7 @@ int become_userns_root(void) {
 
 /* ioctl(SIOCSIFFLAGS) on lo (and a non-root user's veths, see psc-usernic.c): done by init itself
  * when the runtime cannot reach into the container's network namespace (a non-root caller has no
- * rights there; its user namespace's root has). */
+ * rights there; its user namespace's root has), and by nic-up (nic_up.c) for a hot-plugged veth. */
 int link_up(const char *name) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return fail("socket to bring %s up", name);

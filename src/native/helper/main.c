@@ -23,13 +23,15 @@
  *                probe whether a path can be idmapped (idmap.c: the idmapped rootfs the supervisor gives init).
  *   console      console_relay.c: attach the caller's terminal to a running container's console,
  *                which its supervisor lends on a unix socket (bytes only), until the detach key.
+ *   nic-up       nic_up.c: bring up the links a non-root user hot-plugged into its running
+ *                container (what init does at a start), joining its user and network namespaces.
  *
  * Exit status 125 (with "psc-helper: ..." on stderr) is the helper's own failure.
  */
 #include "helper.h"
 
 int main(int argc, char **argv) {
-    if (argc < 2) die("usage: psc-helper start|restore|exec|netns-exec|userns-tree|console|device [spec-file] (the spec on stdin without a file)");
+    if (argc < 2) die("usage: psc-helper start|restore|exec|netns-exec|userns-tree|console|device|nic-up [spec-file] (the spec on stdin without a file)");
     if (!strcmp(argv[1], "--version")) { puts("psc-helper 1"); return 0; }
     const char *file = argc > 2 ? argv[2] : NULL;
     switch (psc_command_of(argv[1])) {
@@ -40,6 +42,7 @@ int main(int argc, char **argv) {
     case PSC_CMD_USERNS_TREE: return cmd_userns_tree(file);
     case PSC_CMD_CONSOLE: return cmd_console(file);
     case PSC_CMD_DEVICE: return cmd_device(file);
+    case PSC_CMD_NIC_UP: return cmd_nic_up(file);
     default: die("unknown command '%s'", argv[1]);
     }
 }

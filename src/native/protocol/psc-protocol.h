@@ -24,7 +24,8 @@
     X(NETNS_EXEC,  "netns-exec",  NetNsExecSpec) \
     X(USERNS_TREE, "userns-tree", UsernsTreeSpec) \
     X(CONSOLE,     "console",     ConsoleSpec) \
-    X(DEVICE,      "device",      DeviceSpec)
+    X(DEVICE,      "device",      DeviceSpec) \
+    X(NIC_UP,      "nic-up",      NicUpSpec)
 
 enum psc_command {
 #define PSC_X(id, word, cs) PSC_CMD_##id,
@@ -81,8 +82,10 @@ enum psc_command {
  * The order is the order on the wire.
  */
 #define PSC_KEYS(X) \
-    X(PID, "pid", I32, target_pid, TargetPid, PSC_NUMBER_MAX, 1, PSC_IN(EXEC) | PSC_IN(DEVICE), PSC_IN(EXEC) | PSC_IN(DEVICE), \
+    X(PID, "pid", I32, target_pid, TargetPid, PSC_NUMBER_MAX, 1, PSC_IN(EXEC) | PSC_IN(DEVICE) | PSC_IN(NIC_UP), PSC_IN(EXEC) | PSC_IN(DEVICE) | PSC_IN(NIC_UP), \
       "the container's init, whose namespaces are joined") \
+    X(PID_START, "pidstart", U64, target_start, TargetStartTime, PSC_NUMBER_MAX, 1, PSC_IN(NIC_UP), PSC_IN(NIC_UP), \
+      "the init's start time as recorded (/proc/PID/stat field 22): a pid reused by another process is refused") \
     X(JOIN_NS, "ns", NSNAMES, join_ns, Namespaces, 8, 8, PSC_IN(EXEC), PSC_NONE, \
       "the namespaces of the init to join (user first: it grants the rights for the others)") \
     X(CLONE_FLAGS, "flags", NSFLAGS, clone_flags, Namespaces, PSC_NUMBER_MAX, 1, PSC_IN(START), PSC_NONE, \
@@ -131,8 +134,8 @@ enum psc_command {
       "the inherited end of the socket on which the caller speaks CRIU's RPC (see Checkpoint/CriuService)") \
     X(LOOPBACK_UP, "lo-up", FLAG, loopback_up, LoopbackUp, 1, 1, PSC_IN(START), PSC_NONE, \
       "init brings loopback up itself (the caller cannot reach a user-namespaced container's network)") \
-    X(LINK_UP, "link-up", LIST, links_up, LinksUp, 15, PSC_MAX_ITEMS, PSC_IN(START), PSC_NONE, \
-      "further links init brings up itself, after the network hooks ran (a non-root user's veths)") \
+    X(LINK_UP, "link-up", LIST, links_up, LinksUp, 15, PSC_MAX_ITEMS, PSC_IN(START) | PSC_IN(NIC_UP), PSC_IN(NIC_UP), \
+      "further links init brings up itself, after the network hooks ran (a non-root user's veths); nic-up: the hot-plugged ones it brings up") \
     X(CALLER_ID, "callerid", U32, caller_id, CallerId, PSC_NUMBER_MAX, 1, PSC_IN(USERNS_TREE), PSC_IN(USERNS_TREE), \
       "the in-namespace id the caller's own uid and gid are mapped to") \
     X(CALLER_COUNT, "callercount", U32, caller_count, CallerCount, PSC_NUMBER_MAX, 1, PSC_IN(USERNS_TREE), PSC_NONE, \
@@ -197,9 +200,9 @@ enum psc_command {
       "(a restore carries only stop, net-down and post-stop: nothing of init is made anew, so mount and start have nowhere to run)") \
     X(HOOK_REPORT, "hookreport", STR, hook_report, HookReport, PSC_PATH_MAX, 1, PSC_IN(START) | PSC_IN(RESTORE), PSC_NONE, \
       "where the supervisor appends the failures of the hooks it runs when init has ended (stop, net-down, post-stop)") \
-    X(ENV, "env", LIST, envs, Environment, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL & ~PSC_IN(CONSOLE) & ~PSC_IN(DEVICE), PSC_NONE, \
+    X(ENV, "env", LIST, envs, Environment, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL & ~PSC_IN(CONSOLE) & ~PSC_IN(DEVICE) & ~PSC_IN(NIC_UP), PSC_NONE, \
       "the program's environment, NAME=value") \
-    X(ARG, "arg", LIST, args, Command, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL & ~PSC_IN(CONSOLE) & ~PSC_IN(DEVICE), PSC_ALL & ~PSC_IN(CONSOLE) & ~PSC_IN(DEVICE), \
+    X(ARG, "arg", LIST, args, Command, PSC_ARG_MAX, PSC_MAX_ITEMS, PSC_ALL & ~PSC_IN(CONSOLE) & ~PSC_IN(DEVICE) & ~PSC_IN(NIC_UP), PSC_ALL & ~PSC_IN(CONSOLE) & ~PSC_IN(DEVICE) & ~PSC_IN(NIC_UP), \
       "the program to run and its arguments")
 
 enum psc_key {
