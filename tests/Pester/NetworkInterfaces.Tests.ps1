@@ -57,9 +57,12 @@ Describe 'NICs: add and remove network interfaces on running containers' -Tag 'E
         (Invoke-ContainerCommand $script:box -Command ping, -c1, -W3, 10.233.7.1).ExitCode | Should -Be 0
         (Get-Container $script:box).Pid | Should -Be $pid0
         (Get-Container $script:box).IPv4 | Should -Be @('10.233.7.2')
-        $added = @(Get-ContainerEvent -Name $script:box -Kind DeviceAdded)
+        $added = @(Get-ContainerEvent -Name $script:box -Kind NetworkInterfaceAdded)
         $added[-1].Details['interface'] | Should -Be 'eth0'
         $added[-1].Details['type'] | Should -Be 'veth'
+        $added[-1].Details['link'] | Should -Be 'psbr0'
+        # A NIC is not a device node: its own kind, not DeviceAdded.
+        @(Get-ContainerEvent -Name $script:box -Kind DeviceAdded) | Should -BeNullOrEmpty
         # Not recorded: config.yaml has only its 'empty' network.
         (Get-ContainerConfig $script:box).Network.Type | Should -Be @('empty')
     }
@@ -71,7 +74,7 @@ Describe 'NICs: add and remove network interfaces on running containers' -Tag 'E
         $removed.Live | Should -BeTrue
         LinksIn $script:box | Should -Not -Contain 'lan1'
         NsLinks | Should -Not -Contain $nic.HostName
-        (Get-ContainerEvent -Name $script:box -Kind DeviceRemoved)[-1].Details['interface'] | Should -Be 'lan1'
+        (Get-ContainerEvent -Name $script:box -Kind NetworkInterfaceRemoved)[-1].Details['interface'] | Should -Be 'lan1'
     }
 
     It 'plugs a macvlan into a privileged container with its name and MAC; -WhatIf changes nothing' {
