@@ -14,6 +14,7 @@
 
 BeforeDiscovery {
     $canRun = $IsLinux -and ((& id -u) -eq '0')
+    $hasCriu = [bool](Get-Command criu -ErrorAction SilentlyContinue)
 }
 
 Describe 'NICs: add and remove network interfaces on running containers' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
@@ -131,6 +132,24 @@ Describe 'NICs: add and remove network interfaces on running containers' -Tag 'E
         Remove-ContainerNetworkInterface $script:box nosuch0 -ErrorAction SilentlyContinue
         $Error[0].FullyQualifiedErrorId | Should -Be 'NicNotInContainer,PSContainers.Cmdlets.RemoveContainerNetworkInterfaceCommand'
         Remove-ContainerNetworkInterface $script:box used0
+    }
+
+    It 'a NIC plugged live goes into a checkpoint and comes back with its restore; the restored stop undoes it' -Skip:(-not $hasCriu) {
+        $nic = Add-ContainerNetworkInterface $script:box -Link psbr0 -LinkNamespace $script:ns -InterfaceName ck0 -IPv4 10.233.7.9/24
+        $mac = (Get-NetworkLink -Container $script:box -Name ck0).MacAddress
+        $checkpoint = Checkpoint-Container $script:box -Path (Join-Path $root "ckpt-$script:box") -ErrorAction Stop
+        NsLinks | Should -Not -Contain $nic.HostName
+        $checkpoint | Restore-Container -ErrorAction Stop
+        $ck0 = Get-NetworkLink -Container $script:box -Name ck0
+        $ck0.Addresses | Should -Contain '10.233.7.9/24'
+        $ck0.MacAddress | Should -Be $mac
+        (Get-NetworkLink -Namespace $script:ns -Name $nic.HostName).Master | Should -Be 'psbr0'
+        (Invoke-ContainerCommand $script:box -Command ping, -c1, -W3, 10.233.7.1).ExitCode | Should -Be 0
+        Stop-Container $script:box -Kill
+        NsLinks | Should -Not -Contain $nic.HostName
+        # Never persisted: the next start has only config.yaml's network.
+        Start-Container $script:box
+        LinksIn $script:box | Should -Be @('lo')
     }
 
     It 'a stop undoes what was plugged live: no host end is left' {
