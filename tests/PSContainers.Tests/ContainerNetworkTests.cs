@@ -134,6 +134,31 @@ public sealed class ContainerNetworkTests : IDisposable
         using (var host = NetworkClient.Host()) Assert.Equal(0, host.GetLinks().Count(l => l.Master == bridgeName));
     }
 
+    // The store's network lock is an flock other commands hold for a moment; a start that finds it
+    // taken waits for it (up to DefaultBridge.LockTimeout), rather than failing after 5 s as it did.
+    [Fact]
+    public void AStartOnTheDefaultBridge_WaitsForTheNetworkLock_WhileAnotherCommandHoldsIt()
+    {
+        var bridgeName = _lab.HostLink("lk");
+        DefaultBridge.Save(_store.Manager.Store, new BridgeSettings { Name = bridgeName, Subnet = FreeSubnet(), Nat = false, EnableForwarding = false });
+        _bridge = DefaultBridge.For(_store.Manager.Store);
+        var name = TestStore.NewName("lk");
+        _store.Manager.Create(name, new CreateOptions { Template = "busybox", Network = new[] { new NicConfig { Type = "veth", Link = DefaultBridge.ConfigName } } });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Task<ContainerInfo> start;
+        // Another command's hold: the same flock (FileShare.None) on the same file.
+        using (new FileStream(Path.Combine(_store.Manager.Store.Root, ".network.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        {
+            start = Task.Run(() => _store.Manager.Start(name));
+            Thread.Sleep(TimeSpan.FromSeconds(7));
+            Assert.False(start.IsCompleted, start.Exception?.ToString() ?? "the start did not wait for the lock");
+        }
+        var info = start.GetAwaiter().GetResult();
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(7));
+        Assert.Equal(ContainerStatus.Running, info.State);
+        Assert.Single(info.IPv4);
+    }
+
     [Fact]
     public void PhysAndMacvlan_AppearInsideWithTheirNames_AndPhysGoesBackOnStop()
     {
