@@ -300,6 +300,73 @@ public sealed class CheckpointTests : IDisposable
         Assert.Empty(labClient.GetLinks().Where(l => l.Master == "br0"));
     }
 
+    // A checkpoint is of the running container's NICs (its ledger), not of config.yaml's: a veth
+    // plugged live without -Persist is restored with its host end on its bridge, its MAC and address;
+    // a configured one removed live stays out; the restored run's stop undoes what the restore made.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void LiveNics_AreWhatACheckpointRestores_AndTheRestoredStopUndoesThem(bool privileged)
+    {
+        var ns = _lab.NewNamespace("lv");
+        var subnet = $"10.{200 + Random.Shared.Next(50)}.{Random.Shared.Next(256)}";
+        using (var lab = new NetworkClient(NetworkLocation.ForNamespace(ns)))
+        {
+            lab.CreateBridge("br0");
+            lab.AddAddress("br0", subnet + ".1/24");
+            lab.SetLink("br0", new LinkChanges { Up = true });
+        }
+        string[] LabLinks() { using var c = new NetworkClient(NetworkLocation.ForNamespace(ns)); return c.GetLinks().Select(l => l.Name).Order().ToArray(); }
+        using var s = _store.OpenSession();
+        var name = NewCounter(s, "lv", $"-Privileged:${privileged.ToString().ToLowerInvariant()} -Network @{{type='veth'; link='br0'; linkNamespace='{ns}'; ipv4=@('{subnet}.2/24')}}");
+        s.Run("Start-Container -Name $args[0]", name);
+        var plugged = (Runtime.Devices.ContainerNetworkInterface)s.Run(
+            "Add-ContainerNetworkInterface -Name $args[0] -Type veth -Link br0 -LinkNamespace $args[1] -InterfaceName lan7 -IPv4 $args[2] -HwAddress 00:16:3e:xx:xx:xx",
+            name, ns, subnet + ".7/24").Single().BaseObject;
+        s.Run("Remove-ContainerNetworkInterface -Name $args[0] -InterfaceName eth0", name);
+        WaitCount(name, 3);
+        var dir = Checkpoints(name);
+
+        var checkpoint = s.Invoke("Checkpoint-Container -Name $args[0] -Path $args[1]", name, dir);
+        Assert.Empty(checkpoint.Errors);
+        var manifest = CheckpointManifest.Load(dir);
+        Assert.Equal(new[] { "lan7" }, manifest.Veths);
+        Assert.Equal(plugged.HostName, Assert.Single(manifest.Nics!).HostEnd);
+        Assert.Equal(new[] { "br0", "lo" }, LabLinks());
+
+        var restored = s.Invoke("Restore-Container -Path $args[0] -PassThru", dir);
+        Assert.True(restored.Errors.Count == 0, string.Join("\n", restored.Errors.Select(e => e.ToString())));
+        Assert.Equal(new[] { subnet + ".7" }, restored.Single<ContainerInfo>().IPv4);
+        WaitCount(name, CountAtCheckpoint(name) + 2);
+        using (var inside = new NetworkClient(NetworkLocation.ForPid(_store.Manager.Get(name).Pid!.Value)))
+        {
+            Assert.Equal(new[] { "lan7", "lo" }, inside.GetLinks().Select(l => l.Name).Order());
+            var lan7 = inside.GetLink("lan7");
+            Assert.Equal(plugged.MacAddress, lan7.MacAddress);
+            Assert.Contains(subnet + ".7/24", lan7.Addresses);
+        }
+        using (var lab = new NetworkClient(NetworkLocation.ForNamespace(ns)))
+        {
+            var hostEnd = lab.GetLink(plugged.HostName!);
+            Assert.Equal("br0", hostEnd.Master);
+            Assert.True(hostEnd.IsUp);
+        }
+        var ping = (ContainerCommandResult)s.Run("Invoke-ContainerCommand -Name $args[0] -Command $args[1]", name, new[] { "ping", "-c1", "-W3", subnet + ".1" }).Single().BaseObject;
+        Assert.True(ping.ExitCode == 0, string.Join("\n", ping.Output.Concat(ping.Error)));
+        Assert.Equal(new[] { "lan7" }, new Runtime.NetworkHooks.NicPlumbing(_store.Manager.Store).Load(name)!.Select(p => p.Name));
+
+        s.Run("Stop-Container -Name $args[0] -Kill", name);
+        Assert.Equal(new[] { "br0", "lo" }, LabLinks());
+        Assert.Null(new Runtime.NetworkHooks.NicPlumbing(_store.Manager.Store).Load(name));
+        // The next start is config.yaml's again: eth0 back, lan7 (never persisted) not.
+        s.Run("Start-Container -Name $args[0]", name);
+        using (var inside = new NetworkClient(NetworkLocation.ForPid(_store.Manager.Get(name).Pid!.Value)))
+            Assert.Equal(new[] { "eth0", "lo" }, inside.GetLinks().Select(l => l.Name).Order());
+        s.Run("Remove-Container -Name $args[0] -Force", name);
+        Assert.Equal(new[] { "br0", "lo" }, LabLinks());
+        AssertNoCgroupLeft(name);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

@@ -20,11 +20,13 @@ public sealed class ContainerNetworkInterfaceTests : IDisposable
 {
     private readonly TestStore _store = new();
     private readonly NetLab _lab = new();
+    private DefaultBridge? _bridge;
 
     public void Dispose()
     {
-        // Containers first (their stop undoes their NICs), then the test's namespaces.
+        // Containers first (their stop undoes their NICs), then the test's bridge and namespaces.
         try { foreach (var n in _store.Manager.Names().ToList()) _store.Manager.Remove(n, force: true); } catch (Exception) { }
+        try { _bridge?.Remove(); } catch (Exception) { }
         _lab.Dispose();
         _store.Dispose();
     }
@@ -104,14 +106,15 @@ public sealed class ContainerNetworkInterfaceTests : IDisposable
         // Live only: config.yaml unchanged; the container did not restart.
         Assert.Equal("empty", Assert.Single(ConfigLoader.Load(M.Store.ConfigPath(name)).Network).Type);
         Assert.Equal(pid, M.Get(name).Pid);
-        Assert.Contains(M.Events.Read(), e => e.Container == name && e.Kind == ContainerEventKind.DeviceAdded && e.Details["interface"] == "eth0" && e.Details["type"] == "veth");
+        Assert.Contains(M.Events.Read(), e => e.Container == name && e.Kind == ContainerEventKind.NetworkInterfaceAdded && e.Details["interface"] == "eth0" && e.Details["type"] == "veth" && e.Details["link"] == "br0");
+        Assert.DoesNotContain(M.Events.Read(), e => e.Container == name && e.Kind == ContainerEventKind.DeviceAdded);
 
         var removed = Nics.Remove(name, "eth0", persist: false);
         Assert.True(removed.Live);
         Assert.DoesNotContain(Inside(name), l => l.Name == "eth0");
         Assert.Equal(new[] { "br0", "lo" }, In(ns).Select(l => l.Name).Order());
         Assert.Empty(new NicPlumbing(M.Store).Load(name)!);
-        Assert.Contains(M.Events.Read(), e => e.Container == name && e.Kind == ContainerEventKind.DeviceRemoved && e.Details["interface"] == "eth0");
+        Assert.Contains(M.Events.Read(), e => e.Container == name && e.Kind == ContainerEventKind.NetworkInterfaceRemoved && e.Details["interface"] == "eth0" && e.Details["type"] == "veth" && e.Details["link"] == "br0");
         Assert.Equal("NicNotInContainer", Assert.Throws<ContainerException>(() => Nics.Remove(name, "eth0", persist: false)).ErrorId);
     }
 
@@ -170,6 +173,45 @@ public sealed class ContainerNetworkInterfaceTests : IDisposable
         Assert.Equal("ContainerNotRunning", Assert.Throws<ContainerException>(() => Nics.Add(name, new NicConfig { Type = "veth", Link = "br0", LinkNamespace = ns }, persist: false)).ErrorId);
     }
 
+    // A hot-unplug gives the default bridge's lease back at once (not when the container is removed),
+    // but a lease the container's NICs still use is kept: a live change that replugs the NIC in the
+    // same place keeps its address.
+    [Fact]
+    public void ADefaultBridgeNic_UnpluggedLive_GivesItsLeaseBack_ButAReplugInItsPlaceKeepsIt()
+    {
+        var bridgeName = _lab.HostLink("db");
+        var subnet = ContainerNetworkTests.FreeSubnet();
+        DefaultBridge.Save(M.Store, new BridgeSettings { Name = bridgeName, Subnet = subnet, Nat = false, EnableForwarding = false });
+        _bridge = DefaultBridge.For(M.Store);
+        var first = subnet[..subnet.LastIndexOf('.')] + ".2";
+        var name = Running(privileged: false, "hl");
+        string[] LeasesOf(string c) => _bridge.Leases().Where(l => l.Container == c).Select(l => l.Address).ToArray();
+
+        var added = Nics.Add(name, new NicConfig { Type = "veth", Link = DefaultBridge.ConfigName }, persist: true);
+        Assert.Equal(new[] { first + "/24" }, added.Addresses);
+        Assert.Equal(new[] { first }, LeasesOf(name));
+
+        // Replugged in its place (a manifest's live change of its MTU): the same address, still leased.
+        var steps = Nics.ApplyNetwork(name, new List<NicConfig> { new() { Type = "empty" }, new() { Type = "veth", Link = DefaultBridge.ConfigName, Mtu = 1400 } });
+        Assert.Equal(new[] { "unplug eth0 (veth)", "plug eth0 (veth on default)" }, steps);
+        var eth0 = Inside(name).Single(l => l.Name == "eth0");
+        Assert.Equal(1400, eth0.Mtu);
+        Assert.Contains(first + "/24", eth0.Addresses);
+        Assert.Equal(new[] { first }, LeasesOf(name));
+
+        // Unplugged (live only, so config.yaml keeps it): the lease goes, and the next container gets the address.
+        var removed = Nics.Remove(name, "eth0", persist: false);
+        Assert.False(removed.Persisted);
+        Assert.Empty(LeasesOf(name));
+        Assert.Contains(M.Events.Read(), e => e.Container == name && e.Kind == ContainerEventKind.NetworkInterfaceRemoved
+            && e.Details["interface"] == "eth0" && e.Details["type"] == "veth" && e.Details["link"] == DefaultBridge.ConfigName);
+        var other = TestStore.NewName("hl");
+        M.Create(other, new CreateOptions { Template = "busybox", Privileged = false, Unprivileged = true, Network = new[] { new NicConfig { Type = "veth", Link = DefaultBridge.ConfigName } } });
+        M.Start(other);
+        Assert.Equal(new[] { first }, M.Get(other).IPv4);
+        Assert.Equal(new[] { first }, LeasesOf(other));
+    }
+
     [Fact]
     public void ANameTakenInside_OrAFailingRoute_LeavesNothingMadeNorRecorded()
     {
@@ -191,7 +233,7 @@ public sealed class ContainerNetworkInterfaceTests : IDisposable
         Assert.Equal(new[] { "eth0", "lo" }, Inside(name).Select(l => l.Name).Order());
         Assert.Equal(configBefore, File.ReadAllText(M.Store.ConfigPath(name)));
         Assert.Equal(ledgerBefore, new NicPlumbing(M.Store).Load(name)!.Select(p => p.Name));
-        Assert.DoesNotContain(M.Events.Read(), e => e.Container == name && e.Kind == ContainerEventKind.DeviceAdded && e.Details["interface"] == "eth9");
+        Assert.DoesNotContain(M.Events.Read(), e => e.Container == name && e.Kind == ContainerEventKind.NetworkInterfaceAdded && e.Details["interface"] == "eth9");
     }
 
     [Fact]

@@ -29,7 +29,7 @@ public sealed class ContainerNetworkTests : IDisposable
         (ContainerCommandResult)s.Run("Invoke-ContainerCommand -Name $args[0] -Command $args[1]", container, command).Single().BaseObject;
 
     /// <summary>A private /24 that no host route covers, for the test's own bridge.</summary>
-    private static string FreeSubnet()
+    internal static string FreeSubnet()
     {
         using var host = NetworkClient.Host();
         var used = host.GetRoutes().Select(r => r.Destination).ToHashSet();
@@ -92,6 +92,71 @@ public sealed class ContainerNetworkTests : IDisposable
         s.Run("Remove-NetworkLink $args[0]", bridgeName);
         Assert.False(_bridge.NatTableExists());
         using (var host = NetworkClient.Host()) Assert.False(host.LinkExists(bridgeName));
+    }
+
+    // Many starts at once on the default bridge share its lock (bridge, leases) and rewrite every
+    // leased container's /etc/hosts: none may time out, every NIC gets an address of its own, and
+    // every container's hosts block ends naming all of them (no stale writer has the last word).
+    [Fact]
+    public void TwentyFourStarts_EightAtOnce_OnTheDefaultBridge_AllGetTheirOwnAddress_AndEveryHostsFileNamesAll()
+    {
+        var bridgeName = _lab.HostLink("pb");
+        var subnet = FreeSubnet();
+        DefaultBridge.Save(_store.Manager.Store, new BridgeSettings { Name = bridgeName, Subnet = subnet, Nat = false, EnableForwarding = false });
+        _bridge = DefaultBridge.For(_store.Manager.Store);
+        var names = Enumerable.Range(0, 24).Select(_ => TestStore.NewName("pb")).ToList();
+        foreach (var name in names)
+            _store.Manager.Create(name, new CreateOptions { Template = "busybox", Network = new[] { new NicConfig { Type = "veth", Link = DefaultBridge.ConfigName } } });
+        using var s = _store.OpenSession();
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var started = s.Invoke("Start-Container -Name $args[0] -ThrottleLimit 8 -PassThru", (object)names.ToArray());
+        clock.Stop();
+        Assert.True(started.Errors.Count == 0, string.Join("\n", started.Errors.Select(e => $"{e.FullyQualifiedErrorId}: {e.Exception.Message}")));
+        var infos = started.Output.Select(o => (ContainerInfo)o.BaseObject).ToList();
+        Assert.Equal(names.Order(), infos.Select(i => i.Name).Order());
+        Assert.All(infos, i => Assert.Equal(ContainerStatus.Running, i.State));
+        var prefix = subnet[..subnet.LastIndexOf('.')] + ".";
+        var addresses = infos.Select(i => Assert.Single(i.IPv4)).ToList();
+        Assert.All(addresses, a => Assert.StartsWith(prefix, a));
+        Assert.Equal(24, addresses.Distinct().Count());
+        Assert.Equal(addresses.Order(), _bridge.Leases().Select(l => l.Address).Order());
+        using (var host = NetworkClient.Host()) Assert.Equal(24, host.GetLinks().Count(l => l.Master == bridgeName));
+        foreach (var info in infos)
+        {
+            var hosts = File.ReadAllText(Path.Combine(info.RootfsPath, "etc", "hosts"));
+            foreach (var other in infos) Assert.Contains($"{Assert.Single(other.IPv4)}\t{other.Name}\n", hosts);
+        }
+
+        var removed = s.Invoke("Remove-Container -Name $args[0] -Force", (object)names.ToArray());
+        Assert.True(removed.Errors.Count == 0, string.Join("\n", removed.Errors.Select(e => $"{e.FullyQualifiedErrorId}: {e.Exception.Message}")));
+        Assert.Empty(_bridge.Leases());
+        using (var host = NetworkClient.Host()) Assert.Equal(0, host.GetLinks().Count(l => l.Master == bridgeName));
+    }
+
+    // The store's network lock is an flock other commands hold for a moment; a start that finds it
+    // taken waits for it (up to DefaultBridge.LockTimeout), rather than failing after 5 s as it did.
+    [Fact]
+    public void AStartOnTheDefaultBridge_WaitsForTheNetworkLock_WhileAnotherCommandHoldsIt()
+    {
+        var bridgeName = _lab.HostLink("lk");
+        DefaultBridge.Save(_store.Manager.Store, new BridgeSettings { Name = bridgeName, Subnet = FreeSubnet(), Nat = false, EnableForwarding = false });
+        _bridge = DefaultBridge.For(_store.Manager.Store);
+        var name = TestStore.NewName("lk");
+        _store.Manager.Create(name, new CreateOptions { Template = "busybox", Network = new[] { new NicConfig { Type = "veth", Link = DefaultBridge.ConfigName } } });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Task<ContainerInfo> start;
+        // Another command's hold: the same flock (FileShare.None) on the same file.
+        using (new FileStream(Path.Combine(_store.Manager.Store.Root, ".network.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        {
+            start = Task.Run(() => _store.Manager.Start(name));
+            Thread.Sleep(TimeSpan.FromSeconds(7));
+            Assert.False(start.IsCompleted, start.Exception?.ToString() ?? "the start did not wait for the lock");
+        }
+        var info = start.GetAwaiter().GetResult();
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(7));
+        Assert.Equal(ContainerStatus.Running, info.State);
+        Assert.Single(info.IPv4);
     }
 
     [Fact]

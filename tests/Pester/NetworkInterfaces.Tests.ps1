@@ -14,6 +14,7 @@
 
 BeforeDiscovery {
     $canRun = $IsLinux -and ((& id -u) -eq '0')
+    $hasCriu = [bool](Get-Command criu -ErrorAction SilentlyContinue)
 }
 
 Describe 'NICs: add and remove network interfaces on running containers' -Tag 'E2E', 'Root' -Skip:(-not $canRun) {
@@ -57,9 +58,12 @@ Describe 'NICs: add and remove network interfaces on running containers' -Tag 'E
         (Invoke-ContainerCommand $script:box -Command ping, -c1, -W3, 10.233.7.1).ExitCode | Should -Be 0
         (Get-Container $script:box).Pid | Should -Be $pid0
         (Get-Container $script:box).IPv4 | Should -Be @('10.233.7.2')
-        $added = @(Get-ContainerEvent -Name $script:box -Kind DeviceAdded)
+        $added = @(Get-ContainerEvent -Name $script:box -Kind NetworkInterfaceAdded)
         $added[-1].Details['interface'] | Should -Be 'eth0'
         $added[-1].Details['type'] | Should -Be 'veth'
+        $added[-1].Details['link'] | Should -Be 'psbr0'
+        # A NIC is not a device node: its own kind, not DeviceAdded.
+        @(Get-ContainerEvent -Name $script:box -Kind DeviceAdded) | Should -BeNullOrEmpty
         # Not recorded: config.yaml has only its 'empty' network.
         (Get-ContainerConfig $script:box).Network.Type | Should -Be @('empty')
     }
@@ -71,7 +75,7 @@ Describe 'NICs: add and remove network interfaces on running containers' -Tag 'E
         $removed.Live | Should -BeTrue
         LinksIn $script:box | Should -Not -Contain 'lan1'
         NsLinks | Should -Not -Contain $nic.HostName
-        (Get-ContainerEvent -Name $script:box -Kind DeviceRemoved)[-1].Details['interface'] | Should -Be 'lan1'
+        (Get-ContainerEvent -Name $script:box -Kind NetworkInterfaceRemoved)[-1].Details['interface'] | Should -Be 'lan1'
     }
 
     It 'plugs a macvlan into a privileged container with its name and MAC; -WhatIf changes nothing' {
@@ -128,6 +132,24 @@ Describe 'NICs: add and remove network interfaces on running containers' -Tag 'E
         Remove-ContainerNetworkInterface $script:box nosuch0 -ErrorAction SilentlyContinue
         $Error[0].FullyQualifiedErrorId | Should -Be 'NicNotInContainer,PSContainers.Cmdlets.RemoveContainerNetworkInterfaceCommand'
         Remove-ContainerNetworkInterface $script:box used0
+    }
+
+    It 'a NIC plugged live goes into a checkpoint and comes back with its restore; the restored stop undoes it' -Skip:(-not $hasCriu) {
+        $nic = Add-ContainerNetworkInterface $script:box -Link psbr0 -LinkNamespace $script:ns -InterfaceName ck0 -IPv4 10.233.7.9/24
+        $mac = (Get-NetworkLink -Container $script:box -Name ck0).MacAddress
+        $checkpoint = Checkpoint-Container $script:box -Path (Join-Path $root "ckpt-$script:box") -ErrorAction Stop
+        NsLinks | Should -Not -Contain $nic.HostName
+        $checkpoint | Restore-Container -ErrorAction Stop
+        $ck0 = Get-NetworkLink -Container $script:box -Name ck0
+        $ck0.Addresses | Should -Contain '10.233.7.9/24'
+        $ck0.MacAddress | Should -Be $mac
+        (Get-NetworkLink -Namespace $script:ns -Name $nic.HostName).Master | Should -Be 'psbr0'
+        (Invoke-ContainerCommand $script:box -Command ping, -c1, -W3, 10.233.7.1).ExitCode | Should -Be 0
+        Stop-Container $script:box -Kill
+        NsLinks | Should -Not -Contain $nic.HostName
+        # Never persisted: the next start has only config.yaml's network.
+        Start-Container $script:box
+        LinksIn $script:box | Should -Be @('lo')
     }
 
     It 'a stop undoes what was plugged live: no host end is left' {

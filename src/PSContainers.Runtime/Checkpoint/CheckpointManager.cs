@@ -90,9 +90,13 @@ public sealed class CheckpointManager
                 status == ContainerStatus.Frozen
                     ? $"Container '{name}' is frozen; resume it with Resume-Container before checkpointing (CRIU freezes it itself)."
                     : $"Cannot checkpoint container '{name}': it is {status.ToString().ToLowerInvariant()}, not running.", name);
-        foreach (var nic in config.Network.Where(n => n.Type is not ("veth" or "empty" or "none")))
+        // What the container has now (its NIC ledger), not what config.yaml says: a NIC plugged live
+        // without -Persist is checkpointed and restored, one removed live is not.
+        var veths = RunningNics(name, config);
+        foreach (var type in veths.Select(p => p.Nic.Type).Concat(config.Network.Where(n => n.Type == "pasta").Select(n => n.Type)).Where(t => t != "veth"))
             throw new ContainerException("CheckpointUnsupported", ContainerErrorKind.NotImplemented,
-                $"Container '{name}' has a '{nic.Type}' network interface; checkpoints support veth, empty and none interfaces only.", name);
+                $"Container '{name}' has a '{type}' network interface; checkpoints support veth, empty and none interfaces only. " +
+                "Remove it from the running container first (Remove-ContainerNetworkInterface), or stop the container instead.", name);
 
         progress?.Report("Checking CRIU");
         var criu = Criu();
@@ -114,7 +118,8 @@ public sealed class CheckpointManager
             CgroupPath = state.CgroupPath,
             ConsoleTty = TtyId($"/proc/{init}/root/dev/console"),
             Mounts = ExternalMounts(config),
-            Veths = VethNames(config),
+            Veths = veths.Select(p => p.Name).ToList(),
+            Nics = veths,
             ProcessCount = Manager.Cgroups.AllPids(state.CgroupPath).Count,
             ForeignCgroups = ForeignCgroups(init, Manager.Cgroups.JoinPathOf(state.CgroupPath)),
         };
@@ -248,17 +253,11 @@ public sealed class CheckpointManager
         return foreign;
     }
 
-    private static List<string> VethNames(ContainerConfig config)
+    /// <summary>The running container's NICs: its ledger, or (a run from before the ledger) its config's.</summary>
+    private List<PlumbedNic> RunningNics(string name, ContainerConfig config)
     {
-        var names = new List<string>();
-        var eth = 0;
-        foreach (var nic in config.Network)
-        {
-            if (nic.Type is "none" or "empty") continue;
-            if (nic.Type == "veth") names.Add(nic.Name ?? $"eth{eth}");
-            eth++;
-        }
-        return names;
+        var nics = new NicPlumbing(Store);
+        return NetworkPlan.SharesHostNetwork(config) ? new() : nics.Load(name) ?? nics.FromConfig(name, config);
     }
 
     /// <summary>CRIU's name for a terminal: "tty[rdev:dev]" in hex, from stat(2).</summary>
@@ -473,7 +472,7 @@ public sealed class CheckpointManager
                     var criuPid = paused.Criu;
                     var criuStart = Native.Sys.ProcessStartTime(criuPid);
                     networkTouched();
-                    var veths = PrecreateVeths(name, config, manifest);
+                    var veths = PrecreateVeths(name, RestoredVeths(name, config, manifest));
                     var opts = RestoreOptionsFor(directory, rootfs, cgroupPath, manifest, config, name, paused.ConsolePty, options.CriuLogLevel, veths);
                     var what = $"CRIU could not restore container '{name}' from '{directory}'";
                     var resp = channel.Call(new criu_req { Type = criu_req_type.Restore, Opts = opts },
@@ -482,7 +481,7 @@ public sealed class CheckpointManager
                     if (resp.Restore is null) throw CriuService.Failure(errorId: "RestoreFailed", what: what, resp, logPath, name);
                     channel.Dispose(); // criu exits once its socket closes
                     progress?.Report("Connecting the host ends of the network");
-                    ConnectHostEnds(name, config);
+                    ConnectHostEnds(name);
                     return new HelperProtocol.GoRestored(resp.Restore.Pid);
                 });
             }
@@ -519,60 +518,75 @@ public sealed class CheckpointManager
     }
 
     /// <summary>
-    /// The veth pairs of the checkpointed NICs, made before CRIU runs: the host end (its configured or
-    /// generated name) in the namespace of its bridge, the container end under a temporary name in the
-    /// host's namespace, which CRIU moves into the restored network namespace and renames, with the
-    /// checkpoint's ifindex, MAC and MTU (external netdev[NAME]:TEMP; it does this through its usernsd,
-    /// which runs with the host's rights, or directly for a privileged container). Letting CRIU create
-    /// the pair failed for a user-namespaced container: the criu in use (4.2.1, Debian) sends the
-    /// RTM_NEWLINK through usernsd, whose socket is in the host's network namespace, with the
-    /// checkpoint's ifindex; the kernel looks that ifindex up there, finds a host device, and refuses to
-    /// change it as a veth (veth has no changelink: EOPNOTSUPP, -95). Moving an existing device names
-    /// it by its host ifindex, so nothing is looked up in the wrong namespace; one way for both modes.
-    /// Container name -> temporary name.
-    /// A failed restore removes the pairs with the host ends (the launch's stopped hooks).
+    /// The checkpointed veths as the restored container <paramref name="name"/> has them: the ones
+    /// its manifest recorded (an older checkpoint: config.yaml's veths it named), each with the host
+    /// end this store gives it under this name (a restore under a new name, or into another store by
+    /// Move-Container, must not take the original's) and its bridge resolved here.
     /// </summary>
-    private Dictionary<string, string> PrecreateVeths(string name, ContainerConfig config, CheckpointManifest manifest)
+    private List<PlumbedNic> RestoredVeths(string name, ContainerConfig config, CheckpointManifest manifest)
     {
-        var hook = new NetworkHook(Store);
-        var made = new Dictionary<string, string>();
-        var eth = 0;
-        for (var i = 0; i < config.Network.Count; i++)
+        var nics = new NicPlumbing(Store);
+        var recorded = manifest.Nics ?? nics.FromConfig(name, config).Where(p => p.Nic.Type == "veth" && manifest.Veths.Contains(p.Name)).ToList();
+        return recorded.Where(p => p.Nic.Type == "veth").Select(p => new PlumbedNic
         {
-            var nic = config.Network[i];
-            if (nic.Type is "none" or "empty") continue;
-            var inner = nic.Name ?? $"eth{eth}";
-            eth++;
-            if (nic.Type != "veth" || !manifest.Veths.Contains(inner)) continue;
-            var temporary = "psc-r" + Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(5)).ToLowerInvariant();
-            var location = nic.LinkNamespace is null ? NetworkLocation.Host : NetworkLocation.ForNamespace(nic.LinkNamespace);
-            using var outside = new NetworkClient(location);
-            outside.CreateVeth(nic.HostName ?? hook.HostEndName(name, i), temporary, NetworkLocation.Host, nic.Mtu);
-            made[inner] = temporary;
+            Nic = p.Nic, Index = p.Index, Name = p.Name, MacAddress = p.MacAddress, Addresses = p.Addresses, IPv4Gateway = p.IPv4Gateway,
+            HostEnd = p.Nic.HostName ?? nics.HostEndName(name, p.Index),
+            Bridge = p.Nic.Link == DefaultBridge.ConfigName ? DefaultBridge.For(Store).Settings.Name : p.Nic.Link,
+        }).ToList();
+    }
+
+    /// <summary>
+    /// The veth pairs of the checkpointed NICs, made before CRIU runs: the host end in the namespace
+    /// of its bridge, the container end under a temporary name in the host's namespace, which CRIU
+    /// moves into the restored network namespace and renames, with the checkpoint's ifindex, MAC,
+    /// MTU and addresses (external netdev[NAME]:TEMP; it does this through its usernsd, which runs
+    /// with the host's rights, or directly for a privileged container). Letting CRIU create the pair
+    /// failed for a user-namespaced container: the criu in use (4.2.1, Debian) sends the RTM_NEWLINK
+    /// through usernsd, whose socket is in the host's network namespace, with the checkpoint's
+    /// ifindex; the kernel looks that ifindex up there, finds a host device, and refuses to change it
+    /// as a veth (veth has no changelink: EOPNOTSUPP, -95). Moving an existing device names it by its
+    /// host ifindex, so nothing is looked up in the wrong namespace; one way for both modes.
+    /// The pairs made are the restored run's NIC ledger, written here: a failed restore's stopped
+    /// hooks, and later the restored container's stop, delete exactly them.
+    /// Container name -> temporary name.
+    /// </summary>
+    private Dictionary<string, string> PrecreateVeths(string name, List<PlumbedNic> veths)
+    {
+        var nics = new NicPlumbing(Store);
+        var made = new Dictionary<string, string>();
+        var ledger = new List<PlumbedNic>();
+        try
+        {
+            foreach (var p in veths)
+            {
+                var temporary = "psc-r" + Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(5)).ToLowerInvariant();
+                var location = p.Nic.LinkNamespace is null ? NetworkLocation.Host : NetworkLocation.ForNamespace(p.Nic.LinkNamespace);
+                if (p.Nic.Link == DefaultBridge.ConfigName) DefaultBridge.For(Store).Ensure();
+                using var outside = new NetworkClient(location);
+                // Before CRIU runs: a restore that could not connect a NIC does not restore at all.
+                if (p.Bridge is not null && !outside.LinkExists(p.Bridge))
+                    throw new ContainerException("BridgeNotFound", ContainerErrorKind.ObjectNotFound,
+                        $"Container '{name}': bridge {p.Bridge} of its interface {p.Name} does not exist in {outside.Location.Label}. Create it with New-NetworkBridge, then restore again.", p.Bridge);
+                outside.CreateVeth(p.HostEnd!, temporary, NetworkLocation.Host, p.Nic.Mtu);
+                ledger.Add(p);
+                made[p.Name] = temporary;
+            }
+        }
+        finally
+        {
+            nics.Save(name, ledger);
         }
         return made;
     }
 
-    /// <summary>The host ends PrecreateVeths made, their peers now restored inside: onto their bridge, up.</summary>
-    private void ConnectHostEnds(string name, ContainerConfig config)
+    /// <summary>The host ends PrecreateVeths made (the ledger), their peers now restored inside: onto their bridge, up.</summary>
+    private void ConnectHostEnds(string name)
     {
-        var hook = new NetworkHook(Store);
-        for (var i = 0; i < config.Network.Count; i++)
+        foreach (var p in new NicPlumbing(Store).Load(name) ?? new())
         {
-            var nic = config.Network[i];
-            if (nic.Type != "veth") continue;
-            var hostEnd = nic.HostName ?? hook.HostEndName(name, i);
-            var master = nic.Link;
-            if (master == DefaultBridge.ConfigName)
-            {
-                var bridge = DefaultBridge.For(Store);
-                bridge.Ensure();
-                master = bridge.Settings.Name;
-            }
-            var location = nic.LinkNamespace is null ? NetworkLocation.Host : NetworkLocation.ForNamespace(nic.LinkNamespace);
+            var location = p.Nic.LinkNamespace is null ? NetworkLocation.Host : NetworkLocation.ForNamespace(p.Nic.LinkNamespace);
             using var outside = new NetworkClient(location);
-            if (!outside.LinkExists(hostEnd)) continue; // not in the checkpoint (a NIC added since)
-            outside.SetLink(hostEnd, new LinkChanges { Master = master, Up = true });
+            outside.SetLink(p.HostEnd!, new LinkChanges { Master = p.Bridge, Up = true });
         }
     }
 

@@ -103,6 +103,12 @@ public sealed class CheckpointManifest
     public Dictionary<string, string> ForeignCgroups { get; set; } = new();
     /// <summary>Interface names inside the container whose peers (veth host ends) live outside it.</summary>
     public List<string> Veths { get; set; } = new();
+    /// <summary>
+    /// The veths the running container had (its NIC ledger, so a NIC plugged live without -Persist is
+    /// here and one removed live is not), which the restore makes again: bridge, link namespace, index.
+    /// Null in checkpoints made before it was recorded: those restore config.yaml's veths named in <see cref="Veths"/>.
+    /// </summary>
+    public List<NetworkHooks.PlumbedNic>? Nics { get; set; }
 
     private static readonly JsonSerializerOptions Options = new()
     {

@@ -114,7 +114,7 @@ public sealed class ContainerNetworkInterfaces(IContainerLifecycle manager)
         }
         else if (yaml is not null) AtomicFile.WriteAllText(configPath, yaml);
         var result = Result(name, nic, interfaceName ?? "", made, running, persist);
-        manager.Emit(name, ContainerEventKind.DeviceAdded, Details(result));
+        manager.Emit(name, ContainerEventKind.NetworkInterfaceAdded, Details(result));
         return result;
     }
 
@@ -179,9 +179,10 @@ public sealed class ContainerNetworkInterfaces(IContainerLifecycle manager)
                 if (yaml is not null) try { AtomicFile.WriteAllText(configPath, original); } catch (IOException) { }
                 throw;
             }
+            _nics.ReleaseLeases(name, new[] { live }, ledger.Where(p => p != live));
         }
         var result = Result(name, nic, interfaceName, live, live is not null, yaml is not null);
-        manager.Emit(name, ContainerEventKind.DeviceRemoved, Details(result));
+        manager.Emit(name, ContainerEventKind.NetworkInterfaceRemoved, Details(result));
         return result;
     }
 
@@ -250,8 +251,9 @@ public sealed class ContainerNetworkInterfaces(IContainerLifecycle manager)
             try { _nics.Save(name, kept.Concat(back).ToList()); } catch (IOException) { }
             throw;
         }
-        foreach (var p in unplugged) manager.Emit(name, ContainerEventKind.DeviceRemoved, Details(Result(name, p.Nic, p.Name, p, true, true)));
-        foreach (var p in plugged) manager.Emit(name, ContainerEventKind.DeviceAdded, Details(Result(name, p.Nic, p.Name, p, true, true)));
+        _nics.ReleaseLeases(name, unplugged, kept.Concat(plugged));
+        foreach (var p in unplugged) manager.Emit(name, ContainerEventKind.NetworkInterfaceRemoved, Details(Result(name, p.Nic, p.Name, p, true, true)));
+        foreach (var p in plugged) manager.Emit(name, ContainerEventKind.NetworkInterfaceAdded, Details(Result(name, p.Nic, p.Name, p, true, true)));
         steps.AddRange(plugged.Select(p => $"plug {p.Name} ({Describe(p.Nic)})"));
         return steps;
     }

@@ -148,14 +148,34 @@ public sealed class DefaultBridge
             NotFoundAdvice = "The default bridge's NAT needs nft (Debian package nftables): apt-get install nftables, or set \"nat\": false in network.json.",
         });
 
+    /// <summary>
+    /// How long a command waits for the store's network lock. It is held only for the bridge's
+    /// creation and for reading or writing the lease file (never while NICs are made or /etc/hosts
+    /// files written), so it is short; the wait is generous for many starts at once on a loaded host.
+    /// </summary>
+    public static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>The store's network lock (an flock: the kernel releases it if its holder dies).</summary>
     private FileStream Lock()
     {
         Store.EnsureRoot();
         var path = Path.Combine(Store.Root, ".network.lock");
-        for (var i = 0; ; i++)
+        var deadline = DateTime.UtcNow + LockTimeout;
+        var delay = 1;
+        while (true)
         {
             try { return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
-            catch (IOException) when (i < 500) { Thread.Sleep(10); }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(delay);
+                delay = Math.Min(delay * 2, 50);
+            }
+            catch (IOException ex)
+            {
+                throw new ContainerException("NetworkLockTimeout", ContainerErrorKind.ResourceBusy,
+                    $"The default bridge's lock ({path}) stayed taken for {LockTimeout.TotalSeconds:0} s: another command of this store holds it and does not finish. " +
+                    $"Find it with 'fuser -v {path}', end it if it hangs, and try again.", path, ex);
+            }
         }
     }
 
@@ -197,6 +217,21 @@ public sealed class DefaultBridge
             AtomicFile.WriteAllText(LeasesPath, JsonSerializer.Serialize(leases, JsonOptions));
     }
 
+    /// <summary>
+    /// Drops the lease of NIC <paramref name="nic"/> of <paramref name="container"/> (it was unplugged
+    /// from the running container), unless its address is in <paramref name="inUse"/> (another NIC of
+    /// the container still has it). Returns whether a lease was dropped.
+    /// </summary>
+    public bool Release(string container, int nic, IReadOnlySet<string> inUse)
+    {
+        if (!File.Exists(LeasesPath)) return false;
+        using var _ = Lock();
+        var leases = Leases();
+        if (leases.RemoveAll(l => l.Container == container && l.Nic == nic && !inUse.Contains(l.Address)) == 0) return false;
+        AtomicFile.WriteAllText(LeasesPath, JsonSerializer.Serialize(leases, JsonOptions));
+        return true;
+    }
+
     /// <summary>Rename-Container: the leases of <paramref name="oldName"/> become <paramref name="newName"/>'s (same addresses). Returns whether it had any.</summary>
     public bool RenameLeases(string oldName, string newName)
     {
@@ -221,8 +256,27 @@ public sealed class DefaultBridge
     /// </summary>
     public void UpdateHosts(ContainerStore store)
     {
+        // The files are written outside the lock (many starts at once would otherwise queue behind
+        // each other's writes of every container's file). A writer whose snapshot of the leases went
+        // stale meanwhile writes again, so the last word in every file is the current leases.
+        var leases = LeaseSnapshot(store);
+        while (true)
+        {
+            WriteHosts(store, leases);
+            var now = LeaseSnapshot(store);
+            if (now.SequenceEqual(leases)) return;
+            leases = now;
+        }
+    }
+
+    private List<(string Container, int Nic, string Address)> LeaseSnapshot(ContainerStore store)
+    {
         using var _ = Lock();
-        var leases = Leases().Where(l => store.Exists(l.Container)).ToList();
+        return Leases().Where(l => store.Exists(l.Container)).Select(l => (l.Container, l.Nic, l.Address)).OrderBy(l => l.Container, StringComparer.Ordinal).ThenBy(l => l.Nic).ToList();
+    }
+
+    private void WriteHosts(ContainerStore store, List<(string Container, int Nic, string Address)> leases)
+    {
         var lines = new List<string> { HostsBegin, $"{GatewayAddress}\t{Settings.Name} gateway" };
         lines.AddRange(leases.GroupBy(l => l.Container).Select(g => $"{g.OrderBy(l => l.Nic).First().Address}\t{g.Key}"));
         lines.Add(HostsEnd);
@@ -240,7 +294,8 @@ public sealed class DefaultBridge
             var end = existing.IndexOf(HostsEnd);
             if (begin >= 0 && end > begin) existing.RemoveRange(begin, end - begin + 1);
             existing.AddRange(lines);
-            AtomicFile.WriteAllText(hosts, string.Join("\n", existing) + "\n");
+            // Not fsync'ed: every start writes it again.
+            AtomicFile.WriteAllText(hosts, string.Join("\n", existing) + "\n", durable: false);
         }
     }
 }

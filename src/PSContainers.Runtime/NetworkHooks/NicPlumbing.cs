@@ -299,6 +299,23 @@ public sealed class NicPlumbing(ContainerStore store)
             }).ToList();
     }
 
+    /// <summary>
+    /// Gives back the default-bridge leases of NICs unplugged from a running container (a hot-unplug,
+    /// a manifest's live change), so their addresses are free at once rather than when the container
+    /// is removed; a lease whose address one of the <paramref name="remaining"/> NICs still has is kept.
+    /// The other containers' /etc/hosts stop naming a freed address.
+    /// </summary>
+    public void ReleaseLeases(string container, IEnumerable<PlumbedNic> unplugged, IEnumerable<PlumbedNic> remaining)
+    {
+        var leased = unplugged.Where(p => p.Nic.Type == "veth" && p.Nic.Link == DefaultBridge.ConfigName && p.Nic.IPv4.Count == 0).ToList();
+        if (leased.Count == 0) return;
+        var inUse = remaining.SelectMany(p => p.Addresses).Select(a => a.Split('/')[0]).ToHashSet();
+        var bridge = DefaultBridge.For(store);
+        var released = false;
+        foreach (var p in leased) released |= bridge.Release(container, p.Index, inUse);
+        if (released) bridge.UpdateHosts(store);
+    }
+
     // ---- the ledger -------------------------------------------------------------------------------
 
     private string LedgerPath(string container) => Path.Combine(store.ContainerDirectory(container), LedgerFile);

@@ -201,6 +201,7 @@ public static class ErrorCatalog
         new("NetNamespaceNotFound", ErrorCategory.ObjectNotFound, "Create it with New-NetNamespace, or list them with Get-NetNamespace."),
         new("NetlinkError", ErrorCategory.InvalidOperation, "The kernel refused the network change; read its message and fix the request."),
         new("NetlinkFailed", ErrorCategory.DeviceError, "The netlink socket failed; check that the network stack is available and retry."),
+        new("NetworkLockTimeout", ErrorCategory.ResourceBusy, "Another command of the store holds the default bridge's lock and does not finish: find it with fuser -v STORE/.network.lock, end it if it hangs, and try again."),
         new("NetworkNeedsRoot", ErrorCategory.PermissionDenied, "As non-root, use pasta networking or a veth on a bridge root granted you in /etc/pscontainers/usernet."),
         new("NetworkPermissionDenied", ErrorCategory.PermissionDenied, "Run as root (or with CAP_NET_ADMIN in the namespace) to change its network."),
         new("NewIdMapNotFound", ErrorCategory.NotInstalled, "Install newuidmap and newgidmap: apt-get install uidmap."),

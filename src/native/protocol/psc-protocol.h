@@ -305,10 +305,12 @@ enum psc_key {
     X(REMOVED, "removed", Removed, "Remove-Container removed it") \
     X(RENAMED, "renamed", Renamed, "Rename-Container renamed it (details: from, to)") \
     X(LIMITS_CHANGED, "limits-changed", LimitsChanged, "Set-ContainerLimit changed its limits") \
-    X(DEVICE_ADDED, "device-added", DeviceAdded, "Add-ContainerDevice gave it a device node (path, destination, rule, persisted) or Add-ContainerNetworkInterface a NIC (interface, type, link, hostName, live, persisted)") \
-    X(DEVICE_REMOVED, "device-removed", DeviceRemoved, "Remove-ContainerDevice took a device node out (path, destination, rule, persisted) or Remove-ContainerNetworkInterface a NIC (interface, type, link, hostName, live, persisted)") \
+    X(DEVICE_ADDED, "device-added", DeviceAdded, "Add-ContainerDevice gave it a device node (path, destination, rule, persisted)") \
+    X(DEVICE_REMOVED, "device-removed", DeviceRemoved, "Remove-ContainerDevice took a device node out (path, destination, rule, persisted)") \
     X(RESTARTED_BY_POLICY, "restarted", RestartedByPolicy, "its supervisor started init again by its restart policy (attempt, delay)") \
-    X(HOOK_FAILED, "hook-failed", HookFailed, "a stop, net-down or post-stop hook its supervisor ran failed (hook, and code, signal or timeout; recovered=1: the runtime ran it for a run whose supervisor was killed)")
+    X(HOOK_FAILED, "hook-failed", HookFailed, "a stop, net-down or post-stop hook its supervisor ran failed (hook, and code, signal or timeout; recovered=1: the runtime ran it for a run whose supervisor was killed)") \
+    X(NIC_ADDED, "nic-added", NetworkInterfaceAdded, "Add-ContainerNetworkInterface (or a manifest's live network change) gave it a NIC (interface, type, link, hostName, live, persisted)") \
+    X(NIC_REMOVED, "nic-removed", NetworkInterfaceRemoved, "Remove-ContainerNetworkInterface (or a manifest's live network change) took a NIC out (interface, type, link, hostName, live, persisted)")
 
 enum psc_event {
 #define PSC_X(id, word, cs, doc) PSC_EVENT_##id,
