@@ -336,6 +336,29 @@ public sealed class OciTests : IDisposable
     }
 
     /// <summary>
+    /// A non-root user's container: its gid map is written by newgidmap from the user's /etc/subgid
+    /// range, which leaves setgroups allowed, so init still gets the image user's groups.
+    /// </summary>
+    [Fact]
+    public void NonRootUser_ImageUser_InitGetsTheUsersSupplementaryGroups()
+    {
+        var layout = AccountsImage("nr", "app", "root:x:0:0::/root:/bin/sh\napp:x:1234:2345::/home/app:/bin/sh\n", "app:x:2345:\nwheel:x:10:app\n");
+        using var user = new TestUser();
+        var image = Path.Combine(user.Home, "img");
+        HostCommand.Run("cp", "-a", layout, image);
+        HostCommand.Run("chown", "-R", $"{user.Uid}", image);
+        var name = TestStore.NewName("ocinr");
+        var run = user.Run($$"""
+            New-Container {{name}} -ImagePath {{image}} | Start-Container
+            "groups=" + ((Invoke-ContainerCommand {{name}} -Command cat,/proc/1/status).Output | Where-Object { $_ -like 'Groups:*' })
+            Remove-Container {{name}} -Force
+            """);
+        Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+        var line = run.Lines.Single(l => l.StartsWith("groups=", StringComparison.Ordinal));
+        Assert.Equal("10 2345", GroupsOf(line["groups=".Length..]));
+    }
+
+    /// <summary>
     /// A hostile /etc/group does not reach the host or stop the start: an absolute link to a host file
     /// is resolved inside the container (where nothing is), a FIFO is not waited on, and one of 6 MiB
     /// of malformed lines is read up to its cap with only well-formed entries naming the user used.
