@@ -275,6 +275,159 @@ public sealed class OciTests : IDisposable
         AssertNothingHalfMade();
     }
 
+    /// <summary>A busybox image in <c>_work/dir</c> whose accounts are the given passwd and group text, User set; its layout path.</summary>
+    string AccountsImage(string dir, string user, string passwd, string group, string extra = "")
+    {
+        var script = $$"""
+            set -e
+            cd "$1"
+            mkdir -p {{dir}}/r/bin {{dir}}/r/etc {{dir}}/r/proc {{dir}}/r/sys {{dir}}/r/dev {{dir}}/r/tmp
+            cp /bin/busybox {{dir}}/r/bin/busybox
+            for l in sh sleep cat id hostname; do ln -s busybox {{dir}}/r/bin/$l; done
+            printf '%s' "$3" > {{dir}}/r/etc/passwd
+            printf '%s' "$4" > {{dir}}/r/etc/group
+            {{extra}}
+            umoci init --layout {{dir}}/img
+            umoci new --image {{dir}}/img:t
+            umoci insert --image {{dir}}/img:t {{dir}}/r /
+            umoci config --image {{dir}}/img:t --config.user "$2" --config.entrypoint /bin/sleep --config.cmd 1000
+            """;
+        HostCommand.Run("bash", "-c", script, "bash", _work, user, passwd, group);
+        return Path.Combine(_work, dir, "img");
+    }
+
+    /// <summary>The supplementary groups in a /proc/PID/status, sorted (the kernel keeps them sorted anyway).</summary>
+    static string GroupsOf(string status) =>
+        string.Join(' ', status.Split('\n').Single(l => l.StartsWith("Groups:")).Split(new[] { '\t', ' ' }, StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(uint.Parse).Order());
+
+    /// <summary>
+    /// Init of an image whose User is a name gets that user's supplementary groups from the image's
+    /// /etc/group (an OCI runtime's additionalGids), resolved again at each start from the
+    /// container's own files; an exec -User of that name gets the same. A gid the user namespace does
+    /// not map (70000 of a 65536-id map) is left out there, as podman leaves it out; a privileged
+    /// container keeps it.
+    /// </summary>
+    [Theory]
+    [InlineData("dir", true)]
+    [InlineData("dir", false)]
+    [InlineData("overlay", false)]
+    [InlineData("overlay", true)]
+    public void ImageUser_InitAndExec_GetTheUsersSupplementaryGroups(string backend, bool privileged)
+    {
+        var layout = AccountsImage("sg", "app",
+            "root:x:0:0::/root:/bin/sh\napp:x:1234:2345::/home/app:/bin/sh\nother:x:1500:1500::/:/bin/sh\n",
+            "root:x:0:\napp:x:2345:\nwheel:x:10:root,app\naudio:x:29:other,app\nvideo:x:44:other\nbig:x:70000:app\n");
+        var name = TestStore.NewName("ocisg");
+        _ps.Run("New-Container $args[0] -ImagePath $args[1] -Backend $args[2] -Privileged:$args[3] -Unprivileged:(-not $args[3]) | Start-Container", name, layout, backend, privileged);
+        var config = ConfigLoader.Load(_store.Manager.Store.ConfigPath(name));
+        Assert.Equal(privileged, config.IdMap is null);
+        var expected = privileged ? "10 29 2345 70000" : "10 29 2345";
+        var init = Exec(name, "cat /proc/1/status");
+        Assert.Contains("Uid:\t1234\t", init);
+        Assert.Equal(expected, GroupsOf(init));
+        Assert.Equal(expected, GroupsOf(string.Join("\n", _ps.Run("(Invoke-ContainerCommand $args[0] -User app -Command cat, /proc/self/status).Output", name).Select(o => o.ToString()))));
+        // Root's exec is not the image user's: its own groups (wheel), not app's.
+        Assert.Equal("0 10", GroupsOf(string.Join("\n", _ps.Run("(Invoke-ContainerCommand $args[0] -User root -Command cat, /proc/self/status).Output", name).Select(o => o.ToString()))));
+        // Read at each start from the container's own /etc/group: a group added inside counts from the next start.
+        Exec(name, "echo 'games:x:60:app' >> /etc/group");
+        _ps.Run("Restart-Container $args[0]", name);
+        Assert.Equal(privileged ? "10 29 60 2345 70000" : "10 29 60 2345", GroupsOf(Exec(name, "cat /proc/1/status")));
+        _ps.Run("Remove-Container $args[0] -Force", name);
+    }
+
+    /// <summary>
+    /// A non-root user's container: its gid map is written by newgidmap from the user's /etc/subgid
+    /// range, which leaves setgroups allowed, so init still gets the image user's groups.
+    /// </summary>
+    [Fact]
+    public void NonRootUser_ImageUser_InitGetsTheUsersSupplementaryGroups()
+    {
+        var layout = AccountsImage("nr", "app", "root:x:0:0::/root:/bin/sh\napp:x:1234:2345::/home/app:/bin/sh\n", "app:x:2345:\nwheel:x:10:app\n");
+        using var user = new TestUser();
+        var image = Path.Combine(user.Home, "img");
+        HostCommand.Run("cp", "-a", layout, image);
+        HostCommand.Run("chown", "-R", $"{user.Uid}", image);
+        var name = TestStore.NewName("ocinr");
+        var run = user.Run($$"""
+            New-Container {{name}} -ImagePath {{image}} | Start-Container
+            "groups=" + ((Invoke-ContainerCommand {{name}} -Command cat,/proc/1/status).Output | Where-Object { $_ -like 'Groups:*' })
+            Remove-Container {{name}} -Force
+            """);
+        Assert.True(run.ExitCode == 0, run.StdErr + run.StdOut);
+        var line = run.Lines.Single(l => l.StartsWith("groups=", StringComparison.Ordinal));
+        Assert.Equal("10 2345", GroupsOf(line["groups=".Length..]));
+    }
+
+    /// <summary>
+    /// A hostile /etc/group does not reach the host or stop the start: an absolute link to a host file
+    /// is resolved inside the container (where nothing is), a FIFO is not waited on, and one of 6 MiB
+    /// of malformed lines is read up to its cap with only well-formed entries naming the user used.
+    /// </summary>
+    [Theory]
+    [InlineData("link")]
+    [InlineData("fifo")]
+    [InlineData("junk")]
+    public void ImageUser_HostileGroupFile_NeitherReachesTheHostNorHangs(string kind)
+    {
+        var hostFile = Path.Combine(_store.Root, "hostgroup");
+        File.WriteAllText(hostFile, "evil:x:4242:app\n");
+        var extra = kind switch
+        {
+            "link" => $"rm sgh{kind}/r/etc/group; ln -s {hostFile} sgh{kind}/r/etc/group",
+            "fifo" => $"rm sgh{kind}/r/etc/group; mkfifo sgh{kind}/r/etc/group",
+            _ => $$"""
+                { printf 'nocolons\n::::::\nbad:x:abc:app\nneg:x:-5:app\nmax:x:4294967295:app\nok:x:50:,app,\n:x:51:app\n'
+                  printf 'wide:x:52:%s\n' "$(head -c 200000 /dev/zero | tr '\0' ',')app"
+                  head -c 6000000 /dev/zero | tr '\0' ':'; printf '\nlate:x:53:app\n'; } > sgh{{kind}}/r/etc/group
+                """,
+        };
+        var layout = AccountsImage("sgh" + kind, "app", "root:x:0:0::/root:/bin/sh\napp:x:1234:2345::/home/app:/bin/sh\n", "app:x:2345:\n", extra);
+        var name = TestStore.NewName("ocish");
+        var sw = Stopwatch.StartNew();
+        _ps.Run("New-Container $args[0] -ImagePath $args[1] -Privileged | Start-Container", name, layout);
+        var groups = GroupsOf(Exec(name, "cat /proc/1/status"));
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(60), $"create and start took {sw.Elapsed}");
+        // The image's own primary group resolved by name at create; nothing of the host file.
+        Assert.Equal(kind == "junk" ? "50 51 52 2345" : "2345", groups);
+        Assert.Equal("evil:x:4242:app\n", File.ReadAllText(hostFile));
+        // The hostile file is really there as made.
+        Assert.Equal(kind switch { "link" => hostFile, "fifo" => "fifo", _ => "big" },
+            Exec(name, "if [ -L /etc/group ]; then readlink /etc/group; elif [ -p /etc/group ]; then echo fifo; elif [ $(wc -c < /etc/group) -gt 6000000 ]; then echo big; fi"));
+        _ps.Run("Remove-Container $args[0] -Force", name);
+    }
+
+    /// <summary>
+    /// Rename-Container of one of two containers of the same image on overlay, where the image's
+    /// /etc/hostname (in a shared layer) names it: the new name goes into its own upper layer only;
+    /// the other container and the shared layer still have the image's file.
+    /// </summary>
+    [Fact]
+    public void Overlay_Rename_HostnameGoesIntoItsUpperLayer_SharedLayerUnchanged()
+    {
+        var (a, b, renamed) = (TestStore.NewName("ocirn"), TestStore.NewName("ocirn"), TestStore.NewName("ocirn"));
+        var layout = AccountsImage("rn", "0", "root:x:0:0::/root:/bin/sh\n", "root:x:0:\n", $"echo {a} > rn/r/etc/hostname");
+        _ps.Run("New-Container $args[0] -ImagePath $args[1] -Backend overlay", a, layout);
+        _ps.Run("New-Container $args[0] -ImagePath $args[1] -Backend overlay -Privileged", b, layout);
+        var layers = ConfigLoader.Load(_store.Manager.Store.ConfigPath(a)).Storage.Layers;
+        Assert.Equal(layers, ConfigLoader.Load(_store.Manager.Store.ConfigPath(b)).Storage.Layers);
+        var shared = Path.Combine(layers[0], "etc", "hostname");
+        var before = Lstat(shared);
+        _ps.Run("Rename-Container $args[0] $args[1]", a, renamed);
+        var upper = Path.Combine(_store.Manager.Store.ContainerDirectory(renamed), "overlay", "upper", "etc", "hostname");
+        Assert.Equal(renamed + "\n", File.ReadAllText(upper));
+        Assert.Equal(a + "\n", File.ReadAllText(shared));
+        var after = Lstat(shared);
+        Assert.Equal((before.st_ino, before.st_mtim.tv_sec, before.st_mtim.tv_nsec, before.st_size), (after.st_ino, after.st_mtim.tv_sec, after.st_mtim.tv_nsec, after.st_size));
+        _ps.Run("Start-Container $args[0]; Start-Container $args[1]", renamed, b);
+        Assert.Equal($"{renamed}|{renamed}", Exec(renamed, "cat /etc/hostname; hostname").Replace("\n", "|"));
+        Assert.Equal($"{a}|{b}", Exec(b, "cat /etc/hostname; hostname").Replace("\n", "|"));
+        // Renamed back while stopped: the upper layer's file names it again, the image's stays.
+        _ps.Run("Stop-Container $args[0] -Kill; Rename-Container $args[0] $args[1]", renamed, a);
+        Assert.Equal(a + "\n", File.ReadAllText(Path.Combine(_store.Manager.Store.ContainerDirectory(a), "overlay", "upper", "etc", "hostname")));
+        Assert.Equal(a + "\n", File.ReadAllText(shared));
+        _ps.Run("Remove-Container $args[0],$args[1] -Force", a, b);
+    }
+
     [Fact]
     public void Btrfs_ImageUnpackedIntoTheContainersSubvolume()
     {

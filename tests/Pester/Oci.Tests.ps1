@@ -110,6 +110,48 @@ skopeo copy -q oci:img:1.0 docker-archive:web.tar:psct/web:1.0
         Test-Path -LiteralPath $layers[0] | Should -BeFalse
     }
 
+    It 'runs init as the image''s User with the supplementary groups its own /etc/group gives, as podman does' {
+        $build = @'
+set -e
+cd "$1"
+mkdir -p u/bin u/etc u/proc u/sys u/dev u/tmp
+cp /bin/busybox u/bin/busybox; for l in sh sleep cat hostname; do ln -s busybox u/bin/$l; done
+printf 'root:x:0:0::/root:/bin/sh\napp:x:1234:2345::/home/app:/bin/sh\n' > u/etc/passwd
+printf 'root:x:0:\napp:x:2345:\nwheel:x:10:root,app\naudio:x:29:app\n' > u/etc/group
+echo "$2" > u/etc/hostname
+umoci init --layout uimg
+umoci new --image uimg:1
+umoci insert --image uimg:1 u /
+umoci config --image uimg:1 --config.user app --config.entrypoint /bin/sleep --config.cmd 1000
+'@
+        $script:named = New-TestName ociu
+        & bash -c $build bash $root $script:named 2>&1 | Out-String | Write-Verbose
+        $LASTEXITCODE | Should -Be 0
+        function GroupsOf([string[]] $status) { (($status | Where-Object { $_ -like 'Groups:*' }) -split '\s+' | Select-Object -Skip 1 | Where-Object { $_ }) -join ' ' }
+        foreach ($privileged in $true, $false) {
+            $name = New-TestName ociu
+            New-Container $name -ImagePath (Join-Path $root 'uimg') -Privileged:$privileged -Unprivileged:(-not $privileged) | Start-Container
+            GroupsOf (Invoke-ContainerCommand $name -Command cat, /proc/1/status).Output | Should -Be '10 29 2345'
+            GroupsOf (Invoke-ContainerCommand $name -User app -Command cat, /proc/self/status).Output | Should -Be '10 29 2345'
+            Remove-Container $name -Force
+        }
+    }
+
+    It 'renames an overlay container whose /etc/hostname is the image''s: the new name goes into its own layer, never the shared one' {
+        $name = $script:named
+        $other = New-TestName ociu
+        $new = New-TestName ociu
+        New-Container $name -ImagePath (Join-Path $root 'uimg') -Backend overlay | Out-Null
+        New-Container $other -ImagePath (Join-Path $root 'uimg') -Backend overlay | Out-Null
+        $shared = Join-Path (Get-ContainerConfig $name).Storage.Layers[0] 'etc/hostname'
+        Rename-Container $name $new
+        Start-Container $new, $other | Out-Null
+        (Invoke-ContainerCommand $new -Command cat, /etc/hostname).Output | Should -Be $new
+        (Invoke-ContainerCommand $other -Command cat, /etc/hostname).Output | Should -Be $name
+        Get-Content -LiteralPath $shared | Should -Be $name
+        Remove-Container $new, $other -Force
+    }
+
     It 'completes oci as a template name' {
         $r = TabExpansion2 -inputScript 'New-Container x -Template o' -cursorColumn 'New-Container x -Template o'.Length
         $r.CompletionMatches.CompletionText | Should -Contain 'oci'

@@ -80,6 +80,14 @@ public static class StorageBackends
 
     public static IReadOnlyList<string> Names { get; } = new[] { "dir", "overlay", "btrfs" };
 
+    /// <summary>
+    /// A read-only host view of a stopped container's root filesystem: its -RootfsPath tree, or the
+    /// one its backend makes (overlay: its layers mounted until the view is disposed).
+    /// </summary>
+    public static RootfsView View(ContainerStore store, string name, ContainerConfig config) =>
+        config.Rootfs is not null ? new RootfsView(config.Rootfs)
+            : Get(config.Storage.Backend).View(store.ContainerDirectory(name), config.Storage, store.TempDirectory);
+
     public static IStorageBackend Get(string? name) => name switch
     {
         null or "dir" => Dir,

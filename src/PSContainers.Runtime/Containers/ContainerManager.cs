@@ -778,10 +778,14 @@ public sealed class ContainerManager : IContainerLifecycle
         spec.Rootfs = rootfs;
         spec.Hostname = config.Hostname ?? name;
         spec.WorkingDirectory = config.Init.WorkingDirectory;
-        // init.user / init.group (an image's User): init drops to them last, its one group as its only supplementary one.
+        // init.user / init.group (an image's User): init drops to them last, with the user's groups from the container's own /etc/group.
         (spec.UserId, spec.GroupId) = ((uint?)config.Init.User, (uint?)config.Init.Group);
         if (config.Init.User is not null || config.Init.Group is not null)
-            spec.SupplementaryGroups.Add((config.Init.Group ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        {
+            using var view = Backends.StorageBackends.View(Store, name, config);
+            using var root = Filesystem.InRoot.Open(view.Path, $"container '{name}'");
+            spec.SupplementaryGroups.AddRange(ExecIdentities.ForInit(root, name, config).Select(g => g.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        }
         if (config.Restart.Policy != RestartPolicy.No)
         {
             spec.RestartPolicy = config.Restart.Policy == RestartPolicy.Always ? "always" : "on-failure";
@@ -1300,7 +1304,7 @@ public sealed class ContainerManager : IContainerLifecycle
         // enter (EPERM). It keeps the caller's, which for a caller on the host is that very one.
         if (config.IdMap is not null && NetworkPlan.SharesHostNetwork(config)) spec.Namespaces &= ~NamespaceKind.Network;
         spec.Command.AddRange(command);
-        var identity = ExecIdentities.Resolve(name, state.InitPid!.Value, options?.User, options?.Group);
+        var identity = ExecIdentities.Resolve(name, state.InitPid!.Value, options?.User, options?.Group, config.IdMap);
         spec.Environment.AddRange(Environment(config, environment, options?.ClearEnvironment ?? false, identity.Home));
         (spec.UserId, spec.GroupId) = (identity.Uid, identity.Gid);
         spec.SupplementaryGroups.AddRange(identity.SupplementaryGroups.Select(g => g.ToString(System.Globalization.CultureInfo.InvariantCulture)));

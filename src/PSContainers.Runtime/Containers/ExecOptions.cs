@@ -1,5 +1,7 @@
 using System.Globalization;
+using PSContainers.Runtime.Config;
 using PSContainers.Runtime.Filesystem;
+using PSContainers.Runtime.UserNamespaces;
 
 namespace PSContainers.Runtime.Containers;
 
@@ -32,12 +34,51 @@ public static class ExecIdentities
 {
     private const int MaxAccountFileBytes = 4 << 20;
 
-    public static ExecIdentity Resolve(string container, int initPid, string? user, string? group)
+    /// <summary>
+    /// -User / -Group of a command in a running container, read under its init's root. Supplementary
+    /// gids its user namespace (<paramref name="idMap"/>) does not map are left out, as podman exec
+    /// leaves them out: setgroups(2) would refuse the whole list for one of them.
+    /// </summary>
+    public static ExecIdentity Resolve(string container, int initPid, string? user, string? group, IdMap? idMap = null)
     {
         if (user is null && group is null) return new ExecIdentity(null, null, Array.Empty<uint>(), null);
         using var root = InRoot.Open($"/proc/{initPid}/root", container);
-        return Resolve(root, container, user, group);
+        var identity = Resolve(root, container, user, group);
+        return identity with { SupplementaryGroups = Mapped(identity.SupplementaryGroups, idMap) };
     }
+
+    /// <summary>
+    /// Init's groups (an OCI runtime's additionalGids), resolved at each start in the container's own
+    /// account files under <paramref name="root"/> (so an edited /etc/group counts from the next
+    /// start): init.group first, then the groups of /etc/group that name init.user's account, as runc
+    /// and podman give them when the image's User is a name or a uid alone. An image's explicit group
+    /// ("name:group", "uid:gid") is the only one, as there. The account is looked up by the image's
+    /// user name while it still has init.user's uid (two names can share one), otherwise by the uid;
+    /// a uid without an account has no further groups. Gids the user namespace does not map are left out.
+    /// </summary>
+    public static IReadOnlyList<uint> ForInit(InRoot root, string container, ContainerConfig config)
+    {
+        var gid = checked((uint)(config.Init.Group ?? 0));
+        var imageUser = config.Oci?.User;
+        if (config.Init.User is not { } user || imageUser?.Contains(':') == true) return new[] { gid };
+        var uid = checked((uint)user);
+        var uidText = uid.ToString(CultureInfo.InvariantCulture);
+        ExecIdentity? identity = null;
+        if (imageUser is { Length: > 0 } && !uint.TryParse(imageUser, NumberStyles.None, CultureInfo.InvariantCulture, out _))
+        {
+            try { identity = Resolve(root, container, imageUser, null); }
+            catch (ContainerException ex) when (ex.ErrorId == "ContainerUserNotFound") { /* gone since: by uid below */ }
+        }
+        if (identity?.Uid != uid) identity = Resolve(root, container, uidText, null);
+        // Resolve puts the account's primary group first: init.group takes its place.
+        var groups = new List<uint> { gid };
+        groups.AddRange(identity.SupplementaryGroups.Skip(1).Where(g => g != gid));
+        return Mapped(groups, config.IdMap);
+    }
+
+    /// <summary>The list without the gids (after the first, the primary one) that <paramref name="idMap"/> does not map.</summary>
+    static IReadOnlyList<uint> Mapped(IReadOnlyList<uint> groups, IdMap? idMap) =>
+        idMap is null ? groups : groups.Where((g, i) => i == 0 || idMap.ToHost(IdMapKind.Gid, g) is not null).ToList();
 
     /// <summary>The same, in a root filesystem given as a tree (an image's, when its container is made).</summary>
     public static ExecIdentity Resolve(InRoot root, string container, string? user, string? group)
@@ -58,10 +99,11 @@ public static class ExecIdentities
             gid = Id(entry[3], "gid", container, user);
             home = entry[5].Length > 0 ? entry[5] : "/";
             userName = entry[0];
-            // Supplementary groups: where the name is a member (initgroups), the primary one first.
+            // Supplementary groups: where the name is a member (initgroups), the primary one first;
+            // (gid_t)-1 is no group (setgroups refuses it).
             if (userName.Length > 0)
                 foreach (var g in groups.Where(f => f.Length >= 4 && f[3].Split(',').Contains(userName)))
-                    if (uint.TryParse(g[2], NumberStyles.None, CultureInfo.InvariantCulture, out var sg) && sg != gid) supplementary.Add(sg);
+                    if (uint.TryParse(g[2], NumberStyles.None, CultureInfo.InvariantCulture, out var sg) && sg != gid && sg != uint.MaxValue) supplementary.Add(sg);
             supplementary.Insert(0, gid.Value);
         }
         if (group is not null)

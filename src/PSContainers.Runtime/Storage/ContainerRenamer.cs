@@ -112,14 +112,21 @@ public sealed class ContainerRenamer(IContainerLifecycle lifecycle)
     /// </summary>
     private static void Renamed(string oldName, string newName) { }
 
-    /// <summary>/etc/hostname naming the container by its old name follows the new one (as Copy-Container does), inside the rootfs only.</summary>
+    /// <summary>
+    /// /etc/hostname naming the container by its old name follows the new one (as Copy-Container
+    /// does), inside the rootfs only. On overlay the file is looked up through the whole stack (its
+    /// upper layer, then its lower layer or an image's shared layers) and always written into the
+    /// container's own upper layer: a shared layer is every other container's of that image too.
+    /// </summary>
     private static void RewriteHostname(string dir, ContainerConfig config, string? lower, string from, string to)
     {
         if (config.Rootfs is not null) return; // someone else's tree: not ours to edit
-        if (config.Storage.Backend == "overlay" && lower is not null)
+        if (config.Storage.Backend == "overlay")
         {
             var upper = OverlayBackend.Upper(dir);
-            HostnameFile.Rewrite(new[] { upper, lower }, upper, from, to);
+            IReadOnlyList<string> lowers = config.Storage.Layers is { Count: > 0 } layers ? layers
+                : lower is not null ? new[] { lower } : Array.Empty<string>();
+            HostnameFile.Rewrite(new[] { upper }.Concat(lowers).ToArray(), upper, from, to);
             return;
         }
         var rootfs = StorageBackends.Rootfs(dir);

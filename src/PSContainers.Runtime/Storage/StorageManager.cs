@@ -512,9 +512,5 @@ public sealed class StorageManager
     }
 
     /// <summary>A read-only host view of the container's root filesystem (for export).</summary>
-    public RootfsView View(string name, ContainerConfig config)
-    {
-        if (config.Rootfs is not null) return new RootfsView(config.Rootfs);
-        return StorageBackends.Get(config.Storage.Backend).View(Store.ContainerDirectory(name), config.Storage, Store.TempDirectory);
-    }
+    public RootfsView View(string name, ContainerConfig config) => StorageBackends.View(Store, name, config);
 }
