@@ -172,7 +172,7 @@ public sealed class LxcHookTests : IDisposable
         }
     }
 
-    private const string Init = "init:\n  command: [/bin/sh, -c, \"cat /scratch/psc-mounted > /psc-test-init-saw 2>&1; exec sleep 600\"]\nmounts:\n  - { target: /scratch, type: tmpfs }\n";
+    private const string Init = "init:\n  command: [/bin/sh, -c, \"cat /scratch/psc-mounted > /psc-test-init-saw.t 2>&1; mv /psc-test-init-saw.t /psc-test-init-saw; exec sleep 600\"]\nmounts:\n  - { target: /scratch, type: tmpfs }\n";
 
     /// <summary>In the store's default mode (user-namespaced) and privileged: the mount hook runs as the container's root in both.</summary>
     [Theory]
@@ -195,7 +195,9 @@ public sealed class LxcHookTests : IDisposable
         var info = _store.Manager.Start(name);
         var netNs = new FileInfo($"/proc/{info.Pid}/ns/net").LinkTarget;
         var mntNs = new FileInfo($"/proc/{info.Pid}/ns/mnt").LinkTarget;
-        Assert.Equal(new[] { "from-mount-hook" }, _store.Manager.Exec(name, new[] { "cat", "/psc-test-init-saw" }).Output);
+        // Start returns once init runs, not once it has written its file (renamed into place whole): wait for it.
+        Assert.Equal(new[] { "from-mount-hook" }, _store.Manager.Exec(name, new[] { "/bin/sh", "-c",
+            "i=0; while [ ! -e /psc-test-init-saw ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; cat /psc-test-init-saw" }).Output);
         Assert.Equal(new[] { $"start|{name}|inside {name} lxc start" }, _store.Manager.Exec(name, new[] { "cat", "/psc-test-start-ran" }).Output);
         // Nothing of the mount hook's write is on the host side of the tmpfs.
         Assert.False(File.Exists(Path.Combine(_store.Manager.RootfsOf(name, null), "scratch", "psc-mounted")));
