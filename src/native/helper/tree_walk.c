@@ -139,6 +139,8 @@ int walk_tree(int rootfd, const struct stat *root_st, const struct walk *w) {
     int fd = dup(rootfd);
     DIR *d = fd < 0 ? NULL : fdopendir(fd);
     if (!d) { if (fd >= 0) close(fd); return fail("list %s", show(&ws)); }
+    /* The duplicate shares rootfd's offset: from the start even if rootfd was listed before. */
+    rewinddir(d);
     rc = walk_children(&ws, d, 0, 1);
     closedir(d);
     e.fd = rootfd;
