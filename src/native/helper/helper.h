@@ -22,7 +22,6 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <net/if.h>
-#include <ftw.h>
 #include <sys/xattr.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -161,6 +160,32 @@ int cmd_device(const char *file);
 
 /* nic_up.c */
 int cmd_nic_up(const char *file);
+/* tree_walk.c: the walk of a hostile tree that copy, list, shift and remove share (its rules there). */
+#define WALK_MAX_DEPTH 1024
+enum walk_visit { WALK_PRE, WALK_POST };
+struct walk_entry {
+    int dirfd;              /* the parent's fd: name is opened (O_NOFOLLOW) relative to it */
+    const char *name;       /* "." for the root */
+    const char *rel;        /* from the root, '/'-separated; "" for the root */
+    size_t rel_len;
+    const struct stat *st;  /* the entry itself, never what a link points to */
+    int depth;              /* 0 the root, 1 its entries */
+    int fd;                 /* WALK_POST of a directory entered: its own fd; -1 otherwise */
+    int other_fs;           /* on another mount or filesystem than the root: a directory is not entered */
+};
+/* Called WALK_PRE for every entry, and WALK_POST for every directory after its entries (right after
+ * WALK_PRE for one not entered); 0 goes on, -1 (after fail()) ends the walk with that error, and
+ * WALK_SKIP from WALK_PRE goes on without entering the directory or visiting it WALK_POST. */
+#define WALK_SKIP 1
+typedef int (*walk_fn)(const struct walk_entry *e, enum walk_visit when, void *ctx);
+struct walk {
+    walk_fn fn;
+    void *ctx;
+    const char *verb;        /* errors: "<verb> <path>/<name>: File name too long" */
+    const char *shown_root;  /* errors name root/rel (NULL: rel, "." for the root) */
+    int with_root;           /* visit the root itself too (dirfd its own fd, name ".") */
+};
+int walk_tree(int rootfd, const struct stat *root_st, const struct walk *w);
 
 /* tree_copy.c */
 int copy_tree(const char *src, const char *dst);

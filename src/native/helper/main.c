@@ -20,7 +20,8 @@
  *   netns-exec   netns_exec.c: ip netns exec.
  *   device       devices.c: bind a host device node into a running container's /dev, or take it out.
  *   userns-tree  userns_tree.c: chown a tree into a user namespace's ids, or delete one owned by them, or
- *                probe whether a path can be idmapped (idmap.c: the idmapped rootfs the supervisor gives init).
+ *                probe whether a path can be idmapped (idmap.c: the idmapped rootfs the supervisor gives init);
+ *                copy (tree_copy.c) or list (tree_list.c) one; every tree is walked by tree_walk.c.
  *   console      console_relay.c: attach the caller's terminal to a running container's console,
  *                which its supervisor lends on a unix socket (bytes only), until the detach key.
  *   nic-up       nic_up.c: bring up the links a non-root user hot-plugged into its running

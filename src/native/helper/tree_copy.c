@@ -6,9 +6,9 @@
 
 /* Like TreeCopier (the managed copy root uses): types, numeric owners, full modes, xattrs (file
  * capabilities, ACLs), hard links, timestamps; symlinks are copied, never followed; data is reflinked
- * or copied in the kernel where the filesystem can. Every entry is reached through its parent's fd
- * (openat, O_NOFOLLOW), so a tree changed meanwhile cannot send the copy out of it. A subtree on
- * another filesystem (a mount) is copied as its directory only. */
+ * or copied in the kernel where the filesystem can. The walk (tree_walk.c) reaches every entry
+ * through its parent's fd and enters no mount: a subtree on another mount or filesystem is copied
+ * as its directory only. Here: what is done with each entry, through the same fds. */
 
 #ifndef FICLONE
 #define FICLONE _IOW(0x94, 9, int)
@@ -17,7 +17,6 @@
 struct link_seen { dev_t dev; ino_t ino; char *rel; };
 static struct link_seen *links;
 static size_t n_links, cap_links;
-static dev_t copy_dev;
 
 static int copy_xattrs(int sfd, int dfd, const char *rel) {
     char names[65536], value[65536];
@@ -64,82 +63,64 @@ static int finish_fd(int sfd, int dfd, const struct stat *st, const char *rel) {
     return 0;
 }
 
-static int copy_dir(int sdir, int ddir, char *rel, size_t rlen);
+/* The copy's directory at each depth (the root's at 0): where the entries one deeper are made. */
+static int copy_dirs[WALK_MAX_DEPTH + 1];
 
-static int copy_entry(int sdir, int ddir, const char *name, char *rel, size_t rlen) {
-    size_t nlen = strlen(name);
-    if (rlen + 1 + nlen >= PATH_MAX) { errno = ENAMETOOLONG; return fail("copy %s/%s", rel, name); }
-    size_t old = rlen;
-    if (rlen) rel[rlen++] = '/';
-    memcpy(rel + rlen, name, nlen + 1);
-    rlen += nlen;
-    int rc = 0, sfd = -1, dfd = -1;
-    struct stat st;
-    if (fstatat(sdir, name, &st, AT_SYMLINK_NOFOLLOW) < 0) { rc = errno == ENOENT ? 0 : fail("stat %s", rel); goto out; }
-    if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+static int copy_visit(const struct walk_entry *e, enum walk_visit when, void *ctx) {
+    (void)ctx;
+    const struct stat *st = e->st;
+    const char *name = e->name, *rel = e->rel;
+    int sdir = e->dirfd, ddir = copy_dirs[e->depth - 1];
+    if (when == WALK_POST) {
+        /* A directory's owner, mode, xattrs and times once its contents are in (they change its
+         * times). One on another filesystem (a mount) was not entered: copied as its directory only. */
+        int sfd = e->fd >= 0 ? e->fd : openat(sdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int rc = sfd < 0 ? fail("open %s", rel) : finish_fd(sfd, copy_dirs[e->depth], st, rel);
+        if (sfd >= 0 && sfd != e->fd) close(sfd);
+        close(copy_dirs[e->depth]);
+        copy_dirs[e->depth] = -1;
+        return rc;
+    }
+    if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
         for (size_t i = 0; i < n_links; i++)
-            if (links[i].dev == st.st_dev && links[i].ino == st.st_ino) {
+            if (links[i].dev == st->st_dev && links[i].ino == st->st_ino)
                 /* AT_FDCWD is the copy's root (see copy_tree). */
-                if (linkat(AT_FDCWD, links[i].rel, ddir, name, 0) < 0) rc = fail("link %s", rel);
-                goto out;
-            }
+                return linkat(AT_FDCWD, links[i].rel, ddir, name, 0) < 0 ? fail("link %s", rel) : 0;
         if (n_links == cap_links) {
             cap_links = cap_links ? cap_links * 2 : 256;
             links = realloc(links, cap_links * sizeof *links);
-            if (!links) { rc = fail("remember hard links"); goto out; }
+            if (!links) return fail("remember hard links");
         }
-        links[n_links++] = (struct link_seen){ st.st_dev, st.st_ino, strdup(rel) };
+        links[n_links++] = (struct link_seen){ st->st_dev, st->st_ino, strdup(rel) };
     }
-    if (S_ISDIR(st.st_mode)) {
-        if (mkdirat(ddir, name, 0700) < 0) { rc = fail("make %s", rel); goto out; }
-        if ((sfd = openat(sdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) { rc = fail("open %s", rel); goto out; }
-        if ((dfd = openat(ddir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) { rc = fail("open the copy of %s", rel); goto out; }
-        if (st.st_dev == copy_dev && (rc = copy_dir(sfd, dfd, rel, rlen)) < 0) goto out;
-        rc = finish_fd(sfd, dfd, &st, rel);
-    } else if (S_ISREG(st.st_mode)) {
-        if ((sfd = openat(sdir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) { rc = fail("open %s", rel); goto out; }
-        if ((dfd = openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) { rc = fail("create the copy of %s", rel); goto out; }
-        if ((rc = copy_data(sfd, dfd, st.st_size, rel)) == 0) rc = finish_fd(sfd, dfd, &st, rel);
-    } else if (S_ISLNK(st.st_mode)) {
-        /* Static: a frame per directory level, and a hostile tree can be deep. */
-        static char target[PATH_MAX];
+    int rc = 0, sfd = -1, dfd = -1;
+    if (S_ISDIR(st->st_mode)) {
+        if (mkdirat(ddir, name, 0700) < 0) return fail("make %s", rel);
+        if ((copy_dirs[e->depth] = openat(ddir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) return fail("open the copy of %s", rel);
+    } else if (S_ISREG(st->st_mode)) {
+        if ((sfd = openat(sdir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) rc = fail("open %s", rel);
+        else if ((dfd = openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) rc = fail("create the copy of %s", rel);
+        else if ((rc = copy_data(sfd, dfd, st->st_size, rel)) == 0) rc = finish_fd(sfd, dfd, st, rel);
+    } else if (S_ISLNK(st->st_mode)) {
+        char target[PATH_MAX];
         ssize_t n = readlinkat(sdir, name, target, sizeof target - 1);
-        if (n < 0) { rc = fail("read link %s", rel); goto out; }
+        if (n < 0) return fail("read link %s", rel);
         target[n] = '\0';
-        struct timespec t[2] = { st.st_atim, st.st_mtim };
+        struct timespec t[2] = { st->st_atim, st->st_mtim };
         if (symlinkat(target, ddir, name) < 0) rc = fail("make link %s", rel);
-        else if (fchownat(ddir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) rc = fail("chown %s", rel);
+        else if (fchownat(ddir, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0) rc = fail("chown %s", rel);
         else if (utimensat(ddir, name, t, AT_SYMLINK_NOFOLLOW) < 0) rc = fail("set the times of %s", rel);
     } else {
         /* fifo, socket, device node. A user namespace cannot make device nodes: the kernel refuses
          * (EPERM), and the error names the node; a non-root user's container cannot hold one either. */
-        struct timespec t[2] = { st.st_atim, st.st_mtim };
-        if (mknodat(ddir, name, st.st_mode, st.st_rdev) < 0) rc = fail("make the node %s", rel);
-        else if (fchownat(ddir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) rc = fail("chown %s", rel);
-        else if (fchmodat(ddir, name, st.st_mode & 07777, 0) < 0) rc = fail("chmod %s", rel);
+        struct timespec t[2] = { st->st_atim, st->st_mtim };
+        if (mknodat(ddir, name, st->st_mode, st->st_rdev) < 0) rc = fail("make the node %s", rel);
+        else if (fchownat(ddir, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0) rc = fail("chown %s", rel);
+        else if (fchmodat(ddir, name, st->st_mode & 07777, 0) < 0) rc = fail("chmod %s", rel);
         else if (utimensat(ddir, name, t, AT_SYMLINK_NOFOLLOW) < 0) rc = fail("set the times of %s", rel);
     }
-out:
     if (sfd >= 0) close(sfd);
     if (dfd >= 0) close(dfd);
-    rel[old] = '\0';
-    return rc;
-}
-
-static int copy_dir(int sdir, int ddir, char *rel, size_t rlen) {
-    int fd = dup(sdir);
-    DIR *d = fd < 0 ? NULL : fdopendir(fd);
-    if (!d) { if (fd >= 0) close(fd); return fail("list %s", rlen ? rel : "."); }
-    struct dirent *e;
-    int rc = 0;
-    errno = 0;
-    while (rc == 0 && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        rc = copy_entry(sdir, ddir, e->d_name, rel, rlen);
-        errno = 0;
-    }
-    if (rc == 0 && errno) rc = fail("list %s", rlen ? rel : ".");
-    closedir(d);
     return rc;
 }
 
@@ -149,16 +130,19 @@ int copy_tree(const char *src, const char *dst) {
     if (sfd < 0) return fail("open %s", src);
     struct stat st;
     if (fstat(sfd, &st) < 0) { close(sfd); return fail("stat %s", src); }
-    copy_dev = st.st_dev;
     if (mkdir(dst, 0700) < 0 && errno != EEXIST) { close(sfd); return fail("make %s", dst); }
     int dfd = open(dst, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     /* Relative paths of first links resolve from here. */
     if (dfd < 0 || fchdir(dfd) < 0) { if (dfd >= 0) close(dfd); close(sfd); return fail("open %s", dst); }
-    char rel[PATH_MAX] = "";
-    int rc = copy_dir(sfd, dfd, rel, 0);
+    for (int i = 0; i <= WALK_MAX_DEPTH; i++) copy_dirs[i] = -1;
+    copy_dirs[0] = dfd;
+    struct walk w = { .fn = copy_visit, .verb = "copy" };
+    int rc = walk_tree(sfd, &st, &w);
     if (rc == 0) rc = finish_fd(sfd, dfd, &st, dst);
+    /* A failed walk leaves the copy's directories it was in open. */
+    for (int i = 0; i <= WALK_MAX_DEPTH; i++)
+        if (copy_dirs[i] >= 0) close(copy_dirs[i]);
     close(sfd);
-    close(dfd);
     return rc;
 }
 

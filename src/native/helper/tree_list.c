@@ -18,11 +18,10 @@
  * length 0), and after a regular file's record exactly its recorded size of content (a file that
  * shrank meanwhile is padded with zeros, one that grew is cut), read through an O_NOFOLLOW fd of the
  * very inode that was stat'ed.
- * Entries are reached through their parent's fd (openat, O_NOFOLLOW): links are never followed. A
- * directory on another filesystem (a mount) is listed as its entry only, as copy_tree copies it. */
+ * The walk (tree_walk.c) reaches entries through their parent's fd and never follows a link; a
+ * directory on another mount or filesystem is listed as its entry only, as copy_tree copies it. */
 
 static FILE *list_out;
-static dev_t list_dev;
 static int list_contents;
 
 static void put_u32(uint32_t v) { fwrite(&v, sizeof v, 1, list_out); }
@@ -89,46 +88,11 @@ static int put_content(int dirfd, const char *name, const char *rel, const struc
     return ferror(list_out) ? fail("write %s", rel) : 0;
 }
 
-static int list_dir(int dirfd, char *rel, size_t rlen);
-
-static int list_entry(int dirfd, const char *name, char *rel, size_t rlen) {
-    size_t nlen = strlen(name);
-    if (rlen + 1 + nlen >= PATH_MAX) { errno = ENAMETOOLONG; return fail("list %s/%s", rel, name); }
-    size_t old = rlen;
-    if (rlen) rel[rlen++] = '/';
-    memcpy(rel + rlen, name, nlen + 1);
-    rlen += nlen;
-    int rc = 0;
-    struct stat st;
-    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) { rc = errno == ENOENT ? 0 : fail("stat %s", rel); goto out; }
-    if ((rc = put_record(dirfd, name, rel, rlen, &st)) < 0) goto out;
-    if (list_contents && S_ISREG(st.st_mode) && (rc = put_content(dirfd, name, rel, &st)) < 0) goto out;
-    if (S_ISDIR(st.st_mode) && st.st_dev == list_dev) {
-        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) { rc = fail("open %s", rel); goto out; }
-        rc = list_dir(fd, rel, rlen);
-        close(fd);
-    }
-out:
-    rel[old] = '\0';
-    return rc;
-}
-
-static int list_dir(int dirfd, char *rel, size_t rlen) {
-    int fd = dup(dirfd);
-    DIR *d = fd < 0 ? NULL : fdopendir(fd);
-    if (!d) { if (fd >= 0) close(fd); return fail("list %s", rlen ? rel : "."); }
-    struct dirent *e;
-    int rc = 0;
-    errno = 0;
-    while (rc == 0 && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        rc = list_entry(dirfd, e->d_name, rel, rlen);
-        errno = 0;
-    }
-    if (rc == 0 && errno) rc = fail("list %s", rlen ? rel : ".");
-    closedir(d);
-    return rc;
+static int list_visit(const struct walk_entry *e, enum walk_visit when, void *ctx) {
+    (void)ctx;
+    if (when == WALK_POST) return 0;
+    if (put_record(e->dirfd, e->name, e->rel, e->rel_len, e->st) < 0) return -1;
+    return list_contents && S_ISREG(e->st->st_mode) ? put_content(e->dirfd, e->name, e->rel, e->st) : 0;
 }
 
 /* Lists the tree at root to outfd (opened by the caller's side before the namespace was made);
@@ -138,14 +102,12 @@ int list_tree(const char *root, int outfd, int contents) {
     if (rootfd < 0) return fail("open %s", root);
     struct stat st;
     if (fstat(rootfd, &st) < 0) { close(rootfd); return fail("stat %s", root); }
-    list_dev = st.st_dev;
     list_out = fdopen(outfd, "w");
     if (!list_out) { close(rootfd); return fail("open the listing"); }
     list_contents = contents;
-    char rel[PATH_MAX] = "";
-    /* The root's record, read through its parent like any entry ("." of rootfd itself). */
-    int rc = contents ? put_record(rootfd, ".", "", 0, &st) : 0;
-    if (rc == 0) rc = list_dir(rootfd, rel, 0);
+    /* With contents, the root's record first, read through its own fd like any entry ("."). */
+    struct walk w = { .fn = list_visit, .verb = "list", .with_root = contents };
+    int rc = walk_tree(rootfd, &st, &w);
     close(rootfd);
     int bad = ferror(list_out);
     if ((fclose(list_out) != 0 || bad) && rc == 0) rc = fail("write the listing of %s", root);

@@ -10,7 +10,6 @@
  * made (a template, an extracted archive) are visible and can be handed to the container's root. */
 
 static unsigned long tree_caller_id, tree_caller_count;
-static const char *tree_error_path;
 
 /* chown that keeps what chown(2) clears: setuid/setgid bits and file capabilities (which, set again
  * by the namespace's root, become namespaced v3 capabilities of the container's root). */
@@ -34,22 +33,63 @@ static int chown_keep(int dirfd, const char *leaf, const char *path, uid_t uid, 
     return rc;
 }
 
+/* Errors name entries by their absolute path, as the ones of a walk from the root's path did. */
+static const char *entry_path(const char *root, const struct walk_entry *e, char *buf, size_t size) {
+    snprintf(buf, size, "%s%s%s", root, e->rel_len ? "/" : "", e->rel);
+    return buf;
+}
+
 /* Every entry the caller owns (seen here as tree_caller_id) goes to the namespace's root. Root maps
  * host ids 0..callercount-1 there (a template run as root made files of several owners, root:shadow
- * among them, meaning the container's ids): host id X becomes container id X. */
-static int shift_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-    (void)type; (void)ftw;
+ * among them, meaning the container's ids): host id X becomes container id X. An entry on another
+ * mount or filesystem is not the tree's: left as it is (nor is a directory there entered). */
+static int shift_visit(const struct walk_entry *e, enum walk_visit when, void *ctx) {
+    const char *root = ctx;
+    const struct stat *st = e->st;
+    if (when == WALK_POST || e->other_fs) return 0;
     uid_t uid = st->st_uid >= tree_caller_id && st->st_uid - tree_caller_id < tree_caller_count ? (uid_t)(st->st_uid - tree_caller_id) : st->st_uid;
     gid_t gid = st->st_gid >= tree_caller_id && st->st_gid - tree_caller_id < tree_caller_count ? (gid_t)(st->st_gid - tree_caller_id) : st->st_gid;
     if (uid == st->st_uid && gid == st->st_gid) return 0;
-    if (chown_keep(AT_FDCWD, path, path, uid, gid) < 0) { tree_error_path = path; return -1; }
+    char path[PATH_MAX + 64];
+    return chown_keep(e->dirfd, e->name, entry_path(root, e, path, sizeof path), uid, gid);
+}
+
+struct remove { const char *root; int rootfd; unsigned long moved; };
+
+/* Contents first, each directory after its entries; what is on another mount or filesystem is left
+ * (and its parent, then not empty, fails to go). A directory as deep as the walk goes is moved up to
+ * the root, for the next pass: no depth a container made keeps its owner from deleting it. */
+static int remove_visit(const struct walk_entry *e, enum walk_visit when, void *ctx) {
+    struct remove *r = ctx;
+    char path[PATH_MAX + 64];
+    if (e->other_fs || (when == WALK_PRE && S_ISDIR(e->st->st_mode) && e->depth < WALK_MAX_DEPTH)) return 0;
+    if (S_ISDIR(e->st->st_mode) && when == WALK_PRE) {
+        char up[64];
+        int rc;
+        do snprintf(up, sizeof up, ".psc-deep-%d-%lu", (int)getpid(), r->moved++);
+        while ((rc = renameat2(e->dirfd, e->name, r->rootfd, up, RENAME_NOREPLACE)) < 0 && errno == EEXIST);
+        return rc < 0 ? fail("move %s up to remove it", entry_path(r->root, e, path, sizeof path)) : WALK_SKIP;
+    }
+    if (unlinkat(e->dirfd, e->name, S_ISDIR(e->st->st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT)
+        return fail("remove %s", entry_path(r->root, e, path, sizeof path));
     return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-    (void)st; (void)ftw;
-    if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT) { fail("remove %s", path); tree_error_path = path; return -1; }
-    return 0;
+/* Shift or remove the tree at root, walked from its own fd (tree_walk.c). */
+static int walk_owned_tree(const char *root, int shift) {
+    int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (rootfd < 0) return fail("open %s", root);
+    struct stat st;
+    int rc = fstat(rootfd, &st) < 0 ? fail("stat %s", root) : 0;
+    struct remove r = { root, rootfd, 0 };
+    struct walk w = { .fn = shift ? shift_visit : remove_visit, .ctx = shift ? (void *)root : &r, .verb = "walk", .shown_root = root, .with_root = shift };
+    unsigned long moved;
+    /* Again while a pass moved a deep directory up (the first pass may or may not have seen it). */
+    do moved = r.moved;
+    while (rc == 0 && (rc = walk_tree(rootfd, &st, &w)) == 0 && r.moved != moved);
+    close(rootfd);
+    if (rc == 0 && !shift && rmdir(root) < 0 && errno != ENOENT) rc = fail("remove %s", root);
+    return rc;
 }
 
 /* Explicit owners ("uid gid relative-path" records, NUL-terminated): the ids an archive gave its
@@ -129,8 +169,7 @@ int cmd_userns_tree(const char *file) {
             if (rc == 0 && s.n_args == 5) rc = rewrite_hostname(s.args[2], s.args[3], s.args[4]);
         } else if (rc == 0 && list) rc = list_tree(s.args[1], list_fd, !strcmp(s.args[0], "export"));
         else if (rc == 0 && move) rc = renameat2(AT_FDCWD, s.args[1], AT_FDCWD, s.args[2], RENAME_NOREPLACE) < 0 ? fail("rename %s to %s", s.args[1], s.args[2]) : 0;
-        else if (rc == 0) rc = nftw(s.args[1], shift ? shift_entry : remove_entry, 64, FTW_PHYS | FTW_MOUNT | (shift ? 0 : FTW_DEPTH));
-        if (rc != 0 && !copy && !move && !list && !tree_error_path && errno) fail("walk %s", s.args[1]);
+        else if (rc == 0) rc = walk_owned_tree(s.args[1], shift);
         if (rc == 0 && shift && s.owners) rc = apply_owners(s.args[1], s.owners);
         if (rc != 0) write_all(err_pipe[1], errbuf, strlen(errbuf));
         _exit(rc == 0 ? 0 : 1);
