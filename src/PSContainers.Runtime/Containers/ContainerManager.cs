@@ -86,6 +86,7 @@ public sealed class ContainerManager : IContainerLifecycle
 
     // The parts of the lifecycle, one concern each; this class holds what they share and delegates.
     internal ContainerInspection Inspection { get; }
+    internal ContainerFreezing Freezing { get; }
 
     public ContainerManager(ContainerStore store, CgroupManager? cgroups = null, HostContext? host = null)
     {
@@ -94,6 +95,7 @@ public sealed class ContainerManager : IContainerLifecycle
         Host = host ?? HostContext.Detect();
         SubordinateIds = new(Host.SubordinateIds);
         Inspection = new ContainerInspection(this);
+        Freezing = new ContainerFreezing(this);
         _cgroups = cgroups is not null ? new Lazy<CgroupManager>(cgroups)
             : Host.IsRoot ? new Lazy<CgroupManager>(CgroupManager.ForHost)
             // A non-root caller manages only its delegated cgroup2 subtree, never v1 hierarchies.
@@ -210,47 +212,6 @@ public sealed class ContainerManager : IContainerLifecycle
             state.Save(Store.StatePath(name));
         }
         File.Delete(recordPath);
-    }
-
-    /// <summary>Thaws a container an Export-Container -Force froze, if that export is gone (killed).</summary>
-    private void RecoverExportFreeze(string name)
-    {
-        var marker = Store.ExportFreezePath(name);
-        string text;
-        try { text = File.ReadAllText(marker); }
-        catch (FileNotFoundException) { return; }
-        var f = text.Trim().Split(' ');
-        if (f.Length == 2 && int.TryParse(f[0], out var pid) && ulong.TryParse(f[1], out var start) && Sys.IsAlive(pid, start)) return;
-        if (CgroupPathFor(name) is { } cgroup && Cgroups.Exists(cgroup) && SafeIsFrozen(cgroup))
-        {
-            Cgroups.Thaw(cgroup);
-            Warning?.Invoke($"Container '{name}' was left frozen by an interrupted Export-Container -Force; it was resumed.");
-        }
-        File.Delete(marker);
-    }
-
-    /// <summary>Export-Container -Force: freezes a running container, marked so that a killed export's freeze is undone.</summary>
-    public bool FreezeForExport(string name)
-    {
-        var marker = Store.ExportFreezePath(name);
-        var self = System.Environment.ProcessId;
-        AtomicFile.WriteAllText(marker, $"{self} {Sys.ProcessStartTime(self)}\n", durable: false);
-        try
-        {
-            Freeze(name);
-            return true;
-        }
-        catch
-        {
-            File.Delete(marker);
-            throw;
-        }
-    }
-
-    public void ThawAfterExport(string name)
-    {
-        try { Thaw(name); }
-        finally { File.Delete(Store.ExportFreezePath(name)); }
     }
 
     // ---- create -------------------------------------------------------------------------------
@@ -985,31 +946,17 @@ public sealed class ContainerManager : IContainerLifecycle
 
     // ---- freeze -------------------------------------------------------------------------------
 
-    public ContainerInfo Freeze(string name, TimeSpan? timeout = null)
-    {
-        ContainerNames.Validate(name);
-        using var _ = Store.Lock(name);
-        var (state, status) = Running(name, "freeze", needsCgroup: true);
-        if (status == ContainerStatus.Frozen)
-            throw new ContainerException("ContainerAlreadyFrozen", ContainerErrorKind.InvalidOperation, $"Container '{name}' is already frozen.", name);
-        Cgroups.Freeze(state.CgroupPath!, timeout ?? TimeSpan.FromSeconds(10));
-        Emit(name, ContainerEventKind.Frozen);
-        return Describe(name);
-    }
+    public ContainerInfo Freeze(string name, TimeSpan? timeout = null) => Freezing.Freeze(name, timeout);
 
-    public ContainerInfo Thaw(string name)
-    {
-        ContainerNames.Validate(name);
-        using var _ = Store.Lock(name);
-        var (state, status) = Running(name, "thaw", needsCgroup: true);
-        if (status != ContainerStatus.Frozen)
-            throw new ContainerException("ContainerNotFrozen", ContainerErrorKind.InvalidOperation, $"Container '{name}' is not frozen.", name);
-        Cgroups.Thaw(state.CgroupPath!);
-        Emit(name, ContainerEventKind.Thawed);
-        return Describe(name);
-    }
+    public ContainerInfo Thaw(string name) => Freezing.Thaw(name);
 
-    private (PersistedState State, ContainerStatus Status) Running(string name, string verb, bool needsCgroup = false)
+    /// <summary>Export-Container -Force: freezes a running container, marked so that a killed export's freeze is undone.</summary>
+    public bool FreezeForExport(string name) => Freezing.FreezeForExport(name);
+
+    public void ThawAfterExport(string name) => Freezing.ThawAfterExport(name);
+
+    /// <summary>Under the lock, for an operation on a running container (freeze, thaw, exec): its state and status, or why it cannot be done.</summary>
+    internal (PersistedState State, ContainerStatus Status) Running(string name, string verb, bool needsCgroup = false)
     {
         if (!Store.Exists(name)) throw NotFound(name);
         RecoverLocked(name);
@@ -1191,7 +1138,8 @@ public sealed class ContainerManager : IContainerLifecycle
 
     // ---- helpers ------------------------------------------------------------------------------
 
-    // The inspection's, for the operations still here.
+    // The other parts', for the operations still here.
+    private void RecoverExportFreeze(string name) => Freezing.RecoverExportFreeze(name);
     private ContainerInfo Describe(string name, ContainerConfig? config = null, PersistedState? state = null) => Inspection.Describe(name, config, state);
     private PersistedState LoadState(string name) => Inspection.LoadState(name);
     private PersistedState LoadRecordedState(string name) => Inspection.LoadRecordedState(name);

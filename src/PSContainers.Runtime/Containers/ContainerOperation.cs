@@ -49,6 +49,7 @@ internal abstract class ContainerOperation
     protected void RequireAccess(string verb, string name, ContainerConfig? config) => Manager.RequireAccess(verb, name, config);
     protected static void DeleteTree(string path) => ContainerManager.DeleteTree(path);
     protected void DeleteContainerTree(string path, ContainerConfig? config) => Manager.DeleteContainerTree(path, config);
+    protected (PersistedState State, ContainerStatus Status) Running(string name, string verb, bool needsCgroup = false) => Manager.Running(name, verb, needsCgroup);
 
     // ---- the other parts -----------------------------------------------------------------------
 
