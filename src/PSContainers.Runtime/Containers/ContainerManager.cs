@@ -87,6 +87,7 @@ public sealed class ContainerManager : IContainerLifecycle
     // The parts of the lifecycle, one concern each; this class holds what they share and delegates.
     internal ContainerInspection Inspection { get; }
     internal ContainerFreezing Freezing { get; }
+    internal ContainerRecovery Recovery { get; }
 
     public ContainerManager(ContainerStore store, CgroupManager? cgroups = null, HostContext? host = null)
     {
@@ -96,6 +97,7 @@ public sealed class ContainerManager : IContainerLifecycle
         SubordinateIds = new(Host.SubordinateIds);
         Inspection = new ContainerInspection(this);
         Freezing = new ContainerFreezing(this);
+        Recovery = new ContainerRecovery(this);
         _cgroups = cgroups is not null ? new Lazy<CgroupManager>(cgroups)
             : Host.IsRoot ? new Lazy<CgroupManager>(CgroupManager.ForHost)
             // A non-root caller manages only its delegated cgroup2 subtree, never v1 hierarchies.
@@ -161,59 +163,6 @@ public sealed class ContainerManager : IContainerLifecycle
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         { Warning?.Invoke($"Container '{name}': the stop marker could not be written ({ex.Message}); its supervisor may report the stop as a death, or restart it."); }
     }
-    /// <summary>
-    /// Called under the container's lock by every command that changes it: finishes what an
-    /// interrupted run of a command left. A start whose pwsh was killed after init was released is
-    /// recorded (it runs); one killed before (init never released), or a run that ended unrecorded,
-    /// is undone: its processes, cgroups and network set-up go, and its exit is recorded. A container
-    /// an interrupted Export-Container -Force froze is thawed.
-    /// </summary>
-    public void RecoverLocked(string name)
-    {
-        if (!Directory.Exists(Store.ContainerDirectory(name))) return;
-        RecoverExportFreeze(name);
-        var recordPath = Store.RunRecordPath(name);
-        if (RunRecord.Read(recordPath) is not { } run) return;
-        PersistedState state;
-        try { state = LoadRecordedState(name); }
-        catch (ContainerException) { return; } // a broken state file: its own error, from the command
-        if (run.IsRecordedIn(state)) return;
-        var supervisorAlive = Sys.IsAlive(run.SupervisorPid, run.SupervisorStartTime);
-        var initAlive = Sys.IsAlive(run.InitPid, run.InitStartTime);
-        if (run.Released && initAlive)
-        {
-            Adopt(name, state, run);
-            state.Save(Store.StatePath(name));
-            Warning?.Invoke($"Container '{name}' was started by a command that was interrupted before it recorded the start (init pid {run.InitPid}); it is running and is now recorded as such.");
-            return;
-        }
-        // Never released: its caller is gone (we hold the lock) and nobody will answer the paused
-        // supervisor. Released but init is gone: the supervisor only finishes its records.
-        if (initAlive) Sys.Kill(run.InitPid, 9);
-        if (!run.Released && supervisorAlive) Sys.Kill(run.SupervisorPid, 9);
-        if (supervisorAlive) Sys.WaitForExit(run.SupervisorPid, run.SupervisorStartTime, TimeSpan.FromSeconds(10));
-        if (initAlive) Sys.WaitForExit(run.InitPid, run.InitStartTime, TimeSpan.FromSeconds(10));
-        if (CgroupPathFor(name) is { } cgroup && Cgroups.Exists(cgroup))
-        {
-            if (Cgroups.Pids(cgroup).Count > 0) Cgroups.KillAll(cgroup);
-            Cgroups.Remove(cgroup);
-        }
-        ContainerConfig? config = null;
-        try { config = ConfigLoader.Load(Store.ConfigPath(name)); }
-        catch (ContainerException) { /* a broken config: nothing of its network can be found */ }
-        if (config is not null) RunStoppedHooks(Hooks, name, config);
-        if (run.Released)
-        {
-            var exit = ReadExitRecord(name);
-            state.StartedAt = run.Time;
-            state.EndRun(exit?.Time ?? DateTimeOffset.Now);
-            state.ExitCode = exit?.Code;
-            state.ExitSignal = exit?.Signal;
-            state.Save(Store.StatePath(name));
-        }
-        File.Delete(recordPath);
-    }
-
     // ---- create -------------------------------------------------------------------------------
 
     public ContainerInfo Create(string name, CreateOptions options, IProgress<TemplateProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -375,63 +324,6 @@ public sealed class ContainerManager : IContainerLifecycle
         if (allocation?.Notice is { } notice) Warning?.Invoke(notice);
         Emit(name, ContainerEventKind.Created);
         return Describe(name);
-    }
-
-    /// <summary>
-    /// Removes .tmp entries (NAME.PID.GUID: containers being created, copied or imported, and
-    /// read-only overlay views, which are unmounted first) whose process is gone: a killed pwsh.
-    /// An entry whose process lives is never touched.
-    /// </summary>
-    public void CleanStaleTemp()
-    {
-        if (!Directory.Exists(Store.TempDirectory)) return;
-        foreach (var entry in Directory.EnumerateFileSystemEntries(Store.TempDirectory))
-        {
-            var parts = System.IO.Path.GetFileName(entry).Split('.');
-            if (parts.Length >= 3 && int.TryParse(parts[^2], out var pid) && pid > 0 && Sys.ProcessStartTime(pid) is null)
-            {
-                // A non-root caller cannot delete what a half-made container's mapped ids own; it stays.
-                try { DeleteTree(entry); }
-                catch (Exception ex) when (!Host.IsRoot && ex is ContainerException or IOException or UnauthorizedAccessException) { }
-            }
-        }
-    }
-
-    /// <summary>
-    /// Deletes .trash entries (NAME.GUID) a killed Remove-Container left half-deleted. A removal
-    /// holds its container's lock until its entry is gone, so an entry whose name's lock is free is
-    /// abandoned.
-    /// </summary>
-    internal void CleanTrash()
-    {
-        if (!Directory.Exists(Store.TrashDirectory)) return;
-        foreach (var entry in Directory.EnumerateDirectories(Store.TrashDirectory))
-        {
-            var file = System.IO.Path.GetFileName(entry);
-            var dot = file.LastIndexOf('.');
-            if (dot <= 0 || !ContainerNames.IsValid(file[..dot], out _)) continue;
-            using var held = Store.TryLock(file[..dot]);
-            if (held is null) continue;
-            ContainerConfig? config = null;
-            try { config = ConfigLoader.Load(System.IO.Path.Combine(entry, "config.yaml")); }
-            catch (Exception ex) when (ex is ContainerException or IOException) { }
-            try { DeleteContainerTree(entry, config); }
-            catch (Exception ex) when (ex is ContainerException or IOException or UnauthorizedAccessException) { }
-            if (!Directory.Exists(Store.ContainerDirectory(file[..dot]))) held.DeleteOnRelease();
-        }
-    }
-
-    /// <summary>Deletes the lock files of containers that do not exist (taken first, so nobody is using them).</summary>
-    internal void CleanStaleLocks()
-    {
-        if (!Directory.Exists(Store.LockDirectory)) return;
-        foreach (var path in Directory.EnumerateFiles(Store.LockDirectory, "*.lock"))
-        {
-            var name = System.IO.Path.GetFileName(path)[..^".lock".Length];
-            if (!ContainerNames.IsValid(name, out _) || Directory.Exists(Store.ContainerDirectory(name))) continue;
-            using var held = Store.TryLock(name);
-            if (held is not null && !Directory.Exists(Store.ContainerDirectory(name))) held.DeleteOnRelease();
-        }
     }
 
     // ---- start --------------------------------------------------------------------------------
@@ -950,6 +842,15 @@ public sealed class ContainerManager : IContainerLifecycle
 
     public ContainerInfo Thaw(string name) => Freezing.Thaw(name);
 
+    /// <summary>
+    /// Called under the container's lock by every command that changes it: finishes what an
+    /// interrupted run of a command left (see <see cref="ContainerRecovery"/>).
+    /// </summary>
+    public void RecoverLocked(string name) => Recovery.RecoverLocked(name);
+
+    /// <summary>Removes .tmp entries whose process is gone (a killed pwsh); see <see cref="ContainerRecovery"/>.</summary>
+    public void CleanStaleTemp() => Recovery.CleanStaleTemp();
+
     /// <summary>Export-Container -Force: freezes a running container, marked so that a killed export's freeze is undone.</summary>
     public bool FreezeForExport(string name) => Freezing.FreezeForExport(name);
 
@@ -1139,11 +1040,10 @@ public sealed class ContainerManager : IContainerLifecycle
     // ---- helpers ------------------------------------------------------------------------------
 
     // The other parts', for the operations still here.
-    private void RecoverExportFreeze(string name) => Freezing.RecoverExportFreeze(name);
+    private void CleanTrash() => Recovery.CleanTrash();
+    private void CleanStaleLocks() => Recovery.CleanStaleLocks();
     private ContainerInfo Describe(string name, ContainerConfig? config = null, PersistedState? state = null) => Inspection.Describe(name, config, state);
     private PersistedState LoadState(string name) => Inspection.LoadState(name);
-    private PersistedState LoadRecordedState(string name) => Inspection.LoadRecordedState(name);
-    private void Adopt(string name, PersistedState state, RunRecord run) => Inspection.Adopt(name, state, run);
     private ContainerInspection.Observation Observe(string name, PersistedState state) => Inspection.Observe(name, state);
     private bool SafeIsFrozen(string cgroupPath) => Inspection.SafeIsFrozen(cgroupPath);
     private ContainerInspection.ExitRecord? ReadExitRecord(string name) => Inspection.ReadExitRecord(name);
