@@ -53,6 +53,7 @@ internal abstract class ContainerOperation
 
     // ---- the other parts -----------------------------------------------------------------------
 
+    protected void RecoverLocked(string name) => Manager.RecoverLocked(name);
     protected ContainerInfo Describe(string name, ContainerConfig? config = null, PersistedState? state = null) => Manager.Inspection.Describe(name, config, state);
     protected PersistedState LoadState(string name) => Manager.Inspection.LoadState(name);
     protected PersistedState LoadRecordedState(string name) => Manager.Inspection.LoadRecordedState(name);
