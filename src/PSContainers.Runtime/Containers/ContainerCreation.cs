@@ -50,7 +50,7 @@ internal sealed class ContainerCreation : ContainerOperation
     public ContainerCreation(ContainerManager manager) : base(manager) { }
 
     private void CleanStaleTemp() => Manager.CleanStaleTemp();
-    private void CollectLayers() => Manager.CollectLayers();
+    private void CollectLayers() => Manager.Removal.CollectLayers();
 
     public ContainerInfo Create(string name, CreateOptions options, IProgress<TemplateProgress>? progress = null, CancellationToken cancellationToken = default)
     {

@@ -47,8 +47,8 @@ internal abstract class ContainerOperation
         ContainerManager.Environment(config, extra, clear, home);
     protected static void RunStoppedHooks(IReadOnlyList<IContainerHook> hooks, string name, ContainerConfig config) => ContainerManager.RunStoppedHooks(hooks, name, config);
     protected void RequireAccess(string verb, string name, ContainerConfig? config) => Manager.RequireAccess(verb, name, config);
-    protected static void DeleteTree(string path) => ContainerManager.DeleteTree(path);
-    protected void DeleteContainerTree(string path, ContainerConfig? config) => Manager.DeleteContainerTree(path, config);
+    protected static void DeleteTree(string path) => ContainerRemoval.DeleteTree(path);
+    protected void DeleteContainerTree(string path, ContainerConfig? config) => Manager.Removal.DeleteContainerTree(path, config);
     protected (PersistedState State, ContainerStatus Status) Running(string name, string verb, bool needsCgroup = false) => Manager.Running(name, verb, needsCgroup);
 
     // ---- the other parts -----------------------------------------------------------------------
