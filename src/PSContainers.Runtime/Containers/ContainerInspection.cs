@@ -279,4 +279,25 @@ internal sealed class ContainerInspection : ContainerOperation
         }
     }
 
+    // ---- console ------------------------------------------------------------------------------
+
+    /// <summary>
+    /// The console log's lines, control characters rendered harmless (see <see cref="ConsoleText"/>)
+    /// unless <paramref name="raw"/>; the last <paramref name="tail"/> only if given.
+    /// </summary>
+    public string[] ReadConsoleLog(string name, int? tail = null, bool raw = false)
+    {
+        using var reader = OpenConsoleLog(name, raw);
+        var lines = reader.ReadLines(final: true);
+        return tail is { } n && n < lines.Count ? lines.GetRange(lines.Count - n, n).ToArray() : lines.ToArray();
+    }
+
+    /// <summary>A reader of the console log that follows it as it grows (Get-ContainerConsoleLog -Wait).</summary>
+    public ConsoleLogReader OpenConsoleLog(string name, bool raw = false)
+    {
+        ContainerNames.Validate(name);
+        if (!Store.Exists(name)) throw NotFound(name);
+        return new ConsoleLogReader(Store.ConsoleLogPath(name), raw);
+    }
+
 }

@@ -203,26 +203,6 @@ public sealed class ContainerManager : IContainerLifecycle
 
     public void ThawAfterExport(string name) => Freezing.ThawAfterExport(name);
 
-    /// <summary>Under the lock, for an operation on a running container (freeze, thaw, exec): its state and status, or why it cannot be done.</summary>
-    internal (PersistedState State, ContainerStatus Status) Running(string name, string verb, bool needsCgroup = false)
-    {
-        if (!Store.Exists(name)) throw NotFound(name);
-        RecoverLocked(name);
-        var state = LoadState(name);
-        var live = Observe(name, state);
-        if (live.Status == ContainerStatus.Stopped || !live.InitAlive)
-            throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
-                $"Cannot {verb} container '{name}': it is not running.", name);
-        ContainerConfig? config = null;
-        try { config = ConfigLoader.Load(Store.ConfigPath(name)); }
-        catch (ContainerException) when (Host.IsRoot) { /* root may act on a container whose config broke */ }
-        RequireAccess(verb, name, config);
-        if (needsCgroup && state.CgroupPath is null)
-            throw new ContainerException("ContainerHasNoCgroup", ContainerErrorKind.InvalidOperation,
-                $"Cannot {verb} container '{name}': it runs without a cgroup of its own (it was started without a delegated cgroup).", name);
-        return (state, live.Status);
-    }
-
     // ---- exec ---------------------------------------------------------------------------------
 
     public ContainerCommandResult Exec(string name, IReadOnlyList<string> command, NamespaceKind namespaces = NamespaceKind.None,
@@ -236,76 +216,14 @@ public sealed class ContainerManager : IContainerLifecycle
 
     // ---- console ------------------------------------------------------------------------------
 
-    /// <summary>
-    /// The console log's lines, control characters rendered harmless (see <see cref="ConsoleText"/>)
-    /// unless <paramref name="raw"/>; the last <paramref name="tail"/> only if given.
-    /// </summary>
-    public string[] ReadConsoleLog(string name, int? tail = null, bool raw = false)
-    {
-        using var reader = OpenConsoleLog(name, raw);
-        var lines = reader.ReadLines(final: true);
-        return tail is { } n && n < lines.Count ? lines.GetRange(lines.Count - n, n).ToArray() : lines.ToArray();
-    }
+    /// <summary>The console log's lines, rendered harmless unless <paramref name="raw"/>; the last <paramref name="tail"/> only if given.</summary>
+    public string[] ReadConsoleLog(string name, int? tail = null, bool raw = false) => Inspection.ReadConsoleLog(name, tail, raw);
 
     /// <summary>A reader of the console log that follows it as it grows (Get-ContainerConsoleLog -Wait).</summary>
-    public ConsoleLogReader OpenConsoleLog(string name, bool raw = false)
-    {
-        ContainerNames.Validate(name);
-        if (!Store.Exists(name)) throw NotFound(name);
-        return new ConsoleLogReader(Store.ConsoleLogPath(name), raw);
-    }
+    public ConsoleLogReader OpenConsoleLog(string name, bool raw = false) => Inspection.OpenConsoleLog(name, raw);
 
     // ---- helpers ------------------------------------------------------------------------------
 
-    // The other parts', for the operations still here.
-    private PersistedState LoadState(string name) => Inspection.LoadState(name);
-    private ContainerInspection.Observation Observe(string name, PersistedState state) => Inspection.Observe(name, state);
-
-    /// <summary>Undoes host-side set-up in reverse order; one hook failing does not skip the others.</summary>
-    internal static void RunStoppedHooks(IReadOnlyList<IContainerHook> hooks, string name, ContainerConfig config)
-    {
-        List<Exception>? errors = null;
-        for (var i = hooks.Count - 1; i >= 0; i--)
-        {
-            try { hooks[i].Stopped(name, config); }
-            catch (Exception ex) { (errors ??= new()).Add(ex); }
-        }
-        if (errors is { Count: 1 }) throw errors[0];
-        if (errors is not null) throw new AggregateException(errors);
-    }
 
     public string RootfsOf(string name, ContainerConfig? config) => config?.Rootfs ?? Store.RootfsPath(name);
-
-    internal static IEnumerable<string> InitCommand(ContainerConfig config) =>
-        config.Init.Command.Count > 0 ? config.Init.Command : new List<string> { "/sbin/init" };
-
-    internal static IEnumerable<string> Environment(ContainerConfig config, IDictionary<string, string>? extra = null, bool clear = false, string? home = null)
-    {
-        // Like LXC: a sane PATH, and container=... so init systems know where they run. Cleared
-        // (lxc-attach --clear-env): the given variables and a PATH to find the program by.
-        var env = new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        };
-        if (!clear)
-        {
-            env["container"] = "pscontainers";
-            env["HOME"] = home ?? "/root";
-            foreach (var (k, v) in config.Init.Environment) env[k] = v;
-        }
-        if (extra is not null) foreach (var (k, v) in extra) env[k] = v;
-        return env.Select(kv => $"{kv.Key}={kv.Value}");
-    }
-
-    /// <summary>Root may act on every container; other users on user-namespaced ones (their own: the store is theirs).</summary>
-    internal void RequireAccess(string verb, string name, ContainerConfig? config)
-    {
-        if (!Host.IsRoot && config?.IdMap is null)
-            throw new ContainerException("RootRequired", ContainerErrorKind.PermissionDenied,
-                $"Container '{name}' is privileged (its config.yaml has no idMap), so only root can {verb} it: it would need CAP_SYS_ADMIN on the host. " +
-                "Run pwsh as root, or create the container as this user (New-Container gives it a user namespace on your subordinate ids).", name);
-    }
-
-    internal static ContainerException NotFound(string name) =>
-        new("ContainerNotFound", ContainerErrorKind.ObjectNotFound, $"No container named '{name}' exists. Get-Container lists the containers of this store.", name);
 }

@@ -39,17 +39,77 @@ internal abstract class ContainerOperation
     protected void EnsureStoreSecure() => Manager.EnsureStoreSecure();
     protected string RootfsOf(string name, ContainerConfig? config) => Manager.RootfsOf(name, config);
 
-    // ---- the helpers every part uses (ContainerManager) ----------------------------------------
+    // ---- the helpers every part uses ------------------------------------------------------------
 
-    protected static ContainerException NotFound(string name) => ContainerManager.NotFound(name);
-    protected static IEnumerable<string> InitCommand(ContainerConfig config) => ContainerManager.InitCommand(config);
-    protected static IEnumerable<string> Environment(ContainerConfig config, IDictionary<string, string>? extra = null, bool clear = false, string? home = null) =>
-        ContainerManager.Environment(config, extra, clear, home);
-    protected static void RunStoppedHooks(IReadOnlyList<IContainerHook> hooks, string name, ContainerConfig config) => ContainerManager.RunStoppedHooks(hooks, name, config);
-    protected void RequireAccess(string verb, string name, ContainerConfig? config) => Manager.RequireAccess(verb, name, config);
+    /// <summary>Under the lock, for an operation on a running container (freeze, thaw, exec): its state and status, or why it cannot be done.</summary>
+    protected (PersistedState State, ContainerStatus Status) Running(string name, string verb, bool needsCgroup = false)
+    {
+        if (!Store.Exists(name)) throw NotFound(name);
+        RecoverLocked(name);
+        var state = LoadState(name);
+        var live = Observe(name, state);
+        if (live.Status == ContainerStatus.Stopped || !live.InitAlive)
+            throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
+                $"Cannot {verb} container '{name}': it is not running.", name);
+        ContainerConfig? config = null;
+        try { config = ConfigLoader.Load(Store.ConfigPath(name)); }
+        catch (ContainerException) when (Host.IsRoot) { /* root may act on a container whose config broke */ }
+        RequireAccess(verb, name, config);
+        if (needsCgroup && state.CgroupPath is null)
+            throw new ContainerException("ContainerHasNoCgroup", ContainerErrorKind.InvalidOperation,
+                $"Cannot {verb} container '{name}': it runs without a cgroup of its own (it was started without a delegated cgroup).", name);
+        return (state, live.Status);
+    }
+
+    /// <summary>Undoes host-side set-up in reverse order; one hook failing does not skip the others.</summary>
+    protected static void RunStoppedHooks(IReadOnlyList<IContainerHook> hooks, string name, ContainerConfig config)
+    {
+        List<Exception>? errors = null;
+        for (var i = hooks.Count - 1; i >= 0; i--)
+        {
+            try { hooks[i].Stopped(name, config); }
+            catch (Exception ex) { (errors ??= new()).Add(ex); }
+        }
+        if (errors is { Count: 1 }) throw errors[0];
+        if (errors is not null) throw new AggregateException(errors);
+    }
+
+    protected static IEnumerable<string> InitCommand(ContainerConfig config) =>
+        config.Init.Command.Count > 0 ? config.Init.Command : new List<string> { "/sbin/init" };
+
+    protected static IEnumerable<string> Environment(ContainerConfig config, IDictionary<string, string>? extra = null, bool clear = false, string? home = null)
+    {
+        // Like LXC: a sane PATH, and container=... so init systems know where they run. Cleared
+        // (lxc-attach --clear-env): the given variables and a PATH to find the program by.
+        var env = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        };
+        if (!clear)
+        {
+            env["container"] = "pscontainers";
+            env["HOME"] = home ?? "/root";
+            foreach (var (k, v) in config.Init.Environment) env[k] = v;
+        }
+        if (extra is not null) foreach (var (k, v) in extra) env[k] = v;
+        return env.Select(kv => $"{kv.Key}={kv.Value}");
+    }
+
+    /// <summary>Root may act on every container; other users on user-namespaced ones (their own: the store is theirs).</summary>
+    protected void RequireAccess(string verb, string name, ContainerConfig? config)
+    {
+        if (!Host.IsRoot && config?.IdMap is null)
+            throw new ContainerException("RootRequired", ContainerErrorKind.PermissionDenied,
+                $"Container '{name}' is privileged (its config.yaml has no idMap), so only root can {verb} it: it would need CAP_SYS_ADMIN on the host. " +
+                "Run pwsh as root, or create the container as this user (New-Container gives it a user namespace on your subordinate ids).", name);
+    }
+
+    protected static ContainerException NotFound(string name) =>
+        new("ContainerNotFound", ContainerErrorKind.ObjectNotFound, $"No container named '{name}' exists. Get-Container lists the containers of this store.", name);
+
+
     protected static void DeleteTree(string path) => ContainerRemoval.DeleteTree(path);
     protected void DeleteContainerTree(string path, ContainerConfig? config) => Manager.Removal.DeleteContainerTree(path, config);
-    protected (PersistedState State, ContainerStatus Status) Running(string name, string verb, bool needsCgroup = false) => Manager.Running(name, verb, needsCgroup);
 
     // ---- the other parts -----------------------------------------------------------------------
 
