@@ -17,6 +17,10 @@ namespace PSContainers.Runtime.Containers;
 /// The container lifecycle: create, start, stop, freeze, exec, remove. Every mutation holds the
 /// container's lock; every multi-step operation completes or rolls back; the status is derived
 /// from the kernel (pids, cgroups) and the supervisor's exit record, never from memory.
+/// This class is the facade: it holds what the parts share (store, host, cgroups, hooks, journal)
+/// and delegates each operation to its part (ContainerInspection, ContainerRecovery,
+/// ContainerCreation, ContainerStart, ContainerStop, ContainerRemoval, ContainerFreezing,
+/// ContainerExec; see <see cref="ContainerOperation"/>).
 /// </summary>
 public sealed class ContainerManager : IContainerLifecycle
 {
@@ -224,6 +228,6 @@ public sealed class ContainerManager : IContainerLifecycle
 
     // ---- helpers ------------------------------------------------------------------------------
 
-
+    /// <summary>The container's root filesystem: the config's, else the store's.</summary>
     public string RootfsOf(string name, ContainerConfig? config) => config?.Rootfs ?? Store.RootfsPath(name);
 }
