@@ -140,7 +140,8 @@ public sealed class RuntimeLayerTests
         var edges = TypeReferenceScan.Scan(typeof(ContainerException).Assembly);
         var manager = typeof(PSContainers.Runtime.Containers.ContainerManager);
         Assert.Contains(typeof(PSContainers.Runtime.State.ContainerStore), edges[manager]);
-        Assert.Contains(typeof(PSContainers.Runtime.Launcher.PscHelper), edges[manager]);
+        // Only inside the lambda that runs the helper (ContainerStart's Run of the launch request).
+        Assert.Contains(typeof(PSContainers.Runtime.Launcher.PscHelper), edges[typeof(PSContainers.Runtime.Containers.ContainerStart)]);
         Assert.Contains(typeof(ContainerException), edges[typeof(PSContainers.Runtime.Cgroups.CgroupManager)]);
         Assert.True(NamespaceEdges().Count() > 50);
     }

@@ -13,37 +13,14 @@ using PSContainers.Runtime.Events;
 
 namespace PSContainers.Runtime.Containers;
 
-/// <summary>How to make a new container (New-Container).</summary>
-public sealed class CreateOptions
-{
-    /// <summary>busybox, debootstrap; null with <see cref="RootfsPath"/>.</summary>
-    public string? Template { get; set; }
-    public TemplateOptions TemplateOptions { get; set; } = new();
-    /// <summary>Use this existing root directory instead of building one (it is never deleted by us).</summary>
-    public string? RootfsPath { get; set; }
-    /// <summary>A config.yaml to start from.</summary>
-    public string? ConfigPath { get; set; }
-    public IReadOnlyList<string>? Command { get; set; }
-    public IDictionary<string, string>? Environment { get; set; }
-    public string? Hostname { get; set; }
-    public long? MemoryLimit { get; set; }
-    /// <summary>Network interfaces (replaces the config file's network list).</summary>
-    public IReadOnlyList<NicConfig>? Network { get; set; }
-    /// <summary>Storage backend: dir, overlay, btrfs; null: the config's, else btrfs on a btrfs store, else dir.</summary>
-    public string? Backend { get; set; }
-    /// <summary>
-    /// The default, said explicitly: the container runs in a user namespace on the caller's
-    /// subordinate ids (the config's idMap, else the caller's default map). Kept for callers that say so.
-    /// </summary>
-    public bool Unprivileged { get; set; }
-    /// <summary>Root: no user namespace (today's privileged container; config.yaml <c>privileged: true</c> asks the same).</summary>
-    public bool Privileged { get; set; }
-}
-
 /// <summary>
 /// The container lifecycle: create, start, stop, freeze, exec, remove. Every mutation holds the
 /// container's lock; every multi-step operation completes or rolls back; the status is derived
 /// from the kernel (pids, cgroups) and the supervisor's exit record, never from memory.
+/// This class is the facade: it holds what the parts share (store, host, cgroups, hooks, journal)
+/// and delegates each operation to its part (ContainerInspection, ContainerRecovery,
+/// ContainerCreation, ContainerStart, ContainerStop, ContainerRemoval, ContainerFreezing,
+/// ContainerExec; see <see cref="ContainerOperation"/>).
 /// </summary>
 public sealed class ContainerManager : IContainerLifecycle
 {
@@ -80,12 +57,34 @@ public sealed class ContainerManager : IContainerLifecycle
     /// <summary>What an operation is doing, step by step (the cmdlets' -Verbose).</summary>
     public event Action<string>? Verbose;
 
+    /// <summary>The events' handlers, for the parts of the lifecycle (null without a subscriber).</summary>
+    internal Action<string>? WarningHandler => Warning;
+    internal Action<string>? VerboseHandler => Verbose;
+
+    // The parts of the lifecycle, one concern each; this class holds what they share and delegates.
+    internal ContainerInspection Inspection { get; }
+    internal ContainerFreezing Freezing { get; }
+    internal ContainerRecovery Recovery { get; }
+    internal ContainerCreation Creation { get; }
+    internal ContainerStart Starting { get; }
+    internal ContainerStop Stopping { get; }
+    internal ContainerRemoval Removal { get; }
+    internal ContainerExec Execution { get; }
+
     public ContainerManager(ContainerStore store, CgroupManager? cgroups = null, HostContext? host = null)
     {
         Store = store;
         Events = new EventJournal(store.Root);
         Host = host ?? HostContext.Detect();
         SubordinateIds = new(Host.SubordinateIds);
+        Inspection = new ContainerInspection(this);
+        Freezing = new ContainerFreezing(this);
+        Recovery = new ContainerRecovery(this);
+        Creation = new ContainerCreation(this);
+        Starting = new ContainerStart(this);
+        Stopping = new ContainerStop(this);
+        Removal = new ContainerRemoval(this);
+        Execution = new ContainerExec(this);
         _cgroups = cgroups is not null ? new Lazy<CgroupManager>(cgroups)
             : Host.IsRoot ? new Lazy<CgroupManager>(CgroupManager.ForHost)
             // A non-root caller manages only its delegated cgroup2 subtree, never v1 hierarchies.
@@ -136,1375 +135,99 @@ public sealed class ContainerManager : IContainerLifecycle
 
     public bool Exists(string name) => ContainerNames.IsValid(name, out _) && Store.Exists(name);
 
-    public ContainerInfo Get(string name)
-    {
-        ContainerNames.Validate(name);
-        if (!Store.Exists(name)) throw NotFound(name);
-        return Describe(name);
-    }
+    public ContainerInfo Get(string name) => Inspection.Get(name);
 
-    public IEnumerable<ContainerInfo> List()
-    {
-        foreach (var name in Store.ListNames())
-        {
-            ContainerInfo info;
-            try { info = Describe(name); }
-            catch (ContainerException) when (!Store.Exists(name)) { continue; } // removed meanwhile
-            catch (ContainerException ex) { info = BrokenInfo(name, ex.Message); }
-            yield return info;
-        }
-    }
+    public IEnumerable<ContainerInfo> List() => Inspection.List();
 
-    /// <summary>The container object; an operation that already loaded config and state passes them in.</summary>
-    private ContainerInfo Describe(string name, ContainerConfig? config = null, PersistedState? state = null)
-    {
-        string? problem = null;
-        if (config is null)
-        {
-            // A config that cannot be read (bad YAML, over the limits, unreadable) leaves the container
-            // listable, as Broken with the reason; one that vanished means it was removed meanwhile.
-            // Read-only here: the parse is shared with the next listing (ConfigCache).
-            try { config = ConfigCache.Load(Store.ConfigPath(name)); }
-            catch (ContainerException ex) when (ex.ErrorId == "ConfigNotFound" || !Store.Exists(name)) { throw NotFound(name); }
-            catch (ContainerException ex) { problem = ex.Message; }
-            catch (FileNotFoundException) { throw NotFound(name); }
-            catch (DirectoryNotFoundException) { throw NotFound(name); }
-        }
-        if (state is null)
-        {
-            try { state = LoadState(name); }
-            catch (ContainerException ex) when (ex.ErrorId == "CorruptState") { return BrokenInfo(name, ex.Message); }
-        }
-        var live = Observe(name, state);
-        var running = live.Status is ContainerStatus.Running or ContainerStatus.Frozen && state.InitPid is not null;
-        // Ended on its own (the supervisor's record, not yet folded in by a stop), or as the last stop recorded.
-        var (stopReason, exitCode, exitSignal) = live.Exit is { } ended ? Classify(ended)
-            : live.Status is ContainerStatus.Stopped or ContainerStatus.Saved ? (state.StopReason, state.ExitCode, state.ExitSignal) : (null, null, null);
-        // The supervisor's run record counts the restarts of the run (also one that ended and is not yet folded in by a stop).
-        var run = state.SupervisorPid is not null ? RunRecord.Read(Store.RunRecordPath(name)) : null;
-        if (run is not null && !run.IsRecordedIn(state)) run = null;
-        var restarts = run?.Restarts ?? state.Restarts ?? 0;
-        // Since init's last (re)start: a restart by policy writes the run record anew.
-        var upSince = run is { Restarts: > 0 } ? run.Time : state.StartedAt;
-        var lastExit = running ? LastExitOfRestart(run?.LastExit) : LastExitText(stopReason, exitCode, exitSignal);
-        var (ipv4, ipv6) = running && config is not null && !NetworkPlan.SharesHostNetwork(config)
-            ? NetworkPlan.Addresses(state.InitPid!.Value) : (Array.Empty<string>(), Array.Empty<string>());
-        return new ContainerInfo
-        {
-            IPv4 = ipv4,
-            IPv6 = ipv6,
-            Name = name,
-            State = problem is not null && live.Status is ContainerStatus.Stopped or ContainerStatus.Saved ? ContainerStatus.Broken : live.Status,
-            Problem = problem,
-            Pid = live.Status is ContainerStatus.Running or ContainerStatus.Frozen ? state.InitPid : null,
-            SupervisorPid = live.SupervisorAlive ? state.SupervisorPid : null,
-            Path = Store.ContainerDirectory(name),
-            Template = config?.Template,
-            Image = config?.Oci is { } oci ? ContainerInfo.ImageReference(oci) : null,
-            Hostname = config?.Hostname ?? name,
-            Mode = config is null ? null : ContainerModes.Of(config),
-            HostIdRange = ContainerModes.HostIdRange(config?.IdMap),
-            Created = state.Created,
-            StartedAt = state.StartedAt,
-            StoppedAt = live.Exit?.Time ?? state.StoppedAt,
-            StopReason = stopReason,
-            Uptime = running && upSince is { } since ? DateTimeOffset.Now - since : null,
-            Restarts = restarts,
-            LastExit = lastExit,
-            ExitCode = exitCode,
-            ExitSignal = exitSignal is { } sig ? Signals.Name(sig) : null,
-            MemoryLimit = config?.Limits.Memory,
-            RootfsPath = RootfsOf(name, config),
-            ConfigPath = Store.ConfigPath(name),
-            ConsoleLogPath = Store.ConsoleLogPath(name),
-            CgroupPath = live.Status is ContainerStatus.Running or ContainerStatus.Frozen ? state.CgroupPath : null,
-            StorePath = Store.Root,
-            Command = config is null ? Array.Empty<string>() : InitCommand(config).ToArray(),
-            SeccompProfile = config?.Security.SeccompProfile,
-            DroppedCapabilities = config is null ? Array.Empty<string>() : Security.Capabilities.NamesOf(Security.Capabilities.DropMask(config.Security.CapabilitiesDrop, config.Security.CapabilitiesKeep, Containers.SecurityPlan.IsSystemContainer(config))),
-            Autostart = config?.Autostart.Enabled ?? false,
-            AutostartOrder = config?.Autostart.Order ?? 0,
-            AutostartDelay = config?.Autostart.Delay ?? 0,
-            Groups = config?.Autostart.Groups.ToArray() ?? Array.Empty<string>(),
-        };
-    }
-
-    /// <summary>How init last ended, in words: "exit code 3", "signal SIGSEGV", "OOM kill", "stopped"...; null if it never ended.</summary>
-    private static string? LastExitText(ContainerStopReason? reason, int? code, int? signal) => reason switch
-    {
-        ContainerStopReason.Requested => "stopped",
-        ContainerStopReason.Killed => "killed",
-        ContainerStopReason.Exited or ContainerStopReason.Failed => $"exit code {code}",
-        ContainerStopReason.PoweredOff => "powered off",
-        ContainerStopReason.OomKilled => "OOM kill",
-        ContainerStopReason.Crashed => signal is { } sig ? $"signal {Signals.Name(sig)}" : "crashed",
-        ContainerStopReason.Checkpointed => "checkpointed",
-        _ => null,
-    };
-
-    /// <summary>The end of the init before a restart by policy, as the supervisor's run record has it (exited:N, signaled:N, oom:N).</summary>
-    private static string? LastExitOfRestart(string? recorded)
-    {
-        if (recorded is null || recorded.Split(':') is not [var how, var num] || !int.TryParse(num, out var n)) return null;
-        return how switch { "exited" => $"exit code {n}", "signaled" => $"signal {Signals.Name(n)}", "oom" => "OOM kill", _ => null };
-    }
-
-    /// <summary>A container whose records cannot be read: what is known (its name and paths) and why.</summary>
-    private ContainerInfo BrokenInfo(string name, string problem)
-    {
-        DateTimeOffset created = default;
-        try { created = Directory.GetCreationTime(Store.ContainerDirectory(name)); } catch (IOException) { }
-        return new ContainerInfo
-        {
-            Name = name,
-            State = ContainerStatus.Broken,
-            Problem = problem,
-            Hostname = name,
-            Created = created,
-            Path = Store.ContainerDirectory(name),
-            RootfsPath = Store.RootfsPath(name),
-            ConfigPath = Store.ConfigPath(name),
-            ConsoleLogPath = Store.ConsoleLogPath(name),
-            StorePath = Store.Root,
-        };
-    }
-
-    /// <summary>
-    /// The state as recorded, and a run its supervisor recorded that state.json does not (the pwsh
-    /// that started it was killed before it wrote it): while that supervisor or its init lives, what
-    /// runs is the truth. Reading has no side effects; commands that change the container make it
-    /// permanent, or undo an interrupted start, under the lock (<see cref="RecoverLocked"/>).
-    /// </summary>
-    private PersistedState LoadState(string name)
-    {
-        var state = LoadRecordedState(name);
-        var run = RunRecord.Read(Store.RunRecordPath(name));
-        if (run is { Released: true } && !run.IsRecordedIn(state)
-            && (Sys.IsAlive(run.SupervisorPid, run.SupervisorStartTime) || Sys.IsAlive(run.InitPid, run.InitStartTime)))
-            Adopt(name, state, run);
-        else if (run is { Released: true } && run.IsRecordedIn(state) && run.InitPid != state.InitPid)
-        {
-            // The supervisor started init again by its restart policy: the run goes on with the new init.
-            state.InitPid = run.InitPid;
-            state.InitStartTime = run.InitStartTime;
-        }
-        return state;
-    }
-
-    /// <summary>Fills in the pids of a run recorded only by its supervisor (in memory; <see cref="RecoverLocked"/> saves it).</summary>
-    private void Adopt(string name, PersistedState state, RunRecord run)
-    {
-        state.BeginRun(run.SupervisorPid, run.SupervisorStartTime, run.InitPid, run.InitStartTime, run.Time, CgroupPathFor(name));
-    }
-
-    private PersistedState LoadRecordedState(string name)
-    {
-        try { return PersistedState.Load(Store.StatePath(name)); }
-        catch (FileNotFoundException) { return new PersistedState { Created = Directory.GetCreationTime(Store.ContainerDirectory(name)) }; }
-        catch (DirectoryNotFoundException) { throw NotFound(name); }
-        catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidDataException)
-        {
-            // Only a hand edit can do this (writes are atomic). Say where, and how to recover.
-            throw new ContainerException("CorruptState", ContainerErrorKind.InvalidData,
-                $"The state file {Store.StatePath(name)} of container '{name}' is not valid ({ex.Message}). " +
-                "If the container is not running, delete that file to reset its state.", name, ex);
-        }
-    }
-
-    private sealed record ExitRecord(int Code, int? Signal, DateTimeOffset Time, bool OomKilled = false);
-
-    /// <summary>Before a stop or a dump ends init: the marker its supervisor checks (see psc-helper restart.c).</summary>
-    private void MarkStopRequested(string name)
-    {
-        try { File.WriteAllText(Store.StopMarkerPath(name), ""); }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        { Warning?.Invoke($"Container '{name}': the stop marker could not be written ({ex.Message}); its supervisor may report the stop as a death, or restart it."); }
-    }
-
-    /// <summary>
-    /// How an init that ended on its own is reported. The init of a pid namespace receives only the
-    /// signals it has a handler for (pid_namespaces(7)), so SIGINT or SIGHUP as its end is the
-    /// kernel's report of reboot(2) inside it (power-off/halt, restart): a clean shutdown, no code.
-    /// </summary>
-    private static (ContainerStopReason?, int?, int?) Classify(ExitRecord exit) => exit.Signal switch
-    {
-        null => (exit.Code == 0 ? ContainerStopReason.Exited : ContainerStopReason.Failed, exit.Code, null),
-        9 when exit.OomKilled => (ContainerStopReason.OomKilled, exit.Code, exit.Signal),
-        2 or 1 => (ContainerStopReason.PoweredOff, null, null),
-        _ => (ContainerStopReason.Crashed, exit.Code, exit.Signal),
-    };
-    private sealed record Observation(ContainerStatus Status, bool SupervisorAlive, bool InitAlive, ExitRecord? Exit);
-
-    /// <summary>Derives the live status from the persisted pids, the kernel and the exit record.</summary>
-    private Observation Observe(string name, PersistedState state)
-    {
-        if (state.SupervisorPid is null) return new Observation(state.SavedCheckpoint is null ? ContainerStatus.Stopped : ContainerStatus.Saved, false, false, null);
-        var exit = ReadExitRecord(name);
-        var supervisorAlive = Sys.IsAlive(state.SupervisorPid, state.SupervisorStartTime);
-        var initAlive = Sys.IsAlive(state.InitPid, state.InitStartTime);
-        // A checkpoint whose pwsh was killed while CRIU dumped: CRIU ended the processes (the
-        // supervisor saw a SIGKILL), but that is a checkpoint, not a crash.
-        if (!initAlive && state.PendingCheckpoint is { } pending && (Checkpoints?.DumpFinishedButUnrecorded(pending) ?? false))
-            return new Observation(state.SavedCheckpoint == pending ? ContainerStatus.Saved : ContainerStatus.Stopped, supervisorAlive, false, null);
-        if (exit is not null && !initAlive) return new Observation(ContainerStatus.Stopped, supervisorAlive, false, exit);
-        if (!initAlive) return new Observation(supervisorAlive ? ContainerStatus.Running : ContainerStatus.Stopped, supervisorAlive, false, exit);
-        var frozen = state.CgroupPath is not null && SafeIsFrozen(state.CgroupPath);
-        return new Observation(frozen ? ContainerStatus.Frozen : ContainerStatus.Running, supervisorAlive, true, exit);
-    }
-
-    private bool SafeIsFrozen(string cgroupPath)
-    {
-        try { return Cgroups.IsFrozen(cgroupPath); }
-        catch (ContainerException) { return false; }
-    }
-
-    /// <summary>The supervisor's record of how init ended: "exited CODE TIME" or "signaled SIG TIME".</summary>
-    private ExitRecord? ReadExitRecord(string name)
-    {
-        string text;
-        try { text = File.ReadAllText(Store.ExitRecordPath(name)).Trim(); }
-        catch (FileNotFoundException) { return null; }
-        catch (DirectoryNotFoundException) { return null; }
-        var parts = text.Split(' ');
-        if (parts.Length < 3 || !int.TryParse(parts[1], out var value) || !long.TryParse(parts[2], out var time)) return null;
-        var when = DateTimeOffset.FromUnixTimeSeconds(time);
-        return parts[0] == "signaled" ? new ExitRecord(128 + value, value, when, parts.Length > 3 && parts[3] == "oom") : new ExitRecord(value, null, when);
-    }
-
-    /// <summary>
-    /// Called under the container's lock by every command that changes it: finishes what an
-    /// interrupted run of a command left. A start whose pwsh was killed after init was released is
-    /// recorded (it runs); one killed before (init never released), or a run that ended unrecorded,
-    /// is undone: its processes, cgroups and network set-up go, and its exit is recorded. A container
-    /// an interrupted Export-Container -Force froze is thawed.
-    /// </summary>
-    public void RecoverLocked(string name)
-    {
-        if (!Directory.Exists(Store.ContainerDirectory(name))) return;
-        RecoverExportFreeze(name);
-        var recordPath = Store.RunRecordPath(name);
-        if (RunRecord.Read(recordPath) is not { } run) return;
-        PersistedState state;
-        try { state = LoadRecordedState(name); }
-        catch (ContainerException) { return; } // a broken state file: its own error, from the command
-        // A recorded run is finished here only when its supervisor died before recording init's end
-        // (killed) and init is gone too: nothing else ends it (its end-of-run hooks: Hooks/LxcHooks).
-        if (run.IsRecordedIn(state) && (!run.Released || Sys.IsAlive(run.SupervisorPid, run.SupervisorStartTime)
-            || Sys.IsAlive(run.InitPid, run.InitStartTime) || ReadExitRecord(name) is not null)) return;
-        var supervisorAlive = Sys.IsAlive(run.SupervisorPid, run.SupervisorStartTime);
-        var initAlive = Sys.IsAlive(run.InitPid, run.InitStartTime);
-        if (run.Released && initAlive)
-        {
-            Adopt(name, state, run);
-            state.Save(Store.StatePath(name));
-            Warning?.Invoke($"Container '{name}' was started by a command that was interrupted before it recorded the start (init pid {run.InitPid}); it is running and is now recorded as such.");
-            return;
-        }
-        // Never released: its caller is gone (we hold the lock) and nobody will answer the paused
-        // supervisor. Released but init is gone: the supervisor only finishes its records.
-        if (initAlive) Sys.Kill(run.InitPid, 9);
-        if (!run.Released && supervisorAlive) Sys.Kill(run.SupervisorPid, 9);
-        if (supervisorAlive) Sys.WaitForExit(run.SupervisorPid, run.SupervisorStartTime, TimeSpan.FromSeconds(10));
-        if (initAlive) Sys.WaitForExit(run.InitPid, run.InitStartTime, TimeSpan.FromSeconds(10));
-        if (CgroupPathFor(name) is { } cgroup && Cgroups.Exists(cgroup))
-        {
-            if (Cgroups.Pids(cgroup).Count > 0) Cgroups.KillAll(cgroup);
-            Cgroups.Remove(cgroup);
-        }
-        ContainerConfig? config = null;
-        try { config = ConfigLoader.Load(Store.ConfigPath(name)); }
-        catch (ContainerException) { /* a broken config: nothing of its network can be found */ }
-        // A hook of the run failing is the run's news, not this command's failure: a warning.
-        try { if (config is not null) RunStoppedHooks(Hooks, name, config); }
-        catch (Exception ex) when (ex is ContainerException { ErrorId: "HookFailed" or "HookTimedOut" } || ex is AggregateException a && a.InnerExceptions.All(e => e is ContainerException { ErrorId: "HookFailed" or "HookTimedOut" }))
-        { Warning?.Invoke(ex is AggregateException all ? string.Join(" ", all.InnerExceptions.Select(e => e.Message)) : ex.Message); }
-        if (run.Released)
-        {
-            var exit = ReadExitRecord(name);
-            state.StartedAt = run.Time;
-            state.EndRun(exit?.Time ?? DateTimeOffset.Now);
-            state.ExitCode = exit?.Code;
-            state.ExitSignal = exit?.Signal;
-            state.Save(Store.StatePath(name));
-        }
-        File.Delete(recordPath);
-    }
-
-    /// <summary>Thaws a container an Export-Container -Force froze, if that export is gone (killed).</summary>
-    private void RecoverExportFreeze(string name)
-    {
-        var marker = Store.ExportFreezePath(name);
-        string text;
-        try { text = File.ReadAllText(marker); }
-        catch (FileNotFoundException) { return; }
-        var f = text.Trim().Split(' ');
-        if (f.Length == 2 && int.TryParse(f[0], out var pid) && ulong.TryParse(f[1], out var start) && Sys.IsAlive(pid, start)) return;
-        if (CgroupPathFor(name) is { } cgroup && Cgroups.Exists(cgroup) && SafeIsFrozen(cgroup))
-        {
-            Cgroups.Thaw(cgroup);
-            Warning?.Invoke($"Container '{name}' was left frozen by an interrupted Export-Container -Force; it was resumed.");
-        }
-        File.Delete(marker);
-    }
-
-    /// <summary>Export-Container -Force: freezes a running container, marked so that a killed export's freeze is undone.</summary>
-    public bool FreezeForExport(string name)
-    {
-        var marker = Store.ExportFreezePath(name);
-        var self = System.Environment.ProcessId;
-        AtomicFile.WriteAllText(marker, $"{self} {Sys.ProcessStartTime(self)}\n", durable: false);
-        try
-        {
-            Freeze(name);
-            return true;
-        }
-        catch
-        {
-            File.Delete(marker);
-            throw;
-        }
-    }
-
-    public void ThawAfterExport(string name)
-    {
-        try { Thaw(name); }
-        finally { File.Delete(Store.ExportFreezePath(name)); }
-    }
+    /// <summary>Waits until the container is in <paramref name="desired"/> state (Wait-Container).</summary>
+    public ContainerInfo Wait(string name, ContainerStatus desired, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        Inspection.Wait(name, desired, timeout, cancellationToken);
 
     // ---- create -------------------------------------------------------------------------------
 
-    public ContainerInfo Create(string name, CreateOptions options, IProgress<TemplateProgress>? progress = null, CancellationToken cancellationToken = default)
-    {
-        // What a failed create must give back (an isolated id block it allocated).
-        var undo = new List<Action>();
-        try { return Create(name, options, progress, undo, cancellationToken); }
-        catch
-        {
-            foreach (var u in undo) u();
-            throw;
-        }
-    }
+    public ContainerInfo Create(string name, CreateOptions options, IProgress<TemplateProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        Creation.Create(name, options, progress, cancellationToken);
 
     /// <summary>The store's isolated id blocks (idMapIsolated), cut from the caller's subordinate ranges.</summary>
     public IdRanges.IsolatedIdRanges IsolatedIdRanges => new(Store, SubordinateIds);
 
-    private ContainerInfo Create(string name, CreateOptions options, IProgress<TemplateProgress>? progress, List<Action> undo, CancellationToken cancellationToken)
-    {
-        ContainerNames.Validate(name);
-        var config = ConfigLoader.LoadForNewContainer(options.ConfigPath);
-        IRootfsTemplate? template = null;
-        string? externalRootfs = null;
-        // -RootfsPath, or a config file's rootfs: key, means an existing root directory: no template.
-        if ((options.RootfsPath ?? (options.Template is null ? config.Rootfs : null)) is { } rootfsPath)
-        {
-            externalRootfs = System.IO.Path.GetFullPath(rootfsPath);
-            if (!Directory.Exists(externalRootfs))
-                throw new ContainerException("RootfsNotFound", ContainerErrorKind.ObjectNotFound,
-                    $"The root directory '{externalRootfs}' does not exist. Give -RootfsPath an existing directory holding a Linux root filesystem.", externalRootfs);
-            config.Rootfs = externalRootfs;
-            config.Template ??= "none";
-        }
-        else
-        {
-            template = TemplateRegistry.Get(options.Template ?? config.Template ?? "busybox");
-            config.Template = template.Name;
-        }
-
-        // An image brings its own command, environment and directory (-Command replaces its Cmd).
-        if (template is IImageTemplate image) image.Configure(config, options.TemplateOptions, options.Command);
-        else if (options.Command is { Count: > 0 }) config.Init.Command = options.Command.ToList();
-        if (options.Environment is not null)
-            foreach (var (k, v) in options.Environment) config.Init.Environment[k] = v;
-        if (options.Hostname is not null) config.Hostname = options.Hostname;
-        if (options.MemoryLimit is not null) config.Limits.Memory = options.MemoryLimit;
-        if (options.Network is not null) config.Network = options.Network.ToList();
-        if (template?.InitFor(options.TemplateOptions) is { } init)
-        {
-            if (config.Init.Command.Count == 0) config.Init.Command = init.Command.ToList();
-            config.Stop.Signal ??= init.StopSignal;
-            foreach (var (k, v) in init.Environment) config.Init.Environment.TryAdd(k, v);
-        }
-        ConfigLoader.Validate(config);
-        // The mode (see ContainerModes): user-namespaced unless privileged is asked for; recorded in
-        // config.yaml either way, so an existing container never changes mode under its rootfs.
-        var privileged = ContainerModes.Decide(config, options.Privileged, options.Unprivileged, Host.IsRoot, name);
-        var userNamespaced = !privileged;
-        if (config.IdMapIsolated)
-        {
-            if (privileged)
-                throw new ContainerException("ConflictingParameters", ContainerErrorKind.InvalidArgument,
-                    $"The config of '{name}' has idMapIsolated: true, but the container is privileged (no user namespace, so no id block). Drop one of them.", name);
-            if (config.IdMap is not null)
-                throw new ContainerException("InvalidIdMap", ContainerErrorKind.InvalidArgument,
-                    $"The config of '{name}' has both idMapIsolated: true and an idMap ({config.IdMap}); an isolated container's map is allocated for it. Remove one of them.", name);
-            config.IdMap = IsolatedIdRanges.Allocate(name, out var isNew).Map;
-            if (isNew) undo.Add(() => IsolatedIdRanges.Free(name));
-        }
-        // An id-mapped rootfs is kept with the container's own ids and idmapped at start where the
-        // store's filesystem allows (RootfsIds); every backend works then. Shifted (chowned into the
-        // host range), it is a plain directory. Whether the filesystem can be idmapped does not depend
-        // on the map: the default map (taken below, after every check) is not needed to ask.
-        var idmappable = userNamespaced && externalRootfs is null &&
-            UserNamespaces.RootfsIds.CanIdmap(Store.Root, config.IdMap ?? IdMap.ForRanges(IdMap.DefaultCount, IdMap.DefaultCount), out string? _);
-        var backend = Backends.StorageBackends.Get(options.Backend ?? config.Storage.Backend ?? (externalRootfs is null && (!userNamespaced || idmappable) ? Backends.StorageBackends.DefaultFor(Store.Root) : "dir"));
-        if (userNamespaced && backend.Name != "dir" && !idmappable)
-            throw new ContainerException("BackendUnavailable", ContainerErrorKind.InvalidArgument,
-                $"A user-namespaced container (the default) whose rootfs cannot be idmapped here ({(Host.IsRoot ? "the store's filesystem does not support idmapped mounts" : "only root may idmap mounts")}) uses the dir backend; {backend.Name} needs an idmapped rootfs. Use -Backend dir{(Host.IsRoot ? $", or -Privileged for a privileged container on {backend.Name}" : "")}.", name);
-        if (externalRootfs is not null && backend.Name != "dir")
-        {
-            // An existing root directory can be the read-only lower layer of an overlay; nothing else.
-            if (backend.Name != "overlay")
-                throw new ContainerException("BackendUnavailable", ContainerErrorKind.InvalidArgument,
-                    $"-RootfsPath uses the directory in place; only -Backend overlay (that directory as the read-only lower layer) can be combined with it.", name);
-            config.Storage.Lower = externalRootfs;
-            config.Rootfs = null;
-        }
-        if (template is not null || backend.Name != "dir") config.Storage.Backend = backend.Name;
-
-        var templateOptions = options.TemplateOptions;
-        templateOptions.ContainerName = name;
-        if (string.IsNullOrEmpty(templateOptions.CacheDirectory)) templateOptions.CacheDirectory = Store.CacheDirectory;
-        template?.CheckPrerequisites(templateOptions);
-
-        EnsureStoreSecure();
-        Store.EnsureRoot();
-        if (templateOptions.CacheDirectory == Store.CacheDirectory) ContainerStore.CreatePrivateDirectory(Store.CacheDirectory);
-        Backends.StorageBackends.CheckUsable(backend.Name, Store.Root);
-        using var _ = Store.Lock(name);
-        if (Store.Exists(name) || Directory.Exists(Store.ContainerDirectory(name)))
-            throw new ContainerException("ContainerExists", ContainerErrorKind.ResourceExists,
-                $"A container named '{name}' already exists in {Store.Root}. Choose another name, or remove it first with Remove-Container.", name);
-
-        // Build everything in .tmp and rename it into place: a failure or a killed pwsh leaves no
-        // half-made container under the store, only a .tmp entry that is cleaned on the next create.
-        ContainerStore.CreatePrivateDirectory(Store.TempDirectory);
-        CleanStaleTemp();
-        var temp = Store.NewTempDirectory(name);
-        DefaultIdMap.Allocation? allocation = null;
-        IDisposable? layerLease = null;
-        try
-        {
-            // Taken last, after every check: a range allocated for root goes again if the create fails.
-            if (userNamespaced && config.IdMap is null) config.IdMap = (allocation = DefaultIdMap.Allocate(SubordinateIds)).Map;
-            if (template is ILayeredTemplate layered && backend.Name == "overlay")
-            {
-                // An image on overlay: its layers are the store's shared lower layers (never shifted:
-                // a user-namespaced overlay container is always idmapped, checked above), pinned until
-                // this config.yaml naming them is in the store.
-                Backends.OverlayBackend.CreateLayers(temp);
-                config.Storage.Layers = layered.BuildLayers(new Backends.LayerStore(Store), temp, templateOptions, progress, cancellationToken, out var lease).ToList();
-                layerLease = lease;
-                if (template is IImageTemplate fromImage)
-                    using (var view = Backends.OverlayBackend.MountView(config.Storage.Layers, Store.TempDirectory))
-                        fromImage.ConfigureFromRootfs(config, view.Path);
-                if (config.IdMap is not null) config.Storage.Ids = StorageConfig.IdsIdmapped;
-            }
-            else if (template is not null)
-            {
-                var rootfs = backend.CreateRootfs(temp, Store.ContainerDirectory(name), config.Storage);
-                template.Build(rootfs, templateOptions, progress, cancellationToken);
-                if (template is IImageTemplate fromImage) fromImage.ConfigureFromRootfs(config, rootfs);
-                // Built as the caller: kept so and idmapped at start, or handed over to the mapped ids.
-                if (config.IdMap is { } map)
-                    config.Storage.Ids = UserNamespaces.RootfsIds.Give(rootfs, map, m => Warning?.Invoke(m)) ? StorageConfig.IdsIdmapped : StorageConfig.IdsShifted;
-            }
-            else if (backend.Name == "overlay") Backends.OverlayBackend.CreateLayers(temp);
-            // An empty rootfs (filled by the caller, or an overlay of a given directory) is idmapped when it can be.
-            if (config.IdMap is not null && config.Storage.Ids is null && config.Rootfs is null)
-                config.Storage.Ids = idmappable ? StorageConfig.IdsIdmapped : StorageConfig.IdsShifted;
-            File.WriteAllText(System.IO.Path.Combine(temp, "config.yaml"), ConfigLoader.Serialize(config));
-            new PersistedState { Created = DateTimeOffset.Now }.Save(System.IO.Path.Combine(temp, "state.json"));
-            cancellationToken.ThrowIfCancellationRequested();
-            Directory.Move(temp, Store.ContainerDirectory(name));
-            layerLease?.Dispose();
-        }
-        catch
-        {
-            try { DeleteContainerTree(temp, config); }
-            finally
-            {
-                DefaultIdMap.Release(SubordinateIds, allocation);
-                // Layers this failed create extracted (all or some) and nobody else uses go again.
-                if (template is ILayeredTemplate && backend.Name == "overlay") { layerLease?.Dispose(); CollectLayers(); }
-            }
-            throw;
-        }
-        if (allocation?.Notice is { } notice) Warning?.Invoke(notice);
-        Emit(name, ContainerEventKind.Created);
-        return Describe(name);
-    }
-
-    /// <summary>
-    /// Removes .tmp entries (NAME.PID.GUID: containers being created, copied or imported, and
-    /// read-only overlay views, which are unmounted first) whose process is gone: a killed pwsh.
-    /// An entry whose process lives is never touched.
-    /// </summary>
-    public void CleanStaleTemp()
-    {
-        if (!Directory.Exists(Store.TempDirectory)) return;
-        foreach (var entry in Directory.EnumerateFileSystemEntries(Store.TempDirectory))
-        {
-            var parts = System.IO.Path.GetFileName(entry).Split('.');
-            if (parts.Length >= 3 && int.TryParse(parts[^2], out var pid) && pid > 0 && Sys.ProcessStartTime(pid) is null)
-            {
-                // A non-root caller cannot delete what a half-made container's mapped ids own; it stays.
-                try { DeleteTree(entry); }
-                catch (Exception ex) when (!Host.IsRoot && ex is ContainerException or IOException or UnauthorizedAccessException) { }
-            }
-        }
-    }
-
-    /// <summary>
-    /// Deletes .trash entries (NAME.GUID) a killed Remove-Container left half-deleted. A removal
-    /// holds its container's lock until its entry is gone, so an entry whose name's lock is free is
-    /// abandoned.
-    /// </summary>
-    internal void CleanTrash()
-    {
-        if (!Directory.Exists(Store.TrashDirectory)) return;
-        foreach (var entry in Directory.EnumerateDirectories(Store.TrashDirectory))
-        {
-            var file = System.IO.Path.GetFileName(entry);
-            var dot = file.LastIndexOf('.');
-            if (dot <= 0 || !ContainerNames.IsValid(file[..dot], out _)) continue;
-            using var held = Store.TryLock(file[..dot]);
-            if (held is null) continue;
-            ContainerConfig? config = null;
-            try { config = ConfigLoader.Load(System.IO.Path.Combine(entry, "config.yaml")); }
-            catch (Exception ex) when (ex is ContainerException or IOException) { }
-            try { DeleteContainerTree(entry, config); }
-            catch (Exception ex) when (ex is ContainerException or IOException or UnauthorizedAccessException) { }
-            if (!Directory.Exists(Store.ContainerDirectory(file[..dot]))) held.DeleteOnRelease();
-        }
-    }
-
-    /// <summary>Deletes the lock files of containers that do not exist (taken first, so nobody is using them).</summary>
-    internal void CleanStaleLocks()
-    {
-        if (!Directory.Exists(Store.LockDirectory)) return;
-        foreach (var path in Directory.EnumerateFiles(Store.LockDirectory, "*.lock"))
-        {
-            var name = System.IO.Path.GetFileName(path)[..^".lock".Length];
-            if (!ContainerNames.IsValid(name, out _) || Directory.Exists(Store.ContainerDirectory(name))) continue;
-            using var held = Store.TryLock(name);
-            if (held is not null && !Directory.Exists(Store.ContainerDirectory(name))) held.DeleteOnRelease();
-        }
-    }
-
     // ---- start --------------------------------------------------------------------------------
 
-    public ContainerInfo Start(string name)
-    {
-        ContainerNames.Validate(name);
-        using var _ = Store.Lock(name);
-        var (config, state) = StartLocked(name);
-        return Describe(name, config, state);
-    }
-
-    private (ContainerConfig, PersistedState) StartLocked(string name)
-    {
-        if (!Store.Exists(name)) throw NotFound(name);
-        RecoverLocked(name);
-        var config = ConfigLoader.Load(Store.ConfigPath(name));
-        ContainerModes.CheckExisting(config, name);
-        var state = LoadState(name);
-        var live = Observe(name, state);
-        if (live.Status is ContainerStatus.Running or ContainerStatus.Frozen)
-            throw new ContainerException("ContainerAlreadyRunning", ContainerErrorKind.InvalidOperation,
-                $"Container '{name}' is already {live.Status.ToString().ToLowerInvariant()} (init pid {state.InitPid}). Stop it first, or use Restart-Container.", name);
-        RequireAccess("start", name, config);
-        if (live.Status == ContainerStatus.Saved) return ResumeSavedLocked(name, config, state);
-        var rootfs = RootfsOf(name, config);
-        if (!Directory.Exists(rootfs))
-            throw new ContainerException("RootfsNotFound", ContainerErrorKind.ObjectNotFound,
-                $"The root filesystem of container '{name}' is missing: {rootfs}.", name);
-
-        // LXC's pre-start: on the host, before anything of the run exists.
-        foreach (var hook in Hooks) hook.BeforeLaunch(name, config);
-        var hooked = new List<IContainerHook>();
-        Launch(name, config, state, new LaunchRequest<StartSpec>
-        {
-            Spec = new StartSpec(),
-            Prepare = (spec, cgroupPath) =>
-            {
-                PlanStart(spec, name, config, rootfs, cgroupPath);
-                foreach (var hook in Hooks) hook.Preparing(name, config, spec);
-            },
-            Run = spec =>
-            {
-                HelperResult result;
-                try
-                {
-                    result = PscHelper.Start(spec, Hooks.Count == 0 && (config.IdMap is null || Host.IsRoot) ? null : (supervisorPid, initPid) =>
-                    {
-                        // The maps first: everything else acts in namespaces that belong to them.
-                        if (config.IdMap is { } map) UserNamespace.WriteMaps(initPid, map);
-                        var context = new ContainerStartContext(name, config, supervisorPid, initPid);
-                        foreach (var hook in Hooks)
-                        {
-                            // Added first: a hook that fails half-way gets its (idempotent) Stopped too.
-                            hooked.Add(hook);
-                            hook.Starting(context);
-                        }
-                    });
-                    if (result.ExitCode != 0 || result.Output.Length == 0) RunStoppedHooks(hooked, name, config);
-                }
-                catch
-                {
-                    RunStoppedHooks(hooked, name, config);
-                    throw;
-                }
-                return result;
-            },
-            Failed = result => Hooks.Select(h => h.StartFailed(name, string.Join(" ", result.Error).Trim())).FirstOrDefault(e => e is not null)
-                ?? (result.Error.Any(l => l.Contains("write run record", StringComparison.Ordinal))
-                ? new ContainerException("StartFailed", ContainerErrorKind.DeviceError,
-                    $"Container '{name}' was not started: its supervisor could not record it ({string.Join(" ", result.Error).Trim()}), so init was never let go. Free space in {Store.Root} and start it again.", name)
-                : new ContainerException("StartFailed", ContainerErrorKind.InvalidOperation,
-                    $"Container '{name}' failed to start: {string.Join(" ", result.Error).Trim()}. " +
-                    $"Check the init command ({string.Join(' ', InitCommand(config))}) exists in {rootfs}; the console log is {Store.ConsoleLogPath(name)}.", name)),
-        });
-        return (config, state);
-    }
+    public ContainerInfo Start(string name) => Starting.Start(name);
 
     /// <summary>
-    /// What psc-helper start makes init from (namespaces, rootfs, command, mounts, security, restart
-    /// policy), after <see cref="Launch{TSpec}"/> filled the supervisor's part. Also the plan a restored
-    /// container's supervisor relaunches init from when its restart policy says so (Checkpoint/).
+    /// What psc-helper start makes init from; also the plan a restored container's supervisor
+    /// relaunches init from when its restart policy says so (see <see cref="ContainerStart"/>).
     /// </summary>
-    public void PlanStart(StartSpec spec, string name, ContainerConfig config, string rootfs, string? cgroupPath)
-    {
-        spec.Namespaces = NetworkPlan.SharesHostNetwork(config) ? NamespaceKind.ContainerDefault & ~NamespaceKind.Network : NamespaceKind.ContainerDefault;
-        spec.Rootfs = rootfs;
-        spec.Hostname = config.Hostname ?? name;
-        spec.WorkingDirectory = config.Init.WorkingDirectory;
-        // init.user / init.group (an image's User): init drops to them last, with the user's groups from the container's own /etc/group.
-        (spec.UserId, spec.GroupId) = ((uint?)config.Init.User, (uint?)config.Init.Group);
-        if (config.Init.User is not null || config.Init.Group is not null)
-        {
-            using var view = Backends.StorageBackends.View(Store, name, config);
-            using var root = Filesystem.InRoot.Open(view.Path, $"container '{name}'");
-            spec.SupplementaryGroups.AddRange(ExecIdentities.ForInit(root, name, config).Select(g => g.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-        }
-        if (config.Restart.Policy != RestartPolicy.No)
-        {
-            spec.RestartPolicy = config.Restart.Policy == RestartPolicy.Always ? "always" : "on-failure";
-            spec.RestartMaxRetries = config.Restart.MaxRetries;
-            spec.RestartBackoffMilliseconds = (long)config.Restart.Backoff.TotalMilliseconds;
-        }
-        spec.Command.AddRange(InitCommand(config));
-        spec.Environment.AddRange(Environment(config));
-        if (cgroupPath is not null)
-        {
-            // Init is born in the inner cgroup, the root of its cgroup namespace; the
-            // supervisor removes both (inner first) when init is gone.
-            var inner = CgroupManager.InnerOf(cgroupPath);
-            spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(inner));
-            spec.CgroupV2Directory = Cgroups.V2?.Directories(inner)[0];
-        }
-        if (config.IdMap is { } idMap)
-        {
-            UserNamespace.Prepare(spec, idMap);
-            // Only root can reach into the container's network namespace from outside.
-            spec.LoopbackUp = !Host.IsRoot;
-            if (!Host.IsRoot) spec.LinksUp.AddRange(NetworkPlan.UserNicNames(config));
-        }
-        MountPlan.AddDefaults(spec, config);
-        SystemContainerPlan.Apply(spec, config, Cgroups, cgroupPath);
-        SecurityPlan.Apply(spec, config, attach: false);
-        KernelSettingsPlan.Apply(spec, config, name);
-        var storage = Backends.StorageBackends.Get(config.Storage.Backend);
-        if (config.IdMap is not null && config.Storage.IsIdmapped && config.Rootfs is null)
-            storage.IdmappedRoot(spec, Store.ContainerDirectory(name), config.Storage);
-        else
-            spec.RootMounts.AddRange(storage.RootMounts(Store.ContainerDirectory(name), config.Storage));
-    }
+    public void PlanStart(StartSpec spec, string name, ContainerConfig config, string rootfs, string? cgroupPath) =>
+        Starting.PlanStart(spec, name, config, rootfs, cgroupPath);
 
-    /// <summary>
-    /// The one launch path of a container's run, shared by Start-Container and a CRIU restore: the
-    /// cgroup (derived here only), the records of the last run cleared, the spec's console, records
-    /// and cgroups, psc-helper run by the caller's <see cref="LaunchRequest{TSpec}.Run"/>, and the run
-    /// recorded; a launch that fails leaves no cgroup behind, and one that cannot be recorded is undone.
-    /// </summary>
+    /// <summary>The one launch path of a container's run, shared by Start-Container and a CRIU restore (see <see cref="ContainerStart"/>).</summary>
     public void Launch<TSpec>(string name, ContainerConfig config, PersistedState state, LaunchRequest<TSpec> request)
-        where TSpec : HelperSpec, ISupervisedSpec
-    {
-        var cgroupPath = CgroupPathFor(name);
-        if (cgroupPath is null) NoCgroup(name, config);
-        else PrepareCgroup(name, cgroupPath, config);
-        try
-        {
-            File.Delete(Store.ExitRecordPath(name));
-            File.Delete(Store.RunRecordPath(name));
-            File.Delete(Store.StopMarkerPath(name));
-            var spec = request.Spec;
-            // The supervisor's part of the events (init's end, OOM kills, restarts), in this container's name.
-            Events.EnsureDirectory();
-            spec.ContainerName = name;
-            spec.EventJournalDirectory = Events.Directory;
-            spec.EventJournalMaxBytes = Events.MaxBytes;
-            spec.StopMarker = Store.StopMarkerPath(name);
-            // Init's own cgroup: v1 counts a kill only where the victim lives (and notifies the subtree of the OOM group).
-            if (cgroupPath is not null) spec.OomWatchDirectory = Cgroups.MemoryDirectory(CgroupManager.InnerOf(cgroupPath));
-            spec.ConsoleLog = Store.ConsoleLogPath(name);
-            spec.ConsoleLogMaxBytes = config.Console.LogMaxBytes;
-            // Only root may give a pty away; a non-root caller's console stays its own.
-            if (config.IdMap is { } consoleMap && Host.IsRoot) { spec.ConsoleUid = consoleMap.RootUid; spec.ConsoleGid = consoleMap.RootGid; }
-            spec.ConsoleSocket = Store.ConsoleSocketPath(name);
-            spec.ExitRecord = Store.ExitRecordPath(name);
-            spec.RunRecord = Store.RunRecordPath(name);
-            if (cgroupPath is not null)
-                spec.CgroupDirectories.AddRange(Cgroups.Directories(cgroupPath).Concat(Cgroups.Directories(CgroupManager.InnerOf(cgroupPath))));
-            request.Prepare(spec, cgroupPath);
-            var result = request.Run(spec);
-            if (result.ExitCode != 0 || result.Output.Length == 0) throw request.Failed(result);
-            var started = HelperProtocol.Started.Parse(result.Output[0]);
-            int supervisor = started.Supervisor, init = started.Init;
-            try
-            {
-                state.BeginRun(supervisor, Sys.ProcessStartTime(supervisor), init, Sys.ProcessStartTime(init), DateTimeOffset.Now, cgroupPath);
-                state.Save(Store.StatePath(name));
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                // Unrecorded, it would run unseen by the next command until that found the
-                // supervisor's record: a launch that cannot be recorded (a full disk) is undone.
-                UndoUnrecordedStart(name, config, supervisor, init, cgroupPath);
-                throw new ContainerException("StartFailed", ContainerErrorKind.DeviceError,
-                    $"Container '{name}' was started but its state could not be written ({ex.Message}); the start was undone. Free space in {Store.Root} and start it again.", name, ex);
-            }
-        }
-        catch
-        {
-            // Whatever the launch left in the cgroup (a task the supervisor could not reap) goes with it.
-            if (cgroupPath is not null && Cgroups.Exists(cgroupPath))
-            {
-                if (Cgroups.AllPids(cgroupPath).Count > 0) Cgroups.KillAll(cgroupPath);
-                Cgroups.RemoveContainer(cgroupPath);
-            }
-            if (request.HostSideTouched?.Invoke() == true)
-                try { RunStoppedHooks(Hooks, name, config); } catch (ContainerException) { /* the launch's error matters more */ }
-            throw;
-        }
-    }
-
-    /// <summary>Start-Container of a saved container: restores its checkpoint (and discards it).</summary>
-    private (ContainerConfig, PersistedState) ResumeSavedLocked(string name, ContainerConfig config, PersistedState state)
-    {
-        var checkpoints = Checkpoints ?? throw new ContainerException("CheckpointSupportMissing", ContainerErrorKind.InvalidOperation,
-            $"Container '{name}' is saved (its checkpoint is {state.SavedCheckpoint}); starting it restores that checkpoint, but this ContainerManager was composed without checkpoint support. " +
-            "Open the store with ContainerRuntime.Open (the cmdlets do).", name);
-        checkpoints.ResumeSaved(this, name, config, state);
-        return (config, LoadState(name));
-    }
+        where TSpec : HelperSpec, ISupervisedSpec => Starting.Launch(name, config, state, request);
 
     // ---- what checkpoints record (IContainerLifecycle) ------------------------------------------
 
-    public ContainerRun Inspect(string name)
-    {
-        var state = LoadState(name);
-        return new ContainerRun(state, Observe(name, state).Status);
-    }
+    public ContainerRun Inspect(string name) => Inspection.Inspect(name);
 
-    public void RecordCheckpointPending(string name, PersistedState state, string? directory, bool save)
-    {
-        state.PendingCheckpoint = directory;
-        state.SavedCheckpoint = save ? directory : null;
-        state.Save(Store.StatePath(name));
-        // The dump ends init: asked for, so its supervisor neither reports it as died nor restarts it.
-        // A dump that failed (the container runs on) takes it back.
-        if (directory is not null) MarkStopRequested(name);
-        else File.Delete(Store.StopMarkerPath(name));
-    }
+    public void RecordCheckpointPending(string name, PersistedState state, string? directory, bool save) =>
+        Stopping.RecordCheckpointPending(name, state, directory, save);
 
-    /// <summary>
-    /// After a dump without LeaveRunning CRIU has killed the processes: finish the stop the way
-    /// Stop-Container does, but record a checkpoint, not a crash (no exit code, and the supervisor's
-    /// "signaled 9" record is discarded).
-    /// </summary>
-    public void RecordCheckpointStop(string name, ContainerConfig config, PersistedState state, string? savedCheckpoint)
-    {
-        if (!WaitStopped(state, TimeSpan.FromSeconds(10)))
-            throw new ContainerException("StopTimeout", ContainerErrorKind.OperationTimeout,
-                $"Container '{name}' was checkpointed, but its init (pid {state.InitPid}) did not go away within 10 s.", name);
-        if (state.CgroupPath is { } cgroup && Cgroups.Exists(cgroup))
-        {
-            if (Cgroups.AllPids(cgroup).Count > 0) Cgroups.KillAll(cgroup);
-            Cgroups.RemoveContainer(cgroup);
-        }
-        RunStoppedHooks(Hooks, name, config);
-        File.Delete(Store.ExitRecordPath(name));
-        File.Delete(Store.RunRecordPath(name));
-        state.EndRun(DateTimeOffset.Now);
-        state.ExitCode = null;
-        state.ExitSignal = null;
-        state.StopReason = ContainerStopReason.Checkpointed;
-        state.SavedCheckpoint = savedCheckpoint;
-        state.PendingCheckpoint = null;
-        state.Save(Store.StatePath(name));
-    }
-
-    /// <summary>Kills a just-started init and its supervisor, and undoes their set-up (the caller removes the cgroup).</summary>
-    private void UndoUnrecordedStart(string name, ContainerConfig config, int supervisor, int init, string? cgroupPath)
-    {
-        var supervisorStart = Sys.ProcessStartTime(supervisor);
-        var initStart = Sys.ProcessStartTime(init);
-        if (cgroupPath is not null && Cgroups.Exists(cgroupPath)) Cgroups.KillAll(cgroupPath);
-        if (initStart is { } i) { Sys.Kill(init, 9); Sys.WaitForExit(init, i, TimeSpan.FromSeconds(10)); }
-        if (supervisorStart is { } s) Sys.WaitForExit(supervisor, s, TimeSpan.FromSeconds(10));
-        try { RunStoppedHooks(Hooks, name, config); }
-        finally
-        {
-            File.Delete(Store.RunRecordPath(name));
-            File.Delete(Store.ExitRecordPath(name));
-        }
-    }
-
-    /// <summary>
-    /// A non-root caller without a delegated cgroup: the container runs without a cgroup of its own
-    /// (a warning), unless it asks for limits, which could not be enforced (an error).
-    /// </summary>
-    private void NoCgroup(string name, ContainerConfig config)
-    {
-        var why = Host.DelegationProblem;
-        if (!config.Limits.IsEmpty)
-            throw new ContainerException("CgroupNotDelegated", ContainerErrorKind.PermissionDenied,
-                $"Container '{name}' has limits, but {why}. Start it from a delegated cgroup, or remove the limits from its config.yaml.", name);
-        Warning?.Invoke($"Container '{name}' starts without a cgroup of its own: {why}. It cannot be frozen, and its processes are not counted or limited apart from yours.");
-    }
-
-    /// <summary>
-    /// Creates the container's cgroups in every hierarchy: the outer one with the config's limits and
-    /// device rules, the inner one its processes live in (see CgroupManagerContainer.cs).
-    /// </summary>
-    private void PrepareCgroup(string name, string cgroupPath, ContainerConfig config)
-    {
-        if (Cgroups.Exists(cgroupPath))
-        {
-            // Left over from a run whose supervisor was killed: reuse only if it is empty.
-            if (Cgroups.AllPids(cgroupPath) is { Count: > 0 } left)
-                throw new ContainerException("CgroupBusy", ContainerErrorKind.ResourceBusy,
-                    $"The cgroup of container '{name}' ({cgroupPath}) still holds processes {string.Join(", ", left)} from an earlier run. " +
-                    "Stop them with Stop-Container -Kill, then start again.", name);
-            Cgroups.RemoveContainer(cgroupPath);
-        }
-        Cgroups.CreateContainer(cgroupPath, Containers.SecurityPlan.EffectiveLimits(config));
-    }
+    /// <summary>After a dump that ended the processes: the stop finished as Stop-Container does, recorded as a checkpoint.</summary>
+    public void RecordCheckpointStop(string name, ContainerConfig config, PersistedState state, string? savedCheckpoint) =>
+        Stopping.RecordCheckpointStop(name, config, state, savedCheckpoint);
 
     // ---- stop ---------------------------------------------------------------------------------
 
-    public ContainerInfo Stop(string name, TimeSpan? timeout = null, bool kill = false)
-    {
-        ContainerNames.Validate(name);
-        using var _ = Store.Lock(name);
-        var (config, state) = StopLocked(name, timeout, kill);
-        return Describe(name, config, state);
-    }
+    public ContainerInfo Stop(string name, TimeSpan? timeout = null, bool kill = false) => Stopping.Stop(name, timeout, kill);
 
-    private (ContainerConfig, PersistedState) StopLocked(string name, TimeSpan? timeout, bool kill)
-    {
-        if (!Store.Exists(name)) throw NotFound(name);
-        RecoverLocked(name);
-        var config = ConfigLoader.Load(Store.ConfigPath(name));
-        ContainerModes.CheckExisting(config, name);
-        var state = LoadState(name);
-        var live = Observe(name, state);
-        if (live.Status is ContainerStatus.Stopped or ContainerStatus.Saved)
-            throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
-                $"Container '{name}' is not running{(live.Status == ContainerStatus.Saved ? " (it is saved: Start-Container resumes it)" : "")}.", name);
-        RequireAccess("stop", name, config);
-        // Before any signal: the supervisor then knows init's end was asked for (no died event, no restart).
-        MarkStopRequested(name);
-        if (!live.InitAlive && live.SupervisorAlive && config.Restart.Policy != RestartPolicy.No)
-        {
-            // Between restarts (init down, its supervisor waiting out the backoff): SIGTERM ends the
-            // waiting; a restart that raced with the marker is killed with the cgroup below.
-            Sys.Kill(state.SupervisorPid!.Value, 15);
-        }
-        var cgroup = state.CgroupPath;
-        // A frozen container cannot act on a signal: thaw it so it can shut down (or die).
-        if (live.Status == ContainerStatus.Frozen && cgroup is not null) Cgroups.Thaw(cgroup);
-
-        var stopped = false;
-        // Init already gone by itself (the supervisor is finishing up): report how it ended, not a stop.
-        var endedAlready = !live.InitAlive;
-        if (!kill && live.InitAlive)
-        {
-            var signal = Signals.Parse(config.Stop.Signal ?? "SIGTERM");
-            var grace = timeout ?? TimeSpan.FromSeconds(config.Stop.Timeout);
-            var deadline = DateTime.UtcNow + grace;
-            // pid 1 of a namespace drops every signal it neither catches nor blocks: a stop right
-            // after a start could reach init before it set that up and be lost. Wait for the handler
-            // for up to half the grace period (a fixed wait is too short on a loaded host, and the
-            // other half is left for init to shut down once it has the signal).
-            if (signal is not 9 and not 19)
-                SpinWait.SpinUntil(() => Sys.AcceptsSignal(state.InitPid!.Value, signal), grace / 2);
-            Verbose?.Invoke($"Stopping container '{name}': {Signals.Name(signal)} to init (pid {state.InitPid}), then SIGKILL to every process after {grace.TotalSeconds:0.#} s.");
-            Sys.Kill(state.InitPid!.Value, signal);
-            var left = deadline - DateTime.UtcNow;
-            stopped = WaitStopped(state, left > TimeSpan.Zero ? left : TimeSpan.Zero, SupervisorHookTime(config));
-            if (!stopped)
-            {
-                // The user asked for a clean stop and gets a kill: say so, with what to change.
-                var message = $"Container '{name}' did not stop within {grace.TotalSeconds:0.#} s of {Signals.Name(signal)}: killing every process with SIGKILL. " +
-                    "Give it longer with -Timeout (or stop.timeout in config.yaml), or check that stop.signal is the one its init shuts down on.";
-                Verbose?.Invoke(message);
-                Warning?.Invoke(message);
-            }
-        }
-        else if (kill && live.InitAlive) Verbose?.Invoke($"Killing container '{name}': SIGKILL to every process (init pid {state.InitPid}).");
-        var killedInit = false;
-        if (!stopped)
-        {
-            // Killing init ends the pid namespace (the kernel kills the rest); the cgroup catches
-            // anything that joined it from outside the namespace.
-            killedInit = Sys.IsAlive(state.InitPid, state.InitStartTime);
-            if (cgroup is not null && Cgroups.Exists(cgroup)) Cgroups.KillAll(cgroup);
-            if (Sys.IsAlive(state.InitPid, state.InitStartTime)) Sys.Kill(state.InitPid!.Value, 9);
-            if (!WaitStopped(state, TimeSpan.FromSeconds(10), SupervisorHookTime(config)))
-                throw new ContainerException("StopTimeout", ContainerErrorKind.OperationTimeout,
-                    $"Container '{name}' did not stop within 10 s of SIGKILL (init pid {state.InitPid}). A process may be stuck in the kernel (D state).", name);
-        }
-        if (cgroup is not null && !Cgroups.RemoveContainer(cgroup))
-            throw new ContainerException("CgroupBusy", ContainerErrorKind.ResourceBusy,
-                $"Container '{name}' stopped, but its cgroup {cgroup} could not be removed (processes still exiting?). Run Stop-Container -Kill again.", name);
-        // A hook's failure (a stop hook the supervisor ran) is reported once the stop is recorded.
-        Exception? hookFailure = null;
-        try { RunStoppedHooks(Hooks, name, config); }
-        catch (Exception ex) when (ex is ContainerException or AggregateException) { hookFailure = ex; }
-        var exit = ReadExitRecord(name);
-        var restarts = RunRecord.Read(Store.RunRecordPath(name)) is { } run && run.IsRecordedIn(state) ? run.Restarts : 0;
-        state.EndRun(exit?.Time ?? DateTimeOffset.Now);
-        state.Restarts = restarts;
-        if (endedAlready && exit is not null)
-            (state.StopReason, state.ExitCode, state.ExitSignal) = Classify(exit);
-        else if (stopped && exit is not null && exit.Signal != 9)
-        {
-            // A clean stop that was asked for: whatever signal init's end reports (the stop signal,
-            // or the SIGINT of busybox's power-off) is no failure. An exit code init chose is kept.
-            state.StopReason = ContainerStopReason.Requested;
-            state.ExitCode = exit.Signal is null ? exit.Code : null;
-            state.ExitSignal = null;
-        }
-        else if (exit is null && !killedInit)
-        {
-            // Without the supervisor's record (it was killed) the exit status is unknown unless we
-            // killed init ourselves: never made up. A stop that was asked for and happened is Requested.
-            state.StopReason = stopped ? ContainerStopReason.Requested : null;
-            state.ExitCode = null;
-            state.ExitSignal = null;
-        }
-        else
-        {
-            // -Kill, the timeout ran out, or stop.signal is SIGKILL itself: a kill, with its code.
-            state.StopReason = ContainerStopReason.Killed;
-            state.ExitCode = exit?.Code ?? 128 + 9;
-            state.ExitSignal = exit is null ? 9 : exit.Signal;
-        }
-        state.Save(Store.StatePath(name));
-        File.Delete(Store.RunRecordPath(name));
-        File.Delete(Store.StopMarkerPath(name));
-        if (!endedAlready)
-            Emit(name, ContainerEventKind.Stopped, ("reason", state.StopReason == ContainerStopReason.Killed ? "killed" : "requested"));
-        if (hookFailure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(hookFailure);
-        return (config, state);
-    }
-
-    /// <summary>
-    /// Waits for init and its supervisor to be gone (the supervisor records the exit last); the
-    /// supervisor gets <paramref name="finishing"/> more for the hooks it runs once init has ended.
-    /// </summary>
-    private static bool WaitStopped(PersistedState state, TimeSpan timeout, TimeSpan finishing = default)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        if (finishing > TimeSpan.Zero && state.InitPid is { } i && state.InitStartTime is { } iStart && Sys.IsAlive(i, iStart)
-            && !Sys.WaitForExit(i, iStart, timeout))
-            return false;
-        if (state.SupervisorPid is { } sup && state.SupervisorStartTime is { } supStart && Sys.IsAlive(sup, supStart))
-        {
-            var left = deadline - DateTime.UtcNow;
-            return Sys.WaitForExit(sup, supStart, (left > TimeSpan.Zero ? left : TimeSpan.Zero) + finishing);
-        }
-        if (state.InitPid is { } init && state.InitStartTime is { } initStart && Sys.IsAlive(init, initStart))
-            return Sys.WaitForExit(init, initStart, deadline - DateTime.UtcNow);
-        return true;
-    }
-
-    /// <summary>The most the supervisor's stop, net-down and post-stop hooks can take (each is killed at its timeout).</summary>
-    private static TimeSpan SupervisorHookTime(ContainerConfig config)
-    {
-        var hooks = config.Hooks;
-        var total = TimeSpan.Zero;
-        foreach (var h in hooks.Stop.Concat(hooks.PostStop)) total += hooks.TimeoutOf(h);
-        foreach (var h in hooks.NetDown) total += hooks.TimeoutOf(h) * Math.Max(1, config.Network.Count);
-        return total == TimeSpan.Zero ? total : total + TimeSpan.FromSeconds(2);
-    }
-
-    public ContainerInfo Restart(string name, TimeSpan? timeout = null, bool kill = false)
-    {
-        ContainerNames.Validate(name);
-        using var _ = Store.Lock(name);
-        var status = Observe(name, LoadState(name)).Status;
-        if (status != ContainerStatus.Stopped) StopLocked(name, timeout, kill);
-        var (config, state) = StartLocked(name);
-        return Describe(name, config, state);
-    }
+    public ContainerInfo Restart(string name, TimeSpan? timeout = null, bool kill = false) => Stopping.Restart(name, timeout, kill);
 
     // ---- remove -------------------------------------------------------------------------------
 
-    public void Remove(string name, bool force = false)
-    {
-        ContainerNames.Validate(name);
-        using var held = Store.Lock(name);
-        if (!Store.Exists(name)) throw NotFound(name);
-        RecoverLocked(name);
-        Backends.StorageBackends.CheckNoDependentClones(Store, name, force);
-        var state = LoadState(name);
-        var live = Observe(name, state);
-        if (live.Status is not (ContainerStatus.Stopped or ContainerStatus.Saved))
-        {
-            if (!force)
-                throw new ContainerException("ContainerRunning", ContainerErrorKind.InvalidOperation,
-                    $"Container '{name}' is {live.Status.ToString().ToLowerInvariant()}. Stop it first, or use -Force to kill and remove it.", name);
-            StopLocked(name, TimeSpan.Zero, kill: true);
-        }
-        // Leftover cgroup of a run whose supervisor died.
-        var cgroupPath = CgroupPathFor(name);
-        if (cgroupPath is not null && Cgroups.Exists(cgroupPath))
-        {
-            if (Cgroups.AllPids(cgroupPath).Count > 0) Cgroups.KillAll(cgroupPath);
-            Cgroups.RemoveContainer(cgroupPath);
-        }
-        // Rename out of the store first: the container disappears at once and entirely, and a
-        // removal interrupted half-way leaves only a .trash entry.
-        ContainerStore.CreatePrivateDirectory(Store.TrashDirectory);
-        var trash = System.IO.Path.Combine(Store.TrashDirectory, $"{name}.{Guid.NewGuid():N}");
-        ContainerConfig? removedConfig = null;
-        try { removedConfig = ConfigLoader.Load(Store.ConfigPath(name)); }
-        catch (ContainerException) { /* an unreadable config: delete as far as we can */ }
-        // What the hooks keep for it outside a run (a pasta of a run whose init ended on its own, its
-        // address leases on the default bridge) goes with it; a failure there does not keep it.
-        foreach (var hook in Hooks)
-            try { hook.Removed(name); }
-            catch (Exception ex) when (ex is ContainerException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
-            { Warning?.Invoke($"Container '{name}' was removed, but what its {hook.GetType().Name} kept for it could not be released: {ex.Message}"); }
-        Directory.Move(Store.ContainerDirectory(name), trash);
-        DeleteContainerTree(trash, removedConfig);
-        // Its isolated id block (idMapIsolated) is free for the next container.
-        IsolatedIdRanges.Free(name);
-        // Gone: its lock file goes too (deleted while held; see ContainerLock), and so do what
-        // killed removals of other containers left.
-        held.DeleteOnRelease();
-        Emit(name, ContainerEventKind.Removed);
-        CleanTrash();
-        CleanStaleLocks();
-        if (removedConfig?.Storage.Layers.Count > 0) CollectLayers();
-    }
-
-    /// <summary>Deletes the store's shared image layers no container uses any more (see LayerStore); a failure is a warning.</summary>
-    private void CollectLayers()
-    {
-        try { new Backends.LayerStore(Store).Collect(); }
-        catch (Exception ex) when (ex is ContainerException or IOException or UnauthorizedAccessException)
-        { Warning?.Invoke($"The store's unused image layers (in {System.IO.Path.Combine(Store.Root, ".layers")}) could not be deleted: {ex.Message}. They are deleted at the next Remove-Container of a container made from an image."); }
-    }
+    public void Remove(string name, bool force = false) => Removal.Remove(name, force);
 
     // ---- freeze -------------------------------------------------------------------------------
 
-    public ContainerInfo Freeze(string name, TimeSpan? timeout = null)
-    {
-        ContainerNames.Validate(name);
-        using var _ = Store.Lock(name);
-        var (state, status) = Running(name, "freeze", needsCgroup: true);
-        if (status == ContainerStatus.Frozen)
-            throw new ContainerException("ContainerAlreadyFrozen", ContainerErrorKind.InvalidOperation, $"Container '{name}' is already frozen.", name);
-        Cgroups.Freeze(state.CgroupPath!, timeout ?? TimeSpan.FromSeconds(10));
-        Emit(name, ContainerEventKind.Frozen);
-        return Describe(name);
-    }
+    public ContainerInfo Freeze(string name, TimeSpan? timeout = null) => Freezing.Freeze(name, timeout);
 
-    public ContainerInfo Thaw(string name)
-    {
-        ContainerNames.Validate(name);
-        using var _ = Store.Lock(name);
-        var (state, status) = Running(name, "thaw", needsCgroup: true);
-        if (status != ContainerStatus.Frozen)
-            throw new ContainerException("ContainerNotFrozen", ContainerErrorKind.InvalidOperation, $"Container '{name}' is not frozen.", name);
-        Cgroups.Thaw(state.CgroupPath!);
-        Emit(name, ContainerEventKind.Thawed);
-        return Describe(name);
-    }
+    public ContainerInfo Thaw(string name) => Freezing.Thaw(name);
 
-    private (PersistedState State, ContainerStatus Status) Running(string name, string verb, bool needsCgroup = false)
-    {
-        if (!Store.Exists(name)) throw NotFound(name);
-        RecoverLocked(name);
-        var state = LoadState(name);
-        var live = Observe(name, state);
-        if (live.Status == ContainerStatus.Stopped || !live.InitAlive)
-            throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
-                $"Cannot {verb} container '{name}': it is not running.", name);
-        ContainerConfig? config = null;
-        try { config = ConfigLoader.Load(Store.ConfigPath(name)); }
-        catch (ContainerException) when (Host.IsRoot) { /* root may act on a container whose config broke */ }
-        RequireAccess(verb, name, config);
-        if (needsCgroup && state.CgroupPath is null)
-            throw new ContainerException("ContainerHasNoCgroup", ContainerErrorKind.InvalidOperation,
-                $"Cannot {verb} container '{name}': it runs without a cgroup of its own (it was started without a delegated cgroup).", name);
-        return (state, live.Status);
-    }
+    /// <summary>
+    /// Called under the container's lock by every command that changes it: finishes what an
+    /// interrupted run of a command left (see <see cref="ContainerRecovery"/>).
+    /// </summary>
+    public void RecoverLocked(string name) => Recovery.RecoverLocked(name);
 
-    // ---- wait ---------------------------------------------------------------------------------
+    /// <summary>Removes .tmp entries whose process is gone (a killed pwsh); see <see cref="ContainerRecovery"/>.</summary>
+    public void CleanStaleTemp() => Recovery.CleanStaleTemp();
 
-    public ContainerInfo Wait(string name, ContainerStatus desired, TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        ContainerNames.Validate(name);
-        var deadline = DateTime.UtcNow + timeout;
-        while (true)
-        {
-            if (!Store.Exists(name)) throw NotFound(name);
-            var state = LoadState(name);
-            var live = Observe(name, state);
-            if (live.Status == desired) return Describe(name);
-            var left = deadline - DateTime.UtcNow;
-            if (left <= TimeSpan.Zero)
-                throw new ContainerException("WaitTimeout", ContainerErrorKind.OperationTimeout,
-                    $"Container '{name}' did not reach state {desired} within {timeout.TotalSeconds:0.#} s (it is {live.Status}).", name);
-            cancellationToken.ThrowIfCancellationRequested();
-            // Waiting for a stop: sleep on the supervisor's pidfd instead of polling.
-            if (desired == ContainerStatus.Stopped && live.SupervisorAlive)
-                Sys.WaitForExit(state.SupervisorPid!.Value, state.SupervisorStartTime!.Value, left < TimeSpan.FromMilliseconds(200) ? left : TimeSpan.FromMilliseconds(200));
-            else
-                Thread.Sleep(10);
-        }
-    }
+    /// <summary>Export-Container -Force: freezes a running container, marked so that a killed export's freeze is undone.</summary>
+    public bool FreezeForExport(string name) => Freezing.FreezeForExport(name);
+
+    public void ThawAfterExport(string name) => Freezing.ThawAfterExport(name);
 
     // ---- exec ---------------------------------------------------------------------------------
 
-    /// <summary>Builds the spec that runs a program inside a running container (lxc-attach).</summary>
-    private ExecSpec AttachSpec(string name, IReadOnlyList<string> command, NamespaceKind namespaces, string? workingDirectory, IDictionary<string, string>? environment, ExecOptions? options = null)
-    {
-        if (command.Count == 0 || string.IsNullOrEmpty(command[0]))
-            throw new ContainerException("NoCommand", ContainerErrorKind.InvalidArgument, "Give the program to run, e.g. -Command hostname or -Command ls,-l,/.", name);
-        var (state, status) = Running(name, "run a command in");
-        if (status == ContainerStatus.Frozen)
-            throw new ContainerException("ContainerFrozen", ContainerErrorKind.InvalidOperation,
-                $"Container '{name}' is frozen; a command would hang. Resume it first with Resume-Container.", name);
-        var config = ConfigLoader.Load(Store.ConfigPath(name));
-        var spec = new ExecSpec
-        {
-            TargetPid = state.InitPid,
-            Namespaces = namespaces == NamespaceKind.None ? NamespaceKind.ContainerDefault : namespaces,
-            WorkingDirectory = workingDirectory ?? config.Init.WorkingDirectory,
-        };
-        // Its user namespace first: the other namespaces belong to it, and so do the command's ids.
-        if (config.IdMap is not null) spec.Namespaces |= NamespaceKind.User;
-        // A user-namespaced container in the host's network namespace (type none): that namespace
-        // belongs to the host's user namespace, which a command joined to the container's cannot
-        // enter (EPERM). It keeps the caller's, which for a caller on the host is that very one.
-        if (config.IdMap is not null && NetworkPlan.SharesHostNetwork(config)) spec.Namespaces &= ~NamespaceKind.Network;
-        spec.Command.AddRange(command);
-        var identity = ExecIdentities.Resolve(name, state.InitPid!.Value, options?.User, options?.Group, config.IdMap);
-        spec.Environment.AddRange(Environment(config, environment, options?.ClearEnvironment ?? false, identity.Home));
-        (spec.UserId, spec.GroupId) = (identity.Uid, identity.Gid);
-        spec.SupplementaryGroups.AddRange(identity.SupplementaryGroups.Select(g => g.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-        if (options?.Timeout is { } timeout) spec.TimeoutMilliseconds = Math.Max(1, (long)timeout.TotalMilliseconds);
-        spec.Terminal = options?.Terminal ?? false;
-        Containers.SecurityPlan.Apply(spec, config, attach: true);
-        if (state.CgroupPath is not null && Cgroups.Exists(state.CgroupPath))
-        {
-            // The inner cgroup, where init is (the outer one for a container started before that layout).
-            var join = Cgroups.JoinPathOf(state.CgroupPath);
-            spec.CgroupProcsFiles.AddRange(Cgroups.ProcsFiles(join));
-            spec.CgroupV2Directory = Cgroups.V2?.Directories(join)[0];
-        }
-        return spec;
-    }
-
     public ContainerCommandResult Exec(string name, IReadOnlyList<string> command, NamespaceKind namespaces = NamespaceKind.None,
-        string? workingDirectory = null, IDictionary<string, string>? environment = null, CancellationToken cancellationToken = default, ExecOptions? options = null)
-    {
-        ContainerNames.Validate(name);
-        ExecSpec spec;
-        // The lock covers only the checks: a long-running command must not block Stop-Container.
-        ulong? initStart;
-        using (Store.Lock(name))
-        {
-            spec = AttachSpec(name, command, namespaces, workingDirectory, environment, options);
-            initStart = spec.TargetPid is { } target ? Sys.ProcessStartTime(target) : null;
-        }
-        var result = PscHelper.Run(spec, options?.Input, cancellationToken);
-        // The relay killed the command at its timeout (124, and its own message last on stderr).
-        if (spec.TimeoutMilliseconds is { } ms && result.ExitCode == 124 && result.Error.LastOrDefault()?.StartsWith("psc-helper: timed out", StringComparison.Ordinal) == true)
-            throw new ContainerException("CommandTimeout", ContainerErrorKind.OperationTimeout,
-                $"'{string.Join(' ', command)}' in container '{name}' ran longer than {TimeSpan.FromMilliseconds(ms).TotalSeconds:0.###} s and was killed (with its process group). Raise -Timeout, or check what it waits for.", name);
-        if (result.ExitCode == 125 && result.Error.Any(l => l.StartsWith("psc-helper:", StringComparison.Ordinal)))
-        {
-            // The container stopped (or was removed) between the check and the attach: say that,
-            // not the helper's "open /proc/N/ns/mnt".
-            if (StoppedDuringAttach(spec.TargetPid, initStart))
-                throw Store.Exists(name) ? new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
-                    $"Cannot run a command in container '{name}': it stopped while the command was being started.", name) : NotFound(name);
-            throw new ContainerException("AttachFailed", ContainerErrorKind.InvalidOperation,
-                $"Could not enter container '{name}': {string.Join(" ", result.Error).Replace("psc-helper: ", "")}", name);
-        }
-        // "ls -l /" as one string is a program of that name, which no container has: say how arguments are passed.
-        if (result.ExitCode == 127 && command.Count == 1 && command[0].Trim().Contains(' ') && spec.TargetPid is { } pid && !ProgramExists(pid, command[0]))
-        {
-            var words = command[0].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            throw new ContainerException("CommandNotFound", ContainerErrorKind.ObjectNotFound,
-                $"Container '{name}' has no program named '{command[0]}'. -Command takes the program and each argument as separate strings " +
-                $"(no shell is involved): -Command {string.Join(",", words.Select(QuoteForPowerShell))}. For a shell command line, run a shell: -Command sh,-c,{QuoteForPowerShell(command[0])}.", name);
-        }
-        return new ContainerCommandResult
-        {
-            Name = name,
-            Command = command.ToArray(),
-            ExitCode = result.ExitCode,
-            Output = result.Output,
-            Error = result.Error,
-        };
-    }
+        string? workingDirectory = null, IDictionary<string, string>? environment = null, CancellationToken cancellationToken = default, ExecOptions? options = null) =>
+        Execution.Exec(name, command, namespaces, workingDirectory, environment, cancellationToken, options);
 
-    /// <summary>
-    /// Whether a failed attach met a container on its way down. An init killed by a stop releases its
-    /// namespaces before it becomes a zombie, and its pid namespace refuses new processes while it
-    /// exits: for a moment the attach fails while the process still looks alive. So a dying init
-    /// (namespaces already gone) counts as stopped, and otherwise the answer waits, briefly and only on
-    /// this error path, for the exit to show.
-    /// </summary>
-    private static bool StoppedDuringAttach(int? pid, ulong? initStart)
-    {
-        for (var i = 0; i < 20; i++)
-        {
-            if (!Sys.IsAlive(pid, initStart)) return true;
-            try { if (new FileInfo($"/proc/{pid}/ns/mnt").LinkTarget is null) return true; }
-            catch (IOException) { return true; }
-            catch (UnauthorizedAccessException) { } // cannot look: the liveness check alone decides
-            Thread.Sleep(50);
-        }
-        return false;
-    }
-
-    /// <summary>Whether the container (through its init's root) has <paramref name="program"/>: a path, or a name on its PATH.</summary>
-    private static bool ProgramExists(int initPid, string program)
-    {
-        var root = $"/proc/{initPid}/root";
-        try
-        {
-            // Present as a file or as a link (an absolute link inside the container would resolve against the host's root here).
-            static bool Present(string p) => File.Exists(p) || new FileInfo(p).LinkTarget is not null;
-            if (program.Contains('/')) return Present(root + "/" + program.TrimStart('/'));
-            return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".Split(':').Any(d => Present($"{root}{d}/{program}"));
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return true; } // cannot tell: no hint
-    }
-
-    private static string QuoteForPowerShell(string word) =>
-        word.Length > 0 && word.All(c => char.IsLetterOrDigit(c) || c is '-' or '/' or '.' or '_' or '=' or ':') ? word : "'" + word.Replace("'", "''") + "'";
-
-    /// <summary>
-    /// Starts an interactive program in the container (Enter-Container): on a new pty of the container's
-    /// own devpts, in a session of its own; the helper relays between it and the caller's terminal,
-    /// which never enters the container (no TIOCSTI into the caller's shell, no foreground group taken).
-    /// </summary>
+    /// <summary>Starts an interactive program in the container (Enter-Container), on a pty of its own devpts.</summary>
     public Processes.RunningProgram StartInteractive(string name, IReadOnlyList<string> command, NamespaceKind namespaces = NamespaceKind.None, string? workingDirectory = null,
-        IDictionary<string, string>? environment = null, ExecOptions? options = null)
-    {
-        ContainerNames.Validate(name);
-        ExecSpec spec;
-        using (Store.Lock(name)) spec = AttachSpec(name, command, namespaces, workingDirectory, environment, options);
-        spec.Terminal = true;
-        spec.Environment.Add("TERM=" + (System.Environment.GetEnvironmentVariable("TERM") ?? "xterm"));
-        return PscHelper.StartInteractive(spec, Store.TempDirectory);
-    }
+        IDictionary<string, string>? environment = null, ExecOptions? options = null) =>
+        Execution.StartInteractive(name, command, namespaces, workingDirectory, environment, options);
 
     // ---- console ------------------------------------------------------------------------------
 
-    /// <summary>
-    /// The console log's lines, control characters rendered harmless (see <see cref="ConsoleText"/>)
-    /// unless <paramref name="raw"/>; the last <paramref name="tail"/> only if given.
-    /// </summary>
-    public string[] ReadConsoleLog(string name, int? tail = null, bool raw = false)
-    {
-        using var reader = OpenConsoleLog(name, raw);
-        var lines = reader.ReadLines(final: true);
-        return tail is { } n && n < lines.Count ? lines.GetRange(lines.Count - n, n).ToArray() : lines.ToArray();
-    }
+    /// <summary>The console log's lines, rendered harmless unless <paramref name="raw"/>; the last <paramref name="tail"/> only if given.</summary>
+    public string[] ReadConsoleLog(string name, int? tail = null, bool raw = false) => Inspection.ReadConsoleLog(name, tail, raw);
 
     /// <summary>A reader of the console log that follows it as it grows (Get-ContainerConsoleLog -Wait).</summary>
-    public ConsoleLogReader OpenConsoleLog(string name, bool raw = false)
-    {
-        ContainerNames.Validate(name);
-        if (!Store.Exists(name)) throw NotFound(name);
-        return new ConsoleLogReader(Store.ConsoleLogPath(name), raw);
-    }
+    public ConsoleLogReader OpenConsoleLog(string name, bool raw = false) => Inspection.OpenConsoleLog(name, raw);
 
     // ---- helpers ------------------------------------------------------------------------------
 
-    /// <summary>Undoes host-side set-up in reverse order; one hook failing does not skip the others.</summary>
-    private static void RunStoppedHooks(IReadOnlyList<IContainerHook> hooks, string name, ContainerConfig config)
-    {
-        List<Exception>? errors = null;
-        for (var i = hooks.Count - 1; i >= 0; i--)
-        {
-            try { hooks[i].Stopped(name, config); }
-            catch (Exception ex) { (errors ??= new()).Add(ex); }
-        }
-        if (errors is { Count: 1 }) throw errors[0];
-        if (errors is not null) throw new AggregateException(errors);
-    }
-
+    /// <summary>The container's root filesystem: the config's, else the store's.</summary>
     public string RootfsOf(string name, ContainerConfig? config) => config?.Rootfs ?? Store.RootfsPath(name);
-
-    private static IEnumerable<string> InitCommand(ContainerConfig config) =>
-        config.Init.Command.Count > 0 ? config.Init.Command : new List<string> { "/sbin/init" };
-
-    private static IEnumerable<string> Environment(ContainerConfig config, IDictionary<string, string>? extra = null, bool clear = false, string? home = null)
-    {
-        // Like LXC: a sane PATH, and container=... so init systems know where they run. Cleared
-        // (lxc-attach --clear-env): the given variables and a PATH to find the program by.
-        var env = new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        };
-        if (!clear)
-        {
-            env["container"] = "pscontainers";
-            env["HOME"] = home ?? "/root";
-            foreach (var (k, v) in config.Init.Environment) env[k] = v;
-        }
-        if (extra is not null) foreach (var (k, v) in extra) env[k] = v;
-        return env.Select(kv => $"{kv.Key}={kv.Value}");
-    }
-
-    /// <summary>Root may act on every container; other users on user-namespaced ones (their own: the store is theirs).</summary>
-    private void RequireAccess(string verb, string name, ContainerConfig? config)
-    {
-        if (!Host.IsRoot && config?.IdMap is null)
-            throw new ContainerException("RootRequired", ContainerErrorKind.PermissionDenied,
-                $"Container '{name}' is privileged (its config.yaml has no idMap), so only root can {verb} it: it would need CAP_SYS_ADMIN on the host. " +
-                "Run pwsh as root, or create the container as this user (New-Container gives it a user namespace on your subordinate ids).", name);
-    }
-
-    private static ContainerException NotFound(string name) =>
-        new("ContainerNotFound", ContainerErrorKind.ObjectNotFound, $"No container named '{name}' exists. Get-Container lists the containers of this store.", name);
-
-    /// <summary>Deletes a tree without following symlinks out of it (.NET deletes links, never their targets).</summary>
-    private static void DeleteTree(string path)
-    {
-        Filesystem.FsNative.DeleteTree(path);
-    }
-
-    /// <summary>A container directory: a non-root caller deletes what its container's ids own from inside their user namespace.</summary>
-    private void DeleteContainerTree(string path, ContainerConfig? config)
-    {
-        if (config?.IdMap is { } map && !Host.IsRoot) UserNamespace.DeleteTree(path, map);
-        else
-        {
-            // A restore killed mid-way leaves its idmapped root mounted here (CheckpointManager).
-            if (config?.Storage.IsIdmapped == true) FsNative.UnmountBelow(path);
-            DeleteTree(path);
-        }
-    }
 }
