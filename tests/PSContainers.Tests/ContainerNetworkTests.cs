@@ -94,6 +94,35 @@ public sealed class ContainerNetworkTests : IDisposable
         using (var host = NetworkClient.Host()) Assert.False(host.LinkExists(bridgeName));
     }
 
+    /// <summary>
+    /// Two NICs on the default bridge (and a third plugged live): each gets its own lease; the
+    /// bridge's implied gateway becomes the default route once, through the first, instead of the
+    /// second failing the start with RouteExists.
+    /// </summary>
+    [Fact]
+    public void TwoDefaultBridgeNics_EachGetALease_AndOneDefaultRoute()
+    {
+        var bridgeName = _lab.HostLink("br");
+        var subnet = FreeSubnet();
+        DefaultBridge.Save(_store.Manager.Store, new BridgeSettings { Name = bridgeName, Subnet = subnet, Nat = false, EnableForwarding = false });
+        _bridge = DefaultBridge.For(_store.Manager.Store);
+        using var s = _store.OpenSession();
+        var name = TestStore.NewName("n2");
+        s.Run("New-Container -Name $args[0] -Network @{type='veth'; link='default'}, @{type='veth'; link='default'}", name);
+        var info = (ContainerInfo)s.Run("Start-Container -Name $args[0] -PassThru", name).Single().BaseObject;
+        var prefix = subnet[..subnet.LastIndexOf('.')];
+        Assert.Equal(new[] { prefix + ".2", prefix + ".3" }, info.IPv4.Order());
+        var defaults = s.Run("Get-NetworkRoute -Container $args[0]", name).Select(o => (NetworkRoute)o.BaseObject).Where(r => r is { Family: "IPv4", Destination: "default" }).ToList();
+        Assert.Equal(("eth0", prefix + ".1"), (Assert.Single(defaults).Device, defaults[0].Gateway));
+
+        s.Run("Add-ContainerNetworkInterface -Name $args[0] -Link default -InterfaceName eth2", name);
+        var after = (ContainerInfo)s.Run("Get-Container -Name $args[0]", name).Single().BaseObject;
+        Assert.Equal(new[] { prefix + ".2", prefix + ".3", prefix + ".4" }, after.IPv4.Order());
+        Assert.Single(s.Run("Get-NetworkRoute -Container $args[0]", name).Select(o => (NetworkRoute)o.BaseObject), r => r is { Family: "IPv4", Destination: "default" });
+        var ping = Exec(s, name, "ping", "-c1", "-W3", "-I", "eth1", prefix + ".1");
+        Assert.True(ping.ExitCode == 0, string.Join("\n", ping.Output.Concat(ping.Error)));
+    }
+
     // Many starts at once on the default bridge share its lock (bridge, leases) and rewrite every
     // leased container's /etc/hosts: none may time out, every NIC gets an address of its own, and
     // every container's hosts block ends naming all of them (no stale writer has the last word).

@@ -121,6 +121,7 @@ public sealed class NicPlumbing(ContainerStore store)
         var mac = nic.HwAddress is null ? null : FillMac(nic.HwAddress, container, index);
         var ipv4 = nic.IPv4.ToList();
         var gateway4 = nic.IPv4Gateway;
+        var impliedGateway = false;
         var plumbed = new PlumbedNic { Nic = nic, Index = index, Name = name, MacAddress = mac };
         Action? undo = null;
         var pinned = false;
@@ -141,7 +142,7 @@ public sealed class NicPlumbing(ContainerStore store)
                             bridge.Ensure();
                             master = bridge.Settings.Name;
                             if (ipv4.Count == 0) ipv4.Add(bridge.Lease(container, index, store));
-                            gateway4 ??= bridge.GatewayAddress;
+                            if (gateway4 is null) (gateway4, impliedGateway) = (bridge.GatewayAddress, true);
                         }
                         var hostName = nic.HostName ?? HostEndName(container, index);
                         if (master is not null && !outside.LinkExists(master))
@@ -181,6 +182,9 @@ public sealed class NicPlumbing(ContainerStore store)
                 inside.SetLink(name, new LinkChanges { MacAddress = mac, Mtu = nic.Mtu });
             foreach (var address in ipv4.Concat(nic.IPv6)) inside.AddAddress(name, address);
             if (nic.Up) inside.SetLink(name, new LinkChanges { Up = true });
+            // The default bridge's gateway is implied, not asked for: a second NIC on it (or one
+            // plugged beside a NIC that already routes) leaves the container's default route as it is.
+            if (impliedGateway && inside.GetRoutes().Any(r => r is { Family: "IPv4", Destination: "default" })) gateway4 = null;
             if (gateway4 is not null) inside.AddRoute("default", gateway4, name);
             if (nic.IPv6Gateway is not null) inside.AddRoute("default", nic.IPv6Gateway, name);
             if (nic.Type == "veth" && nic.Link == DefaultBridge.ConfigName) DefaultBridge.For(store).UpdateHosts(store);
