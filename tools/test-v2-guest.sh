@@ -22,12 +22,13 @@ start=$(date +%s)
 # What runs in the guest: what depends on the cgroup layout, the kernel's cgroup2 mount options or
 # the delegation of a subtree: the cgroup classes, the lifecycle, limits, unprivileged and attach
 # classes, the security tests that touch cgroups and devices, and the non-root tests of the
-# lifecycle and of a delegated cgroup. Left to the host (they do not depend on the layout, and each
+# lifecycle and of a delegated cgroup; and the vlan/ipvlan NICs (VlanNicTests), which this host's
+# kernel cannot make and the guest's can. Left to the host (they do not depend on the layout, and each
 # takes minutes in the guest): the seccomp program checks, the escape suites, the ptrace races
 # (timing-bound: the tracer's window is sized for the host), pasta and the non-root defaults/export.
 CLASSES=(CgroupUnifiedTests CgroupV2DriverTests CgroupFakeTreeTests CgroupLayoutTests CgroupV1DriverTests
          ContainerLifecycleTests ContainerLimitTests ContainerStatsTests ContainerSecurityTests AttachSecurityTests SecurityPolicyTests
-         UnprivilegedContainerTests NonRootContainerTests ContainerEventTests)
+         UnprivilegedContainerTests NonRootContainerTests ContainerEventTests VlanNicTests)
 EXCLUDE=(AttachSecurityTests.PtraceRace_ ContainerSecurityTests.LongRules_ ContainerSecurityTests.EscapeSuite_
          ContainerSecurityTests.DefaultProfile_ ContainerSecurityTests.ProfileFromYaml_
          NonRootContainerTests.NonRootUser_Pasta_ NonRootContainerTests.ExportOfAShiftedContainer_ NonRootContainerTests.NonRootUser_Defaults_)
