@@ -128,7 +128,7 @@ fi
 
 if [ -n "$skipped" ]; then
     echo
-    printf 'skipped (not counted; see the reason in the xunit output): %s\n' $skipped
+    while IFS= read -r name; do echo "skipped (not counted; see the reason in the xunit output): $name"; done <<< "$skipped"
 fi
 if [ ${#notes[@]} -gt 0 ]; then
     echo
