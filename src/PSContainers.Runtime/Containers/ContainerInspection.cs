@@ -1,11 +1,8 @@
-using System.Globalization;
 using PSContainers.Runtime.Cgroups;
 using PSContainers.Runtime.Config;
-using PSContainers.Runtime.Host;
 using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
-using PSContainers.Runtime.Templates;
 using PSContainers.Runtime.UserNamespaces;
 using PSContainers.Runtime.Filesystem;
 using PSContainers.Runtime.Launcher;

@@ -61,6 +61,20 @@ internal abstract class ContainerOperation
         return (state, live.Status);
     }
 
+    /// <summary>
+    /// Under the lock, what a start or a stop begins with: an interrupted run finished, then the
+    /// container's config (checked against this host), its recorded state and what actually runs.
+    /// </summary>
+    protected (ContainerConfig Config, PersistedState State, ContainerInspection.Observation Live) Current(string name)
+    {
+        if (!Store.Exists(name)) throw NotFound(name);
+        RecoverLocked(name);
+        var config = ConfigLoader.Load(Store.ConfigPath(name));
+        ContainerModes.CheckExisting(config, name);
+        var state = LoadState(name);
+        return (config, state, Observe(name, state));
+    }
+
     /// <summary>Undoes host-side set-up in reverse order; one hook failing does not skip the others.</summary>
     protected static void RunStoppedHooks(IReadOnlyList<IContainerHook> hooks, string name, ContainerConfig config)
     {

@@ -1,15 +1,10 @@
-using System.Globalization;
 using PSContainers.Runtime.Cgroups;
 using PSContainers.Runtime.Config;
-using PSContainers.Runtime.Host;
 using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
-using PSContainers.Runtime.Templates;
 using PSContainers.Runtime.UserNamespaces;
-using PSContainers.Runtime.Filesystem;
 using PSContainers.Runtime.Launcher;
-using PSContainers.Runtime.Events;
 
 namespace PSContainers.Runtime.Containers;
 
@@ -32,12 +27,7 @@ internal sealed class ContainerStart : ContainerOperation
 
     internal (ContainerConfig, PersistedState) StartLocked(string name)
     {
-        if (!Store.Exists(name)) throw NotFound(name);
-        RecoverLocked(name);
-        var config = ConfigLoader.Load(Store.ConfigPath(name));
-        ContainerModes.CheckExisting(config, name);
-        var state = LoadState(name);
-        var live = Observe(name, state);
+        var (config, state, live) = Current(name);
         if (live.Status is ContainerStatus.Running or ContainerStatus.Frozen)
             throw new ContainerException("ContainerAlreadyRunning", ContainerErrorKind.InvalidOperation,
                 $"Container '{name}' is already {live.Status.ToString().ToLowerInvariant()} (init pid {state.InitPid}). Stop it first, or use Restart-Container.", name);

@@ -1,11 +1,8 @@
-using System.Globalization;
 using PSContainers.Runtime.Cgroups;
 using PSContainers.Runtime.Config;
-using PSContainers.Runtime.Host;
 using PSContainers.Runtime.Namespaces;
 using PSContainers.Runtime.Native;
 using PSContainers.Runtime.State;
-using PSContainers.Runtime.Templates;
 using PSContainers.Runtime.UserNamespaces;
 using PSContainers.Runtime.Filesystem;
 using PSContainers.Runtime.Launcher;
@@ -80,12 +77,7 @@ internal sealed class ContainerStop : ContainerOperation
 
     internal (ContainerConfig, PersistedState) StopLocked(string name, TimeSpan? timeout, bool kill)
     {
-        if (!Store.Exists(name)) throw NotFound(name);
-        RecoverLocked(name);
-        var config = ConfigLoader.Load(Store.ConfigPath(name));
-        ContainerModes.CheckExisting(config, name);
-        var state = LoadState(name);
-        var live = Observe(name, state);
+        var (config, state, live) = Current(name);
         if (live.Status is ContainerStatus.Stopped or ContainerStatus.Saved)
             throw new ContainerException("ContainerNotRunning", ContainerErrorKind.InvalidOperation,
                 $"Container '{name}' is not running{(live.Status == ContainerStatus.Saved ? " (it is saved: Start-Container resumes it)" : "")}.", name);
